@@ -1,0 +1,94 @@
+//! Command-line interface: clap definitions and dispatch. One file per subcommand.
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub mod bench;
+pub mod config_check;
+pub mod deploy;
+pub mod drill;
+pub mod engine;
+pub mod lab;
+pub mod rehearse;
+pub mod start;
+pub mod topology;
+pub mod worker;
+
+/// Options every subcommand understands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Global {
+    /// Configuration file (TOML). Environment variables override it (see README).
+    #[arg(long, global = true, default_value = "c8dr.toml", env = "C8DR_CONFIG")]
+    pub config: PathBuf,
+    /// Log format: human or json.
+    #[arg(long, global = true, default_value = "human", env = "C8DR_LOG_FORMAT")]
+    pub log_format: String,
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "c8dr", version, about = "Disaster recovery for Camunda 8 dual-region installations, run as BPMN")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the job worker: executes c8dr.* service tasks against the configured targets.
+    Worker(worker::Args),
+    /// Deploy every .bpmn and .form under DIR to the management Camunda in one deployment.
+    Deploy(deploy::Args),
+    /// Start a failover or failback process instance with validated variables.
+    Start(start::Args),
+    /// DR drills: publish the c8dr-drill message that starts a drill.
+    #[command(subcommand)]
+    Drill(drill::Command),
+    /// Show the management Camunda's topology (checks connectivity and credentials).
+    Topology(topology::Args),
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(config_check::Command),
+    /// Run the simulated dual-region installation (the lab) standalone and print its URLs.
+    Lab(lab::Args),
+    /// Run the rehearsal engine alone (Zeebe gRPC gateway + REST v2 subset).
+    Engine(engine::Args),
+    /// Rehearse failover and failback (or a drill) end to end on this machine.
+    Rehearse(rehearse::Args),
+    /// Measure activation latency, worker memory and rehearsal overhead.
+    Bench(bench::Args),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let g = cli.global;
+        match cli.command {
+            Command::Worker(a) => worker::run(a, &g).await,
+            Command::Deploy(a) => deploy::run(a, &g).await,
+            Command::Start(a) => start::run(a, &g).await,
+            Command::Drill(c) => drill::run(c, &g).await,
+            Command::Topology(a) => topology::run(a, &g).await,
+            Command::Config(c) => config_check::run(c, &g).await,
+            Command::Lab(a) => lab::run(a, &g).await,
+            Command::Engine(a) => engine::run(a, &g).await,
+            Command::Rehearse(a) => rehearse::run(a, &g).await,
+            Command::Bench(a) => bench::run(a, &g).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

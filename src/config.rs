@@ -1,0 +1,368 @@
+//! Settings: the management Camunda connection, the worker, the audit journal and the targets
+//! (dual-region installations). Loaded from one TOML file plus environment overrides
+//! (`C8DR_` prefix, `__` separator, e.g. `C8DR_WORKER__MAX_JOBS_ACTIVE=4`), and Camunda's usual
+//! client variables for the management connection (CAMUNDA_* first, then ZEEBE_*).
+//!
+//! Secrets are never values in this file: they are [`SecretRef`]s (an env var name or a file
+//! path) resolved at use time, and [`Secret`] never prints its content.
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub management: ManagementConfig,
+    pub worker: WorkerConfig,
+    pub journal: JournalConfig,
+    /// Named dual-region installations; the process variable `target` picks one.
+    pub targets: BTreeMap<String, TargetConfig>,
+}
+
+/// How to reach the management Camunda (the one that runs c8dr's BPMN).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ManagementConfig {
+    /// gRPC address with scheme: `http://host:26500` (plaintext) or `https://host:443` (TLS).
+    pub grpc_address: String,
+    /// REST v2 address (user tasks, process instances) for the CLI.
+    pub rest_address: String,
+    /// PEM file with the CA to trust for TLS; system roots are used when absent.
+    pub ca_certificate_path: Option<PathBuf>,
+    pub auth: AuthConfig,
+    /// Per-request deadline for unary gRPC calls, in milliseconds.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for ManagementConfig {
+    fn default() -> Self {
+        Self {
+            grpc_address: "http://127.0.0.1:26500".into(),
+            rest_address: "http://127.0.0.1:8080".into(),
+            ca_certificate_path: None,
+            auth: AuthConfig::None,
+            request_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Authentication towards the management Camunda.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AuthConfig {
+    #[default]
+    None,
+    Basic {
+        username: String,
+        password: SecretRef,
+    },
+    /// OAuth 2.0 client credentials; the token is cached and refreshed before expiry.
+    Oauth {
+        client_id: String,
+        client_secret: SecretRef,
+        /// Token endpoint, e.g. `https://idp/realms/camunda-platform/protocol/openid-connect/token`.
+        authorization_server_url: String,
+        #[serde(default)]
+        audience: Option<String>,
+        #[serde(default)]
+        scope: Option<String>,
+    },
+}
+
+/// The job worker runtime.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Worker name sent to the gateway and written to the journal.
+    pub name: String,
+    /// Cap on jobs in flight per job type.
+    pub max_jobs_active: u32,
+    /// How long an activated job stays locked to this worker (ms).
+    pub job_timeout_ms: u64,
+    /// Open StreamActivatedJobs besides long polling.
+    pub stream_enabled: bool,
+    /// Long-poll request timeout (ms).
+    pub request_timeout_ms: u64,
+    /// Pause after an empty poll (ms).
+    pub poll_interval_ms: u64,
+    /// Back-off bounds after gateway errors (ms).
+    pub backoff_min_ms: u64,
+    pub backoff_max_ms: u64,
+    /// How long in-flight jobs may run after SIGTERM / Ctrl-C (ms).
+    pub shutdown_grace_ms: u64,
+    /// Retry back-off asked of the engine when a step fails transiently (ms).
+    pub fail_retry_backoff_ms: u64,
+    /// `/metrics`, `/healthz`, `/readyz`; empty disables the endpoint.
+    pub metrics_address: String,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            name: "c8dr-worker".into(),
+            max_jobs_active: 8,
+            job_timeout_ms: 60_000,
+            stream_enabled: true,
+            request_timeout_ms: 10_000,
+            poll_interval_ms: 100,
+            backoff_min_ms: 50,
+            backoff_max_ms: 5_000,
+            shutdown_grace_ms: 30_000,
+            fail_retry_backoff_ms: 5_000,
+            metrics_address: "127.0.0.1:9464".into(),
+        }
+    }
+}
+
+/// The audit journal: one JSON line per mutating call and per step outcome.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JournalConfig {
+    pub path: PathBuf,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        Self { path: PathBuf::from("c8dr-journal.jsonl") }
+    }
+}
+
+/// One dual-region installation.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// Drills (which simulate a region loss) refuse to run unless this is true.
+    #[serde(default)]
+    pub drill_allowed: bool,
+    #[serde(default = "defaults::cluster_size")]
+    pub cluster_size: u32,
+    #[serde(default = "defaults::partition_count")]
+    pub partition_count: u32,
+    #[serde(default = "defaults::replication_factor")]
+    pub replication_factor: u32,
+    /// Helm release name of Camunda in each region.
+    #[serde(default = "defaults::release")]
+    pub release: String,
+    /// Exporter ids are `<exporter_prefix><region>`, e.g. `camundaregion0`.
+    #[serde(default = "defaults::exporter_prefix")]
+    pub exporter_prefix: String,
+    /// Legacy 8.7 exporters `<legacy_exporter_prefix><region>`, handled when present and enabled.
+    #[serde(default = "defaults::legacy_exporter_prefix")]
+    pub legacy_exporter_prefix: String,
+    #[serde(default)]
+    pub snapshot: SnapshotConfig,
+    #[serde(default)]
+    pub helm: HelmConfig,
+    /// Exactly two regions; the index is the region id (brokers: even ids region 0, odd region 1).
+    pub regions: Vec<RegionConfig>,
+    /// Control API of a simulated installation (the lab): used by drills to simulate a region
+    /// loss and by `helm.mode = "lab"`. Absent for real installations.
+    #[serde(default)]
+    pub lab_control_url: Option<String>,
+}
+
+/// Elasticsearch snapshot repository used to copy the surviving region's data.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SnapshotConfig {
+    pub repository: String,
+    /// Repository type, e.g. `s3`, `gcs`, `azure`, `fs`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Repository settings as Elasticsearch takes them (bucket, client, base_path, ...).
+    pub settings: BTreeMap<String, serde_json::Value>,
+    /// Prefix of snapshot names; the process instance key is appended.
+    pub name_prefix: String,
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        Self {
+            repository: "camunda_backup".into(),
+            kind: "s3".into(),
+            settings: BTreeMap::new(),
+            name_prefix: "c8dr-failback".into(),
+        }
+    }
+}
+
+/// How the Helm (platform) steps are carried out.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HelmConfig {
+    pub mode: HelmMode,
+    /// helm binary (mode `command`).
+    pub binary: String,
+    /// Chart reference, e.g. `camunda/camunda-platform`.
+    pub chart: String,
+    pub chart_version: Option<String>,
+    /// Values files per region (index = region id), applied in order after `base_values`.
+    pub base_values: Vec<PathBuf>,
+    pub region_values: Vec<Vec<PathBuf>>,
+    /// Index in `orchestration.env` where c8dr may put CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA
+    /// (the first index after the env entries of your values files).
+    pub schema_env_index: u32,
+    /// Timeout for one helm command (seconds).
+    pub timeout_secs: u64,
+}
+
+impl Default for HelmConfig {
+    fn default() -> Self {
+        Self {
+            mode: HelmMode::Manual,
+            binary: "helm".into(),
+            chart: "camunda/camunda-platform".into(),
+            chart_version: None,
+            base_values: Vec::new(),
+            region_values: Vec::new(),
+            schema_env_index: 0,
+            timeout_secs: 900,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HelmMode {
+    /// Throw MANUAL_STEP_REQUIRED with the exact command; an operator runs it.
+    #[default]
+    Manual,
+    /// Run helm (and kubectl for checks) with exact arguments and a timeout.
+    Command,
+    /// Ask the lab's control API (rehearsals and drills against the lab).
+    Lab,
+}
+
+/// One region of a target.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionConfig {
+    pub name: String,
+    /// Kubernetes namespace of the Camunda release in this region.
+    #[serde(default)]
+    pub namespace: String,
+    #[serde(default)]
+    pub kube_context: Option<String>,
+    /// Zeebe management API, e.g. `http://camunda-zeebe-gateway.ns:9600`.
+    pub management_url: String,
+    /// Orchestration Cluster REST API, e.g. `http://camunda-zeebe-gateway.ns:8080`.
+    pub rest_url: String,
+    pub elasticsearch_url: String,
+    #[serde(default)]
+    pub rest_auth: HttpAuth,
+    #[serde(default)]
+    pub elasticsearch_auth: HttpAuth,
+    /// Per-request timeout towards this region (ms).
+    #[serde(default = "defaults::http_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+/// Authentication for a target's HTTP APIs.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
+pub enum HttpAuth {
+    #[default]
+    None,
+    Basic {
+        username: String,
+        password: SecretRef,
+    },
+    Bearer {
+        token: SecretRef,
+    },
+    ApiKey {
+        key: SecretRef,
+    },
+}
+
+/// Where a secret lives: an environment variable or a file. Never the secret itself.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    #[serde(default)]
+    pub env: Option<String>,
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+}
+
+/// Why a secret could not be read; names the reference, never the value.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("secret reference is empty: set `env = \"VAR\"` or `file = \"/path\"`")]
+    Empty,
+    #[error("environment variable {0} (named by a secret reference) is not set")]
+    EnvMissing(String),
+    #[error("secret file {path}: {source}")]
+    File { path: PathBuf, source: std::io::Error },
+}
+
+impl SecretRef {
+    pub fn from_env(var: &str) -> Self {
+        Self { env: Some(var.to_string()), file: None }
+    }
+
+    /// Reads the secret: the env var first, then the file (trailing newline trimmed).
+    pub fn resolve(&self) -> Result<Secret, SecretError> {
+        if let Some(var) = &self.env {
+            return std::env::var(var).map(Secret).map_err(|_| SecretError::EnvMissing(var.clone()));
+        }
+        if let Some(path) = &self.file {
+            return std::fs::read_to_string(path)
+                .map(|s| Secret(s.trim_end_matches(['\n', '\r']).to_string()))
+                .map_err(|source| SecretError::File { path: path.clone(), source });
+        }
+        Err(SecretError::Empty)
+    }
+}
+
+/// A secret value. `Debug` and `Display` print `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The secret itself, for building a request. Never log what this returns.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+pub mod defaults {
+    pub fn cluster_size() -> u32 {
+        8
+    }
+    pub fn partition_count() -> u32 {
+        8
+    }
+    pub fn replication_factor() -> u32 {
+        4
+    }
+    pub fn release() -> String {
+        "camunda".into()
+    }
+    pub fn exporter_prefix() -> String {
+        "camundaregion".into()
+    }
+    pub fn legacy_exporter_prefix() -> String {
+        "elasticsearchregion".into()
+    }
+    pub fn http_timeout_ms() -> u64 {
+        10_000
+    }
+}

@@ -1,0 +1,1 @@
+//! Job type -> step; variables in/out; step outcome -> complete / fail / BPMN error.

@@ -1,0 +1,1 @@
+//! Tracing setup, Prometheus metrics and the health endpoints.

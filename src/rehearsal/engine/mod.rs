@@ -1,0 +1,1 @@
+//! The rehearsal engine: Zeebe gateway gRPC + REST v2 subset + BPMN interpreter.

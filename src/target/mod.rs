@@ -1,0 +1,1 @@
+//! The dual-region installation: management API, REST v2, Elasticsearch; typed models.

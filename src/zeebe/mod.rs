@@ -1,0 +1,1 @@
+//! The management Camunda: gRPC client (TLS, OAuth), job worker runtime.
