@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The one command that runs every test: BPMN lint (installs its pinned npm tools itself),
+# then all Rust tests (unit, integration, end-to-end rehearsals).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v npm >/dev/null || { echo "error: npm is required (Node 20): BPMN lint and the proto wire-compatibility test use it" >&2; exit 1; }
+
+echo "== bpmnlint (camunda-compat 8.8) =="
+bash scripts/lint-bpmn.sh
+
+echo "== cargo test =="
+cargo test --locked --all-targets "$@"
