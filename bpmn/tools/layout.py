@@ -162,7 +162,8 @@ def container(node, inner, label_space=30, padding=25):
     node.x, node.y = 0, 0
     node.w = inner.w + 2 * padding
     node.h = inner.h + 2 * padding + label_space
-    return Frag([node] + inner.shapes, node.w, node.h, inner.main_y, node, node)
+    return Frag([node] + inner.shapes, node.w, node.h, inner.main_y + padding + label_space, node,
+                node)
 
 
 def attach(boundary, host, offset):
@@ -186,8 +187,13 @@ def _in_range(model, f, lo, hi):
 def route(model, f):
     s, t = f.src, f.tgt
     if f.route == "h":
-        if abs(s.cy - t.cy) < 1:
-            return [(s.right, s.cy), (t.x, t.cy)]
+        sy, ty = s.cy, t.cy
+        if s.kind == "subProcess" and s.y < ty < s.bottom:
+            sy = ty
+        if t.kind == "subProcess" and t.y < sy < t.bottom:
+            ty = sy
+        if abs(sy - ty) < 1:
+            return [(s.right, sy), (t.x, ty)]
         if t.x > s.right:
             if s.kind.endswith("Gateway") and t.cy > s.cy:
                 return [(s.cx, s.bottom), (s.cx, t.cy), (t.x, t.cy)]

@@ -131,6 +131,7 @@ def guarded(m, parent, host_frag, host, boundary_body, boundary_name, notify_eve
     first_abort = abort_merge if aborted_gateway else abort_tail[0]
     m.flow(decide, first_abort, name="abort", default=True)
     if aborted_gateway:
+        m.flow(host, aborted)
         m.flow(aborted, abort_merge, name="aborted", cond="= abortRequested = true", route="down")
         m.flow(abort_merge, abort_tail[0])
     for x, y in zip(abort_tail, abort_tail[1:]):
