@@ -9,6 +9,7 @@ set -euo pipefail
 BPMNLINT_VERSION=11.15.0
 CAMUNDA_COMPAT_VERSION=2.61.0
 ZEEBE_MODDLE_VERSION=2.0.0
+TEMPLATES_VALIDATOR_VERSION=2.26.0
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
@@ -54,6 +55,35 @@ abs_files=()
 for f in "${files[@]}"; do
     abs_files+=("$(cd "$(dirname "$f")" && pwd)/$(basename "$f")")
 done
-cd "$tools"
-exec node "$tools/node_modules/bpmnlint/bin/bpmnlint.js" \
-    --config "$repo_root/.bpmnlintrc" --max-warnings=0 "${abs_files[@]}"
+(cd "$tools" && node "$tools/node_modules/bpmnlint/bin/bpmnlint.js" \
+    --config "$repo_root/.bpmnlintrc" --max-warnings=0 "${abs_files[@]}")
+
+# The element templates (bpmn/templates/*.json) against the Zeebe element template schema,
+# with the validator Camunda Modeler uses. Skipped when files were named on the command line.
+if [ "$#" -gt 0 ]; then
+    exit 0
+fi
+templates_tools="$repo_root/.tools/element-templates"
+if [ "$(tools="$templates_tools" installed_version @bpmn-io/element-templates-validator)" != "$TEMPLATES_VALIDATOR_VERSION" ]; then
+    echo "lint-bpmn: installing @bpmn-io/element-templates-validator $TEMPLATES_VALIDATOR_VERSION into .tools/element-templates" >&2
+    mkdir -p "$templates_tools"
+    npm install --prefix "$templates_tools" \
+        "@bpmn-io/element-templates-validator@$TEMPLATES_VALIDATOR_VERSION" --no-audit --no-fund >&2
+fi
+(cd "$templates_tools" && node -e '
+const fs = require("fs");
+const { validateAllZeebe } = require("@bpmn-io/element-templates-validator");
+let failed = false;
+for (const file of process.argv.slice(1)) {
+  const parsed = JSON.parse(fs.readFileSync(file, "utf8"));
+  const result = validateAllZeebe(Array.isArray(parsed) ? parsed : [parsed]);
+  for (const r of result.results.filter(r => !r.valid)) {
+    failed = true;
+    for (const e of r.errors) {
+      console.error(`${file}: ${r.object && r.object.id}: ${e.instancePath} ${e.message}`);
+    }
+  }
+}
+if (failed) { process.exit(1); }
+' "$repo_root"/bpmn/templates/*.json)
+echo "lint-bpmn: BPMN and element templates clean" >&2
