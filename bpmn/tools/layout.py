@@ -253,8 +253,16 @@ def _node_xml(model, n, ind):
         out.append(f"{p}  <bpmn:documentation>{escape(n.doc)}</bpmn:documentation>")
     if n.ext:
         out.append(f"{p}  <bpmn:extensionElements>")
-        for line in n.ext.strip().splitlines():
-            out.append(f"{p}    {line.strip()}")
+        depth = 0
+        for line in (x.strip() for x in n.ext.strip().splitlines()):
+            if not line:
+                continue
+            if line.startswith("</"):
+                depth -= 1
+            out.append(f"{p}    {'  ' * depth}{line}")
+            if line.startswith("<") and not line.startswith("</") and not line.endswith("/>") \
+                    and "</" not in line:
+                depth += 1
         out.append(f"{p}  </bpmn:extensionElements>")
     for f in n.incoming:
         out.append(f"{p}  <bpmn:incoming>{f.id}</bpmn:incoming>")
