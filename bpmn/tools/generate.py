@@ -9,6 +9,7 @@ the processes. Check the result with scripts/lint-bpmn.sh and cargo test --test 
 import os
 import sys
 
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(__file__))
 
 from layout import Frag, Model, container, pad, seq, single, to_xml  # noqa: E402
