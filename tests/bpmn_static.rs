@@ -70,9 +70,14 @@ fn quoted_with_prefix(text: &str, quote: char, prefix: &str) -> BTreeSet<String>
     out
 }
 
-/// Job types in src/jobs.rs: its `"c8dr.<name>"` string literals.
+/// Job types in src/jobs.rs: its `"c8dr.<name>"` string literals (file names such as
+/// `"c8dr.toml"` are not job types).
 fn job_types_in_code() -> BTreeSet<String> {
+    const FILE_EXTENSIONS: [&str; 6] = ["toml", "json", "jsonl", "yaml", "yml", "log"];
     quoted_with_prefix(&read(&root().join("src/jobs.rs")), '"', "c8dr.")
+        .into_iter()
+        .filter(|t| !FILE_EXTENSIONS.contains(&&t["c8dr.".len()..]))
+        .collect()
 }
 
 /// Job types in docs/jobs.md: backticked `c8dr.<name>`.
@@ -702,4 +707,44 @@ fn approvals_remind_and_call_activities_and_messages_resolve() {
         .expect("drill");
     let doc = drill.doc();
     assert!(bpmn_elems(&doc, "message").any(|m| m.attribute("name") == Some("c8dr-drill")));
+}
+
+/// Job types whose row in docs/jobs.md says they complete with `verified` (the check tasks).
+fn check_job_types_in_docs() -> BTreeSet<String> {
+    read(&root().join("docs/jobs.md"))
+        .lines()
+        .filter(|l| l.starts_with("| `c8dr.") && l.contains("`verified`"))
+        .flat_map(|l| quoted_with_prefix(l, '`', "c8dr."))
+        .collect()
+}
+
+#[test]
+fn verification_loops_run_check_tasks_only() {
+    let checks = check_job_types_in_docs();
+    assert!(
+        checks.contains("c8dr.await-change"),
+        "check types from docs: {checks:?}"
+    );
+    for f in bpmn_files() {
+        let doc = f.doc();
+        for sp in bpmn_elems(&doc, "subProcess") {
+            let is_loop = sp
+                .children()
+                .any(|c| is(&c, BPMN_NS, "intermediateCatchEvent") && has_timer(&c));
+            if !is_loop {
+                continue;
+            }
+            for task in sp.children().filter(|c| is(c, BPMN_NS, "serviceTask")) {
+                let ty = own_ext(task, "taskDefinition")[0]
+                    .attribute("type")
+                    .unwrap_or_default();
+                assert!(
+                    checks.contains(ty),
+                    "{}: loop {} runs {ty}, which does not complete with `verified`",
+                    f.name,
+                    id(&sp)
+                );
+            }
+        }
+    }
 }
