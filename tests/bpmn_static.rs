@@ -1,0 +1,750 @@
+//! Static checks that bpmn/ (processes, forms, element templates), docs/jobs.md and src/ agree:
+//! job types, headers, forms and their fields, error codes, verification loops, FEEL syntax and
+//! the diagrams. No engine, no network: this reads files.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use roxmltree::{Document, Node};
+
+const BPMN_NS: &str = "http://www.omg.org/spec/BPMN/20100524/MODEL";
+const ZEEBE_NS: &str = "http://camunda.org/schema/zeebe/1.0";
+const DI_NS: &str = "http://www.omg.org/spec/BPMN/20100524/DI";
+const DC_NS: &str = "http://www.omg.org/spec/DD/20100524/DC";
+const PROCESSES: [&str; 3] = ["dr-failover", "dr-failback", "dr-drill"];
+
+/// BPMN elements that are flow nodes (get a shape and may be sources/targets of flows).
+const FLOW_NODES: [&str; 10] = [
+    "startEvent",
+    "endEvent",
+    "intermediateCatchEvent",
+    "boundaryEvent",
+    "serviceTask",
+    "userTask",
+    "callActivity",
+    "subProcess",
+    "exclusiveGateway",
+    "parallelGateway",
+];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Every `<quote>PREFIX...<quote>` in `text` (e.g. "c8dr." inside string literals or backticks).
+fn quoted_with_prefix(text: &str, quote: char, prefix: &str) -> BTreeSet<String> {
+    let needle = format!("{quote}{prefix}");
+    let mut out = BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(&needle) {
+        let after = &rest[i + 1..];
+        match after.find(quote) {
+            Some(end) => {
+                let word = &after[..end];
+                if word
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+                {
+                    out.insert(word.to_string());
+                }
+                rest = &after[end + 1..];
+            }
+            None => break,
+        }
+    }
+    out
+}
+
+/// Job types in src/jobs.rs: its `"c8dr.<name>"` string literals (file names such as
+/// `"c8dr.toml"` are not job types).
+fn job_types_in_code() -> BTreeSet<String> {
+    const FILE_EXTENSIONS: [&str; 6] = ["toml", "json", "jsonl", "yaml", "yml", "log"];
+    quoted_with_prefix(&read(&root().join("src/jobs.rs")), '"', "c8dr.")
+        .into_iter()
+        .filter(|t| !FILE_EXTENSIONS.contains(&&t["c8dr.".len()..]))
+        .collect()
+}
+
+/// Job types in docs/jobs.md: backticked `c8dr.<name>`.
+fn job_types_in_docs() -> BTreeSet<String> {
+    quoted_with_prefix(&read(&root().join("docs/jobs.md")), '`', "c8dr.")
+}
+
+struct Bpmn {
+    name: String,
+    text: String,
+}
+
+impl Bpmn {
+    fn doc(&self) -> Document<'_> {
+        Document::parse(&self.text).unwrap_or_else(|e| panic!("{}: invalid XML: {e}", self.name))
+    }
+}
+
+fn bpmn_files() -> Vec<Bpmn> {
+    let files = files_with_ext(&root().join("bpmn"), "bpmn");
+    assert!(!files.is_empty(), "no .bpmn files in bpmn/");
+    files
+        .into_iter()
+        .map(|p| Bpmn {
+            name: p.file_name().unwrap().to_string_lossy().into_owned(),
+            text: read(&p),
+        })
+        .collect()
+}
+
+fn is(node: &Node, ns: &str, name: &str) -> bool {
+    node.is_element() && node.tag_name().namespace() == Some(ns) && node.tag_name().name() == name
+}
+
+fn bpmn_elems<'a>(doc: &'a Document, name: &'a str) -> impl Iterator<Item = Node<'a, 'a>> + 'a {
+    doc.descendants().filter(move |n| is(n, BPMN_NS, name))
+}
+
+fn zeebe_children<'a>(node: Node<'a, 'a>, name: &'a str) -> impl Iterator<Item = Node<'a, 'a>> {
+    node.descendants().filter(move |n| is(n, ZEEBE_NS, name))
+}
+
+/// The zeebe extension elements directly on `node` (not those of nested elements).
+fn own_ext<'a>(node: Node<'a, 'a>, name: &'a str) -> Vec<Node<'a, 'a>> {
+    node.children()
+        .filter(|c| is(c, BPMN_NS, "extensionElements"))
+        .flat_map(|e| e.descendants().filter(move |n| is(n, ZEEBE_NS, name)))
+        .collect()
+}
+
+fn id<'a>(node: &Node<'a, 'a>) -> &'a str {
+    node.attribute("id").unwrap_or("<no id>")
+}
+
+/// (job type, header key, header value) of every service task.
+fn service_tasks(doc: &Document) -> Vec<(String, String, BTreeMap<String, String>)> {
+    bpmn_elems(doc, "serviceTask")
+        .map(|task| {
+            let ty = own_ext(task, "taskDefinition")
+                .first()
+                .and_then(|d| d.attribute("type"))
+                .unwrap_or_else(|| panic!("service task {} has no job type", id(&task)))
+                .to_string();
+            let headers = own_ext(task, "header")
+                .into_iter()
+                .map(|h| {
+                    (
+                        h.attribute("key").unwrap_or_default().to_string(),
+                        h.attribute("value").unwrap_or_default().to_string(),
+                    )
+                })
+                .collect();
+            (id(&task).to_string(), ty, headers)
+        })
+        .collect()
+}
+
+#[test]
+fn the_three_processes_exist_with_their_ids() {
+    let ids: BTreeSet<String> = bpmn_files()
+        .iter()
+        .flat_map(|f| {
+            let doc = f.doc();
+            bpmn_elems(&doc, "process")
+                .map(|p| {
+                    assert_eq!(p.attribute("isExecutable"), Some("true"), "{}", f.name);
+                    assert_eq!(f.name, format!("{}.bpmn", id(&p)), "file name = process id");
+                    id(&p).to_string()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for p in PROCESSES {
+        assert!(ids.contains(p), "process {p} missing in bpmn/");
+    }
+}
+
+#[test]
+fn job_types_agree_between_bpmn_docs_and_code() {
+    let code = job_types_in_code();
+    assert!(
+        !code.is_empty(),
+        "src/jobs.rs has no \"c8dr.<name>\" job type literals yet: the job type list must be \
+         defined there (docs/jobs.md)"
+    );
+    let docs = job_types_in_docs();
+    let mut used = BTreeSet::new();
+    for f in bpmn_files() {
+        let doc = f.doc();
+        for (task, ty, _) in service_tasks(&doc) {
+            assert!(
+                docs.contains(&ty),
+                "{}: {task} uses {ty}, not in docs/jobs.md",
+                f.name
+            );
+            assert!(
+                code.contains(&ty),
+                "{}: {task} uses {ty}, not in src/jobs.rs",
+                f.name
+            );
+            used.insert(ty);
+        }
+    }
+    let unused: Vec<_> = code.difference(&used).collect();
+    assert!(
+        unused.is_empty(),
+        "job types of src/jobs.rs used by no BPMN: {unused:?}"
+    );
+}
+
+/// The allowed header values per job type, from the element templates.
+fn template_headers() -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
+    let mut out = BTreeMap::new();
+    for t in templates() {
+        let ty = template_job_type(&t);
+        let mut headers = BTreeMap::new();
+        for p in t["properties"].as_array().expect("properties") {
+            if p["binding"]["type"] == "zeebe:taskHeader" {
+                let key = p["binding"]["key"]
+                    .as_str()
+                    .expect("header key")
+                    .to_string();
+                let values = p["choices"]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{ty}: header {key} is not a dropdown"))
+                    .iter()
+                    .map(|c| c["value"].as_str().expect("choice value").to_string())
+                    .collect();
+                headers.insert(key, values);
+            }
+        }
+        out.insert(ty, headers);
+    }
+    out
+}
+
+#[test]
+fn headers_in_bpmn_are_allowed_by_the_element_templates() {
+    let allowed = template_headers();
+    for f in bpmn_files() {
+        let doc = f.doc();
+        for (task, ty, headers) in service_tasks(&doc) {
+            let Some(keys) = allowed.get(&ty) else {
+                panic!("{}: {task}: no element template for {ty}", f.name)
+            };
+            for (k, v) in &headers {
+                let values = keys
+                    .get(k)
+                    .unwrap_or_else(|| panic!("{}: {task}: {ty} has no header {k}", f.name));
+                assert!(
+                    values.contains(v),
+                    "{}: {task}: {ty} header {k}={v}",
+                    f.name
+                );
+            }
+            for k in keys.keys() {
+                let optional = ty == "c8dr.drill-canaries" && k == "region";
+                assert!(
+                    optional || headers.contains_key(k),
+                    "{}: {task}: {ty} lacks header {k}",
+                    f.name
+                );
+            }
+        }
+    }
+}
+
+/// formId -> the variables its user task completes with, from the table in docs/jobs.md.
+fn forms_in_docs() -> BTreeMap<String, BTreeSet<String>> {
+    let docs = read(&root().join("docs/jobs.md"));
+    let mut out = BTreeMap::new();
+    for line in docs.lines().filter(|l| l.starts_with("| `c8dr-")) {
+        let cells: Vec<&str> = line.split('|').collect();
+        let form_id = cells[1].trim().trim_matches('`').to_string();
+        let last = cells[cells.len() - 2];
+        let keys = last
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|k| k.chars().all(|c| c.is_ascii_alphanumeric()))
+            .map(str::to_string)
+            .collect();
+        out.insert(form_id, keys);
+    }
+    assert!(!out.is_empty(), "docs/jobs.md lists no formIds");
+    out
+}
+
+fn forms() -> BTreeMap<String, serde_json::Value> {
+    files_with_ext(&root().join("bpmn/forms"), "form")
+        .into_iter()
+        .map(|p| {
+            let v: serde_json::Value = serde_json::from_str(&read(&p))
+                .unwrap_or_else(|e| panic!("{}: invalid JSON: {e}", p.display()));
+            let form_id = v["id"].as_str().expect("form id").to_string();
+            assert_eq!(
+                p.file_stem().unwrap().to_string_lossy(),
+                form_id,
+                "{}: file name must be the formId",
+                p.display()
+            );
+            assert_eq!(v["schemaVersion"], 19, "{form_id}: schemaVersion");
+            assert_eq!(v["executionPlatformVersion"], "8.8.0", "{form_id}");
+            (form_id, v)
+        })
+        .collect()
+}
+
+fn component_keys(v: &serde_json::Value, out: &mut BTreeMap<String, serde_json::Value>) {
+    if let Some(list) = v["components"].as_array() {
+        for c in list {
+            if let Some(k) = c["key"].as_str() {
+                out.insert(k.to_string(), c.clone());
+            }
+            component_keys(c, out);
+        }
+    }
+}
+
+#[test]
+fn every_form_is_used_and_every_form_id_has_a_form_with_the_documented_fields() {
+    let forms = forms();
+    let docs = forms_in_docs();
+    let mut used = BTreeSet::new();
+    for f in bpmn_files() {
+        let doc = f.doc();
+        for task in bpmn_elems(&doc, "userTask") {
+            let t = id(&task);
+            assert_eq!(
+                own_ext(task, "userTask").len(),
+                1,
+                "{}: {t}: zeebe:userTask",
+                f.name
+            );
+            let def = own_ext(task, "formDefinition");
+            let form_id = def
+                .first()
+                .and_then(|d| d.attribute("formId"))
+                .unwrap_or_else(|| panic!("{}: {t} has no linked form", f.name));
+            assert!(
+                forms.contains_key(form_id),
+                "{}: {t}: no form {form_id}",
+                f.name
+            );
+            assert!(
+                docs.contains_key(form_id),
+                "{}: {t}: {form_id} not in docs",
+                f.name
+            );
+            let groups = own_ext(task, "assignmentDefinition")
+                .first()
+                .and_then(|a| a.attribute("candidateGroups"))
+                .map(str::to_string);
+            assert!(groups.is_some(), "{}: {t}: candidate groups", f.name);
+            assert!(
+                !own_ext(task, "taskSchedule").is_empty(),
+                "{}: {t}: due date",
+                f.name
+            );
+            used.insert(form_id.to_string());
+        }
+    }
+    for (form_id, fields) in &docs {
+        let form = forms
+            .get(form_id)
+            .unwrap_or_else(|| panic!("no form for {form_id}"));
+        let mut keys = BTreeMap::new();
+        component_keys(form, &mut keys);
+        for field in fields {
+            let c = keys
+                .get(field)
+                .unwrap_or_else(|| panic!("{form_id}: no field with key {field}"));
+            if field != "comment" {
+                assert_eq!(
+                    c["validate"]["required"], true,
+                    "{form_id}: {field} required"
+                );
+            }
+        }
+    }
+    let unused: Vec<_> = forms.keys().filter(|k| !used.contains(*k)).collect();
+    assert!(unused.is_empty(), "forms used by no user task: {unused:?}");
+}
+
+#[test]
+fn error_codes_exist_in_the_code_and_error_refs_resolve() {
+    let known: BTreeSet<&str> = c8dr::procedure::errors::ALL.iter().copied().collect();
+    let errors_rs = read(&root().join("src/procedure/errors.rs"));
+    for f in bpmn_files() {
+        let doc = f.doc();
+        let mut ids = BTreeSet::new();
+        for e in bpmn_elems(&doc, "error") {
+            let code = e.attribute("errorCode").expect("errorCode");
+            assert!(
+                known.contains(code),
+                "{}: error code {code} not in errors.rs",
+                f.name
+            );
+            assert!(
+                errors_rs.contains(&format!("\"{code}\"")),
+                "{code} in errors.rs"
+            );
+            ids.insert(id(&e).to_string());
+        }
+        for d in bpmn_elems(&doc, "errorEventDefinition") {
+            if let Some(r) = d.attribute("errorRef") {
+                assert!(ids.contains(r), "{}: unresolved errorRef {r}", f.name);
+            }
+        }
+    }
+}
+
+fn templates() -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for p in files_with_ext(&root().join("bpmn/templates"), "json") {
+        let v: serde_json::Value = serde_json::from_str(&read(&p))
+            .unwrap_or_else(|e| panic!("{}: invalid JSON: {e}", p.display()));
+        match v {
+            serde_json::Value::Array(list) => out.extend(list),
+            other => out.push(other),
+        }
+    }
+    assert!(!out.is_empty(), "no element templates in bpmn/templates");
+    out
+}
+
+fn template_job_type(t: &serde_json::Value) -> String {
+    t["properties"]
+        .as_array()
+        .expect("properties")
+        .iter()
+        .find(|p| {
+            p["binding"]["type"] == "zeebe:taskDefinition" && p["binding"]["property"] == "type"
+        })
+        .and_then(|p| p["value"].as_str())
+        .unwrap_or_else(|| panic!("template {} has no job type", t["id"]))
+        .to_string()
+}
+
+#[test]
+fn element_templates_cover_the_job_types_of_the_code() {
+    let code = job_types_in_code();
+    assert!(
+        !code.is_empty(),
+        "src/jobs.rs has no \"c8dr.<name>\" job type literals yet"
+    );
+    let mut covered = BTreeSet::new();
+    for t in templates() {
+        assert_eq!(
+            t["$schema"],
+            "https://unpkg.com/@camunda/zeebe-element-templates-json-schema/resources/schema.json"
+        );
+        assert_eq!(t["appliesTo"], serde_json::json!(["bpmn:Task"]));
+        assert_eq!(t["elementType"]["value"], "bpmn:ServiceTask");
+        let ty = template_job_type(&t);
+        assert!(
+            code.contains(&ty),
+            "template {} uses {ty}, not in src/jobs.rs",
+            t["id"]
+        );
+        covered.insert(ty);
+    }
+    let missing: Vec<_> = code.difference(&covered).collect();
+    assert!(
+        missing.is_empty(),
+        "job types without an element template: {missing:?}"
+    );
+}
+
+fn has_timer(node: &Node) -> bool {
+    node.children()
+        .any(|c| is(&c, BPMN_NS, "timerEventDefinition"))
+}
+
+#[test]
+fn every_verification_loop_has_an_interrupting_timer_boundary() {
+    let mut loops = 0;
+    for f in bpmn_files() {
+        let doc = f.doc();
+        for sp in bpmn_elems(&doc, "subProcess") {
+            let waits = sp
+                .children()
+                .any(|c| is(&c, BPMN_NS, "intermediateCatchEvent") && has_timer(&c));
+            if !waits {
+                continue;
+            }
+            loops += 1;
+            let guarded = bpmn_elems(&doc, "boundaryEvent").any(|b| {
+                b.attribute("attachedToRef") == Some(id(&sp))
+                    && has_timer(&b)
+                    && b.attribute("cancelActivity") != Some("false")
+            });
+            assert!(
+                guarded,
+                "{}: loop {} has no interrupting timer",
+                f.name,
+                id(&sp)
+            );
+        }
+    }
+    assert!(
+        loops >= 10,
+        "expected the verification loops, found {loops}"
+    );
+}
+
+/// Every FEEL expression: attribute values and element texts starting with `=`.
+fn feel_expressions(doc: &Document) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for n in doc.descendants().filter(|n| n.is_element()) {
+        for a in n.attributes() {
+            if let Some(e) = a.value().trim_start().strip_prefix('=') {
+                out.push((
+                    format!("{}@{}", n.tag_name().name(), a.name()),
+                    e.to_string(),
+                ));
+            }
+        }
+        if let Some(text) = n.text() {
+            let only_text = n.children().all(|c| c.is_text());
+            if let Some(e) = text.trim_start().strip_prefix('=').filter(|_| only_text) {
+                out.push((n.tag_name().name().to_string(), e.to_string()));
+            }
+        }
+    }
+    out
+}
+
+fn parse_feel(expr: &str) -> Result<(), String> {
+    let scope = dsntk_feel::FeelScope::default();
+    dsntk_feel_parser::parse_expression(&scope, expr.trim(), false)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn the_feel_check_rejects_broken_expressions() {
+    assert!(parse_feel("verified = true").is_ok());
+    assert!(parse_feel("now() + duration(approvalDue)").is_ok());
+    for broken in [
+        "(changeId",
+        "a = ",
+        "if a then",
+        "now() + duration(x",
+        "\"open",
+    ] {
+        assert!(parse_feel(broken).is_err(), "{broken} must not parse");
+    }
+}
+
+#[test]
+fn every_feel_expression_parses() {
+    let mut count = 0;
+    for f in bpmn_files() {
+        let doc = f.doc();
+        for (place, expr) in feel_expressions(&doc) {
+            count += 1;
+            if let Err(e) = parse_feel(&expr) {
+                panic!("{}: {place}: `= {expr}` does not parse: {e}", f.name);
+            }
+        }
+    }
+    assert!(count > 50, "expected many FEEL expressions, found {count}");
+}
+
+#[test]
+fn flows_connect_existing_nodes_and_everything_has_a_diagram() {
+    for f in bpmn_files() {
+        let doc = f.doc();
+        let nodes: BTreeMap<&str, Node> = doc
+            .descendants()
+            .filter(|n| FLOW_NODES.iter().any(|k| is(n, BPMN_NS, k)))
+            .map(|n| (id(&n), n))
+            .collect();
+        let flows: Vec<Node> = bpmn_elems(&doc, "sequenceFlow").collect();
+        let shapes: BTreeMap<&str, Node> = doc
+            .descendants()
+            .filter(|n| is(n, DI_NS, "BPMNShape"))
+            .map(|n| (n.attribute("bpmnElement").unwrap_or_default(), n))
+            .collect();
+        let edges: BTreeMap<&str, Node> = doc
+            .descendants()
+            .filter(|n| is(n, DI_NS, "BPMNEdge"))
+            .map(|n| (n.attribute("bpmnElement").unwrap_or_default(), n))
+            .collect();
+        for flow in &flows {
+            let fid = id(flow);
+            for end in ["sourceRef", "targetRef"] {
+                let r = flow.attribute(end).unwrap_or_default();
+                let n = nodes
+                    .get(r)
+                    .unwrap_or_else(|| panic!("{}: {fid}: {end} {r} does not exist", f.name));
+                assert_eq!(
+                    n.parent(),
+                    flow.parent(),
+                    "{}: {fid} crosses a scope",
+                    f.name
+                );
+            }
+            let edge = edges
+                .get(fid)
+                .unwrap_or_else(|| panic!("{}: flow {fid} has no BPMNEdge", f.name));
+            let points = edge
+                .children()
+                .filter(|c| c.tag_name().name() == "waypoint");
+            assert!(points.count() >= 2, "{}: {fid}: waypoints", f.name);
+        }
+        for (nid, node) in &nodes {
+            let shape = shapes
+                .get(nid)
+                .unwrap_or_else(|| panic!("{}: {nid} has no BPMNShape", f.name));
+            let bounds = shape.children().find(|c| is(c, DC_NS, "Bounds"));
+            assert!(bounds.is_some(), "{}: {nid}: shape without bounds", f.name);
+            let kind = node.tag_name().name();
+            let incoming = flows
+                .iter()
+                .any(|fl| fl.attribute("targetRef") == Some(nid));
+            let outgoing = flows
+                .iter()
+                .any(|fl| fl.attribute("sourceRef") == Some(nid));
+            if kind != "startEvent" && kind != "boundaryEvent" {
+                assert!(incoming, "{}: {nid} is never reached", f.name);
+            }
+            if kind != "endEvent" {
+                assert!(outgoing, "{}: {nid} leads nowhere", f.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn diverging_exclusive_gateways_have_conditions_or_a_default() {
+    for f in bpmn_files() {
+        let doc = f.doc();
+        for gw in bpmn_elems(&doc, "exclusiveGateway") {
+            let out: Vec<Node> = bpmn_elems(&doc, "sequenceFlow")
+                .filter(|fl| fl.attribute("sourceRef") == Some(id(&gw)))
+                .collect();
+            if out.len() < 2 {
+                continue;
+            }
+            let default = gw.attribute("default");
+            assert!(
+                default.is_some(),
+                "{}: {} has no default flow",
+                f.name,
+                id(&gw)
+            );
+            for fl in out {
+                let conditional = fl
+                    .children()
+                    .any(|c| is(&c, BPMN_NS, "conditionExpression"));
+                assert!(
+                    conditional || default == Some(id(&fl)),
+                    "{}: {} without condition",
+                    f.name,
+                    id(&fl)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn approvals_remind_and_call_activities_and_messages_resolve() {
+    for f in bpmn_files() {
+        let doc = f.doc();
+        for task in bpmn_elems(&doc, "userTask") {
+            let form = own_ext(task, "formDefinition")[0]
+                .attribute("formId")
+                .unwrap();
+            if !form.starts_with("c8dr-approve") && !form.starts_with("c8dr-confirm") {
+                continue;
+            }
+            let reminder = bpmn_elems(&doc, "boundaryEvent").any(|b| {
+                b.attribute("attachedToRef") == Some(id(&task))
+                    && has_timer(&b)
+                    && b.attribute("cancelActivity") == Some("false")
+            });
+            assert!(
+                reminder,
+                "{}: approval {} has no reminder",
+                f.name,
+                id(&task)
+            );
+        }
+        for call in bpmn_elems(&doc, "callActivity") {
+            let called = zeebe_children(call, "calledElement")
+                .next()
+                .expect("calledElement");
+            let pid = called.attribute("processId").unwrap_or_default();
+            assert!(PROCESSES.contains(&pid), "{}: calls unknown {pid}", f.name);
+        }
+        let messages: BTreeSet<&str> = bpmn_elems(&doc, "message").map(|m| id(&m)).collect();
+        for d in bpmn_elems(&doc, "messageEventDefinition") {
+            let r = d.attribute("messageRef").unwrap_or_default();
+            assert!(
+                messages.contains(r),
+                "{}: unresolved messageRef {r}",
+                f.name
+            );
+        }
+    }
+    let drill = bpmn_files()
+        .into_iter()
+        .find(|f| f.name == "dr-drill.bpmn")
+        .expect("drill");
+    let doc = drill.doc();
+    assert!(bpmn_elems(&doc, "message").any(|m| m.attribute("name") == Some("c8dr-drill")));
+}
+
+/// Job types whose row in docs/jobs.md says they complete with `verified` (the check tasks).
+fn check_job_types_in_docs() -> BTreeSet<String> {
+    read(&root().join("docs/jobs.md"))
+        .lines()
+        .filter(|l| l.starts_with("| `c8dr.") && l.contains("`verified`"))
+        .flat_map(|l| quoted_with_prefix(l, '`', "c8dr."))
+        .collect()
+}
+
+#[test]
+fn verification_loops_run_check_tasks_only() {
+    let checks = check_job_types_in_docs();
+    assert!(
+        checks.contains("c8dr.await-change"),
+        "check types from docs: {checks:?}"
+    );
+    for f in bpmn_files() {
+        let doc = f.doc();
+        for sp in bpmn_elems(&doc, "subProcess") {
+            let is_loop = sp
+                .children()
+                .any(|c| is(&c, BPMN_NS, "intermediateCatchEvent") && has_timer(&c));
+            if !is_loop {
+                continue;
+            }
+            for task in sp.children().filter(|c| is(c, BPMN_NS, "serviceTask")) {
+                let ty = own_ext(task, "taskDefinition")[0]
+                    .attribute("type")
+                    .unwrap_or_default();
+                assert!(
+                    checks.contains(ty),
+                    "{}: loop {} runs {ty}, which does not complete with `verified`",
+                    f.name,
+                    id(&sp)
+                );
+            }
+        }
+    }
+}
