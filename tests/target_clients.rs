@@ -8,8 +8,8 @@ use c8dr::config::{HttpAuth, RegionConfig, SecretRef, TargetConfig};
 use c8dr::target::models::elasticsearch::{HealthStatus, SnapshotState};
 use c8dr::target::models::management::{ClusterPatch, ExporterStatusKind};
 use c8dr::target::{
-    Api, ElasticsearchClient, ErrorKind, HttpAuthResolved, ManagementClient, RestClient, Target,
-    region_of_broker,
+    Api, ChangeVerdict, ElasticsearchClient, ErrorKind, HttpAuthResolved, ManagementClient,
+    RestClient, Target, region_of_broker,
 };
 use std::collections::HashMap;
 use std::path::Path;
@@ -154,6 +154,20 @@ async fn management_requests_and_answers() {
     assert_eq!(
         seen.body,
         r#"{"brokers":{"add":[1,3]},"partitions":{"replicationFactor":4}}"#
+    );
+
+    let (verdict, topology) = m.change_verdict(6).await.unwrap();
+    assert_eq!(
+        verdict,
+        ChangeVerdict::InProgress {
+            completed: 1,
+            pending: 1
+        }
+    );
+    assert_eq!(topology.version, 6);
+    assert_eq!(
+        m.change_verdict(4).await.unwrap().0,
+        ChangeVerdict::Completed
     );
 
     mock.route(
@@ -764,6 +778,25 @@ async fn transport_failures() {
     let e = m.get_cluster().await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
     assert!(e.is_transient());
+
+    // A server-side wait extends the client timeout for that request only.
+    let es = ElasticsearchClient::new(&base, HttpAuthResolved::None, Duration::from_millis(200))
+        .unwrap();
+    mock.route(
+        "GET",
+        "/_cluster/health",
+        Reply {
+            delay: Duration::from_millis(600),
+            ..reply(200, fixture("es_cluster_health.json"))
+        },
+    );
+    es.cluster_health_wait("green", Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        es.cluster_health().await.unwrap_err().kind,
+        ErrorKind::Timeout
+    );
 }
 
 fn region(name: &str, base: &str, rest_auth: HttpAuth) -> RegionConfig {
