@@ -757,13 +757,6 @@ async fn transport_failures() {
     assert_eq!((e.kind, e.status), (ErrorKind::Unreachable, None), "{e}");
     assert!(e.is_transient());
 
-    // DNS failure of an unresolvable name (.invalid never resolves; no internet needed).
-    let m = ManagementClient::new("http://c8dr-test.invalid:9600", T).unwrap();
-    assert_eq!(
-        m.get_cluster().await.unwrap_err().kind,
-        ErrorKind::Unreachable
-    );
-
     // Timeout: the server answers after the client gave up.
     let (base, mock) = start().await;
     mock.route(
@@ -835,6 +828,7 @@ async fn target_from_config() {
     ]);
     let target = Target::from_config("prod", &config).unwrap();
     assert_eq!(target.region(1).name, "paris");
+    assert!(target.try_region(2).is_none());
     assert_eq!(target.exporter_id(1), "camundaregion1");
     assert_eq!(target.legacy_exporter_id(0), "elasticsearchregion0");
     assert_eq!(target.brokers_of_region(1), vec![1, 3, 5, 7]);
