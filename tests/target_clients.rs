@@ -792,6 +792,26 @@ async fn transport_failures() {
     );
 }
 
+#[tokio::test]
+async fn credentials_never_show_up_in_errors() {
+    let (base, mock) = start().await;
+    mock.route("GET", "/_cluster/health", reply(403, r#"{"error":{"type":"security_exception","reason":"unable to authenticate"},"status":403}"#));
+    let key = HttpAuthResolved::ApiKey(c8dr::config::Secret::new("SECRETKEY123"));
+    let es = ElasticsearchClient::new(&base, key, T).unwrap();
+    let e = es.cluster_health().await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unauthorized);
+    let shown = format!("{e} {e:?} {es:?}");
+    assert!(!shown.contains("SECRETKEY123"), "{shown}");
+
+    // A token that cannot be a header value fails before sending, without showing the token.
+    let bad = HttpAuthResolved::Bearer(c8dr::config::Secret::new("SECRET\nTOKEN"));
+    let r = RestClient::new(&base, bad, T).unwrap();
+    let e = r.topology().await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidRequest, "{e}");
+    assert!(!e.is_transient());
+    assert!(!format!("{e} {e:?} {r:?}").contains("SECRET"), "{e:?}");
+}
+
 fn region(name: &str, base: &str, rest_auth: HttpAuth) -> RegionConfig {
     RegionConfig {
         name: name.into(),

@@ -257,6 +257,18 @@ impl HttpCore {
     }
 
     fn transport_error(&self, method: &Method, url: &Url, e: &reqwest::Error) -> TargetError {
+        if e.is_builder() {
+            // e.g. a token with characters not allowed in a header; the value is never shown.
+            return TargetError::new(
+                self.api,
+                ErrorKind::InvalidRequest,
+                format!(
+                    "cannot build the request ({}); check the configured credentials for invalid characters",
+                    error_chain(e)
+                ),
+            )
+            .with_request(method.as_str(), url.as_str());
+        }
         let kind = if e.is_timeout() {
             ErrorKind::Timeout
         } else if e.is_connect() || e.is_request() || e.is_body() {
