@@ -736,6 +736,18 @@ async fn rest_requests_and_answers() {
         serde_json::json!({"filter":{"processDefinitionId":"bigVarProcess"},"page":{"limit":50}})
     );
 
+    mock.route(
+        "POST",
+        "/v2/process-definitions/search",
+        reply(200, r#"{"items":[{"processDefinitionKey":"2251799813686748","processDefinitionId":"bigVarProcess","name":"Big variable process","version":1,"resourceName":"single-task.bpmn","tenantId":"<default>","versionTag":null}],"page":{"totalItems":1}}"#),
+    );
+    let defs = r
+        .search_process_definitions(serde_json::Value::Null, 10)
+        .await
+        .unwrap();
+    assert_eq!(defs.items[0].name.as_deref(), Some("Big variable process"));
+    assert_eq!(mock.last().body, r#"{"page":{"limit":10}}"#);
+
     mock.route("GET", "/v2/topology", reply(401, ""));
     let e = r.topology().await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Unauthorized);
