@@ -30,12 +30,15 @@ fn fixture<T: DeserializeOwned>(name: &str) -> T {
 #[test]
 fn every_fixture_is_covered_by_a_test() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/target");
-    let this = include_str!("target_parsing.rs");
-    let clients = include_str!("target_clients.rs");
+    let users = [
+        include_str!("target_parsing.rs"),
+        include_str!("target_clients.rs"),
+        include_str!("target_manual_procedure.rs"),
+    ];
     for entry in std::fs::read_dir(dir).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
         assert!(
-            this.contains(&format!("\"{name}\"")) || clients.contains(&format!("\"{name}\"")),
+            users.iter().any(|text| text.contains(&format!("{name}\""))),
             "fixture {name} is not used by any test"
         );
     }
