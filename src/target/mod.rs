@@ -1,1 +1,171 @@
 //! The dual-region installation: management API, REST v2, Elasticsearch; typed models.
+//!
+//! [`Target::from_config`] builds the three clients of both regions from a
+//! [`TargetConfig`](crate::config::TargetConfig) (secrets resolved from env/files); step handlers
+//! call `target.region(id).management / .rest / .elasticsearch`. Every call maps failures to a
+//! [`TargetError`] whose [`kind`](ErrorKind) says what happened and whether to retry.
+pub mod change;
+pub mod elasticsearch;
+pub mod error;
+mod http;
+pub mod management;
+pub mod models;
+pub mod rest;
+
+pub use change::{ChangeVerdict, judge_change};
+pub use elasticsearch::ElasticsearchClient;
+pub use error::{Api, ErrorKind, TargetError};
+pub use http::HttpAuthResolved;
+pub use management::ManagementClient;
+pub use rest::RestClient;
+
+use crate::config::{SecretError, TargetConfig};
+use std::time::Duration;
+
+/// The three clients of one region.
+#[derive(Debug, Clone)]
+pub struct RegionClients {
+    /// Region id (0 or 1) = index in `TargetConfig::regions`.
+    pub id: u8,
+    /// Region name from config.
+    pub name: String,
+    pub management: ManagementClient,
+    pub rest: RestClient,
+    pub elasticsearch: ElasticsearchClient,
+}
+
+/// A configured dual-region installation with ready clients for both regions.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub name: String,
+    pub config: TargetConfig,
+    regions: [RegionClients; 2],
+}
+
+/// A target's configuration cannot be turned into clients; `field` is the config path.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetConfigError {
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("{field}: {source}")]
+    Secret {
+        field: String,
+        #[source]
+        source: SecretError,
+    },
+}
+
+impl TargetConfigError {
+    /// The config path of the offending field, e.g. `targets.prod.regions[1].rest_auth`.
+    pub fn field(&self) -> &str {
+        match self {
+            TargetConfigError::Invalid { field, .. } | TargetConfigError::Secret { field, .. } => {
+                field
+            }
+        }
+    }
+}
+
+impl Target {
+    /// Builds clients for both regions. Requires exactly two regions; resolves secret refs.
+    pub fn from_config(name: &str, config: &TargetConfig) -> Result<Target, TargetConfigError> {
+        let prefix = format!("targets.{name}");
+        if config.regions.len() != 2 {
+            return Err(TargetConfigError::Invalid {
+                field: format!("{prefix}.regions"),
+                message: format!(
+                    "a dual-region target needs exactly 2 regions (index = region id), found {}",
+                    config.regions.len()
+                ),
+            });
+        }
+        let build = |id: u8| -> Result<RegionClients, TargetConfigError> {
+            let region = &config.regions[usize::from(id)];
+            let field = |f: &str| format!("{prefix}.regions[{id}].{f}");
+            if region.timeout_ms == 0 {
+                return Err(TargetConfigError::Invalid {
+                    field: field("timeout_ms"),
+                    message: "must be greater than 0".into(),
+                });
+            }
+            let timeout = Duration::from_millis(region.timeout_ms);
+            let invalid = |f: &str, e: TargetError| TargetConfigError::Invalid {
+                field: field(f),
+                message: e.message,
+            };
+            let rest_auth = HttpAuthResolved::resolve(&region.rest_auth).map_err(|source| {
+                TargetConfigError::Secret {
+                    field: field("rest_auth"),
+                    source,
+                }
+            })?;
+            let es_auth =
+                HttpAuthResolved::resolve(&region.elasticsearch_auth).map_err(|source| {
+                    TargetConfigError::Secret {
+                        field: field("elasticsearch_auth"),
+                        source,
+                    }
+                })?;
+            Ok(RegionClients {
+                id,
+                name: region.name.clone(),
+                management: ManagementClient::new(&region.management_url, timeout)
+                    .map_err(|e| invalid("management_url", e))?,
+                rest: RestClient::new(&region.rest_url, rest_auth, timeout)
+                    .map_err(|e| invalid("rest_url", e))?,
+                elasticsearch: ElasticsearchClient::new(
+                    &region.elasticsearch_url,
+                    es_auth,
+                    timeout,
+                )
+                .map_err(|e| invalid("elasticsearch_url", e))?,
+            })
+        };
+        let regions = [build(0)?, build(1)?];
+        Ok(Target {
+            name: name.to_string(),
+            config: config.clone(),
+            regions,
+        })
+    }
+
+    /// The clients of region `id` (0 or 1).
+    ///
+    /// # Panics
+    /// If `id > 1`; region ids come from validated input.
+    pub fn region(&self, id: u8) -> &RegionClients {
+        &self.regions[usize::from(id)]
+    }
+
+    /// The clients of region `id`, or `None` when `id` is not 0 or 1.
+    pub fn try_region(&self, id: u8) -> Option<&RegionClients> {
+        self.regions.get(usize::from(id))
+    }
+
+    /// Both regions, region 0 first.
+    pub fn regions(&self) -> &[RegionClients; 2] {
+        &self.regions
+    }
+
+    /// The Camunda exporter writing to region `region`'s Elasticsearch, e.g. `camundaregion1`.
+    pub fn exporter_id(&self, region: u8) -> String {
+        format!("{}{region}", self.config.exporter_prefix)
+    }
+
+    /// The legacy 8.7 exporter id of region `region`, e.g. `elasticsearchregion1`.
+    pub fn legacy_exporter_id(&self, region: u8) -> String {
+        format!("{}{region}", self.config.legacy_exporter_prefix)
+    }
+
+    /// Broker ids living in region `region` (id % 2 == region) for the configured cluster size.
+    pub fn brokers_of_region(&self, region: u8) -> Vec<u32> {
+        (0..self.config.cluster_size)
+            .filter(|id| region_of_broker(*id) == region)
+            .collect()
+    }
+}
+
+/// The region a broker lives in: even ids region 0, odd ids region 1.
+pub fn region_of_broker(broker_id: u32) -> u8 {
+    (broker_id % 2) as u8
+}

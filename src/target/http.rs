@@ -1,0 +1,460 @@
+//! The HTTP core shared by the three clients: URL building, auth, timeouts and the mapping of
+//! transport failures and error bodies to [`TargetError`].
+use super::error::{Api, ErrorKind, TargetError};
+use crate::config::{HttpAuth, Secret, SecretError};
+use bytes::Bytes;
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+use url::Url;
+
+/// Credentials for one API, resolved from [`HttpAuth`] secret references.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum HttpAuthResolved {
+    #[default]
+    None,
+    Basic {
+        username: String,
+        password: Secret,
+    },
+    /// `Authorization: Bearer <token>`.
+    Bearer(Secret),
+    /// `Authorization: ApiKey <key>` (Elasticsearch API keys, base64 `id:key`).
+    ApiKey(Secret),
+}
+
+impl HttpAuthResolved {
+    /// Reads the secrets a config entry points at.
+    pub fn resolve(auth: &HttpAuth) -> Result<Self, SecretError> {
+        Ok(match auth {
+            HttpAuth::None => HttpAuthResolved::None,
+            HttpAuth::Basic { username, password } => HttpAuthResolved::Basic {
+                username: username.clone(),
+                password: password.resolve()?,
+            },
+            HttpAuth::Bearer { token } => HttpAuthResolved::Bearer(token.resolve()?),
+            HttpAuth::ApiKey { key } => HttpAuthResolved::ApiKey(key.resolve()?),
+        })
+    }
+
+    fn apply(&self, request: RequestBuilder) -> RequestBuilder {
+        match self {
+            HttpAuthResolved::None => request,
+            HttpAuthResolved::Basic { username, password } => {
+                request.basic_auth(username, Some(password.expose()))
+            }
+            HttpAuthResolved::Bearer(token) => request.bearer_auth(token.expose()),
+            HttpAuthResolved::ApiKey(key) => request.header(
+                reqwest::header::AUTHORIZATION,
+                format!("ApiKey {}", key.expose()),
+            ),
+        }
+    }
+}
+
+/// Request body variants.
+pub(crate) enum Body {
+    None,
+    Json(serde_json::Value),
+    Multipart(reqwest::multipart::Form),
+}
+
+/// A raw response: status and body bytes.
+pub(crate) struct Raw {
+    pub status: StatusCode,
+    pub body: Bytes,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct HttpCore {
+    api: Api,
+    base: Url,
+    client: reqwest::Client,
+    auth: HttpAuthResolved,
+    timeout: Duration,
+}
+
+impl HttpCore {
+    pub(crate) fn new(
+        api: Api,
+        base_url: &str,
+        auth: HttpAuthResolved,
+        timeout: Duration,
+    ) -> Result<Self, TargetError> {
+        let mut base = Url::parse(base_url).map_err(|e| {
+            TargetError::new(
+                api,
+                ErrorKind::InvalidRequest,
+                format!(
+                    "invalid base URL {:?}: {e} (expected e.g. http://host:port)",
+                    redact(base_url)
+                ),
+            )
+        })?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(TargetError::new(
+                api,
+                ErrorKind::InvalidRequest,
+                format!(
+                    "invalid base URL {:?}: scheme must be http or https",
+                    redact(base_url)
+                ),
+            ));
+        }
+        // Credentials belong in the auth config, not in the URL: drop them so they never show up.
+        let _ = base.set_username("");
+        let _ = base.set_password(None);
+        base.set_query(None);
+        base.set_fragment(None);
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("c8dr/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| {
+                TargetError::new(
+                    api,
+                    ErrorKind::InvalidRequest,
+                    format!("cannot build HTTP client: {e}"),
+                )
+            })?;
+        Ok(Self {
+            api,
+            base,
+            client,
+            auth,
+            timeout,
+        })
+    }
+
+    /// The base URL (without credentials).
+    pub(crate) fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    /// `base` + percent-encoded path segments.
+    pub(crate) fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        {
+            let mut path = url.path_segments_mut().expect("base URL checked in new()");
+            path.pop_if_empty();
+            path.extend(segments);
+        }
+        url
+    }
+
+    /// Sends a request and returns the raw response whatever its status. Transport failures are
+    /// mapped to `Unreachable` / `Timeout`.
+    pub(crate) async fn send_raw(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Body,
+    ) -> Result<Raw, TargetError> {
+        let mut url = self.url(segments);
+        if !query.is_empty() {
+            url.query_pairs_mut()
+                .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        let mut request = self.client.request(method.clone(), url.clone());
+        request = self.auth.apply(request);
+        request = match body {
+            Body::None => request,
+            Body::Json(value) => request.json(&value),
+            Body::Multipart(form) => request.multipart(form),
+        };
+        tracing::debug!(api = %self.api, %method, url = %url, "target request");
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&method, &url, &e))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(&method, &url, &e))?;
+        tracing::debug!(api = %self.api, %method, url = %url, status = status.as_u16(), "target response");
+        if !status.is_success() {
+            return Err(self.status_error(&method, &url, status.as_u16(), &body));
+        }
+        Ok(Raw { status, body })
+    }
+
+    /// Like [`send_raw`](Self::send_raw) but a non-2xx status is returned instead of mapped,
+    /// and the request may take `server_wait` longer than the client timeout (for calls that
+    /// wait server-side, like `_cluster/health?timeout=`).
+    pub(crate) async fn send_any_status(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        server_wait: Duration,
+    ) -> Result<Raw, TargetError> {
+        let mut url = self.url(segments);
+        if !query.is_empty() {
+            url.query_pairs_mut()
+                .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        let request = self
+            .auth
+            .apply(self.client.request(method.clone(), url.clone()))
+            .timeout(self.timeout.saturating_add(server_wait));
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&method, &url, &e))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(&method, &url, &e))?;
+        Ok(Raw { status, body })
+    }
+
+    /// Sends and parses a 2xx JSON body into `T`.
+    pub(crate) async fn send_json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Body,
+    ) -> Result<T, TargetError> {
+        let raw = self.send_raw(method.clone(), segments, query, body).await?;
+        self.parse(&method, segments, &raw.body)
+    }
+
+    /// Parses a body; failures are `Malformed` naming the request.
+    pub(crate) fn parse<T: DeserializeOwned>(
+        &self,
+        method: &Method,
+        segments: &[&str],
+        body: &[u8],
+    ) -> Result<T, TargetError> {
+        serde_json::from_slice(body).map_err(|e| {
+            TargetError::new(
+                self.api,
+                ErrorKind::Malformed,
+                format!(
+                    "cannot parse response: {e}; body starts with {:?}",
+                    snippet(body)
+                ),
+            )
+            .with_request(method.as_str(), self.url(segments).as_str())
+        })
+    }
+
+    /// An error for a request, without HTTP status (e.g. a semantic check of a 2xx answer).
+    pub(crate) fn error(
+        &self,
+        method: &Method,
+        segments: &[&str],
+        kind: ErrorKind,
+        message: impl Into<String>,
+    ) -> TargetError {
+        TargetError::new(self.api, kind, message)
+            .with_request(method.as_str(), self.url(segments).as_str())
+    }
+
+    fn transport_error(&self, method: &Method, url: &Url, e: &reqwest::Error) -> TargetError {
+        if e.is_builder() {
+            // e.g. a token with characters not allowed in a header; the value is never shown.
+            return TargetError::new(
+                self.api,
+                ErrorKind::InvalidRequest,
+                format!(
+                    "cannot build the request ({}); check the configured credentials for invalid characters",
+                    error_chain(e)
+                ),
+            )
+            .with_request(method.as_str(), url.as_str());
+        }
+        let kind = if e.is_timeout() {
+            ErrorKind::Timeout
+        } else if e.is_connect() || e.is_request() || e.is_body() {
+            ErrorKind::Unreachable
+        } else if e.is_decode() {
+            ErrorKind::Malformed
+        } else {
+            ErrorKind::Unreachable
+        };
+        // reqwest's Display includes the URL, which has no credentials (removed in new()).
+        let message = error_chain(e);
+        TargetError::new(self.api, kind, message).with_request(method.as_str(), url.as_str())
+    }
+
+    pub(crate) fn status_error(
+        &self,
+        method: &Method,
+        url: &Url,
+        status: u16,
+        body: &[u8],
+    ) -> TargetError {
+        let (message, es_type) = error_message(body, status);
+        let mut kind = ErrorKind::from_status(status);
+        // ES reports some "missing" conditions with other statuses on older versions.
+        if let Some(ty) = &es_type
+            && (ty == "snapshot_missing_exception"
+                || ty == "repository_missing_exception"
+                || ty == "index_not_found_exception")
+        {
+            kind = ErrorKind::NotFound;
+        }
+        TargetError {
+            es_type,
+            ..TargetError::new(self.api, kind, message)
+        }
+        .with_request(method.as_str(), url.as_str())
+        .with_status(status)
+    }
+}
+
+/// Extracts the server's message from an error body: ES `{"error":{"type","reason"}}`,
+/// management `{"message"}`, REST problem detail `{"title","detail"}`, else the text itself.
+pub(crate) fn error_message(body: &[u8], status: u16) -> (String, Option<String>) {
+    let reason_phrase = || {
+        StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("no message")
+            .to_string()
+    };
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return (reason_phrase(), None);
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return (snippet(body), None);
+    };
+    let str_field =
+        |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+    if let Some(error) = value.get("error") {
+        if let Some(reason) = error.as_str() {
+            return (reason.to_string(), None);
+        }
+        if error.is_object() {
+            let ty = str_field(error, "type");
+            let reason = str_field(error, "reason")
+                .or_else(|| {
+                    error
+                        .get("root_cause")
+                        .and_then(|r| r.get(0))
+                        .and_then(|r| str_field(r, "reason"))
+                })
+                .unwrap_or_else(reason_phrase);
+            return (reason, ty);
+        }
+    }
+    if let Some(message) = str_field(&value, "message") {
+        return (message, None);
+    }
+    // Pause/resume wrapper: {"body":{"message":..},"status":500}
+    if let Some(message) = value.get("body").and_then(|b| str_field(b, "message")) {
+        return (message, None);
+    }
+    match (str_field(&value, "title"), str_field(&value, "detail")) {
+        (Some(t), Some(d)) => (format!("{t}: {d}"), None),
+        (Some(t), None) => (t, None),
+        (None, Some(d)) => (d, None),
+        (None, None) => (snippet(body), None),
+    }
+}
+
+/// The first 300 characters of a body, for error messages.
+pub(crate) fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut s: String = text.chars().take(300).collect();
+    if text.chars().count() > 300 {
+        s.push('…');
+    }
+    s
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        let text = inner.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = inner.source();
+    }
+    message
+}
+
+/// A URL string with user info removed, for messages about unparseable URLs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}***@{}", &url[..scheme_end + 3], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies() {
+        let es = br#"{"error":{"root_cause":[{"type":"snapshot_missing_exception","reason":"[r:s] is missing"}],"type":"snapshot_missing_exception","reason":"[r:s] is missing"},"status":404}"#;
+        assert_eq!(
+            error_message(es, 404),
+            (
+                "[r:s] is missing".to_string(),
+                Some("snapshot_missing_exception".to_string())
+            )
+        );
+        assert_eq!(error_message(br#"{"message":"busy"}"#, 409).0, "busy");
+        assert_eq!(
+            error_message(br#"{"title":"Bad","detail":"no"}"#, 400).0,
+            "Bad: no"
+        );
+        assert_eq!(error_message(b"", 502).0, "Bad Gateway");
+        assert_eq!(
+            error_message(b"<html>oops</html>", 500).0,
+            "<html>oops</html>"
+        );
+        assert_eq!(
+            error_message(
+                br#"{"body":{"message":"Expected 3 members"},"status":500,"contentType":null}"#,
+                500
+            )
+            .0,
+            "Expected 3 members"
+        );
+    }
+
+    #[test]
+    fn urls_drop_credentials_and_encode_segments() {
+        let core = HttpCore::new(
+            Api::Elasticsearch,
+            "http://elastic:changeme@es:9200/prefix/",
+            HttpAuthResolved::None,
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        assert_eq!(
+            core.url(&["_snapshot", "a b", "c/d"]).as_str(),
+            "http://es:9200/prefix/_snapshot/a%20b/c%2Fd"
+        );
+        let err = HttpCore::new(
+            Api::Rest,
+            "ftp://x",
+            HttpAuthResolved::None,
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidRequest);
+        let err = HttpCore::new(
+            Api::Rest,
+            "http://u:secretpw@[bad",
+            HttpAuthResolved::None,
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
+        assert!(!err.to_string().contains("secretpw"), "{err}");
+    }
+}
