@@ -35,3 +35,65 @@ pub enum JobOutcome {
     /// ThrowError: a business outcome the process routes by `code`.
     BpmnError { code: String, message: String, variables: Map<String, Value> },
 }
+
+/// Why an `ActivatedJob` could not be turned into a [`Job`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum JobDecodeError {
+    #[error("job variables are not a JSON object: {0}")]
+    Variables(String),
+    #[error("job custom headers are not a JSON object of strings: {0}")]
+    Headers(String),
+}
+
+impl Job {
+    /// Converts the gateway's `ActivatedJob` (variables and headers are JSON strings).
+    pub fn from_activated(raw: &crate::gateway_protocol::ActivatedJob) -> Result<Job, JobDecodeError> {
+        let variables = parse_object(&raw.variables).map_err(JobDecodeError::Variables)?;
+        let headers = parse_object(&raw.custom_headers).map_err(JobDecodeError::Headers)?;
+        let custom_headers = headers
+            .into_iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => (k, s),
+                other => (k, other.to_string()),
+            })
+            .collect();
+        Ok(Job {
+            key: raw.key,
+            job_type: raw.r#type.clone(),
+            process_instance_key: raw.process_instance_key,
+            bpmn_process_id: raw.bpmn_process_id.clone(),
+            process_definition_key: raw.process_definition_key,
+            element_id: raw.element_id.clone(),
+            element_instance_key: raw.element_instance_key,
+            custom_headers,
+            variables,
+            retries: raw.retries,
+            deadline: raw.deadline,
+            worker: raw.worker.clone(),
+            tenant_id: raw.tenant_id.clone(),
+        })
+    }
+}
+
+fn parse_object(text: &str) -> Result<Map<String, Value>, String> {
+    if text.trim().is_empty() {
+        return Ok(Map::new());
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(Value::Null) => Ok(Map::new()),
+        Ok(other) => Err(format!("got {}", kind_of(&other))),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
