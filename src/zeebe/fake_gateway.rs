@@ -126,7 +126,14 @@ impl FakeGateway {
         let address = listener.local_addr()?;
         let svc = GatewayServer::new(self.clone());
         let task = tokio::spawn(async move {
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            use tokio_stream::StreamExt as _;
+            // No Nagle: small gRPC frames would otherwise wait for delayed ACKs (~40 ms).
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
+                if let Ok(s) = &s {
+                    let _ = s.set_nodelay(true);
+                }
+                s
+            });
             if let Err(e) = tonic::transport::Server::builder().add_service(svc).serve_with_incoming(incoming).await {
                 tracing::error!(error = %e, "fake gateway stopped");
             }
