@@ -35,7 +35,10 @@ fn file(text: &str) -> tempfile::NamedTempFile {
 }
 
 fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 #[test]
@@ -50,7 +53,11 @@ fn a_good_file_loads_and_validates() {
 
 #[test]
 fn an_explicit_missing_file_is_an_error() {
-    let e = Config::load_with_env(Some(std::path::Path::new("/nonexistent/c8dr.toml")), &env(&[])).unwrap_err();
+    let e = Config::load_with_env(
+        Some(std::path::Path::new("/nonexistent/c8dr.toml")),
+        &env(&[]),
+    )
+    .unwrap_err();
     assert!(matches!(e, ConfigError::NotFound(_)), "{e}");
     assert!(e.to_string().contains("--config"));
 }
@@ -69,14 +76,21 @@ fn c8dr_env_overrides_the_file_and_unknown_env_keys_fail() {
     let f = file(GOOD);
     let cfg = Config::load_with_env(
         Some(f.path()),
-        &env(&[("C8DR_WORKER__MAX_JOBS_ACTIVE", "16"), ("C8DR_WORKER__STREAM_ENABLED", "false"), ("C8DR_CONFIG", "ignored")]),
+        &env(&[
+            ("C8DR_WORKER__MAX_JOBS_ACTIVE", "16"),
+            ("C8DR_WORKER__STREAM_ENABLED", "false"),
+            ("C8DR_CONFIG", "ignored"),
+        ]),
     )
     .unwrap();
     assert_eq!(cfg.worker.max_jobs_active, 16);
     assert!(!cfg.worker.stream_enabled);
     assert_eq!(cfg.targets["prod"].regions[1].name, "region-1");
     let e = Config::load_with_env(Some(f.path()), &env(&[("C8DR_WORKER__NOPE", "1")])).unwrap_err();
-    assert!(e.to_string().contains("nope") && e.to_string().contains("C8DR_WORKER__NOPE"), "{e}");
+    assert!(
+        e.to_string().contains("nope") && e.to_string().contains("C8DR_WORKER__NOPE"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -93,9 +107,18 @@ fn camunda_variables_configure_the_management_connection() {
     ]);
     let cfg = Config::load_with_env(None, &e).unwrap();
     assert_eq!(cfg.management.grpc_address, "https://zeebe.example:443");
-    assert_eq!(cfg.management.ca_certificate_path.as_deref(), Some(std::path::Path::new("/etc/ca.pem")));
+    assert_eq!(
+        cfg.management.ca_certificate_path.as_deref(),
+        Some(std::path::Path::new("/etc/ca.pem"))
+    );
     match &cfg.management.auth {
-        AuthConfig::Oauth { client_id, client_secret, authorization_server_url, audience, scope } => {
+        AuthConfig::Oauth {
+            client_id,
+            client_secret,
+            authorization_server_url,
+            audience,
+            scope,
+        } => {
             assert_eq!(client_id, "worker");
             // A reference to the variable, never its value.
             assert_eq!(client_secret, &SecretRef::from_env("ZEEBE_CLIENT_SECRET"));
@@ -108,7 +131,14 @@ fn camunda_variables_configure_the_management_connection() {
     let printed = format!("{cfg:?}");
     assert!(!printed.contains("top-secret"));
     // ZEEBE_ADDRESS is host:port: TLS unless the connection is insecure.
-    let cfg = Config::load_with_env(None, &env(&[("ZEEBE_ADDRESS", "gw:26500"), ("ZEEBE_INSECURE_CONNECTION", "true")])).unwrap();
+    let cfg = Config::load_with_env(
+        None,
+        &env(&[
+            ("ZEEBE_ADDRESS", "gw:26500"),
+            ("ZEEBE_INSECURE_CONNECTION", "true"),
+        ]),
+    )
+    .unwrap();
     assert_eq!(cfg.management.grpc_address, "http://gw:26500");
 }
 
@@ -145,19 +175,39 @@ elasticsearch_auth = { method = "bearer", token = { env = "MISSING_ES_TOKEN" } }
         "targets.broken.regions[0].rest_url",
         "targets.broken.regions[0].elasticsearch_auth.token",
     ] {
-        assert!(fields.contains(&expected), "{expected} missing in {fields:?}");
+        assert!(
+            fields.contains(&expected),
+            "{expected} missing in {fields:?}"
+        );
     }
-    let secret = problems.iter().find(|p| p.field.ends_with("elasticsearch_auth.token")).unwrap();
-    assert!(secret.problem.contains("MISSING_ES_TOKEN") && secret.problem.contains("export"), "{secret}");
-    let regions = problems.iter().find(|p| p.field == "targets.broken.regions").unwrap();
+    let secret = problems
+        .iter()
+        .find(|p| p.field.ends_with("elasticsearch_auth.token"))
+        .unwrap();
+    assert!(
+        secret.problem.contains("MISSING_ES_TOKEN") && secret.problem.contains("export"),
+        "{secret}"
+    );
+    let regions = problems
+        .iter()
+        .find(|p| p.field == "targets.broken.regions")
+        .unwrap();
     assert!(regions.problem.contains("exactly 2"), "{regions}");
 }
 
 #[test]
 fn oauth_without_secret_env_is_reported() {
     let cfg = Config::load_with_env(None, &env(&[("CAMUNDA_CLIENT_ID", "w")])).unwrap();
-    let problems = cfg.validate_with_env(&env(&[("CAMUNDA_CLIENT_ID", "w")])).unwrap_err();
+    let problems = cfg
+        .validate_with_env(&env(&[("CAMUNDA_CLIENT_ID", "w")]))
+        .unwrap_err();
     let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
-    assert!(fields.contains(&"management.auth.client_secret"), "{fields:?}");
-    assert!(fields.contains(&"management.auth.authorization_server_url"), "{fields:?}");
+    assert!(
+        fields.contains(&"management.auth.client_secret"),
+        "{fields:?}"
+    );
+    assert!(
+        fields.contains(&"management.auth.authorization_server_url"),
+        "{fields:?}"
+    );
 }

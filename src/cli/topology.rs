@@ -41,15 +41,28 @@ pub fn render(address: &str, t: &pb::TopologyResponse) -> String {
         "gateway {address} (version {}): cluster size {}, partitions {}, replication factor {}",
         t.gateway_version, t.cluster_size, t.partitions_count, t.replication_factor
     );
-    let _ = writeln!(out, "{:<6} {:<32} {:<10} partitions (L leader, F follower, I inactive)", "broker", "address", "version");
+    let _ = writeln!(
+        out,
+        "{:<6} {:<32} {:<10} partitions (L leader, F follower, I inactive)",
+        "broker", "address", "version"
+    );
     let mut brokers = t.brokers.clone();
     brokers.sort_by_key(|b| b.node_id);
     for b in &brokers {
         let mut parts = b.partitions.clone();
         parts.sort_by_key(|p| p.partition_id);
-        let parts: Vec<String> =
-            parts.iter().map(|p| format!("{}:{}{}", p.partition_id, role(p.role), health(p.health))).collect();
-        let _ = writeln!(out, "{:<6} {:<32} {:<10} {}", b.node_id, format!("{}:{}", b.host, b.port), b.version, parts.join(" "));
+        let parts: Vec<String> = parts
+            .iter()
+            .map(|p| format!("{}:{}{}", p.partition_id, role(p.role), health(p.health)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "{:<6} {:<32} {:<10} {}",
+            b.node_id,
+            format!("{}:{}", b.host, b.port),
+            b.version,
+            parts.join(" ")
+        );
     }
     out
 }

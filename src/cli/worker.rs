@@ -60,10 +60,14 @@ pub async fn run(_args: Args, global: &super::Global) -> anyhow::Result<ExitCode
     let endpoint = if config.worker.metrics_address.is_empty() {
         None
     } else {
-        let (address, task) =
-            observe::serve(&config.worker.metrics_address, metrics.clone(), health.clone(), shutdown.clone())
-                .await
-                .context("cannot start the metrics endpoint")?;
+        let (address, task) = observe::serve(
+            &config.worker.metrics_address,
+            metrics.clone(),
+            health.clone(),
+            shutdown.clone(),
+        )
+        .await
+        .context("cannot start the metrics endpoint")?;
         tracing::info!(%address, "serving /metrics, /healthz and /readyz");
         Some(task)
     };

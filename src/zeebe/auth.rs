@@ -17,7 +17,10 @@ pub const REFRESH_MARGIN: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub enum Credentials {
     None,
-    Basic { username: String, password: SecretRef },
+    Basic {
+        username: String,
+        password: SecretRef,
+    },
     OAuth(OAuthProvider),
 }
 
@@ -25,18 +28,23 @@ impl Credentials {
     pub fn from_config(auth: &AuthConfig) -> Result<Self, ClientError> {
         Ok(match auth {
             AuthConfig::None => Self::None,
-            AuthConfig::Basic { username, password } => {
-                Self::Basic { username: username.clone(), password: password.clone() }
-            }
-            AuthConfig::Oauth { client_id, client_secret, authorization_server_url, audience, scope } => {
-                Self::OAuth(OAuthProvider::new(OAuthSettings {
-                    token_url: authorization_server_url.clone(),
-                    client_id: client_id.clone(),
-                    client_secret: client_secret.clone(),
-                    audience: audience.clone(),
-                    scope: scope.clone(),
-                })?)
-            }
+            AuthConfig::Basic { username, password } => Self::Basic {
+                username: username.clone(),
+                password: password.clone(),
+            },
+            AuthConfig::Oauth {
+                client_id,
+                client_secret,
+                authorization_server_url,
+                audience,
+                scope,
+            } => Self::OAuth(OAuthProvider::new(OAuthSettings {
+                token_url: authorization_server_url.clone(),
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
+                audience: audience.clone(),
+                scope: scope.clone(),
+            })?),
         })
     }
 
@@ -47,7 +55,10 @@ impl Credentials {
             Self::Basic { username, password } => {
                 let password = password.resolve()?;
                 let raw = format!("{username}:{}", password.expose());
-                Ok(Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))))
+                Ok(Some(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(raw)
+                )))
             }
             Self::OAuth(p) => Ok(Some(format!("Bearer {}", p.token().await?))),
         }
@@ -105,8 +116,15 @@ impl OAuthProvider {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .build()
-            .map_err(|e| ClientError::TokenEndpoint { url: settings.token_url.clone(), reason: e.to_string() })?;
-        Ok(Self { settings, http, cache: Mutex::new(None) })
+            .map_err(|e| ClientError::TokenEndpoint {
+                url: settings.token_url.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            settings,
+            http,
+            cache: Mutex::new(None),
+        })
     }
 
     /// A valid access token: the cached one, or a fresh one when it is about to expire.
@@ -142,21 +160,27 @@ impl OAuthProvider {
             form.push(("scope", sc));
         }
         let url = s.token_url.clone();
-        let resp = self
-            .http
-            .post(&url)
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| ClientError::TokenEndpoint { url: url.clone(), reason: e.to_string() })?;
+        let resp = self.http.post(&url).form(&form).send().await.map_err(|e| {
+            ClientError::TokenEndpoint {
+                url: url.clone(),
+                reason: e.to_string(),
+            }
+        })?;
         let status = resp.status();
         if !status.is_success() {
             let mut body = resp.text().await.unwrap_or_default();
             body.truncate(300);
             if status.is_server_error() {
-                return Err(ClientError::TokenEndpoint { url, reason: format!("HTTP {status}: {body}") });
+                return Err(ClientError::TokenEndpoint {
+                    url,
+                    reason: format!("HTTP {status}: {body}"),
+                });
             }
-            return Err(ClientError::TokenRejected { url, status: status.as_u16(), body });
+            return Err(ClientError::TokenRejected {
+                url,
+                status: status.as_u16(),
+                body,
+            });
         }
         let token: TokenResponse = resp.json().await.map_err(|e| ClientError::TokenEndpoint {
             url: url.clone(),
@@ -165,6 +189,9 @@ impl OAuthProvider {
         let lifetime = Duration::from_secs(token.expires_in.unwrap_or(300));
         let refresh_at = Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN);
         tracing::debug!(token_url = %url, expires_in_s = lifetime.as_secs(), "fetched an OAuth token");
-        Ok(CachedToken { value: token.access_token, refresh_at })
+        Ok(CachedToken {
+            value: token.access_token,
+            refresh_at,
+        })
     }
 }

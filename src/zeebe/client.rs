@@ -25,7 +25,9 @@ pub struct GatewayClient {
 
 impl std::fmt::Debug for GatewayClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GatewayClient").field("address", &self.address).finish_non_exhaustive()
+        f.debug_struct("GatewayClient")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
     }
 }
 
@@ -49,10 +51,18 @@ impl GatewayClient {
     }
 
     /// Like [`GatewayClient::connect`] with explicit credentials.
-    pub fn with_credentials(cfg: &ManagementConfig, credentials: Credentials) -> Result<Self, ClientError> {
+    pub fn with_credentials(
+        cfg: &ManagementConfig,
+        credentials: Credentials,
+    ) -> Result<Self, ClientError> {
         let address = cfg.grpc_address.trim().to_string();
-        let invalid = |reason: String| ClientError::InvalidAddress { address: address.clone(), reason };
-        let uri: http::Uri = address.parse().map_err(|e| invalid(format!("not a URI ({e})")))?;
+        let invalid = |reason: String| ClientError::InvalidAddress {
+            address: address.clone(),
+            reason,
+        };
+        let uri: http::Uri = address
+            .parse()
+            .map_err(|e| invalid(format!("not a URI ({e})")))?;
         let tls = match uri.scheme_str() {
             Some("http") | Some("grpc") => false,
             Some("https") | Some("grpcs") => true,
@@ -63,7 +73,11 @@ impl GatewayClient {
             return Err(invalid("missing host".into()));
         }
         // tonic only knows http/https.
-        let normalized = if tls { address.replacen("grpcs://", "https://", 1) } else { address.replacen("grpc://", "http://", 1) };
+        let normalized = if tls {
+            address.replacen("grpcs://", "https://", 1)
+        } else {
+            address.replacen("grpc://", "http://", 1)
+        };
         let mut endpoint = Endpoint::from_shared(normalized)
             .map_err(|e| invalid(e.to_string()))?
             .connect_timeout(Duration::from_secs(5))
@@ -79,7 +93,9 @@ impl GatewayClient {
                 })?;
                 tls_cfg = tls_cfg.ca_certificate(Certificate::from_pem(pem));
             }
-            endpoint = endpoint.tls_config(tls_cfg).map_err(|e| invalid(format!("TLS setup failed: {e}")))?;
+            endpoint = endpoint
+                .tls_config(tls_cfg)
+                .map_err(|e| invalid(format!("TLS setup failed: {e}")))?;
         }
         let channel = endpoint.connect_lazy();
         Ok(Self {
@@ -95,7 +111,11 @@ impl GatewayClient {
         &self.address
     }
 
-    async fn request<T>(&self, msg: T, timeout: Duration) -> Result<tonic::Request<T>, ClientError> {
+    async fn request<T>(
+        &self,
+        msg: T,
+        timeout: Duration,
+    ) -> Result<tonic::Request<T>, ClientError> {
         let mut req = tonic::Request::new(msg);
         req.set_timeout(timeout);
         if let Some(value) = self.credentials.authorization().await? {
@@ -127,12 +147,23 @@ impl GatewayClient {
             let req = self.request(msg.clone(), timeout).await?;
             let result = tokio::time::timeout(timeout, f(self.raw.clone(), req)).await;
             let status = match result {
-                Err(_) => return Err(ClientError::Timeout { rpc, timeout_ms: timeout.as_millis() as u64 }),
+                Err(_) => {
+                    return Err(ClientError::Timeout {
+                        rpc,
+                        timeout_ms: timeout.as_millis() as u64,
+                    });
+                }
                 Ok(Ok(resp)) => return Ok(resp.into_inner()),
                 Ok(Err(status)) => status,
             };
-            if status.code() == tonic::Code::Unauthenticated && !refreshed && self.credentials.invalidate().await {
-                tracing::info!(rpc, "gateway answered UNAUTHENTICATED; refreshing the OAuth token once");
+            if status.code() == tonic::Code::Unauthenticated
+                && !refreshed
+                && self.credentials.invalidate().await
+            {
+                tracing::info!(
+                    rpc,
+                    "gateway answered UNAUTHENTICATED; refreshing the OAuth token once"
+                );
                 refreshed = true;
                 continue;
             }
@@ -141,9 +172,12 @@ impl GatewayClient {
     }
 
     pub async fn topology(&self) -> Result<pb::TopologyResponse, ClientError> {
-        self.call("Topology", pb::TopologyRequest {}, self.request_timeout, |mut c, r| async move {
-            c.topology(r).await
-        })
+        self.call(
+            "Topology",
+            pb::TopologyRequest {},
+            self.request_timeout,
+            |mut c, r| async move { c.topology(r).await },
+        )
         .await
     }
 
@@ -154,12 +188,18 @@ impl GatewayClient {
         resources: Vec<(String, Vec<u8>)>,
     ) -> Result<pb::DeployResourceResponse, ClientError> {
         let msg = pb::DeployResourceRequest {
-            resources: resources.into_iter().map(|(name, content)| pb::Resource { name, content }).collect(),
+            resources: resources
+                .into_iter()
+                .map(|(name, content)| pb::Resource { name, content })
+                .collect(),
             tenant_id: String::new(),
         };
-        self.call("DeployResource", msg, self.request_timeout, |mut c, r| async move {
-            c.deploy_resource(r).await
-        })
+        self.call(
+            "DeployResource",
+            msg,
+            self.request_timeout,
+            |mut c, r| async move { c.deploy_resource(r).await },
+        )
         .await
     }
 
@@ -183,22 +223,37 @@ impl GatewayClient {
         &self,
         msg: pb::CreateProcessInstanceRequest,
     ) -> Result<pb::CreateProcessInstanceResponse, ClientError> {
-        self.call("CreateProcessInstance", msg, self.request_timeout, |mut c, r| async move {
-            c.create_process_instance(r).await
-        })
+        self.call(
+            "CreateProcessInstance",
+            msg,
+            self.request_timeout,
+            |mut c, r| async move { c.create_process_instance(r).await },
+        )
         .await
     }
 
-    pub async fn cancel_process_instance(&self, process_instance_key: i64) -> Result<(), ClientError> {
-        let msg = pb::CancelProcessInstanceRequest { process_instance_key, operation_reference: None };
-        self.call("CancelProcessInstance", msg, self.request_timeout, |mut c, r| async move {
-            c.cancel_process_instance(r).await
-        })
+    pub async fn cancel_process_instance(
+        &self,
+        process_instance_key: i64,
+    ) -> Result<(), ClientError> {
+        let msg = pb::CancelProcessInstanceRequest {
+            process_instance_key,
+            operation_reference: None,
+        };
+        self.call(
+            "CancelProcessInstance",
+            msg,
+            self.request_timeout,
+            |mut c, r| async move { c.cancel_process_instance(r).await },
+        )
         .await
         .map(|_| ())
     }
 
-    pub async fn publish_message(&self, m: &Message) -> Result<pb::PublishMessageResponse, ClientError> {
+    pub async fn publish_message(
+        &self,
+        m: &Message,
+    ) -> Result<pb::PublishMessageResponse, ClientError> {
         let msg = pb::PublishMessageRequest {
             name: m.name.clone(),
             correlation_key: m.correlation_key.clone(),
@@ -207,9 +262,12 @@ impl GatewayClient {
             variables: Value::Object(m.variables.clone()).to_string(),
             tenant_id: String::new(),
         };
-        self.call("PublishMessage", msg, self.request_timeout, |mut c, r| async move {
-            c.publish_message(r).await
-        })
+        self.call(
+            "PublishMessage",
+            msg,
+            self.request_timeout,
+            |mut c, r| async move { c.publish_message(r).await },
+        )
         .await
     }
 
@@ -226,40 +284,63 @@ impl GatewayClient {
             local,
             operation_reference: None,
         };
-        self.call("SetVariables", msg, self.request_timeout, |mut c, r| async move {
-            c.set_variables(r).await
-        })
+        self.call(
+            "SetVariables",
+            msg,
+            self.request_timeout,
+            |mut c, r| async move { c.set_variables(r).await },
+        )
         .await
         .map(|r| r.key)
     }
 
     pub async fn resolve_incident(&self, incident_key: i64) -> Result<(), ClientError> {
-        let msg = pb::ResolveIncidentRequest { incident_key, operation_reference: None };
-        self.call("ResolveIncident", msg, self.request_timeout, |mut c, r| async move {
-            c.resolve_incident(r).await
-        })
+        let msg = pb::ResolveIncidentRequest {
+            incident_key,
+            operation_reference: None,
+        };
+        self.call(
+            "ResolveIncident",
+            msg,
+            self.request_timeout,
+            |mut c, r| async move { c.resolve_incident(r).await },
+        )
         .await
         .map(|_| ())
     }
 
     pub async fn update_job_retries(&self, job_key: i64, retries: i32) -> Result<(), ClientError> {
-        let msg = pb::UpdateJobRetriesRequest { job_key, retries, operation_reference: None };
-        self.call("UpdateJobRetries", msg, self.request_timeout, |mut c, r| async move {
-            c.update_job_retries(r).await
-        })
+        let msg = pb::UpdateJobRetriesRequest {
+            job_key,
+            retries,
+            operation_reference: None,
+        };
+        self.call(
+            "UpdateJobRetries",
+            msg,
+            self.request_timeout,
+            |mut c, r| async move { c.update_job_retries(r).await },
+        )
         .await
         .map(|_| ())
     }
 
-    pub async fn complete_job(&self, job_key: i64, variables: &Map<String, Value>) -> Result<(), ClientError> {
+    pub async fn complete_job(
+        &self,
+        job_key: i64,
+        variables: &Map<String, Value>,
+    ) -> Result<(), ClientError> {
         let msg = pb::CompleteJobRequest {
             job_key,
             variables: Value::Object(variables.clone()).to_string(),
             result: None,
         };
-        self.call("CompleteJob", msg, self.request_timeout, |mut c, r| async move {
-            c.complete_job(r).await
-        })
+        self.call(
+            "CompleteJob",
+            msg,
+            self.request_timeout,
+            |mut c, r| async move { c.complete_job(r).await },
+        )
         .await
         .map(|_| ())
     }
@@ -279,9 +360,14 @@ impl GatewayClient {
             retry_back_off: retry_backoff.map(|d| d.as_millis() as i64).unwrap_or(0),
             variables: String::new(),
         };
-        self.call("FailJob", msg, self.request_timeout, |mut c, r| async move { c.fail_job(r).await })
-            .await
-            .map(|_| ())
+        self.call(
+            "FailJob",
+            msg,
+            self.request_timeout,
+            |mut c, r| async move { c.fail_job(r).await },
+        )
+        .await
+        .map(|_| ())
     }
 
     pub async fn throw_error(
@@ -297,29 +383,42 @@ impl GatewayClient {
             error_message: error_message.to_string(),
             variables: Value::Object(variables.clone()).to_string(),
         };
-        self.call("ThrowError", msg, self.request_timeout, |mut c, r| async move {
-            c.throw_error(r).await
-        })
+        self.call(
+            "ThrowError",
+            msg,
+            self.request_timeout,
+            |mut c, r| async move { c.throw_error(r).await },
+        )
         .await
         .map(|_| ())
     }
 
     /// Extends the job's deadline to `timeout` from now.
-    pub async fn update_job_timeout(&self, job_key: i64, timeout: Duration) -> Result<(), ClientError> {
+    pub async fn update_job_timeout(
+        &self,
+        job_key: i64,
+        timeout: Duration,
+    ) -> Result<(), ClientError> {
         let msg = pb::UpdateJobTimeoutRequest {
             job_key,
             timeout: timeout.as_millis() as i64,
             operation_reference: None,
         };
-        self.call("UpdateJobTimeout", msg, self.request_timeout, |mut c, r| async move {
-            c.update_job_timeout(r).await
-        })
+        self.call(
+            "UpdateJobTimeout",
+            msg,
+            self.request_timeout,
+            |mut c, r| async move { c.update_job_timeout(r).await },
+        )
         .await
         .map(|_| ())
     }
 
     /// ActivateJobs (long poll): collects every response of the call's stream.
-    pub async fn activate_jobs(&self, msg: pb::ActivateJobsRequest) -> Result<Vec<pb::ActivatedJob>, ClientError> {
+    pub async fn activate_jobs(
+        &self,
+        msg: pb::ActivateJobsRequest,
+    ) -> Result<Vec<pb::ActivatedJob>, ClientError> {
         let long_poll = Duration::from_millis(msg.request_timeout.max(0) as u64);
         let deadline = long_poll.max(self.request_timeout) + LONG_POLL_OFFSET;
         self.call("ActivateJobs", msg, deadline, |mut c, r| async move {
@@ -346,15 +445,22 @@ impl GatewayClient {
             // The stream is long-lived: no grpc-timeout header for it.
             req.metadata_mut().remove("grpc-timeout");
             let mut raw = self.raw.clone();
-            let opened = tokio::time::timeout(self.request_timeout, raw.stream_activated_jobs(req)).await;
+            let opened =
+                tokio::time::timeout(self.request_timeout, raw.stream_activated_jobs(req)).await;
             let status = match opened {
                 Err(_) => {
-                    return Err(ClientError::Timeout { rpc, timeout_ms: self.request_timeout.as_millis() as u64 });
+                    return Err(ClientError::Timeout {
+                        rpc,
+                        timeout_ms: self.request_timeout.as_millis() as u64,
+                    });
                 }
                 Ok(Ok(resp)) => return Ok(resp.into_inner()),
                 Ok(Err(status)) => status,
             };
-            if status.code() == tonic::Code::Unauthenticated && !refreshed && self.credentials.invalidate().await {
+            if status.code() == tonic::Code::Unauthenticated
+                && !refreshed
+                && self.credentials.invalidate().await
+            {
                 refreshed = true;
                 continue;
             }

@@ -31,9 +31,16 @@ pub enum JobOutcome {
     /// CompleteJob with these variables (a JSON object).
     Complete(Map<String, Value>),
     /// FailJob with `retries - 1`; the engine waits `retry_backoff` before the next attempt.
-    Fail { message: String, retry_backoff: Option<Duration> },
+    Fail {
+        message: String,
+        retry_backoff: Option<Duration>,
+    },
     /// ThrowError: a business outcome the process routes by `code`.
-    BpmnError { code: String, message: String, variables: Map<String, Value> },
+    BpmnError {
+        code: String,
+        message: String,
+        variables: Map<String, Value>,
+    },
 }
 
 /// Why an `ActivatedJob` could not be turned into a [`Job`].
@@ -47,7 +54,9 @@ pub enum JobDecodeError {
 
 impl Job {
     /// Converts the gateway's `ActivatedJob` (variables and headers are JSON strings).
-    pub fn from_activated(raw: &crate::gateway_protocol::ActivatedJob) -> Result<Job, JobDecodeError> {
+    pub fn from_activated(
+        raw: &crate::gateway_protocol::ActivatedJob,
+    ) -> Result<Job, JobDecodeError> {
         let variables = parse_object(&raw.variables).map_err(JobDecodeError::Variables)?;
         let headers = parse_object(&raw.custom_headers).map_err(JobDecodeError::Headers)?;
         let custom_headers = headers
