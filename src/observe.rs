@@ -79,6 +79,7 @@ pub struct Metrics {
     in_flight: Family<TypeLabels, Gauge>,
     stream_reconnects: Family<TypeLabels, Counter>,
     gateway_errors: Family<ErrorLabels, Counter>,
+    handlers: Gauge,
 }
 
 impl Default for Metrics {
@@ -127,7 +128,14 @@ impl Metrics {
             "Failed gateway calls, by RPC and error kind",
             gateway_errors.clone(),
         );
+        let handlers = Gauge::default();
+        registry.register(
+            "handlers",
+            "Job types this worker handles",
+            handlers.clone(),
+        );
         Self {
+            handlers,
             registry,
             activated,
             handled,
@@ -136,6 +144,11 @@ impl Metrics {
             stream_reconnects,
             gateway_errors,
         }
+    }
+
+    /// Records how many job types the worker serves.
+    pub fn set_handlers(&self, count: usize) {
+        self.handlers.set(count as i64);
     }
 
     pub fn job_activated(&self, job_type: &str) {

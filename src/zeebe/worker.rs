@@ -201,6 +201,7 @@ impl Worker {
         // Owned by this future only: dropping it aborts the loops and then every job task.
         let job_tasks: JobTasks = Arc::new(Mutex::new(JoinSet::new()));
         let mut loops = JoinSet::new();
+        self.metrics.set_handlers(self.handlers.len());
         if self.handlers.is_empty() {
             tracing::warn!("no job handlers registered: the worker activates nothing");
         }
