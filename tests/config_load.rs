@@ -211,3 +211,29 @@ fn oauth_without_secret_env_is_reported() {
         "{fields:?}"
     );
 }
+
+#[test]
+fn the_example_in_docs_configuration_md_loads_and_validates() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/configuration.md"
+    ))
+    .unwrap();
+    let example = doc.split("## Example").nth(1).unwrap();
+    let toml = example
+        .split("```toml")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    let f = file(toml);
+    let e = env(&[
+        ("C8DR_CLIENT_SECRET", "x"),
+        ("ES_PASSWORD_EU", "x"),
+        ("ES_PASSWORD_US", "x"),
+    ]);
+    let cfg = Config::load_with_env(Some(f.path()), &e).unwrap();
+    cfg.validate_with_env(&e).unwrap();
+    assert_eq!(cfg.targets["prod"].snapshot.kind, "s3");
+}

@@ -77,7 +77,10 @@ fn apply_c8dr_env(config: Config, env: &BTreeMap<String, String>) -> Result<Conf
     let vars: config::Map<String, String> = env
         .iter()
         .filter(|(k, _)| {
-            k.starts_with("C8DR_") && k.as_str() != "C8DR_CONFIG" && k.as_str() != "C8DR_LOG_FORMAT"
+            // Every setting is nested (`SECTION__KEY`), so a C8DR_ variable without `__` is not
+            // an override: C8DR_CONFIG, C8DR_LOG_FORMAT, or a secret such as C8DR_CLIENT_SECRET.
+            k.strip_prefix("C8DR_")
+                .is_some_and(|rest| rest.contains("__"))
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
