@@ -304,3 +304,39 @@ async fn rejected_client_credentials_are_reported() {
         "{e}"
     );
 }
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tls")
+        .join(name)
+}
+
+#[tokio::test]
+async fn tls_with_a_configured_ca_certificate() {
+    // The fake's TLS server uses rustls' process-level provider (see FakeGateway::serve_tls).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cert = std::fs::read(fixture("server.pem")).unwrap();
+    let key = std::fs::read(fixture("server.key")).unwrap();
+    let fake = FakeGateway::new();
+    let server = fake.serve_tls(&cert, &key).await.unwrap();
+    assert!(server.url().starts_with("https://127.0.0.1:"));
+    let mut cfg = mgmt(&server.url(), AuthConfig::None);
+    cfg.ca_certificate_path = Some(fixture("ca.pem"));
+    let client = GatewayClient::connect(&cfg).unwrap();
+    client.topology().await.unwrap();
+    assert!(fake.calls().contains(&Call::Topology));
+
+    // Without the CA the server certificate is not trusted.
+    let untrusted = GatewayClient::connect(&mgmt(&server.url(), AuthConfig::None)).unwrap();
+    let e = untrusted.topology().await.unwrap_err();
+    assert!(matches!(e, ClientError::Unavailable { .. }), "{e:?}");
+
+    let mut missing = mgmt(&server.url(), AuthConfig::None);
+    missing.ca_certificate_path = Some(fixture("absent.pem"));
+    let e = GatewayClient::connect(&missing).unwrap_err();
+    assert!(
+        matches!(e, ClientError::CaCertificate { .. })
+            && e.to_string().contains("ca_certificate_path"),
+        "{e}"
+    );
+}

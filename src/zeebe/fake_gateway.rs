@@ -146,13 +146,14 @@ impl Default for FakeGateway {
 /// A running fake gateway server; stops when dropped.
 pub struct FakeServer {
     pub address: SocketAddr,
+    scheme: &'static str,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl FakeServer {
-    /// `http://127.0.0.1:PORT`, for `management.grpc_address`.
+    /// `http://127.0.0.1:PORT` (or `https://`), for `management.grpc_address`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        format!("{}://{}", self.scheme, self.address)
     }
 }
 
@@ -185,11 +186,37 @@ impl FakeGateway {
         self.inner.changed.notify_waiters();
     }
 
-    /// Serves on 127.0.0.1 with a free port.
+    /// Serves plaintext gRPC on 127.0.0.1 with a free port.
     pub async fn serve(&self) -> std::io::Result<FakeServer> {
+        self.serve_inner(None).await
+    }
+
+    /// Serves gRPC over TLS (PEM certificate chain and key) on 127.0.0.1 with a free port;
+    /// [`FakeServer::url`] then starts with `https://`. The process must have a rustls
+    /// `CryptoProvider` installed (`rustls::crypto::ring::default_provider().install_default()`):
+    /// with both ring and aws-lc-rs in the dependency tree, rustls cannot choose one itself.
+    pub async fn serve_tls(&self, cert_pem: &[u8], key_pem: &[u8]) -> std::io::Result<FakeServer> {
+        let identity = tonic::transport::Identity::from_pem(cert_pem, key_pem);
+        self.serve_inner(Some(
+            tonic::transport::ServerTlsConfig::new().identity(identity),
+        ))
+        .await
+    }
+
+    async fn serve_inner(
+        &self,
+        tls: Option<tonic::transport::ServerTlsConfig>,
+    ) -> std::io::Result<FakeServer> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
         let svc = GatewayServer::new(self.clone());
+        let mut builder = tonic::transport::Server::builder();
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        if let Some(tls) = tls {
+            builder = builder
+                .tls_config(tls)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+        }
         let task = tokio::spawn(async move {
             use tokio_stream::StreamExt as _;
             // No Nagle: small gRPC frames would otherwise wait for delayed ACKs (~40 ms).
@@ -199,15 +226,15 @@ impl FakeGateway {
                 }
                 s
             });
-            if let Err(e) = tonic::transport::Server::builder()
-                .add_service(svc)
-                .serve_with_incoming(incoming)
-                .await
-            {
+            if let Err(e) = builder.add_service(svc).serve_with_incoming(incoming).await {
                 tracing::error!(error = %e, "fake gateway stopped");
             }
         });
-        Ok(FakeServer { address, task })
+        Ok(FakeServer {
+            address,
+            scheme,
+            task,
+        })
     }
 
     /// Makes a job of `job_type` with `variables` available; returns its key.
