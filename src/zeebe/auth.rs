@@ -86,10 +86,18 @@ pub struct OAuthSettings {
     pub scope: Option<String>,
 }
 
-#[derive(Debug)]
 struct CachedToken {
     value: String,
     refresh_at: Instant,
+}
+
+impl std::fmt::Debug for CachedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedToken")
+            .field("value", &"***")
+            .field("refresh_at", &self.refresh_at)
+            .finish()
+    }
 }
 
 /// Fetches and caches OAuth access tokens.

@@ -106,3 +106,51 @@ fn kind_of(v: &Value) -> &'static str {
         Value::Object(_) => "an object",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway_protocol::ActivatedJob;
+    use serde_json::json;
+
+    fn raw(variables: &str, headers: &str) -> ActivatedJob {
+        ActivatedJob {
+            key: 7,
+            r#type: "c8dr.helm".into(),
+            process_instance_key: 9,
+            element_id: "helm-deploy".into(),
+            variables: variables.into(),
+            custom_headers: headers.into(),
+            retries: 3,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn converts_variables_and_headers() {
+        let job = Job::from_activated(&raw(
+            r#"{"target":"prod","lostRegion":1}"#,
+            r#"{"action":"deploy-recreated","n":2}"#,
+        ))
+        .unwrap();
+        assert_eq!(job.key, 7);
+        assert_eq!(job.job_type, "c8dr.helm");
+        assert_eq!(job.variables["lostRegion"], json!(1));
+        assert_eq!(job.custom_headers["action"], "deploy-recreated");
+        assert_eq!(job.custom_headers["n"], "2");
+        let empty = Job::from_activated(&raw("", "")).unwrap();
+        assert!(empty.variables.is_empty() && empty.custom_headers.is_empty());
+    }
+
+    #[test]
+    fn rejects_non_object_variables_and_headers() {
+        assert!(matches!(
+            Job::from_activated(&raw("[1]", "{}")),
+            Err(JobDecodeError::Variables(_))
+        ));
+        assert!(matches!(
+            Job::from_activated(&raw("{}", "nope")),
+            Err(JobDecodeError::Headers(_))
+        ));
+    }
+}
