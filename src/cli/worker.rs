@@ -26,11 +26,14 @@ fn register_step_handlers(builder: WorkerBuilder, _config: &Config) -> WorkerBui
     builder
 }
 
-/// Completes on SIGTERM or Ctrl-C.
-async fn termination_signal() {
+/// Completes on SIGTERM or Ctrl-C. The SIGTERM handler is installed when this is called, so
+/// a SIGTERM during start-up is not lost.
+fn termination_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    async move {
+        #[cfg(unix)]
+        match term {
             Ok(mut term) => {
                 tokio::select! {
                     _ = term.recv() => tracing::info!("SIGTERM received"),
@@ -42,20 +45,20 @@ async fn termination_signal() {
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
 pub async fn run(_args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
+    let shutdown = termination_signal().shared();
     observe::init_tracing(&global.log_format).map_err(anyhow::Error::msg)?;
     let config = load_valid_config(global, Scope::All)?;
     let client = connect(&config)?;
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::new(READY_WINDOW));
-    let shutdown = termination_signal().shared();
 
     let endpoint = if config.worker.metrics_address.is_empty() {
         None
