@@ -21,7 +21,9 @@ pub struct Args {}
 /// Registers the step handlers (job types `c8dr.*`) on the worker.
 ///
 /// The lead wires `c8dr::jobs` in here (one handler per job type of docs/jobs.md); until then
-/// it registers nothing and the worker only serves health and metrics.
+/// it registers nothing and the worker only serves health and metrics. Each handler is a
+/// `c8dr::zeebe::Handler`, e.g. `handler_fn(move |job| { let ctx = ctx.clone(); async move {
+/// c8dr::jobs::handle(&ctx, job).await } })` registered with `builder.handler(job_type, h)`.
 fn register_step_handlers(builder: WorkerBuilder, _config: &Config) -> WorkerBuilder {
     builder
 }
