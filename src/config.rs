@@ -10,6 +10,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
+mod load;
+mod validate;
+pub use load::{ConfigError, DEFAULT_CONFIG_FILE};
+pub use validate::ConfigProblem;
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]

@@ -1,9 +1,224 @@
-//! `c8dr bench`.
+//! `c8dr bench`: measurements on this machine.
+//! - `activation`: job made available → handler running, streaming vs polling, on loopback
+//!   against the in-process fake gateway.
+//! - `idle-rss`: resident memory of an idle `c8dr worker` (the current executable).
+//!
+//! Add a sub-bench by adding a variant to [`Bench`] and a function next to the others.
+use anyhow::Context;
+use c8dr::config::{ManagementConfig, WorkerConfig};
+use c8dr::zeebe::fake_gateway::{Call, FakeGateway};
+use c8dr::zeebe::{GatewayClient, JobOutcome, Worker, handler_fn};
+use serde_json::{Map, json};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(subcommand)]
+    pub bench: Bench,
+}
 
-pub async fn run(_args: Args, _global: &super::Global) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`c8dr bench` is not available in this build yet")
+#[derive(Debug, clap::Subcommand)]
+pub enum Bench {
+    /// Activation latency (job available → handler running), streaming vs polling.
+    Activation {
+        /// Jobs measured per mode (one at a time).
+        #[arg(long, default_value_t = 200)]
+        jobs: usize,
+    },
+    /// Resident memory (VmRSS) of an idle `c8dr worker` connected to a fake gateway.
+    IdleRss {
+        /// Seconds to let the worker settle before reading its memory.
+        #[arg(long, default_value_t = 3)]
+        wait_secs: u64,
+    },
+}
+
+pub async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
+    match args.bench {
+        Bench::Activation { jobs } => activation(jobs).await,
+        Bench::IdleRss { wait_secs } => idle_rss(wait_secs, global).await,
+    }
+}
+
+/// Latency statistics of one mode, in milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Latency {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub mean_ms: f64,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+/// Measures activation latency of `jobs` jobs, one at a time, with streaming on or off.
+pub async fn measure_activation(jobs: usize, stream: bool) -> anyhow::Result<Latency> {
+    let fake = FakeGateway::new();
+    let server = fake.serve().await?;
+    let client = GatewayClient::connect(&ManagementConfig {
+        grpc_address: server.url(),
+        ..Default::default()
+    })?;
+    let config = WorkerConfig {
+        stream_enabled: stream,
+        metrics_address: String::new(),
+        ..WorkerConfig::default()
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel::<(i64, Instant)>();
+    let worker = Worker::builder(client, config)
+        .handler(
+            "c8dr.bench",
+            handler_fn(move |job| {
+                let _ = tx.send((job.key, Instant::now()));
+                async { JobOutcome::Complete(Map::new()) }
+            }),
+        )
+        .build();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = worker.spawn(async move {
+        let _ = stop_rx.await;
+    });
+    if stream {
+        let open = fake
+            .wait_for(Duration::from_secs(10), |c| {
+                c.iter().any(|c| matches!(c, Call::StreamOpened { .. }))
+            })
+            .await;
+        anyhow::ensure!(open, "the worker did not open its job stream");
+    }
+    // Let the first long poll reach the gateway.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut samples = Vec::with_capacity(jobs);
+    for _ in 0..jobs {
+        let t0 = Instant::now();
+        let key = fake.enqueue("c8dr.bench", json!({}));
+        loop {
+            let (k, at) = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                .await
+                .context("a job was not handled within 30 s")?
+                .context("the worker stopped")?;
+            if k == key {
+                samples.push(at.duration_since(t0).as_secs_f64() * 1000.0);
+                break;
+            }
+        }
+    }
+    let _ = stop_tx.send(());
+    handle.join().await?;
+    drop(server);
+    samples.sort_by(|a, b| a.total_cmp(b));
+    Ok(Latency {
+        p50_ms: percentile(&samples, 0.50),
+        p99_ms: percentile(&samples, 0.99),
+        mean_ms: samples.iter().sum::<f64>() / samples.len().max(1) as f64,
+    })
+}
+
+async fn activation(jobs: usize) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(jobs > 0, "--jobs must be at least 1");
+    let stream = measure_activation(jobs, true).await?;
+    let poll = measure_activation(jobs, false).await?;
+    println!(
+        "activation latency: job available -> handler running ({jobs} jobs per mode, loopback, fake gateway)"
+    );
+    println!(
+        "{:<28} {:>10} {:>10} {:>10}",
+        "mode", "p50 ms", "p99 ms", "mean ms"
+    );
+    println!(
+        "{:<28} {:>10.3} {:>10.3} {:>10.3}",
+        "stream (StreamActivatedJobs)", stream.p50_ms, stream.p99_ms, stream.mean_ms
+    );
+    println!(
+        "{:<28} {:>10.3} {:>10.3} {:>10.3}",
+        "poll (long-poll ActivateJobs)", poll.p50_ms, poll.p99_ms, poll.mean_ms
+    );
+    println!(
+        "ratio poll/stream: p50 x{:.2}, p99 x{:.2}",
+        poll.p50_ms / stream.p50_ms.max(1e-9),
+        poll.p99_ms / stream.p99_ms.max(1e-9)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// VmRSS of `pid` in KiB (Linux).
+pub fn vm_rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("cannot read /proc/{pid}/status (Linux only)"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .context("no VmRSS line in /proc status")?;
+    line.split_whitespace()
+        .nth(1)
+        .context("malformed VmRSS line")?
+        .parse()
+        .context("malformed VmRSS value")
+}
+
+async fn idle_rss(wait_secs: u64, global: &super::Global) -> anyhow::Result<ExitCode> {
+    let fake = FakeGateway::new();
+    let server = fake.serve().await?;
+    let dir = std::env::temp_dir().join(format!(
+        "c8dr-bench-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let config_path = dir.join("c8dr.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[management]\ngrpc_address = \"{}\"\n\n[worker]\nmetrics_address = \"127.0.0.1:0\"\n\n[journal]\npath = \"{}\"\n",
+            server.url(),
+            dir.join("journal.jsonl").display()
+        ),
+    )?;
+    let exe = std::env::current_exe().context("cannot find the current executable")?;
+    let mut child = tokio::process::Command::new(&exe)
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--log-format")
+        .arg(&global.log_format)
+        .arg("worker")
+        .env("RUST_LOG", "warn")
+        .env_remove("C8DR_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {} worker", exe.display()))?;
+    let pid = child.id().context("the worker exited at once")?;
+    tokio::time::sleep(Duration::from_secs(wait_secs)).await;
+    if let Some(status) = child.try_wait()? {
+        let out = child.wait_with_output().await?;
+        anyhow::bail!(
+            "the worker exited early ({status}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let rss = vm_rss_kib(pid)?;
+    let topology_calls = fake
+        .calls()
+        .iter()
+        .filter(|c| matches!(c, Call::Topology))
+        .count();
+    child.start_kill()?;
+    let _ = child.wait().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "idle worker (pid {pid}, {wait_secs} s after start, {topology_calls} Topology call(s) answered):"
+    );
+    println!(
+        "VmRSS {:.1} MiB ({rss} KiB); goal: under 20 MiB",
+        rss as f64 / 1024.0
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,9 +1,121 @@
-//! `c8dr start`.
+//! `c8dr start failover|failback`: validates locally, then starts the latest version of
+//! `dr-failover` / `dr-failback` and prints the process instance key.
+use super::config_check::{Scope, connect, load_valid_config};
+use anyhow::Context;
+use c8dr::config::Config;
+use serde_json::{Map, Value};
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(subcommand)]
+    pub process: Process,
+}
 
-pub async fn run(_args: Args, _global: &super::Global) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`c8dr start` is not available in this build yet")
+#[derive(Debug, clap::Subcommand)]
+pub enum Process {
+    /// Start dr-failover: remove the lost region from the cluster.
+    Failover {
+        /// Target name (a [targets.NAME] section of the configuration).
+        #[arg(long)]
+        target: String,
+        /// The region that was lost: 0 or 1.
+        #[arg(long)]
+        lost_region: i64,
+        /// Why the failover is done (shown in the approval form and the report).
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Extra process variables, KEY=VALUE (VALUE as JSON when it parses, else a string).
+        #[arg(long = "var", value_name = "KEY=VALUE")]
+        vars: Vec<String>,
+    },
+    /// Start dr-failback: bring the recreated region back.
+    Failback {
+        #[arg(long)]
+        target: String,
+        /// The region that was recreated: 0 or 1.
+        #[arg(long)]
+        recreated_region: i64,
+        #[arg(long = "var", value_name = "KEY=VALUE")]
+        vars: Vec<String>,
+    },
+}
+
+/// Parses `KEY=VALUE` pairs (VALUE as JSON when it parses, else a string).
+pub fn parse_vars(vars: &[String]) -> anyhow::Result<Map<String, Value>> {
+    let mut out = Map::new();
+    for v in vars {
+        let (k, val) = v
+            .split_once('=')
+            .with_context(|| format!("--var {v:?}: write it as KEY=VALUE"))?;
+        let k = k.trim();
+        if k.is_empty() {
+            anyhow::bail!("--var {v:?}: the key is empty; write it as KEY=VALUE");
+        }
+        let value = serde_json::from_str(val).unwrap_or_else(|_| Value::String(val.to_string()));
+        out.insert(k.to_string(), value);
+    }
+    Ok(out)
+}
+
+/// Checks that `target` exists in the configuration and `region` is 0 or 1.
+pub fn check_target_and_region(
+    config: &Config,
+    target: &str,
+    flag: &str,
+    region: i64,
+) -> anyhow::Result<()> {
+    if !config.targets.contains_key(target) {
+        let known: Vec<&String> = config.targets.keys().collect();
+        anyhow::bail!(
+            "--target {target:?} is not in the configuration (known targets: {known:?}); add a [targets.{target}] section or pick one of them"
+        );
+    }
+    if !(0..=1).contains(&region) {
+        anyhow::bail!("--{flag} {region}: regions are 0 or 1");
+    }
+    Ok(())
+}
+
+pub async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
+    let config = load_valid_config(global, Scope::Management)?;
+    let (process_id, mut vars) = match args.process {
+        Process::Failover {
+            target,
+            lost_region,
+            reason,
+            vars,
+        } => {
+            check_target_and_region(&config, &target, "lost-region", lost_region)?;
+            let mut v = parse_vars(&vars)?;
+            v.insert("target".into(), target.into());
+            v.insert("lostRegion".into(), lost_region.into());
+            v.insert("reason".into(), reason.into());
+            ("dr-failover", v)
+        }
+        Process::Failback {
+            target,
+            recreated_region,
+            vars,
+        } => {
+            check_target_and_region(&config, &target, "recreated-region", recreated_region)?;
+            let mut v = parse_vars(&vars)?;
+            v.insert("target".into(), target.into());
+            v.insert("recreatedRegion".into(), recreated_region.into());
+            ("dr-failback", v)
+        }
+    };
+    vars.retain(|_, v| !v.is_null());
+    let client = connect(&config)?;
+    let created = client
+        .create_process_instance(process_id, &vars)
+        .await
+        .with_context(|| {
+            format!("cannot start {process_id} (is it deployed? run `c8dr deploy`)")
+        })?;
+    println!(
+        "started {} version {}: process instance {}",
+        created.bpmn_process_id, created.version, created.process_instance_key
+    );
+    Ok(ExitCode::SUCCESS)
 }
