@@ -250,10 +250,7 @@ impl World {
                 .exporter_types
                 .get(&id)
                 .is_some_and(|t| t == LEGACY_EXPORTER);
-            loop {
-                let Some(rec) = self.queues.get(&id).and_then(|q| q.front()).cloned() else {
-                    break;
-                };
+            while let Some(rec) = self.queues.get(&id).and_then(|q| q.front()).cloned() {
                 let r = &mut self.regions[region];
                 if !r.running() {
                     break;
@@ -1103,7 +1100,7 @@ impl World {
             _ => s.indices.keys().cloned().collect(),
         };
         let restore_ms = self.opts.durations.restore_ms as i64;
-        let es = self.es_mut(r).map_err(|e| e)?;
+        let es = self.es_mut(r)?;
         for n in &wanted {
             if es.indices.get(n).is_some_and(|i| i.open) {
                 return Err(es_error(
