@@ -358,7 +358,8 @@ impl World {
     }
 
     fn start_or_preview(&mut self, ops: Vec<Op>, dry_run: bool, now_ms: i64) -> Reply {
-        let status = if dry_run { 200 } else { 202 };
+        // Zeebe answers 202 with the plan for dry runs too; nothing is applied.
+        let status = 202;
         if ops.is_empty() {
             // Nothing to do: no change is started; the id of the last change is reported.
             let id = self.cluster.last_change.as_ref().map(|c| c.id).unwrap_or(0);
