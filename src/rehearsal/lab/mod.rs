@@ -290,20 +290,20 @@ impl Lab {
             },
             now,
         );
-        // Reserve ports first so the routers know every URL.
+        // Bind every port first so the routers know every URL.
         let mut ports = [[0u16; 3]; 2];
-        let mut reserved = Vec::new();
+        let mut listeners = Vec::new();
         for region_ports in ports.iter_mut() {
+            let mut v = Vec::new();
             for port in region_ports.iter_mut() {
                 let l = net::bind(0)?;
                 *port = l.local_addr()?.port();
-                reserved.push(l);
+                v.push(l);
             }
+            listeners.push(v);
         }
         let control_listener = net::bind(0)?;
         let control_port = control_listener.local_addr()?.port();
-        drop(reserved);
-        drop(control_listener);
         let shared = Arc::new(Shared {
             clock: opts.clock.clone(),
             world: Mutex::new(world),
@@ -319,28 +319,20 @@ impl Lab {
         });
         {
             let mut servers = shared.servers.lock().await;
-            for (r, region_ports) in ports.iter().enumerate() {
+            for (r, region_listeners) in listeners.into_iter().enumerate() {
                 let mut v = Vec::new();
-                for (i, api) in APIS.iter().enumerate() {
-                    v.push(
-                        net::Server::start(
-                            region_ports[i],
-                            http::region_router(shared.clone(), r, *api),
-                        )
-                        .await?,
-                    );
+                for (listener, api) in region_listeners.into_iter().zip(APIS) {
+                    v.push(net::Server::start(
+                        listener,
+                        http::region_router(shared.clone(), r, api),
+                    )?);
                 }
                 servers.regions.push(v);
             }
-            servers.control = Some(
-                net::Server::start(
-                    control_port,
-                    http::control_router(LabHandle {
-                        shared: shared.clone(),
-                    }),
-                )
-                .await?,
-            );
+            let control = http::control_router(LabHandle {
+                shared: shared.clone(),
+            });
+            servers.control = Some(net::Server::start(control_listener, control)?);
         }
         tracing::info!(control = control_port, "lab started");
         Ok(LabHandle { shared })
