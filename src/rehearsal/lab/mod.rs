@@ -137,6 +137,9 @@ pub struct LabOptions {
     pub faults: Option<FaultConfig>,
     /// BROKER_ADD / PARTITION_JOIN never complete (a stuck change).
     pub stuck_adds: bool,
+    /// Fixed ports: region 0 management/REST/Elasticsearch on base..base+2, region 1 on
+    /// base+3..base+5, control on base+6. `None`: free ports chosen by the OS (tests).
+    pub base_port: Option<u16>,
 }
 
 impl Default for LabOptions {
@@ -151,6 +154,7 @@ impl Default for LabOptions {
             rest_basic_auth: None,
             faults: None,
             stuck_adds: false,
+            base_port: None,
         }
     }
 }
@@ -291,18 +295,27 @@ impl Lab {
             now,
         );
         // Bind every port first so the routers know every URL.
+        let mut offset = 0u16;
+        let mut next_port = || {
+            let p = opts
+                .base_port
+                .map(|b| b.saturating_add(offset))
+                .unwrap_or(0);
+            offset += 1;
+            p
+        };
         let mut ports = [[0u16; 3]; 2];
         let mut listeners = Vec::new();
         for region_ports in ports.iter_mut() {
             let mut v = Vec::new();
             for port in region_ports.iter_mut() {
-                let l = net::bind(0)?;
+                let l = net::bind(next_port())?;
                 *port = l.local_addr()?.port();
                 v.push(l);
             }
             listeners.push(v);
         }
-        let control_listener = net::bind(0)?;
+        let control_listener = net::bind(next_port())?;
         let control_port = control_listener.local_addr()?.port();
         let shared = Arc::new(Shared {
             clock: opts.clock.clone(),
