@@ -167,7 +167,7 @@ async fn dry_run_plans_without_applying() {
         Some(json!({"brokers": {"remove": [1, 3, 5, 7]}})),
     )
     .await;
-    assert_eq!(s, 200, "{v}");
+    assert_eq!(s, 202, "{v}");
     let planned = v["plannedChanges"].as_array().unwrap();
     assert_eq!(
         planned
@@ -339,6 +339,27 @@ async fn elasticsearch_snapshot_and_restore_errors() {
     )
     .await;
     assert_eq!((s, v), (StatusCode::OK, json!({"accepted": true})));
+    let text = c
+        .get(format!("{e1}/_cat/recovery?v&active_only=true"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.starts_with("index") && text.contains(" snapshot ") && text.contains(" s1 "),
+        "{text}"
+    );
+    let (s, h) = call(
+        &c,
+        Method::GET,
+        &format!("{e1}/_cluster/health?wait_for_status=green&timeout=50ms"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 408, "{h}");
+    assert_eq!(h["timed_out"], true);
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     while seen.last().map(String::as_str) != Some("green") {
