@@ -51,7 +51,8 @@ pub fn job_types() -> &'static [&'static str] {
 }
 
 /// Builds the target port for a configured target (the real clients by default; tests inject).
-pub type Connector = dyn Fn(&str, &TargetConfig) -> Result<Arc<dyn TargetApi>, String> + Send + Sync;
+pub type Connector =
+    dyn Fn(&str, &TargetConfig) -> Result<Arc<dyn TargetApi>, String> + Send + Sync;
 
 /// Everything one target needs, built once.
 struct TargetHandles {
@@ -83,8 +84,19 @@ impl StepContext {
     }
 
     /// Context with a custom target port (tests, simulations).
-    pub fn with_connector(config: Arc<Config>, journal: Journal, worker_name: String, connector: Box<Connector>) -> Self {
-        Self { config, journal, worker_name, connector, targets: Mutex::new(HashMap::new()) }
+    pub fn with_connector(
+        config: Arc<Config>,
+        journal: Journal,
+        worker_name: String,
+        connector: Box<Connector>,
+    ) -> Self {
+        Self {
+            config,
+            journal,
+            worker_name,
+            connector,
+            targets: Mutex::new(HashMap::new()),
+        }
     }
 
     fn handles(&self, name: &str, config: &TargetConfig) -> Result<Arc<TargetHandles>, String> {
@@ -97,13 +109,19 @@ impl StepContext {
             Some(url) => Box::new(LabControl::new(url.clone())),
             None => Box::new(NoRegionControl),
         };
-        let h = Arc::new(TargetHandles { api, platform: platform::for_target(config), region_control });
+        let h = Arc::new(TargetHandles {
+            api,
+            platform: platform::for_target(config),
+            region_control,
+        });
         map.insert(name.to_string(), h.clone());
         Ok(h)
     }
 
     fn backoff(&self) -> Option<Duration> {
-        Some(Duration::from_millis(self.config.worker.fail_retry_backoff_ms))
+        Some(Duration::from_millis(
+            self.config.worker.fail_retry_backoff_ms,
+        ))
     }
 }
 
@@ -115,19 +133,35 @@ fn input_of(ctx: &StepContext, job: Job, target_name: String) -> StepInput {
         headers: job.custom_headers,
         process_instance_key: job.process_instance_key,
         job_key: job.key,
-        worker: if job.worker.is_empty() { ctx.worker_name.clone() } else { job.worker },
+        worker: if job.worker.is_empty() {
+            ctx.worker_name.clone()
+        } else {
+            job.worker
+        },
         element_id: job.element_id,
     }
 }
 
 /// Converts a step outcome into what the worker sends to the gateway.
-pub fn to_job_outcome(outcome: StepOutcome, step: &str, retry_backoff: Option<Duration>) -> JobOutcome {
+pub fn to_job_outcome(
+    outcome: StepOutcome,
+    step: &str,
+    retry_backoff: Option<Duration>,
+) -> JobOutcome {
     match outcome {
-        StepOutcome::Done { mut variables, already_done } => {
+        StepOutcome::Done {
+            mut variables,
+            already_done,
+        } => {
             variables.insert("alreadyDone".into(), json!(already_done));
             JobOutcome::Complete(variables)
         }
-        StepOutcome::Refused { code, message, field, mut variables } => {
+        StepOutcome::Refused {
+            code,
+            message,
+            field,
+            mut variables,
+        } => {
             let mut last = Map::new();
             last.insert("code".into(), json!(code));
             last.insert("message".into(), json!(message));
@@ -136,9 +170,16 @@ pub fn to_job_outcome(outcome: StepOutcome, step: &str, retry_backoff: Option<Du
                 last.insert("field".into(), json!(f));
             }
             variables.insert("lastError".into(), Value::Object(last));
-            JobOutcome::BpmnError { code: code.to_string(), message, variables }
+            JobOutcome::BpmnError {
+                code: code.to_string(),
+                message,
+                variables,
+            }
         }
-        StepOutcome::Retry { message } => JobOutcome::Fail { message, retry_backoff },
+        StepOutcome::Retry { message } => JobOutcome::Fail {
+            message,
+            retry_backoff,
+        },
     }
 }
 
@@ -147,7 +188,11 @@ pub async fn handle(ctx: &StepContext, job: Job) -> JobOutcome {
     let step = job.job_type.clone();
     let span = tracing::info_span!("job", job_type = %step, job_key = job.key, process_instance_key = job.process_instance_key, element_id = %job.element_id);
     let _enter = span.enter();
-    let label = if job.element_id.is_empty() { step.clone() } else { job.element_id.clone() };
+    let label = if job.element_id.is_empty() {
+        step.clone()
+    } else {
+        job.element_id.clone()
+    };
     let known: Vec<&String> = ctx.config.targets.keys().collect();
     let target_name = match job.variables.get("target") {
         Some(Value::String(s)) if ctx.config.targets.contains_key(s) => s.clone(),
@@ -155,7 +200,9 @@ pub async fn handle(ctx: &StepContext, job: Job) -> JobOutcome {
             let got = other.map_or("nothing".to_string(), |v| v.to_string());
             let outcome = StepOutcome::invalid(
                 "target",
-                format!("variable `target` must name a configured target ({known:?}), got {got}: start the process with one of them"),
+                format!(
+                    "variable `target` must name a configured target ({known:?}), got {got}: start the process with one of them"
+                ),
             );
             return to_job_outcome(outcome, &label, ctx.backoff());
         }
@@ -164,7 +211,10 @@ pub async fn handle(ctx: &StepContext, job: Job) -> JobOutcome {
     let handles = match ctx.handles(&target_name, target) {
         Ok(h) => h,
         Err(e) => {
-            let outcome = StepOutcome::invalid("target", format!("target `{target_name}` is misconfigured: {e}"));
+            let outcome = StepOutcome::invalid(
+                "target",
+                format!("target `{target_name}` is misconfigured: {e}"),
+            );
             return to_job_outcome(outcome, &label, ctx.backoff());
         }
     };
@@ -180,9 +230,15 @@ pub async fn handle(ctx: &StepContext, job: Job) -> JobOutcome {
     drop(_enter);
     let outcome = run_step(&env).await;
     match &outcome {
-        StepOutcome::Done { already_done, .. } => tracing::info!(job_type = %step, already_done, "step done"),
-        StepOutcome::Refused { code, message, .. } => tracing::warn!(job_type = %step, code, %message, "step refused"),
-        StepOutcome::Retry { message } => tracing::warn!(job_type = %step, %message, "step failed, will be retried"),
+        StepOutcome::Done { already_done, .. } => {
+            tracing::info!(job_type = %step, already_done, "step done")
+        }
+        StepOutcome::Refused { code, message, .. } => {
+            tracing::warn!(job_type = %step, code, %message, "step refused")
+        }
+        StepOutcome::Retry { message } => {
+            tracing::warn!(job_type = %step, %message, "step failed, will be retried")
+        }
     }
     let _ = errors::ALL;
     to_job_outcome(outcome, &label, ctx.backoff())

@@ -36,7 +36,12 @@ pub enum ApiErrorKind {
 
 impl ApiError {
     pub fn new(kind: ApiErrorKind, status: Option<u16>, message: impl Into<String>) -> Self {
-        Self { kind, status, error_type: None, message: message.into() }
+        Self {
+            kind,
+            status,
+            error_type: None,
+            message: message.into(),
+        }
     }
     pub fn with_type(mut self, t: impl Into<String>) -> Self {
         self.error_type = Some(t.into());
@@ -213,22 +218,48 @@ pub struct HealthInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Mutation {
     /// `PATCH /actuator/cluster?force=true {"brokers":{"remove":ids}}`.
-    ForceRemoveBrokers { ids: Vec<u32> },
+    ForceRemoveBrokers {
+        ids: Vec<u32>,
+    },
     /// `PATCH /actuator/cluster {"brokers":{"add":ids},"partitions":{"replicationFactor":rf}}`.
-    AddBrokers { ids: Vec<u32>, replication_factor: u32 },
-    DisableExporter { exporter_id: String },
-    EnableExporter { exporter_id: String, initialize_from: Option<String> },
+    AddBrokers {
+        ids: Vec<u32>,
+        replication_factor: u32,
+    },
+    DisableExporter {
+        exporter_id: String,
+    },
+    EnableExporter {
+        exporter_id: String,
+        initialize_from: Option<String>,
+    },
     PauseExporting,
     ResumeExporting,
     /// `PUT /_snapshot/{repo}` (settings from config; never secrets).
-    RegisterRepository { repository: String, readonly: bool },
-    DeleteRepository { repository: String },
-    CreateSnapshot { repository: String, snapshot: String },
-    RestoreSnapshot { repository: String, snapshot: String },
+    RegisterRepository {
+        repository: String,
+        readonly: bool,
+    },
+    DeleteRepository {
+        repository: String,
+    },
+    CreateSnapshot {
+        repository: String,
+        snapshot: String,
+    },
+    RestoreSnapshot {
+        repository: String,
+        snapshot: String,
+    },
     /// `POST /v2/deployments` with one BPMN resource.
-    DeployProcess { resource_name: String, xml: String },
+    DeployProcess {
+        resource_name: String,
+        xml: String,
+    },
     /// `POST /v2/process-instances`.
-    CreateProcessInstance { bpmn_process_id: String },
+    CreateProcessInstance {
+        bpmn_process_id: String,
+    },
 }
 
 impl Mutation {
@@ -256,26 +287,43 @@ impl Mutation {
             Mutation::ForceRemoveBrokers { ids } => {
                 format!("PATCH /actuator/cluster?force=true brokers.remove={ids:?}")
             }
-            Mutation::AddBrokers { ids, replication_factor } => format!(
+            Mutation::AddBrokers {
+                ids,
+                replication_factor,
+            } => format!(
                 "PATCH /actuator/cluster brokers.add={ids:?} partitions.replicationFactor={replication_factor}"
             ),
             Mutation::DisableExporter { exporter_id } => {
                 format!("POST /actuator/exporters/{exporter_id}/disable")
             }
-            Mutation::EnableExporter { exporter_id, initialize_from } => match initialize_from {
-                Some(f) => format!("POST /actuator/exporters/{exporter_id}/enable initializeFrom={f}"),
+            Mutation::EnableExporter {
+                exporter_id,
+                initialize_from,
+            } => match initialize_from {
+                Some(f) => {
+                    format!("POST /actuator/exporters/{exporter_id}/enable initializeFrom={f}")
+                }
                 None => format!("POST /actuator/exporters/{exporter_id}/enable"),
             },
             Mutation::PauseExporting => "POST /actuator/exporting/pause".into(),
             Mutation::ResumeExporting => "POST /actuator/exporting/resume".into(),
-            Mutation::RegisterRepository { repository, readonly } => {
+            Mutation::RegisterRepository {
+                repository,
+                readonly,
+            } => {
                 format!("PUT /_snapshot/{repository} readonly={readonly}")
             }
             Mutation::DeleteRepository { repository } => format!("DELETE /_snapshot/{repository}"),
-            Mutation::CreateSnapshot { repository, snapshot } => {
+            Mutation::CreateSnapshot {
+                repository,
+                snapshot,
+            } => {
                 format!("PUT /_snapshot/{repository}/{snapshot} include_global_state=true")
             }
-            Mutation::RestoreSnapshot { repository, snapshot } => format!(
+            Mutation::RestoreSnapshot {
+                repository,
+                snapshot,
+            } => format!(
                 "POST /_snapshot/{repository}/{snapshot}/_restore include_global_state=true wait_for_completion=false"
             ),
             Mutation::DeployProcess { resource_name, .. } => {
@@ -303,7 +351,11 @@ impl MutationResult {
     pub fn describe(&self) -> String {
         match self {
             MutationResult::Change(c) => {
-                format!("accepted changeId={} ({} planned operations)", c.change_id, c.planned_changes.len())
+                format!(
+                    "accepted changeId={} ({} planned operations)",
+                    c.change_id,
+                    c.planned_changes.len()
+                )
             }
             MutationResult::Ack => "acknowledged".into(),
             MutationResult::Key(k) => format!("key={k}"),
@@ -322,13 +374,21 @@ pub trait TargetApi: Send + Sync {
     /// `GET /_snapshot/{repo}`: `false` when the repository is not registered (404).
     fn repository_exists(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<bool>>;
     /// `GET /_snapshot/{repo}/_all`. 404 `repository_missing_exception` is an error.
-    fn snapshots(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<Vec<SnapshotInfo>>>;
+    fn snapshots(
+        &self,
+        region: u8,
+        repository: String,
+    ) -> BoxFuture<'_, ApiResult<Vec<SnapshotInfo>>>;
     /// `GET /_recovery` (all recoveries, not only active ones).
     fn recoveries(&self, region: u8) -> BoxFuture<'_, ApiResult<Vec<RecoveryInfo>>>;
     fn indices(&self, region: u8) -> BoxFuture<'_, ApiResult<Vec<IndexInfo>>>;
     fn health(&self, region: u8) -> BoxFuture<'_, ApiResult<HealthInfo>>;
     /// Keys of the instances of `bpmn_process_id` that `POST /v2/process-instances/search` finds.
-    fn process_instances(&self, region: u8, bpmn_process_id: String) -> BoxFuture<'_, ApiResult<Vec<String>>>;
+    fn process_instances(
+        &self,
+        region: u8,
+        bpmn_process_id: String,
+    ) -> BoxFuture<'_, ApiResult<Vec<String>>>;
     /// The one mutating call. Use [`super::StepEnv::mutate`], which journals it.
     fn mutate(&self, region: u8, mutation: Mutation) -> BoxFuture<'_, ApiResult<MutationResult>>;
 }

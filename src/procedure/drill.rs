@@ -35,10 +35,20 @@ pub trait RegionControl: Send + Sync {
 
 impl RegionControl for LabControl {
     fn lose(&self, region: u8) -> BoxFuture<'_, Result<(), PlatformError>> {
-        async move { self.post(&format!("/control/regions/{region}/lose"), json!({})).await.map(|_| ()) }.boxed()
+        async move {
+            self.post(&format!("/control/regions/{region}/lose"), json!({}))
+                .await
+                .map(|_| ())
+        }
+        .boxed()
     }
     fn recreate(&self, region: u8) -> BoxFuture<'_, Result<(), PlatformError>> {
-        async move { self.post(&format!("/control/regions/{region}/recreate"), json!({})).await.map(|_| ()) }.boxed()
+        async move {
+            self.post(&format!("/control/regions/{region}/recreate"), json!({}))
+                .await
+                .map(|_| ())
+        }
+        .boxed()
     }
     fn is_lost(&self, region: u8) -> BoxFuture<'_, Result<Option<bool>, PlatformError>> {
         async move {
@@ -60,7 +70,12 @@ pub struct NoRegionControl;
 
 impl RegionControl for NoRegionControl {
     fn lose(&self, _region: u8) -> BoxFuture<'_, Result<(), PlatformError>> {
-        async { Err(PlatformError::Failed("this target has no region control (lab_control_url)".into())) }.boxed()
+        async {
+            Err(PlatformError::Failed(
+                "this target has no region control (lab_control_url)".into(),
+            ))
+        }
+        .boxed()
     }
     fn recreate(&self, region: u8) -> BoxFuture<'_, Result<(), PlatformError>> {
         self.lose(region)
@@ -76,7 +91,10 @@ fn guard(env: &StepEnv<'_>) -> Result<(), StepOutcome> {
     } else {
         Err(StepOutcome::refused(
             errors::DRILL_NOT_ALLOWED,
-            format!("target `{}` does not allow drills: set drill_allowed = true in its config to allow them", env.input.target_name),
+            format!(
+                "target `{}` does not allow drills: set drill_allowed = true in its config to allow them",
+                env.input.target_name
+            ),
         ))
     }
 }
@@ -97,24 +115,52 @@ pub async fn drill_region(env: &StepEnv<'_>) -> StepResult {
     let (out_var, call) = match action {
         "lose" => ("regionLostAt", "drill-lose-region"),
         "recreate" => ("regionRecreatedAt", "drill-recreate-region"),
-        other => return Err(StepOutcome::invalid("action", format!("task header `action` must be lose or recreate, got {other:?}: fix the BPMN"))),
+        other => {
+            return Err(StepOutcome::invalid(
+                "action",
+                format!(
+                    "task header `action` must be lose or recreate, got {other:?}: fix the BPMN"
+                ),
+            ));
+        }
     };
     let lost = validate::region(&env.input.variables, "lostRegion")?;
     guard(env)?;
     // idempotency: a successful call of this instance is in the journal
-    if let Some(prev) = env.journal_calls()?.into_iter().find(|e| e.action == call && e.status == "ok") {
+    if let Some(prev) = env
+        .journal_calls()?
+        .into_iter()
+        .find(|e| e.action == call && e.status == "ok")
+    {
         let at = prev.time.to_rfc3339_opts(SecondsFormat::Millis, true);
         return Ok(StepOutcome::already_done(vars([(out_var, json!(at))])));
     }
-    if action == "lose" && env.drill.is_lost(lost).await.map_err(|e| StepOutcome::retry(e.to_string()))? == Some(true) {
+    if action == "lose"
+        && env
+            .drill
+            .is_lost(lost)
+            .await
+            .map_err(|e| StepOutcome::retry(e.to_string()))?
+            == Some(true)
+    {
         return Ok(StepOutcome::already_done(vars([(out_var, json!(now()))])));
     }
-    let result = if action == "lose" { env.drill.lose(lost).await } else { env.drill.recreate(lost).await };
+    let result = if action == "lose" {
+        env.drill.lose(lost).await
+    } else {
+        env.drill.recreate(lost).await
+    };
     let request = format!("POST /control/regions/{lost}/{action}");
     match result {
         Ok(()) => {
             let at = now();
-            env.journal_call(lost, call, &request, "ok", &format!("region {lost} {action} at {at}"))?;
+            env.journal_call(
+                lost,
+                call,
+                &request,
+                "ok",
+                &format!("region {lost} {action} at {at}"),
+            )?;
             Ok(StepOutcome::done(vars([(out_var, json!(at))])))
         }
         Err(e) => {
@@ -125,7 +171,12 @@ pub async fn drill_region(env: &StepEnv<'_>) -> StepResult {
 }
 
 fn canary_keys(env: &StepEnv<'_>) -> Result<Vec<String>, StepOutcome> {
-    let bad = || StepOutcome::invalid("canaryKeys", "variable `canaryKeys` must be the array of canary process instance keys written by drill-canaries create");
+    let bad = || {
+        StepOutcome::invalid(
+            "canaryKeys",
+            "variable `canaryKeys` must be the array of canary process instance keys written by drill-canaries create",
+        )
+    };
     match env.var("canaryKeys") {
         Some(Value::Array(a)) => a
             .iter()
@@ -145,7 +196,10 @@ pub async fn drill_canaries(env: &StepEnv<'_>) -> StepResult {
     match action {
         "create" => create_canaries(env).await,
         "check" => check_canaries(env).await,
-        other => Err(StepOutcome::invalid("action", format!("task header `action` must be create or check, got {other:?}: fix the BPMN"))),
+        other => Err(StepOutcome::invalid(
+            "action",
+            format!("task header `action` must be create or check, got {other:?}: fix the BPMN"),
+        )),
     }
 }
 
@@ -166,20 +220,41 @@ async fn create_canaries(env: &StepEnv<'_>) -> StepResult {
         .filter(|e| e.action == "create-process-instance" && e.status == "ok")
         .filter_map(|e| e.message.strip_prefix("key=").map(str::to_string))
         .collect();
-    let deployed = calls.iter().any(|e| e.action == "deploy-process" && e.status == "ok");
+    let deployed = calls
+        .iter()
+        .any(|e| e.action == "deploy-process" && e.status == "ok");
     let already = keys.len() >= count;
     if !already && !deployed {
-        let m = Mutation::DeployProcess { resource_name: "c8dr-canary.bpmn".into(), xml: CANARY_BPMN.into() };
+        let m = Mutation::DeployProcess {
+            resource_name: "c8dr-canary.bpmn".into(),
+            xml: CANARY_BPMN.into(),
+        };
         env.mutate(region, m).await??;
     }
     while keys.len() < count {
-        match env.mutate(region, Mutation::CreateProcessInstance { bpmn_process_id: CANARY_PROCESS_ID.into() }).await?? {
+        match env
+            .mutate(
+                region,
+                Mutation::CreateProcessInstance {
+                    bpmn_process_id: CANARY_PROCESS_ID.into(),
+                },
+            )
+            .await??
+        {
             MutationResult::Key(k) => keys.push(k),
-            other => return Err(StepOutcome::retry(format!("unexpected answer creating a canary: {}", other.describe()))),
+            other => {
+                return Err(StepOutcome::retry(format!(
+                    "unexpected answer creating a canary: {}",
+                    other.describe()
+                )));
+            }
         }
     }
     keys.truncate(count);
-    Ok(StepOutcome::Done { variables: vars([("canaryKeys", json!(keys))]), already_done: already })
+    Ok(StepOutcome::Done {
+        variables: vars([("canaryKeys", json!(keys))]),
+        already_done: already,
+    })
 }
 
 async fn check_canaries(env: &StepEnv<'_>) -> StepResult {
@@ -189,10 +264,20 @@ async fn check_canaries(env: &StepEnv<'_>) -> StepResult {
     let mut missing = Map::new();
     let mut all = true;
     for region in targets {
-        let found = env.api.process_instances(region, CANARY_PROCESS_ID.to_string()).await?;
-        let gone: Vec<String> = keys.iter().filter(|k| !found.contains(k)).cloned().collect();
+        let found = env
+            .api
+            .process_instances(region, CANARY_PROCESS_ID.to_string())
+            .await?;
+        let gone: Vec<String> = keys
+            .iter()
+            .filter(|k| !found.contains(k))
+            .cloned()
+            .collect();
         all &= gone.is_empty();
         missing.insert(region.to_string(), json!(gone));
     }
-    Ok(StepOutcome::done(vars([("verified", json!(all)), ("canariesMissing", Value::Object(missing))])))
+    Ok(StepOutcome::done(vars([
+        ("verified", json!(all)),
+        ("canariesMissing", Value::Object(missing)),
+    ])))
 }

@@ -29,7 +29,10 @@ pub fn paused_by_this_instance(env: &StepEnv<'_>) -> Result<bool, StepOutcome> {
 pub async fn pause_exporting(env: &StepEnv<'_>) -> StepResult {
     let surviving = regions::surviving(env)?;
     if last_state(env)? == Some(true) {
-        return Ok(StepOutcome::already_done(vars([("exportingPaused", json!(true))])));
+        return Ok(StepOutcome::already_done(vars([(
+            "exportingPaused",
+            json!(true),
+        )])));
     }
     // guards api-contract §6.8: a pause failing in the body (status 500) is an error, retried
     env.mutate(surviving, Mutation::PauseExporting).await??;
@@ -39,7 +42,10 @@ pub async fn pause_exporting(env: &StepEnv<'_>) -> StepResult {
 pub async fn resume_exporting(env: &StepEnv<'_>) -> StepResult {
     let surviving = regions::surviving(env)?;
     if last_state(env)? == Some(false) {
-        return Ok(StepOutcome::already_done(vars([("exportingPaused", json!(false))])));
+        return Ok(StepOutcome::already_done(vars([(
+            "exportingPaused",
+            json!(false),
+        )])));
     }
     // guards api-contract §6.8: always resume (also when nothing is recorded: resuming is safe)
     env.mutate(surviving, Mutation::ResumeExporting).await??;

@@ -24,7 +24,9 @@ pub struct PlatformStatus {
 
 impl PlatformStatus {
     pub fn webapps_on(&self) -> bool {
-        self.profiles.iter().any(|p| p == "operate" || p == "tasklist")
+        self.profiles
+            .iter()
+            .any(|p| p == "operate" || p == "tasklist")
     }
 }
 
@@ -83,17 +85,30 @@ pub enum PlatformError {
 
 /// Helm / Kubernetes as steps see it.
 pub trait Platform: Send + Sync {
-    fn status<'a>(&'a self, target: &'a TargetConfig, region: u8) -> BoxFuture<'a, Result<PlatformStatus, PlatformError>>;
+    fn status<'a>(
+        &'a self,
+        target: &'a TargetConfig,
+        region: u8,
+    ) -> BoxFuture<'a, Result<PlatformStatus, PlatformError>>;
     /// Runs the action; returns its output.
-    fn helm<'a>(&'a self, target: &'a TargetConfig, region: u8, action: HelmAction) -> BoxFuture<'a, Result<String, PlatformError>>;
+    fn helm<'a>(
+        &'a self,
+        target: &'a TargetConfig,
+        region: u8,
+        action: HelmAction,
+    ) -> BoxFuture<'a, Result<String, PlatformError>>;
 }
 
 /// The platform for a target's `helm.mode`.
 pub fn for_target(target: &TargetConfig) -> Box<dyn Platform> {
     match target.helm.mode {
         HelmMode::Manual => Box::new(ManualPlatform),
-        HelmMode::Command => Box::new(CommandPlatform { kubectl: "kubectl".into() }),
-        HelmMode::Lab => Box::new(LabControl::new(target.lab_control_url.clone().unwrap_or_default())),
+        HelmMode::Command => Box::new(CommandPlatform {
+            kubectl: "kubectl".into(),
+        }),
+        HelmMode::Lab => Box::new(LabControl::new(
+            target.lab_control_url.clone().unwrap_or_default(),
+        )),
     }
 }
 
@@ -103,7 +118,12 @@ pub fn for_target(target: &TargetConfig) -> Box<dyn Platform> {
 pub fn helm_args(target: &TargetConfig, region: u8, action: HelmAction) -> Vec<String> {
     let h: &HelmConfig = &target.helm;
     let rc = target.regions.get(usize::from(region));
-    let mut a: Vec<String> = vec!["upgrade".into(), "--install".into(), target.release.clone(), h.chart.clone()];
+    let mut a: Vec<String> = vec![
+        "upgrade".into(),
+        "--install".into(),
+        target.release.clone(),
+        h.chart.clone(),
+    ];
     if let Some(v) = &h.chart_version {
         a.extend(["--version".into(), v.clone()]);
     }
@@ -115,7 +135,12 @@ pub fn helm_args(target: &TargetConfig, region: u8, action: HelmAction) -> Vec<S
             a.extend(["--kube-context".into(), ctx.clone()]);
         }
     }
-    for f in h.base_values.iter().chain(h.region_values.get(usize::from(region)).into_iter().flatten()) {
+    for f in h.base_values.iter().chain(
+        h.region_values
+            .get(usize::from(region))
+            .into_iter()
+            .flatten(),
+    ) {
         a.extend(["-f".into(), f.display().to_string()]);
     }
     if !action.webapps() {
@@ -141,7 +166,10 @@ pub fn helm_args(target: &TargetConfig, region: u8, action: HelmAction) -> Vec<S
 }
 
 fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=,:@[]+".contains(c)) {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=,:@[]+".contains(c))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
@@ -149,7 +177,10 @@ fn shell_quote(s: &str) -> String {
 }
 
 pub fn command_line(binary: &str, args: &[String]) -> String {
-    std::iter::once(binary.to_string()).chain(args.iter().map(|a| shell_quote(a))).collect::<Vec<_>>().join(" ")
+    std::iter::once(binary.to_string())
+        .chain(args.iter().map(|a| shell_quote(a)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn kube_args(target: &TargetConfig, region: u8) -> Vec<String> {
@@ -167,7 +198,11 @@ fn kube_args(target: &TargetConfig, region: u8) -> Vec<String> {
 
 /// The kubectl command that shows the active profiles (for manual verification).
 pub fn profiles_command(target: &TargetConfig, region: u8) -> String {
-    let mut a = vec!["get".to_string(), "configmap".into(), format!("{}-zeebe-configuration-unified", target.release)];
+    let mut a = vec![
+        "get".to_string(),
+        "configmap".into(),
+        format!("{}-zeebe-configuration-unified", target.release),
+    ];
     a.extend(kube_args(target, region));
     a.extend(["-o".into(), "yaml".into()]);
     command_line("kubectl", &a)
@@ -176,11 +211,20 @@ pub fn profiles_command(target: &TargetConfig, region: u8) -> String {
 struct ManualPlatform;
 
 impl Platform for ManualPlatform {
-    fn status<'a>(&'a self, target: &'a TargetConfig, region: u8) -> BoxFuture<'a, Result<PlatformStatus, PlatformError>> {
+    fn status<'a>(
+        &'a self,
+        target: &'a TargetConfig,
+        region: u8,
+    ) -> BoxFuture<'a, Result<PlatformStatus, PlatformError>> {
         let command = profiles_command(target, region);
         async move { Err(PlatformError::Manual { command }) }.boxed()
     }
-    fn helm<'a>(&'a self, target: &'a TargetConfig, region: u8, action: HelmAction) -> BoxFuture<'a, Result<String, PlatformError>> {
+    fn helm<'a>(
+        &'a self,
+        target: &'a TargetConfig,
+        region: u8,
+        action: HelmAction,
+    ) -> BoxFuture<'a, Result<String, PlatformError>> {
         let command = command_line(&target.helm.binary, &helm_args(target, region, action));
         async move { Err(PlatformError::Manual { command }) }.boxed()
     }
@@ -192,7 +236,11 @@ pub struct CommandPlatform {
 }
 
 /// Runs `binary args` with a timeout; stdout+stderr captured.
-pub async fn run_command(binary: &str, args: &[String], timeout: Duration) -> Result<(bool, String), PlatformError> {
+pub async fn run_command(
+    binary: &str,
+    args: &[String],
+    timeout: Duration,
+) -> Result<(bool, String), PlatformError> {
     let child = tokio::process::Command::new(binary)
         .args(args)
         .stdin(std::process::Stdio::null())
@@ -200,7 +248,9 @@ pub async fn run_command(binary: &str, args: &[String], timeout: Duration) -> Re
         .output();
     let out = tokio::time::timeout(timeout, child)
         .await
-        .map_err(|_| PlatformError::Failed(format!("{binary} timed out after {}s", timeout.as_secs())))?
+        .map_err(|_| {
+            PlatformError::Failed(format!("{binary} timed out after {}s", timeout.as_secs()))
+        })?
         .map_err(|e| PlatformError::Failed(format!("cannot run {binary}: {e}")))?;
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
@@ -209,18 +259,29 @@ pub async fn run_command(binary: &str, args: &[String], timeout: Duration) -> Re
 
 /// The value of `spring.profiles.active` in a configmap dump.
 pub fn parse_profiles(text: &str) -> Vec<String> {
-    let idx = text.find("spring.profiles.active").map(|i| i + "spring.profiles.active".len()).or_else(|| {
-        let p = text.find("profiles:")?;
-        text[p..].find("active:").map(|a| p + a + "active:".len())
-    });
+    let idx = text
+        .find("spring.profiles.active")
+        .map(|i| i + "spring.profiles.active".len())
+        .or_else(|| {
+            let p = text.find("profiles:")?;
+            text[p..].find("active:").map(|a| p + a + "active:".len())
+        });
     let Some(i) = idx else { return Vec::new() };
     let rest = text[i..].trim_start_matches([':', ' ', '=', '"', '\'']);
     let end = rest.find(['"', '\'', '\n']).unwrap_or(rest.len());
-    rest[..end].split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+    rest[..end]
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 impl Platform for CommandPlatform {
-    fn status<'a>(&'a self, target: &'a TargetConfig, region: u8) -> BoxFuture<'a, Result<PlatformStatus, PlatformError>> {
+    fn status<'a>(
+        &'a self,
+        target: &'a TargetConfig,
+        region: u8,
+    ) -> BoxFuture<'a, Result<PlatformStatus, PlatformError>> {
         async move {
             let t = Duration::from_secs(target.helm.timeout_secs.max(1));
             let mut helm = vec!["status".to_string(), target.release.clone()];
@@ -237,24 +298,60 @@ impl Platform for CommandPlatform {
             pvc.extend(kube_args(target, region));
             let (ok, out) = run_command(&self.kubectl, &pvc, t).await?;
             if !ok {
-                return Err(PlatformError::Failed(format!("kubectl get pvc failed: {}", tail(&out, 500))));
+                return Err(PlatformError::Failed(format!(
+                    "kubectl get pvc failed: {}",
+                    tail(&out, 500)
+                )));
             }
-            let pvcs = out.lines().filter(|l| l.starts_with("persistentvolumeclaim")).count() as u32;
-            let mut cm = vec!["get".to_string(), "configmap".into(), format!("{}-zeebe-configuration-unified", target.release)];
+            let pvcs = out
+                .lines()
+                .filter(|l| l.starts_with("persistentvolumeclaim"))
+                .count() as u32;
+            let mut cm = vec![
+                "get".to_string(),
+                "configmap".into(),
+                format!("{}-zeebe-configuration-unified", target.release),
+            ];
             cm.extend(kube_args(target, region));
             cm.extend(["-o".into(), "yaml".into()]);
             let (cm_ok, cm_out) = run_command(&self.kubectl, &cm, t).await?;
-            let profiles = if cm_ok { parse_profiles(&cm_out) } else { Vec::new() };
+            let profiles = if cm_ok {
+                parse_profiles(&cm_out)
+            } else {
+                Vec::new()
+            };
             let create_schema = !cm_out.contains("CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA");
-            Ok(PlatformStatus { release, pvcs, profiles, create_schema })
+            Ok(PlatformStatus {
+                release,
+                pvcs,
+                profiles,
+                create_schema,
+            })
         }
         .boxed()
     }
-    fn helm<'a>(&'a self, target: &'a TargetConfig, region: u8, action: HelmAction) -> BoxFuture<'a, Result<String, PlatformError>> {
+    fn helm<'a>(
+        &'a self,
+        target: &'a TargetConfig,
+        region: u8,
+        action: HelmAction,
+    ) -> BoxFuture<'a, Result<String, PlatformError>> {
         async move {
             let args = helm_args(target, region, action);
-            let (ok, out) = run_command(&target.helm.binary, &args, Duration::from_secs(target.helm.timeout_secs.max(1))).await?;
-            if ok { Ok(out) } else { Err(PlatformError::Failed(format!("helm failed: {}", tail(&out, 2000)))) }
+            let (ok, out) = run_command(
+                &target.helm.binary,
+                &args,
+                Duration::from_secs(target.helm.timeout_secs.max(1)),
+            )
+            .await?;
+            if ok {
+                Ok(out)
+            } else {
+                Err(PlatformError::Failed(format!(
+                    "helm failed: {}",
+                    tail(&out, 2000)
+                )))
+            }
         }
         .boxed()
     }
@@ -277,19 +374,33 @@ pub struct LabControl {
 
 impl LabControl {
     pub fn new(base: impl Into<String>) -> Self {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
-        Self { base: base.into().trim_end_matches('/').to_string(), http }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
+        Self {
+            base: base.into().trim_end_matches('/').to_string(),
+            http,
+        }
     }
 
     fn url(&self, path: &str) -> Result<String, PlatformError> {
         if self.base.is_empty() {
-            return Err(PlatformError::Failed("the target has no lab_control_url (needed by helm.mode = \"lab\" and drills)".into()));
+            return Err(PlatformError::Failed(
+                "the target has no lab_control_url (needed by helm.mode = \"lab\" and drills)"
+                    .into(),
+            ));
         }
         Ok(format!("{}{path}", self.base))
     }
 
     pub async fn get(&self, path: &str) -> Result<Value, PlatformError> {
-        let r = self.http.get(self.url(path)?).send().await.map_err(|e| PlatformError::Failed(format!("lab control GET {path}: {e}")))?;
+        let r = self
+            .http
+            .get(self.url(path)?)
+            .send()
+            .await
+            .map_err(|e| PlatformError::Failed(format!("lab control GET {path}: {e}")))?;
         Self::json(path, r).await
     }
 
@@ -306,23 +417,41 @@ impl LabControl {
 
     async fn json(path: &str, r: reqwest::Response) -> Result<Value, PlatformError> {
         let status = r.status();
-        let text = r.text().await.map_err(|e| PlatformError::Failed(format!("lab control {path}: {e}")))?;
+        let text = r
+            .text()
+            .await
+            .map_err(|e| PlatformError::Failed(format!("lab control {path}: {e}")))?;
         if !status.is_success() {
-            return Err(PlatformError::Failed(format!("lab control {path}: HTTP {status}: {}", tail(&text, 300))));
+            return Err(PlatformError::Failed(format!(
+                "lab control {path}: HTTP {status}: {}",
+                tail(&text, 300)
+            )));
         }
         Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 }
 
 impl Platform for LabControl {
-    fn status<'a>(&'a self, _target: &'a TargetConfig, region: u8) -> BoxFuture<'a, Result<PlatformStatus, PlatformError>> {
+    fn status<'a>(
+        &'a self,
+        _target: &'a TargetConfig,
+        region: u8,
+    ) -> BoxFuture<'a, Result<PlatformStatus, PlatformError>> {
         async move {
-            let v = self.get(&format!("/control/regions/{region}/platform")).await?;
-            serde_json::from_value(v).map_err(|e| PlatformError::Failed(format!("lab platform status: {e}")))
+            let v = self
+                .get(&format!("/control/regions/{region}/platform"))
+                .await?;
+            serde_json::from_value(v)
+                .map_err(|e| PlatformError::Failed(format!("lab platform status: {e}")))
         }
         .boxed()
     }
-    fn helm<'a>(&'a self, _target: &'a TargetConfig, region: u8, action: HelmAction) -> BoxFuture<'a, Result<String, PlatformError>> {
+    fn helm<'a>(
+        &'a self,
+        _target: &'a TargetConfig,
+        region: u8,
+        action: HelmAction,
+    ) -> BoxFuture<'a, Result<String, PlatformError>> {
         async move {
             let kind = if action == HelmAction::DeployRecreated { "install" } else { "upgrade" };
             let body = json!({"action": kind, "webapps": action.webapps(), "createSchema": action.create_schema()});
@@ -340,7 +469,11 @@ fn manual(env: &StepEnv<'_>, step_id: &str, command: String) -> StepOutcome {
         code: errors::MANUAL_STEP_REQUIRED,
         message: format!("run this command, then confirm: {command}"),
         field: None,
-        variables: vars([("manualCommand", json!(command)), ("manualStepId", json!(step_id)), ("target", json!(env.input.target_name))]),
+        variables: vars([
+            ("manualCommand", json!(command)),
+            ("manualStepId", json!(step_id)),
+            ("target", json!(env.input.target_name)),
+        ]),
     }
 }
 
@@ -349,13 +482,22 @@ pub async fn preflight_recreated(env: &StepEnv<'_>) -> StepResult {
     let (surviving, recreated) = regions::failback(env)?;
     let cluster = env.api.cluster(surviving).await?;
     let ids = regions::brokers_of(recreated, env.target.cluster_size);
-    let stale: Vec<u32> = cluster.brokers.iter().map(|b| b.id).filter(|id| ids.contains(id)).collect();
+    let stale: Vec<u32> = cluster
+        .brokers
+        .iter()
+        .map(|b| b.id)
+        .filter(|id| ids.contains(id))
+        .collect();
     if !stale.is_empty() || cluster.pending_change.is_some() {
         return Err(StepOutcome::refused(
             errors::PRECONDITION_FAILED,
             format!(
                 "failover is not done: brokers {stale:?} of region {recreated} are still cluster members{}",
-                if cluster.pending_change.is_some() { " and a cluster change is pending" } else { "" }
+                if cluster.pending_change.is_some() {
+                    " and a cluster change is pending"
+                } else {
+                    ""
+                }
             ),
         ));
     }
@@ -367,7 +509,11 @@ pub async fn preflight_recreated(env: &StepEnv<'_>) -> StepResult {
         Err(PlatformError::Failed(m)) => return Err(StepOutcome::retry(m)),
     };
     let indices: Vec<String> = match env.api.indices(recreated).await {
-        Ok(list) => list.into_iter().map(|i| i.name).filter(|n| super::snapshot::is_camunda_index(n)).collect(),
+        Ok(list) => list
+            .into_iter()
+            .map(|i| i.name)
+            .filter(|n| super::snapshot::is_camunda_index(n))
+            .collect(),
         // an unreachable Elasticsearch in a region without a release holds no indices
         Err(e) if e.is_transient() && release == json!(false) => Vec::new(),
         Err(e) if e.is_transient() && release.is_null() => Vec::new(),
@@ -390,7 +536,9 @@ pub async fn helm_step(env: &StepEnv<'_>) -> StepResult {
     let Some(action) = HelmAction::parse(action_name) else {
         return Err(StepOutcome::invalid(
             "action",
-            format!("task header `action` must be deploy-recreated, disable-webapps or enable-webapps, got {action_name:?}: fix the BPMN"),
+            format!(
+                "task header `action` must be deploy-recreated, disable-webapps or enable-webapps, got {action_name:?}: fix the BPMN"
+            ),
         ));
     };
     let targets = regions::from_header(env, &["surviving", "recreated", "both"])?;
@@ -413,7 +561,10 @@ pub async fn helm_step(env: &StepEnv<'_>) -> StepResult {
         if action.holds(&status) {
             continue;
         }
-        let request = command_line(&env.target.helm.binary, &helm_args(env.target, region, action));
+        let request = command_line(
+            &env.target.helm.binary,
+            &helm_args(env.target, region, action),
+        );
         let result = env.platform.helm(env.target, region, action).await;
         match result {
             Ok(out) => {
@@ -429,7 +580,10 @@ pub async fn helm_step(env: &StepEnv<'_>) -> StepResult {
         }
     }
     let variables: Map<String, Value> = vars([("helmOutput", json!(tail(&output, 2000)))]);
-    Ok(StepOutcome::Done { variables, already_done: !acted })
+    Ok(StepOutcome::Done {
+        variables,
+        already_done: !acted,
+    })
 }
 
 /// `c8dr.verify-profiles` (headers `region`, `expect: webapps-off|webapps-on`).
@@ -439,7 +593,12 @@ pub async fn verify_profiles(env: &StepEnv<'_>) -> StepResult {
         "webapps-off" => false,
         "webapps-on" => true,
         other => {
-            return Err(StepOutcome::invalid("expect", format!("task header `expect` must be webapps-off or webapps-on, got {other:?}: fix the BPMN")));
+            return Err(StepOutcome::invalid(
+                "expect",
+                format!(
+                    "task header `expect` must be webapps-off or webapps-on, got {other:?}: fix the BPMN"
+                ),
+            ));
         }
     };
     let targets = regions::from_header(env, &["surviving", "recreated", "both"])?;
@@ -452,11 +611,16 @@ pub async fn verify_profiles(env: &StepEnv<'_>) -> StepResult {
                 ok &= s.release && s.webapps_on() == want_on;
                 profiles.insert(region.to_string(), json!(s.profiles));
             }
-            Err(PlatformError::Manual { command }) => return Err(manual(env, &format!("verify-profiles-{expect}"), command)),
+            Err(PlatformError::Manual { command }) => {
+                return Err(manual(env, &format!("verify-profiles-{expect}"), command));
+            }
             Err(PlatformError::Failed(m)) => return Err(StepOutcome::retry(m)),
         }
     }
-    Ok(StepOutcome::done(vars([("verified", json!(ok)), ("profiles", Value::Object(profiles))])))
+    Ok(StepOutcome::done(vars([
+        ("verified", json!(ok)),
+        ("profiles", Value::Object(profiles)),
+    ])))
 }
 
 #[cfg(test)]
@@ -468,7 +632,10 @@ mod tests {
         let mut t = super::super::regions::tests_support::target();
         t.helm.chart_version = Some("13.0.0".into());
         t.helm.base_values = vec![PathBuf::from("base.yaml")];
-        t.helm.region_values = vec![vec![PathBuf::from("region0.yaml")], vec![PathBuf::from("region1.yaml")]];
+        t.helm.region_values = vec![
+            vec![PathBuf::from("region0.yaml")],
+            vec![PathBuf::from("region1.yaml")],
+        ];
         t.helm.schema_env_index = 12;
         t.regions[1].kube_context = Some("ctx-b".into());
         t
@@ -485,9 +652,15 @@ mod tests {
              --set-string orchestration.env[12].name=CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA,orchestration.env[12].value=false"
         );
         let full = command_line("helm", &helm_args(&t, 0, HelmAction::EnableWebapps));
-        assert!(!full.contains("--set") && full.contains("region0.yaml"), "{full}");
+        assert!(
+            !full.contains("--set") && full.contains("region0.yaml"),
+            "{full}"
+        );
         let off = command_line("helm", &helm_args(&t, 0, HelmAction::DisableWebapps));
-        assert!(off.contains("operate=false") && !off.contains("CREATESCHEMA"), "{off}");
+        assert!(
+            off.contains("operate=false") && !off.contains("CREATESCHEMA"),
+            "{off}"
+        );
     }
 
     #[test]
@@ -503,14 +676,25 @@ mod tests {
         assert!(!HelmAction::DeployRecreated.holds(&s(false, &[], false)));
         assert!(HelmAction::DisableWebapps.holds(&s(true, &["broker"], true)));
         assert!(!HelmAction::DisableWebapps.holds(&s(true, &["broker", "operate"], true)));
-        assert!(HelmAction::EnableWebapps.holds(&s(true, &["broker", "operate", "tasklist"], true)));
-        assert!(!HelmAction::EnableWebapps.holds(&s(true, &["broker", "operate", "tasklist"], false)));
+        assert!(HelmAction::EnableWebapps.holds(&s(
+            true,
+            &["broker", "operate", "tasklist"],
+            true
+        )));
+        assert!(!HelmAction::EnableWebapps.holds(&s(
+            true,
+            &["broker", "operate", "tasklist"],
+            false
+        )));
     }
 
     #[test]
     fn profiles_from_configmap() {
         let y = "data:\n  application.yaml: |\n    spring.profiles.active: \"broker,identity,consolidated-auth\"\n";
-        assert_eq!(parse_profiles(y), vec!["broker", "identity", "consolidated-auth"]);
+        assert_eq!(
+            parse_profiles(y),
+            vec!["broker", "identity", "consolidated-auth"]
+        );
         assert!(parse_profiles("nothing").is_empty());
     }
 
@@ -520,23 +704,40 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("args.log");
         let script = dir.path().join("helm");
-        std::fs::write(&script, format!("#!/bin/sh\necho \"$@\" >> {}\necho deployed\n", log.display())).unwrap();
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"$@\" >> {}\necho deployed\n",
+                log.display()
+            ),
+        )
+        .unwrap();
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
         let mut t = target();
         t.helm.mode = HelmMode::Command;
         t.helm.binary = script.display().to_string();
-        let p = CommandPlatform { kubectl: "kubectl".into() };
+        let p = CommandPlatform {
+            kubectl: "kubectl".into(),
+        };
         let out = p.helm(&t, 1, HelmAction::DeployRecreated).await.unwrap();
         assert!(out.contains("deployed"));
         let logged = std::fs::read_to_string(&log).unwrap();
-        assert_eq!(logged.trim(), helm_args(&t, 1, HelmAction::DeployRecreated).join(" "));
+        assert_eq!(
+            logged.trim(),
+            helm_args(&t, 1, HelmAction::DeployRecreated).join(" ")
+        );
         // a failing helm is a retryable failure with its output
         std::fs::write(&script, "#!/bin/sh\necho boom >&2\nexit 3\n").unwrap();
-        let err = p.helm(&t, 1, HelmAction::DeployRecreated).await.unwrap_err();
+        let err = p
+            .helm(&t, 1, HelmAction::DeployRecreated)
+            .await
+            .unwrap_err();
         assert!(matches!(err, PlatformError::Failed(m) if m.contains("boom")));
         // and a hanging one times out
         std::fs::write(&script, "#!/bin/sh\nsleep 5\n").unwrap();
-        let err = run_command(&t.helm.binary, &[], Duration::from_millis(200)).await.unwrap_err();
+        let err = run_command(&t.helm.binary, &[], Duration::from_millis(200))
+            .await
+            .unwrap_err();
         assert!(matches!(err, PlatformError::Failed(m) if m.contains("timed out")));
     }
 }

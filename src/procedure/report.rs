@@ -54,7 +54,9 @@ fn rfc(t: DateTime<Utc>) -> String {
 }
 
 fn time_var(v: Option<&Value>) -> Option<DateTime<Utc>> {
-    v.and_then(Value::as_str).and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|t| t.with_timezone(&Utc))
+    v.and_then(Value::as_str)
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc))
 }
 
 fn seconds(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
@@ -65,7 +67,12 @@ fn seconds(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
 pub fn report(env: &StepEnv<'_>) -> StepResult {
     let process = env.header("process").unwrap_or("");
     if !matches!(process, "failover" | "failback" | "drill") {
-        return Err(StepOutcome::invalid("process", format!("task header `process` must be failover, failback or drill, got {process:?}: fix the BPMN")));
+        return Err(StepOutcome::invalid(
+            "process",
+            format!(
+                "task header `process` must be failover, failback or drill, got {process:?}: fix the BPMN"
+            ),
+        ));
     }
     let entries = env
         .journal
@@ -73,9 +80,15 @@ pub fn report(env: &StepEnv<'_>) -> StepResult {
         .map_err(|e| StepOutcome::retry(e.to_string()))?;
     let lines = steps(&entries);
     let completed = Utc::now();
-    let started = time_var(env.var("startedAt")).or_else(|| lines.first().map(|s| s.start)).unwrap_or(completed);
+    let started = time_var(env.var("startedAt"))
+        .or_else(|| lines.first().map(|s| s.start))
+        .unwrap_or(completed);
     let duration = seconds(started, completed);
-    let outcome = if env.var("lastError").is_some() { "aborted" } else { "completed" };
+    let outcome = if env.var("lastError").is_some() {
+        "aborted"
+    } else {
+        "completed"
+    };
     let step_json: Vec<Value> = lines
         .iter()
         .map(|s| {
@@ -113,7 +126,9 @@ pub fn report(env: &StepEnv<'_>) -> StepResult {
             _ => Value::Null,
         };
         report["regionLostAt"] = lost_at.map_or(Value::Null, |t| json!(rfc(t)));
-        if fo.get("outcome").and_then(Value::as_str) == Some("aborted") || fb.get("outcome").and_then(Value::as_str) == Some("aborted") {
+        if fo.get("outcome").and_then(Value::as_str) == Some("aborted")
+            || fb.get("outcome").and_then(Value::as_str) == Some("aborted")
+        {
             report["outcome"] = json!("aborted");
         }
         report["failoverReport"] = fo;
@@ -171,7 +186,10 @@ mod tests {
         ];
         let s = steps(&j);
         assert_eq!(s.len(), 2);
-        assert_eq!((s[0].attempts, s[0].mutations, s[0].outcome.as_str()), (2, 1, "done"));
+        assert_eq!(
+            (s[0].attempts, s[0].mutations, s[0].outcome.as_str()),
+            (2, 1, "done")
+        );
         assert_eq!(s[0].end.unwrap() - s[0].start, chrono::Duration::seconds(7));
         assert_eq!(s[1].step, "await");
     }

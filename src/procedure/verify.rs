@@ -11,7 +11,12 @@ pub async fn verify_topology(env: &StepEnv<'_>) -> StepResult {
         "degraded" => plan::after_failover(env.target, surviving),
         "full" => plan::after_failback(env.target),
         other => {
-            return Err(StepOutcome::invalid("expect", format!("task header `expect` must be degraded or full, got {other:?}: fix the BPMN")));
+            return Err(StepOutcome::invalid(
+                "expect",
+                format!(
+                    "task header `expect` must be degraded or full, got {other:?}: fix the BPMN"
+                ),
+            ));
         }
     };
     let t = env.api.topology(surviving).await?;
@@ -47,7 +52,11 @@ pub fn exporter_problems(
     other: u8,
     expect_full: bool,
 ) -> Vec<String> {
-    let status = |id: &str| list.iter().find(|e| e.exporter_id == id).map(|e| e.status.clone());
+    let status = |id: &str| {
+        list.iter()
+            .find(|e| e.exporter_id == id)
+            .map(|e| e.status.clone())
+    };
     let mut problems = Vec::new();
     let mut want = |id: String, wanted: &str, required: bool| match status(&id) {
         Some(s) if s == wanted => {}
@@ -72,15 +81,29 @@ pub async fn verify_exporters(env: &StepEnv<'_>) -> StepResult {
         "failover" => false,
         "full" => true,
         other => {
-            return Err(StepOutcome::invalid("expect", format!("task header `expect` must be failover or full, got {other:?}: fix the BPMN")));
+            return Err(StepOutcome::invalid(
+                "expect",
+                format!(
+                    "task header `expect` must be failover or full, got {other:?}: fix the BPMN"
+                ),
+            ));
         }
     };
     let surviving = regions::surviving(env)?;
     let other = regions::other(env)?;
     let list = env.api.exporters(surviving).await?;
-    let problems =
-        exporter_problems(&list, &env.target.exporter_prefix, &env.target.legacy_exporter_prefix, surviving, other, full);
-    let exporters: Vec<_> = list.iter().map(|e| json!({"exporterId": e.exporter_id, "status": e.status})).collect();
+    let problems = exporter_problems(
+        &list,
+        &env.target.exporter_prefix,
+        &env.target.legacy_exporter_prefix,
+        surviving,
+        other,
+        full,
+    );
+    let exporters: Vec<_> = list
+        .iter()
+        .map(|e| json!({"exporterId": e.exporter_id, "status": e.status}))
+        .collect();
     Ok(StepOutcome::done(vars([
         ("verified", json!(problems.is_empty())),
         ("exporters", json!(exporters)),
@@ -93,20 +116,60 @@ mod tests {
     use super::*;
 
     fn ex(id: &str, s: &str) -> ExporterStatus {
-        ExporterStatus { exporter_id: id.into(), status: s.into() }
+        ExporterStatus {
+            exporter_id: id.into(),
+            status: s.into(),
+        }
     }
 
     #[test]
     fn exporter_expectations() {
-        let p = |l: &[ExporterStatus], full| exporter_problems(l, "camundaregion", "elasticsearchregion", 0, 1, full);
-        assert!(p(&[ex("camundaregion0", "ENABLED"), ex("camundaregion1", "DISABLED")], false).is_empty());
-        assert_eq!(p(&[ex("camundaregion0", "ENABLED"), ex("camundaregion1", "CONFIG_NOT_FOUND")], false).len(), 1);
+        let p = |l: &[ExporterStatus], full| {
+            exporter_problems(l, "camundaregion", "elasticsearchregion", 0, 1, full)
+        };
+        assert!(
+            p(
+                &[
+                    ex("camundaregion0", "ENABLED"),
+                    ex("camundaregion1", "DISABLED")
+                ],
+                false
+            )
+            .is_empty()
+        );
         assert_eq!(
-            p(&[ex("camundaregion0", "ENABLED"), ex("camundaregion1", "DISABLED"), ex("elasticsearchregion1", "ENABLED")], false)
-                .len(),
+            p(
+                &[
+                    ex("camundaregion0", "ENABLED"),
+                    ex("camundaregion1", "CONFIG_NOT_FOUND")
+                ],
+                false
+            )
+            .len(),
             1
         );
-        assert!(p(&[ex("camundaregion0", "ENABLED"), ex("camundaregion1", "ENABLED")], true).is_empty());
+        assert_eq!(
+            p(
+                &[
+                    ex("camundaregion0", "ENABLED"),
+                    ex("camundaregion1", "DISABLED"),
+                    ex("elasticsearchregion1", "ENABLED")
+                ],
+                false
+            )
+            .len(),
+            1
+        );
+        assert!(
+            p(
+                &[
+                    ex("camundaregion0", "ENABLED"),
+                    ex("camundaregion1", "ENABLED")
+                ],
+                true
+            )
+            .is_empty()
+        );
         assert_eq!(p(&[ex("camundaregion0", "ENABLED")], true).len(), 1);
     }
 }
