@@ -1,9 +1,80 @@
-//! `c8dr lab`.
+//! `c8dr lab`: run the simulated dual-region installation standalone until Ctrl-C.
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use c8dr::rehearsal::clock::Clock;
+use c8dr::rehearsal::lab::{FaultConfig, Lab, LabOptions};
 
-pub async fn run(_args: Args, _global: &super::Global) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`c8dr lab` is not available in this build yet")
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Simulated time runs this many times faster than real time.
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Also configure the legacy 8.7 `elasticsearchregionN` exporters.
+    #[arg(long)]
+    pub legacy_exporters: bool,
+    /// Share of region API requests answered 500/503 (0..1).
+    #[arg(long, default_value_t = 0.0)]
+    pub faults_error_rate: f64,
+    /// Seed of the fault generator (same seed, same faults).
+    #[arg(long, default_value_t = 0)]
+    pub faults_seed: u64,
+    /// Require HTTP Basic demo:demo on the REST API.
+    #[arg(long)]
+    pub rest_auth: bool,
+}
+
+pub async fn run(args: Args, _global: &super::Global) -> anyhow::Result<ExitCode> {
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        anyhow::bail!("--speed must be a positive number, got {}", args.speed);
+    }
+    if !(0.0..=1.0).contains(&args.faults_error_rate) {
+        anyhow::bail!(
+            "--faults-error-rate must be between 0 and 1, got {}",
+            args.faults_error_rate
+        );
+    }
+    let faults = (args.faults_error_rate > 0.0).then(|| FaultConfig {
+        seed: args.faults_seed,
+        error_rate: args.faults_error_rate,
+        ..Default::default()
+    });
+    let lab = Lab::start(LabOptions {
+        clock: Clock::with_speed(args.speed),
+        legacy_exporters: args.legacy_exporters,
+        rest_basic_auth: args
+            .rest_auth
+            .then(|| ("demo".to_string(), "demo".to_string())),
+        faults,
+        ..Default::default()
+    })
+    .await?;
+    println!("c8dr lab running (speed x{}):", args.speed);
+    for r in 0..2 {
+        let u = lab.region_urls(r);
+        println!(
+            "  region {r}: management {}  rest {}  elasticsearch {}",
+            u.management, u.rest, u.elasticsearch
+        );
+    }
+    let control = lab.control_url();
+    let m0 = lab.region_urls(0).management;
+    let e0 = lab.region_urls(0).elasticsearch;
+    let r0 = lab.region_urls(0).rest;
+    println!("  control:  {control}");
+    println!();
+    println!("Try:");
+    println!("  curl -s {m0}/actuator/cluster");
+    println!("  curl -s {r0}/v2/topology");
+    println!("  curl -s -X POST {control}/control/regions/1/lose");
+    println!(
+        "  curl -s -X PATCH '{m0}/actuator/cluster?force=true' -H 'Content-Type: application/json' -d '{{\"brokers\":{{\"remove\":[1,3,5,7]}}}}'"
+    );
+    println!("  curl -s -X POST {m0}/actuator/exporters/camundaregion1/disable");
+    println!("  curl -s '{e0}/_cat/indices?v'");
+    println!("  curl -s {control}/control/state");
+    println!();
+    println!("Ctrl-C to stop.");
+    tokio::signal::ctrl_c().await?;
+    lab.shutdown().await;
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,1 +1,508 @@
-//! The lab: a simulated Camunda 8.8 dual-region installation served on 127.0.0.1.
+//! The lab: a simulated Camunda 8.8 dual-region installation served on 127.0.0.1, faithful to
+//! /work/shared/api-contract.md (status codes, JSON shapes, error bodies, asynchrony).
+//!
+//! Per region three HTTP servers: the management API (`/actuator/...`), the Orchestration
+//! Cluster REST API (`/v2/...`) and Elasticsearch; plus one control server (docs/jobs.md, "Lab
+//! control API"). A lost region's servers are closed (connections refused) and re-bound on the
+//! same ports when a release is installed again.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), c8dr::rehearsal::lab::LabError> {
+//! use c8dr::rehearsal::lab::{Lab, LabOptions, LabDurations};
+//! let lab = Lab::start(LabOptions { durations: LabDurations::fast(), ..Default::default() }).await?;
+//! let urls = lab.region_urls(0);
+//! println!("management {}", urls.management);
+//! lab.lose_region(1).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Not modelled: the legacy `POST /actuator/cluster/brokers`, `DELETE /actuator/exporters/{id}`,
+//! partition scaling, the backup API.
+pub mod cluster;
+pub mod es;
+mod faults;
+mod http;
+pub mod net;
+pub mod state;
+pub mod world;
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::config::{HelmConfig, HelmMode, RegionConfig, SnapshotConfig, TargetConfig};
+use crate::rehearsal::clock::Clock;
+pub use state::LabState;
+use world::{World, WorldOptions};
+
+/// Simulated durations (milliseconds of simulated time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct LabDurations {
+    /// One broker/partition operation of a cluster change (BROKER_ADD, PARTITION_JOIN, ...).
+    pub broker_op_ms: u64,
+    /// One PARTITION_ENABLE_EXPORTER / PARTITION_DISABLE_EXPORTER operation.
+    pub exporter_op_ms: u64,
+    /// Creating a snapshot (IN_PROGRESS -> SUCCESS).
+    pub snapshot_ms: u64,
+    /// Restoring a snapshot (red -> yellow at 60 %, green at 100 %).
+    pub restore_ms: u64,
+}
+
+impl Default for LabDurations {
+    fn default() -> Self {
+        Self {
+            broker_op_ms: 5_000,
+            exporter_op_ms: 2_000,
+            snapshot_ms: 30_000,
+            restore_ms: 60_000,
+        }
+    }
+}
+
+impl LabDurations {
+    /// Short durations for tests (a full add-back takes about half a second).
+    pub fn fast() -> Self {
+        Self {
+            broker_op_ms: 15,
+            exporter_op_ms: 5,
+            snapshot_ms: 150,
+            restore_ms: 250,
+        }
+    }
+}
+
+/// Which region API a fault applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Api {
+    Management,
+    Rest,
+    Elasticsearch,
+}
+
+impl Api {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Api::Management => "management",
+            Api::Rest => "rest",
+            Api::Elasticsearch => "elasticsearch",
+        }
+    }
+}
+
+/// Injected faults, deterministic for a seed and a sequence of requests. Never applied to the
+/// control API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct FaultConfig {
+    pub seed: u64,
+    /// Share of requests answered 500 or 503 without being handled.
+    pub error_rate: f64,
+    /// Added (simulated) latency per request.
+    pub latency_ms: u64,
+    /// Share of requests whose connection is closed without an answer (not handled).
+    pub drop_rate: f64,
+    /// Share of requests handled normally but answered with a truncated body.
+    pub malformed_rate: f64,
+    /// APIs the faults apply to; empty = all three.
+    pub apis: Vec<Api>,
+}
+
+impl Default for FaultConfig {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            error_rate: 0.0,
+            latency_ms: 0,
+            drop_rate: 0.0,
+            malformed_rate: 0.0,
+            apis: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    pub clock: Clock,
+    pub durations: LabDurations,
+    pub cluster_size: u32,
+    pub partition_count: u32,
+    pub replication_factor: u32,
+    /// Also configure the 8.7 `elasticsearchregionN` exporters (enabled).
+    pub legacy_exporters: bool,
+    /// Require this Basic auth on the REST API (none by default).
+    pub rest_basic_auth: Option<(String, String)>,
+    pub faults: Option<FaultConfig>,
+    /// BROKER_ADD / PARTITION_JOIN never complete (a stuck change).
+    pub stuck_adds: bool,
+}
+
+impl Default for LabOptions {
+    fn default() -> Self {
+        Self {
+            clock: Clock::real(),
+            durations: LabDurations::default(),
+            cluster_size: 8,
+            partition_count: 8,
+            replication_factor: 4,
+            legacy_exporters: false,
+            rest_basic_auth: None,
+            faults: None,
+            stuck_adds: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HelmAction {
+    Install,
+    Upgrade,
+}
+
+/// `helm install|upgrade` of Camunda in a region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HelmRequest {
+    pub action: HelmAction,
+    /// Operate and Tasklist profiles on.
+    #[serde(default = "yes")]
+    pub webapps: bool,
+    /// CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA.
+    #[serde(default = "yes")]
+    pub create_schema: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegionUrls {
+    pub management: String,
+    pub rest: String,
+    pub elasticsearch: String,
+}
+
+/// One mutating call received by a region API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordEntry {
+    pub seq: u64,
+    /// Simulated time (RFC 3339).
+    pub time: String,
+    pub region: usize,
+    pub api: Api,
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// HTTP status sent; 0 when the connection was dropped by a fault.
+    pub status: u16,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error("lab: cannot bind a port on 127.0.0.1: {0}")]
+    Bind(#[from] std::io::Error),
+    #[error("lab: region must be 0 or 1, got {0}")]
+    InvalidRegion(usize),
+    #[error("lab: invalid options: {0}")]
+    InvalidOptions(String),
+    #[error("lab: {message}")]
+    Rejected { status: u16, message: String },
+}
+
+pub(crate) struct Shared {
+    pub clock: Clock,
+    world: Mutex<World>,
+    pub faults: Mutex<Option<FaultConfig>>,
+    pub fault_counter: AtomicU64,
+    pub rest_auth: Option<(String, String)>,
+    servers: tokio::sync::Mutex<Servers>,
+    ports: [[u16; 3]; 2],
+    control_port: u16,
+}
+
+struct Servers {
+    regions: Vec<Vec<net::Server>>,
+    control: Option<net::Server>,
+}
+
+impl Shared {
+    /// The world, advanced to now.
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        let mut w = self.world.lock().unwrap_or_else(|e| e.into_inner());
+        w.advance(self.clock.now_millis());
+        w
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_millis()
+    }
+}
+
+pub struct Lab;
+
+/// A running lab. Cheap to clone; every clone controls the same lab.
+#[derive(Clone)]
+pub struct LabHandle {
+    shared: Arc<Shared>,
+}
+
+const APIS: [Api; 3] = [Api::Management, Api::Rest, Api::Elasticsearch];
+
+fn check_region(r: usize) -> Result<(), LabError> {
+    if r < 2 {
+        Ok(())
+    } else {
+        Err(LabError::InvalidRegion(r))
+    }
+}
+
+impl Lab {
+    pub async fn start(opts: LabOptions) -> Result<LabHandle, LabError> {
+        if opts.cluster_size < 2 || opts.cluster_size % 2 != 0 {
+            return Err(LabError::InvalidOptions(format!(
+                "cluster_size must be even and >= 2, got {}",
+                opts.cluster_size
+            )));
+        }
+        if opts.replication_factor == 0
+            || opts.replication_factor > opts.cluster_size
+            || opts.partition_count == 0
+        {
+            return Err(LabError::InvalidOptions(format!(
+                "need 1 <= replication_factor <= cluster_size and partition_count >= 1 (got rf {}, partitions {})",
+                opts.replication_factor, opts.partition_count
+            )));
+        }
+        let now = opts.clock.now_millis();
+        let world = World::new(
+            WorldOptions {
+                cluster_size: opts.cluster_size,
+                partition_count: opts.partition_count,
+                replication_factor: opts.replication_factor,
+                legacy_exporters: opts.legacy_exporters,
+                durations: opts.durations,
+                stuck_adds: opts.stuck_adds,
+            },
+            now,
+        );
+        // Reserve ports first so the routers know every URL.
+        let mut ports = [[0u16; 3]; 2];
+        let mut reserved = Vec::new();
+        for region_ports in ports.iter_mut() {
+            for port in region_ports.iter_mut() {
+                let l = net::bind(0)?;
+                *port = l.local_addr()?.port();
+                reserved.push(l);
+            }
+        }
+        let control_listener = net::bind(0)?;
+        let control_port = control_listener.local_addr()?.port();
+        drop(reserved);
+        drop(control_listener);
+        let shared = Arc::new(Shared {
+            clock: opts.clock.clone(),
+            world: Mutex::new(world),
+            faults: Mutex::new(opts.faults.clone()),
+            fault_counter: AtomicU64::new(0),
+            rest_auth: opts.rest_basic_auth.clone(),
+            servers: tokio::sync::Mutex::new(Servers {
+                regions: Vec::new(),
+                control: None,
+            }),
+            ports,
+            control_port,
+        });
+        {
+            let mut servers = shared.servers.lock().await;
+            for r in 0..2 {
+                let mut v = Vec::new();
+                for (i, api) in APIS.iter().enumerate() {
+                    v.push(
+                        net::Server::start(
+                            ports[r][i],
+                            http::region_router(shared.clone(), r, *api),
+                        )
+                        .await?,
+                    );
+                }
+                servers.regions.push(v);
+            }
+            servers.control = Some(
+                net::Server::start(
+                    control_port,
+                    http::control_router(LabHandle {
+                        shared: shared.clone(),
+                    }),
+                )
+                .await?,
+            );
+        }
+        tracing::info!(control = control_port, "lab started");
+        Ok(LabHandle { shared })
+    }
+}
+
+impl LabHandle {
+    pub fn clock(&self) -> &Clock {
+        &self.shared.clock
+    }
+
+    pub fn region_urls(&self, r: usize) -> RegionUrls {
+        let p = self.shared.ports[r.min(1)];
+        RegionUrls {
+            management: format!("http://127.0.0.1:{}", p[0]),
+            rest: format!("http://127.0.0.1:{}", p[1]),
+            elasticsearch: format!("http://127.0.0.1:{}", p[2]),
+        }
+    }
+
+    pub fn control_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.shared.control_port)
+    }
+
+    /// A target for the worker: two regions with the lab's URLs, Helm in lab mode, drills allowed.
+    pub fn target_config(&self) -> TargetConfig {
+        let w = self.shared.world();
+        let regions = (0..2)
+            .map(|r| {
+                let u = self.region_urls(r);
+                RegionConfig {
+                    name: format!("region{r}"),
+                    namespace: namespace(r),
+                    kube_context: None,
+                    management_url: u.management,
+                    rest_url: u.rest,
+                    elasticsearch_url: u.elasticsearch,
+                    rest_auth: Default::default(),
+                    elasticsearch_auth: Default::default(),
+                    timeout_ms: crate::config::defaults::http_timeout_ms(),
+                }
+            })
+            .collect();
+        let mut settings = BTreeMap::new();
+        settings.insert("bucket".to_string(), serde_json::json!("c8dr-lab-bucket"));
+        settings.insert("client".to_string(), serde_json::json!("camunda"));
+        settings.insert(
+            "base_path".to_string(),
+            serde_json::json!("c8dr-lab-bucket/camunda-8-8-0-backups"),
+        );
+        TargetConfig {
+            drill_allowed: true,
+            cluster_size: w.opts.cluster_size,
+            partition_count: w.opts.partition_count,
+            replication_factor: w.opts.replication_factor,
+            release: crate::config::defaults::release(),
+            exporter_prefix: crate::config::defaults::exporter_prefix(),
+            legacy_exporter_prefix: crate::config::defaults::legacy_exporter_prefix(),
+            snapshot: SnapshotConfig {
+                repository: "camunda_backup".into(),
+                kind: "s3".into(),
+                settings,
+                ..Default::default()
+            },
+            helm: HelmConfig {
+                mode: HelmMode::Lab,
+                ..Default::default()
+            },
+            regions,
+            lab_control_url: Some(self.control_url()),
+        }
+    }
+
+    /// Region `r` dies: endpoints refuse connections, brokers leave, ES data, PVCs and release gone.
+    pub async fn lose_region(&self, r: usize) -> Result<(), LabError> {
+        check_region(r)?;
+        let mut servers = self.shared.servers.lock().await;
+        self.shared.world().lose_region(r);
+        for s in servers.regions[r].iter_mut() {
+            s.down().await;
+        }
+        tracing::info!(region = r, "lab: region lost");
+        Ok(())
+    }
+
+    /// Region `r`'s Kubernetes is back, empty (no release, no PVCs; endpoints still refused).
+    pub async fn recreate_region(&self, r: usize) -> Result<(), LabError> {
+        check_region(r)?;
+        let _servers = self.shared.servers.lock().await;
+        let mut w = self.shared.world();
+        if w.regions[r].kubernetes {
+            return Err(LabError::Rejected {
+                status: 409,
+                message: format!("region {r} is not lost; only a lost region can be recreated"),
+            });
+        }
+        w.recreate_region(r);
+        Ok(())
+    }
+
+    /// `helm install|upgrade` in region `r`.
+    pub async fn helm(&self, r: usize, req: HelmRequest) -> Result<(), LabError> {
+        check_region(r)?;
+        let mut servers = self.shared.servers.lock().await;
+        let now = self.shared.now_ms();
+        self.shared
+            .world()
+            .helm(r, &req, now)
+            .map_err(|(status, message)| LabError::Rejected { status, message })?;
+        for (i, api) in APIS.iter().enumerate() {
+            let router = http::region_router(self.shared.clone(), r, *api);
+            servers.regions[r][i].up(router).await?;
+        }
+        Ok(())
+    }
+
+    pub fn platform(&self, r: usize) -> Result<serde_json::Value, LabError> {
+        check_region(r)?;
+        Ok(self.shared.world().platform_json(r))
+    }
+
+    pub fn state(&self) -> LabState {
+        let now = self.shared.now_ms();
+        LabState::of(&self.shared.world(), now)
+    }
+
+    /// Every mutating call received by a region API, in order.
+    pub fn record(&self) -> Vec<RecordEntry> {
+        self.shared.world().record.clone()
+    }
+
+    pub fn set_faults(&self, faults: Option<FaultConfig>) {
+        *self.shared.faults.lock().unwrap_or_else(|e| e.into_inner()) = faults;
+        self.shared
+            .fault_counter
+            .store(0, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn set_durations(&self, durations: LabDurations) {
+        self.shared.world().opts.durations = durations;
+    }
+
+    /// Make BROKER_ADD / PARTITION_JOIN operations never complete (or complete again).
+    pub fn stuck_adds(&self, stuck: bool) {
+        self.shared.world().opts.stuck_adds = stuck;
+    }
+
+    /// Stops every server of the lab.
+    pub async fn shutdown(&self) {
+        let mut servers = self.shared.servers.lock().await;
+        for region in servers.regions.iter_mut() {
+            for s in region.iter_mut() {
+                s.down().await;
+            }
+        }
+        if let Some(c) = servers.control.as_mut() {
+            c.down().await;
+        }
+    }
+}
+
+/// Kubernetes namespace of a region (appears in broker host names).
+pub fn namespace(r: usize) -> String {
+    format!("camunda-region{r}")
+}

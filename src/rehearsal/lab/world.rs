@@ -1,0 +1,1209 @@
+//! The whole simulated installation in one value: two regions (Kubernetes, Helm release,
+//! Elasticsearch), the Zeebe cluster configuration, exporting, the records waiting to be
+//! exported, the process data in the Zeebe log, and the shared snapshot bucket.
+//!
+//! Time only moves forward through [`World::advance`], called with the simulated time before
+//! every observation or action, so the world is deterministic for a given sequence of calls.
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use super::cluster::{BrokerId, ChangeEvent, Cluster, Op, PatchRequest, Progress, fmt_ms};
+use super::es::{self, Elasticsearch, Index, RestoreInfo, StoredSnapshot};
+use super::{HelmAction, HelmRequest, LabDurations, RecordEntry};
+
+pub const CAMUNDA_EXPORTER: &str = "io.camunda.exporter.CamundaExporter";
+pub const LEGACY_EXPORTER: &str = "io.camunda.zeebe.exporter.ElasticsearchExporter";
+pub const TENANT: &str = "<default>";
+
+/// A JSON reply: HTTP status and body.
+pub type Reply = (u16, Value);
+
+pub fn message(status: u16, msg: impl Into<String>) -> Reply {
+    (status, json!({"message": msg.into()}))
+}
+
+/// Elasticsearch error body.
+pub fn es_error(status: u16, kind: &str, reason: impl Into<String>) -> Reply {
+    let reason = reason.into();
+    let cause = json!({"type": kind, "reason": reason});
+    (
+        status,
+        json!({"error": {"root_cause": [cause], "type": kind, "reason": reason}, "status": status}),
+    )
+}
+
+/// REST v2 problem detail.
+pub fn problem(status: u16, title: &str, detail: impl Into<String>, instance: &str) -> Reply {
+    (
+        status,
+        json!({"type": "about:blank", "title": title, "status": status, "detail": detail.into(), "instance": instance}),
+    )
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Exporting {
+    Running,
+    Paused,
+    SoftPaused,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegionSim {
+    /// The Kubernetes cluster/namespace is reachable.
+    pub kubernetes: bool,
+    /// A Camunda Helm release is installed.
+    pub release: bool,
+    pub pvcs: u32,
+    pub webapps: bool,
+    pub create_schema: bool,
+    #[serde(skip)]
+    pub es: Option<Elasticsearch>,
+}
+
+impl RegionSim {
+    /// Brokers, gateway and Elasticsearch of this region are running.
+    pub fn running(&self) -> bool {
+        self.kubernetes && self.release
+    }
+
+    pub fn profiles(&self) -> Vec<String> {
+        if !self.release {
+            return Vec::new();
+        }
+        let mut p = vec!["broker"];
+        if self.webapps {
+            p.extend(["operate", "tasklist"]);
+        }
+        p.extend(["identity", "consolidated-auth"]);
+        p.into_iter().map(String::from).collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Definition {
+    pub key: i64,
+    pub bpmn_process_id: String,
+    pub name: String,
+    pub version: u32,
+    pub resource_name: String,
+    pub resource: String,
+    pub has_user_task: bool,
+}
+
+/// A record waiting to be exported: the documents it becomes in Camunda's indices.
+#[derive(Debug, Clone)]
+pub struct ExportRecord {
+    pub docs: Vec<(String, Value)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WorldOptions {
+    pub cluster_size: u32,
+    pub partition_count: u32,
+    pub replication_factor: u32,
+    pub legacy_exporters: bool,
+    pub durations: LabDurations,
+    pub stuck_adds: bool,
+}
+
+pub struct World {
+    pub opts: WorldOptions,
+    pub regions: [RegionSim; 2],
+    pub cluster: Cluster,
+    pub exporting: Exporting,
+    pub queues: BTreeMap<String, VecDeque<ExportRecord>>,
+    pub definitions: Vec<Definition>,
+    pub instance_count: u64,
+    /// Shared snapshot storage: repository location -> snapshot name -> snapshot.
+    pub bucket: BTreeMap<String, BTreeMap<String, StoredSnapshot>>,
+    pub record: Vec<RecordEntry>,
+    key_counter: i64,
+    next_partition: u32,
+    pub cluster_id: String,
+}
+
+pub fn region_of(b: BrokerId) -> usize {
+    (b % 2) as usize
+}
+
+fn exporter_region(id: &str) -> Option<usize> {
+    id.chars()
+        .last()
+        .and_then(|c| c.to_digit(10))
+        .map(|d| d as usize)
+        .filter(|r| *r < 2)
+}
+
+impl World {
+    pub fn new(opts: WorldOptions, now_ms: i64) -> Self {
+        let mut exporters = BTreeMap::new();
+        for r in 0..2 {
+            exporters.insert(format!("camundaregion{r}"), CAMUNDA_EXPORTER.to_string());
+            if opts.legacy_exporters {
+                exporters.insert(
+                    format!("elasticsearchregion{r}"),
+                    LEGACY_EXPORTER.to_string(),
+                );
+            }
+        }
+        let cluster = Cluster::new(
+            opts.cluster_size,
+            opts.partition_count,
+            opts.replication_factor,
+            &exporters,
+            now_ms,
+        );
+        let region = |r| RegionSim {
+            kubernetes: true,
+            release: true,
+            pvcs: opts.cluster_size / 2 + 1,
+            webapps: true,
+            create_schema: true,
+            es: Some(Elasticsearch::new(r, true, now_ms)),
+        };
+        Self {
+            regions: [region(0), region(1)],
+            cluster,
+            exporting: Exporting::Running,
+            queues: exporters
+                .keys()
+                .map(|e| (e.clone(), VecDeque::new()))
+                .collect(),
+            definitions: Vec::new(),
+            instance_count: 0,
+            bucket: BTreeMap::new(),
+            record: Vec::new(),
+            key_counter: 0,
+            next_partition: 0,
+            cluster_id: "c8dr-lab-cluster".into(),
+            opts,
+        }
+    }
+
+    // ---- liveness ----------------------------------------------------------------------------
+
+    /// Brokers that run and gossip (members or not).
+    pub fn alive(&self) -> BTreeSet<BrokerId> {
+        let max = self
+            .cluster
+            .brokers
+            .keys()
+            .max()
+            .map(|m| m + 1)
+            .unwrap_or(0)
+            .max(self.opts.cluster_size);
+        (0..max)
+            .filter(|b| self.regions[region_of(*b)].running())
+            .collect()
+    }
+
+    // ---- time --------------------------------------------------------------------------------
+
+    pub fn advance(&mut self, now_ms: i64) {
+        let alive = self.alive();
+        let progress = Progress {
+            alive: &alive,
+            stuck_adds: self.opts.stuck_adds,
+            broker_op_ms: self.opts.durations.broker_op_ms,
+            exporter_op_ms: self.opts.durations.exporter_op_ms,
+        };
+        let events = self.cluster.advance(now_ms, &progress);
+        for ev in events {
+            match ev {
+                ChangeEvent::Applied(Op::PartitionEnableExporter {
+                    exporter,
+                    initialize_from: Some(src),
+                    ..
+                }) => {
+                    // The exporter continues from the source exporter's position.
+                    let q = self.queues.get(&src).cloned().unwrap_or_default();
+                    self.queues.insert(exporter, q);
+                }
+                ChangeEvent::Applied(Op::PartitionDisableExporter { exporter, .. }) => {
+                    let any_enabled = (1..=self.cluster.partition_count)
+                        .any(|p| self.cluster.exporter_enabled_on(&exporter, p));
+                    if !any_enabled {
+                        self.queues.insert(exporter, VecDeque::new());
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.flush(now_ms);
+    }
+
+    /// Exports queued records wherever the target Elasticsearch can take them.
+    fn flush(&mut self, now_ms: i64) {
+        if self.exporting == Exporting::Paused {
+            return;
+        }
+        let ids: Vec<String> = self.queues.keys().cloned().collect();
+        for id in ids {
+            let Some(region) = exporter_region(&id) else {
+                continue;
+            };
+            let legacy = self
+                .cluster
+                .exporter_types
+                .get(&id)
+                .is_some_and(|t| t == LEGACY_EXPORTER);
+            loop {
+                let Some(rec) = self.queues.get(&id).and_then(|q| q.front()).cloned() else {
+                    break;
+                };
+                let r = &mut self.regions[region];
+                if !r.running() {
+                    break;
+                }
+                let Some(es) = r.es.as_mut() else { break };
+                let docs: Vec<(String, Value)> = if legacy {
+                    rec.docs
+                        .iter()
+                        .map(|(_, d)| (es::INDEX_LEGACY_RECORDS.to_string(), d.clone()))
+                        .collect()
+                } else {
+                    rec.docs.clone()
+                };
+                let writable = docs.iter().all(|(idx, _)| {
+                    if legacy {
+                        es.indices.get(idx).is_none_or(|i| i.ready(now_ms))
+                    } else {
+                        es.indices.get(idx).is_some_and(|i| i.ready(now_ms))
+                    }
+                });
+                if !writable {
+                    break;
+                }
+                for (idx, doc) in docs {
+                    es.indices
+                        .entry(idx.clone())
+                        .or_insert_with(|| Index {
+                            uuid: es::uuid_for(&idx, now_ms),
+                            docs: vec![],
+                            open: true,
+                            restore: None,
+                        })
+                        .docs
+                        .push(doc);
+                }
+                if let Some(q) = self.queues.get_mut(&id) {
+                    q.pop_front();
+                }
+            }
+        }
+    }
+
+    fn produce(&mut self, partition: u32, rec: ExportRecord, now_ms: i64) {
+        let ids: Vec<String> = self.cluster.exporter_types.keys().cloned().collect();
+        for id in ids {
+            if self.cluster.exporter_enabled_on(&id, partition) {
+                self.queues.entry(id).or_default().push_back(rec.clone());
+            }
+        }
+        self.flush(now_ms);
+    }
+
+    fn next_key(&mut self, partition: u32) -> i64 {
+        self.key_counter += 1;
+        (i64::from(partition) << 51) + self.key_counter
+    }
+
+    // ---- management API ----------------------------------------------------------------------
+
+    fn conflict(&self) -> Option<Reply> {
+        self.cluster.pending.as_ref().map(|pc| {
+            message(
+                409,
+                format!(
+                    "Failed to handle request: another topology change (id {}) is in progress, cannot apply a new change until it is completed",
+                    pc.id
+                ),
+            )
+        })
+    }
+
+    pub fn patch_cluster(
+        &mut self,
+        req: &PatchRequest,
+        force: bool,
+        dry_run: bool,
+        now_ms: i64,
+    ) -> Reply {
+        if let Some(c) = self.conflict() {
+            return c;
+        }
+        let ops = match self.cluster.plan_patch(req, force) {
+            Ok(ops) => ops,
+            Err(e) => return message(400, e.0),
+        };
+        self.start_or_preview(ops, dry_run, now_ms)
+    }
+
+    pub fn exporter_change(
+        &mut self,
+        id: &str,
+        enable: bool,
+        initialize_from: Option<&str>,
+        dry_run: bool,
+        now_ms: i64,
+    ) -> Reply {
+        if let Some(c) = self.conflict() {
+            return c;
+        }
+        let ops = match self.cluster.plan_exporter(id, enable, initialize_from) {
+            Ok(ops) => ops,
+            Err(e) => return message(400, e.0),
+        };
+        self.start_or_preview(ops, dry_run, now_ms)
+    }
+
+    fn start_or_preview(&mut self, ops: Vec<Op>, dry_run: bool, now_ms: i64) -> Reply {
+        let status = if dry_run { 200 } else { 202 };
+        if ops.is_empty() {
+            // Nothing to do: no change is started; the id of the last change is reported.
+            let id = self.cluster.last_change.as_ref().map(|c| c.id).unwrap_or(0);
+            return (status, self.cluster.planned_json(id, &ops, now_ms));
+        }
+        let body = self
+            .cluster
+            .planned_json(self.cluster.next_change_id, &ops, now_ms);
+        if !dry_run {
+            self.cluster.start_change(ops, now_ms);
+            self.advance(now_ms);
+        }
+        (status, body)
+    }
+
+    pub fn cancel_change(&mut self, id: i64, now_ms: i64) -> Reply {
+        if self.cluster.cancel(id, now_ms) {
+            (200, self.cluster.to_json(&self.cluster_id))
+        } else {
+            message(404, format!("No pending topology change with id {id}"))
+        }
+    }
+
+    pub fn exporters_json(&self) -> Value {
+        Value::Array(
+            self.cluster
+                .exporter_types
+                .keys()
+                .map(|e| json!({"exporterId": e, "status": self.cluster.exporter_status(e)}))
+                .collect(),
+        )
+    }
+
+    /// The first partition that lacks configured members, as the exporting API reports it.
+    pub fn missing_members(&self) -> Option<String> {
+        let alive = self.alive();
+        for p in 1..=self.cluster.partition_count {
+            let members = self.cluster.members(p);
+            let found = members.iter().filter(|(b, _)| alive.contains(b)).count();
+            if found < members.len() || members.is_empty() {
+                let leaders: Vec<String> = (1..=self.cluster.partition_count)
+                    .map(|q| {
+                        format!(
+                            "{q}={}",
+                            self.cluster
+                                .leader(q, &alive)
+                                .map(|b| b.to_string())
+                                .unwrap_or("-1".into())
+                        )
+                    })
+                    .collect();
+                return Some(format!(
+                    "Expected {} members of partition {p} but found {found}, current topology: BrokerClusterState{{brokers={:?}, partitionLeaders={{{}}}}}",
+                    members.len(),
+                    alive,
+                    leaders.join(", ")
+                ));
+            }
+        }
+        None
+    }
+
+    pub fn exporting(&mut self, action: &str, soft: bool, now_ms: i64) -> Reply {
+        if let Some(msg) = self.missing_members() {
+            return (
+                200,
+                json!({"body": {"message": msg}, "status": 500, "contentType": null}),
+            );
+        }
+        self.exporting = match (action, soft) {
+            ("pause", true) => Exporting::SoftPaused,
+            ("pause", false) => Exporting::Paused,
+            _ => Exporting::Running,
+        };
+        self.flush(now_ms);
+        (
+            200,
+            json!({"body": null, "status": 204, "contentType": null}),
+        )
+    }
+
+    // ---- REST v2 ------------------------------------------------------------------------------
+
+    pub fn topology_json(&self, region_ns: impl Fn(usize) -> String) -> Value {
+        let alive = self.alive();
+        let brokers: Vec<Value> = alive
+            .iter()
+            .map(|b| {
+                let partitions: Vec<Value> = self
+                    .cluster
+                    .brokers
+                    .get(b)
+                    .map(|m| {
+                        m.partitions
+                            .keys()
+                            .map(|p| {
+                                let (role, health) = match self.cluster.leader(*p, &alive) {
+                                    Some(l) if l == *b => ("leader", "healthy"),
+                                    Some(_) => ("follower", "healthy"),
+                                    None => ("inactive", "unhealthy"),
+                                };
+                                json!({"partitionId": p, "role": role, "health": health})
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                json!({
+                    "nodeId": b,
+                    "host": format!("camunda-zeebe-{}.camunda-zeebe.{}", b / 2, region_ns(region_of(*b))),
+                    "port": 26501,
+                    "partitions": partitions,
+                    "version": "8.8.0",
+                })
+            })
+            .collect();
+        let last_completed = self
+            .cluster
+            .last_change
+            .as_ref()
+            .filter(|c| c.status == super::cluster::ChangeStatus::Completed)
+            .map(|c| c.id.to_string())
+            .unwrap_or_else(|| "-1".into());
+        json!({
+            "brokers": brokers,
+            "clusterSize": self.cluster.brokers.len(),
+            "partitionsCount": self.cluster.partition_count,
+            "replicationFactor": self.cluster.replication_factor(),
+            "gatewayVersion": "8.8.0",
+            "lastCompletedChangeId": last_completed,
+        })
+    }
+
+    pub fn deploy(&mut self, resources: Vec<(String, String)>, now_ms: i64) -> Reply {
+        const PATH: &str = "/v2/deployments";
+        let alive = self.alive();
+        if self.cluster.leader(1, &alive).is_none() {
+            return problem(
+                503,
+                "UNAVAILABLE",
+                "Expected to handle REST API request, but no leader was found for partition 1",
+                PATH,
+            );
+        }
+        if resources.is_empty() {
+            return problem(
+                400,
+                "INVALID_ARGUMENT",
+                "No resources given (multipart part `resources`).",
+                PATH,
+            );
+        }
+        let mut parsed = Vec::new();
+        for (name, xml) in &resources {
+            match parse_bpmn(xml) {
+                Ok(procs) => parsed.extend(
+                    procs
+                        .into_iter()
+                        .map(|(id, n, ut)| (name.clone(), xml.clone(), id, n, ut)),
+                ),
+                Err(e) => {
+                    return problem(
+                        400,
+                        "INVALID_ARGUMENT",
+                        format!(
+                            "Command 'CREATE' rejected with code 'INVALID_ARGUMENT': '{name}': {e}"
+                        ),
+                        PATH,
+                    );
+                }
+            }
+        }
+        let deployment_key = self.next_key(1);
+        let mut deployments = Vec::new();
+        for (resource_name, xml, id, name, has_user_task) in parsed {
+            let latest = self
+                .definitions
+                .iter()
+                .filter(|d| d.bpmn_process_id == id)
+                .max_by_key(|d| d.version)
+                .cloned();
+            let def = match latest {
+                Some(d) if d.resource == xml => d,
+                other => {
+                    let def = Definition {
+                        key: self.next_key(1),
+                        bpmn_process_id: id.clone(),
+                        name: name.clone(),
+                        version: other.map(|d| d.version + 1).unwrap_or(1),
+                        resource_name: resource_name.clone(),
+                        resource: xml.clone(),
+                        has_user_task,
+                    };
+                    self.definitions.push(def.clone());
+                    let doc = json!({
+                        "key": def.key.to_string(), "bpmnProcessId": def.bpmn_process_id, "name": def.name,
+                        "version": def.version, "resourceName": def.resource_name, "tenantId": TENANT,
+                    });
+                    self.produce(
+                        1,
+                        ExportRecord {
+                            docs: vec![(es::INDEX_PROCESS_DEFINITION.to_string(), doc)],
+                        },
+                        now_ms,
+                    );
+                    def
+                }
+            };
+            deployments.push(json!({"processDefinition": {
+                "processDefinitionId": def.bpmn_process_id, "processDefinitionVersion": def.version,
+                "resourceName": def.resource_name, "tenantId": TENANT, "processDefinitionKey": def.key.to_string(),
+            }}));
+        }
+        (
+            200,
+            json!({"deploymentKey": deployment_key.to_string(), "tenantId": TENANT, "deployments": deployments}),
+        )
+    }
+
+    pub fn create_instance(&mut self, body: &Value, now_ms: i64) -> Reply {
+        const PATH: &str = "/v2/process-instances";
+        let by_id = body.get("processDefinitionId").and_then(Value::as_str);
+        let by_key = body.get("processDefinitionKey").and_then(|v| match v {
+            Value::String(s) => s.parse::<i64>().ok(),
+            Value::Number(n) => n.as_i64(),
+            _ => None,
+        });
+        let def = match (by_id, by_key) {
+            (Some(id), _) => self
+                .definitions
+                .iter()
+                .filter(|d| d.bpmn_process_id == id)
+                .max_by_key(|d| d.version)
+                .cloned(),
+            (None, Some(k)) => self.definitions.iter().find(|d| d.key == k).cloned(),
+            (None, None) => {
+                return problem(
+                    400,
+                    "INVALID_ARGUMENT",
+                    "At least one of [processDefinitionId, processDefinitionKey] is required",
+                    PATH,
+                );
+            }
+        };
+        let pc = self.cluster.partition_count.max(1);
+        let partition = self.next_partition % pc + 1;
+        self.next_partition = self.next_partition.wrapping_add(1);
+        let alive = self.alive();
+        if self.cluster.leader(partition, &alive).is_none() {
+            return problem(
+                503,
+                "UNAVAILABLE",
+                format!(
+                    "Expected to handle REST API request, but no leader was found for partition {partition}"
+                ),
+                PATH,
+            );
+        }
+        let Some(def) = def else {
+            return problem(
+                404,
+                "NOT_FOUND",
+                format!(
+                    "Command 'CREATE' rejected with code 'NOT_FOUND': Expected to find process definition with process ID '{}', but none found",
+                    by_id
+                        .map(str::to_string)
+                        .or(by_key.map(|k| k.to_string()))
+                        .unwrap_or_default()
+                ),
+                PATH,
+            );
+        };
+        let key = self.next_key(partition);
+        self.instance_count += 1;
+        let variables = body.get("variables").cloned().unwrap_or(json!({}));
+        let mut docs = vec![(
+            es::INDEX_LIST_VIEW.to_string(),
+            json!({
+                "processInstanceKey": key.to_string(), "processDefinitionKey": def.key.to_string(),
+                "processDefinitionId": def.bpmn_process_id, "processDefinitionName": def.name,
+                "processDefinitionVersion": def.version, "startDate": fmt_ms(now_ms), "state": "ACTIVE",
+                "hasIncident": false, "tenantId": TENANT, "partitionId": partition,
+            }),
+        )];
+        if def.has_user_task {
+            docs.push((
+                es::INDEX_TASK.to_string(),
+                json!({"processInstanceKey": key.to_string(), "state": "CREATED", "creationDate": fmt_ms(now_ms)}),
+            ));
+        }
+        self.produce(partition, ExportRecord { docs }, now_ms);
+        (
+            200,
+            json!({
+                "processDefinitionId": def.bpmn_process_id, "processDefinitionVersion": def.version,
+                "tenantId": TENANT, "variables": variables, "processDefinitionKey": def.key.to_string(),
+                "processInstanceKey": key.to_string(),
+            }),
+        )
+    }
+
+    /// Search answered from the region's Elasticsearch only.
+    pub fn search(
+        &self,
+        region: usize,
+        index: &str,
+        body: &Value,
+        map: impl Fn(&Value) -> Value,
+    ) -> Reply {
+        let docs: Vec<Value> = self.regions[region]
+            .es
+            .as_ref()
+            .and_then(|es| es.indices.get(index))
+            .map(|i| i.docs.iter().map(&map).collect())
+            .unwrap_or_default();
+        let filter = body
+            .get("filter")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let matched: Vec<Value> = docs
+            .into_iter()
+            .filter(|d| {
+                filter.iter().all(|(k, want)| {
+                    let have = d.get(k);
+                    match (have, want) {
+                        (Some(h), w) if h == w => true,
+                        (Some(Value::String(h)), Value::Number(n)) => h == &n.to_string(),
+                        (Some(Value::Number(h)), Value::String(s)) => &h.to_string() == s,
+                        _ => false,
+                    }
+                })
+            })
+            .collect();
+        let page = body.get("page");
+        let from = page
+            .and_then(|p| p.get("from"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0) as usize;
+        let limit = page
+            .and_then(|p| p.get("limit"))
+            .and_then(Value::as_u64)
+            .unwrap_or(100) as usize;
+        let total = matched.len();
+        let items: Vec<Value> = matched.into_iter().skip(from).take(limit).collect();
+        (200, json!({"items": items, "page": {"totalItems": total}}))
+    }
+
+    // ---- platform (Kubernetes / Helm) -----------------------------------------------------
+
+    pub fn lose_region(&mut self, r: usize) {
+        let reg = &mut self.regions[r];
+        reg.kubernetes = false;
+        reg.release = false;
+        reg.pvcs = 0;
+        reg.es = None;
+    }
+
+    pub fn recreate_region(&mut self, r: usize) {
+        let reg = &mut self.regions[r];
+        reg.kubernetes = true;
+        reg.release = false;
+        reg.pvcs = 0;
+        reg.es = None;
+    }
+
+    pub fn helm(&mut self, r: usize, req: &HelmRequest, now_ms: i64) -> Result<(), (u16, String)> {
+        let pvcs = self.opts.cluster_size / 2 + 1;
+        let reg = &mut self.regions[r];
+        if !reg.kubernetes {
+            return Err((
+                409,
+                format!(
+                    "region {r}: the Kubernetes cluster is unreachable (region lost); recreate it first"
+                ),
+            ));
+        }
+        match req.action {
+            HelmAction::Install => {
+                if reg.release {
+                    return Err((
+                        409,
+                        "INSTALLATION FAILED: cannot re-use a name that is still in use".into(),
+                    ));
+                }
+                reg.release = true;
+                reg.pvcs = pvcs;
+                reg.webapps = req.webapps;
+                reg.create_schema = req.create_schema;
+                if reg.es.is_none() {
+                    reg.es = Some(Elasticsearch::new(r, req.create_schema, now_ms));
+                }
+            }
+            HelmAction::Upgrade => {
+                if !reg.release {
+                    return Err((
+                        404,
+                        "UPGRADE FAILED: \"camunda\" has no deployed releases".into(),
+                    ));
+                }
+                reg.webapps = req.webapps;
+                reg.create_schema = req.create_schema;
+                if req.create_schema
+                    && let Some(es) = reg.es.as_mut()
+                {
+                    es.create_schema();
+                }
+            }
+        }
+        self.advance(now_ms);
+        Ok(())
+    }
+
+    pub fn platform_json(&self, r: usize) -> Value {
+        let reg = &self.regions[r];
+        json!({"release": reg.release, "pvcs": reg.pvcs, "profiles": reg.profiles(), "createSchema": reg.create_schema})
+    }
+
+    // ---- Elasticsearch ---------------------------------------------------------------------------
+
+    fn es_mut(&mut self, r: usize) -> Result<&mut Elasticsearch, Reply> {
+        self.regions[r]
+            .es
+            .as_mut()
+            .ok_or_else(|| es_error(503, "cluster_block_exception", "cluster not ready"))
+    }
+
+    pub fn es(&self, r: usize) -> Option<&Elasticsearch> {
+        self.regions[r].es.as_ref()
+    }
+
+    pub fn put_repository(&mut self, r: usize, repo: &str, body: &Value) -> Reply {
+        let kind = body
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let settings = body
+            .get("settings")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let needs = match kind.as_str() {
+            "s3" | "gcs" => Some("bucket"),
+            "azure" => None,
+            "fs" | "url" => Some("location"),
+            "" => {
+                return es_error(
+                    400,
+                    "action_request_validation_exception",
+                    "Validation Failed: 1: type is missing;",
+                );
+            }
+            other => {
+                return es_error(
+                    500,
+                    "repository_exception",
+                    format!("[{repo}] repository type [{other}] does not exist"),
+                );
+            }
+        };
+        if let Some(key) = needs
+            && !settings.contains_key(key)
+            && !(key == "location" && settings.contains_key("url"))
+        {
+            return es_error(
+                500,
+                "repository_verification_exception",
+                format!("[{repo}] No {key} defined for {kind} repository"),
+            );
+        }
+        let es = match self.es_mut(r) {
+            Ok(es) => es,
+            Err(e) => return e,
+        };
+        es.repositories
+            .insert(repo.to_string(), es::Repository { kind, settings });
+        (200, json!({"acknowledged": true}))
+    }
+
+    pub fn delete_repository(&mut self, r: usize, repo: &str) -> Reply {
+        let es = match self.es_mut(r) {
+            Ok(es) => es,
+            Err(e) => return e,
+        };
+        if es.repositories.remove(repo).is_none() {
+            return es_error(
+                404,
+                "repository_missing_exception",
+                format!("[{repo}] missing"),
+            );
+        }
+        (200, json!({"acknowledged": true}))
+    }
+
+    pub fn get_repositories(&self, r: usize, repo: Option<&str>) -> Reply {
+        let Some(es) = self.es(r) else {
+            return es_error(503, "cluster_block_exception", "cluster not ready");
+        };
+        let mut out = serde_json::Map::new();
+        for (name, rp) in &es.repositories {
+            if repo.is_none_or(|x| x == name || x == "_all" || es::wildcard(x, name)) {
+                out.insert(
+                    name.clone(),
+                    json!({"type": rp.kind, "settings": rp.settings}),
+                );
+            }
+        }
+        if let Some(x) = repo
+            && out.is_empty()
+            && !x.contains('*')
+            && x != "_all"
+        {
+            return es_error(
+                404,
+                "repository_missing_exception",
+                format!("[{x}] missing"),
+            );
+        }
+        (200, Value::Object(out))
+    }
+
+    fn repository(&self, r: usize, repo: &str) -> Result<es::Repository, Reply> {
+        let Some(es) = self.es(r) else {
+            return Err(es_error(
+                503,
+                "cluster_block_exception",
+                "cluster not ready",
+            ));
+        };
+        es.repositories.get(repo).cloned().ok_or_else(|| {
+            es_error(
+                404,
+                "repository_missing_exception",
+                format!("[{repo}] missing"),
+            )
+        })
+    }
+
+    /// Snapshots of a repository as region `r` sees them (in-progress ones only where they run).
+    pub fn visible_snapshots(
+        &self,
+        r: usize,
+        repo: &str,
+        now_ms: i64,
+    ) -> Result<Vec<StoredSnapshot>, Reply> {
+        let rp = self.repository(r, repo)?;
+        Ok(self
+            .bucket
+            .get(&rp.location())
+            .map(|m| {
+                m.values()
+                    .filter(|s| s.finished(now_ms) || s.origin_region == r)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    pub fn find_snapshot(
+        &self,
+        r: usize,
+        repo: &str,
+        snap: &str,
+        now_ms: i64,
+    ) -> Result<StoredSnapshot, Reply> {
+        self.visible_snapshots(r, repo, now_ms)?
+            .into_iter()
+            .find(|s| s.name == snap)
+            .ok_or_else(|| {
+                es_error(
+                    404,
+                    "snapshot_missing_exception",
+                    format!("[{repo}:{snap}] is missing"),
+                )
+            })
+    }
+
+    pub fn create_snapshot(
+        &mut self,
+        r: usize,
+        repo: &str,
+        snap: &str,
+        body: &Value,
+        now_ms: i64,
+    ) -> Result<StoredSnapshot, Reply> {
+        let rp = self.repository(r, repo)?;
+        if snap.is_empty()
+            || snap != snap.to_lowercase()
+            || snap.contains([' ', ',', '#', '/', '\\', '*', '?', '"', '<', '>', '|'])
+        {
+            return Err(es_error(
+                400,
+                "invalid_snapshot_name_exception",
+                format!(
+                    "[{repo}:{snap}] Invalid snapshot name [{snap}], must be lowercase and must not contain whitespace or ,\"*\\<|>/?"
+                ),
+            ));
+        }
+        if rp.readonly() {
+            return Err(es_error(
+                500,
+                "repository_exception",
+                format!("[{repo}] cannot create snapshot in a readonly repository"),
+            ));
+        }
+        let location = rp.location();
+        if let Some(existing) = self.bucket.get(&location).and_then(|m| m.get(snap)) {
+            let why = if existing.finished(now_ms) {
+                "snapshot with the same name already exists"
+            } else {
+                "snapshot with the same name is already in-progress"
+            };
+            return Err(es_error(
+                400,
+                "invalid_snapshot_name_exception",
+                format!("[{repo}:{snap}] Invalid snapshot name [{snap}], {why}"),
+            ));
+        }
+        let include_global_state = body
+            .get("include_global_state")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        let partial = body
+            .get("partial")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let es = self
+            .es(r)
+            .ok_or_else(|| es_error(503, "cluster_block_exception", "cluster not ready"))?;
+        let names = match body.get("indices") {
+            Some(Value::String(s)) => es.resolve(s),
+            Some(Value::Array(a)) => es.resolve(
+                &a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            _ => es.indices.keys().cloned().collect(),
+        };
+        let mut indices = BTreeMap::new();
+        let mut failed = Vec::new();
+        for n in names {
+            let idx = &es.indices[&n];
+            if idx.ready(now_ms) {
+                indices.insert(n, idx.docs.clone());
+            } else {
+                failed.push(n);
+            }
+        }
+        if !failed.is_empty() && !partial {
+            return Err(es_error(
+                500,
+                "snapshot_exception",
+                format!("[{repo}:{snap}] Indices don't have primary shards {failed:?}"),
+            ));
+        }
+        let stored = StoredSnapshot {
+            name: snap.to_string(),
+            uuid: es::uuid_for(snap, now_ms),
+            repository: repo.to_string(),
+            origin_region: r,
+            indices,
+            failed_indices: failed,
+            include_global_state,
+            templates: include_global_state && es.templates,
+            start_ms: now_ms,
+            end_ms: now_ms + self.opts.durations.snapshot_ms as i64,
+        };
+        self.bucket
+            .entry(location)
+            .or_default()
+            .insert(snap.to_string(), stored.clone());
+        Ok(stored)
+    }
+
+    pub fn delete_snapshot(&mut self, r: usize, repo: &str, snap: &str, now_ms: i64) -> Reply {
+        let rp = match self.repository(r, repo) {
+            Ok(rp) => rp,
+            Err(e) => return e,
+        };
+        if let Err(e) = self.find_snapshot(r, repo, snap, now_ms) {
+            return e;
+        }
+        if let Some(m) = self.bucket.get_mut(&rp.location()) {
+            m.remove(snap);
+        }
+        (200, json!({"acknowledged": true}))
+    }
+
+    /// Starts a restore; returns the restored index names and when primaries are done.
+    pub fn restore(
+        &mut self,
+        r: usize,
+        repo: &str,
+        snap: &str,
+        body: &Value,
+        now_ms: i64,
+    ) -> Result<(Vec<String>, i64), Reply> {
+        let s = self.find_snapshot(r, repo, snap, now_ms)?;
+        if !s.finished(now_ms) {
+            return Err(es_error(
+                500,
+                "snapshot_restore_exception",
+                format!(
+                    "[{repo}:{snap}/{}] cannot restore a snapshot that is still in progress",
+                    s.uuid
+                ),
+            ));
+        }
+        let global = body
+            .get("include_global_state")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        if global && !s.include_global_state {
+            return Err(es_error(
+                500,
+                "snapshot_restore_exception",
+                format!(
+                    "[{repo}:{snap}/{}] cannot restore global state since the snapshot was created without global state",
+                    s.uuid
+                ),
+            ));
+        }
+        let wanted: Vec<String> = match body.get("indices") {
+            Some(Value::String(x)) => s
+                .indices
+                .keys()
+                .filter(|n| x.split(',').any(|p| es::wildcard(p.trim(), n)))
+                .cloned()
+                .collect(),
+            Some(Value::Array(a)) => {
+                let pats: Vec<&str> = a.iter().filter_map(Value::as_str).collect();
+                s.indices
+                    .keys()
+                    .filter(|n| pats.iter().any(|p| es::wildcard(p, n)))
+                    .cloned()
+                    .collect()
+            }
+            _ => s.indices.keys().cloned().collect(),
+        };
+        let restore_ms = self.opts.durations.restore_ms as i64;
+        let es = self.es_mut(r).map_err(|e| e)?;
+        for n in &wanted {
+            if es.indices.get(n).is_some_and(|i| i.open) {
+                return Err(es_error(
+                    500,
+                    "snapshot_restore_exception",
+                    format!(
+                        "[{repo}:{snap}/{}] cannot restore index [{n}] because an open index with same name already exists in the cluster. Either close or delete the existing index or restore the index under a different name by providing a rename pattern and replacement name",
+                        s.uuid
+                    ),
+                ));
+            }
+        }
+        let primary_done = now_ms + restore_ms * 6 / 10;
+        for n in &wanted {
+            es.indices.insert(
+                n.clone(),
+                Index {
+                    uuid: es::uuid_for(n, now_ms),
+                    docs: s.indices[n].clone(),
+                    open: true,
+                    restore: Some(RestoreInfo {
+                        repository: repo.to_string(),
+                        snapshot: snap.to_string(),
+                        uuid: s.uuid.clone(),
+                        start_ms: now_ms,
+                        primary_done_ms: primary_done,
+                        done_ms: now_ms + restore_ms,
+                    }),
+                },
+            );
+        }
+        if global && s.templates {
+            es.templates = true;
+        }
+        Ok((wanted, primary_done))
+    }
+
+    pub fn delete_indices(&mut self, r: usize, expr: &str) -> Reply {
+        let es = match self.es_mut(r) {
+            Ok(es) => es,
+            Err(e) => return e,
+        };
+        let names = es.resolve(expr);
+        if names.is_empty() && !expr.contains('*') {
+            return es_error(
+                404,
+                "index_not_found_exception",
+                format!("no such index [{expr}]"),
+            );
+        }
+        for n in names {
+            es.indices.remove(&n);
+        }
+        (200, json!({"acknowledged": true}))
+    }
+
+    pub fn close_index(&mut self, r: usize, expr: &str) -> Reply {
+        let es = match self.es_mut(r) {
+            Ok(es) => es,
+            Err(e) => return e,
+        };
+        let names = es.resolve(expr);
+        if names.is_empty() {
+            return es_error(
+                404,
+                "index_not_found_exception",
+                format!("no such index [{expr}]"),
+            );
+        }
+        let mut out = serde_json::Map::new();
+        for n in names {
+            if let Some(i) = es.indices.get_mut(&n) {
+                i.open = false;
+            }
+            out.insert(n, json!({"closed": true}));
+        }
+        (
+            200,
+            json!({"acknowledged": true, "shards_acknowledged": true, "indices": out}),
+        )
+    }
+}
+
+/// Process ids, names and whether a user task is present, from a BPMN XML.
+fn parse_bpmn(xml: &str) -> Result<Vec<(String, String, bool)>, String> {
+    let doc = roxmltree::Document::parse(xml).map_err(|e| format!("not valid XML: {e}"))?;
+    let procs: Vec<(String, String, bool)> = doc
+        .descendants()
+        .filter(|n| n.is_element() && n.tag_name().name() == "process")
+        .filter_map(|n| {
+            let id = n.attribute("id")?.to_string();
+            let name = n.attribute("name").unwrap_or(&id).to_string();
+            let ut = n
+                .descendants()
+                .any(|c| c.is_element() && c.tag_name().name() == "userTask");
+            Some((id, name, ut))
+        })
+        .collect();
+    if procs.is_empty() {
+        return Err("no BPMN process found".into());
+    }
+    Ok(procs)
+}
