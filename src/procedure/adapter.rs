@@ -47,6 +47,7 @@ fn op(o: &m::Operation) -> Operation {
         operation: o.operation.as_str().to_string(),
         broker_id: o.broker_id,
         partition_id: o.partition_id,
+        brokers: o.brokers.clone(),
         exporter_id: o.exporter_id.clone(),
     }
 }

@@ -105,10 +105,20 @@ pub struct Operation {
     pub operation: String,
     pub broker_id: Option<u32>,
     pub partition_id: Option<u32>,
+    /// Brokers the operation concerns besides the executor (BROKER_REMOVE: the removed broker;
+    /// PARTITION_FORCE_RECONFIGURE: the new members).
+    pub brokers: Vec<u32>,
     pub exporter_id: Option<String>,
 }
 
 impl Operation {
+    /// True when the operation is `name` and concerns one of `ids` (as executor or in `brokers`).
+    pub fn concerns(&self, name: &str, ids: &[u32]) -> bool {
+        self.operation == name
+            && (self.broker_id.is_some_and(|b| ids.contains(&b))
+                || self.brokers.iter().any(|b| ids.contains(b)))
+    }
+
     /// `"OP broker N partition P"`, as the plan shows it.
     pub fn describe(&self) -> String {
         let mut s = self.operation.clone();

@@ -5,12 +5,27 @@ use super::regions::{self, brokers_of};
 use super::{StepEnv, StepOutcome, StepResult, errors, exporting, plan, vars};
 use serde_json::{Value, json};
 
-/// True when the pending change contains `operation` for one of `brokers`.
+/// True when the pending change contains `operation` concerning one of `brokers`.
 fn touches(p: &PendingChange, operation: &str, brokers: &[u32]) -> bool {
     p.completed
         .iter()
         .chain(p.pending.iter())
-        .any(|op| op.operation == operation && op.broker_id.is_some_and(|b| brokers.contains(&b)))
+        .any(|op| op.concerns(operation, brokers))
+}
+
+/// Our force removal: BROKER_REMOVE of a lost broker, or a force reconfiguration (only a force
+/// removal makes those, and only one force request runs at a time).
+fn is_our_removal(p: &PendingChange, lost: &[u32]) -> bool {
+    touches(p, "BROKER_REMOVE", lost)
+        || p.completed
+            .iter()
+            .chain(p.pending.iter())
+            .any(|op| op.operation == "PARTITION_FORCE_RECONFIGURE")
+}
+
+/// Our addition: BROKER_ADD or PARTITION_JOIN of a recreated broker.
+fn is_our_addition(p: &PendingChange, ids: &[u32]) -> bool {
+    touches(p, "BROKER_ADD", ids) || touches(p, "PARTITION_JOIN", ids)
 }
 
 fn present(cluster: &ClusterView, ids: &[u32]) -> Vec<u32> {
@@ -55,7 +70,7 @@ pub async fn assess_failover(env: &StepEnv<'_>) -> StepResult {
     let mut planned = Vec::new();
     let already;
     match &cluster.pending_change {
-        Some(p) if touches(p, "BROKER_REMOVE", &brokers_of(lost, n)) => {
+        Some(p) if is_our_removal(p, &brokers_of(lost, n)) => {
             already = true; // our own removal is under way; remove-brokers adopts it
         }
         Some(p) => return Err(concurrent(p)),
@@ -95,7 +110,7 @@ pub async fn remove_brokers(env: &StepEnv<'_>) -> StepResult {
     let cluster = env.api.cluster(surviving).await?;
     // guards api-contract §6.2: observe first; re-running force-remove after success fails
     if let Some(p) = &cluster.pending_change {
-        if touches(p, "BROKER_REMOVE", &lost_ids) {
+        if is_our_removal(p, &lost_ids) {
             return Ok(StepOutcome::already_done(vars([("changeId", json!(p.id))])));
         }
         return Err(concurrent(p));
@@ -130,7 +145,7 @@ pub async fn add_brokers(env: &StepEnv<'_>) -> StepResult {
     let ids = brokers_of(recreated, env.target.cluster_size);
     let cluster = env.api.cluster(surviving).await?;
     if let Some(p) = &cluster.pending_change {
-        if touches(p, "BROKER_ADD", &ids) {
+        if is_our_addition(p, &ids) {
             return Ok(StepOutcome::already_done(vars([("changeId", json!(p.id))])));
         }
         return Err(concurrent(p));

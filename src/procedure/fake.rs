@@ -182,6 +182,7 @@ fn ops(kind: &Kind) -> Vec<Operation> {
             .into(),
             broker_id: Some(0),
             partition_id: Some(1),
+            brokers: vec![],
             exporter_id: Some(e.clone()),
         }],
     }
