@@ -9,13 +9,14 @@ use crate::procedure::api::TargetApi;
 use crate::procedure::drill::{NoRegionControl, RegionControl};
 use crate::procedure::journal::Journal;
 use crate::procedure::platform::{self, LabControl, Platform};
-use crate::procedure::{StepEnv, StepInput, StepOutcome, errors, run_step};
+use crate::procedure::{StepEnv, StepInput, StepOutcome, run_step};
 use crate::target::Target;
 use crate::zeebe::{Job, JobOutcome};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tracing::Instrument;
 
 /// Every job type this worker handles (docs/jobs.md).
 pub const JOB_TYPES: &[&str] = &[
@@ -187,7 +188,6 @@ pub fn to_job_outcome(
 pub async fn handle(ctx: &StepContext, job: Job) -> JobOutcome {
     let step = job.job_type.clone();
     let span = tracing::info_span!("job", job_type = %step, job_key = job.key, process_instance_key = job.process_instance_key, element_id = %job.element_id);
-    let _enter = span.enter();
     let label = if job.element_id.is_empty() {
         step.clone()
     } else {
@@ -227,8 +227,7 @@ pub async fn handle(ctx: &StepContext, job: Job) -> JobOutcome {
         drill: handles.region_control.as_ref(),
         journal: &ctx.journal,
     };
-    drop(_enter);
-    let outcome = run_step(&env).await;
+    let outcome = run_step(&env).instrument(span).await;
     match &outcome {
         StepOutcome::Done { already_done, .. } => {
             tracing::info!(job_type = %step, already_done, "step done")
@@ -240,6 +239,68 @@ pub async fn handle(ctx: &StepContext, job: Job) -> JobOutcome {
             tracing::warn!(job_type = %step, %message, "step failed, will be retried")
         }
     }
-    let _ = errors::ALL;
     to_job_outcome(outcome, &label, ctx.backoff())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handle_is_send_and_the_context_is_shareable() {
+        fn is_send<T: Send>(_: &T) {}
+        fn is_sync<T: Send + Sync>() {}
+        is_sync::<StepContext>();
+        let ctx = StepContext::new(Arc::new(Config::default()));
+        let job = Job {
+            key: 1,
+            job_type: "c8dr.notify".into(),
+            process_instance_key: 1,
+            bpmn_process_id: String::new(),
+            process_definition_key: 1,
+            element_id: String::new(),
+            element_instance_key: 1,
+            custom_headers: Default::default(),
+            variables: Map::new(),
+            retries: 1,
+            deadline: 0,
+            worker: String::new(),
+            tenant_id: String::new(),
+        };
+        let fut = handle(&ctx, job);
+        is_send(&fut);
+    }
+
+    #[test]
+    fn outcomes_map_to_gateway_commands() {
+        let refused = StepOutcome::invalid("lostRegion", "must be 0 or 1");
+        match to_job_outcome(refused, "remove-brokers", None) {
+            JobOutcome::BpmnError {
+                code, variables, ..
+            } => {
+                assert_eq!(code, "INVALID_INPUT");
+                assert_eq!(
+                    variables["lastError"],
+                    json!({"code": "INVALID_INPUT", "message": "must be 0 or 1", "step": "remove-brokers", "field": "lostRegion"})
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let done = StepOutcome::already_done(Map::new());
+        assert_eq!(
+            to_job_outcome(done, "x", None),
+            JobOutcome::Complete(crate::procedure::vars([("alreadyDone", json!(true))]))
+        );
+        let retry = StepOutcome::retry("503");
+        let backoff = Some(Duration::from_millis(5));
+        assert_eq!(
+            to_job_outcome(retry, "x", backoff),
+            JobOutcome::Fail {
+                message: "503".into(),
+                retry_backoff: backoff
+            }
+        );
+        assert_eq!(JOB_TYPES.len(), 25);
+        assert!(JOB_TYPES.iter().all(|t| t.starts_with("c8dr.")));
+    }
 }

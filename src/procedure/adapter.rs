@@ -247,6 +247,7 @@ impl TargetApi for ClientTarget {
                 .map(|i| IndexInfo {
                     name: i.index,
                     status: i.status.as_str().to_string(),
+                    docs: i.docs_count,
                 })
                 .collect())
         }

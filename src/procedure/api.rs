@@ -214,6 +214,8 @@ pub struct IndexInfo {
     pub name: String,
     /// `open` or `close`.
     pub status: String,
+    /// Documents in the index, when reported.
+    pub docs: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

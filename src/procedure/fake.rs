@@ -113,6 +113,7 @@ pub fn idx(name: &str) -> IndexInfo {
     IndexInfo {
         name: name.into(),
         status: "open".into(),
+        docs: Some(1),
     }
 }
 

@@ -108,6 +108,8 @@ impl StepOutcome {
 /// message, until retries run out and an incident shows it.
 impl From<ApiError> for StepOutcome {
     fn from(e: ApiError) -> Self {
+        // guards api-contract §6.17: slow/transient regions (DNS convergence) fail the job for a
+        // retry with back-off; every step re-observes on the next attempt, so re-runs are safe
         let what = match e.kind {
             ApiErrorKind::Transient => "target unavailable",
             ApiErrorKind::Malformed => "malformed answer from target",

@@ -92,7 +92,7 @@ pub async fn verify_exporters(env: &StepEnv<'_>) -> StepResult {
     let surviving = regions::surviving(env)?;
     let other = regions::other(env)?;
     let list = env.api.exporters(surviving).await?;
-    let problems = exporter_problems(
+    let mut problems = exporter_problems(
         &list,
         &env.target.exporter_prefix,
         &env.target.legacy_exporter_prefix,
@@ -100,6 +100,23 @@ pub async fn verify_exporters(env: &StepEnv<'_>) -> StepResult {
         other,
         full,
     );
+    // guards api-contract §6.10: after disabling, the surviving exporter must still be able to
+    // write: its Elasticsearch answers and is not red; its Camunda document count is reported
+    // so successive checks (and the operator) see new data arriving
+    let health = env.api.health(surviving).await?;
+    if health.status == "red" {
+        problems.push(format!(
+            "Elasticsearch of the surviving region {surviving} is red: the surviving exporter cannot write"
+        ));
+    }
+    let docs: u64 = env
+        .api
+        .indices(surviving)
+        .await?
+        .iter()
+        .filter(|i| super::snapshot::is_camunda_index(&i.name))
+        .filter_map(|i| i.docs)
+        .sum();
     let exporters: Vec<_> = list
         .iter()
         .map(|e| json!({"exporterId": e.exporter_id, "status": e.status}))
@@ -108,6 +125,7 @@ pub async fn verify_exporters(env: &StepEnv<'_>) -> StepResult {
         ("verified", json!(problems.is_empty())),
         ("exporters", json!(exporters)),
         ("exporterProblems", json!(problems)),
+        ("survivingDocuments", json!(docs)),
     ])))
 }
 
