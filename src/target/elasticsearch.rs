@@ -182,7 +182,7 @@ impl ElasticsearchClient {
 
     /// `GET /_cluster/health?wait_for_status=..&timeout=..`: ES answers 408 with
     /// `timed_out: true` when the status was not reached; that is returned as a health value,
-    /// not an error. Set the client timeout above `wait`.
+    /// not an error. The request may take `wait` plus the client timeout.
     pub async fn cluster_health_wait(
         &self,
         status: &str,
@@ -195,7 +195,7 @@ impl ElasticsearchClient {
         ];
         let raw = self
             .http
-            .send_any_status(Method::GET, &segments, &query)
+            .send_any_status(Method::GET, &segments, &query, wait)
             .await?;
         let code = raw.status.as_u16();
         if raw.status.is_success() || code == 408 {

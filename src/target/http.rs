@@ -71,6 +71,7 @@ pub(crate) struct HttpCore {
     base: Url,
     client: reqwest::Client,
     auth: HttpAuthResolved,
+    timeout: Duration,
 }
 
 impl HttpCore {
@@ -122,6 +123,7 @@ impl HttpCore {
             base,
             client,
             auth,
+            timeout,
         })
     }
 
@@ -179,12 +181,15 @@ impl HttpCore {
         Ok(Raw { status, body })
     }
 
-    /// Like [`send_raw`](Self::send_raw) but a non-2xx status is returned instead of mapped.
+    /// Like [`send_raw`](Self::send_raw) but a non-2xx status is returned instead of mapped,
+    /// and the request may take `server_wait` longer than the client timeout (for calls that
+    /// wait server-side, like `_cluster/health?timeout=`).
     pub(crate) async fn send_any_status(
         &self,
         method: Method,
         segments: &[&str],
         query: &[(&str, String)],
+        server_wait: Duration,
     ) -> Result<Raw, TargetError> {
         let mut url = self.url(segments);
         if !query.is_empty() {
@@ -193,7 +198,8 @@ impl HttpCore {
         }
         let request = self
             .auth
-            .apply(self.client.request(method.clone(), url.clone()));
+            .apply(self.client.request(method.clone(), url.clone()))
+            .timeout(self.timeout.saturating_add(server_wait));
         let response = request
             .send()
             .await
@@ -251,6 +257,18 @@ impl HttpCore {
     }
 
     fn transport_error(&self, method: &Method, url: &Url, e: &reqwest::Error) -> TargetError {
+        if e.is_builder() {
+            // e.g. a token with characters not allowed in a header; the value is never shown.
+            return TargetError::new(
+                self.api,
+                ErrorKind::InvalidRequest,
+                format!(
+                    "cannot build the request ({}); check the configured credentials for invalid characters",
+                    error_chain(e)
+                ),
+            )
+            .with_request(method.as_str(), url.as_str());
+        }
         let kind = if e.is_timeout() {
             ErrorKind::Timeout
         } else if e.is_connect() || e.is_request() || e.is_body() {

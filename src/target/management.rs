@@ -1,5 +1,6 @@
 //! Client of the Zeebe management API (gateway port 9600): cluster topology and changes,
 //! exporters, exporting pause/resume (api-contract.md §2). Unauthenticated by default.
+use super::change::{ChangeVerdict, judge_change};
 use super::error::{Api, ErrorKind, TargetError};
 use super::http::{Body, HttpAuthResolved, HttpCore};
 use super::models::management::{ClusterPatch, ClusterTopology, ExporterStatus, PlannedChange};
@@ -30,6 +31,16 @@ impl ManagementClient {
         self.http
             .send_json(Method::GET, &["actuator", "cluster"], &[], Body::None)
             .await
+    }
+
+    /// `GET /actuator/cluster` and where change `change_id` stands in it
+    /// ([`judge_change`](super::change::judge_change)).
+    pub async fn change_verdict(
+        &self,
+        change_id: i64,
+    ) -> Result<(ChangeVerdict, ClusterTopology), TargetError> {
+        let topology = self.get_cluster().await?;
+        Ok((judge_change(&topology, change_id), topology))
     }
 
     /// `PATCH /actuator/cluster?dryRun=..&force=..` → 202 planned change.

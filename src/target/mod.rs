@@ -137,6 +137,11 @@ impl Target {
         &self.regions[usize::from(id)]
     }
 
+    /// The clients of region `id`, or `None` when `id` is not 0 or 1.
+    pub fn try_region(&self, id: u8) -> Option<&RegionClients> {
+        self.regions.get(usize::from(id))
+    }
+
     /// Both regions, region 0 first.
     pub fn regions(&self) -> &[RegionClients; 2] {
         &self.regions

@@ -3,7 +3,7 @@
 use super::error::{Api, ErrorKind, TargetError};
 use super::http::{Body, HttpAuthResolved, HttpCore};
 use super::models::rest::{
-    CreatedInstance, DeploymentResult, ProcessInstance, RestTopology, SearchPage,
+    CreatedInstance, DeploymentResult, ProcessDefinition, ProcessInstance, RestTopology, SearchPage,
 };
 use reqwest::Method;
 use std::time::Duration;
@@ -93,17 +93,32 @@ impl RestClient {
         filter: serde_json::Value,
         limit: u32,
     ) -> Result<SearchPage<ProcessInstance>, TargetError> {
+        self.search(&["v2", "process-instances", "search"], filter, limit)
+            .await
+    }
+
+    /// `POST /v2/process-definitions/search` `{"filter": filter, "page": {"limit": limit}}`.
+    pub async fn search_process_definitions(
+        &self,
+        filter: serde_json::Value,
+        limit: u32,
+    ) -> Result<SearchPage<ProcessDefinition>, TargetError> {
+        self.search(&["v2", "process-definitions", "search"], filter, limit)
+            .await
+    }
+
+    async fn search<T: serde::de::DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        filter: serde_json::Value,
+        limit: u32,
+    ) -> Result<SearchPage<T>, TargetError> {
         let mut body = serde_json::json!({ "page": { "limit": limit } });
         if !filter.is_null() {
             body["filter"] = filter;
         }
         self.http
-            .send_json(
-                Method::POST,
-                &["v2", "process-instances", "search"],
-                &[],
-                Body::Json(body),
-            )
+            .send_json(Method::POST, segments, &[], Body::Json(body))
             .await
     }
 }

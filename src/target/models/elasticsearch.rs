@@ -66,6 +66,9 @@ pub struct SnapshotInfo {
     pub repository: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// Index names (an array here; `_status` sends an object keyed by index, whose keys are
+    /// taken).
+    #[serde(deserialize_with = "names_or_keys")]
     pub indices: Vec<String>,
     pub include_global_state: bool,
     pub state: SnapshotState,
@@ -99,6 +102,23 @@ pub struct ShardsSummary {
     pub total: u64,
     pub failed: u64,
     pub successful: u64,
+}
+
+fn names_or_keys<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(match value {
+        serde_json::Value::Array(items) => items
+            .into_iter()
+            .map(|v| match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            })
+            .collect(),
+        serde_json::Value::Object(map) => map.into_iter().map(|(k, _)| k).collect(),
+        _ => Vec::new(),
+    })
 }
 
 /// `GET _snapshot/{repo}/{snap|_all}`.
