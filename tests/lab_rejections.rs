@@ -167,7 +167,7 @@ async fn dry_run_plans_without_applying() {
         Some(json!({"brokers": {"remove": [1, 3, 5, 7]}})),
     )
     .await;
-    assert_eq!(s, 200, "{v}");
+    assert_eq!(s, 202, "{v}");
     let planned = v["plannedChanges"].as_array().unwrap();
     assert_eq!(
         planned

@@ -688,10 +688,7 @@ impl Cluster {
     /// Advances the pending change up to `now_ms`.
     pub fn advance(&mut self, now_ms: i64, progress: &Progress<'_>) -> Vec<ChangeEvent> {
         let mut events = Vec::new();
-        loop {
-            let Some(pc) = self.pending.as_mut() else {
-                break;
-            };
+        while let Some(pc) = self.pending.as_mut() {
             let Some(op) = pc.pending.front().cloned() else {
                 let done_at = pc
                     .completed

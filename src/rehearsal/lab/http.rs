@@ -246,6 +246,7 @@ async fn deploy(State(c): State<RegionApi>, mut multipart: Multipart) -> Respons
     problem_json(c.shared.world().deploy(resources, now))
 }
 
+#[allow(clippy::result_large_err)] // the error is the finished HTTP answer
 fn body_json(body: &[u8], path: &str) -> Result<Value, Response> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));

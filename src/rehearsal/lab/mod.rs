@@ -263,7 +263,7 @@ fn check_region(r: usize) -> Result<(), LabError> {
 
 impl Lab {
     pub async fn start(opts: LabOptions) -> Result<LabHandle, LabError> {
-        if opts.cluster_size < 2 || opts.cluster_size % 2 != 0 {
+        if opts.cluster_size < 2 || !opts.cluster_size.is_multiple_of(2) {
             return Err(LabError::InvalidOptions(format!(
                 "cluster_size must be even and >= 2, got {}",
                 opts.cluster_size
@@ -319,12 +319,12 @@ impl Lab {
         });
         {
             let mut servers = shared.servers.lock().await;
-            for r in 0..2 {
+            for (r, region_ports) in ports.iter().enumerate() {
                 let mut v = Vec::new();
                 for (i, api) in APIS.iter().enumerate() {
                     v.push(
                         net::Server::start(
-                            ports[r][i],
+                            region_ports[i],
                             http::region_router(shared.clone(), r, *api),
                         )
                         .await?,

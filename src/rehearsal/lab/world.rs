@@ -250,10 +250,7 @@ impl World {
                 .exporter_types
                 .get(&id)
                 .is_some_and(|t| t == LEGACY_EXPORTER);
-            loop {
-                let Some(rec) = self.queues.get(&id).and_then(|q| q.front()).cloned() else {
-                    break;
-                };
+            while let Some(rec) = self.queues.get(&id).and_then(|q| q.front()).cloned() {
                 let r = &mut self.regions[region];
                 if !r.running() {
                     break;
@@ -361,7 +358,8 @@ impl World {
     }
 
     fn start_or_preview(&mut self, ops: Vec<Op>, dry_run: bool, now_ms: i64) -> Reply {
-        let status = if dry_run { 200 } else { 202 };
+        // Zeebe answers 202 with the plan for dry runs too; nothing is applied.
+        let status = 202;
         if ops.is_empty() {
             // Nothing to do: no change is started; the id of the last change is reported.
             let id = self.cluster.last_change.as_ref().map(|c| c.id).unwrap_or(0);
@@ -1103,7 +1101,7 @@ impl World {
             _ => s.indices.keys().cloned().collect(),
         };
         let restore_ms = self.opts.durations.restore_ms as i64;
-        let es = self.es_mut(r).map_err(|e| e)?;
+        let es = self.es_mut(r)?;
         for n in &wanted {
             if es.indices.get(n).is_some_and(|i| i.open) {
                 return Err(es_error(
