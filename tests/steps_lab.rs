@@ -458,3 +458,226 @@ async fn injected_faults_fail_the_job_for_a_retry() {
     let p = t.complete("pause-exporting", &fo, &[]).await;
     assert_eq!(p["alreadyDone"], json!(false));
 }
+
+/// Failover of region 1 through the steps (region lost by the lab's API).
+async fn failover(t: &T) {
+    t.lab.lose_region(1).await.unwrap();
+    let fo = json!({"lostRegion": 1, "survivingRegion": 0});
+    let removed = t.complete("remove-brokers", &fo, &[]).await;
+    let cv = json!({"survivingRegion": 0, "changeId": removed["changeId"]});
+    t.until_verified("await-change", &cv, &[]).await;
+    let mut rounds = 0;
+    loop {
+        let d = t.complete("disable-exporters", &fo, &[]).await;
+        if d["changeId"].is_null() {
+            break;
+        }
+        rounds += 1;
+        let cv = json!({"survivingRegion": 0, "changeId": d["changeId"]});
+        t.until_verified("await-change", &cv, &[]).await;
+    }
+    assert!(rounds >= 1);
+    t.until_verified("verify-exporters", &fo, &[("expect", "failover")])
+        .await;
+}
+
+#[tokio::test]
+async fn legacy_exporters_are_disabled_one_per_call() {
+    let t = setup(LabOptions {
+        durations: LabDurations::fast(),
+        legacy_exporters: true,
+        ..Default::default()
+    })
+    .await;
+    t.lab.lose_region(1).await.unwrap();
+    let fo = json!({"lostRegion": 1, "survivingRegion": 0});
+    let removed = t.complete("remove-brokers", &fo, &[]).await;
+    t.until_verified(
+        "await-change",
+        &json!({"survivingRegion": 0, "changeId": removed["changeId"]}),
+        &[],
+    )
+    .await;
+    let first = t.complete("disable-exporters", &fo, &[]).await;
+    assert_eq!(first["exportersDone"], json!(false), "{first:?}");
+    t.until_verified(
+        "await-change",
+        &json!({"survivingRegion": 0, "changeId": first["changeId"]}),
+        &[],
+    )
+    .await;
+    let second = t.complete("disable-exporters", &fo, &[]).await;
+    assert_eq!(second["exportersDone"], json!(true), "{second:?}");
+    assert_ne!(first["changeId"], second["changeId"]);
+    t.until_verified(
+        "await-change",
+        &json!({"survivingRegion": 0, "changeId": second["changeId"]}),
+        &[],
+    )
+    .await;
+    let done = t.complete("disable-exporters", &fo, &[]).await;
+    assert_eq!(
+        (done["changeId"].clone(), done["alreadyDone"].clone()),
+        (Value::Null, json!(true))
+    );
+    let v = t
+        .until_verified("verify-exporters", &fo, &[("expect", "failover")])
+        .await;
+    assert_eq!(v["exporters"].as_array().unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn a_stuck_change_stays_in_progress_and_shows_what_it_waits_for() {
+    let t = setup(LabOptions {
+        durations: LabDurations::fast(),
+        stuck_adds: true,
+        ..Default::default()
+    })
+    .await;
+    failover(&t).await;
+    let fb = json!({"recreatedRegion": 1, "survivingRegion": 0, "snapshotName": format!("c8dr-failback-{PIK}")});
+    t.lab.recreate_region(1).await.unwrap();
+    t.complete(
+        "helm",
+        &fb,
+        &[("action", "deploy-recreated"), ("region", "recreated")],
+    )
+    .await;
+    t.until_verified("await-brokers-visible", &fb, &[]).await;
+    // the exporter of the recreated region is still disabled: adding brokers is refused
+    let m = t.mutations();
+    assert_eq!(
+        code(&t.run("add-brokers", &fb, &[]).await),
+        "PRECONDITION_FAILED"
+    );
+    assert_eq!(t.mutations(), m);
+    t.complete("register-snapshot-repo", &fb, &[("region", "surviving")])
+        .await;
+    t.complete("create-snapshot", &fb, &[]).await;
+    t.until_verified("await-snapshot", &fb, &[]).await;
+    t.complete("register-snapshot-repo", &fb, &[("region", "recreated")])
+        .await;
+    t.complete("restore-snapshot", &fb, &[]).await;
+    t.until_verified("await-restore", &fb, &[]).await;
+    let e = t.complete("enable-exporter", &fb, &[]).await;
+    t.until_verified(
+        "await-change",
+        &json!({"survivingRegion": 0, "changeId": e["changeId"]}),
+        &[],
+    )
+    .await;
+    let added = t.complete("add-brokers", &fb, &[]).await;
+    let cv = json!({"survivingRegion": 0, "changeId": added["changeId"]});
+    for _ in 0..5 {
+        let c = t.complete("await-change", &cv, &[]).await;
+        assert_eq!(c["verified"], json!(false));
+        assert_eq!(c["changeStatus"], json!("IN_PROGRESS"));
+        assert!(
+            !c["changeProgress"]["nextOperations"]
+                .as_array()
+                .unwrap()
+                .is_empty(),
+            "{c:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // a second add while ours is stuck adopts it instead of a new (409) request
+    let m = t.mutations();
+    let again = t.complete("add-brokers", &fb, &[]).await;
+    assert_eq!(
+        (again["changeId"].clone(), again["alreadyDone"].clone()),
+        (added["changeId"].clone(), json!(true))
+    );
+    assert_eq!(t.mutations(), m);
+}
+
+#[tokio::test]
+async fn a_schema_created_in_the_recreated_region_blocks_the_restore() {
+    let t = fast_lab().await;
+    failover(&t).await;
+    let fb = json!({"recreatedRegion": 1, "survivingRegion": 0, "snapshotName": format!("c8dr-failback-{PIK}")});
+    t.lab.recreate_region(1).await.unwrap();
+    // someone deployed the recreated region with schema creation on
+    let req = c8dr::rehearsal::lab::HelmRequest {
+        action: c8dr::rehearsal::lab::HelmAction::Install,
+        webapps: false,
+        create_schema: true,
+    };
+    t.lab.helm(1, req).await.unwrap();
+    t.until_verified("await-brokers-visible", &fb, &[]).await;
+    t.complete("register-snapshot-repo", &fb, &[("region", "surviving")])
+        .await;
+    t.complete("create-snapshot", &fb, &[]).await;
+    t.until_verified("await-snapshot", &fb, &[]).await;
+    t.complete("register-snapshot-repo", &fb, &[("region", "recreated")])
+        .await;
+    let before = t.mutations();
+    match t.run("restore-snapshot", &fb, &[]).await {
+        JobOutcome::BpmnError { code, message, .. } => {
+            assert_eq!(code, "RESTORE_TARGET_NOT_EMPTY");
+            assert!(message.contains("CREATESCHEMA"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(t.mutations(), before, "no restore was issued");
+    // and the preflight would have said so
+    assert_eq!(
+        code(&t.run("preflight-recreated", &fb, &[]).await),
+        "RECREATED_REGION_NOT_CLEAN"
+    );
+}
+
+#[tokio::test]
+async fn manual_helm_mode_hands_the_command_to_a_person() {
+    let lab = Lab::start(LabOptions {
+        durations: LabDurations::fast(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.journal.path = dir.path().join("j.jsonl");
+    let mut target = lab.target_config();
+    target.helm.mode = c8dr::config::HelmMode::Manual;
+    target.helm.schema_env_index = 12;
+    config.targets.insert("lab".into(), target);
+    let ctx = StepContext::new(Arc::new(config));
+    let fb = json!({"recreatedRegion": 1, "survivingRegion": 0});
+    match jobs::handle(
+        &ctx,
+        job(
+            "helm",
+            &fb,
+            &[("action", "deploy-recreated"), ("region", "recreated")],
+        ),
+    )
+    .await
+    {
+        JobOutcome::BpmnError {
+            code, variables, ..
+        } => {
+            assert_eq!(code, "MANUAL_STEP_REQUIRED");
+            let cmd = variables["manualCommand"].as_str().unwrap();
+            assert!(
+                cmd.starts_with("helm upgrade --install camunda camunda/camunda-platform"),
+                "{cmd}"
+            );
+            assert!(cmd.contains("--set orchestration.profiles.operate=false --set orchestration.profiles.tasklist=false"));
+            assert!(cmd.contains(
+                "orchestration.env[12].name=CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA"
+            ));
+            assert_eq!(variables["manualStepId"], json!("helm-deploy-recreated"));
+            assert_eq!(
+                variables["lastError"]["code"],
+                json!("MANUAL_STEP_REQUIRED")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let journal = std::fs::read_to_string(dir.path().join("j.jsonl")).unwrap();
+    assert!(
+        journal.lines().any(|l| l.contains("\"refused\"")),
+        "{journal}"
+    );
+}
