@@ -4,18 +4,8 @@ use super::api::{ApiError, ApiErrorKind, ApiResult, Mutation, SnapshotInfo};
 use super::{StepEnv, StepOutcome, StepResult, errors, regions, validate, vars};
 use serde_json::json;
 
-/// Index name prefixes Camunda's schema manager creates (api-contract §6.12).
-pub const CAMUNDA_INDEX_PREFIXES: &[&str] = &[
-    "camunda-",
-    "operate-",
-    "tasklist-",
-    "zeebe-record",
-    "optimize-",
-];
-
-pub fn is_camunda_index(name: &str) -> bool {
-    CAMUNDA_INDEX_PREFIXES.iter().any(|p| name.starts_with(p))
-}
+/// Camunda's indices (api-contract §6.12): the target model's list, one source of truth.
+pub use crate::target::models::elasticsearch::is_camunda_index;
 
 fn repo_missing(e: &ApiError) -> bool {
     e.is_es("repository_missing_exception")
