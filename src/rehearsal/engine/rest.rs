@@ -1,0 +1,1 @@
+pub(super) async fn serve(_h: super::EngineHandle, _l: tokio::net::TcpListener) {}
