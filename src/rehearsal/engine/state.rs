@@ -1491,6 +1491,8 @@ impl State {
         let backed_off: Vec<i64> =
             self.jobs.values().filter(|j| j.state == JobState::Activatable && j.retry_at > 0 && j.retry_at <= now).map(|j| j.key).collect();
         for k in backed_off {
+            let ei = self.jobs[&k].ei_key;
+            self.log("JOB", "RECURRED_AFTER_BACKOFF", k, Some(ei), "");
             self.make_activatable(k, 0);
         }
         self.messages.retain(|m| m.expires > now);
