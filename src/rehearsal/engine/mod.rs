@@ -129,7 +129,7 @@ pub struct DeployedProcessView {
     pub resource_name: String,
 }
 
-fn view_state(s: ElemState) -> InstanceState {
+pub(crate) fn view_state(s: ElemState) -> InstanceState {
     match s {
         ElemState::Completed => InstanceState::Completed,
         ElemState::Terminated => InstanceState::Terminated,
@@ -213,7 +213,7 @@ impl EngineHandle {
         out
     }
 
-    fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
         f(&self.lock())
     }
 
