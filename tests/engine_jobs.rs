@@ -1,104 +1,13 @@
 //! Rehearsal engine: service tasks, jobs, errors, timers, gateways, call activities, messages,
 //! deployments, driven through the real gRPC gateway protocol.
+#[path = "engine_support.rs"]
+mod support;
+
 use c8dr::gateway_protocol as pb;
-use c8dr::gateway_protocol::gateway_client::GatewayClient;
-use c8dr::rehearsal::clock::Clock;
-use c8dr::rehearsal::engine::{Engine, EngineHandle, EngineOptions, InstanceState};
+use c8dr::rehearsal::engine::InstanceState;
 use serde_json::{Value, json};
 use std::time::Duration;
-use tonic::transport::Channel;
-
-const WAIT: Duration = Duration::from_secs(10);
-
-fn definitions(body: &str) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
-  xmlns:zeebe="http://camunda.org/schema/zeebe/1.0" id="defs" targetNamespace="http://c8dr">
-{body}
-</bpmn:definitions>"#
-    )
-}
-
-fn task(id: &str, job_type: &str, extra: &str) -> String {
-    format!(
-        r#"<bpmn:serviceTask id="{id}"><bpmn:extensionElements><zeebe:taskDefinition type="{job_type}" retries="3"/>{extra}</bpmn:extensionElements></bpmn:serviceTask>"#
-    )
-}
-
-fn flow(id: &str, from: &str, to: &str) -> String {
-    format!(r#"<bpmn:sequenceFlow id="{id}" sourceRef="{from}" targetRef="{to}"/>"#)
-}
-
-async fn start(speed: f64) -> (EngineHandle, GatewayClient<Channel>) {
-    let engine = Engine::start(EngineOptions { clock: Clock::with_speed(speed), ..Default::default() }).await.unwrap();
-    let client = GatewayClient::connect(engine.grpc_url()).await.unwrap();
-    (engine, client)
-}
-
-async fn deploy(client: &mut GatewayClient<Channel>, name: &str, xml: &str) -> pb::DeployResourceResponse {
-    client
-        .deploy_resource(pb::DeployResourceRequest {
-            resources: vec![pb::Resource { name: name.into(), content: xml.as_bytes().to_vec() }],
-            tenant_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-}
-
-async fn create(client: &mut GatewayClient<Channel>, id: &str, vars: Value) -> i64 {
-    client
-        .create_process_instance(pb::CreateProcessInstanceRequest {
-            bpmn_process_id: id.into(),
-            version: -1,
-            variables: vars.to_string(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .process_instance_key
-}
-
-async fn activate(client: &mut GatewayClient<Channel>, job_type: &str, max: i32, request_timeout: i64) -> Vec<pb::ActivatedJob> {
-    let mut stream = client
-        .activate_jobs(pb::ActivateJobsRequest {
-            r#type: job_type.into(),
-            worker: "test".into(),
-            timeout: 60_000,
-            max_jobs_to_activate: max,
-            request_timeout,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut jobs = Vec::new();
-    while let Some(r) = stream.message().await.unwrap() {
-        jobs.extend(r.jobs);
-    }
-    jobs
-}
-
-async fn activate_one(client: &mut GatewayClient<Channel>, job_type: &str) -> pb::ActivatedJob {
-    let jobs = activate(client, job_type, 1, 5_000).await;
-    assert_eq!(jobs.len(), 1, "expected one job of type {job_type}");
-    jobs.into_iter().next().unwrap()
-}
-
-async fn complete(client: &mut GatewayClient<Channel>, key: i64, vars: Value) {
-    client.complete_job(pb::CompleteJobRequest { job_key: key, variables: vars.to_string(), result: None }).await.unwrap();
-}
-
-async fn wait_state(engine: &EngineHandle, pi: i64, state: InstanceState) {
-    let got = engine.wait_for(WAIT, |h| (h.instance_state(pi) == Some(state)).then_some(())).await;
-    assert!(got.is_some(), "instance {pi} did not reach {state:?}: {:?}", engine.instance_state(pi));
-}
-
-fn vars_of(job: &pb::ActivatedJob) -> Value {
-    serde_json::from_str(&job.variables).unwrap()
-}
+use support::*;
 
 #[tokio::test]
 async fn service_task_lifecycle_with_propagation_and_output_mappings() {
@@ -153,15 +62,6 @@ async fn service_task_lifecycle_with_propagation_and_output_mappings() {
     assert!(log.iter().any(|e| e.intent == "ELEMENT_COMPLETED" && e.element_id == "p"));
     assert!(log.iter().any(|e| e.value_type == "JOB" && e.intent == "COMPLETED"));
     engine.shutdown();
-}
-
-fn one_task_process(id: &str, job_type: &str) -> String {
-    definitions(&format!(
-        r#"<bpmn:process id="{id}" isExecutable="true"><bpmn:startEvent id="s"/>{t}<bpmn:endEvent id="e"/>{f1}{f2}</bpmn:process>"#,
-        t = task("t", job_type, ""),
-        f1 = flow("f1", "s", "t"),
-        f2 = flow("f2", "t", "e"),
-    ))
 }
 
 #[tokio::test]
