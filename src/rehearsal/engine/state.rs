@@ -934,15 +934,14 @@ impl State {
             self.propagate(key, pending);
         }
         self.remove_timers(key);
-        let e = self.elems.get_mut(&key).expect("elem");
-        e.state = ElemState::Completed;
-        e.end = Some(self.now);
-        self.log("PROCESS_INSTANCE", "ELEMENT_COMPLETED", key, Some(key), "");
         self.leave(key);
     }
 
-    /// Takes the outgoing flows of a completed element.
+    /// Chooses the outgoing flows of a completing element, completes it and takes them.
     fn leave(&mut self, key: i64) {
+        if self.elems.get(&key).is_none_or(|e| e.state != ElemState::Completing) {
+            return;
+        }
         let (process, el) = self.element_of(key);
         let scope = self.elems[&key].flow_scope.expect("scope");
         let flows: Vec<String> = match &el.kind {
@@ -987,6 +986,10 @@ impl State {
             }
             _ => el.outgoing.clone(),
         };
+        let e = self.elems.get_mut(&key).expect("elem");
+        e.state = ElemState::Completed;
+        e.end = Some(self.now);
+        self.log("PROCESS_INSTANCE", "ELEMENT_COMPLETED", key, Some(key), "");
         for f in flows {
             self.take_flow(scope, &process, &f);
         }
