@@ -57,13 +57,20 @@ impl Gateway for GatewayService {
     type ActivateJobsStream = BoxStream<pb::ActivateJobsResponse>;
     type StreamActivatedJobsStream = BoxStream<pb::ActivatedJob>;
 
-    async fn activate_jobs(&self, request: Request<pb::ActivateJobsRequest>) -> Result<Response<Self::ActivateJobsStream>, Status> {
+    async fn activate_jobs(
+        &self,
+        request: Request<pb::ActivateJobsRequest>,
+    ) -> Result<Response<Self::ActivateJobsStream>, Status> {
         let r = request.into_inner();
         if r.r#type.trim().is_empty() {
-            return Err(Status::invalid_argument("Expected to activate jobs with a non-empty type, but type was blank"));
+            return Err(Status::invalid_argument(
+                "Expected to activate jobs with a non-empty type, but type was blank",
+            ));
         }
         if r.worker.trim().is_empty() {
-            return Err(Status::invalid_argument("Expected to activate jobs with a non-empty worker name, but worker was blank"));
+            return Err(Status::invalid_argument(
+                "Expected to activate jobs with a non-empty worker name, but worker was blank",
+            ));
         }
         if r.timeout < 1 {
             return Err(Status::invalid_argument(format!(
@@ -88,8 +95,15 @@ impl Gateway for GatewayService {
         let mut shutdown = self.h.shutdown_signal();
         let jobs = loop {
             changes.borrow_and_update();
-            let jobs =
-                self.h.with(|s| s.activate_jobs(&r.r#type, &r.worker, timeout, r.max_jobs_to_activate as usize, &r.fetch_variable));
+            let jobs = self.h.with(|s| {
+                s.activate_jobs(
+                    &r.r#type,
+                    &r.worker,
+                    timeout,
+                    r.max_jobs_to_activate as usize,
+                    &r.fetch_variable,
+                )
+            });
             if !jobs.is_empty() || tokio::time::Instant::now() >= deadline {
                 break jobs;
             }
@@ -99,8 +113,11 @@ impl Gateway for GatewayService {
                 _ = shutdown.wait_for(|s| *s) => break Vec::new(),
             }
         };
-        let items: Vec<Result<pb::ActivateJobsResponse, Status>> =
-            if jobs.is_empty() { vec![] } else { vec![Ok(pb::ActivateJobsResponse { jobs })] };
+        let items: Vec<Result<pb::ActivateJobsResponse, Status>> = if jobs.is_empty() {
+            vec![]
+        } else {
+            vec![Ok(pb::ActivateJobsResponse { jobs })]
+        };
         Ok(Response::new(Box::pin(tokio_stream::iter(items))))
     }
 
@@ -110,10 +127,14 @@ impl Gateway for GatewayService {
     ) -> Result<Response<Self::StreamActivatedJobsStream>, Status> {
         let r = request.into_inner();
         if r.r#type.trim().is_empty() {
-            return Err(Status::invalid_argument("Expected to stream jobs with a non-empty type, but type was blank"));
+            return Err(Status::invalid_argument(
+                "Expected to stream jobs with a non-empty type, but type was blank",
+            ));
         }
         if r.worker.trim().is_empty() {
-            return Err(Status::invalid_argument("Expected to stream jobs with a non-empty worker name, but worker was blank"));
+            return Err(Status::invalid_argument(
+                "Expected to stream jobs with a non-empty worker name, but worker was blank",
+            ));
         }
         if r.timeout < 1 {
             return Err(Status::invalid_argument(format!(
@@ -135,7 +156,10 @@ impl Gateway for GatewayService {
             })
         });
         tracing::debug!(stream = id, job_type = %r.r#type, worker = %r.worker, "job stream opened");
-        let guard = StreamGuard { h: self.h.clone(), id };
+        let guard = StreamGuard {
+            h: self.h.clone(),
+            id,
+        };
         let stream = UnboundedReceiverStream::new(rx);
         let stream = futures::StreamExt::map(stream, move |item| {
             let _keep = &guard;
@@ -153,10 +177,15 @@ impl Gateway for GatewayService {
         Ok(Response::new(pb::CancelProcessInstanceResponse {}))
     }
 
-    async fn complete_job(&self, request: Request<pb::CompleteJobRequest>) -> Result<Response<pb::CompleteJobResponse>, Status> {
+    async fn complete_job(
+        &self,
+        request: Request<pb::CompleteJobRequest>,
+    ) -> Result<Response<pb::CompleteJobResponse>, Status> {
         let r = request.into_inner();
         let v = vars(&r.variables)?;
-        self.h.with(|s| s.complete_job(r.job_key, v)).map_err(status)?;
+        self.h
+            .with(|s| s.complete_job(r.job_key, v))
+            .map_err(status)?;
         Ok(Response::new(pb::CompleteJobResponse {}))
     }
 
@@ -166,13 +195,20 @@ impl Gateway for GatewayService {
     ) -> Result<Response<pb::CreateProcessInstanceResponse>, Status> {
         let r = request.into_inner();
         if r.process_definition_key <= 0 && r.bpmn_process_id.trim().is_empty() {
-            return Err(Status::invalid_argument("Expected either a bpmnProcessId or a processDefinitionKey, but none given"));
+            return Err(Status::invalid_argument(
+                "Expected either a bpmnProcessId or a processDefinitionKey, but none given",
+            ));
         }
         if !r.start_instructions.is_empty() || !r.runtime_instructions.is_empty() {
-            return Err(Status::invalid_argument("start and runtime instructions are not supported by the rehearsal engine"));
+            return Err(Status::invalid_argument(
+                "start and runtime instructions are not supported by the rehearsal engine",
+            ));
         }
         let v = vars(&r.variables)?;
-        let (def, pi) = self.h.with(|s| s.create_instance(r.process_definition_key, &r.bpmn_process_id, r.version, v)).map_err(status)?;
+        let (def, pi) = self
+            .h
+            .with(|s| s.create_instance(r.process_definition_key, &r.bpmn_process_id, r.version, v))
+            .map_err(status)?;
         Ok(Response::new(pb::CreateProcessInstanceResponse {
             process_definition_key: def.key,
             bpmn_process_id: def.bpmn_process_id,
@@ -182,9 +218,16 @@ impl Gateway for GatewayService {
         }))
     }
 
-    async fn deploy_resource(&self, request: Request<pb::DeployResourceRequest>) -> Result<Response<pb::DeployResourceResponse>, Status> {
+    async fn deploy_resource(
+        &self,
+        request: Request<pb::DeployResourceRequest>,
+    ) -> Result<Response<pb::DeployResourceResponse>, Status> {
         let r = request.into_inner();
-        let resources: Vec<(String, Vec<u8>)> = r.resources.into_iter().map(|res| (res.name, res.content)).collect();
+        let resources: Vec<(String, Vec<u8>)> = r
+            .resources
+            .into_iter()
+            .map(|res| (res.name, res.content))
+            .collect();
         let d = self.h.with(|s| s.deploy(&resources)).map_err(status)?;
         let mut deployments = Vec::new();
         for p in d.processes {
@@ -209,50 +252,92 @@ impl Gateway for GatewayService {
                 })),
             });
         }
-        Ok(Response::new(pb::DeployResourceResponse { key: d.key, deployments, tenant_id: "<default>".into() }))
+        Ok(Response::new(pb::DeployResourceResponse {
+            key: d.key,
+            deployments,
+            tenant_id: "<default>".into(),
+        }))
     }
 
-    async fn fail_job(&self, request: Request<pb::FailJobRequest>) -> Result<Response<pb::FailJobResponse>, Status> {
+    async fn fail_job(
+        &self,
+        request: Request<pb::FailJobRequest>,
+    ) -> Result<Response<pb::FailJobResponse>, Status> {
         let r = request.into_inner();
         let v = vars(&r.variables)?;
-        self.h.with(|s| s.fail_job(r.job_key, r.retries, &r.error_message, r.retry_back_off, v)).map_err(status)?;
+        self.h
+            .with(|s| s.fail_job(r.job_key, r.retries, &r.error_message, r.retry_back_off, v))
+            .map_err(status)?;
         Ok(Response::new(pb::FailJobResponse {}))
     }
 
-    async fn throw_error(&self, request: Request<pb::ThrowErrorRequest>) -> Result<Response<pb::ThrowErrorResponse>, Status> {
+    async fn throw_error(
+        &self,
+        request: Request<pb::ThrowErrorRequest>,
+    ) -> Result<Response<pb::ThrowErrorResponse>, Status> {
         let r = request.into_inner();
         if r.error_code.trim().is_empty() {
-            return Err(Status::invalid_argument("Expected to throw an error with a non-empty errorCode, but it was blank"));
+            return Err(Status::invalid_argument(
+                "Expected to throw an error with a non-empty errorCode, but it was blank",
+            ));
         }
         let v = vars(&r.variables)?;
-        self.h.with(|s| s.throw_error(r.job_key, &r.error_code, &r.error_message, v)).map_err(status)?;
+        self.h
+            .with(|s| s.throw_error(r.job_key, &r.error_code, &r.error_message, v))
+            .map_err(status)?;
         Ok(Response::new(pb::ThrowErrorResponse {}))
     }
 
-    async fn publish_message(&self, request: Request<pb::PublishMessageRequest>) -> Result<Response<pb::PublishMessageResponse>, Status> {
+    async fn publish_message(
+        &self,
+        request: Request<pb::PublishMessageRequest>,
+    ) -> Result<Response<pb::PublishMessageResponse>, Status> {
         let r = request.into_inner();
         let v = vars(&r.variables)?;
         let key = self
             .h
-            .with(|s| s.publish_message(&r.name, &r.correlation_key, r.time_to_live, &r.message_id, v))
+            .with(|s| {
+                s.publish_message(
+                    &r.name,
+                    &r.correlation_key,
+                    r.time_to_live,
+                    &r.message_id,
+                    v,
+                )
+            })
             .map_err(status)?;
-        Ok(Response::new(pb::PublishMessageResponse { key, tenant_id: "<default>".into() }))
+        Ok(Response::new(pb::PublishMessageResponse {
+            key,
+            tenant_id: "<default>".into(),
+        }))
     }
 
-    async fn resolve_incident(&self, request: Request<pb::ResolveIncidentRequest>) -> Result<Response<pb::ResolveIncidentResponse>, Status> {
+    async fn resolve_incident(
+        &self,
+        request: Request<pb::ResolveIncidentRequest>,
+    ) -> Result<Response<pb::ResolveIncidentResponse>, Status> {
         let key = request.into_inner().incident_key;
         self.h.with(|s| s.resolve_incident(key)).map_err(status)?;
         Ok(Response::new(pb::ResolveIncidentResponse {}))
     }
 
-    async fn set_variables(&self, request: Request<pb::SetVariablesRequest>) -> Result<Response<pb::SetVariablesResponse>, Status> {
+    async fn set_variables(
+        &self,
+        request: Request<pb::SetVariablesRequest>,
+    ) -> Result<Response<pb::SetVariablesResponse>, Status> {
         let r = request.into_inner();
         let v = vars(&r.variables)?;
-        let key = self.h.with(|s| s.set_variables(r.element_instance_key, v, r.local)).map_err(status)?;
+        let key = self
+            .h
+            .with(|s| s.set_variables(r.element_instance_key, v, r.local))
+            .map_err(status)?;
         Ok(Response::new(pb::SetVariablesResponse { key }))
     }
 
-    async fn topology(&self, _request: Request<pb::TopologyRequest>) -> Result<Response<pb::TopologyResponse>, Status> {
+    async fn topology(
+        &self,
+        _request: Request<pb::TopologyRequest>,
+    ) -> Result<Response<pb::TopologyResponse>, Status> {
         let addr = self.h.grpc_addr();
         Ok(Response::new(pb::TopologyResponse {
             brokers: vec![pb::BrokerInfo {
@@ -273,16 +358,26 @@ impl Gateway for GatewayService {
         }))
     }
 
-    async fn update_job_retries(&self, request: Request<pb::UpdateJobRetriesRequest>) -> Result<Response<pb::UpdateJobRetriesResponse>, Status> {
+    async fn update_job_retries(
+        &self,
+        request: Request<pb::UpdateJobRetriesRequest>,
+    ) -> Result<Response<pb::UpdateJobRetriesResponse>, Status> {
         let r = request.into_inner();
-        self.h.with(|s| s.update_job_retries(r.job_key, r.retries)).map_err(status)?;
+        self.h
+            .with(|s| s.update_job_retries(r.job_key, r.retries))
+            .map_err(status)?;
         Ok(Response::new(pb::UpdateJobRetriesResponse {}))
     }
 
-    async fn update_job_timeout(&self, request: Request<pb::UpdateJobTimeoutRequest>) -> Result<Response<pb::UpdateJobTimeoutResponse>, Status> {
+    async fn update_job_timeout(
+        &self,
+        request: Request<pb::UpdateJobTimeoutRequest>,
+    ) -> Result<Response<pb::UpdateJobTimeoutResponse>, Status> {
         let r = request.into_inner();
         let timeout = self.sim_ms(r.timeout);
-        self.h.with(|s| s.update_job_timeout(r.job_key, timeout)).map_err(status)?;
+        self.h
+            .with(|s| s.update_job_timeout(r.job_key, timeout))
+            .map_err(status)?;
         Ok(Response::new(pb::UpdateJobTimeoutResponse {}))
     }
 }

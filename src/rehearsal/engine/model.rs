@@ -30,18 +30,39 @@ pub struct UserTaskDef {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ElementKind {
     /// None start event, or a message start event (message name).
-    StartEvent { message: Option<String> },
+    StartEvent {
+        message: Option<String>,
+    },
     EndEvent,
-    ServiceTask { job_type: String, retries: String, headers: Vec<(String, String)> },
+    ServiceTask {
+        job_type: String,
+        retries: String,
+        headers: Vec<(String, String)>,
+    },
     UserTask(Box<UserTaskDef>),
-    ExclusiveGateway { default: Option<String> },
+    ExclusiveGateway {
+        default: Option<String>,
+    },
     ParallelGateway,
     TimerCatch(TimerDef),
-    SubProcess { start: String },
-    CallActivity { process_id: String, propagate_child: bool, propagate_parent: bool },
+    SubProcess {
+        start: String,
+    },
+    CallActivity {
+        process_id: String,
+        propagate_child: bool,
+        propagate_parent: bool,
+    },
     /// Error boundary: `error_code` None catches every error.
-    ErrorBoundary { attached_to: String, error_code: Option<String> },
-    TimerBoundary { attached_to: String, timer: TimerDef, interrupting: bool },
+    ErrorBoundary {
+        attached_to: String,
+        error_code: Option<String>,
+    },
+    TimerBoundary {
+        attached_to: String,
+        timer: TimerDef,
+        interrupting: bool,
+    },
 }
 
 impl ElementKind {
@@ -57,7 +78,9 @@ impl ElementKind {
             ElementKind::TimerCatch(_) => "INTERMEDIATE_CATCH_EVENT",
             ElementKind::SubProcess { .. } => "SUB_PROCESS",
             ElementKind::CallActivity { .. } => "CALL_ACTIVITY",
-            ElementKind::ErrorBoundary { .. } | ElementKind::TimerBoundary { .. } => "BOUNDARY_EVENT",
+            ElementKind::ErrorBoundary { .. } | ElementKind::TimerBoundary { .. } => {
+                "BOUNDARY_EVENT"
+            }
         }
     }
 }

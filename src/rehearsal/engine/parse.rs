@@ -30,7 +30,10 @@ fn child<'a, 'i>(n: Node<'a, 'i>, name: &str) -> Option<Node<'a, 'i>> {
 }
 
 fn zeebe_ext<'a, 'i>(n: Node<'a, 'i>, name: &str) -> Option<Node<'a, 'i>> {
-    child(n, "extensionElements").and_then(|e| e.children().find(|c| is_zeebe(c) && c.tag_name().name() == name))
+    child(n, "extensionElements").and_then(|e| {
+        e.children()
+            .find(|c| is_zeebe(c) && c.tag_name().name() == name)
+    })
 }
 
 struct Ctx<'f> {
@@ -41,10 +44,15 @@ struct Ctx<'f> {
 
 impl Ctx<'_> {
     fn err(&self, message: impl Into<String>) -> ParseError {
-        ParseError { file: self.file.to_string(), message: message.into() }
+        ParseError {
+            file: self.file.to_string(),
+            message: message.into(),
+        }
     }
     fn unsupported(&self, id: &str, ty: &str, why: &str) -> ParseError {
-        self.err(format!("element '{id}' of type '{ty}' is not supported by the rehearsal engine{why}"))
+        self.err(format!(
+            "element '{id}' of type '{ty}' is not supported by the rehearsal engine{why}"
+        ))
     }
 }
 
@@ -54,16 +62,25 @@ fn id_of(n: &Node) -> String {
 
 /// Parses a BPMN resource. `file` names the resource in error messages.
 pub fn parse_bpmn(file: &str, xml: &str) -> Result<Definitions, ParseError> {
-    let doc = Document::parse(xml).map_err(|e| ParseError { file: file.into(), message: format!("invalid XML: {e}") })?;
+    let doc = Document::parse(xml).map_err(|e| ParseError {
+        file: file.into(),
+        message: format!("invalid XML: {e}"),
+    })?;
     let root = doc.root_element();
-    let mut ctx = Ctx { file, messages: HashMap::new(), errors: HashMap::new() };
+    let mut ctx = Ctx {
+        file,
+        messages: HashMap::new(),
+        errors: HashMap::new(),
+    };
     if !is_bpmn(&root) || root.tag_name().name() != "definitions" {
         return Err(ctx.err("not a BPMN document (root must be bpmn:definitions)"));
     }
     for n in bpmn_children(root) {
         match n.tag_name().name() {
             "message" => {
-                let name = n.attribute("name").ok_or_else(|| ctx.err(format!("message '{}' has no name", id_of(&n))))?;
+                let name = n
+                    .attribute("name")
+                    .ok_or_else(|| ctx.err(format!("message '{}' has no name", id_of(&n))))?;
                 ctx.messages.insert(id_of(&n), name.to_string());
                 check_extensions(&ctx, &n, &["subscription"])?;
             }
@@ -89,7 +106,10 @@ pub fn parse_bpmn(file: &str, xml: &str) -> Result<Definitions, ParseError> {
 }
 
 fn parse_process(ctx: &Ctx, p: Node) -> Result<Process, ParseError> {
-    let id = p.attribute("id").ok_or_else(|| ctx.err("a process has no id"))?.to_string();
+    let id = p
+        .attribute("id")
+        .ok_or_else(|| ctx.err("a process has no id"))?
+        .to_string();
     check_extensions(ctx, &p, &["properties", "versionTag"])?;
     let mut proc = Process {
         id,
@@ -105,13 +125,24 @@ fn parse_process(ctx: &Ctx, p: Node) -> Result<Process, ParseError> {
     for f in &flows {
         for (end, what) in [(&f.source, "sourceRef"), (&f.target, "targetRef")] {
             if !proc.elements.contains_key(end) {
-                return Err(ctx.err(format!("sequence flow '{}' has {what} '{end}' that is not an element", f.id)));
+                return Err(ctx.err(format!(
+                    "sequence flow '{}' has {what} '{end}' that is not an element",
+                    f.id
+                )));
             }
         }
-        proc.elements.get_mut(&f.source).map(|e| e.outgoing.push(f.id.clone()));
-        proc.elements.get_mut(&f.target).map(|e| e.incoming.push(f.id.clone()));
+        if let Some(e) = proc.elements.get_mut(&f.source) {
+            e.outgoing.push(f.id.clone());
+        }
+        if let Some(e) = proc.elements.get_mut(&f.target) {
+            e.incoming.push(f.id.clone());
+        }
     }
-    let order: HashMap<String, usize> = proc.flows.values().map(|f| (f.id.clone(), f.order)).collect();
+    let order: HashMap<String, usize> = proc
+        .flows
+        .values()
+        .map(|f| (f.id.clone(), f.order))
+        .collect();
     for e in proc.elements.values_mut() {
         e.outgoing.sort_by_key(|f| order[f]);
         e.incoming.sort_by_key(|f| order[f]);
@@ -120,7 +151,8 @@ fn parse_process(ctx: &Ctx, p: Node) -> Result<Process, ParseError> {
         .elements
         .values()
         .filter_map(|e| match &e.kind {
-            ElementKind::ErrorBoundary { attached_to, .. } | ElementKind::TimerBoundary { attached_to, .. } => {
+            ElementKind::ErrorBoundary { attached_to, .. }
+            | ElementKind::TimerBoundary { attached_to, .. } => {
                 Some((attached_to.clone(), e.id.clone()))
             }
             _ => None,
@@ -128,13 +160,20 @@ fn parse_process(ctx: &Ctx, p: Node) -> Result<Process, ParseError> {
         .collect();
     for (attached, b) in boundaries {
         let Some(host) = proc.elements.get_mut(&attached) else {
-            return Err(ctx.err(format!("boundary event '{b}' is attached to '{attached}' that is not an element")));
+            return Err(ctx.err(format!(
+                "boundary event '{b}' is attached to '{attached}' that is not an element"
+            )));
         };
         if !matches!(
             host.kind,
-            ElementKind::ServiceTask { .. } | ElementKind::UserTask(_) | ElementKind::SubProcess { .. } | ElementKind::CallActivity { .. }
+            ElementKind::ServiceTask { .. }
+                | ElementKind::UserTask(_)
+                | ElementKind::SubProcess { .. }
+                | ElementKind::CallActivity { .. }
         ) {
-            return Err(ctx.err(format!("boundary event '{b}' is attached to '{attached}', which is not an activity")));
+            return Err(ctx.err(format!(
+                "boundary event '{b}' is attached to '{attached}', which is not an activity"
+            )));
         }
         host.boundaries.push(b);
     }
@@ -161,7 +200,10 @@ fn parse_process(ctx: &Ctx, p: Node) -> Result<Process, ParseError> {
             match message {
                 Some(m) => message_starts.push((s.id.clone(), m.clone())),
                 None if none_start.is_some() => {
-                    return Err(ctx.err(format!("process '{}' has more than one none start event", proc.id)));
+                    return Err(ctx.err(format!(
+                        "process '{}' has more than one none start event",
+                        proc.id
+                    )));
                 }
                 None => none_start = Some(s.id.clone()),
             }
@@ -175,7 +217,12 @@ fn parse_process(ctx: &Ctx, p: Node) -> Result<Process, ParseError> {
     Ok(proc)
 }
 
-fn parse_scope(ctx: &Ctx, scope_node: Node, scope: Option<&str>, proc: &mut Process) -> Result<(), ParseError> {
+fn parse_scope(
+    ctx: &Ctx,
+    scope_node: Node,
+    scope: Option<&str>,
+    proc: &mut Process,
+) -> Result<(), ParseError> {
     for (order, n) in bpmn_children(scope_node).enumerate() {
         let tag = n.tag_name().name();
         let id = id_of(&n);
@@ -185,14 +232,17 @@ fn parse_scope(ctx: &Ctx, scope_node: Node, scope: Option<&str>, proc: &mut Proc
                     id: id.clone(),
                     source: n.attribute("sourceRef").unwrap_or_default().to_string(),
                     target: n.attribute("targetRef").unwrap_or_default().to_string(),
-                    condition: child(n, "conditionExpression").and_then(|c| c.text()).map(|t| t.trim().to_string()),
+                    condition: child(n, "conditionExpression")
+                        .and_then(|c| c.text())
+                        .map(|t| t.trim().to_string()),
                     order,
                 };
                 check_children(ctx, &n, tag, &["conditionExpression"])?;
                 proc.flows.insert(id, f);
                 continue;
             }
-            "documentation" | "extensionElements" | "textAnnotation" | "association" | "laneSet" | "incoming" | "outgoing" => continue,
+            "documentation" | "extensionElements" | "textAnnotation" | "association"
+            | "laneSet" | "incoming" | "outgoing" => continue,
             "startEvent" => parse_start(ctx, &n)?,
             "endEvent" => {
                 check_children(ctx, &n, tag, &[])?;
@@ -204,7 +254,9 @@ fn parse_scope(ctx: &Ctx, scope_node: Node, scope: Option<&str>, proc: &mut Proc
             "exclusiveGateway" => {
                 check_children(ctx, &n, tag, &[])?;
                 check_extensions(ctx, &n, &["properties"])?;
-                ElementKind::ExclusiveGateway { default: n.attribute("default").map(str::to_string) }
+                ElementKind::ExclusiveGateway {
+                    default: n.attribute("default").map(str::to_string),
+                }
             }
             "parallelGateway" => {
                 check_children(ctx, &n, tag, &[])?;
@@ -214,8 +266,13 @@ fn parse_scope(ctx: &Ctx, scope_node: Node, scope: Option<&str>, proc: &mut Proc
             "intermediateCatchEvent" => {
                 check_children(ctx, &n, tag, &["timerEventDefinition"])?;
                 check_extensions(ctx, &n, &["ioMapping", "properties"])?;
-                let t = child(n, "timerEventDefinition")
-                    .ok_or_else(|| ctx.unsupported(&id, tag, " without a timerEventDefinition (only timer catch events are)"))?;
+                let t = child(n, "timerEventDefinition").ok_or_else(|| {
+                    ctx.unsupported(
+                        &id,
+                        tag,
+                        " without a timerEventDefinition (only timer catch events are)",
+                    )
+                })?;
                 ElementKind::TimerCatch(parse_timer(ctx, &id, t, true)?)
             }
             "boundaryEvent" => parse_boundary(ctx, &n)?,
@@ -228,8 +285,19 @@ fn parse_scope(ctx: &Ctx, scope_node: Node, scope: Option<&str>, proc: &mut Proc
                     &n,
                     tag,
                     &[
-                        "sequenceFlow", "startEvent", "endEvent", "serviceTask", "userTask", "exclusiveGateway", "parallelGateway",
-                        "intermediateCatchEvent", "boundaryEvent", "subProcess", "callActivity", "textAnnotation", "association",
+                        "sequenceFlow",
+                        "startEvent",
+                        "endEvent",
+                        "serviceTask",
+                        "userTask",
+                        "exclusiveGateway",
+                        "parallelGateway",
+                        "intermediateCatchEvent",
+                        "boundaryEvent",
+                        "subProcess",
+                        "callActivity",
+                        "textAnnotation",
+                        "association",
                     ],
                 )?;
                 check_extensions(ctx, &n, &["ioMapping", "properties"])?;
@@ -237,21 +305,31 @@ fn parse_scope(ctx: &Ctx, scope_node: Node, scope: Option<&str>, proc: &mut Proc
                 let start = proc
                     .elements
                     .values()
-                    .filter(|e| e.scope.as_deref() == Some(id.as_str()) && matches!(e.kind, ElementKind::StartEvent { message: None }))
+                    .filter(|e| {
+                        e.scope.as_deref() == Some(id.as_str())
+                            && matches!(e.kind, ElementKind::StartEvent { message: None })
+                    })
                     .map(|e| e.id.clone())
                     .min()
-                    .ok_or_else(|| ctx.err(format!("sub-process '{id}' has no none start event")))?;
+                    .ok_or_else(|| {
+                        ctx.err(format!("sub-process '{id}' has no none start event"))
+                    })?;
                 ElementKind::SubProcess { start }
             }
             "callActivity" => {
                 check_children(ctx, &n, tag, &[])?;
                 check_extensions(ctx, &n, &["calledElement", "ioMapping", "properties"])?;
-                let ce = zeebe_ext(n, "calledElement")
-                    .ok_or_else(|| ctx.err(format!("call activity '{id}' has no zeebe:calledElement")))?;
+                let ce = zeebe_ext(n, "calledElement").ok_or_else(|| {
+                    ctx.err(format!("call activity '{id}' has no zeebe:calledElement"))
+                })?;
                 let process_id = ce
                     .attribute("processId")
                     .filter(|p| !p.trim().is_empty())
-                    .ok_or_else(|| ctx.err(format!("call activity '{id}' has no processId in zeebe:calledElement")))?;
+                    .ok_or_else(|| {
+                        ctx.err(format!(
+                            "call activity '{id}' has no processId in zeebe:calledElement"
+                        ))
+                    })?;
                 ElementKind::CallActivity {
                     process_id: process_id.to_string(),
                     propagate_child: ce.attribute("propagateAllChildVariables") != Some("false"),
@@ -286,10 +364,17 @@ fn parse_scope(ctx: &Ctx, scope_node: Node, scope: Option<&str>, proc: &mut Proc
 fn check_children(ctx: &Ctx, n: &Node, ty: &str, allowed: &[&str]) -> Result<(), ParseError> {
     for c in bpmn_children(*n) {
         let name = c.tag_name().name();
-        if matches!(name, "documentation" | "extensionElements" | "incoming" | "outgoing") || allowed.contains(&name) {
+        if matches!(
+            name,
+            "documentation" | "extensionElements" | "incoming" | "outgoing"
+        ) || allowed.contains(&name)
+        {
             continue;
         }
-        let cid = c.attribute("id").map(|i| format!(" ('{i}')")).unwrap_or_default();
+        let cid = c
+            .attribute("id")
+            .map(|i| format!(" ('{i}')"))
+            .unwrap_or_default();
         return Err(ctx.err(format!(
             "element '{}' of type '{ty}' uses '{name}'{cid}, which is not supported by the rehearsal engine",
             id_of(n)
@@ -320,14 +405,29 @@ fn parse_io(ctx: &Ctx, n: &Node) -> Result<(Vec<Mapping>, Vec<Mapping>), ParseEr
     let mut outputs = Vec::new();
     if let Some(io) = zeebe_ext(*n, "ioMapping") {
         for m in io.children().filter(is_zeebe) {
-            let target = m.attribute("target").filter(|t| !t.trim().is_empty()).ok_or_else(|| {
-                ctx.err(format!("element '{}': zeebe:{} mapping without a target", id_of(n), m.tag_name().name()))
-            })?;
-            let mapping = Mapping { source: m.attribute("source").unwrap_or("=null").to_string(), target: target.to_string() };
+            let target = m
+                .attribute("target")
+                .filter(|t| !t.trim().is_empty())
+                .ok_or_else(|| {
+                    ctx.err(format!(
+                        "element '{}': zeebe:{} mapping without a target",
+                        id_of(n),
+                        m.tag_name().name()
+                    ))
+                })?;
+            let mapping = Mapping {
+                source: m.attribute("source").unwrap_or("=null").to_string(),
+                target: target.to_string(),
+            };
             match m.tag_name().name() {
                 "input" => inputs.push(mapping),
                 "output" => outputs.push(mapping),
-                other => return Err(ctx.err(format!("element '{}': unknown zeebe:ioMapping child '{other}'", id_of(n)))),
+                other => {
+                    return Err(ctx.err(format!(
+                        "element '{}': unknown zeebe:ioMapping child '{other}'",
+                        id_of(n)
+                    )));
+                }
             }
         }
     }
@@ -341,8 +441,14 @@ fn parse_start(ctx: &Ctx, n: &Node) -> Result<ElementKind, ParseError> {
     let message = match child(*n, "messageEventDefinition") {
         None => None,
         Some(m) => {
-            let r = m.attribute("messageRef").ok_or_else(|| ctx.err(format!("message start event '{id}' has no messageRef")))?;
-            Some(ctx.messages.get(r).cloned().ok_or_else(|| ctx.err(format!("start event '{id}' references unknown message '{r}'")))?)
+            let r = m
+                .attribute("messageRef")
+                .ok_or_else(|| ctx.err(format!("message start event '{id}' has no messageRef")))?;
+            Some(ctx.messages.get(r).cloned().ok_or_else(|| {
+                ctx.err(format!(
+                    "start event '{id}' references unknown message '{r}'"
+                ))
+            })?)
         }
     };
     Ok(ElementKind::StartEvent { message })
@@ -351,20 +457,39 @@ fn parse_start(ctx: &Ctx, n: &Node) -> Result<ElementKind, ParseError> {
 fn parse_service_task(ctx: &Ctx, n: &Node) -> Result<ElementKind, ParseError> {
     let id = id_of(n);
     check_children(ctx, n, "serviceTask", &[])?;
-    check_extensions(ctx, n, &["taskDefinition", "taskHeaders", "ioMapping", "properties"])?;
-    let td = zeebe_ext(*n, "taskDefinition").ok_or_else(|| ctx.err(format!("service task '{id}' has no zeebe:taskDefinition")))?;
+    check_extensions(
+        ctx,
+        n,
+        &["taskDefinition", "taskHeaders", "ioMapping", "properties"],
+    )?;
+    let td = zeebe_ext(*n, "taskDefinition")
+        .ok_or_else(|| ctx.err(format!("service task '{id}' has no zeebe:taskDefinition")))?;
     let job_type = td
         .attribute("type")
         .filter(|t| !t.trim().is_empty())
-        .ok_or_else(|| ctx.err(format!("service task '{id}' has no job type in zeebe:taskDefinition")))?;
+        .ok_or_else(|| {
+            ctx.err(format!(
+                "service task '{id}' has no job type in zeebe:taskDefinition"
+            ))
+        })?;
     let retries = td.attribute("retries").unwrap_or("3").to_string();
     let mut headers = Vec::new();
     if let Some(h) = zeebe_ext(*n, "taskHeaders") {
-        for hdr in h.children().filter(|c| is_zeebe(c) && c.tag_name().name() == "header") {
-            headers.push((hdr.attribute("key").unwrap_or_default().to_string(), hdr.attribute("value").unwrap_or_default().to_string()));
+        for hdr in h
+            .children()
+            .filter(|c| is_zeebe(c) && c.tag_name().name() == "header")
+        {
+            headers.push((
+                hdr.attribute("key").unwrap_or_default().to_string(),
+                hdr.attribute("value").unwrap_or_default().to_string(),
+            ));
         }
     }
-    Ok(ElementKind::ServiceTask { job_type: job_type.to_string(), retries, headers })
+    Ok(ElementKind::ServiceTask {
+        job_type: job_type.to_string(),
+        retries,
+        headers,
+    })
 }
 
 fn parse_user_task(ctx: &Ctx, n: &Node) -> Result<ElementKind, ParseError> {
@@ -373,18 +498,36 @@ fn parse_user_task(ctx: &Ctx, n: &Node) -> Result<ElementKind, ParseError> {
     check_extensions(
         ctx,
         n,
-        &["userTask", "formDefinition", "assignmentDefinition", "taskSchedule", "priorityDefinition", "ioMapping", "properties"],
+        &[
+            "userTask",
+            "formDefinition",
+            "assignmentDefinition",
+            "taskSchedule",
+            "priorityDefinition",
+            "ioMapping",
+            "properties",
+        ],
     )?;
     if zeebe_ext(*n, "userTask").is_none() {
-        return Err(ctx.unsupported(&id, "userTask", " as a job-worker user task: add <zeebe:userTask/> (Camunda user task)"));
+        return Err(ctx.unsupported(
+            &id,
+            "userTask",
+            " as a job-worker user task: add <zeebe:userTask/> (Camunda user task)",
+        ));
     }
     let form = zeebe_ext(*n, "formDefinition");
     if let Some(f) = form
         && f.attribute("formId").is_none()
     {
-        return Err(ctx.err(format!("user task '{id}': zeebe:formDefinition must use formId (linked form)")));
+        return Err(ctx.err(format!(
+            "user task '{id}': zeebe:formDefinition must use formId (linked form)"
+        )));
     }
-    let attr = |ext: &str, a: &str| zeebe_ext(*n, ext).and_then(|e| e.attribute(a)).map(str::to_string);
+    let attr = |ext: &str, a: &str| {
+        zeebe_ext(*n, ext)
+            .and_then(|e| e.attribute(a))
+            .map(str::to_string)
+    };
     Ok(ElementKind::UserTask(Box::new(UserTaskDef {
         form_id: attr("formDefinition", "formId"),
         assignee: attr("assignmentDefinition", "assignee"),
@@ -412,7 +555,12 @@ fn parse_timer(ctx: &Ctx, id: &str, t: Node, allow_date: bool) -> Result<TimerDe
 
 fn parse_boundary(ctx: &Ctx, n: &Node) -> Result<ElementKind, ParseError> {
     let id = id_of(n);
-    check_children(ctx, n, "boundaryEvent", &["errorEventDefinition", "timerEventDefinition"])?;
+    check_children(
+        ctx,
+        n,
+        "boundaryEvent",
+        &["errorEventDefinition", "timerEventDefinition"],
+    )?;
     check_extensions(ctx, n, &["ioMapping", "properties"])?;
     let attached_to = n
         .attribute("attachedToRef")
@@ -425,20 +573,39 @@ fn parse_boundary(ctx: &Ctx, n: &Node) -> Result<ElementKind, ParseError> {
         }
         let error_code = match e.attribute("errorRef") {
             None => None,
-            Some(r) => Some(ctx.errors.get(r).cloned().ok_or_else(|| ctx.err(format!("boundary event '{id}' references unknown error '{r}'")))?),
+            Some(r) => Some(ctx.errors.get(r).cloned().ok_or_else(|| {
+                ctx.err(format!(
+                    "boundary event '{id}' references unknown error '{r}'"
+                ))
+            })?),
         };
-        return Ok(ElementKind::ErrorBoundary { attached_to, error_code: error_code.filter(|c| !c.is_empty()) });
+        return Ok(ElementKind::ErrorBoundary {
+            attached_to,
+            error_code: error_code.filter(|c| !c.is_empty()),
+        });
     }
     if let Some(t) = child(*n, "timerEventDefinition") {
-        return Ok(ElementKind::TimerBoundary { attached_to, timer: parse_timer(ctx, &id, t, false)?, interrupting });
+        return Ok(ElementKind::TimerBoundary {
+            attached_to,
+            timer: parse_timer(ctx, &id, t, false)?,
+            interrupting,
+        });
     }
-    Err(ctx.unsupported(&id, "boundaryEvent", " without an error or timer event definition"))
+    Err(ctx.unsupported(
+        &id,
+        "boundaryEvent",
+        " without an error or timer event definition",
+    ))
 }
 
 /// Parses a Camunda form (JSON with a top-level `id`), returning the form id.
 pub fn parse_form(file: &str, content: &[u8]) -> Result<String, ParseError> {
-    let err = |m: String| ParseError { file: file.into(), message: m };
-    let v: serde_json::Value = serde_json::from_slice(content).map_err(|e| err(format!("invalid form JSON: {e}")))?;
+    let err = |m: String| ParseError {
+        file: file.into(),
+        message: m,
+    };
+    let v: serde_json::Value =
+        serde_json::from_slice(content).map_err(|e| err(format!("invalid form JSON: {e}")))?;
     v.get("id")
         .and_then(|i| i.as_str())
         .filter(|i| !i.trim().is_empty())

@@ -31,10 +31,16 @@ fn router(h: EngineHandle) -> Router {
         .route("/v2/user-tasks/{key}/assignment", post(assign_user_task))
         .route("/v2/user-tasks/{key}/completion", post(complete_user_task))
         .route("/v2/user-tasks/{key}/form", get(user_task_form))
-        .route("/v2/process-instances/search", post(search_process_instances))
+        .route(
+            "/v2/process-instances/search",
+            post(search_process_instances),
+        )
         .route("/v2/process-instances/{key}", get(get_process_instance))
         .route("/v2/incidents/search", post(search_incidents))
-        .route("/v2/element-instances/search", post(search_element_instances))
+        .route(
+            "/v2/element-instances/search",
+            post(search_element_instances),
+        )
         .route("/v2/variables/search", post(search_variables))
         .with_state(h)
 }
@@ -48,30 +54,57 @@ fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
         _ => "ERROR",
     };
     let body = json!({"type": "about:blank", "title": title, "status": status.as_u16(), "detail": detail.into()});
-    (status, [(axum::http::header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/problem+json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn command_error(e: CommandError) -> Response {
     match e {
         CommandError::NotFound(m) => problem(StatusCode::NOT_FOUND, m),
         CommandError::InvalidArgument(m) => problem(StatusCode::BAD_REQUEST, m),
-        CommandError::FailedPrecondition(m) | CommandError::AlreadyExists(m) => problem(StatusCode::CONFLICT, m),
+        CommandError::FailedPrecondition(m) | CommandError::AlreadyExists(m) => {
+            problem(StatusCode::CONFLICT, m)
+        }
     }
 }
 
-fn parse_key(key: &str) -> Result<i64, Response> {
-    key.parse::<i64>().map_err(|_| problem(StatusCode::BAD_REQUEST, format!("'{key}' is not a valid key (expected a number)")))
+/// A rejected request, answered as a problem detail.
+struct Rejected(StatusCode, String);
+
+impl IntoResponse for Rejected {
+    fn into_response(self) -> Response {
+        problem(self.0, self.1)
+    }
+}
+
+fn parse_key(key: &str) -> Result<i64, Rejected> {
+    key.parse::<i64>().map_err(|_| {
+        Rejected(
+            StatusCode::BAD_REQUEST,
+            format!("'{key}' is not a valid key (expected a number)"),
+        )
+    })
 }
 
 /// Parses an optional JSON body (an empty body is `{}`).
-fn body(bytes: &[u8]) -> Result<Map<String, Json>, Response> {
+fn body(bytes: &[u8]) -> Result<Map<String, Json>, Rejected> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
     match serde_json::from_slice::<Json>(bytes) {
         Ok(Json::Object(m)) => Ok(m),
-        Ok(_) => Err(problem(StatusCode::BAD_REQUEST, "the request body must be a JSON object")),
-        Err(e) => Err(problem(StatusCode::BAD_REQUEST, format!("the request body is not valid JSON: {e}"))),
+        Ok(_) => Err(Rejected(
+            StatusCode::BAD_REQUEST,
+            "the request body must be a JSON object".into(),
+        )),
+        Err(e) => Err(Rejected(
+            StatusCode::BAD_REQUEST,
+            format!("the request body is not valid JSON: {e}"),
+        )),
     }
 }
 
@@ -80,21 +113,34 @@ struct Filter(Map<String, Json>);
 
 impl Filter {
     fn from_body(b: &Map<String, Json>) -> Filter {
-        Filter(b.get("filter").and_then(|f| f.as_object()).cloned().unwrap_or_default())
+        Filter(
+            b.get("filter")
+                .and_then(|f| f.as_object())
+                .cloned()
+                .unwrap_or_default(),
+        )
     }
 
     /// True when the filter has no condition on `field` or `value` satisfies it.
     fn matches(&self, field: &str, value: &Json) -> bool {
-        let Some(cond) = self.0.get(field) else { return true };
-        let eq = |a: &Json, b: &Json| a == b || (a.as_str().is_some() && a.as_str() == b.as_str()) || a.to_string().trim_matches('"') == b.to_string().trim_matches('"');
+        let Some(cond) = self.0.get(field) else {
+            return true;
+        };
+        let eq = |a: &Json, b: &Json| {
+            a == b
+                || (a.as_str().is_some() && a.as_str() == b.as_str())
+                || a.to_string().trim_matches('"') == b.to_string().trim_matches('"')
+        };
         match cond {
-            Json::Object(ops) if ops.keys().any(|k| k.starts_with('$')) => ops.iter().all(|(op, v)| match op.as_str() {
-                "$eq" => eq(v, value),
-                "$neq" => !eq(v, value),
-                "$in" => v.as_array().is_some_and(|a| a.iter().any(|x| eq(x, value))),
-                "$exists" => v.as_bool() == Some(!value.is_null()),
-                _ => true,
-            }),
+            Json::Object(ops) if ops.keys().any(|k| k.starts_with('$')) => {
+                ops.iter().all(|(op, v)| match op.as_str() {
+                    "$eq" => eq(v, value),
+                    "$neq" => !eq(v, value),
+                    "$in" => v.as_array().is_some_and(|a| a.iter().any(|x| eq(x, value))),
+                    "$exists" => v.as_bool() == Some(!value.is_null()),
+                    _ => true,
+                })
+            }
             other => eq(other, value),
         }
     }
@@ -102,21 +148,34 @@ impl Filter {
     /// Every filter field holds; a singular filter on a list field (`candidateGroup` on
     /// `candidateGroups`) holds when any element matches.
     fn matches_all(&self, item: &Json) -> bool {
-        self.0.keys().all(|k| match item.get(k).or_else(|| item.get(format!("{k}s"))) {
-            Some(Json::Array(values)) if !self.0[k].is_array() => values.iter().any(|v| self.matches(k, v)),
-            Some(v) => self.matches(k, v),
-            None => self.matches(k, &Json::Null),
-        })
+        self.0.keys().all(
+            |k| match item.get(k).or_else(|| item.get(format!("{k}s"))) {
+                Some(Json::Array(values)) if !self.0[k].is_array() => {
+                    values.iter().any(|v| self.matches(k, v))
+                }
+                Some(v) => self.matches(k, v),
+                None => self.matches(k, &Json::Null),
+            },
+        )
     }
 }
 
 fn page(b: &Map<String, Json>, items: Vec<Json>) -> Json {
     let filter = Filter::from_body(b);
-    let items: Vec<Json> = items.into_iter().filter(|i| filter.matches_all(i)).collect();
+    let items: Vec<Json> = items
+        .into_iter()
+        .filter(|i| filter.matches_all(i))
+        .collect();
     let total = items.len();
     let p = b.get("page").and_then(|p| p.as_object());
-    let from = p.and_then(|p| p.get("from")).and_then(|v| v.as_u64()).unwrap_or(0) as usize;
-    let limit = p.and_then(|p| p.get("limit")).and_then(|v| v.as_u64()).unwrap_or(100) as usize;
+    let from = p
+        .and_then(|p| p.get("from"))
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0) as usize;
+    let limit = p
+        .and_then(|p| p.get("limit"))
+        .and_then(|v| v.as_u64())
+        .unwrap_or(100) as usize;
     let items: Vec<Json> = items.into_iter().skip(from).take(limit).collect();
     json!({"items": items, "page": {"totalItems": total, "startCursor": null, "endCursor": null}})
 }
@@ -131,7 +190,11 @@ fn instance_state_name(s: InstanceState) -> &'static str {
 
 fn user_task_json(s: &State, key: i64) -> Json {
     let t = &s.user_tasks[&key];
-    let version = s.processes.iter().find(|p| p.key == t.def_key).map_or(0, |p| p.version);
+    let version = s
+        .processes
+        .iter()
+        .find(|p| p.key == t.def_key)
+        .map_or(0, |p| p.version);
     json!({
         "userTaskKey": t.key.to_string(),
         "name": t.name.clone().unwrap_or_else(|| t.element_id.clone()),
@@ -167,39 +230,67 @@ async fn topology(AxState(h): AxState<EngineHandle>) -> Response {
     .into_response()
 }
 
-async fn search_user_tasks(AxState(h): AxState<EngineHandle>, bytes: axum::body::Bytes) -> Response {
+async fn search_user_tasks(
+    AxState(h): AxState<EngineHandle>,
+    bytes: axum::body::Bytes,
+) -> Response {
     let b = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
-    let items = h.read(|s| s.user_tasks.keys().map(|k| user_task_json(s, *k)).collect::<Vec<_>>());
+    let items = h.read(|s| {
+        s.user_tasks
+            .keys()
+            .map(|k| user_task_json(s, *k))
+            .collect::<Vec<_>>()
+    });
     axum::Json(page(&b, items)).into_response()
 }
 
 async fn get_user_task(AxState(h): AxState<EngineHandle>, Path(key): Path<String>) -> Response {
     let key = match parse_key(&key) {
         Ok(k) => k,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
-    match h.read(|s| s.user_tasks.contains_key(&key).then(|| user_task_json(s, key))) {
+    match h.read(|s| {
+        s.user_tasks
+            .contains_key(&key)
+            .then(|| user_task_json(s, key))
+    }) {
         Some(t) => axum::Json(t).into_response(),
-        None => problem(StatusCode::NOT_FOUND, format!("User task with key '{key}' not found")),
+        None => problem(
+            StatusCode::NOT_FOUND,
+            format!("User task with key '{key}' not found"),
+        ),
     }
 }
 
-async fn assign_user_task(AxState(h): AxState<EngineHandle>, Path(key): Path<String>, bytes: axum::body::Bytes) -> Response {
+async fn assign_user_task(
+    AxState(h): AxState<EngineHandle>,
+    Path(key): Path<String>,
+    bytes: axum::body::Bytes,
+) -> Response {
     let (key, b) = match (parse_key(&key), body(&bytes)) {
         (Ok(k), Ok(b)) => (k, b),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return r.into_response(),
     };
-    let assignee = b.get("assignee").and_then(|a| a.as_str()).map(str::to_string);
+    let assignee = b
+        .get("assignee")
+        .and_then(|a| a.as_str())
+        .map(str::to_string);
     if assignee.as_deref().is_none_or(|a| a.trim().is_empty()) {
         return problem(StatusCode::BAD_REQUEST, "No assignee provided");
     }
-    let allow_override = b.get("allowOverride").and_then(|a| a.as_bool()).unwrap_or(true);
+    let allow_override = b
+        .get("allowOverride")
+        .and_then(|a| a.as_bool())
+        .unwrap_or(true);
     let current = h.read(|s| s.user_tasks.get(&key).and_then(|t| t.assignee.clone()));
     if !allow_override && current.is_some() && current != assignee {
-        return problem(StatusCode::CONFLICT, format!("User task with key '{key}' is already assigned"));
+        return problem(
+            StatusCode::CONFLICT,
+            format!("User task with key '{key}' is already assigned"),
+        );
     }
     match h.with(|s| s.assign_user_task(key, assignee)) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
@@ -207,10 +298,14 @@ async fn assign_user_task(AxState(h): AxState<EngineHandle>, Path(key): Path<Str
     }
 }
 
-async fn complete_user_task(AxState(h): AxState<EngineHandle>, Path(key): Path<String>, bytes: axum::body::Bytes) -> Response {
+async fn complete_user_task(
+    AxState(h): AxState<EngineHandle>,
+    Path(key): Path<String>,
+    bytes: axum::body::Bytes,
+) -> Response {
     let (key, b) = match (parse_key(&key), body(&bytes)) {
         (Ok(k), Ok(b)) => (k, b),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return r.into_response(),
     };
     let vars = match b.get("variables") {
         None | Some(Json::Null) => Map::new(),
@@ -226,7 +321,7 @@ async fn complete_user_task(AxState(h): AxState<EngineHandle>, Path(key): Path<S
 async fn user_task_form(AxState(h): AxState<EngineHandle>, Path(key): Path<String>) -> Response {
     let key = match parse_key(&key) {
         Ok(k) => k,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let found = h.read(|s| {
         s.user_tasks.get(&key).map(|t| {
@@ -237,7 +332,10 @@ async fn user_task_form(AxState(h): AxState<EngineHandle>, Path(key): Path<Strin
         })
     });
     match found {
-        None => problem(StatusCode::NOT_FOUND, format!("User task with key '{key}' not found")),
+        None => problem(
+            StatusCode::NOT_FOUND,
+            format!("User task with key '{key}' not found"),
+        ),
         Some(None) => StatusCode::NO_CONTENT.into_response(),
         Some(Some(f)) => axum::Json(f).into_response(),
     }
@@ -263,32 +361,50 @@ fn process_instance_json(s: &State, key: i64) -> Json {
     })
 }
 
-async fn search_process_instances(AxState(h): AxState<EngineHandle>, bytes: axum::body::Bytes) -> Response {
+async fn search_process_instances(
+    AxState(h): AxState<EngineHandle>,
+    bytes: axum::body::Bytes,
+) -> Response {
     let b = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let items = h.read(|s| {
-        s.elems.values().filter(|e| e.element_type == "PROCESS").map(|e| process_instance_json(s, e.key)).collect::<Vec<_>>()
+        s.elems
+            .values()
+            .filter(|e| e.element_type == "PROCESS")
+            .map(|e| process_instance_json(s, e.key))
+            .collect::<Vec<_>>()
     });
     axum::Json(page(&b, items)).into_response()
 }
 
-async fn get_process_instance(AxState(h): AxState<EngineHandle>, Path(key): Path<String>) -> Response {
+async fn get_process_instance(
+    AxState(h): AxState<EngineHandle>,
+    Path(key): Path<String>,
+) -> Response {
     let key = match parse_key(&key) {
         Ok(k) => k,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
-    match h.read(|s| s.elems.get(&key).filter(|e| e.element_type == "PROCESS").map(|_| process_instance_json(s, key))) {
+    match h.read(|s| {
+        s.elems
+            .get(&key)
+            .filter(|e| e.element_type == "PROCESS")
+            .map(|_| process_instance_json(s, key))
+    }) {
         Some(p) => axum::Json(p).into_response(),
-        None => problem(StatusCode::NOT_FOUND, format!("Process instance with key '{key}' not found")),
+        None => problem(
+            StatusCode::NOT_FOUND,
+            format!("Process instance with key '{key}' not found"),
+        ),
     }
 }
 
 async fn search_incidents(AxState(h): AxState<EngineHandle>, bytes: axum::body::Bytes) -> Response {
     let b = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let items = h.read(|s| {
         s.incidents
@@ -314,10 +430,13 @@ async fn search_incidents(AxState(h): AxState<EngineHandle>, bytes: axum::body::
     axum::Json(page(&b, items)).into_response()
 }
 
-async fn search_element_instances(AxState(h): AxState<EngineHandle>, bytes: axum::body::Bytes) -> Response {
+async fn search_element_instances(
+    AxState(h): AxState<EngineHandle>,
+    bytes: axum::body::Bytes,
+) -> Response {
     let b = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let items = h.read(|s| {
         s.elems
@@ -356,14 +475,16 @@ async fn search_element_instances(AxState(h): AxState<EngineHandle>, bytes: axum
 async fn search_variables(AxState(h): AxState<EngineHandle>, bytes: axum::body::Bytes) -> Response {
     let b = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let items = h.read(|s| {
         let mut scopes: Vec<&i64> = s.vars.keys().collect();
         scopes.sort();
         let mut items = Vec::new();
         for scope in scopes {
-            let Some(e) = s.elems.get(scope) else { continue };
+            let Some(e) = s.elems.get(scope) else {
+                continue;
+            };
             let mut names: Vec<(&String, &Json)> = s.vars[scope].iter().collect();
             names.sort_by(|a, b| a.0.cmp(b.0));
             for (name, value) in names {

@@ -37,7 +37,10 @@ pub enum ElemState {
 
 impl ElemState {
     pub fn is_active(self) -> bool {
-        matches!(self, ElemState::Activating | ElemState::Activated | ElemState::Completing)
+        matches!(
+            self,
+            ElemState::Activating | ElemState::Activated | ElemState::Completing
+        )
     }
 }
 
@@ -170,7 +173,10 @@ pub struct IncidentRec {
 #[derive(Debug, Clone)]
 enum TimerKind {
     Catch,
-    Boundary { boundary_id: String, interrupting: bool },
+    Boundary {
+        boundary_id: String,
+        interrupting: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -283,9 +289,21 @@ impl State {
         ms(self.now)
     }
 
-    fn log(&mut self, value_type: &'static str, intent: &'static str, key: i64, ei: Option<i64>, detail: impl Into<String>) {
+    fn log(
+        &mut self,
+        value_type: &'static str,
+        intent: &'static str,
+        key: i64,
+        ei: Option<i64>,
+        detail: impl Into<String>,
+    ) {
         let (pi, bpid, eid, ety) = match ei.and_then(|k| self.elems.get(&k)) {
-            Some(e) => (e.pi_key, e.bpmn_process_id.clone(), e.element_id.clone(), e.element_type.to_string()),
+            Some(e) => (
+                e.pi_key,
+                e.bpmn_process_id.clone(),
+                e.element_id.clone(),
+                e.element_type.to_string(),
+            ),
             None => (-1, String::new(), String::new(), String::new()),
         };
         self.log.push(LogEvent {
@@ -306,7 +324,9 @@ impl State {
     /// Deploys resources atomically: everything parses, or nothing is deployed.
     pub fn deploy(&mut self, resources: &[(String, Vec<u8>)]) -> R<Deployment> {
         if resources.is_empty() {
-            return Err(CommandError::InvalidArgument("expected to deploy at least one resource, but none given".into()));
+            return Err(CommandError::InvalidArgument(
+                "expected to deploy at least one resource, but none given".into(),
+            ));
         }
         enum Parsed {
             Bpmn(Vec<Process>),
@@ -316,13 +336,20 @@ impl State {
         for (name, content) in resources {
             let lower = name.to_ascii_lowercase();
             if lower.ends_with(".bpmn") || lower.ends_with(".xml") {
-                let text = std::str::from_utf8(content)
-                    .map_err(|_| CommandError::InvalidArgument(format!("{name}: resource is not UTF-8")))?;
-                let defs = parse::parse_bpmn(name, text).map_err(|e| CommandError::InvalidArgument(e.to_string()))?;
+                let text = std::str::from_utf8(content).map_err(|_| {
+                    CommandError::InvalidArgument(format!("{name}: resource is not UTF-8"))
+                })?;
+                let defs = parse::parse_bpmn(name, text)
+                    .map_err(|e| CommandError::InvalidArgument(e.to_string()))?;
                 parsed.push((name, content, Parsed::Bpmn(defs.processes)));
             } else if lower.ends_with(".form") {
-                let id = parse::parse_form(name, content).map_err(|e| CommandError::InvalidArgument(e.to_string()))?;
-                parsed.push((name, content, Parsed::Form(id, String::from_utf8_lossy(content).into_owned())));
+                let id = parse::parse_form(name, content)
+                    .map_err(|e| CommandError::InvalidArgument(e.to_string()))?;
+                parsed.push((
+                    name,
+                    content,
+                    Parsed::Form(id, String::from_utf8_lossy(content).into_owned()),
+                ));
             } else {
                 return Err(CommandError::InvalidArgument(format!(
                     "{name}: unknown resource type (expected .bpmn, .xml or .form)"
@@ -330,12 +357,20 @@ impl State {
             }
         }
         let key = self.next_key();
-        let mut out = Deployment { key, processes: Vec::new(), forms: Vec::new() };
+        let mut out = Deployment {
+            key,
+            processes: Vec::new(),
+            forms: Vec::new(),
+        };
         for (name, content, p) in parsed {
             match p {
                 Parsed::Bpmn(processes) => {
                     for process in processes {
-                        let latest = self.processes.iter().filter(|d| d.bpmn_process_id == process.id).max_by_key(|d| d.version);
+                        let latest = self
+                            .processes
+                            .iter()
+                            .filter(|d| d.bpmn_process_id == process.id)
+                            .max_by_key(|d| d.version);
                         if let Some(l) = latest
                             && l.resource == *content
                         {
@@ -356,7 +391,11 @@ impl State {
                     }
                 }
                 Parsed::Form(form_id, text) => {
-                    let latest = self.forms.iter().filter(|f| f.form_id == form_id).max_by_key(|f| f.version);
+                    let latest = self
+                        .forms
+                        .iter()
+                        .filter(|f| f.form_id == form_id)
+                        .max_by_key(|f| f.version);
                     if let Some(l) = latest
                         && l.content == text
                     {
@@ -364,7 +403,13 @@ impl State {
                         continue;
                     }
                     let version = latest.map_or(1, |l| l.version + 1);
-                    let f = DeployedForm { key: self.next_key(), form_id, version, resource_name: name.clone(), content: text };
+                    let f = DeployedForm {
+                        key: self.next_key(),
+                        form_id,
+                        version,
+                        resource_name: name.clone(),
+                        content: text,
+                    };
                     self.forms.push(f.clone());
                     out.forms.push(f);
                 }
@@ -380,25 +425,47 @@ impl State {
     }
 
     pub fn latest_process(&self, bpmn_process_id: &str) -> Option<&DeployedProcess> {
-        self.processes.iter().filter(|d| d.bpmn_process_id == bpmn_process_id).max_by_key(|d| d.version)
+        self.processes
+            .iter()
+            .filter(|d| d.bpmn_process_id == bpmn_process_id)
+            .max_by_key(|d| d.version)
     }
 
     fn process_def(&self, def_key: i64) -> Arc<Process> {
-        self.processes.iter().find(|d| d.key == def_key).map(|d| d.process.clone()).expect("deployed process")
+        self.processes
+            .iter()
+            .find(|d| d.key == def_key)
+            .map(|d| d.process.clone())
+            .expect("deployed process")
     }
 
     fn def_version(&self, def_key: i64) -> i32 {
-        self.processes.iter().find(|d| d.key == def_key).map_or(0, |d| d.version)
+        self.processes
+            .iter()
+            .find(|d| d.key == def_key)
+            .map_or(0, |d| d.version)
     }
 
     // ------------------------------------------------------------------ process instances
 
     /// Creates a process instance by bpmnProcessId (+version, -1 = latest) or by definition key.
-    pub fn create_instance(&mut self, def_key: i64, bpmn_process_id: &str, version: i32, vars: Map<String, Json>) -> R<(DeployedProcess, i64)> {
+    pub fn create_instance(
+        &mut self,
+        def_key: i64,
+        bpmn_process_id: &str,
+        version: i32,
+        vars: Map<String, Json>,
+    ) -> R<(DeployedProcess, i64)> {
         let def = if def_key > 0 {
-            self.processes.iter().find(|d| d.key == def_key).cloned().ok_or_else(|| {
-                CommandError::NotFound(format!("Expected to find process definition with key '{def_key}', but none found"))
-            })?
+            self.processes
+                .iter()
+                .find(|d| d.key == def_key)
+                .cloned()
+                .ok_or_else(|| {
+                    CommandError::NotFound(format!(
+                        "Expected to find process definition with key '{def_key}', but none found"
+                    ))
+                })?
         } else if version > 0 {
             self.processes
                 .iter()
@@ -424,7 +491,13 @@ impl State {
         Ok((def, pi))
     }
 
-    fn start_instance(&mut self, def: &DeployedProcess, start: &str, vars: Map<String, Json>, parent_ei: Option<i64>) -> i64 {
+    fn start_instance(
+        &mut self,
+        def: &DeployedProcess,
+        start: &str,
+        vars: Map<String, Json>,
+        parent_ei: Option<i64>,
+    ) -> i64 {
         let key = self.next_key();
         self.elems.insert(
             key,
@@ -471,7 +544,12 @@ impl State {
     }
 
     fn root_of(&self, mut pi: i64) -> i64 {
-        while let Some(p) = self.elems.get(&pi).and_then(|e| e.parent_ei).and_then(|p| self.elems.get(&p)) {
+        while let Some(p) = self
+            .elems
+            .get(&pi)
+            .and_then(|e| e.parent_ei)
+            .and_then(|p| self.elems.get(&p))
+        {
             pi = p.pi_key;
         }
         pi
@@ -543,7 +621,12 @@ impl State {
     }
 
     /// Evaluates mappings into a variable document; targets may be paths (`a.b`).
-    fn eval_mappings(&self, mappings: &[Mapping], scope: i64, extra: &Map<String, Json>) -> Result<Map<String, Json>, FeelError> {
+    fn eval_mappings(
+        &self,
+        mappings: &[Mapping],
+        scope: i64,
+        extra: &Map<String, Json>,
+    ) -> Result<Map<String, Json>, FeelError> {
         let mut ctx = self.visible(scope);
         for (k, v) in extra {
             ctx.insert(k.clone(), v.clone());
@@ -560,7 +643,14 @@ impl State {
 
     // ------------------------------------------------------------------ incidents
 
-    fn raise_incident(&mut self, ei_key: i64, error_type: &str, message: String, job_key: Option<i64>, retry: Retry) -> i64 {
+    fn raise_incident(
+        &mut self,
+        ei_key: i64,
+        error_type: &str,
+        message: String,
+        job_key: Option<i64>,
+        retry: Retry,
+    ) -> i64 {
         let key = self.next_key();
         let e = &self.elems[&ei_key];
         let inc = IncidentRec {
@@ -579,14 +669,26 @@ impl State {
         };
         self.incidents.insert(key, inc);
         tracing::info!(incident = key, element = %self.elems[&ei_key].element_id, %error_type, %message, "incident raised");
-        self.log("INCIDENT", "CREATED", key, Some(ei_key), format!("{error_type}: {message}"));
+        self.log(
+            "INCIDENT",
+            "CREATED",
+            key,
+            Some(ei_key),
+            format!("{error_type}: {message}"),
+        );
         key
     }
 
     pub fn resolve_incident(&mut self, key: i64) -> R<()> {
-        let inc = self.incidents.get_mut(&key).filter(|i| i.active).ok_or_else(|| {
-            CommandError::NotFound(format!("Expected to resolve incident with key '{key}', but no such incident was found"))
-        })?;
+        let inc = self
+            .incidents
+            .get_mut(&key)
+            .filter(|i| i.active)
+            .ok_or_else(|| {
+                CommandError::NotFound(format!(
+                    "Expected to resolve incident with key '{key}', but no such incident was found"
+                ))
+            })?;
         inc.active = false;
         let (ei, retry) = (inc.ei_key, inc.retry.clone());
         self.log("INCIDENT", "RESOLVED", key, Some(ei), "");
@@ -594,7 +696,13 @@ impl State {
             Retry::Job(job_key) => {
                 let job = self.jobs.get(&job_key).cloned().expect("job of incident");
                 if job.retries <= 0 && job.state == JobState::Failed {
-                    self.raise_incident(ei, "JOB_NO_RETRIES", job.error_message.clone(), Some(job_key), Retry::Job(job_key));
+                    self.raise_incident(
+                        ei,
+                        "JOB_NO_RETRIES",
+                        job.error_message.clone(),
+                        Some(job_key),
+                        Retry::Job(job_key),
+                    );
                 } else {
                     self.make_activatable(job_key, 0);
                 }
@@ -607,10 +715,21 @@ impl State {
     }
 
     fn resolve_incidents_of(&mut self, ei_key: i64) {
-        let keys: Vec<i64> = self.incidents.values().filter(|i| i.active && i.ei_key == ei_key).map(|i| i.key).collect();
+        let keys: Vec<i64> = self
+            .incidents
+            .values()
+            .filter(|i| i.active && i.ei_key == ei_key)
+            .map(|i| i.key)
+            .collect();
         for k in keys {
             self.incidents.get_mut(&k).expect("incident").active = false;
-            self.log("INCIDENT", "RESOLVED", k, Some(ei_key), "element terminated");
+            self.log(
+                "INCIDENT",
+                "RESOLVED",
+                k,
+                Some(ei_key),
+                "element terminated",
+            );
         }
     }
 
@@ -649,12 +768,20 @@ impl State {
     }
 
     fn run_activation(&mut self, key: i64) {
-        if !self.elems.get(&key).is_some_and(|e| e.state == ElemState::Activating) {
+        if !self
+            .elems
+            .get(&key)
+            .is_some_and(|e| e.state == ElemState::Activating)
+        {
             return;
         }
         let (process, el) = self.element_of(key);
         if !el.inputs.is_empty() {
-            match self.eval_mappings(&el.inputs, self.elems[&key].flow_scope.expect("scope"), &Map::new()) {
+            match self.eval_mappings(
+                &el.inputs,
+                self.elems[&key].flow_scope.expect("scope"),
+                &Map::new(),
+            ) {
                 Ok(vars) => self.set_local(key, vars),
                 Err(e) => {
                     self.raise_incident(key, "IO_MAPPING_ERROR", e.0, None, Retry::Activate(key));
@@ -663,15 +790,26 @@ impl State {
             }
         }
         match &el.kind {
-            ElementKind::ServiceTask { job_type, retries, headers } => {
+            ElementKind::ServiceTask {
+                job_type,
+                retries,
+                headers,
+            } => {
                 let job_type = match self.eval_string(job_type, key, "job type") {
                     Ok(t) => t,
                     Err(m) => return self.activation_incident(key, m),
                 };
                 let retries = match self.eval(retries, key) {
                     Ok(Json::Number(n)) if n.as_i64().is_some() => n.as_i64().unwrap_or(3) as i32,
-                    Ok(Json::String(s)) if s.trim().parse::<i32>().is_ok() => s.trim().parse().unwrap_or(3),
-                    Ok(other) => return self.activation_incident(key, format!("expected job retries to be a number, but was '{other}'")),
+                    Ok(Json::String(s)) if s.trim().parse::<i32>().is_ok() => {
+                        s.trim().parse().unwrap_or(3)
+                    }
+                    Ok(other) => {
+                        return self.activation_incident(
+                            key,
+                            format!("expected job retries to be a number, but was '{other}'"),
+                        );
+                    }
                     Err(e) => return self.activation_incident(key, e.0),
                 };
                 if !self.attach_boundaries(key, &process, &el) {
@@ -689,7 +827,10 @@ impl State {
                     bpmn_process_id: e.bpmn_process_id.clone(),
                     version: self.def_version(e.def_key),
                     element_id: e.element_id.clone(),
-                    headers: headers.iter().map(|(k, v)| (k.clone(), Json::String(v.clone()))).collect(),
+                    headers: headers
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Json::String(v.clone())))
+                        .collect(),
                     retries,
                     state: JobState::Activatable,
                     worker: String::new(),
@@ -704,19 +845,29 @@ impl State {
             }
             ElementKind::UserTask(def) => {
                 let scope = key;
-                let opt = |s: &State, v: &Option<String>, what: &str| -> Result<Option<Json>, String> {
-                    match v {
-                        None => Ok(None),
-                        Some(t) if t.trim().is_empty() => Ok(None),
-                        Some(t) => s.eval(t, scope).map(Some).map_err(|e| format!("{what}: {}", e.0)),
-                    }
-                };
+                let opt =
+                    |s: &State, v: &Option<String>, what: &str| -> Result<Option<Json>, String> {
+                        match v {
+                            None => Ok(None),
+                            Some(t) if t.trim().is_empty() => Ok(None),
+                            Some(t) => s
+                                .eval(t, scope)
+                                .map(Some)
+                                .map_err(|e| format!("{what}: {}", e.0)),
+                        }
+                    };
                 let res = (|| -> Result<UserTaskRec, String> {
-                    let assignee = opt(self, &def.assignee, "assignee")?.and_then(json_to_opt_string);
-                    let groups = opt(self, &def.candidate_groups, "candidateGroups")?.map(json_to_list).unwrap_or_default();
-                    let users = opt(self, &def.candidate_users, "candidateUsers")?.map(json_to_list).unwrap_or_default();
+                    let assignee =
+                        opt(self, &def.assignee, "assignee")?.and_then(json_to_opt_string);
+                    let groups = opt(self, &def.candidate_groups, "candidateGroups")?
+                        .map(json_to_list)
+                        .unwrap_or_default();
+                    let users = opt(self, &def.candidate_users, "candidateUsers")?
+                        .map(json_to_list)
+                        .unwrap_or_default();
                     let due = opt(self, &def.due_date, "dueDate")?.and_then(json_to_opt_string);
-                    let follow = opt(self, &def.follow_up_date, "followUpDate")?.and_then(json_to_opt_string);
+                    let follow = opt(self, &def.follow_up_date, "followUpDate")?
+                        .and_then(json_to_opt_string);
                     for (what, d) in [("dueDate", &due), ("followUpDate", &follow)] {
                         if let Some(d) = d {
                             feel::parse_date_time(d).map_err(|e| format!("{what}: {}", e.0))?;
@@ -725,15 +876,24 @@ impl State {
                     let priority = match opt(self, &def.priority, "priority")? {
                         None | Some(Json::Null) => 50,
                         Some(Json::Number(n)) => n.as_i64().unwrap_or(50) as i32,
-                        Some(Json::String(s)) => s.trim().parse().map_err(|_| format!("priority: '{s}' is not a number"))?,
+                        Some(Json::String(s)) => s
+                            .trim()
+                            .parse()
+                            .map_err(|_| format!("priority: '{s}' is not a number"))?,
                         Some(o) => return Err(format!("priority: '{o}' is not a number")),
                     };
                     let e = &self.elems[&key];
                     let form_key = def.form_id.as_ref().and_then(|f| {
-                        self.forms.iter().filter(|d| &d.form_id == f).max_by_key(|d| d.version).map(|d| d.key)
+                        self.forms
+                            .iter()
+                            .filter(|d| &d.form_id == f)
+                            .max_by_key(|d| d.version)
+                            .map(|d| d.key)
                     });
                     if let (Some(f), None) = (&def.form_id, form_key) {
-                        return Err(format!("Expected to find a form with id '{f}', but no form with this id is found, at least a form with this id should be available. To resolve the Incident please deploy a form with the same id"));
+                        return Err(format!(
+                            "Expected to find a form with id '{f}', but no form with this id is found, at least a form with this id should be available. To resolve the Incident please deploy a form with the same id"
+                        ));
                     }
                     Ok(UserTaskRec {
                         key: 0,
@@ -759,7 +919,11 @@ impl State {
                 let mut task = match res {
                     Ok(t) => t,
                     Err(m) => {
-                        let ty = if m.contains("form with id") { "FORM_NOT_FOUND" } else { "EXTRACT_VALUE_ERROR" };
+                        let ty = if m.contains("form with id") {
+                            "FORM_NOT_FOUND"
+                        } else {
+                            "EXTRACT_VALUE_ERROR"
+                        };
                         self.raise_incident(key, ty, m, None, Retry::Activate(key));
                         return;
                     }
@@ -790,7 +954,11 @@ impl State {
                 let start = process.element(start).clone();
                 self.activate(key, &start, Map::new());
             }
-            ElementKind::CallActivity { process_id, propagate_parent, .. } => {
+            ElementKind::CallActivity {
+                process_id,
+                propagate_parent,
+                ..
+            } => {
                 let pid = match self.eval_string(process_id, key, "called element processId") {
                     Ok(p) => p,
                     Err(m) => return self.activation_incident(key, m),
@@ -819,7 +987,11 @@ impl State {
                     return;
                 }
                 self.mark_activated(key);
-                let vars = if *propagate_parent { self.visible(key) } else { self.vars.get(&key).cloned().unwrap_or_default() };
+                let vars = if *propagate_parent {
+                    self.visible(key)
+                } else {
+                    self.vars.get(&key).cloned().unwrap_or_default()
+                };
                 let child = self.start_instance(&def, &start, vars, Some(key));
                 if let Some(e) = self.elems.get_mut(&key) {
                     e.child_pi = Some(child);
@@ -838,13 +1010,21 @@ impl State {
     }
 
     fn activation_incident(&mut self, key: i64, message: String) {
-        self.raise_incident(key, "EXTRACT_VALUE_ERROR", message, None, Retry::Activate(key));
+        self.raise_incident(
+            key,
+            "EXTRACT_VALUE_ERROR",
+            message,
+            None,
+            Retry::Activate(key),
+        );
     }
 
     fn eval_string(&self, expr: &str, scope: i64, what: &str) -> Result<String, String> {
         match self.eval(expr, scope) {
             Ok(Json::String(s)) if !s.is_empty() => Ok(s),
-            Ok(other) => Err(format!("Expected {what} '{expr}' to evaluate to a non-empty string, but was '{other}'")),
+            Ok(other) => Err(format!(
+                "Expected {what} '{expr}' to evaluate to a non-empty string, but was '{other}'"
+            )),
             Err(e) => Err(e.0),
         }
     }
@@ -864,7 +1044,10 @@ impl State {
         };
         let v = self.eval(expr, scope).map_err(|e| e.0)?;
         let Json::String(s) = v else {
-            return Err(format!("Expected timer expression '{expr}' to evaluate to a {}, but was '{v}'", if is_date { "date-time" } else { "duration" }));
+            return Err(format!(
+                "Expected timer expression '{expr}' to evaluate to a {}, but was '{v}'",
+                if is_date { "date-time" } else { "duration" }
+            ));
         };
         if is_date {
             Ok(ms(feel::parse_date_time(&s).map_err(|e| e.0)?))
@@ -876,7 +1059,10 @@ impl State {
 
     fn add_timer(&mut self, ei_key: i64, due: i64, kind: TimerKind) {
         let key = self.next_key();
-        let detail = format!("due {}", iso(Utc.timestamp_millis_opt(due).single().unwrap_or(self.now)));
+        let detail = format!(
+            "due {}",
+            iso(Utc.timestamp_millis_opt(due).single().unwrap_or(self.now))
+        );
         self.timers.insert(key, TimerRec { ei_key, due, kind });
         self.log("TIMER", "CREATED", key, Some(ei_key), detail);
     }
@@ -884,9 +1070,21 @@ impl State {
     /// Creates the timers of the timer boundary events; false when an incident was raised.
     fn attach_boundaries(&mut self, key: i64, process: &Process, el: &Element) -> bool {
         for b in &el.boundaries {
-            if let ElementKind::TimerBoundary { timer, interrupting, .. } = &process.element(b).kind {
+            if let ElementKind::TimerBoundary {
+                timer,
+                interrupting,
+                ..
+            } = &process.element(b).kind
+            {
                 match self.timer_due(timer, key) {
-                    Ok(due) => self.add_timer(key, due, TimerKind::Boundary { boundary_id: b.clone(), interrupting: *interrupting }),
+                    Ok(due) => self.add_timer(
+                        key,
+                        due,
+                        TimerKind::Boundary {
+                            boundary_id: b.clone(),
+                            interrupting: *interrupting,
+                        },
+                    ),
                     Err(m) => {
                         self.remove_timers(key);
                         self.activation_incident(key, m);
@@ -904,7 +1102,9 @@ impl State {
 
     /// The element finished its work: output mappings / propagation, then leave.
     fn complete(&mut self, key: i64) {
-        let Some(e) = self.elems.get(&key) else { return };
+        let Some(e) = self.elems.get(&key) else {
+            return;
+        };
         if !matches!(e.state, ElemState::Activated | ElemState::Completing) {
             return;
         }
@@ -912,7 +1112,13 @@ impl State {
         let pending = std::mem::take(&mut self.elems.get_mut(&key).expect("elem").pending_vars);
         self.elems.get_mut(&key).expect("elem").state = ElemState::Completing;
         let flow_scope = self.elems[&key].flow_scope;
-        let call_propagates = matches!(el.kind, ElementKind::CallActivity { propagate_child: true, .. });
+        let call_propagates = matches!(
+            el.kind,
+            ElementKind::CallActivity {
+                propagate_child: true,
+                ..
+            }
+        );
         if call_propagates && !pending.is_empty() {
             self.propagate(key, pending.clone());
         }
@@ -930,7 +1136,10 @@ impl State {
                     return;
                 }
             }
-        } else if !call_propagates && !matches!(el.kind, ElementKind::CallActivity { .. }) && !pending.is_empty() {
+        } else if !call_propagates
+            && !matches!(el.kind, ElementKind::CallActivity { .. })
+            && !pending.is_empty()
+        {
             self.propagate(key, pending);
         }
         self.remove_timers(key);
@@ -939,7 +1148,11 @@ impl State {
 
     /// Chooses the outgoing flows of a completing element, completes it and takes them.
     fn leave(&mut self, key: i64) {
-        if self.elems.get(&key).is_none_or(|e| e.state != ElemState::Completing) {
+        if self
+            .elems
+            .get(&key)
+            .is_none_or(|e| e.state != ElemState::Completing)
+        {
             return;
         }
         let (process, el) = self.element_of(key);
@@ -951,8 +1164,14 @@ impl State {
                     if Some(f) == default.as_ref() {
                         continue;
                     }
-                    let Some(cond) = &process.flows[f].condition else { continue };
-                    let expr = if feel::is_expression(cond) { cond.clone() } else { format!("={cond}") };
+                    let Some(cond) = &process.flows[f].condition else {
+                        continue;
+                    };
+                    let expr = if feel::is_expression(cond) {
+                        cond.clone()
+                    } else {
+                        format!("={cond}")
+                    };
                     match self.eval(&expr, scope) {
                         Ok(Json::Bool(true)) => {
                             chosen = Some(f.clone());
@@ -969,7 +1188,13 @@ impl State {
                             return;
                         }
                         Err(e) => {
-                            self.raise_incident(key, "CONDITION_ERROR", e.0, None, Retry::Leave(key));
+                            self.raise_incident(
+                                key,
+                                "CONDITION_ERROR",
+                                e.0,
+                                None,
+                                Retry::Leave(key),
+                            );
                             return;
                         }
                     }
@@ -1019,13 +1244,18 @@ impl State {
     }
 
     fn has_active_children(&self, scope: i64) -> bool {
-        self.elems.range(scope + 1..).any(|(_, e)| e.flow_scope == Some(scope) && e.state.is_active())
+        self.elems
+            .range(scope + 1..)
+            .any(|(_, e)| e.flow_scope == Some(scope) && e.state.is_active())
     }
 
     /// Completes a scope (sub-process or process instance) that has no tokens left.
     fn scope_check(&mut self, scope: i64) {
-        let Some(s) = self.elems.get(&scope) else { return };
-        if s.state != ElemState::Activated || !s.joins.is_empty() || self.has_active_children(scope) {
+        let Some(s) = self.elems.get(&scope) else {
+            return;
+        };
+        if s.state != ElemState::Activated || !s.joins.is_empty() || self.has_active_children(scope)
+        {
             return;
         }
         if s.element_type == "PROCESS" {
@@ -1042,7 +1272,10 @@ impl State {
         let parent = e.parent_ei;
         self.log("PROCESS_INSTANCE", "ELEMENT_COMPLETED", pi, Some(pi), "");
         if let Some(ca) = parent
-            && self.elems.get(&ca).is_some_and(|c| c.state == ElemState::Activated)
+            && self
+                .elems
+                .get(&ca)
+                .is_some_and(|c| c.state == ElemState::Activated)
         {
             let child_vars = self.vars.get(&pi).cloned().unwrap_or_default();
             self.elems.get_mut(&ca).expect("call activity").pending_vars = child_vars;
@@ -1052,12 +1285,18 @@ impl State {
 
     /// Terminates an element instance and everything inside it (no scope completion check).
     fn terminate(&mut self, key: i64) {
-        let Some(e) = self.elems.get(&key) else { return };
+        let Some(e) = self.elems.get(&key) else {
+            return;
+        };
         if !e.state.is_active() {
             return;
         }
-        let children: Vec<i64> =
-            self.elems.range(key + 1..).filter(|(_, c)| c.flow_scope == Some(key) && c.state.is_active()).map(|(k, _)| *k).collect();
+        let children: Vec<i64> = self
+            .elems
+            .range(key + 1..)
+            .filter(|(_, c)| c.flow_scope == Some(key) && c.state.is_active())
+            .map(|(k, _)| *k)
+            .collect();
         for c in children {
             self.terminate(c);
         }
@@ -1067,15 +1306,21 @@ impl State {
         let jobs: Vec<i64> = self
             .jobs
             .values()
-            .filter(|j| j.ei_key == key && !matches!(j.state, JobState::Completed | JobState::Canceled))
+            .filter(|j| {
+                j.ei_key == key && !matches!(j.state, JobState::Completed | JobState::Canceled)
+            })
             .map(|j| j.key)
             .collect();
         for j in jobs {
             self.jobs.get_mut(&j).expect("job").state = JobState::Canceled;
             self.log("JOB", "CANCELED", j, Some(key), "");
         }
-        let tasks: Vec<i64> =
-            self.user_tasks.values().filter(|t| t.ei_key == key && t.state == UserTaskState::Created).map(|t| t.key).collect();
+        let tasks: Vec<i64> = self
+            .user_tasks
+            .values()
+            .filter(|t| t.ei_key == key && t.state == UserTaskState::Created)
+            .map(|t| t.key)
+            .collect();
         for t in tasks {
             let ut = self.user_tasks.get_mut(&t).expect("task");
             ut.state = UserTaskState::Canceled;
@@ -1092,7 +1337,13 @@ impl State {
     }
 
     /// Activates a boundary event after its attached activity was interrupted (or not).
-    fn trigger_boundary(&mut self, attached: i64, boundary_id: &str, interrupting: bool, vars: Map<String, Json>) {
+    fn trigger_boundary(
+        &mut self,
+        attached: i64,
+        boundary_id: &str,
+        interrupting: bool,
+        vars: Map<String, Json>,
+    ) {
         let (process, _) = self.element_of(attached);
         let scope = self.elems[&attached].flow_scope.expect("scope");
         if interrupting {
@@ -1147,7 +1398,11 @@ impl State {
         if matches!(j.state, JobState::Failed | JobState::ErrorThrown) {
             return Err(CommandError::FailedPrecondition(format!(
                 "Expected to {action} job with key '{key}', but it is in state '{}'",
-                if j.state == JobState::Failed { "FAILED" } else { "ERROR_THROWN" }
+                if j.state == JobState::Failed {
+                    "FAILED"
+                } else {
+                    "ERROR_THROWN"
+                }
             )));
         }
         Ok(())
@@ -1167,7 +1422,14 @@ impl State {
         Ok(())
     }
 
-    pub fn fail_job(&mut self, key: i64, retries: i32, message: &str, backoff_ms: i64, vars: Map<String, Json>) -> R<()> {
+    pub fn fail_job(
+        &mut self,
+        key: i64,
+        retries: i32,
+        message: &str,
+        backoff_ms: i64,
+        vars: Map<String, Json>,
+    ) -> R<()> {
         self.job_mut(key, "fail")?;
         self.check_no_incident(key, "fail")?;
         let now = self.now_ms();
@@ -1180,25 +1442,47 @@ impl State {
         if !vars.is_empty() {
             self.set_local(ei, vars);
         }
-        self.log("JOB", "FAILED", key, Some(ei), format!("retries={retries} backoff={backoff_ms}ms: {message}"));
+        self.log(
+            "JOB",
+            "FAILED",
+            key,
+            Some(ei),
+            format!("retries={retries} backoff={backoff_ms}ms: {message}"),
+        );
         if retries > 0 {
             self.make_activatable(key, if backoff_ms > 0 { now + backoff_ms } else { 0 });
         } else {
             self.jobs.get_mut(&key).expect("job").state = JobState::Failed;
-            let m = if message.is_empty() { "No more retries left.".to_string() } else { message.to_string() };
+            let m = if message.is_empty() {
+                "No more retries left.".to_string()
+            } else {
+                message.to_string()
+            };
             self.raise_incident(ei, "JOB_NO_RETRIES", m, Some(key), Retry::Job(key));
         }
         Ok(())
     }
 
-    pub fn throw_error(&mut self, key: i64, code: &str, message: &str, vars: Map<String, Json>) -> R<()> {
+    pub fn throw_error(
+        &mut self,
+        key: i64,
+        code: &str,
+        message: &str,
+        vars: Map<String, Json>,
+    ) -> R<()> {
         self.job_mut(key, "throw an error for")?;
         self.check_no_incident(key, "throw an error for")?;
         let j = self.jobs.get_mut(&key).expect("job");
         j.state = JobState::ErrorThrown;
         j.error_message = message.to_string();
         let ei = j.ei_key;
-        self.log("JOB", "ERROR_THROWN", key, Some(ei), format!("{code}: {message}"));
+        self.log(
+            "JOB",
+            "ERROR_THROWN",
+            key,
+            Some(ei),
+            format!("{code}: {message}"),
+        );
         match self.find_catch(ei, code) {
             Some((attached, boundary)) => {
                 self.jobs.get_mut(&key).expect("job").state = JobState::Canceled;
@@ -1226,7 +1510,13 @@ impl State {
         let j = self.job_mut(key, "update retries of")?;
         j.retries = retries;
         let ei = j.ei_key;
-        self.log("JOB", "RETRIES_UPDATED", key, Some(ei), format!("retries={retries}"));
+        self.log(
+            "JOB",
+            "RETRIES_UPDATED",
+            key,
+            Some(ei),
+            format!("retries={retries}"),
+        );
         Ok(())
     }
 
@@ -1240,7 +1530,13 @@ impl State {
         }
         j.deadline = now + timeout_ms;
         let ei = j.ei_key;
-        self.log("JOB", "TIMEOUT_UPDATED", key, Some(ei), format!("timeout={timeout_ms}ms"));
+        self.log(
+            "JOB",
+            "TIMEOUT_UPDATED",
+            key,
+            Some(ei),
+            format!("timeout={timeout_ms}ms"),
+        );
         Ok(())
     }
 
@@ -1292,16 +1588,31 @@ impl State {
         j.deadline = now + timeout;
         j.retry_at = 0;
         let ei = j.ei_key;
-        self.log("JOB", "ACTIVATED", key, Some(ei), format!("worker={worker}"));
+        self.log(
+            "JOB",
+            "ACTIVATED",
+            key,
+            Some(ei),
+            format!("worker={worker}"),
+        );
     }
 
     /// Activates up to `max` activatable jobs of `job_type` (ActivateJobs).
-    pub fn activate_jobs(&mut self, job_type: &str, worker: &str, timeout: i64, max: usize, fetch: &[String]) -> Vec<ActivatedJob> {
+    pub fn activate_jobs(
+        &mut self,
+        job_type: &str,
+        worker: &str,
+        timeout: i64,
+        max: usize,
+        fetch: &[String],
+    ) -> Vec<ActivatedJob> {
         let now = self.now_ms();
         let keys: Vec<i64> = self
             .jobs
             .values()
-            .filter(|j| j.state == JobState::Activatable && j.job_type == job_type && j.retry_at <= now)
+            .filter(|j| {
+                j.state == JobState::Activatable && j.job_type == job_type && j.retry_at <= now
+            })
             .map(|j| j.key)
             .take(max)
             .collect();
@@ -1317,7 +1628,9 @@ impl State {
     fn push_job(&mut self, key: i64) {
         let job_type = self.jobs[&key].job_type.clone();
         loop {
-            let candidates: Vec<usize> = (0..self.streams.len()).filter(|i| self.streams[*i].job_type == job_type).collect();
+            let candidates: Vec<usize> = (0..self.streams.len())
+                .filter(|i| self.streams[*i].job_type == job_type)
+                .collect();
             if candidates.is_empty() {
                 return;
             }
@@ -1350,7 +1663,9 @@ impl State {
 
     pub fn complete_user_task(&mut self, key: i64, vars: Map<String, Json>) -> R<()> {
         let t = self.user_tasks.get_mut(&key).ok_or_else(|| {
-            CommandError::NotFound(format!("Expected to complete user task with key '{key}', but no such user task was found"))
+            CommandError::NotFound(format!(
+                "Expected to complete user task with key '{key}', but no such user task was found"
+            ))
         })?;
         if t.state != UserTaskState::Created {
             return Err(CommandError::NotFound(format!(
@@ -1370,12 +1685,24 @@ impl State {
     }
 
     pub fn assign_user_task(&mut self, key: i64, assignee: Option<String>) -> R<()> {
-        let t = self.user_tasks.get_mut(&key).filter(|t| t.state == UserTaskState::Created).ok_or_else(|| {
-            CommandError::NotFound(format!("Expected to assign user task with key '{key}', but no such user task was found"))
-        })?;
+        let t = self
+            .user_tasks
+            .get_mut(&key)
+            .filter(|t| t.state == UserTaskState::Created)
+            .ok_or_else(|| {
+                CommandError::NotFound(format!(
+                    "Expected to assign user task with key '{key}', but no such user task was found"
+                ))
+            })?;
         t.assignee = assignee.clone();
         let ei = t.ei_key;
-        self.log("USER_TASK", "ASSIGNED", key, Some(ei), assignee.unwrap_or_default());
+        self.log(
+            "USER_TASK",
+            "ASSIGNED",
+            key,
+            Some(ei),
+            assignee.unwrap_or_default(),
+        );
         Ok(())
     }
 
@@ -1390,11 +1717,18 @@ impl State {
         vars: Map<String, Json>,
     ) -> R<i64> {
         if name.trim().is_empty() {
-            return Err(CommandError::InvalidArgument("Expected message name to be not empty".into()));
+            return Err(CommandError::InvalidArgument(
+                "Expected message name to be not empty".into(),
+            ));
         }
         let now = self.now_ms();
         if !message_id.is_empty()
-            && self.messages.iter().any(|m| m.name == name && m.correlation_key == correlation_key && m.message_id == message_id && m.expires > now)
+            && self.messages.iter().any(|m| {
+                m.name == name
+                    && m.correlation_key == correlation_key
+                    && m.message_id == message_id
+                    && m.expires > now
+            })
         {
             return Err(CommandError::AlreadyExists(format!(
                 "Expected to publish a new message with id '{message_id}', but a message with that id was already published"
@@ -1435,7 +1769,10 @@ impl State {
     fn correlate_start(&mut self, idx: usize, msg: &MessageRec) {
         let mut latest: HashMap<String, DeployedProcess> = HashMap::new();
         for d in &self.processes {
-            if latest.get(&d.bpmn_process_id).is_none_or(|l| l.version < d.version) {
+            if latest
+                .get(&d.bpmn_process_id)
+                .is_none_or(|l| l.version < d.version)
+            {
                 latest.insert(d.bpmn_process_id.clone(), d.clone());
             }
         }
@@ -1447,10 +1784,22 @@ impl State {
             if msg.correlated.contains(&id) || self.messages[idx].correlated.contains(&id) {
                 continue;
             }
-            if let Some((start, _)) = d.process.message_starts.iter().find(|(_, n)| *n == msg.name).cloned() {
+            if let Some((start, _)) = d
+                .process
+                .message_starts
+                .iter()
+                .find(|(_, n)| *n == msg.name)
+                .cloned()
+            {
                 self.messages[idx].correlated.push(id.clone());
                 let pi = self.start_instance(&d, &start, msg.variables.clone(), None);
-                self.log("MESSAGE", "CORRELATED", msg.key, Some(pi), format!("name={}", msg.name));
+                self.log(
+                    "MESSAGE",
+                    "CORRELATED",
+                    msg.key,
+                    Some(pi),
+                    format!("name={}", msg.name),
+                );
             }
         }
     }
@@ -1461,7 +1810,12 @@ impl State {
     pub fn tick(&mut self) -> Option<i64> {
         let now = self.now_ms();
         loop {
-            let due: Vec<(i64, TimerRec)> = self.timers.iter().filter(|(_, t)| t.due <= now).map(|(k, t)| (*k, t.clone())).collect();
+            let due: Vec<(i64, TimerRec)> = self
+                .timers
+                .iter()
+                .filter(|(_, t)| t.due <= now)
+                .map(|(k, t)| (*k, t.clone()))
+                .collect();
             if due.is_empty() {
                 break;
             }
@@ -1477,22 +1831,38 @@ impl State {
                         }
                         self.complete(t.ei_key);
                     }
-                    TimerKind::Boundary { boundary_id, interrupting } => {
-                        if self.elems.get(&t.ei_key).is_some_and(|e| e.state == ElemState::Activated) {
+                    TimerKind::Boundary {
+                        boundary_id,
+                        interrupting,
+                    } => {
+                        if self
+                            .elems
+                            .get(&t.ei_key)
+                            .is_some_and(|e| e.state == ElemState::Activated)
+                        {
                             self.trigger_boundary(t.ei_key, &boundary_id, interrupting, Map::new());
                         }
                     }
                 }
             }
         }
-        let timed_out: Vec<i64> = self.jobs.values().filter(|j| j.state == JobState::Activated && j.deadline <= now).map(|j| j.key).collect();
+        let timed_out: Vec<i64> = self
+            .jobs
+            .values()
+            .filter(|j| j.state == JobState::Activated && j.deadline <= now)
+            .map(|j| j.key)
+            .collect();
         for k in timed_out {
             let ei = self.jobs[&k].ei_key;
             self.log("JOB", "TIMED_OUT", k, Some(ei), "");
             self.make_activatable(k, 0);
         }
-        let backed_off: Vec<i64> =
-            self.jobs.values().filter(|j| j.state == JobState::Activatable && j.retry_at > 0 && j.retry_at <= now).map(|j| j.key).collect();
+        let backed_off: Vec<i64> = self
+            .jobs
+            .values()
+            .filter(|j| j.state == JobState::Activatable && j.retry_at > 0 && j.retry_at <= now)
+            .map(|j| j.key)
+            .collect();
         for k in backed_off {
             let ei = self.jobs[&k].ei_key;
             self.log("JOB", "RECURRED_AFTER_BACKOFF", k, Some(ei), "");
@@ -1524,7 +1894,9 @@ fn set_path(map: &mut Map<String, Json>, parts: &[&str], value: Json) {
             map.insert(last.to_string(), value);
         }
         [first, rest @ ..] => {
-            let entry = map.entry(first.to_string()).or_insert_with(|| Json::Object(Map::new()));
+            let entry = map
+                .entry(first.to_string())
+                .or_insert_with(|| Json::Object(Map::new()));
             if !entry.is_object() {
                 *entry = Json::Object(Map::new());
             }
@@ -1559,7 +1931,11 @@ fn json_to_opt_string(v: Json) -> Option<String> {
 fn json_to_list(v: Json) -> Vec<String> {
     match v {
         Json::Array(a) => a.into_iter().filter_map(json_to_opt_string).collect(),
-        Json::String(s) => s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect(),
+        Json::String(s) => s
+            .split(',')
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect(),
         Json::Null => Vec::new(),
         other => vec![other.to_string()],
     }
