@@ -8,6 +8,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use dsntk_feel::context::FeelContext;
 use dsntk_feel::values::Value;
 use dsntk_feel::{FeelNumber, FeelScope, Name};
+use dsntk_feel_parser::AstNode;
 use serde_json::{Map, Value as Json};
 use std::str::FromStr;
 use std::time::Duration;
@@ -52,8 +53,61 @@ pub fn evaluate_expression(
     scope.push(ctx);
     let node = dsntk_feel_parser::parse_expression(&scope, &expr, false)
         .map_err(|e| FeelError(format!("failed to parse FEEL expression '{expr}': {e}")))?;
+    let node = null_safe_equality(node);
     let value = dsntk_feel_evaluator::evaluate(&scope, &node);
     from_feel(&value).map_err(|e| FeelError(format!("FEEL expression '{expr}': {e}")))
+}
+
+/// dsntk answers `null = true` with null; FEEL (and Zeebe's feel-scala) answer false: a
+/// comparison with null is false unless both sides are null. Rewrites `a = b` into
+/// `if a = null then b = null else a = b` (and `!=` likewise) through the operators, `if`,
+/// lists, contexts and function arguments (other nodes keep dsntk's behaviour).
+fn null_safe_equality(node: AstNode) -> AstNode {
+    use AstNode as N;
+    let b = |n: AstNode| Box::new(null_safe_equality(n));
+    let is_null = |n: &AstNode| N::Eq(Box::new(n.clone()), Box::new(N::Null));
+    match node {
+        N::Eq(l, r) => {
+            let (l, r) = (null_safe_equality(*l), null_safe_equality(*r));
+            N::If(
+                Box::new(is_null(&l)),
+                Box::new(is_null(&r)),
+                Box::new(N::Eq(Box::new(l), Box::new(r))),
+            )
+        }
+        N::Nq(l, r) => {
+            let (l, r) = (null_safe_equality(*l), null_safe_equality(*r));
+            let r_not_null = N::If(
+                Box::new(is_null(&r)),
+                Box::new(N::Boolean(false)),
+                Box::new(N::Boolean(true)),
+            );
+            N::If(
+                Box::new(is_null(&l)),
+                Box::new(r_not_null),
+                Box::new(N::Nq(Box::new(l), Box::new(r))),
+            )
+        }
+        N::And(l, r) => N::And(b(*l), b(*r)),
+        N::Or(l, r) => N::Or(b(*l), b(*r)),
+        N::Add(l, r) => N::Add(b(*l), b(*r)),
+        N::Sub(l, r) => N::Sub(b(*l), b(*r)),
+        N::Mul(l, r) => N::Mul(b(*l), b(*r)),
+        N::Div(l, r) => N::Div(b(*l), b(*r)),
+        N::If(c, t, e) => N::If(b(*c), b(*t), b(*e)),
+        N::List(items) => N::List(items.into_iter().map(null_safe_equality).collect()),
+        N::Context(items) => N::Context(items.into_iter().map(null_safe_equality).collect()),
+        N::ContextEntry(k, v) => N::ContextEntry(k, b(*v)),
+        N::FunctionInvocation(f, args) => N::FunctionInvocation(f, b(*args)),
+        N::PositionalParameters(items) => {
+            N::PositionalParameters(items.into_iter().map(null_safe_equality).collect())
+        }
+        N::NamedParameters(items) => {
+            N::NamedParameters(items.into_iter().map(null_safe_equality).collect())
+        }
+        N::NamedParameter(n, v) => N::NamedParameter(n, b(*v)),
+        other => other,
+    }
 }
 
 /// Replaces `now()` outside string literals by a `date and time("...")` literal of `now`.
@@ -257,6 +311,25 @@ mod tests {
     fn missing_variables_are_null() {
         assert_eq!(eval("=missing", json!({})), Json::Null);
         assert_eq!(eval("=missing = null", json!({})), json!(true));
+        // comparisons with null are false (feel-scala), not null (dsntk)
+        assert_eq!(eval("=missing = true", json!({})), json!(false));
+        assert_eq!(eval("=true = missing", json!({})), json!(false));
+        assert_eq!(
+            eval("=report.outcome = \"completed\"", json!({})),
+            json!(false)
+        );
+        assert_eq!(eval("=missing != true", json!({})), json!(true));
+        assert_eq!(eval("=missing != null", json!({})), json!(false));
+        assert_eq!(
+            eval("=x = \"a\" or missing = true", json!({"x": "a"})),
+            json!(true)
+        );
+        assert_eq!(
+            eval("=if missing = \"retry\" then 1 else 2", json!({})),
+            json!(2)
+        );
+        assert_eq!(eval("=not(missing = true)", json!({})), json!(true));
+        assert_eq!(eval("=x = 3", json!({"x": 3})), json!(true));
     }
 
     #[test]

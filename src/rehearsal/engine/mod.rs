@@ -371,24 +371,47 @@ impl EngineHandle {
         Ok(self.with(|s| s.cancel_instance(process_instance_key))?)
     }
 
-    /// Publishes a message (`ttl` simulated); returns the message key.
+    /// Publishes a message (`ttl` simulated; `message_id` for deduplication); returns the
+    /// message key. `variables` must be a JSON object (or null).
     pub fn publish_message(
         &self,
         name: &str,
         correlation_key: &str,
+        variables: Json,
         ttl: Duration,
-        message_id: &str,
-        variables: Map<String, Json>,
+        message_id: Option<&str>,
     ) -> Result<i64, EngineError> {
+        let vars = match variables {
+            Json::Object(m) => m,
+            Json::Null => Map::new(),
+            other => {
+                return Err(CommandError::InvalidArgument(format!(
+                    "message variables must be a JSON object, got {other}"
+                ))
+                .into());
+            }
+        };
+        let ttl_ms = ttl.as_millis() as i64;
         Ok(self.with(|s| {
             s.publish_message(
                 name,
                 correlation_key,
-                ttl.as_millis() as i64,
-                message_id,
-                variables,
+                ttl_ms,
+                message_id.unwrap_or(""),
+                vars,
             )
         })?)
+    }
+
+    /// Process instances (any state) of `bpmn_process_id`, oldest first.
+    pub fn process_instances(&self, bpmn_process_id: &str) -> Vec<i64> {
+        self.read(|s| {
+            s.elems
+                .values()
+                .filter(|e| e.element_type == "PROCESS" && e.bpmn_process_id == bpmn_process_id)
+                .map(|e| e.key)
+                .collect()
+        })
     }
 
     pub fn open_user_tasks(&self) -> Vec<UserTaskView> {

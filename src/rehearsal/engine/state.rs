@@ -1158,6 +1158,12 @@ impl State {
         let (process, el) = self.element_of(key);
         let scope = self.elems[&key].flow_scope.expect("scope");
         let flows: Vec<String> = match &el.kind {
+            // a gateway with one unconditional outgoing flow (a merge) just takes it
+            ElementKind::ExclusiveGateway { .. }
+                if el.outgoing.len() == 1 && process.flows[&el.outgoing[0]].condition.is_none() =>
+            {
+                el.outgoing.clone()
+            }
             ElementKind::ExclusiveGateway { default } => {
                 let mut chosen = None;
                 for f in &el.outgoing {
@@ -1593,7 +1599,7 @@ impl State {
             "ACTIVATED",
             key,
             Some(ei),
-            format!("worker={worker}"),
+            format!("worker={worker} elementInstanceKey={ei}"),
         );
     }
 
