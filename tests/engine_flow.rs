@@ -466,12 +466,23 @@ async fn message_start_event_dedup_and_buffering() {
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::AlreadyExists);
     let job = activate_one(&mut client, "t.guard").await;
+    // one active instance per correlation key: run-2 waits (buffered) until run-1 ends
+    client
+        .publish_message(publish("run-2", 60_000))
+        .await
+        .unwrap();
+    assert_eq!(engine.process_instances("drill").len(), 2);
     complete(&mut client, job.key, json!({})).await;
+    wait_state(&engine, job.process_instance_key, InstanceState::Completed).await;
+    let job2 = activate_one(&mut client, "t.guard").await;
+    assert_ne!(job2.process_instance_key, job.process_instance_key);
+    assert_eq!(engine.process_instances("drill").len(), 3);
+    complete(&mut client, job2.key, json!({})).await;
     assert!(
         activate(&mut client, "t.guard", 5, -1).await.is_empty(),
         "a duplicate starts nothing"
     );
-    wait_state(&engine, job.process_instance_key, InstanceState::Completed).await;
+    wait_state(&engine, job2.process_instance_key, InstanceState::Completed).await;
 
     // no none start event
     let err = client
@@ -598,5 +609,72 @@ async fn deployment_rejects_unsupported_elements_atomically_and_versions() {
     assert!(
         matches!(&form.deployments[0].metadata, Some(pb::deployment::Metadata::Form(f)) if f.form_id == "c8dr-approve-failover")
     );
+    engine.shutdown();
+}
+
+#[tokio::test]
+async fn feel_in_retries_timer_dates_and_error_code_preference() {
+    let (engine, mut client) = start(1000.0).await;
+    let xml = definitions(&format!(
+        r#"<bpmn:error id="e1" errorCode="CONCURRENT_CHANGE"/>
+<bpmn:process id="feel" isExecutable="true">
+  <bpmn:startEvent id="s"/>
+  <bpmn:intermediateCatchEvent id="at"><bpmn:timerEventDefinition><bpmn:timeDate>=now() + duration("PT30S")</bpmn:timeDate></bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>
+  <bpmn:serviceTask id="work"><bpmn:extensionElements><zeebe:taskDefinition type="=&quot;t.&quot; + kind" retries="=retryCount + 1"/></bpmn:extensionElements></bpmn:serviceTask>
+  <bpmn:boundaryEvent id="any" attachedToRef="work"><bpmn:errorEventDefinition/></bpmn:boundaryEvent>
+  <bpmn:boundaryEvent id="specific" attachedToRef="work"><bpmn:errorEventDefinition errorRef="e1"/></bpmn:boundaryEvent>
+  <bpmn:endEvent id="e"/><bpmn:endEvent id="eAny"/><bpmn:endEvent id="eSpecific"/>
+  {f1}{f2}{f3}{f4}{f5}
+</bpmn:process>"#,
+        f1 = flow("f1", "s", "at"),
+        f2 = flow("f2", "at", "work"),
+        f3 = flow("f3", "work", "e"),
+        f4 = flow("f4", "any", "eAny"),
+        f5 = flow("f5", "specific", "eSpecific"),
+    ));
+    deploy(&mut client, "feel.bpmn", &xml).await;
+    let pi = create(
+        &mut client,
+        "feel",
+        json!({"kind": "dynamic", "retryCount": 4}),
+    )
+    .await;
+    let job = activate_one(&mut client, "t.dynamic").await;
+    assert_eq!(job.retries, 5);
+    let log = engine.event_log();
+    assert!(
+        log.iter()
+            .any(|e| e.value_type == "TIMER" && e.intent == "TRIGGERED" && e.element_id == "at")
+    );
+    client
+        .throw_error(pb::ThrowErrorRequest {
+            job_key: job.key,
+            error_code: "CONCURRENT_CHANGE".into(),
+            error_message: "409".into(),
+            variables: json!({"lastError": {"code": "CONCURRENT_CHANGE"}}).to_string(),
+        })
+        .await
+        .unwrap();
+    wait_state(&engine, pi, InstanceState::Completed).await;
+    let els = engine.element_instances(pi);
+    assert!(
+        els.iter().any(|e| e.element_id == "eSpecific"),
+        "the matching error code wins over the catch-all"
+    );
+    assert!(!els.iter().any(|e| e.element_id == "eAny"));
+    assert_eq!(
+        engine.variables(pi)["lastError"],
+        json!({"code": "CONCURRENT_CHANGE"})
+    );
+
+    // duplicate process ids in one deployment are rejected
+    let one = one_task_process("dup", "t.dup");
+    let err = engine
+        .deploy(vec![
+            ("a.bpmn".into(), one.clone().into_bytes()),
+            ("b.bpmn".into(), one.into_bytes()),
+        ])
+        .unwrap_err();
+    assert!(err.to_string().contains("Duplicated process id"), "{err}");
     engine.shutdown();
 }

@@ -82,6 +82,9 @@ pub struct ElemInst {
     /// Variables the element completes with (job/user task/error/child process).
     pub pending_vars: Map<String, Json>,
     pub child_pi: Option<i64>,
+    /// Process instances started by a message: its correlation key (one active instance per
+    /// process and correlation key, as Zeebe).
+    pub start_correlation_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -356,6 +359,19 @@ impl State {
                 )));
             }
         }
+        let mut seen: HashMap<&str, &str> = HashMap::new();
+        for (name, _, p) in &parsed {
+            if let Parsed::Bpmn(processes) = p {
+                for proc in processes {
+                    if let Some(first) = seen.insert(&proc.id, name) {
+                        return Err(CommandError::InvalidArgument(format!(
+                            "Duplicated process id in resources '{first}' and '{name}': '{}'",
+                            proc.id
+                        )));
+                    }
+                }
+            }
+        }
         let key = self.next_key();
         let mut out = Deployment {
             key,
@@ -487,7 +503,7 @@ impl State {
                 def.bpmn_process_id
             )));
         };
-        let pi = self.start_instance(&def, &start, vars, None);
+        let pi = self.start_instance(&def, &start, vars, None, None);
         Ok((def, pi))
     }
 
@@ -497,6 +513,7 @@ impl State {
         start: &str,
         vars: Map<String, Json>,
         parent_ei: Option<i64>,
+        start_correlation_key: Option<String>,
     ) -> i64 {
         let key = self.next_key();
         self.elems.insert(
@@ -516,6 +533,7 @@ impl State {
                 joins: HashMap::new(),
                 pending_vars: Map::new(),
                 child_pi: None,
+                start_correlation_key,
             },
         );
         self.vars.insert(key, vars);
@@ -753,6 +771,7 @@ impl State {
             joins: HashMap::new(),
             pending_vars: pending,
             child_pi: None,
+            start_correlation_key: None,
         };
         self.elems.insert(key, inst);
         self.log("PROCESS_INSTANCE", "ELEMENT_ACTIVATING", key, Some(key), "");
@@ -992,7 +1011,7 @@ impl State {
                 } else {
                     self.vars.get(&key).cloned().unwrap_or_default()
                 };
-                let child = self.start_instance(&def, &start, vars, Some(key));
+                let child = self.start_instance(&def, &start, vars, Some(key), None);
                 if let Some(e) = self.elems.get_mut(&key) {
                     e.child_pi = Some(child);
                 }
@@ -1277,6 +1296,7 @@ impl State {
         e.end = Some(self.now);
         let parent = e.parent_ei;
         self.log("PROCESS_INSTANCE", "ELEMENT_COMPLETED", pi, Some(pi), "");
+        self.correlate_buffered_after(pi);
         if let Some(ca) = parent
             && self
                 .elems
@@ -1340,6 +1360,26 @@ impl State {
         e.end = Some(self.now);
         e.joins.clear();
         self.log("PROCESS_INSTANCE", "ELEMENT_TERMINATED", key, Some(key), "");
+        self.correlate_buffered_after(key);
+    }
+
+    /// A message-started instance ended: buffered messages with its correlation key may start
+    /// the next one.
+    fn correlate_buffered_after(&mut self, pi: i64) {
+        if self
+            .elems
+            .get(&pi)
+            .is_none_or(|e| e.start_correlation_key.is_none())
+        {
+            return;
+        }
+        let now = self.now_ms();
+        for i in 0..self.messages.len() {
+            let m = self.messages[i].clone();
+            if m.expires > now {
+                self.correlate_start(i, &m);
+            }
+        }
     }
 
     /// Activates a boundary event after its attached activity was interrupted (or not).
@@ -1790,6 +1830,16 @@ impl State {
             if msg.correlated.contains(&id) || self.messages[idx].correlated.contains(&id) {
                 continue;
             }
+            let busy = !msg.correlation_key.is_empty()
+                && self.elems.values().any(|e| {
+                    e.element_type == "PROCESS"
+                        && e.bpmn_process_id == id
+                        && e.state.is_active()
+                        && e.start_correlation_key.as_deref() == Some(msg.correlation_key.as_str())
+                });
+            if busy {
+                continue;
+            }
             if let Some((start, _)) = d
                 .process
                 .message_starts
@@ -1798,7 +1848,8 @@ impl State {
                 .cloned()
             {
                 self.messages[idx].correlated.push(id.clone());
-                let pi = self.start_instance(&d, &start, msg.variables.clone(), None);
+                let corr = (!msg.correlation_key.is_empty()).then(|| msg.correlation_key.clone());
+                let pi = self.start_instance(&d, &start, msg.variables.clone(), None, corr);
                 self.log(
                     "MESSAGE",
                     "CORRELATED",
