@@ -1,11 +1,23 @@
-//! The rehearsal engine: a Zeebe gateway (gRPC) + a Camunda 8.8 REST v2 subset + a BPMN
-//! interpreter for exactly the elements `bpmn/` uses, with Zeebe's semantics, on the shared
-//! accelerated [`Clock`].
+//! The rehearsal engine: a Zeebe gateway (gRPC, `proto/gateway.proto`) + a Camunda 8.8 REST v2
+//! subset + a BPMN interpreter for exactly the elements `bpmn/` uses, with Zeebe's semantics,
+//! on the shared accelerated [`Clock`].
+//!
+//! - `parse`/`model`: BPMN -> executable model; anything not executed is rejected at deployment
+//!   (INVALID_ARGUMENT naming the file, element id and type).
+//! - `state`: the interpreter (element instances, scopes and variables, jobs, user tasks,
+//!   timers, incidents, messages, event log) mutated under one lock by commands.
+//! - `feel`: FEEL on dsntk, with Zeebe's conventions (see there for the two extensions).
+//! - `grpc` / `rest`: the protocol edges.
 //!
 //! Time: BPMN timers, fail back-offs and message TTLs are simulated durations. Job timeouts
 //! (ActivateJobs/StreamActivatedJobs/UpdateJobTimeout `timeout`) are taken as *real* durations,
 //! because the worker's processing time is real: they are scaled by the clock speed into a
 //! simulated deadline (epoch ms of the simulated clock, as returned in `ActivatedJob.deadline`).
+//!
+//! Not executed (rejected at deployment): message catch events, signals, escalations, timer
+//! cycles, event sub-processes, multi-instance, script/send/receive/business-rule tasks,
+//! job-worker user tasks, execution/task listeners, terminate/error end events, event-based and
+//! inclusive gateways. Single partition, single tenant (`<default>`).
 pub mod feel;
 mod grpc;
 pub mod model;

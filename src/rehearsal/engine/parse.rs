@@ -612,3 +612,98 @@ pub fn parse_form(file: &str, content: &[u8]) -> Result<String, ParseError> {
         .map(str::to_string)
         .ok_or_else(|| err("form has no top-level string 'id'".into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defs(body: &str) -> String {
+        format!(
+            r#"<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:zeebe="http://camunda.org/schema/zeebe/1.0" xmlns:bpmndi="http://www.omg.org/spec/BPMN/20100524/DI">{body}<bpmndi:BPMNDiagram id="d"/></bpmn:definitions>"#
+        )
+    }
+
+    #[test]
+    fn parses_sub_processes_boundaries_and_user_tasks() {
+        let xml = defs(
+            r#"<bpmn:error id="e" errorCode="X"/>
+<bpmn:process id="p" isExecutable="true">
+  <bpmn:documentation>doc</bpmn:documentation>
+  <bpmn:startEvent id="s"/>
+  <bpmn:subProcess id="sub"><bpmn:startEvent id="ss"/><bpmn:userTask id="u" name="Approve"><bpmn:extensionElements><zeebe:userTask/><zeebe:formDefinition formId="f"/><zeebe:assignmentDefinition candidateGroups="=g"/><zeebe:properties><zeebe:property name="a" value="b"/></zeebe:properties></bpmn:extensionElements></bpmn:userTask><bpmn:sequenceFlow id="sf" sourceRef="ss" targetRef="u"/></bpmn:subProcess>
+  <bpmn:boundaryEvent id="b" attachedToRef="sub"><bpmn:errorEventDefinition errorRef="e"/></bpmn:boundaryEvent>
+  <bpmn:boundaryEvent id="t" attachedToRef="u" cancelActivity="false"><bpmn:timerEventDefinition><bpmn:timeDuration>PT1M</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:boundaryEvent>
+  <bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="sub"/>
+</bpmn:process>"#,
+        );
+        let d = parse_bpmn("p.bpmn", &xml).unwrap();
+        let p = &d.processes[0];
+        assert_eq!(p.none_start.as_deref(), Some("s"));
+        assert_eq!(
+            p.element("sub").kind,
+            ElementKind::SubProcess { start: "ss".into() }
+        );
+        assert_eq!(p.element("u").scope.as_deref(), Some("sub"));
+        assert_eq!(p.element("sub").boundaries, vec!["b".to_string()]);
+        assert_eq!(p.element("u").boundaries, vec!["t".to_string()]);
+        assert_eq!(
+            p.element("b").kind,
+            ElementKind::ErrorBoundary {
+                attached_to: "sub".into(),
+                error_code: Some("X".into())
+            }
+        );
+        let ElementKind::UserTask(u) = &p.element("u").kind else {
+            panic!("user task")
+        };
+        assert_eq!(u.form_id.as_deref(), Some("f"));
+        assert_eq!(u.candidate_groups.as_deref(), Some("=g"));
+        assert!(matches!(
+            p.element("t").kind,
+            ElementKind::TimerBoundary {
+                interrupting: false,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn rejections_name_file_element_and_type() {
+        let cases = [
+            (
+                r#"<bpmn:process id="p"><bpmn:startEvent id="s"/><bpmn:eventBasedGateway id="g"/></bpmn:process>"#,
+                "eventBasedGateway",
+            ),
+            (
+                r#"<bpmn:process id="p"><bpmn:startEvent id="s"/><bpmn:userTask id="u"/></bpmn:process>"#,
+                "zeebe:userTask",
+            ),
+            (
+                r#"<bpmn:process id="p"><bpmn:startEvent id="s"/><bpmn:intermediateCatchEvent id="m"><bpmn:messageEventDefinition/></bpmn:intermediateCatchEvent></bpmn:process>"#,
+                "messageEventDefinition",
+            ),
+            (
+                r#"<bpmn:process id="p"><bpmn:startEvent id="s"/><bpmn:serviceTask id="t"/></bpmn:process>"#,
+                "zeebe:taskDefinition",
+            ),
+            (
+                r#"<bpmn:signal id="sig"/><bpmn:process id="p"><bpmn:startEvent id="s"/></bpmn:process>"#,
+                "signal",
+            ),
+        ];
+        for (body, needle) in cases {
+            let err = parse_bpmn("x.bpmn", &defs(body)).unwrap_err().to_string();
+            assert!(err.starts_with("x.bpmn: ") && err.contains(needle), "{err}");
+        }
+    }
+
+    #[test]
+    fn forms_need_an_id() {
+        assert_eq!(
+            parse_form("a.form", br#"{"id":"f","components":[]}"#).unwrap(),
+            "f"
+        );
+        assert!(parse_form("a.form", br#"{"components":[]}"#).is_err());
+        assert!(parse_form("a.form", b"not json").is_err());
+    }
+}

@@ -1570,7 +1570,7 @@ impl State {
         let now = self.now_ms();
         let j = self.job_mut(key, "update the timeout of")?;
         if j.state != JobState::Activated {
-            return Err(CommandError::NotFound(format!(
+            return Err(CommandError::FailedPrecondition(format!(
                 "Expected to update the timeout of job with key '{key}', but it is not active"
             )));
         }
