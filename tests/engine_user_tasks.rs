@@ -237,3 +237,90 @@ async fn user_task_in_process_api_and_missing_form_incident() {
     );
     engine.shutdown();
 }
+
+#[tokio::test]
+async fn process_instances_messages_and_incidents_through_rest() {
+    let (engine, mut client) = start(100.0).await;
+    let rest = engine.rest_url();
+    engine
+        .deploy(vec![(
+            "one.bpmn".into(),
+            one_task_process("one", "t.rest").into_bytes(),
+        )])
+        .unwrap();
+    let (status, created) = post(
+        &format!("{rest}/v2/process-instances"),
+        json!({"processDefinitionId": "one", "variables": {"a": 1}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["processDefinitionVersion"], 1);
+    let pi: i64 = created["processInstanceKey"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let job = activate_one(&mut client, "t.rest").await;
+    assert_eq!(vars_of(&job), json!({"a": 1}));
+    client
+        .fail_job(c8dr::gateway_protocol::FailJobRequest {
+            job_key: job.key,
+            retries: 0,
+            error_message: "down".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (_, incidents) = post(
+        &format!("{rest}/v2/incidents/search"),
+        json!({"filter": {"processInstanceKey": pi.to_string(), "state": "ACTIVE"}}),
+    )
+    .await;
+    assert_eq!(incidents["items"][0]["errorType"], "JOB_NO_RETRIES");
+    let pi_json: Value = reqwest::get(format!("{rest}/v2/process-instances/{pi}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pi_json["hasIncident"], true);
+    let incident = incidents["items"][0]["incidentKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    engine.update_job_retries(job.key, 1).unwrap();
+    let (status, _) = post(
+        &format!("{rest}/v2/incidents/{incident}/resolution"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert!(!engine.has_incident(pi));
+    let (status, _) = post(
+        &format!("{rest}/v2/process-instances/{pi}/cancellation"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(engine.instance_state(pi), Some(InstanceState::Terminated));
+    let (status, _) = post(
+        &format!("{rest}/v2/process-instances/{pi}/cancellation"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, published) = post(
+        &format!("{rest}/v2/messages/publication"),
+        json!({"name": "nobody-listens", "correlationKey": "k", "timeToLive": 3_600_000, "messageId": "m1"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{published}");
+    assert!(published["messageKey"].is_string());
+    let (status, _) = post(
+        &format!("{rest}/v2/messages/publication"),
+        json!({"name": "nobody-listens", "correlationKey": "k", "timeToLive": 3_600_000, "messageId": "m1"}),
+    )
+    .await;
+    assert_eq!(status, 409);
+    engine.shutdown();
+}

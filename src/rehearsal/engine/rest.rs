@@ -36,6 +36,13 @@ fn router(h: EngineHandle) -> Router {
             post(search_process_instances),
         )
         .route("/v2/process-instances/{key}", get(get_process_instance))
+        .route("/v2/process-instances", post(create_process_instance))
+        .route(
+            "/v2/process-instances/{key}/cancellation",
+            post(cancel_process_instance),
+        )
+        .route("/v2/incidents/{key}/resolution", post(resolve_incident))
+        .route("/v2/messages/publication", post(publish_message))
         .route("/v2/incidents/search", post(search_incidents))
         .route(
             "/v2/element-instances/search",
@@ -502,4 +509,112 @@ async fn search_variables(AxState(h): AxState<EngineHandle>, bytes: axum::body::
         items
     });
     axum::Json(page(&b, items)).into_response()
+}
+
+fn object_field(b: &Map<String, Json>, field: &str) -> Result<Map<String, Json>, Rejected> {
+    match b.get(field) {
+        None | Some(Json::Null) => Ok(Map::new()),
+        Some(Json::Object(m)) => Ok(m.clone()),
+        Some(_) => Err(Rejected(
+            StatusCode::BAD_REQUEST,
+            format!("'{field}' must be a JSON object"),
+        )),
+    }
+}
+
+async fn create_process_instance(
+    AxState(h): AxState<EngineHandle>,
+    bytes: axum::body::Bytes,
+) -> Response {
+    let b = match body(&bytes) {
+        Ok(b) => b,
+        Err(r) => return r.into_response(),
+    };
+    let vars = match object_field(&b, "variables") {
+        Ok(v) => v,
+        Err(r) => return r.into_response(),
+    };
+    let id = b
+        .get("processDefinitionId")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let def_key = b
+        .get("processDefinitionKey")
+        .and_then(|v| {
+            v.as_str()
+                .and_then(|s| s.parse().ok())
+                .or_else(|| v.as_i64())
+        })
+        .unwrap_or(-1);
+    let version = b
+        .get("processDefinitionVersion")
+        .and_then(|v| v.as_i64())
+        .unwrap_or(-1) as i32;
+    if id.is_empty() && def_key <= 0 {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "No processDefinitionId or processDefinitionKey provided",
+        );
+    }
+    match h.with(|s| s.create_instance(def_key, &id, version, vars)) {
+        Ok((def, pi)) => axum::Json(json!({
+            "processDefinitionId": def.bpmn_process_id,
+            "processDefinitionVersion": def.version,
+            "processDefinitionKey": def.key.to_string(),
+            "processInstanceKey": pi.to_string(),
+            "tenantId": "<default>",
+        }))
+        .into_response(),
+        Err(e) => command_error(e),
+    }
+}
+
+async fn cancel_process_instance(
+    AxState(h): AxState<EngineHandle>,
+    Path(key): Path<String>,
+) -> Response {
+    let key = match parse_key(&key) {
+        Ok(k) => k,
+        Err(r) => return r.into_response(),
+    };
+    match h.with(|s| s.cancel_instance(key)) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => command_error(e),
+    }
+}
+
+async fn resolve_incident(AxState(h): AxState<EngineHandle>, Path(key): Path<String>) -> Response {
+    let key = match parse_key(&key) {
+        Ok(k) => k,
+        Err(r) => return r.into_response(),
+    };
+    match h.with(|s| s.resolve_incident(key)) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => command_error(e),
+    }
+}
+
+async fn publish_message(AxState(h): AxState<EngineHandle>, bytes: axum::body::Bytes) -> Response {
+    let b = match body(&bytes) {
+        Ok(b) => b,
+        Err(r) => return r.into_response(),
+    };
+    let vars = match object_field(&b, "variables") {
+        Ok(v) => v,
+        Err(r) => return r.into_response(),
+    };
+    let text = |f: &str| {
+        b.get(f)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (name, corr, id) = (text("name"), text("correlationKey"), text("messageId"));
+    let ttl = b.get("timeToLive").and_then(|v| v.as_i64()).unwrap_or(0);
+    match h.with(|s| s.publish_message(&name, &corr, ttl, &id, vars)) {
+        Ok(key) => axum::Json(json!({"messageKey": key.to_string(), "tenantId": "<default>"}))
+            .into_response(),
+        Err(e) => command_error(e),
+    }
 }
