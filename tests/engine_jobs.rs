@@ -246,14 +246,17 @@ async fn fail_with_retries_then_incident_then_resolve() {
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
     let log = engine.event_log();
+    let created = log
+        .iter()
+        .position(|e| e.value_type == "INCIDENT" && e.intent == "CREATED")
+        .expect("incident created");
+    let tail = engine.event_log_since(created);
+    assert_eq!(tail.len(), log.len() - created);
     assert!(
-        log.iter()
-            .any(|e| e.value_type == "INCIDENT" && e.intent == "CREATED")
-    );
-    assert!(
-        log.iter()
+        tail.iter()
             .any(|e| e.value_type == "INCIDENT" && e.intent == "RESOLVED")
     );
+    assert!(engine.event_log_since(log.len() + 5).is_empty());
     engine.shutdown();
 }
 

@@ -505,6 +505,16 @@ impl EngineHandle {
         self.read(|s| s.log.clone())
     }
 
+    /// The events after the first `from` (cheap incremental reads: pass the count seen so far).
+    pub fn event_log_since(&self, from: usize) -> Vec<LogEvent> {
+        self.read(|s| {
+            s.log
+                .get(from..)
+                .map(<[LogEvent]>::to_vec)
+                .unwrap_or_default()
+        })
+    }
+
     /// The root variables of a process instance.
     pub fn variables(&self, process_instance_key: i64) -> Map<String, Json> {
         self.read(|s| {
