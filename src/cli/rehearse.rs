@@ -1,9 +1,86 @@
-//! `c8dr rehearse`.
+//! `c8dr rehearse`: the lab, the rehearsal engine and the worker in one process on loopback.
+use anyhow::Context;
+use c8dr::rehearsal::lab::{FaultConfig, LabDurations};
+use c8dr::rehearsal::run::{Approver, RehearseOptions, Scenario, rehearse};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// failover-failback: lose region 1, fail over, recreate it, fail back.
+    /// drill: publish c8dr-drill and let the dr-drill process do all of it.
+    #[arg(long, value_enum, default_value = "failover-failback")]
+    pub scenario: Scenario,
+    /// Simulated seconds per real second (lab work, BPMN timers and waits).
+    #[arg(long, default_value_t = 20.0)]
+    pub speed: f64,
+    /// Inject faults on every lab endpoint (management, REST, Elasticsearch): share of requests
+    /// answered 500/503, e.g. 0.1.
+    #[arg(long, value_name = "RATE")]
+    pub faults: Option<f64>,
+    /// Seed for the injected faults (same seed, same faults).
+    #[arg(long, default_value_t = 8)]
+    pub faults_seed: u64,
+    /// Kill the worker right after this job type acted (e.g. c8dr.remove-brokers), before it
+    /// completes the job; a new worker takes over.
+    #[arg(long, value_name = "JOB_TYPE")]
+    pub kill_worker_at: Option<String>,
+    /// Answer user tasks in the terminal instead of approving automatically.
+    #[arg(long)]
+    pub interactive: bool,
+    /// Use short lab durations (seconds instead of minutes of simulated work).
+    #[arg(long)]
+    pub fast: bool,
+    /// BPMN directory to deploy.
+    #[arg(long, default_value = "bpmn")]
+    pub bpmn: PathBuf,
+    /// Give up after this many real seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout_secs: u64,
+    /// Also write the full report as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// No progress lines, only the report.
+    #[arg(long)]
+    pub quiet: bool,
+}
 
-pub async fn run(_args: Args, _global: &super::Global) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`c8dr rehearse` is not available in this build yet")
+pub async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        anyhow::bail!("--speed must be a positive number (got {})", args.speed);
+    }
+    if let Some(rate) = args.faults {
+        if !(0.0..=0.9).contains(&rate) {
+            anyhow::bail!("--faults takes a share of requests between 0 and 0.9 (got {rate})");
+        }
+    }
+    if let Some(job_type) = &args.kill_worker_at {
+        if !c8dr::jobs::JOB_TYPES.contains(&job_type.as_str()) {
+            anyhow::bail!("--kill-worker-at {job_type}: unknown job type; one of {}", c8dr::jobs::JOB_TYPES.join(", "));
+        }
+    }
+    if !args.bpmn.is_dir() {
+        anyhow::bail!("BPMN directory {} not found: run from the repository root or pass --bpmn DIR", args.bpmn.display());
+    }
+    let _ = c8dr::observe::init_tracing(&global.log_format);
+    let opts = RehearseOptions {
+        scenario: args.scenario,
+        speed: args.speed,
+        durations: if args.fast { LabDurations::fast() } else { LabDurations::default() },
+        faults: args.faults.map(|rate| FaultConfig { seed: args.faults_seed, error_rate: rate, ..FaultConfig::default() }),
+        kill_worker_at: args.kill_worker_at,
+        approver: if args.interactive { Approver::Interactive } else { Approver::Auto },
+        bpmn_dir: args.bpmn,
+        real_timeout: Duration::from_secs(args.timeout_secs),
+        progress: !args.quiet,
+        ..RehearseOptions::default()
+    };
+    let report = rehearse(opts).await?;
+    println!("{}", report.render());
+    if let Some(path) = args.json {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(if report.restored() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

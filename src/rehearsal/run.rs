@@ -1,0 +1,590 @@
+//! `c8dr rehearse`: the lab, the rehearsal engine and the real worker in one process on loopback.
+//! Deploys `bpmn/`, loses a region, runs failover then failback (or a drill), answers user tasks,
+//! and checks the installation is restored.
+//!
+//! Everything here uses the public pieces like any user would: the lab through [`LabHandle`], the
+//! engine through [`EngineHandle`] and gRPC, the worker through [`Worker`] and [`jobs`].
+use crate::config::{Config, JournalConfig, ManagementConfig, WorkerConfig};
+use crate::jobs::{self, StepContext};
+use crate::rehearsal::clock::Clock;
+use crate::rehearsal::engine::{Engine, EngineHandle, EngineOptions, InstanceState, UserTaskView};
+use crate::rehearsal::lab::{FaultConfig, Lab, LabDurations, LabHandle, LabOptions, RecordEntry};
+use crate::rehearsal::report::{PhaseReport, RehearsalReport, StepRow};
+use crate::zeebe::worker::{Handler, Worker, WorkerHandle};
+use crate::zeebe::{GatewayClient, Job, JobOutcome};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Name of the lab target in the rehearsal's worker configuration.
+pub const LAB_TARGET: &str = "lab";
+/// The region the rehearsal loses (and later recreates).
+pub const LOST_REGION: u8 = 1;
+
+/// What to rehearse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// Lose region 1, run dr-failover, recreate the region, run dr-failback.
+    FailoverFailback,
+    /// Publish c8dr-drill: the dr-drill process loses, fails over, recreates and fails back.
+    Drill,
+}
+
+/// How user tasks are answered.
+#[derive(Debug, Clone, Default)]
+pub enum Approver {
+    /// Approve and confirm everything; abort on timeouts and step failures.
+    #[default]
+    Auto,
+    /// Ask in the terminal.
+    Interactive,
+}
+
+/// Everything a rehearsal can vary.
+#[derive(Debug, Clone)]
+pub struct RehearseOptions {
+    pub scenario: Scenario,
+    /// Simulated seconds per real second.
+    pub speed: f64,
+    /// Simulated durations of the lab's work.
+    pub durations: LabDurations,
+    pub faults: Option<FaultConfig>,
+    /// Kill the worker right after this job type acted, before it completes; a new worker
+    /// takes over once the engine hands the job out again.
+    pub kill_worker_at: Option<String>,
+    pub approver: Approver,
+    /// Answers by formId that replace the automatic ones (e.g. reject an approval).
+    pub answers: BTreeMap<String, Map<String, Value>>,
+    /// Variables merged into the start variables of every started process (after the defaults).
+    pub extra_variables: Map<String, Value>,
+    /// Cluster changes that add brokers never complete (a stuck change).
+    pub stuck_adds: bool,
+    pub bpmn_dir: PathBuf,
+    /// Give up after this much real time.
+    pub real_timeout: Duration,
+    /// Job timeout the worker asks for (real time).
+    pub job_timeout: Duration,
+    /// Print progress lines while running.
+    pub progress: bool,
+}
+
+impl Default for RehearseOptions {
+    fn default() -> Self {
+        Self {
+            scenario: Scenario::FailoverFailback,
+            speed: 20.0,
+            durations: LabDurations::default(),
+            faults: None,
+            kill_worker_at: None,
+            approver: Approver::Auto,
+            answers: BTreeMap::new(),
+            extra_variables: Map::new(),
+            stuck_adds: false,
+            bpmn_dir: PathBuf::from("bpmn"),
+            real_timeout: Duration::from_secs(600),
+            job_timeout: Duration::from_secs(3),
+            progress: true,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RehearsalError {
+    #[error("lab: {0}")]
+    Lab(String),
+    #[error("engine: {0}")]
+    Engine(String),
+    #[error("worker: {0}")]
+    Worker(String),
+    #[error("cannot read the BPMN directory {dir}: {message}")]
+    Bpmn { dir: PathBuf, message: String },
+    #[error("the rehearsal did not finish within {0:?} (real time)")]
+    Timeout(Duration),
+}
+
+/// Runs one rehearsal and returns its report (also when the installation is not restored).
+pub async fn rehearse(opts: RehearseOptions) -> Result<RehearsalReport, RehearsalError> {
+    let clock = Clock::with_speed(opts.speed);
+    let real_start = Instant::now();
+    let lab = Lab::start(LabOptions {
+        clock: clock.clone(),
+        durations: opts.durations,
+        faults: None,
+        stuck_adds: opts.stuck_adds,
+        ..LabOptions::default()
+    })
+    .await
+    .map_err(|e| RehearsalError::Lab(e.to_string()))?;
+    let engine = Engine::start(EngineOptions { clock: clock.clone(), ..EngineOptions::default() })
+        .await
+        .map_err(|e| RehearsalError::Engine(e.to_string()))?;
+    let journal_dir = tempfile::Builder::new()
+        .prefix("c8dr-rehearse-")
+        .tempdir()
+        .map_err(|e| RehearsalError::Worker(format!("cannot create a journal directory: {e}")))?;
+    let config = Arc::new(rehearsal_config(&lab, &engine, &opts, journal_dir.path().join("journal.jsonl")));
+
+    let deployed = engine
+        .deploy_dir(&opts.bpmn_dir)
+        .map_err(|e| RehearsalError::Bpmn { dir: opts.bpmn_dir.clone(), message: e.to_string() })?;
+    let progress = Progress::new(opts.progress, clock.clone());
+    progress.line(&format!(
+        "deployed {} processes from {}; lab and engine on 127.0.0.1; clock x{}",
+        deployed.len(),
+        opts.bpmn_dir.display(),
+        opts.speed
+    ));
+
+    // Faults apply to the region APIs only from now on: the procedure, not the setup, is tested.
+    lab.set_faults(opts.faults.clone());
+    let mut supervisor = WorkerSupervisor::start(config.clone(), opts.kill_worker_at.clone())?;
+
+    let mut phases = Vec::new();
+    let outcome = match opts.scenario {
+        Scenario::FailoverFailback => {
+            run_failover_failback(&lab, &engine, &opts, &progress, &mut supervisor, &mut phases).await
+        }
+        Scenario::Drill => run_drill(&lab, &engine, &opts, &progress, &mut supervisor, &mut phases).await,
+    };
+    supervisor.stop().await;
+    lab.set_faults(None);
+
+    let state = lab.state();
+    let final_problems = match state.is_restored_dual_region() {
+        Ok(()) => Vec::new(),
+        Err(problems) => problems,
+    };
+    let record = lab.record();
+    let report = RehearsalReport {
+        scenario: format!("{:?}", opts.scenario),
+        speed: opts.speed,
+        wall_seconds: real_start.elapsed().as_secs_f64(),
+        simulated_seconds: clock.elapsed().as_secs_f64(),
+        phases,
+        final_problems,
+        mutations_repeated: repeated_mutations(&record),
+        mutations: record.iter().filter(|r| is_successful_mutation(r)).count(),
+        worker_restarts: supervisor.restarts,
+        incidents: engine.incidents().iter().map(|i| format!("{} {}: {}", i.element_id, i.error_type, i.message)).collect(),
+        error: outcome.err().map(|e| e.to_string()),
+        lab_state: serde_json::to_value(&state).unwrap_or(Value::Null),
+    };
+    engine.shutdown();
+    lab.shutdown().await;
+    Ok(report)
+}
+
+fn rehearsal_config(lab: &LabHandle, engine: &EngineHandle, opts: &RehearseOptions, journal: PathBuf) -> Config {
+    let mut config = Config {
+        management: ManagementConfig {
+            grpc_address: engine.grpc_url(),
+            rest_address: engine.rest_url(),
+            request_timeout_ms: 5_000,
+            ..ManagementConfig::default()
+        },
+        worker: WorkerConfig {
+            name: "c8dr-rehearsal".into(),
+            max_jobs_active: 8,
+            job_timeout_ms: opts.job_timeout.as_millis() as u64,
+            stream_enabled: true,
+            request_timeout_ms: 1_000,
+            poll_interval_ms: 50,
+            backoff_min_ms: 20,
+            backoff_max_ms: 500,
+            shutdown_grace_ms: 2_000,
+            // simulated: the engine measures back-offs on its clock
+            fail_retry_backoff_ms: 5_000,
+            metrics_address: String::new(),
+        },
+        journal: JournalConfig { path: journal },
+        targets: BTreeMap::new(),
+    };
+    config.targets.insert(LAB_TARGET.into(), lab.target_config());
+    config
+}
+
+/// Start variables shared by every process the rehearsal starts.
+fn base_variables(opts: &RehearseOptions) -> Map<String, Value> {
+    let mut vars = Map::new();
+    vars.insert("target".into(), json!(LAB_TARGET));
+    vars.insert("approverGroup".into(), json!("dr-operators"));
+    vars.insert("verifyInterval".into(), json!("PT5S"));
+    for (k, v) in &opts.extra_variables {
+        vars.insert(k.clone(), v.clone());
+    }
+    vars
+}
+
+async fn run_failover_failback(
+    lab: &LabHandle,
+    engine: &EngineHandle,
+    opts: &RehearseOptions,
+    progress: &Progress,
+    supervisor: &mut WorkerSupervisor,
+    phases: &mut Vec<PhaseReport>,
+) -> Result<(), RehearsalError> {
+    let deadline = Instant::now() + opts.real_timeout;
+    progress.line(&format!("region {LOST_REGION} is lost"));
+    lab.lose_region(LOST_REGION as usize).await.map_err(|e| RehearsalError::Lab(e.to_string()))?;
+
+    let mut vars = base_variables(opts);
+    vars.insert("lostRegion".into(), json!(LOST_REGION));
+    vars.insert("reason".into(), json!("c8dr rehearse: simulated loss of region 1"));
+    vars.entry("lostRegion").or_insert(json!(LOST_REGION));
+    let failover = run_process(engine, "dr-failover", vars, opts, progress, supervisor, deadline).await?;
+    let failover_ok = failover.outcome == "completed";
+    phases.push(failover);
+    if !failover_ok {
+        return Ok(());
+    }
+
+    progress.line(&format!("region {LOST_REGION} is rebuilt (empty namespace); starting failback"));
+    lab.recreate_region(LOST_REGION as usize).await.map_err(|e| RehearsalError::Lab(e.to_string()))?;
+    let mut vars = base_variables(opts);
+    vars.insert("recreatedRegion".into(), json!(LOST_REGION));
+    let failback = run_process(engine, "dr-failback", vars, opts, progress, supervisor, deadline).await?;
+    phases.push(failback);
+    Ok(())
+}
+
+async fn run_drill(
+    _lab: &LabHandle,
+    engine: &EngineHandle,
+    opts: &RehearseOptions,
+    progress: &Progress,
+    supervisor: &mut WorkerSupervisor,
+    phases: &mut Vec<PhaseReport>,
+) -> Result<(), RehearsalError> {
+    let deadline = Instant::now() + opts.real_timeout;
+    let mut vars = base_variables(opts);
+    vars.insert("lostRegion".into(), json!(LOST_REGION));
+    vars.insert("autoApprove".into(), json!(true));
+    let before: BTreeSet<i64> = engine.process_instances("dr-drill").into_iter().collect();
+    engine
+        .publish_message("c8dr-drill", LAB_TARGET, Value::Object(vars), Duration::from_secs(3600), None)
+        .map_err(|e| RehearsalError::Engine(e.to_string()))?;
+    progress.line("published message c8dr-drill (correlation key: lab)");
+    let key = engine
+        .wait_for(Duration::from_secs(10), |e| {
+            e.process_instances("dr-drill").into_iter().find(|k| !before.contains(k))
+        })
+        .await
+        .ok_or_else(|| RehearsalError::Engine("the c8dr-drill message started no dr-drill instance".into()))?;
+    let phase = drive_instance(engine, key, "dr-drill", opts, progress, supervisor, deadline).await?;
+    phases.push(phase);
+    Ok(())
+}
+
+async fn run_process(
+    engine: &EngineHandle,
+    process: &str,
+    vars: Map<String, Value>,
+    opts: &RehearseOptions,
+    progress: &Progress,
+    supervisor: &mut WorkerSupervisor,
+    deadline: Instant,
+) -> Result<PhaseReport, RehearsalError> {
+    let key = engine.create_instance(process, vars).map_err(|e| RehearsalError::Engine(e.to_string()))?;
+    progress.line(&format!("started {process} (instance {key})"));
+    drive_instance(engine, key, process, opts, progress, supervisor, deadline).await
+}
+
+/// Answers user tasks and restarts a killed worker until the instance ends (or an incident
+/// stops it, or time runs out), then builds the phase report.
+async fn drive_instance(
+    engine: &EngineHandle,
+    key: i64,
+    process: &str,
+    opts: &RehearseOptions,
+    progress: &Progress,
+    supervisor: &mut WorkerSupervisor,
+    deadline: Instant,
+) -> Result<PhaseReport, RehearsalError> {
+    let real_start = Instant::now();
+    let mut changes = engine.changes();
+    let mut seen_events = engine.event_log().len();
+    let mut answered = BTreeSet::new();
+    let outcome = loop {
+        supervisor.restart_if_killed(progress).await?;
+        for event in engine.event_log().iter().skip(seen_events) {
+            progress.event(event);
+        }
+        seen_events = engine.event_log().len();
+        match engine.instance_state(key) {
+            Some(InstanceState::Completed) => break "completed".to_string(),
+            Some(InstanceState::Terminated) => break "terminated".to_string(),
+            _ => {}
+        }
+        let tree = instance_tree(engine, key);
+        if let Some(incident) = engine.incidents().into_iter().find(|i| tree.contains(&i.process_instance_key)) {
+            progress.line(&format!(
+                "INCIDENT at {} ({}): {} — stopping the rehearsal",
+                incident.element_id, incident.error_type, incident.message
+            ));
+            break "incident".to_string();
+        }
+        for task in engine.open_user_tasks() {
+            if !tree.contains(&task.process_instance_key) || !answered.insert(task.key) {
+                continue;
+            }
+            let answer = answer_for(&task, opts).await;
+            progress.line(&format!(
+                "user task {} ({}) answered: {}",
+                task.element_id,
+                task.form_id.as_deref().unwrap_or("-"),
+                Value::Object(answer.clone())
+            ));
+            engine.complete_user_task(task.key, answer).map_err(|e| RehearsalError::Engine(e.to_string()))?;
+        }
+        if Instant::now() > deadline {
+            return Err(RehearsalError::Timeout(opts.real_timeout));
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(25), changes.changed()).await;
+    };
+    let variables = engine.variables(key);
+    let steps = step_rows(engine, key);
+    let report = variables.get("report").cloned().unwrap_or(Value::Null);
+    let sim = |from: Option<chrono::DateTime<chrono::Utc>>, to: Option<chrono::DateTime<chrono::Utc>>| match (from, to) {
+        (Some(a), Some(b)) => (b - a).num_milliseconds() as f64 / 1000.0,
+        _ => 0.0,
+    };
+    let start = steps.iter().map(|s| s.start).min();
+    let end = steps.iter().filter_map(|s| s.end).max();
+    let procedure_outcome = report.get("outcome").and_then(Value::as_str).unwrap_or("").to_string();
+    progress.line(&format!("{process} {outcome} ({procedure_outcome})"));
+    Ok(PhaseReport {
+        process: process.to_string(),
+        instance_key: key,
+        outcome,
+        procedure_outcome,
+        wall_seconds: real_start.elapsed().as_secs_f64(),
+        simulated_seconds: sim(start, end),
+        steps,
+        report,
+    })
+}
+
+/// The instance and all its call-activity descendants.
+fn instance_tree(engine: &EngineHandle, root: i64) -> BTreeSet<i64> {
+    let mut tree = BTreeSet::from([root]);
+    let mut frontier = vec![root];
+    while let Some(k) = frontier.pop() {
+        for child in engine.child_instances(k) {
+            if tree.insert(child) {
+                frontier.push(child);
+            }
+        }
+    }
+    tree
+}
+
+/// One row per task element instance (service, user, call activity), with attempts = job
+/// activations of that element instance.
+fn step_rows(engine: &EngineHandle, root: i64) -> Vec<StepRow> {
+    let log = engine.event_log();
+    let mut rows = Vec::new();
+    for pi in instance_tree(engine, root) {
+        for e in engine.element_instances(pi) {
+            if !matches!(e.element_type.as_str(), "SERVICE_TASK" | "USER_TASK" | "CALL_ACTIVITY") {
+                continue;
+            }
+            let attempts = log
+                .iter()
+                .filter(|ev| ev.value_type == "JOB" && ev.intent == "ACTIVATED" && ev.process_instance_key == pi)
+                .filter(|ev| ev.element_id == e.element_id && ev.detail.contains(&e.key.to_string()))
+                .count();
+            rows.push(StepRow {
+                process_instance_key: pi,
+                element_id: e.element_id.clone(),
+                element_type: e.element_type.clone(),
+                start: e.start,
+                end: e.end,
+                attempts: attempts.max(usize::from(e.element_type == "SERVICE_TASK")),
+            });
+        }
+    }
+    rows.sort_by_key(|r| r.start);
+    rows
+}
+
+async fn answer_for(task: &UserTaskView, opts: &RehearseOptions) -> Map<String, Value> {
+    let form = task.form_id.clone().unwrap_or_default();
+    if let Some(answer) = opts.answers.get(&form) {
+        return answer.clone();
+    }
+    match opts.approver {
+        Approver::Auto => automatic_answer(&form),
+        Approver::Interactive => crate::rehearsal::interactive::ask(task).await,
+    }
+}
+
+/// What `c8dr rehearse` answers without `--interactive` (docs/jobs.md, "User tasks and forms").
+pub fn automatic_answer(form_id: &str) -> Map<String, Value> {
+    let comment = json!("answered by c8dr rehearse");
+    let v = match form_id {
+        "c8dr-approve-failover" | "c8dr-approve-failback" => json!({"decision": "approve", "comment": comment}),
+        "c8dr-confirm-restored" => json!({"decision": "confirm", "comment": comment}),
+        "c8dr-confirm-traffic" => json!({"trafficRerouted": true, "comment": comment}),
+        "c8dr-verification-timeout" => json!({"timeoutDecision": "abort", "comment": comment}),
+        "c8dr-step-failed" => json!({"errorDecision": "abort", "comment": comment}),
+        "c8dr-manual-step" => json!({"manualStepDone": true, "comment": comment}),
+        _ => json!({"comment": comment}),
+    };
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn is_successful_mutation(r: &RecordEntry) -> bool {
+    (200..300).contains(&r.status) && !r.path.contains("dryRun=true")
+}
+
+/// Successful mutating calls made more than once with the same region, method and path (and
+/// query): the same operation done twice. Dry runs are not mutations.
+pub fn repeated_mutations(record: &[RecordEntry]) -> Vec<String> {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for r in record.iter().filter(|r| is_successful_mutation(r)) {
+        *counts.entry(format!("region {} {} {} {}", r.region, r.api.as_str(), r.method, r.path)).or_default() += 1;
+    }
+    counts.into_iter().filter(|(_, n)| *n > 1).map(|(k, n)| format!("{k} ({n} times)")).collect()
+}
+
+/// Runs the worker, restarts it when the kill switch fired.
+struct WorkerSupervisor {
+    config: Arc<Config>,
+    ctx: Arc<StepContext>,
+    handle: Option<WorkerHandle>,
+    kill_rx: mpsc::UnboundedReceiver<String>,
+    kill_tx: mpsc::UnboundedSender<String>,
+    kill_at: Option<String>,
+    killed_once: Arc<AtomicBool>,
+    restarts: usize,
+}
+
+impl WorkerSupervisor {
+    fn start(config: Arc<Config>, kill_at: Option<String>) -> Result<Self, RehearsalError> {
+        let (kill_tx, kill_rx) = mpsc::unbounded_channel();
+        let ctx = Arc::new(StepContext::new(config.clone()));
+        let mut s = Self {
+            config,
+            ctx,
+            handle: None,
+            kill_rx,
+            kill_tx,
+            kill_at,
+            killed_once: Arc::new(AtomicBool::new(false)),
+            restarts: 0,
+        };
+        s.spawn()?;
+        Ok(s)
+    }
+
+    fn spawn(&mut self) -> Result<(), RehearsalError> {
+        let client = GatewayClient::connect(&self.config.management).map_err(|e| RehearsalError::Worker(e.to_string()))?;
+        let mut builder = Worker::builder(client, self.config.worker.clone());
+        for job_type in jobs::JOB_TYPES {
+            let handler = jobs::handler(self.ctx.clone());
+            let handler = match &self.kill_at {
+                Some(kill) if kill == job_type && !self.killed_once.load(Ordering::SeqCst) => {
+                    kill_after_act(handler, self.kill_tx.clone(), self.killed_once.clone())
+                }
+                _ => handler,
+            };
+            builder = builder.handler(*job_type, handler);
+        }
+        let (_never_tx, never_rx) = tokio::sync::oneshot::channel::<()>();
+        std::mem::forget(_never_tx);
+        self.handle = Some(builder.build().spawn(async move {
+            let _ = never_rx.await;
+        }));
+        Ok(())
+    }
+
+    async fn restart_if_killed(&mut self, progress: &Progress) -> Result<(), RehearsalError> {
+        if let Ok(job_type) = self.kill_rx.try_recv() {
+            if let Some(h) = self.handle.take() {
+                h.abort();
+            }
+            progress.line(&format!(
+                "worker killed right after {job_type} acted (before completing); starting a new worker"
+            ));
+            self.restarts += 1;
+            self.spawn()?;
+        }
+        Ok(())
+    }
+
+    async fn stop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            h.abort();
+        }
+    }
+}
+
+/// Wraps a handler: the first job runs the real step (which acts), then the wrapper reports the
+/// kill and never returns, as if the process died before CompleteJob.
+fn kill_after_act(inner: Handler, kill: mpsc::UnboundedSender<String>, once: Arc<AtomicBool>) -> Handler {
+    Arc::new(move |job: Job| {
+        let inner = inner.clone();
+        let kill = kill.clone();
+        let once = once.clone();
+        Box::pin(async move {
+            let job_type = job.job_type.clone();
+            let outcome: JobOutcome = inner(job).await;
+            if !once.swap(true, Ordering::SeqCst) {
+                let _ = kill.send(job_type);
+                std::future::pending::<()>().await;
+            }
+            outcome
+        })
+    })
+}
+
+/// Progress lines on stderr, with simulated time since the start.
+struct Progress {
+    enabled: bool,
+    clock: Clock,
+}
+
+impl Progress {
+    fn new(enabled: bool, clock: Clock) -> Self {
+        Self { enabled, clock }
+    }
+
+    fn line(&self, text: &str) {
+        if self.enabled {
+            let t = self.clock.elapsed().as_secs_f64();
+            eprintln!("[{:>8.1}s] {text}", t);
+        }
+    }
+
+    fn event(&self, e: &crate::rehearsal::engine::LogEvent) {
+        if !self.enabled {
+            return;
+        }
+        let shown = match (e.value_type, e.intent) {
+            ("PROCESS_INSTANCE", "ELEMENT_COMPLETED") => {
+                matches!(e.element_type.as_str(), "SERVICE_TASK" | "USER_TASK" | "CALL_ACTIVITY" | "SUB_PROCESS" | "PROCESS")
+            }
+            ("JOB", "FAILED") | ("JOB", "ERROR_THROWN") | ("INCIDENT", _) | ("JOB", "TIMED_OUT") => true,
+            ("TIMER", "TRIGGERED") => e.element_type != "INTERMEDIATE_CATCH_EVENT",
+            _ => false,
+        };
+        if shown {
+            let detail = if e.detail.is_empty() { String::new() } else { format!(" — {}", e.detail) };
+            self.line(&format!(
+                "{:<12} {:<18} {} {}{}",
+                e.bpmn_process_id,
+                e.intent.to_lowercase(),
+                e.element_type.to_lowercase(),
+                e.element_id,
+                detail
+            ));
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! End-to-end: the worker is killed right after a step acted and before it completed the job, at
+//! every job type in turn. Every run must end restored with no mutation done twice.
+use c8dr::rehearsal::lab::LabDurations;
+use c8dr::rehearsal::run::{RehearseOptions, rehearse};
+use std::time::Duration;
+
+async fn killed_at(job_type: &str) {
+    let opts = RehearseOptions {
+        speed: 100.0,
+        durations: LabDurations { broker_op_ms: 400, exporter_op_ms: 200, snapshot_ms: 4_000, restore_ms: 6_000 },
+        bpmn_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/bpmn").into(),
+        real_timeout: Duration::from_secs(240),
+        kill_worker_at: Some(job_type.to_string()),
+        job_timeout: Duration::from_secs(2),
+        progress: std::env::var_os("C8DR_TEST_PROGRESS").is_some(),
+        ..RehearseOptions::default()
+    };
+    let report = rehearse(opts).await.expect("the rehearsal runs");
+    if !report.restored() {
+        eprintln!("{}", report.render());
+    }
+    assert_eq!(report.worker_restarts, 1, "{job_type}: the worker was killed once");
+    assert!(report.mutations_repeated.is_empty(), "{job_type}: repeated {:?}", report.mutations_repeated);
+    assert!(report.restored(), "{job_type}: not restored: {:?} {:?}", report.final_problems, report.error);
+}
+
+macro_rules! kill_tests {
+    ($($name:ident => $job:literal),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                killed_at($job).await;
+            }
+        )*
+
+        /// Every job type the failover and failback processes use is covered above.
+        #[test]
+        fn every_failover_and_failback_job_type_is_covered() {
+            let covered = [$($job),*];
+            let drill_only = ["c8dr.drill-guard", "c8dr.drill-canaries", "c8dr.drill-region", "c8dr.notify"];
+            for job_type in c8dr::jobs::JOB_TYPES {
+                if drill_only.contains(job_type) {
+                    continue;
+                }
+                assert!(covered.contains(job_type), "no kill test for {job_type}");
+            }
+        }
+    };
+}
+
+kill_tests! {
+    kill_at_validate_input => "c8dr.validate-input",
+    kill_at_assess_failover => "c8dr.assess-failover",
+    kill_at_remove_brokers => "c8dr.remove-brokers",
+    kill_at_await_change => "c8dr.await-change",
+    kill_at_verify_topology => "c8dr.verify-topology",
+    kill_at_disable_exporters => "c8dr.disable-exporters",
+    kill_at_verify_exporters => "c8dr.verify-exporters",
+    kill_at_preflight_recreated => "c8dr.preflight-recreated",
+    kill_at_helm => "c8dr.helm",
+    kill_at_verify_profiles => "c8dr.verify-profiles",
+    kill_at_await_brokers_visible => "c8dr.await-brokers-visible",
+    kill_at_pause_exporting => "c8dr.pause-exporting",
+    kill_at_resume_exporting => "c8dr.resume-exporting",
+    kill_at_register_snapshot_repo => "c8dr.register-snapshot-repo",
+    kill_at_create_snapshot => "c8dr.create-snapshot",
+    kill_at_await_snapshot => "c8dr.await-snapshot",
+    kill_at_restore_snapshot => "c8dr.restore-snapshot",
+    kill_at_await_restore => "c8dr.await-restore",
+    kill_at_enable_exporter => "c8dr.enable-exporter",
+    kill_at_add_brokers => "c8dr.add-brokers",
+    kill_at_report => "c8dr.report",
+}
