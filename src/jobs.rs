@@ -304,3 +304,12 @@ mod tests {
         assert!(JOB_TYPES.iter().all(|t| t.starts_with("c8dr.")));
     }
 }
+
+/// The worker-runtime handler for every c8dr job type: runs [`handle`] with a shared context.
+/// `c8dr worker` and `c8dr rehearse` register it under each of [`JOB_TYPES`].
+pub fn handler(ctx: Arc<StepContext>) -> crate::zeebe::worker::Handler {
+    crate::zeebe::worker::handler_fn(move |job| {
+        let ctx = ctx.clone();
+        async move { handle(&ctx, job).await }
+    })
+}
