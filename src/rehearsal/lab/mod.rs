@@ -423,7 +423,8 @@ impl LabHandle {
     pub async fn lose_region(&self, r: usize) -> Result<(), LabError> {
         check_region(r)?;
         let mut servers = self.shared.servers.lock().await;
-        self.shared.world().lose_region(r);
+        let now = self.shared.now_ms();
+        self.shared.world().lose_region(r, now);
         for s in servers.regions[r].iter_mut() {
             s.down().await;
         }

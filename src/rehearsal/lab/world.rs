@@ -711,12 +711,16 @@ impl World {
 
     // ---- platform (Kubernetes / Helm) -----------------------------------------------------
 
-    pub fn lose_region(&mut self, r: usize) {
+    pub fn lose_region(&mut self, r: usize, now_ms: i64) {
         let reg = &mut self.regions[r];
         reg.kubernetes = false;
         reg.release = false;
         reg.pvcs = 0;
         reg.es = None;
+        // Snapshots the lost cluster was still writing never get finalized in the bucket.
+        for snaps in self.bucket.values_mut() {
+            snaps.retain(|_, s| s.finished(now_ms) || s.origin_region != r);
+        }
     }
 
     pub fn recreate_region(&mut self, r: usize) {
@@ -1234,7 +1238,7 @@ mod tests {
     #[test]
     fn pause_fails_while_an_added_broker_is_still_joining() {
         let mut w = world();
-        w.lose_region(1);
+        w.lose_region(1, 0);
         let remove = PatchRequest {
             remove: vec![1, 3, 5, 7],
             ..Default::default()
