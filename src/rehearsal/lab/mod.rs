@@ -22,6 +22,7 @@ pub mod cluster;
 pub mod es;
 mod faults;
 mod http;
+pub mod jsonorder;
 pub mod net;
 pub mod state;
 pub mod world;
