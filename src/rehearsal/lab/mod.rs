@@ -16,7 +16,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Not modelled: the legacy `POST /actuator/cluster/brokers`, `DELETE /actuator/exporters/{id}`,
+//! Not modelled: `DELETE /actuator/exporters/{id}`,
 //! partition scaling, the backup API.
 pub mod cluster;
 pub mod es;
