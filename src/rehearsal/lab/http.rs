@@ -482,7 +482,20 @@ async fn es_health(State(c): State<RegionApi>, Query(q): Q) -> Response {
     json((if timed_out { 408 } else { 200 }, body))
 }
 
-fn cat(q: &HashMap<String, String>, columns: &[&str], rows: Vec<Vec<String>>) -> Response {
+fn cat(q: &HashMap<String, String>, all_columns: &[&str], all_rows: Vec<Vec<String>>) -> Response {
+    // `h=index,docs.count` selects columns.
+    let picked: Vec<usize> = match q.get("h") {
+        Some(h) => h
+            .split(',')
+            .filter_map(|c| all_columns.iter().position(|x| *x == c.trim()))
+            .collect(),
+        None => (0..all_columns.len()).collect(),
+    };
+    let columns: Vec<&str> = picked.iter().map(|i| all_columns[*i]).collect();
+    let rows: Vec<Vec<String>> = all_rows
+        .into_iter()
+        .map(|r| picked.iter().map(|i| r[*i].clone()).collect())
+        .collect();
     if q.get("format").is_some_and(|f| f == "json") {
         let arr: Vec<Value> = rows
             .iter()
