@@ -514,12 +514,42 @@ async fn faults_are_deterministic_under_a_seed_and_spare_the_control_api() {
     )
     .await;
     assert_eq!(s, 200);
+    // Faults limited to one endpoint.
+    lab.set_faults(Some(FaultConfig {
+        seed: 5,
+        error_rate: 1.0,
+        paths: vec!["/actuator/exporting".into()],
+        ..Default::default()
+    }));
+    let (s, _) = call(
+        &c,
+        Method::GET,
+        &format!("{}/actuator/exporters", lab.region_urls(0).management),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = call(
+        &c,
+        Method::POST,
+        &format!("{}/actuator/exporting/pause", lab.region_urls(0).management),
+        None,
+    )
+    .await;
+    assert!(s == 500 || s == 503);
+    lab.set_faults(None);
     let (s, rec) = call(&c, Method::GET, &format!("{control}/control/record"), None).await;
     assert_eq!(s, 200);
-    assert!(
-        rec.as_array().unwrap().is_empty(),
-        "only GETs were sent: {rec}"
+    let rec = rec.as_array().unwrap();
+    assert_eq!(
+        rec.len(),
+        1,
+        "only the faulted pause was a mutating call: {rec:?}"
     );
+    assert_eq!(rec[0]["path"], "/actuator/exporting/pause");
+    assert_eq!(rec[0]["api"], "management");
+    assert_eq!(rec[0]["method"], "POST");
+    assert!(rec[0]["status"] == 500 || rec[0]["status"] == 503);
     lab.shutdown().await;
 }
 

@@ -109,6 +109,8 @@ pub struct FaultConfig {
     pub malformed_rate: f64,
     /// APIs the faults apply to; empty = all three.
     pub apis: Vec<Api>,
+    /// Path prefixes the faults apply to (e.g. `/actuator/exporting`, `/_snapshot`); empty = all.
+    pub paths: Vec<String>,
 }
 
 impl Default for FaultConfig {
@@ -120,6 +122,7 @@ impl Default for FaultConfig {
             drop_rate: 0.0,
             malformed_rate: 0.0,
             apis: Vec::new(),
+            paths: Vec::new(),
         }
     }
 }
