@@ -609,3 +609,57 @@ async fn legacy_exporters_and_basic_auth_when_configured() {
     assert!(cfg.drill_allowed);
     lab.shutdown().await;
 }
+
+#[tokio::test]
+async fn restart_bug_re_enables_a_disabled_exporter_when_configured() {
+    let lab = Lab::start(LabOptions {
+        durations: LabDurations::fast(),
+        exporter_flip_on_restart: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let c = Client::new();
+    let m = lab.region_urls(0).management;
+    lab.lose_region(1).await.unwrap();
+    let (s, _) = call(
+        &c,
+        Method::PATCH,
+        &format!("{m}/actuator/cluster?force=true"),
+        Some(json!({"brokers": {"remove": [1, 3, 5, 7]}})),
+    )
+    .await;
+    assert_eq!(s, 202);
+    await_no_pending(&c, &m).await;
+    let (s, _) = call(
+        &c,
+        Method::POST,
+        &format!("{m}/actuator/exporters/camundaregion1/disable"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 202);
+    await_no_pending(&c, &m).await;
+    assert_eq!(
+        lab.state().exporter_status("camundaregion1"),
+        Some("DISABLED")
+    );
+    lab.helm(
+        0,
+        HelmRequest {
+            action: HelmAction::Upgrade,
+            webapps: false,
+            create_schema: true,
+        },
+    )
+    .await
+    .unwrap();
+    let (_, ex) = call(&c, Method::GET, &format!("{m}/actuator/exporters"), None).await;
+    assert!(
+        ex.as_array()
+            .unwrap()
+            .contains(&json!({"exporterId": "camundaregion1", "status": "ENABLED"})),
+        "{ex}"
+    );
+    lab.shutdown().await;
+}

@@ -141,6 +141,9 @@ pub struct LabOptions {
     pub faults: Option<FaultConfig>,
     /// BROKER_ADD / PARTITION_JOIN never complete (a stuck change).
     pub stuck_adds: bool,
+    /// Simulate Camunda before 8.8.25 (#52260): `helm upgrade` restarts the region's brokers
+    /// and exporters disabled through the API come back ENABLED on their partitions.
+    pub exporter_flip_on_restart: bool,
     /// Fixed ports: region 0 management/REST/Elasticsearch on base..base+2, region 1 on
     /// base+3..base+5, control on base+6. `None`: free ports chosen by the OS (tests).
     pub base_port: Option<u16>,
@@ -158,6 +161,7 @@ impl Default for LabOptions {
             rest_basic_auth: None,
             faults: None,
             stuck_adds: false,
+            exporter_flip_on_restart: false,
             base_port: None,
         }
     }
@@ -295,6 +299,7 @@ impl Lab {
                 legacy_exporters: opts.legacy_exporters,
                 durations: opts.durations,
                 stuck_adds: opts.stuck_adds,
+                exporter_flip_on_restart: opts.exporter_flip_on_restart,
             },
             now,
         );
