@@ -490,3 +490,37 @@ async fn snapshot_goes_in_progress_then_success_and_status_reports_it() {
     );
     lab.shutdown().await;
 }
+
+#[tokio::test]
+async fn legacy_brokers_endpoint_takes_the_final_broker_set() {
+    let lab = lab(LabDurations::fast()).await;
+    let c = Client::new();
+    let m = lab.region_urls(0).management;
+    let (s, v) = call(
+        &c,
+        Method::POST,
+        &format!("{m}/actuator/cluster/brokers?force=true&dryRun=true"),
+        Some(json!([0, 2, 4, 6])),
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(
+        v["plannedChanges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["operation"] == "BROKER_REMOVE")
+            .count(),
+        4
+    );
+    let (s, v) = call(
+        &c,
+        Method::POST,
+        &format!("{m}/actuator/cluster/brokers?force=true"),
+        Some(json!([0, 1, 2, 3, 4, 5, 6, 7, 8])),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert_eq!(v["message"], "Cannot force add brokers");
+    lab.shutdown().await;
+}

@@ -107,6 +107,9 @@ pub struct WorldOptions {
     pub legacy_exporters: bool,
     pub durations: LabDurations,
     pub stuck_adds: bool,
+    /// Camunda before 8.8.25 (#52260): a broker restart (helm upgrade) re-enables exporters
+    /// that were disabled through the API.
+    pub exporter_flip_on_restart: bool,
 }
 
 pub struct World {
@@ -711,12 +714,16 @@ impl World {
 
     // ---- platform (Kubernetes / Helm) -----------------------------------------------------
 
-    pub fn lose_region(&mut self, r: usize) {
+    pub fn lose_region(&mut self, r: usize, now_ms: i64) {
         let reg = &mut self.regions[r];
         reg.kubernetes = false;
         reg.release = false;
         reg.pvcs = 0;
         reg.es = None;
+        // Snapshots the lost cluster was still writing never get finalized in the bucket.
+        for snaps in self.bucket.values_mut() {
+            snaps.retain(|_, s| s.finished(now_ms) || s.origin_region != r);
+        }
     }
 
     pub fn recreate_region(&mut self, r: usize) {
@@ -767,6 +774,9 @@ impl World {
                     && let Some(es) = reg.es.as_mut()
                 {
                     es.create_schema();
+                }
+                if self.opts.exporter_flip_on_restart {
+                    self.cluster.reenable_exporters_on_restart(r, now_ms);
                 }
             }
         }
@@ -1226,6 +1236,7 @@ mod tests {
                     restore_ms: 10,
                 },
                 stuck_adds: false,
+                exporter_flip_on_restart: false,
             },
             0,
         )
@@ -1234,7 +1245,7 @@ mod tests {
     #[test]
     fn pause_fails_while_an_added_broker_is_still_joining() {
         let mut w = world();
-        w.lose_region(1);
+        w.lose_region(1, 0);
         let remove = PatchRequest {
             remove: vec![1, 3, 5, 7],
             ..Default::default()
