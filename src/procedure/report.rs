@@ -84,11 +84,16 @@ pub fn report(env: &StepEnv<'_>) -> StepResult {
         .or_else(|| lines.first().map(|s| s.start))
         .unwrap_or(completed);
     let duration = seconds(started, completed);
-    let outcome = if env.var("lastError").is_some() {
-        "aborted"
-    } else {
-        "completed"
-    };
+    // The process says how it ended (input mapping `outcome` on each report task: completed,
+    // rejected, not-confirmed, aborted, invalid-input, refused, ...); a retried step's old
+    // `lastError` must not turn a completed run into an aborted one.
+    let outcome = env
+        .var("outcome")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("completed")
+        .to_string();
+    let outcome_reason = env.var("outcomeReason").cloned().unwrap_or(Value::Null);
     let step_json: Vec<Value> = lines
         .iter()
         .map(|s| {
@@ -109,6 +114,7 @@ pub fn report(env: &StepEnv<'_>) -> StepResult {
         "mutations": lines.iter().map(|s| s.mutations).sum::<u32>(),
         "recoveryTimeSeconds": duration,
         "outcome": outcome,
+        "outcomeReason": outcome_reason,
     });
     if process == "drill" {
         let lost_at = time_var(env.var("regionLostAt"));
@@ -126,11 +132,6 @@ pub fn report(env: &StepEnv<'_>) -> StepResult {
             _ => Value::Null,
         };
         report["regionLostAt"] = lost_at.map_or(Value::Null, |t| json!(rfc(t)));
-        if fo.get("outcome").and_then(Value::as_str) == Some("aborted")
-            || fb.get("outcome").and_then(Value::as_str) == Some("aborted")
-        {
-            report["outcome"] = json!("aborted");
-        }
         report["failoverReport"] = fo;
         report["failbackReport"] = fb;
     }

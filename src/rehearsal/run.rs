@@ -207,12 +207,16 @@ fn rehearsal_config(lab: &LabHandle, engine: &EngineHandle, opts: &RehearseOptio
     config
 }
 
-/// Start variables shared by every process the rehearsal starts.
-fn base_variables(opts: &RehearseOptions) -> Map<String, Value> {
+/// Start variables: the rehearsal's defaults, the scenario's own, then the caller's extras
+/// (which win, so tests can start a process with bad input).
+fn start_variables(opts: &RehearseOptions, own: Value) -> Map<String, Value> {
     let mut vars = Map::new();
     vars.insert("target".into(), json!(LAB_TARGET));
     vars.insert("approverGroup".into(), json!("dr-operators"));
     vars.insert("verifyInterval".into(), json!("PT5S"));
+    if let Value::Object(own) = own {
+        vars.extend(own);
+    }
     for (k, v) in &opts.extra_variables {
         vars.insert(k.clone(), v.clone());
     }
@@ -231,12 +235,13 @@ async fn run_failover_failback(
     progress.line(&format!("region {LOST_REGION} is lost"));
     lab.lose_region(LOST_REGION as usize).await.map_err(|e| RehearsalError::Lab(e.to_string()))?;
 
-    let mut vars = base_variables(opts);
-    vars.insert("lostRegion".into(), json!(LOST_REGION));
-    vars.insert("reason".into(), json!("c8dr rehearse: simulated loss of region 1"));
-    vars.entry("lostRegion").or_insert(json!(LOST_REGION));
+    let vars = start_variables(
+        opts,
+        json!({"lostRegion": LOST_REGION, "reason": "c8dr rehearse: simulated loss of region 1"}),
+    );
     let failover = run_process(engine, "dr-failover", vars, opts, progress, supervisor, deadline).await?;
-    let failover_ok = failover.outcome == "completed";
+    // fail back only after a failover that did its job (not rejected, aborted or refused)
+    let failover_ok = failover.outcome == "completed" && failover.procedure_outcome == "completed";
     phases.push(failover);
     if !failover_ok {
         return Ok(());
@@ -244,8 +249,7 @@ async fn run_failover_failback(
 
     progress.line(&format!("region {LOST_REGION} is rebuilt (empty namespace); starting failback"));
     lab.recreate_region(LOST_REGION as usize).await.map_err(|e| RehearsalError::Lab(e.to_string()))?;
-    let mut vars = base_variables(opts);
-    vars.insert("recreatedRegion".into(), json!(LOST_REGION));
+    let vars = start_variables(opts, json!({"recreatedRegion": LOST_REGION}));
     let failback = run_process(engine, "dr-failback", vars, opts, progress, supervisor, deadline).await?;
     phases.push(failback);
     Ok(())
@@ -260,9 +264,7 @@ async fn run_drill(
     phases: &mut Vec<PhaseReport>,
 ) -> Result<(), RehearsalError> {
     let deadline = Instant::now() + opts.real_timeout;
-    let mut vars = base_variables(opts);
-    vars.insert("lostRegion".into(), json!(LOST_REGION));
-    vars.insert("autoApprove".into(), json!(true));
+    let vars = start_variables(opts, json!({"lostRegion": LOST_REGION, "autoApprove": true}));
     let before: BTreeSet<i64> = engine.process_instances("dr-drill").into_iter().collect();
     engine
         .publish_message("c8dr-drill", LAB_TARGET, Value::Object(vars), Duration::from_secs(3600), None)
