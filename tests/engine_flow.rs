@@ -678,3 +678,49 @@ async fn feel_in_retries_timer_dates_and_error_code_preference() {
     assert!(err.to_string().contains("Duplicated process id"), "{err}");
     engine.shutdown();
 }
+
+#[test]
+fn a_loop_without_wait_state_raises_an_incident_instead_of_overflowing() {
+    // tokio's worker threads have 2 MiB stacks: run the command on one that small
+    let handle = std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let (engine, _client) = start(100.0).await;
+                let xml = definitions(&format!(
+                    r#"<bpmn:process id="spin" isExecutable="true">
+  <bpmn:startEvent id="s"/><bpmn:exclusiveGateway id="a"/><bpmn:exclusiveGateway id="b"/>
+  {f1}{f2}{f3}
+</bpmn:process>"#,
+                    f1 = flow("f1", "s", "a"),
+                    f2 = flow("f2", "a", "b"),
+                    f3 = flow("f3", "b", "a"),
+                ));
+                engine
+                    .deploy(vec![("spin.bpmn".into(), xml.into_bytes())])
+                    .unwrap();
+                let pi = engine
+                    .create_instance("spin", serde_json::Map::new())
+                    .unwrap();
+                let inc = engine
+                    .incidents()
+                    .into_iter()
+                    .find(|i| i.process_instance_key == pi)
+                    .expect("incident");
+                assert!(
+                    inc.message.contains("without a wait state"),
+                    "{}",
+                    inc.message
+                );
+                engine.cancel_instance(pi).unwrap();
+                assert_eq!(engine.instance_state(pi), Some(InstanceState::Terminated));
+                engine.shutdown();
+            });
+        })
+        .unwrap();
+    handle.join().expect("no stack overflow, no panic");
+}

@@ -246,7 +246,13 @@ pub struct State {
     pub log: Vec<LogEvent>,
     /// Simulated now, set by the caller before every command.
     pub now: DateTime<Utc>,
+    /// Elements activated in a row without a wait state (guards against modeled endless loops).
+    depth: usize,
 }
+
+/// More elements than this in a row without a wait state raise an incident instead of
+/// recursing further (a loop without a timer or task would otherwise never end).
+const MAX_STEPS_WITHOUT_WAIT: usize = 100;
 
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -279,6 +285,7 @@ impl State {
             stream_rr: 0,
             log: Vec::new(),
             now,
+            depth: 0,
         }
     }
 
@@ -775,7 +782,16 @@ impl State {
         };
         self.elems.insert(key, inst);
         self.log("PROCESS_INSTANCE", "ELEMENT_ACTIVATING", key, Some(key), "");
+        if self.depth >= MAX_STEPS_WITHOUT_WAIT {
+            let m = format!(
+                "more than {MAX_STEPS_WITHOUT_WAIT} elements in a row without a wait state (a loop without a timer or task?); resolve the incident to continue"
+            );
+            self.raise_incident(key, "UNKNOWN", m, None, Retry::Activate(key));
+            return key;
+        }
+        self.depth += 1;
         self.run_activation(key);
+        self.depth -= 1;
         key
     }
 
