@@ -121,87 +121,10 @@ impl State {
                 self.push_job(job_key);
             }
             ElementKind::UserTask(def) => {
-                let scope = key;
-                let opt =
-                    |s: &State, v: &Option<String>, what: &str| -> Result<Option<Json>, String> {
-                        match v {
-                            None => Ok(None),
-                            Some(t) if t.trim().is_empty() => Ok(None),
-                            Some(t) => s
-                                .eval(t, scope)
-                                .map(Some)
-                                .map_err(|e| format!("{what}: {}", e.0)),
-                        }
-                    };
-                let res = (|| -> Result<UserTaskRec, String> {
-                    let assignee =
-                        opt(self, &def.assignee, "assignee")?.and_then(json_to_opt_string);
-                    let groups = opt(self, &def.candidate_groups, "candidateGroups")?
-                        .map(json_to_list)
-                        .unwrap_or_default();
-                    let users = opt(self, &def.candidate_users, "candidateUsers")?
-                        .map(json_to_list)
-                        .unwrap_or_default();
-                    let due = opt(self, &def.due_date, "dueDate")?.and_then(json_to_opt_string);
-                    let follow = opt(self, &def.follow_up_date, "followUpDate")?
-                        .and_then(json_to_opt_string);
-                    for (what, d) in [("dueDate", &due), ("followUpDate", &follow)] {
-                        if let Some(d) = d {
-                            feel::parse_date_time(d).map_err(|e| format!("{what}: {}", e.0))?;
-                        }
-                    }
-                    let priority = match opt(self, &def.priority, "priority")? {
-                        None | Some(Json::Null) => 50,
-                        Some(Json::Number(n)) => n.as_i64().unwrap_or(50) as i32,
-                        Some(Json::String(s)) => s
-                            .trim()
-                            .parse()
-                            .map_err(|_| format!("priority: '{s}' is not a number"))?,
-                        Some(o) => return Err(format!("priority: '{o}' is not a number")),
-                    };
-                    let e = &self.elems[&key];
-                    let form_key = def.form_id.as_ref().and_then(|f| {
-                        self.forms
-                            .iter()
-                            .filter(|d| &d.form_id == f)
-                            .max_by_key(|d| d.version)
-                            .map(|d| d.key)
-                    });
-                    if let (Some(f), None) = (&def.form_id, form_key) {
-                        return Err(format!(
-                            "Expected to find a form with id '{f}', but no form with this id is found, at least a form with this id should be available. To resolve the Incident please deploy a form with the same id"
-                        ));
-                    }
-                    Ok(UserTaskRec {
-                        key: 0,
-                        ei_key: key,
-                        pi_key: e.pi_key,
-                        def_key: e.def_key,
-                        bpmn_process_id: e.bpmn_process_id.clone(),
-                        element_id: e.element_id.clone(),
-                        name: el.name.clone(),
-                        state: UserTaskState::Created,
-                        assignee,
-                        candidate_groups: groups,
-                        candidate_users: users,
-                        due_date: due,
-                        follow_up_date: follow,
-                        priority,
-                        form_id: def.form_id.clone(),
-                        form_key,
-                        creation_date: self.now,
-                        completion_date: None,
-                    })
-                })();
-                let mut task = match res {
+                let mut task = match self.build_user_task(key, el.name.clone(), def) {
                     Ok(t) => t,
-                    Err(m) => {
-                        let ty = if m.contains("form with id") {
-                            "FORM_NOT_FOUND"
-                        } else {
-                            "EXTRACT_VALUE_ERROR"
-                        };
-                        self.raise_incident(key, ty, m, None, Retry::Activate(key));
+                    Err((error_type, m)) => {
+                        self.raise_incident(key, error_type, m, None, Retry::Activate(key));
                         return;
                     }
                 };
