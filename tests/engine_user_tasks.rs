@@ -163,6 +163,11 @@ async fn user_task_completed_through_rest() {
     )
     .await;
     assert_eq!(vars["items"][0]["value"], "\"approve\"");
+    let variable_key = vars["items"][0]["variableKey"].as_str().unwrap();
+    assert!(
+        variable_key.parse::<i64>().is_ok_and(|k| k > 0),
+        "{variable_key}"
+    );
     let (_, done) = post(
         &format!("{rest}/v2/user-tasks/search"),
         json!({"filter": {"state": "COMPLETED"}}),

@@ -194,7 +194,15 @@ fn from_feel(v: &Value) -> Result<Json, String> {
             }
             Json::Object(m)
         }
-        Value::DateTime(dt) => Json::String(dt.to_string()),
+        // RFC 3339 in UTC when dsntk's rendering parses (`...Z`, `...+01:00`, `...@UTC`)
+        Value::DateTime(dt) => {
+            let text = dt.to_string();
+            Json::String(
+                parse_date_time(&text)
+                    .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+                    .unwrap_or(text),
+            )
+        }
         Value::Date(d) => Json::String(d.to_string()),
         Value::Time(t) => Json::String(t.to_string()),
         Value::DaysAndTimeDuration(d) => Json::String(d.to_string()),
@@ -336,6 +344,7 @@ mod tests {
     fn temporal_values_become_iso_strings() {
         assert_eq!(eval("=duration(\"PT5S\")", json!({})), json!("PT5S"));
         let due = eval("=now() + duration(d)", json!({"d": "PT1H"}));
+        assert_eq!(due, json!("2026-01-02T04:04:05.000Z"));
         let due = parse_date_time(due.as_str().unwrap()).unwrap();
         assert_eq!(due.to_rfc3339(), "2026-01-02T04:04:05+00:00");
         let dt = eval("=date and time(\"2026-03-01T10:00:00Z\")", json!({}));

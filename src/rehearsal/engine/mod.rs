@@ -492,6 +492,17 @@ impl EngineHandle {
         })
     }
 
+    /// Sets variables on a process or element instance (`local`: only in that scope; else
+    /// propagated like SetVariables); returns the command key.
+    pub fn set_variables(
+        &self,
+        element_instance_key: i64,
+        variables: Map<String, Json>,
+        local: bool,
+    ) -> Result<i64, EngineError> {
+        Ok(self.with(|s| s.set_variables(element_instance_key, variables, local))?)
+    }
+
     pub fn resolve_incident(&self, key: i64) -> Result<(), EngineError> {
         Ok(self.with(|s| s.resolve_incident(key))?)
     }

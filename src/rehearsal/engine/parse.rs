@@ -242,7 +242,7 @@ fn parse_scope(
                 continue;
             }
             "documentation" | "extensionElements" | "textAnnotation" | "association"
-            | "laneSet" | "incoming" | "outgoing" => continue,
+            | "laneSet" | "group" | "incoming" | "outgoing" => continue,
             "startEvent" => parse_start(ctx, &n)?,
             "endEvent" => {
                 check_children(ctx, &n, tag, &[])?;
@@ -298,6 +298,7 @@ fn parse_scope(
                         "callActivity",
                         "textAnnotation",
                         "association",
+                        "group",
                     ],
                 )?;
                 check_extensions(ctx, &n, &["ioMapping", "properties"])?;

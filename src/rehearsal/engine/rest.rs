@@ -496,7 +496,7 @@ async fn search_variables(AxState(h): AxState<EngineHandle>, bytes: axum::body::
             names.sort_by(|a, b| a.0.cmp(b.0));
             for (name, value) in names {
                 items.push(json!({
-                    "variableKey": format!("{scope}-{name}"),
+                    "variableKey": variable_key(*scope, name).to_string(),
                     "name": name,
                     "value": value.to_string(),
                     "isTruncated": false,
@@ -617,4 +617,15 @@ async fn publish_message(AxState(h): AxState<EngineHandle>, bytes: axum::body::B
             .into_response(),
         Err(e) => command_error(e),
     }
+}
+
+/// A stable numeric key for the variable `name` in `scope` (the engine keeps variables in maps,
+/// not as keyed records): FNV-1a over both, as a positive i64.
+fn variable_key(scope: i64, name: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in scope.to_le_bytes().iter().chain(name.as_bytes()) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h & (i64::MAX as u64)) as i64
 }
