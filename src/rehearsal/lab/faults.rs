@@ -50,7 +50,7 @@ pub(crate) fn json_response(
     body: &serde_json::Value,
     content_type: &'static str,
 ) -> Response {
-    let mut resp = Response::new(Body::from(body.to_string()));
+    let mut resp = Response::new(Body::from(super::jsonorder::to_string(body)));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -143,7 +143,13 @@ pub(crate) async fn middleware(
         .unwrap_or_else(|e| e.into_inner())
         .clone();
     let (fault, latency) = match &cfg {
-        Some(c) if c.apis.is_empty() || c.apis.contains(&ctx.api) => {
+        Some(c)
+            if (c.apis.is_empty() || c.apis.contains(&ctx.api))
+                && (c.paths.is_empty()
+                    || c.paths
+                        .iter()
+                        .any(|p| req.uri().path().starts_with(p.as_str()))) =>
+        {
             let n = shared.fault_counter.fetch_add(1, Ordering::SeqCst);
             (decide(c, n), c.latency_ms)
         }

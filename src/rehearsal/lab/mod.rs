@@ -16,12 +16,13 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Not modelled: the legacy `POST /actuator/cluster/brokers`, `DELETE /actuator/exporters/{id}`,
+//! Not modelled: `DELETE /actuator/exporters/{id}`,
 //! partition scaling, the backup API.
 pub mod cluster;
 pub mod es;
 mod faults;
 mod http;
+pub mod jsonorder;
 pub mod net;
 pub mod state;
 pub mod world;
@@ -108,6 +109,8 @@ pub struct FaultConfig {
     pub malformed_rate: f64,
     /// APIs the faults apply to; empty = all three.
     pub apis: Vec<Api>,
+    /// Path prefixes the faults apply to (e.g. `/actuator/exporting`, `/_snapshot`); empty = all.
+    pub paths: Vec<String>,
 }
 
 impl Default for FaultConfig {
@@ -119,6 +122,7 @@ impl Default for FaultConfig {
             drop_rate: 0.0,
             malformed_rate: 0.0,
             apis: Vec::new(),
+            paths: Vec::new(),
         }
     }
 }
@@ -137,6 +141,12 @@ pub struct LabOptions {
     pub faults: Option<FaultConfig>,
     /// BROKER_ADD / PARTITION_JOIN never complete (a stuck change).
     pub stuck_adds: bool,
+    /// Simulate Camunda before 8.8.25 (#52260): `helm upgrade` restarts the region's brokers
+    /// and exporters disabled through the API come back ENABLED on their partitions.
+    pub exporter_flip_on_restart: bool,
+    /// Fixed ports: region 0 management/REST/Elasticsearch on base..base+2, region 1 on
+    /// base+3..base+5, control on base+6. `None`: free ports chosen by the OS (tests).
+    pub base_port: Option<u16>,
 }
 
 impl Default for LabOptions {
@@ -151,6 +161,8 @@ impl Default for LabOptions {
             rest_basic_auth: None,
             faults: None,
             stuck_adds: false,
+            exporter_flip_on_restart: false,
+            base_port: None,
         }
     }
 }
@@ -263,7 +275,7 @@ fn check_region(r: usize) -> Result<(), LabError> {
 
 impl Lab {
     pub async fn start(opts: LabOptions) -> Result<LabHandle, LabError> {
-        if opts.cluster_size < 2 || opts.cluster_size % 2 != 0 {
+        if opts.cluster_size < 2 || !opts.cluster_size.is_multiple_of(2) {
             return Err(LabError::InvalidOptions(format!(
                 "cluster_size must be even and >= 2, got {}",
                 opts.cluster_size
@@ -287,23 +299,33 @@ impl Lab {
                 legacy_exporters: opts.legacy_exporters,
                 durations: opts.durations,
                 stuck_adds: opts.stuck_adds,
+                exporter_flip_on_restart: opts.exporter_flip_on_restart,
             },
             now,
         );
-        // Reserve ports first so the routers know every URL.
+        // Bind every port first so the routers know every URL.
+        let mut offset = 0u16;
+        let mut next_port = || {
+            let p = opts
+                .base_port
+                .map(|b| b.saturating_add(offset))
+                .unwrap_or(0);
+            offset += 1;
+            p
+        };
         let mut ports = [[0u16; 3]; 2];
-        let mut reserved = Vec::new();
+        let mut listeners = Vec::new();
         for region_ports in ports.iter_mut() {
+            let mut v = Vec::new();
             for port in region_ports.iter_mut() {
-                let l = net::bind(0)?;
+                let l = net::bind(next_port())?;
                 *port = l.local_addr()?.port();
-                reserved.push(l);
+                v.push(l);
             }
+            listeners.push(v);
         }
-        let control_listener = net::bind(0)?;
+        let control_listener = net::bind(next_port())?;
         let control_port = control_listener.local_addr()?.port();
-        drop(reserved);
-        drop(control_listener);
         let shared = Arc::new(Shared {
             clock: opts.clock.clone(),
             world: Mutex::new(world),
@@ -319,28 +341,20 @@ impl Lab {
         });
         {
             let mut servers = shared.servers.lock().await;
-            for r in 0..2 {
+            for (r, region_listeners) in listeners.into_iter().enumerate() {
                 let mut v = Vec::new();
-                for (i, api) in APIS.iter().enumerate() {
-                    v.push(
-                        net::Server::start(
-                            ports[r][i],
-                            http::region_router(shared.clone(), r, *api),
-                        )
-                        .await?,
-                    );
+                for (listener, api) in region_listeners.into_iter().zip(APIS) {
+                    v.push(net::Server::start(
+                        listener,
+                        http::region_router(shared.clone(), r, api),
+                    )?);
                 }
                 servers.regions.push(v);
             }
-            servers.control = Some(
-                net::Server::start(
-                    control_port,
-                    http::control_router(LabHandle {
-                        shared: shared.clone(),
-                    }),
-                )
-                .await?,
-            );
+            let control = http::control_router(LabHandle {
+                shared: shared.clone(),
+            });
+            servers.control = Some(net::Server::start(control_listener, control)?);
         }
         tracing::info!(control = control_port, "lab started");
         Ok(LabHandle { shared })
@@ -418,7 +432,8 @@ impl LabHandle {
     pub async fn lose_region(&self, r: usize) -> Result<(), LabError> {
         check_region(r)?;
         let mut servers = self.shared.servers.lock().await;
-        self.shared.world().lose_region(r);
+        let now = self.shared.now_ms();
+        self.shared.world().lose_region(r, now);
         for s in servers.regions[r].iter_mut() {
             s.down().await;
         }
