@@ -18,13 +18,13 @@ const READY_WINDOW: Duration = Duration::from_secs(30);
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
-/// Registers the step handlers (job types `c8dr.*`) on the worker.
-///
-/// The lead wires `c8dr::jobs` in here (one handler per job type of docs/jobs.md); until then
-/// it registers nothing and the worker only serves health and metrics. Each handler is a
-/// `c8dr::zeebe::Handler`, e.g. `handler_fn(move |job| { let ctx = ctx.clone(); async move {
-/// c8dr::jobs::handle(&ctx, job).await } })` registered with `builder.handler(job_type, h)`.
-fn register_step_handlers(builder: WorkerBuilder, _config: &Config) -> WorkerBuilder {
+/// Registers the step handlers: every job type of `c8dr::jobs::JOB_TYPES`, all sharing one
+/// step context (target clients, audit journal at `journal.path`).
+fn register_step_handlers(mut builder: WorkerBuilder, config: &Config) -> WorkerBuilder {
+    let ctx = Arc::new(c8dr::jobs::StepContext::new(Arc::new(config.clone())));
+    for job_type in c8dr::jobs::JOB_TYPES {
+        builder = builder.handler(*job_type, c8dr::jobs::handler(ctx.clone()));
+    }
     builder
 }
 
