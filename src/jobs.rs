@@ -303,4 +303,21 @@ mod tests {
         assert_eq!(JOB_TYPES.len(), 25);
         assert!(JOB_TYPES.iter().all(|t| t.starts_with("c8dr.")));
     }
+
+    #[test]
+    fn every_documented_job_type_is_registered() {
+        let doc = include_str!("../docs/jobs.md");
+        let documented: Vec<&str> = doc
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `c8dr."))
+            .filter_map(|l| l.split('`').next())
+            .collect();
+        assert_eq!(documented.len(), JOB_TYPES.len());
+        for t in documented {
+            assert!(
+                JOB_TYPES.contains(&format!("c8dr.{t}").as_str()),
+                "c8dr.{t} is documented but not registered"
+            );
+        }
+    }
 }
