@@ -275,6 +275,15 @@ async fn recreated_region_is_empty_until_helm_install_then_gossips_without_parti
             .iter()
             .all(|i| i["docs.count"] == "0")
     );
+    let text = c
+        .get(format!("{}/_cat/indices?h=index", r1.elasticsearch))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.lines().any(|l| l == "tasklist-task-8.8.0_"), "{text}");
     let (_, topo) = call(&c, Method::GET, &format!("{}/v2/topology", r1.rest), None).await;
     let brokers = topo["brokers"].as_array().unwrap();
     assert_eq!(brokers.len(), 8);

@@ -339,6 +339,27 @@ async fn elasticsearch_snapshot_and_restore_errors() {
     )
     .await;
     assert_eq!((s, v), (StatusCode::OK, json!({"accepted": true})));
+    let text = c
+        .get(format!("{e1}/_cat/recovery?v&active_only=true"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.starts_with("index") && text.contains(" snapshot ") && text.contains(" s1 "),
+        "{text}"
+    );
+    let (s, h) = call(
+        &c,
+        Method::GET,
+        &format!("{e1}/_cluster/health?wait_for_status=green&timeout=50ms"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 408, "{h}");
+    assert_eq!(h["timed_out"], true);
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     while seen.last().map(String::as_str) != Some("green") {
@@ -467,5 +488,39 @@ async fn snapshot_goes_in_progress_then_success_and_status_reports_it() {
         record.iter().all(|e| e.method != "GET"),
         "GET requests are not recorded"
     );
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn legacy_brokers_endpoint_takes_the_final_broker_set() {
+    let lab = lab(LabDurations::fast()).await;
+    let c = Client::new();
+    let m = lab.region_urls(0).management;
+    let (s, v) = call(
+        &c,
+        Method::POST,
+        &format!("{m}/actuator/cluster/brokers?force=true&dryRun=true"),
+        Some(json!([0, 2, 4, 6])),
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(
+        v["plannedChanges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["operation"] == "BROKER_REMOVE")
+            .count(),
+        4
+    );
+    let (s, v) = call(
+        &c,
+        Method::POST,
+        &format!("{m}/actuator/cluster/brokers?force=true"),
+        Some(json!([0, 1, 2, 3, 4, 5, 6, 7, 8])),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert_eq!(v["message"], "Cannot force add brokers");
     lab.shutdown().await;
 }

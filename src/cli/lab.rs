@@ -18,6 +18,10 @@ pub struct Args {
     /// Seed of the fault generator (same seed, same faults).
     #[arg(long, default_value_t = 0)]
     pub faults_seed: u64,
+    /// Fixed ports: region 0 on PORT..PORT+2 (management, REST, Elasticsearch), region 1 on
+    /// PORT+3..PORT+5, control on PORT+6. Default: free ports.
+    #[arg(long)]
+    pub base_port: Option<u16>,
     /// Require HTTP Basic demo:demo on the REST API.
     #[arg(long)]
     pub rest_auth: bool,
@@ -45,6 +49,7 @@ pub async fn run(args: Args, _global: &super::Global) -> anyhow::Result<ExitCode
             .rest_auth
             .then(|| ("demo".to_string(), "demo".to_string())),
         faults,
+        base_port: args.base_port,
         ..Default::default()
     })
     .await?;

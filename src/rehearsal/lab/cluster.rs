@@ -19,6 +19,8 @@ pub enum ExporterState {
 pub struct PartitionMember {
     pub priority: u32,
     pub exporters: BTreeMap<String, ExporterState>,
+    /// PARTITION_JOIN in progress: configured (state JOINING) but not yet a working replica.
+    pub joining: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -281,6 +283,7 @@ impl Cluster {
                         PartitionMember {
                             priority,
                             exporters: enabled.clone(),
+                            joining: false,
                         },
                     );
                 }
@@ -305,6 +308,19 @@ impl Cluster {
             .collect()
     }
 
+    /// Members that completed their join (working replicas).
+    pub fn active_members(&self, p: PartitionId) -> Vec<(BrokerId, u32)> {
+        self.brokers
+            .iter()
+            .filter_map(|(b, m)| {
+                m.partitions
+                    .get(&p)
+                    .filter(|pm| !pm.joining)
+                    .map(|pm| (*b, pm.priority))
+            })
+            .collect()
+    }
+
     /// Replication factor as `/v2/topology` reports it: the smallest replica count.
     pub fn replication_factor(&self) -> u32 {
         (1..=self.partition_count)
@@ -315,7 +331,7 @@ impl Cluster {
 
     /// Leader of a partition: the live member with the highest priority, if a quorum is alive.
     pub fn leader(&self, p: PartitionId, alive: &BTreeSet<BrokerId>) -> Option<BrokerId> {
-        let members = self.members(p);
+        let members = self.active_members(p);
         let live: Vec<_> = members.iter().filter(|(b, _)| alive.contains(b)).collect();
         if live.len() * 2 > members.len() {
             live.iter()
@@ -344,7 +360,7 @@ impl Cluster {
                         "lastUpdatedAt": fmt_ms(m.last_updated_ms),
                         "partitions": m.partitions.iter().map(|(p, pm)| json!({
                             "id": p,
-                            "state": "ACTIVE",
+                            "state": if pm.joining { "JOINING" } else { "ACTIVE" },
                             "priority": pm.priority,
                             "config": {"exporting": {"exporters": pm.exporters.iter()
                                 .map(|(e, s)| json!({"id": e, "state": s})).collect::<Vec<_>>()}}
@@ -720,6 +736,14 @@ impl Cluster {
             } as i64;
             let due = pc.head_started_ms + dur;
             if due > now_ms {
+                if let Op::PartitionJoin {
+                    broker,
+                    partition,
+                    priority,
+                } = op
+                {
+                    self.begin_join(broker, partition, priority);
+                }
                 break;
             }
             pc.pending.pop_front();
@@ -729,6 +753,46 @@ impl Cluster {
             events.push(ChangeEvent::Applied(op));
         }
         events
+    }
+
+    /// A PARTITION_JOIN under way: the replica is configured (JOINING) but does not work yet.
+    fn begin_join(&mut self, broker: BrokerId, partition: PartitionId, priority: u32) {
+        if self
+            .brokers
+            .get(&broker)
+            .is_none_or(|m| m.partitions.contains_key(&partition))
+        {
+            return;
+        }
+        let exporters = self.join_exporters(partition);
+        if let Some(m) = self.brokers.get_mut(&broker) {
+            m.partitions.insert(
+                partition,
+                PartitionMember {
+                    priority,
+                    exporters,
+                    joining: true,
+                },
+            );
+            m.version += 1;
+        }
+        self.version += 1;
+    }
+
+    /// The exporter config a joining replica takes over from the partition's working replicas.
+    fn join_exporters(&self, partition: PartitionId) -> BTreeMap<String, ExporterState> {
+        self.brokers
+            .values()
+            .filter_map(|m| m.partitions.get(&partition))
+            .filter(|pm| !pm.joining)
+            .max_by_key(|pm| pm.priority)
+            .map(|pm| pm.exporters.clone())
+            .unwrap_or_else(|| {
+                self.exporter_types
+                    .keys()
+                    .map(|e| (e.clone(), ExporterState::Enabled))
+                    .collect()
+            })
     }
 
     /// Applies one operation to the configuration.
@@ -757,24 +821,14 @@ impl Cluster {
                 partition,
                 priority,
             } => {
-                let exporters = self
-                    .brokers
-                    .values()
-                    .filter_map(|m| m.partitions.get(partition))
-                    .max_by_key(|pm| pm.priority)
-                    .map(|pm| pm.exporters.clone())
-                    .unwrap_or_else(|| {
-                        self.exporter_types
-                            .keys()
-                            .map(|e| (e.clone(), ExporterState::Enabled))
-                            .collect()
-                    });
+                let exporters = self.join_exporters(*partition);
                 if let Some(m) = self.brokers.get_mut(broker) {
                     m.partitions.insert(
                         *partition,
                         PartitionMember {
                             priority: *priority,
                             exporters,
+                            joining: false,
                         },
                     );
                     touch(m);
@@ -887,6 +941,7 @@ impl Cluster {
         self.brokers
             .values()
             .filter_map(|m| m.partitions.get(&p))
+            .filter(|pm| !pm.joining)
             .max_by_key(|pm| pm.priority)
             .is_some_and(|pm| pm.exporters.get(exporter) == Some(&ExporterState::Enabled))
     }

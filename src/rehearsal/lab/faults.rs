@@ -50,7 +50,7 @@ pub(crate) fn json_response(
     body: &serde_json::Value,
     content_type: &'static str,
 ) -> Response {
-    let mut resp = Response::new(Body::from(body.to_string()));
+    let mut resp = Response::new(Body::from(super::jsonorder::to_string(body)));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

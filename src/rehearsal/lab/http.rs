@@ -58,6 +58,7 @@ fn management() -> Router<RegionApi> {
     Router::new()
         .route("/actuator/cluster", get(get_cluster).patch(patch_cluster))
         .route("/actuator/cluster/changes/{id}", delete(cancel_change))
+        .route("/actuator/cluster/brokers", post(legacy_brokers))
         .route("/actuator/exporters", get(get_exporters))
         .route("/actuator/exporters/{id}/{op}", post(exporter_op))
         .route("/actuator/exporting/{op}", post(exporting_op))
@@ -118,6 +119,47 @@ async fn patch_cluster(State(c): State<RegionApi>, Query(q): Q, body: Bytes) -> 
             .world()
             .patch_cluster(&req, flag(&q, "force"), flag(&q, "dryRun"), now),
     )
+}
+
+/// Legacy `POST /actuator/cluster/brokers[?dryRun&force&replicationFactor]`, body = the final
+/// broker set (force removes every broker not listed).
+async fn legacy_brokers(State(c): State<RegionApi>, Query(q): Q, body: Bytes) -> Response {
+    let wanted: Vec<u32> = match serde_json::from_slice::<Value>(&body)
+        .map_err(|e| e.to_string())
+        .and_then(|v| ids(Some(&v)))
+    {
+        Ok(v) => v,
+        Err(e) => {
+            return json(message(
+                400,
+                format!("Failed to parse request body (expected an array of broker ids): {e}"),
+            ));
+        }
+    };
+    let rf = match q.get("replicationFactor").map(|v| v.parse::<u32>()) {
+        None => None,
+        Some(Ok(n)) => Some(n),
+        Some(Err(_)) => return json(message(400, "replicationFactor must be a number")),
+    };
+    let now = c.shared.now_ms();
+    let mut w = c.shared.world();
+    let current: Vec<u32> = w.cluster.brokers.keys().copied().collect();
+    let req = PatchRequest {
+        add: wanted
+            .iter()
+            .filter(|b| !current.contains(b))
+            .copied()
+            .collect(),
+        remove: current
+            .iter()
+            .filter(|b| !wanted.contains(b))
+            .copied()
+            .collect(),
+        count: None,
+        partition_count: None,
+        replication_factor: rf,
+    };
+    json(w.patch_cluster(&req, flag(&q, "force"), flag(&q, "dryRun"), now))
 }
 
 async fn cancel_change(
@@ -440,7 +482,20 @@ async fn es_health(State(c): State<RegionApi>, Query(q): Q) -> Response {
     json((if timed_out { 408 } else { 200 }, body))
 }
 
-fn cat(q: &HashMap<String, String>, columns: &[&str], rows: Vec<Vec<String>>) -> Response {
+fn cat(q: &HashMap<String, String>, all_columns: &[&str], all_rows: Vec<Vec<String>>) -> Response {
+    // `h=index,docs.count` selects columns.
+    let picked: Vec<usize> = match q.get("h") {
+        Some(h) => h
+            .split(',')
+            .filter_map(|c| all_columns.iter().position(|x| *x == c.trim()))
+            .collect(),
+        None => (0..all_columns.len()).collect(),
+    };
+    let columns: Vec<&str> = picked.iter().map(|i| all_columns[*i]).collect();
+    let rows: Vec<Vec<String>> = all_rows
+        .into_iter()
+        .map(|r| picked.iter().map(|i| r[*i].clone()).collect())
+        .collect();
     if q.get("format").is_some_and(|f| f == "json") {
         let arr: Vec<Value> = rows
             .iter()

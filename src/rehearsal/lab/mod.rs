@@ -16,12 +16,13 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Not modelled: the legacy `POST /actuator/cluster/brokers`, `DELETE /actuator/exporters/{id}`,
+//! Not modelled: `DELETE /actuator/exporters/{id}`,
 //! partition scaling, the backup API.
 pub mod cluster;
 pub mod es;
 mod faults;
 mod http;
+pub mod jsonorder;
 pub mod net;
 pub mod state;
 pub mod world;
@@ -137,6 +138,9 @@ pub struct LabOptions {
     pub faults: Option<FaultConfig>,
     /// BROKER_ADD / PARTITION_JOIN never complete (a stuck change).
     pub stuck_adds: bool,
+    /// Fixed ports: region 0 management/REST/Elasticsearch on base..base+2, region 1 on
+    /// base+3..base+5, control on base+6. `None`: free ports chosen by the OS (tests).
+    pub base_port: Option<u16>,
 }
 
 impl Default for LabOptions {
@@ -151,6 +155,7 @@ impl Default for LabOptions {
             rest_basic_auth: None,
             faults: None,
             stuck_adds: false,
+            base_port: None,
         }
     }
 }
@@ -290,20 +295,29 @@ impl Lab {
             },
             now,
         );
-        // Reserve ports first so the routers know every URL.
+        // Bind every port first so the routers know every URL.
+        let mut offset = 0u16;
+        let mut next_port = || {
+            let p = opts
+                .base_port
+                .map(|b| b.saturating_add(offset))
+                .unwrap_or(0);
+            offset += 1;
+            p
+        };
         let mut ports = [[0u16; 3]; 2];
-        let mut reserved = Vec::new();
+        let mut listeners = Vec::new();
         for region_ports in ports.iter_mut() {
+            let mut v = Vec::new();
             for port in region_ports.iter_mut() {
-                let l = net::bind(0)?;
+                let l = net::bind(next_port())?;
                 *port = l.local_addr()?.port();
-                reserved.push(l);
+                v.push(l);
             }
+            listeners.push(v);
         }
-        let control_listener = net::bind(0)?;
+        let control_listener = net::bind(next_port())?;
         let control_port = control_listener.local_addr()?.port();
-        drop(reserved);
-        drop(control_listener);
         let shared = Arc::new(Shared {
             clock: opts.clock.clone(),
             world: Mutex::new(world),
@@ -319,28 +333,20 @@ impl Lab {
         });
         {
             let mut servers = shared.servers.lock().await;
-            for (r, region_ports) in ports.iter().enumerate() {
+            for (r, region_listeners) in listeners.into_iter().enumerate() {
                 let mut v = Vec::new();
-                for (i, api) in APIS.iter().enumerate() {
-                    v.push(
-                        net::Server::start(
-                            region_ports[i],
-                            http::region_router(shared.clone(), r, *api),
-                        )
-                        .await?,
-                    );
+                for (listener, api) in region_listeners.into_iter().zip(APIS) {
+                    v.push(net::Server::start(
+                        listener,
+                        http::region_router(shared.clone(), r, api),
+                    )?);
                 }
                 servers.regions.push(v);
             }
-            servers.control = Some(
-                net::Server::start(
-                    control_port,
-                    http::control_router(LabHandle {
-                        shared: shared.clone(),
-                    }),
-                )
-                .await?,
-            );
+            let control = http::control_router(LabHandle {
+                shared: shared.clone(),
+            });
+            servers.control = Some(net::Server::start(control_listener, control)?);
         }
         tracing::info!(control = control_port, "lab started");
         Ok(LabHandle { shared })
@@ -418,7 +424,8 @@ impl LabHandle {
     pub async fn lose_region(&self, r: usize) -> Result<(), LabError> {
         check_region(r)?;
         let mut servers = self.shared.servers.lock().await;
-        self.shared.world().lose_region(r);
+        let now = self.shared.now_ms();
+        self.shared.world().lose_region(r, now);
         for s in servers.regions[r].iter_mut() {
             s.down().await;
         }

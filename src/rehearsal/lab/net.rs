@@ -148,12 +148,13 @@ pub struct Server {
 }
 
 impl Server {
-    pub async fn start(port: u16, router: Router) -> io::Result<Self> {
+    /// Serves on an already bound listener (no window in which another process takes the port).
+    pub fn start(listener: TcpListener, router: Router) -> io::Result<Self> {
         let mut s = Self {
-            port,
+            port: listener.local_addr()?.port(),
             running: None,
         };
-        s.up(router).await?;
+        s.serve(listener, router);
         Ok(s)
     }
 
@@ -161,12 +162,16 @@ impl Server {
         self.running.is_some()
     }
 
+    /// Re-binds the same port and serves again (no-op when running).
     pub async fn up(&mut self, router: Router) -> io::Result<()> {
-        if self.running.is_some() {
-            return Ok(());
+        if self.running.is_none() {
+            let listener = bind(self.port)?;
+            self.serve(listener, router);
         }
-        let listener = bind(self.port)?;
-        self.port = listener.local_addr()?.port();
+        Ok(())
+    }
+
+    fn serve(&mut self, listener: TcpListener, router: Router) {
         let (kill_tx, kill_rx) = watch::channel(false);
         let listener = KillListener {
             inner: listener,
@@ -179,7 +184,6 @@ impl Server {
             }
         });
         self.running = Some((task, kill_tx));
-        Ok(())
     }
 
     pub async fn down(&mut self) {

@@ -253,8 +253,8 @@ impl LabState {
 
     /// What differs from a fully restored dual-region installation: all brokers members and
     /// alive, original replication factor, one healthy leader per partition, both Camunda
-    /// exporters enabled, exporting running, no pending change, both regions up with green
-    /// Elasticsearch holding every process instance.
+    /// exporters enabled, exporting running, no pending change, both regions up with Operate
+    /// and Tasklist on and a green Elasticsearch holding every process instance.
     pub fn is_restored_dual_region(&self) -> Result<(), Vec<String>> {
         let mut problems = Vec::new();
         let e = &self.expected;
@@ -305,6 +305,14 @@ impl LabState {
             if !reg.up {
                 problems.push(format!("region {} is not up", reg.region));
                 continue;
+            }
+            if !(reg.profiles.iter().any(|p| p == "operate")
+                && reg.profiles.iter().any(|p| p == "tasklist"))
+            {
+                problems.push(format!(
+                    "region {} runs without Operate/Tasklist: profiles {:?}",
+                    reg.region, reg.profiles
+                ));
             }
             match &reg.elasticsearch {
                 None => problems.push(format!("region {} has no Elasticsearch", reg.region)),

@@ -398,7 +398,8 @@ impl World {
         let alive = self.alive();
         for p in 1..=self.cluster.partition_count {
             let members = self.cluster.members(p);
-            let found = members.iter().filter(|(b, _)| alive.contains(b)).count();
+            let active = self.cluster.active_members(p);
+            let found = active.iter().filter(|(b, _)| alive.contains(b)).count();
             if found < members.len() || members.is_empty() {
                 let leaders: Vec<String> = (1..=self.cluster.partition_count)
                     .map(|q| {
@@ -454,8 +455,9 @@ impl World {
                     .get(b)
                     .map(|m| {
                         m.partitions
-                            .keys()
-                            .map(|p| {
+                            .iter()
+                            .filter(|(_, pm)| !pm.joining)
+                            .map(|(p, _)| {
                                 let (role, health) = match self.cluster.leader(*p, &alive) {
                                     Some(l) if l == *b => ("leader", "healthy"),
                                     Some(_) => ("follower", "healthy"),
@@ -709,12 +711,16 @@ impl World {
 
     // ---- platform (Kubernetes / Helm) -----------------------------------------------------
 
-    pub fn lose_region(&mut self, r: usize) {
+    pub fn lose_region(&mut self, r: usize, now_ms: i64) {
         let reg = &mut self.regions[r];
         reg.kubernetes = false;
         reg.release = false;
         reg.pvcs = 0;
         reg.es = None;
+        // Snapshots the lost cluster was still writing never get finalized in the bucket.
+        for snaps in self.bucket.values_mut() {
+            snaps.retain(|_, s| s.finished(now_ms) || s.origin_region != r);
+        }
     }
 
     pub fn recreate_region(&mut self, r: usize) {
@@ -1204,4 +1210,78 @@ fn parse_bpmn(xml: &str) -> Result<Vec<(String, String, bool)>, String> {
         return Err("no BPMN process found".into());
     }
     Ok(procs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn world() -> World {
+        World::new(
+            WorldOptions {
+                cluster_size: 8,
+                partition_count: 8,
+                replication_factor: 4,
+                legacy_exporters: false,
+                durations: LabDurations {
+                    broker_op_ms: 10,
+                    exporter_op_ms: 10,
+                    snapshot_ms: 10,
+                    restore_ms: 10,
+                },
+                stuck_adds: false,
+            },
+            0,
+        )
+    }
+
+    #[test]
+    fn pause_fails_while_an_added_broker_is_still_joining() {
+        let mut w = world();
+        w.lose_region(1, 0);
+        let remove = PatchRequest {
+            remove: vec![1, 3, 5, 7],
+            ..Default::default()
+        };
+        assert_eq!(w.patch_cluster(&remove, true, false, 0).0, 202);
+        w.advance(1_000);
+        assert!(w.cluster.pending.is_none());
+        w.recreate_region(1);
+        let install = HelmRequest {
+            action: HelmAction::Install,
+            webapps: false,
+            create_schema: false,
+        };
+        w.helm(1, &install, 1_000).unwrap();
+        let add = PatchRequest {
+            add: vec![1, 3, 5, 7],
+            replication_factor: Some(4),
+            ..Default::default()
+        };
+        assert_eq!(w.patch_cluster(&add, false, false, 1_000).0, 202);
+        // Four BROKER_ADDs done, the first PARTITION_JOIN (partition 1, broker 1) under way.
+        w.advance(1_045);
+        let cluster = w.cluster.to_json("c");
+        let b1 = cluster["brokers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["id"] == 1)
+            .unwrap()
+            .clone();
+        assert_eq!(b1["partitions"][0]["state"], "JOINING", "{b1}");
+        let (status, body) = w.exporting("pause", false, 1_045);
+        assert_eq!(status, 200);
+        assert_eq!(body["status"], 500);
+        let msg = body["body"]["message"].as_str().unwrap();
+        assert!(
+            msg.starts_with("Expected 3 members of partition 1 but found 2"),
+            "{msg}"
+        );
+        // Partition 1 keeps its leader meanwhile; once joined, pausing works.
+        assert!(w.cluster.leader(1, &w.alive()).is_some());
+        w.advance(10_000);
+        assert!(w.cluster.pending.is_none());
+        assert_eq!(w.exporting("pause", false, 10_000).1["status"], 204);
+    }
 }
