@@ -372,6 +372,17 @@ async fn bad_input_and_unknown_targets_never_touch_the_target() {
         other => panic!("{other:?}"),
     }
     assert_eq!(t.mutations(), 0);
+    let journal = std::fs::read_to_string(t._dir.path().join("journal.jsonl")).unwrap();
+    assert!(
+        journal
+            .lines()
+            .any(|l| l.contains("\"prod-eu\"") && l.contains("INVALID_INPUT")),
+        "{journal}"
+    );
+    assert!(
+        !journal.lines().any(|l| l.contains("\"kind\":\"call\"")),
+        "no mutating call journaled"
+    );
     assert!(
         jobs::job_types().contains(&"c8dr.report") && jobs::job_types().contains(&"c8dr.notify")
     );
