@@ -600,6 +600,22 @@ async fn a_stuck_change_stays_in_progress_and_shows_what_it_waits_for() {
         (added["changeId"].clone(), json!(true))
     );
     assert_eq!(t.mutations(), m);
+    // an operator cancels the stuck change: the await step reports CHANGE_FAILED
+    let mgmt = t.lab.region_urls(0).management;
+    let id = added["changeId"].as_i64().unwrap();
+    let r = reqwest::Client::new()
+        .delete(format!("{mgmt}/actuator/cluster/changes/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    match t.run("await-change", &cv, &[]).await {
+        JobOutcome::BpmnError { code, message, .. } => {
+            assert_eq!(code, "CHANGE_FAILED");
+            assert!(message.contains("CANCELLED"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]
