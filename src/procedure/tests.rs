@@ -396,8 +396,20 @@ async fn split_brain_and_degraded_survivors_are_refused() {
         code(&h.run("assess-failover", failover_vars(), &[]).await),
         "SPLIT_BRAIN_RISK"
     );
-    // a surviving broker is down too
+    // the lost region's brokers are gone from the topology but its gateway still answers
     h.api.lose(1);
+    h.api.lock().lost_gateway_answers = true;
+    let o = h.run("remove-brokers", failover_vars(), &[]).await;
+    assert_eq!(code(&o), "SPLIT_BRAIN_RISK");
+    assert!(
+        matches!(&o, StepOutcome::Refused { message, .. } if message.contains("still answers"))
+    );
+    assert_eq!(
+        code(&h.run("assess-failover", failover_vars(), &[]).await),
+        "SPLIT_BRAIN_RISK"
+    );
+    h.api.lock().lost_gateway_answers = false;
+    // a surviving broker is down too
     h.api.lock().alive.remove(&2);
     assert_eq!(
         code(&h.run("assess-failover", failover_vars(), &[]).await),
