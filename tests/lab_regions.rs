@@ -514,12 +514,42 @@ async fn faults_are_deterministic_under_a_seed_and_spare_the_control_api() {
     )
     .await;
     assert_eq!(s, 200);
+    // Faults limited to one endpoint.
+    lab.set_faults(Some(FaultConfig {
+        seed: 5,
+        error_rate: 1.0,
+        paths: vec!["/actuator/exporting".into()],
+        ..Default::default()
+    }));
+    let (s, _) = call(
+        &c,
+        Method::GET,
+        &format!("{}/actuator/exporters", lab.region_urls(0).management),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = call(
+        &c,
+        Method::POST,
+        &format!("{}/actuator/exporting/pause", lab.region_urls(0).management),
+        None,
+    )
+    .await;
+    assert!(s == 500 || s == 503);
+    lab.set_faults(None);
     let (s, rec) = call(&c, Method::GET, &format!("{control}/control/record"), None).await;
     assert_eq!(s, 200);
-    assert!(
-        rec.as_array().unwrap().is_empty(),
-        "only GETs were sent: {rec}"
+    let rec = rec.as_array().unwrap();
+    assert_eq!(
+        rec.len(),
+        1,
+        "only the faulted pause was a mutating call: {rec:?}"
     );
+    assert_eq!(rec[0]["path"], "/actuator/exporting/pause");
+    assert_eq!(rec[0]["api"], "management");
+    assert_eq!(rec[0]["method"], "POST");
+    assert!(rec[0]["status"] == 500 || rec[0]["status"] == 503);
     lab.shutdown().await;
 }
 
@@ -577,5 +607,59 @@ async fn legacy_exporters_and_basic_auth_when_configured() {
         Some(lab.control_url().as_str())
     );
     assert!(cfg.drill_allowed);
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn restart_bug_re_enables_a_disabled_exporter_when_configured() {
+    let lab = Lab::start(LabOptions {
+        durations: LabDurations::fast(),
+        exporter_flip_on_restart: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let c = Client::new();
+    let m = lab.region_urls(0).management;
+    lab.lose_region(1).await.unwrap();
+    let (s, _) = call(
+        &c,
+        Method::PATCH,
+        &format!("{m}/actuator/cluster?force=true"),
+        Some(json!({"brokers": {"remove": [1, 3, 5, 7]}})),
+    )
+    .await;
+    assert_eq!(s, 202);
+    await_no_pending(&c, &m).await;
+    let (s, _) = call(
+        &c,
+        Method::POST,
+        &format!("{m}/actuator/exporters/camundaregion1/disable"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 202);
+    await_no_pending(&c, &m).await;
+    assert_eq!(
+        lab.state().exporter_status("camundaregion1"),
+        Some("DISABLED")
+    );
+    lab.helm(
+        0,
+        HelmRequest {
+            action: HelmAction::Upgrade,
+            webapps: false,
+            create_schema: true,
+        },
+    )
+    .await
+    .unwrap();
+    let (_, ex) = call(&c, Method::GET, &format!("{m}/actuator/exporters"), None).await;
+    assert!(
+        ex.as_array()
+            .unwrap()
+            .contains(&json!({"exporterId": "camundaregion1", "status": "ENABLED"})),
+        "{ex}"
+    );
     lab.shutdown().await;
 }

@@ -904,6 +904,24 @@ impl Cluster {
         }
     }
 
+    /// The restart bug #52260: brokers of `region` come back with every configured exporter
+    /// enabled on their partitions.
+    pub fn reenable_exporters_on_restart(&mut self, region: usize, now_ms: i64) {
+        for (b, m) in self.brokers.iter_mut() {
+            if (*b % 2) as usize != region {
+                continue;
+            }
+            for pm in m.partitions.values_mut() {
+                for state in pm.exporters.values_mut() {
+                    *state = ExporterState::Enabled;
+                }
+            }
+            m.version += 1;
+            m.last_updated_ms = now_ms;
+        }
+        self.version += 1;
+    }
+
     /// Aggregated exporter status (§2.2).
     pub fn exporter_status(&self, exporter: &str) -> &'static str {
         if let Some(pc) = &self.pending {

@@ -143,7 +143,13 @@ pub(crate) async fn middleware(
         .unwrap_or_else(|e| e.into_inner())
         .clone();
     let (fault, latency) = match &cfg {
-        Some(c) if c.apis.is_empty() || c.apis.contains(&ctx.api) => {
+        Some(c)
+            if (c.apis.is_empty() || c.apis.contains(&ctx.api))
+                && (c.paths.is_empty()
+                    || c.paths
+                        .iter()
+                        .any(|p| req.uri().path().starts_with(p.as_str()))) =>
+        {
             let n = shared.fault_counter.fetch_add(1, Ordering::SeqCst);
             (decide(c, n), c.latency_ms)
         }

@@ -109,6 +109,8 @@ pub struct FaultConfig {
     pub malformed_rate: f64,
     /// APIs the faults apply to; empty = all three.
     pub apis: Vec<Api>,
+    /// Path prefixes the faults apply to (e.g. `/actuator/exporting`, `/_snapshot`); empty = all.
+    pub paths: Vec<String>,
 }
 
 impl Default for FaultConfig {
@@ -120,6 +122,7 @@ impl Default for FaultConfig {
             drop_rate: 0.0,
             malformed_rate: 0.0,
             apis: Vec::new(),
+            paths: Vec::new(),
         }
     }
 }
@@ -138,6 +141,9 @@ pub struct LabOptions {
     pub faults: Option<FaultConfig>,
     /// BROKER_ADD / PARTITION_JOIN never complete (a stuck change).
     pub stuck_adds: bool,
+    /// Simulate Camunda before 8.8.25 (#52260): `helm upgrade` restarts the region's brokers
+    /// and exporters disabled through the API come back ENABLED on their partitions.
+    pub exporter_flip_on_restart: bool,
     /// Fixed ports: region 0 management/REST/Elasticsearch on base..base+2, region 1 on
     /// base+3..base+5, control on base+6. `None`: free ports chosen by the OS (tests).
     pub base_port: Option<u16>,
@@ -155,6 +161,7 @@ impl Default for LabOptions {
             rest_basic_auth: None,
             faults: None,
             stuck_adds: false,
+            exporter_flip_on_restart: false,
             base_port: None,
         }
     }
@@ -292,6 +299,7 @@ impl Lab {
                 legacy_exporters: opts.legacy_exporters,
                 durations: opts.durations,
                 stuck_adds: opts.stuck_adds,
+                exporter_flip_on_restart: opts.exporter_flip_on_restart,
             },
             now,
         );

@@ -107,6 +107,9 @@ pub struct WorldOptions {
     pub legacy_exporters: bool,
     pub durations: LabDurations,
     pub stuck_adds: bool,
+    /// Camunda before 8.8.25 (#52260): a broker restart (helm upgrade) re-enables exporters
+    /// that were disabled through the API.
+    pub exporter_flip_on_restart: bool,
 }
 
 pub struct World {
@@ -772,6 +775,9 @@ impl World {
                 {
                     es.create_schema();
                 }
+                if self.opts.exporter_flip_on_restart {
+                    self.cluster.reenable_exporters_on_restart(r, now_ms);
+                }
             }
         }
         self.advance(now_ms);
@@ -1230,6 +1236,7 @@ mod tests {
                     restore_ms: 10,
                 },
                 stuck_adds: false,
+                exporter_flip_on_restart: false,
             },
             0,
         )
