@@ -141,7 +141,35 @@ fn code(o: &JobOutcome) -> &str {
 
 #[tokio::test]
 async fn all_steps_failover_then_failback_restore_the_dual_region_state() {
-    let t = fast_lab().await;
+    all_steps(fast_lab().await).await;
+}
+
+/// Camunda before 8.8.25 (#52260): the helm upgrade of the surviving region re-enables the
+/// disabled exporter; verify-profiles disables it again and the enable uses initializeFrom.
+#[tokio::test]
+async fn all_steps_with_exporters_re_enabled_by_restarts() {
+    let t = setup(LabOptions {
+        durations: LabDurations::fast(),
+        exporter_flip_on_restart: true,
+        ..Default::default()
+    })
+    .await;
+    let lab_record = all_steps(t).await;
+    let enables: Vec<_> = lab_record
+        .iter()
+        .filter(|r| {
+            r.path.contains("/actuator/exporters/camundaregion1/") && (200..300).contains(&r.status)
+        })
+        .map(|r| r.path.rsplit('/').next().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        enables,
+        ["disable", "disable", "enable"],
+        "failover disable, re-disable after the restart, enable"
+    );
+}
+
+async fn all_steps(t: T) -> Vec<c8dr::rehearsal::lab::RecordEntry> {
     let input = t
         .complete(
             "validate-input",
@@ -329,6 +357,7 @@ async fn all_steps_failover_then_failback_restore_the_dual_region_state() {
     if let Err(problems) = state.is_restored_dual_region() {
         panic!("not restored: {problems:?}");
     }
+    t.lab.record()
 }
 
 #[tokio::test]

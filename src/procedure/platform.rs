@@ -3,7 +3,7 @@
 //! - `manual`: MANUAL_STEP_REQUIRED carrying the exact command in `manualCommand`;
 //! - `command`: runs helm / kubectl with exact arguments and a timeout, output captured;
 //! - `lab`: the lab's control API (`POST /control/regions/{n}/helm`, `GET .../platform`).
-use super::{StepEnv, StepOutcome, StepResult, errors, regions, vars};
+use super::{StepEnv, StepOutcome, StepResult, errors, regions, validate, vars};
 use crate::config::{HelmConfig, HelmMode, TargetConfig};
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -647,9 +647,20 @@ pub async fn verify_profiles(env: &StepEnv<'_>) -> StepResult {
             Err(PlatformError::Failed(m)) => return Err(StepOutcome::retry(m)),
         }
     }
+    // during a failback with Operate/Tasklist off, the helm upgrade restarted the surviving
+    // brokers: the recreated region's exporter must still be disabled (re-disabled if not)
+    let mut redisabled = Vec::new();
+    if !want_on
+        && let Some(recreated) = validate::optional_region(&env.input.variables, "recreatedRegion")?
+    {
+        let surviving = regions::surviving(env)?;
+        redisabled = super::exporters::redisable_flipped(env, surviving, recreated).await?;
+        ok &= redisabled.is_empty();
+    }
     Ok(StepOutcome::done(vars([
         ("verified", json!(ok)),
         ("profiles", Value::Object(profiles)),
+        ("exportersReDisabled", json!(redisabled)),
     ])))
 }
 
