@@ -1,3 +1,319 @@
 //! The DR domain: regions and broker parity, plans, and one module per step family. Knows
 //! nothing of gRPC or BPMN: steps take variables and headers and return an outcome.
+//!
+//! Every step is a reconciler (DESIGN §3): validate inputs (INVALID_INPUT before any call),
+//! observe, decide (already done / precondition violated / act), act once, complete. Steps never
+//! sleep. Every mutating call goes through [`StepEnv::mutate`] (or [`StepEnv::journal_call`] for
+//! platform calls), which writes it to the audit journal.
+pub mod adapter;
+pub mod api;
+pub mod brokers;
+pub mod change;
+pub mod drill;
 pub mod errors;
+pub mod exporters;
+pub mod exporting;
+pub mod journal;
+pub mod plan;
+pub mod platform;
+pub mod regions;
+pub mod report;
+pub mod snapshot;
+pub mod validate;
+pub mod verify;
+
+use api::{ApiError, ApiErrorKind, Mutation, MutationResult, TargetApi};
+use chrono::Utc;
+use journal::{EntryKind, Journal, JournalEntry};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+use crate::config::TargetConfig;
+
+/// What a step decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepOutcome {
+    /// Complete the job with these variables (plus `alreadyDone`).
+    Done {
+        variables: Map<String, Value>,
+        already_done: bool,
+    },
+    /// Throw a BPMN error (`code` from [`errors`]); the process routes it to a person.
+    Refused {
+        code: &'static str,
+        message: String,
+        field: Option<String>,
+        variables: Map<String, Value>,
+    },
+    /// Fail the job: the engine retries it after a back-off.
+    Retry { message: String },
+}
+
+impl StepOutcome {
+    pub fn done(variables: Map<String, Value>) -> Self {
+        StepOutcome::Done {
+            variables,
+            already_done: false,
+        }
+    }
+    pub fn already_done(variables: Map<String, Value>) -> Self {
+        StepOutcome::Done {
+            variables,
+            already_done: true,
+        }
+    }
+    pub fn refused(code: &'static str, message: impl Into<String>) -> Self {
+        StepOutcome::Refused {
+            code,
+            message: message.into(),
+            field: None,
+            variables: Map::new(),
+        }
+    }
+    /// INVALID_INPUT naming the field.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        StepOutcome::Refused {
+            code: errors::INVALID_INPUT,
+            message: message.into(),
+            field: Some(field.to_string()),
+            variables: Map::new(),
+        }
+    }
+    pub fn retry(message: impl Into<String>) -> Self {
+        StepOutcome::Retry {
+            message: message.into(),
+        }
+    }
+    /// Short label for the journal: `done`, `refused`, `retry`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            StepOutcome::Done { .. } => "done",
+            StepOutcome::Refused { .. } => "refused",
+            StepOutcome::Retry { .. } => "retry",
+        }
+    }
+    pub fn with_var(mut self, key: &str, value: Value) -> Self {
+        match &mut self {
+            StepOutcome::Done { variables, .. } | StepOutcome::Refused { variables, .. } => {
+                variables.insert(key.to_string(), value);
+            }
+            StepOutcome::Retry { .. } => {}
+        }
+        self
+    }
+}
+
+/// Any target error not handled by the step itself fails the job: transient ones (unreachable,
+/// 5xx, malformed, injected) are retried by the engine; others too, with the answer in the
+/// message, until retries run out and an incident shows it.
+impl From<ApiError> for StepOutcome {
+    fn from(e: ApiError) -> Self {
+        // guards api-contract §6.17: slow/transient regions (DNS convergence) fail the job for a
+        // retry with back-off; every step re-observes on the next attempt, so re-runs are safe
+        let what = match e.kind {
+            ApiErrorKind::Transient => "target unavailable",
+            ApiErrorKind::Malformed => "malformed answer from target",
+            ApiErrorKind::Conflict => "target busy (409)",
+            ApiErrorKind::NotFound => "not found on target",
+            ApiErrorKind::Rejected => "target rejected the request",
+        };
+        StepOutcome::Retry {
+            message: format!("{what}: {}", e.message),
+        }
+    }
+}
+
+/// A step's result: `Err` short-circuits with an outcome (refusal or retry).
+pub type StepResult = Result<StepOutcome, StepOutcome>;
+
+/// What a step receives.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepInput {
+    pub target_name: String,
+    /// Job type, e.g. `c8dr.remove-brokers`.
+    pub step: String,
+    pub variables: Map<String, Value>,
+    pub headers: BTreeMap<String, String>,
+    pub process_instance_key: i64,
+    pub job_key: i64,
+    pub worker: String,
+    pub element_id: String,
+}
+
+/// Everything a step may use. Built by `jobs.rs` per job.
+pub struct StepEnv<'a> {
+    pub input: &'a StepInput,
+    pub target: &'a TargetConfig,
+    pub api: &'a dyn TargetApi,
+    pub platform: &'a dyn platform::Platform,
+    pub drill: &'a dyn drill::RegionControl,
+    pub journal: &'a Journal,
+}
+
+impl StepEnv<'_> {
+    fn entry(&self, kind: EntryKind, region: Option<u8>, action: &str) -> JournalEntry {
+        JournalEntry {
+            time: Utc::now(),
+            kind,
+            target: self.input.target_name.clone(),
+            step: self.input.step.clone(),
+            element_id: self.input.element_id.clone(),
+            process_instance_key: self.input.process_instance_key,
+            job_key: self.input.job_key,
+            worker: self.input.worker.clone(),
+            region,
+            action: action.to_string(),
+            request: String::new(),
+            status: String::new(),
+            message: String::new(),
+        }
+    }
+
+    /// THE way steps change a target: performs `mutation` in `region` and journals the request and
+    /// the answer (synced) before returning. A journal that cannot be written fails the step
+    /// (outer `Err`); the target's answer is the inner result (`env.mutate(..).await??` turns a
+    /// target error into a retry).
+    pub async fn mutate(
+        &self,
+        region: u8,
+        mutation: Mutation,
+    ) -> Result<Result<MutationResult, ApiError>, StepOutcome> {
+        let action = mutation.action();
+        let request = mutation.summary();
+        let result = self.api.mutate(region, mutation).await;
+        let (status, message) = match &result {
+            Ok(r) => ("ok".to_string(), r.describe()),
+            Err(e) => (
+                e.status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "error".into()),
+                e.message.clone(),
+            ),
+        };
+        self.journal_call(region, action, &request, &status, &message)?;
+        Ok(result)
+    }
+
+    /// Journals a mutating call made outside [`TargetApi`] (helm, lab control, ...).
+    pub fn journal_call(
+        &self,
+        region: u8,
+        action: &str,
+        request: &str,
+        status: &str,
+        message: &str,
+    ) -> Result<(), StepOutcome> {
+        let mut e = self.entry(EntryKind::Call, Some(region), action);
+        e.request = request.to_string();
+        e.status = status.to_string();
+        e.message = message.to_string();
+        self.journal
+            .append(&e)
+            .map_err(|err| StepOutcome::retry(err.to_string()))
+    }
+
+    /// Journals the start of an attempt.
+    pub fn journal_attempt(&self) -> Result<(), StepOutcome> {
+        let e = self.entry(EntryKind::Attempt, None, "attempt");
+        self.journal
+            .append(&e)
+            .map_err(|err| StepOutcome::retry(err.to_string()))
+    }
+
+    /// Journals the outcome; when the journal cannot be written the job fails (retried) instead
+    /// of completing without a record.
+    pub fn journal_outcome(&self, outcome: StepOutcome) -> StepOutcome {
+        let mut e = self.entry(EntryKind::Outcome, None, outcome.label());
+        match &outcome {
+            StepOutcome::Done { already_done, .. } => {
+                e.status = if *already_done {
+                    "alreadyDone".into()
+                } else {
+                    String::new()
+                };
+            }
+            StepOutcome::Refused { code, message, .. } => {
+                e.request = (*code).to_string();
+                e.message = message.clone();
+            }
+            StepOutcome::Retry { message } => e.message = message.clone(),
+        }
+        match self.journal.append(&e) {
+            Ok(()) => outcome,
+            Err(err) => StepOutcome::retry(err.to_string()),
+        }
+    }
+
+    /// Calls of this process instance in the journal (for idempotency decisions).
+    pub fn journal_calls(&self) -> Result<Vec<JournalEntry>, StepOutcome> {
+        self.journal
+            .for_instance(self.input.process_instance_key)
+            .map(|v| {
+                v.into_iter()
+                    .filter(|e| e.kind == EntryKind::Call)
+                    .collect()
+            })
+            .map_err(|err| StepOutcome::retry(err.to_string()))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.input.headers.get(name).map(String::as_str)
+    }
+    pub fn var(&self, name: &str) -> Option<&Value> {
+        self.input.variables.get(name).filter(|v| !v.is_null())
+    }
+}
+
+/// Builds a variables map from `(key, value)` pairs.
+pub fn vars<const N: usize>(pairs: [(&str, Value); N]) -> Map<String, Value> {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// Runs the step named by `env.input.step`, journaling the attempt and the outcome.
+pub async fn run_step(env: &StepEnv<'_>) -> StepOutcome {
+    if let Err(o) = env.journal_attempt() {
+        return o;
+    }
+    let result = dispatch(env).await;
+    let outcome = result.unwrap_or_else(|o| o);
+    env.journal_outcome(outcome)
+}
+
+async fn dispatch(env: &StepEnv<'_>) -> StepResult {
+    match env.input.step.as_str() {
+        "c8dr.validate-input" => validate::validate_input(env),
+        "c8dr.assess-failover" => brokers::assess_failover(env).await,
+        "c8dr.remove-brokers" => brokers::remove_brokers(env).await,
+        "c8dr.await-change" => change::await_change(env).await,
+        "c8dr.verify-topology" => verify::verify_topology(env).await,
+        "c8dr.disable-exporters" => exporters::disable_exporters(env).await,
+        "c8dr.verify-exporters" => verify::verify_exporters(env).await,
+        "c8dr.preflight-recreated" => platform::preflight_recreated(env).await,
+        "c8dr.helm" => platform::helm_step(env).await,
+        "c8dr.verify-profiles" => platform::verify_profiles(env).await,
+        "c8dr.await-brokers-visible" => brokers::await_brokers_visible(env).await,
+        "c8dr.pause-exporting" => exporting::pause_exporting(env).await,
+        "c8dr.resume-exporting" => exporting::resume_exporting(env).await,
+        "c8dr.register-snapshot-repo" => snapshot::register_snapshot_repo(env).await,
+        "c8dr.create-snapshot" => snapshot::create_snapshot(env).await,
+        "c8dr.await-snapshot" => snapshot::await_snapshot(env).await,
+        "c8dr.restore-snapshot" => snapshot::restore_snapshot(env).await,
+        "c8dr.await-restore" => snapshot::await_restore(env).await,
+        "c8dr.enable-exporter" => exporters::enable_exporter(env).await,
+        "c8dr.add-brokers" => brokers::add_brokers(env).await,
+        "c8dr.drill-guard" => drill::drill_guard(env),
+        "c8dr.drill-canaries" => drill::drill_canaries(env).await,
+        "c8dr.drill-region" => drill::drill_region(env).await,
+        "c8dr.notify" => report::notify(env),
+        "c8dr.report" => report::report(env),
+        other => Err(StepOutcome::invalid(
+            "jobType",
+            format!("unknown job type `{other}`: this worker handles c8dr.* types only"),
+        )),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fake;
+#[cfg(test)]
+mod tests;

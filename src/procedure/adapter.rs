@@ -1,0 +1,403 @@
+//! [`TargetApi`] over the typed clients of `crate::target`.
+use super::api::*;
+use crate::target::models::management as m;
+use crate::target::{ErrorKind, Target, TargetError};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+
+/// The production target port: the management API, REST v2 and Elasticsearch clients of both
+/// regions of one target.
+pub struct ClientTarget {
+    target: Target,
+}
+
+impl ClientTarget {
+    pub fn new(target: Target) -> Self {
+        Self { target }
+    }
+}
+
+impl From<TargetError> for ApiError {
+    fn from(e: TargetError) -> Self {
+        let kind = match e.kind {
+            ErrorKind::Unreachable | ErrorKind::Timeout | ErrorKind::Server => {
+                ApiErrorKind::Transient
+            }
+            ErrorKind::Malformed => ApiErrorKind::Malformed,
+            ErrorKind::Conflict => ApiErrorKind::Conflict,
+            ErrorKind::NotFound => ApiErrorKind::NotFound,
+            ErrorKind::InvalidRequest | ErrorKind::Unauthorized => ApiErrorKind::Rejected,
+        };
+        let message = if e.method.is_empty() {
+            format!("{}: {}", e.api, e.message)
+        } else {
+            format!("{} {} {}: {}", e.api, e.method, e.url, e.message)
+        };
+        ApiError {
+            kind,
+            status: e.status,
+            error_type: e.es_type,
+            message,
+        }
+    }
+}
+
+fn op(o: &m::Operation) -> Operation {
+    Operation {
+        operation: o.operation.as_str().to_string(),
+        broker_id: o.broker_id,
+        partition_id: o.partition_id,
+        brokers: o.brokers.clone(),
+        exporter_id: o.exporter_id.clone(),
+    }
+}
+
+fn planned(p: m::PlannedChange) -> PlannedChange {
+    PlannedChange {
+        change_id: p.change_id,
+        planned_changes: p.planned_changes.iter().map(op).collect(),
+    }
+}
+
+fn cluster(t: m::ClusterTopology) -> ClusterView {
+    ClusterView {
+        brokers: t
+            .brokers
+            .iter()
+            .map(|b| ClusterBroker {
+                id: b.id,
+                state: b.state.as_str().to_string(),
+                partitions: b
+                    .partitions
+                    .iter()
+                    .map(|p| ClusterPartition {
+                        id: p.id,
+                        state: p.state.as_str().to_string(),
+                        exporters: p
+                            .config
+                            .exporting
+                            .exporters
+                            .iter()
+                            .map(|e| (e.id.clone(), e.state.as_str().to_string()))
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        last_change: t.last_change.map(|c| ChangeRef {
+            id: c.id,
+            status: c.status.as_str().to_string(),
+        }),
+        pending_change: t.pending_change.map(|p| PendingChange {
+            id: p.id,
+            status: p.status.as_str().to_string(),
+            completed: p.completed.iter().map(op).collect(),
+            pending: p.pending.iter().map(op).collect(),
+        }),
+    }
+}
+
+impl TargetApi for ClientTarget {
+    fn cluster(&self, region: u8) -> BoxFuture<'_, ApiResult<ClusterView>> {
+        async move {
+            Ok(cluster(
+                self.target.region(region).management.get_cluster().await?,
+            ))
+        }
+        .boxed()
+    }
+
+    fn dry_run_remove(&self, region: u8, ids: Vec<u32>) -> BoxFuture<'_, ApiResult<PlannedChange>> {
+        async move {
+            let patch = m::ClusterPatch {
+                brokers: Some(m::BrokersPatch {
+                    remove: ids,
+                    ..Default::default()
+                }),
+                partitions: None,
+            };
+            Ok(planned(
+                self.target
+                    .region(region)
+                    .management
+                    .patch_cluster(&patch, true, true)
+                    .await?,
+            ))
+        }
+        .boxed()
+    }
+
+    fn topology(&self, region: u8) -> BoxFuture<'_, ApiResult<TopologyView>> {
+        async move {
+            let t = self.target.region(region).rest.topology().await?;
+            Ok(TopologyView {
+                brokers: t
+                    .brokers
+                    .iter()
+                    .map(|b| TopologyBroker {
+                        node_id: b.node_id,
+                        host: b.host.clone(),
+                        partitions: b
+                            .partitions
+                            .iter()
+                            .map(|p| TopologyPartition {
+                                partition_id: p.partition_id,
+                                role: p.role.as_str().to_string(),
+                                health: p.health.as_str().to_string(),
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+                cluster_size: t.cluster_size,
+                partitions_count: t.partitions_count,
+                replication_factor: t.replication_factor,
+            })
+        }
+        .boxed()
+    }
+
+    fn exporters(&self, region: u8) -> BoxFuture<'_, ApiResult<Vec<ExporterStatus>>> {
+        async move {
+            let list = self
+                .target
+                .region(region)
+                .management
+                .list_exporters()
+                .await?;
+            Ok(list
+                .into_iter()
+                .map(|e| ExporterStatus {
+                    exporter_id: e.exporter_id,
+                    status: e.status.as_str().to_string(),
+                })
+                .collect())
+        }
+        .boxed()
+    }
+
+    fn repository_exists(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<bool>> {
+        async move {
+            Ok(self
+                .target
+                .region(region)
+                .elasticsearch
+                .get_repository(&repository)
+                .await?
+                .is_some())
+        }
+        .boxed()
+    }
+
+    fn snapshots(
+        &self,
+        region: u8,
+        repository: String,
+    ) -> BoxFuture<'_, ApiResult<Vec<SnapshotInfo>>> {
+        async move {
+            let list = self
+                .target
+                .region(region)
+                .elasticsearch
+                .list_snapshots(&repository)
+                .await?;
+            Ok(list
+                .into_iter()
+                .map(|s| SnapshotInfo {
+                    name: s.snapshot,
+                    state: s.state.as_str().to_string(),
+                    shards: ShardCounts {
+                        total: s.shards.total,
+                        failed: s.shards.failed,
+                        successful: s.shards.successful,
+                    },
+                })
+                .collect())
+        }
+        .boxed()
+    }
+
+    fn recoveries(&self, region: u8) -> BoxFuture<'_, ApiResult<Vec<RecoveryInfo>>> {
+        async move {
+            // guards api-contract §6.13: all recoveries (not active_only) to recognize our restore
+            let list = self
+                .target
+                .region(region)
+                .elasticsearch
+                .recoveries(false)
+                .await?;
+            Ok(list
+                .into_iter()
+                .map(|r| RecoveryInfo {
+                    index: r.index,
+                    kind: r.recovery_type,
+                    stage: r.stage,
+                    repository: r.source.repository,
+                    snapshot: r.source.snapshot,
+                })
+                .collect())
+        }
+        .boxed()
+    }
+
+    fn indices(&self, region: u8) -> BoxFuture<'_, ApiResult<Vec<IndexInfo>>> {
+        async move {
+            let list = self.target.region(region).elasticsearch.indices().await?;
+            Ok(list
+                .into_iter()
+                .map(|i| IndexInfo {
+                    name: i.index,
+                    status: i.status.as_str().to_string(),
+                    docs: i.docs_count,
+                })
+                .collect())
+        }
+        .boxed()
+    }
+
+    fn health(&self, region: u8) -> BoxFuture<'_, ApiResult<HealthInfo>> {
+        async move {
+            let h = self
+                .target
+                .region(region)
+                .elasticsearch
+                .cluster_health()
+                .await?;
+            Ok(HealthInfo {
+                status: h.status.as_str().to_string(),
+                timed_out: h.timed_out,
+            })
+        }
+        .boxed()
+    }
+
+    fn process_instances(
+        &self,
+        region: u8,
+        bpmn_process_id: String,
+    ) -> BoxFuture<'_, ApiResult<Vec<String>>> {
+        async move {
+            let filter = serde_json::json!({ "processDefinitionId": bpmn_process_id });
+            let page = self
+                .target
+                .region(region)
+                .rest
+                .search_process_instances(filter, 10_000)
+                .await?;
+            Ok(page
+                .items
+                .into_iter()
+                .map(|i| i.process_instance_key)
+                .collect())
+        }
+        .boxed()
+    }
+
+    fn mutate(&self, region: u8, mutation: Mutation) -> BoxFuture<'_, ApiResult<MutationResult>> {
+        async move {
+            let r = self.target.region(region);
+            let snap = &self.target.config.snapshot;
+            Ok(match mutation {
+                Mutation::ForceRemoveBrokers { ids } => {
+                    let patch = m::ClusterPatch {
+                        brokers: Some(m::BrokersPatch {
+                            remove: ids,
+                            ..Default::default()
+                        }),
+                        partitions: None,
+                    };
+                    MutationResult::Change(planned(
+                        r.management.patch_cluster(&patch, false, true).await?,
+                    ))
+                }
+                Mutation::AddBrokers {
+                    ids,
+                    replication_factor,
+                } => {
+                    let patch = m::ClusterPatch {
+                        brokers: Some(m::BrokersPatch {
+                            add: ids,
+                            ..Default::default()
+                        }),
+                        partitions: Some(m::PartitionsPatch {
+                            replication_factor: Some(replication_factor),
+                            ..Default::default()
+                        }),
+                    };
+                    MutationResult::Change(planned(
+                        r.management.patch_cluster(&patch, false, false).await?,
+                    ))
+                }
+                Mutation::DisableExporter { exporter_id } => MutationResult::Change(planned(
+                    r.management.disable_exporter(&exporter_id).await?,
+                )),
+                Mutation::EnableExporter {
+                    exporter_id,
+                    initialize_from,
+                } => MutationResult::Change(planned(
+                    r.management
+                        .enable_exporter(&exporter_id, initialize_from.as_deref())
+                        .await?,
+                )),
+                Mutation::PauseExporting => {
+                    r.management.pause_exporting(false).await?;
+                    MutationResult::Ack
+                }
+                Mutation::ResumeExporting => {
+                    r.management.resume_exporting().await?;
+                    MutationResult::Ack
+                }
+                Mutation::RegisterRepository {
+                    repository,
+                    readonly,
+                } => {
+                    let settings: serde_json::Map<String, serde_json::Value> = snap
+                        .settings
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    r.elasticsearch
+                        .put_repository(&repository, &snap.kind, &settings, readonly)
+                        .await?;
+                    MutationResult::Ack
+                }
+                Mutation::DeleteRepository { repository } => {
+                    r.elasticsearch.delete_repository(&repository).await?;
+                    MutationResult::Ack
+                }
+                Mutation::CreateSnapshot {
+                    repository,
+                    snapshot,
+                } => {
+                    r.elasticsearch
+                        .create_snapshot(&repository, &snapshot, true)
+                        .await?;
+                    MutationResult::Ack
+                }
+                Mutation::RestoreSnapshot {
+                    repository,
+                    snapshot,
+                } => {
+                    r.elasticsearch
+                        .restore_snapshot(&repository, &snapshot, true, None)
+                        .await?;
+                    MutationResult::Ack
+                }
+                Mutation::DeployProcess { resource_name, xml } => {
+                    let d = r
+                        .rest
+                        .deploy_resource(&resource_name, xml.into_bytes())
+                        .await?;
+                    MutationResult::Key(d.deployment_key)
+                }
+                Mutation::CreateProcessInstance { bpmn_process_id } => {
+                    let c = r
+                        .rest
+                        .create_process_instance(&bpmn_process_id, serde_json::Value::Null)
+                        .await?;
+                    MutationResult::Key(c.process_instance_key)
+                }
+            })
+        }
+        .boxed()
+    }
+}

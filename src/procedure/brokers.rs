@@ -1,0 +1,251 @@
+//! Broker steps: assess-failover, remove-brokers (force), add-brokers (no force, original RF),
+//! await-brokers-visible.
+use super::api::{ClusterView, Mutation, MutationResult, PendingChange};
+use super::regions::{self, brokers_of};
+use super::{StepEnv, StepOutcome, StepResult, errors, exporting, plan, vars};
+use serde_json::{Value, json};
+
+/// True when the pending change contains `operation` concerning one of `brokers`.
+fn touches(p: &PendingChange, operation: &str, brokers: &[u32]) -> bool {
+    p.completed
+        .iter()
+        .chain(p.pending.iter())
+        .any(|op| op.concerns(operation, brokers))
+}
+
+/// Our force removal: BROKER_REMOVE of a lost broker, or a force reconfiguration (only a force
+/// removal makes those, and only one force request runs at a time).
+fn is_our_removal(p: &PendingChange, lost: &[u32]) -> bool {
+    touches(p, "BROKER_REMOVE", lost)
+        || p.completed
+            .iter()
+            .chain(p.pending.iter())
+            .any(|op| op.operation == "PARTITION_FORCE_RECONFIGURE")
+}
+
+/// Our addition: BROKER_ADD or PARTITION_JOIN of a recreated broker.
+fn is_our_addition(p: &PendingChange, ids: &[u32]) -> bool {
+    touches(p, "BROKER_ADD", ids) || touches(p, "PARTITION_JOIN", ids)
+}
+
+fn present(cluster: &ClusterView, ids: &[u32]) -> Vec<u32> {
+    let mut v: Vec<u32> = cluster
+        .brokers
+        .iter()
+        .map(|b| b.id)
+        .filter(|id| ids.contains(id))
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+fn last_change_id(cluster: &ClusterView) -> Value {
+    cluster
+        .last_change
+        .as_ref()
+        .map_or(Value::Null, |c| json!(c.id))
+}
+
+/// A pending change that is not ours: refuse (api-contract §6.3: a new change would get 409).
+fn concurrent(p: &PendingChange) -> StepOutcome {
+    // guards api-contract §6.3
+    let ops: Vec<String> = p.pending.iter().take(5).map(|o| o.describe()).collect();
+    StepOutcome::refused(
+        errors::CONCURRENT_CHANGE,
+        format!(
+            "another cluster change (id {}, {}) is pending: {ops:?}; wait for it or resolve it first",
+            p.id, p.status
+        ),
+    )
+}
+
+/// The lost region's gateway must not answer: if it does, the region is not gone (maybe only
+/// partitioned from the survivor) and force-removing its brokers risks split brain.
+async fn lost_region_silent(env: &StepEnv<'_>, lost: u8) -> Result<(), StepOutcome> {
+    // guards api-contract §6.1: force-remove only when the lost region is confirmed gone
+    match env.api.cluster(lost).await {
+        Ok(view) => Err(StepOutcome::refused(
+            errors::SPLIT_BRAIN_RISK,
+            format!(
+                "the management API of lost region {lost} still answers ({} brokers listed): the region is not gone; fence it before removing its brokers",
+                view.brokers.len()
+            ),
+        )),
+        Err(_) => Ok(()),
+    }
+}
+
+/// `c8dr.assess-failover`: topology of the surviving region, lost brokers by parity, dry run.
+pub async fn assess_failover(env: &StepEnv<'_>) -> StepResult {
+    let (surviving, lost) = regions::failover(env)?;
+    let n = env.target.cluster_size;
+    let cluster = env.api.cluster(surviving).await?;
+    let topology = env.api.topology(surviving).await?;
+    let to_remove = present(&cluster, &brokers_of(lost, n));
+    let expected = plan::after_failover(env.target, surviving);
+    let mut planned = Vec::new();
+    let already;
+    match &cluster.pending_change {
+        Some(p) if is_our_removal(p, &brokers_of(lost, n)) => {
+            already = true; // our own removal is under way; remove-brokers adopts it
+        }
+        Some(p) => return Err(concurrent(p)),
+        None if to_remove.is_empty() => {
+            already = true;
+            regions::check_removal(env.target, &topology, surviving, &[])?;
+        }
+        None => {
+            already = false;
+            regions::check_removal(env.target, &topology, surviving, &to_remove)?;
+            lost_region_silent(env, lost).await?;
+            let dry = env.api.dry_run_remove(surviving, to_remove.clone()).await?;
+            planned = dry.planned_changes;
+        }
+    }
+    let plan = json!({
+        "survivingRegion": surviving,
+        "lostRegion": lost,
+        "brokersToRemove": to_remove,
+        "survivingBrokers": brokers_of(surviving, n),
+        "currentClusterSize": cluster.brokers.len(),
+        "expectedClusterSize": expected.cluster_size,
+        "expectedReplicationFactor": expected.replication_factor,
+        "plannedOperations": planned.len(),
+        "plannedChanges": planned.iter().take(20).map(|o| o.describe()).collect::<Vec<_>>(),
+        "alreadyFailedOver": already,
+    });
+    Ok(StepOutcome::Done {
+        variables: vars([("plan", plan)]),
+        already_done: already,
+    })
+}
+
+/// `c8dr.remove-brokers`: force-remove the lost region's brokers -> `changeId`.
+pub async fn remove_brokers(env: &StepEnv<'_>) -> StepResult {
+    let (surviving, lost) = regions::failover(env)?;
+    let lost_ids = brokers_of(lost, env.target.cluster_size);
+    let cluster = env.api.cluster(surviving).await?;
+    // guards api-contract §6.2: observe first; re-running force-remove after success fails
+    if let Some(p) = &cluster.pending_change {
+        if is_our_removal(p, &lost_ids) {
+            return Ok(StepOutcome::already_done(vars([("changeId", json!(p.id))])));
+        }
+        return Err(concurrent(p));
+    }
+    let to_remove = present(&cluster, &lost_ids);
+    if to_remove.is_empty() {
+        return Ok(StepOutcome::already_done(vars([(
+            "changeId",
+            last_change_id(&cluster),
+        )])));
+    }
+    // guards api-contract §6.1: cross-check ids against the live topology before forcing
+    let topology = env.api.topology(surviving).await?;
+    regions::check_removal(env.target, &topology, surviving, &to_remove)?;
+    lost_region_silent(env, lost).await?;
+    match env
+        .mutate(surviving, Mutation::ForceRemoveBrokers { ids: to_remove })
+        .await??
+    {
+        MutationResult::Change(c) => {
+            Ok(StepOutcome::done(vars([("changeId", json!(c.change_id))])))
+        }
+        other => Err(StepOutcome::retry(format!(
+            "unexpected answer to the removal: {}",
+            other.describe()
+        ))),
+    }
+}
+
+/// `c8dr.add-brokers`: add the recreated region's brokers with the original replication factor.
+pub async fn add_brokers(env: &StepEnv<'_>) -> StepResult {
+    let (surviving, recreated) = regions::failback(env)?;
+    let ids = brokers_of(recreated, env.target.cluster_size);
+    let cluster = env.api.cluster(surviving).await?;
+    if let Some(p) = &cluster.pending_change {
+        if is_our_addition(p, &ids) {
+            return Ok(StepOutcome::already_done(vars([("changeId", json!(p.id))])));
+        }
+        return Err(concurrent(p));
+    }
+    let missing: Vec<u32> = ids
+        .iter()
+        .copied()
+        .filter(|id| !cluster.brokers.iter().any(|b| b.id == *id))
+        .collect();
+    if missing.is_empty() {
+        return Ok(StepOutcome::already_done(vars([(
+            "changeId",
+            last_change_id(&cluster),
+        )])));
+    }
+    // guards api-contract §6.7: only after the brokers run, the exporter is enabled and exporting resumed
+    let topology = env.api.topology(surviving).await?;
+    let invisible: Vec<u32> = missing
+        .iter()
+        .copied()
+        .filter(|id| !topology.brokers.iter().any(|b| b.node_id == *id))
+        .collect();
+    if !invisible.is_empty() {
+        return Err(StepOutcome::refused(
+            errors::PRECONDITION_FAILED,
+            format!(
+                "brokers {invisible:?} of the recreated region are not visible in the topology yet: deploy the region and await them first"
+            ),
+        ));
+    }
+    let exporter = format!("{}{}", env.target.exporter_prefix, recreated);
+    let exporters = env.api.exporters(surviving).await?;
+    let status = exporters
+        .iter()
+        .find(|e| e.exporter_id == exporter)
+        .map(|e| e.status.as_str());
+    if status != Some("ENABLED") {
+        return Err(StepOutcome::refused(
+            errors::PRECONDITION_FAILED,
+            format!(
+                "exporter {exporter} is {} (expected ENABLED): enable it with initializeFrom before adding brokers",
+                status.unwrap_or("absent")
+            ),
+        ));
+    }
+    if exporting::paused_by_this_instance(env)? {
+        return Err(StepOutcome::refused(
+            errors::PRECONDITION_FAILED,
+            "exporting is paused by this process: resume exporting before adding brokers",
+        ));
+    }
+    // guards api-contract §6.6: no force on add; include the original replication factor
+    let m = Mutation::AddBrokers {
+        ids: missing,
+        replication_factor: env.target.replication_factor,
+    };
+    match env.mutate(surviving, m).await?? {
+        MutationResult::Change(c) => {
+            Ok(StepOutcome::done(vars([("changeId", json!(c.change_id))])))
+        }
+        other => Err(StepOutcome::retry(format!(
+            "unexpected answer to the addition: {}",
+            other.describe()
+        ))),
+    }
+}
+
+/// `c8dr.await-brokers-visible`: the recreated region's brokers gossip into the topology.
+pub async fn await_brokers_visible(env: &StepEnv<'_>) -> StepResult {
+    let (surviving, recreated) = regions::failback(env)?;
+    let ids = brokers_of(recreated, env.target.cluster_size);
+    let topology = env.api.topology(surviving).await?;
+    let mut visible: Vec<u32> = topology
+        .brokers
+        .iter()
+        .map(|b| b.node_id)
+        .filter(|id| ids.contains(id))
+        .collect();
+    visible.sort_unstable();
+    let verified = visible == ids;
+    Ok(StepOutcome::done(vars([
+        ("verified", json!(verified)),
+        ("visibleBrokers", json!(visible)),
+    ])))
+}

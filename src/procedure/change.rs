@@ -1,0 +1,121 @@
+//! `c8dr.await-change`: one check of a cluster change by id (api-contract §6.5, the zeebe-chaos
+//! algorithm): lastChange.id == id -> COMPLETED ok, FAILED/CANCELLED terminal; lastChange.id > id
+//! -> superseded; pendingChange.id == id -> in progress; else not started.
+use super::api::ClusterView;
+use super::{StepEnv, StepOutcome, StepResult, errors, regions, validate, vars};
+use serde_json::{Value, json};
+
+/// The verdict on change `id` given a cluster view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeState {
+    Completed,
+    Superseded,
+    InProgress {
+        completed: usize,
+        pending: usize,
+        next: Vec<String>,
+    },
+    NotStarted,
+    Failed(String),
+}
+
+pub fn judge(cluster: &ClusterView, id: i64) -> ChangeState {
+    // guards api-contract §6.5: judge by changeId, never by substring
+    if let Some(last) = &cluster.last_change {
+        if last.id == id {
+            return match last.status.as_str() {
+                "COMPLETED" => ChangeState::Completed,
+                other => ChangeState::Failed(other.to_string()),
+            };
+        }
+        if last.id > id {
+            return ChangeState::Superseded;
+        }
+    }
+    match &cluster.pending_change {
+        Some(p) if p.id == id => ChangeState::InProgress {
+            completed: p.completed.len(),
+            pending: p.pending.len(),
+            next: p.pending.iter().take(10).map(|o| o.describe()).collect(),
+        },
+        _ => ChangeState::NotStarted,
+    }
+}
+
+pub async fn await_change(env: &StepEnv<'_>) -> StepResult {
+    let surviving = regions::surviving(env)?;
+    // a step that changed nothing completes with changeId = null: nothing to wait for
+    if matches!(env.input.variables.get("changeId"), Some(Value::Null)) {
+        return Ok(StepOutcome::already_done(vars([
+            ("verified", json!(true)),
+            ("changeStatus", json!("COMPLETED")),
+            ("changeProgress", json!({"completed": 0, "pending": 0})),
+        ])));
+    }
+    let id = validate::change_id(&env.input.variables, "changeId")?;
+    let cluster = env.api.cluster(surviving).await?;
+    let (verified, status, completed, pending, next) = match judge(&cluster, id) {
+        ChangeState::Completed => (true, "COMPLETED", 0, 0, vec![]),
+        ChangeState::Superseded => (true, "SUPERSEDED", 0, 0, vec![]),
+        ChangeState::InProgress {
+            completed,
+            pending,
+            next,
+        } => (false, "IN_PROGRESS", completed, pending, next),
+        ChangeState::NotStarted => (false, "NOT_STARTED", 0, 0, vec![]),
+        ChangeState::Failed(s) => {
+            return Err(StepOutcome::refused(
+                errors::CHANGE_FAILED,
+                format!("cluster change {id} ended {s}"),
+            ));
+        }
+    };
+    // guards api-contract §6.4: surface what a stuck change still waits for
+    Ok(StepOutcome::done(vars([
+        ("verified", json!(verified)),
+        ("changeStatus", json!(status)),
+        (
+            "changeProgress",
+            json!({"completed": completed, "pending": pending, "nextOperations": next}),
+        ),
+    ])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::procedure::api::{ChangeRef, Operation, PendingChange};
+
+    #[test]
+    fn judges_by_id() {
+        let mut c = ClusterView::default();
+        assert_eq!(judge(&c, 3), ChangeState::NotStarted);
+        c.pending_change = Some(PendingChange {
+            id: 3,
+            status: "IN_PROGRESS".into(),
+            completed: vec![Operation::default()],
+            pending: vec![Operation::default(), Operation::default()],
+        });
+        assert!(matches!(
+            judge(&c, 3),
+            ChangeState::InProgress {
+                completed: 1,
+                pending: 2,
+                ..
+            }
+        ));
+        c.pending_change = None;
+        c.last_change = Some(ChangeRef {
+            id: 3,
+            status: "COMPLETED".into(),
+        });
+        assert_eq!(judge(&c, 3), ChangeState::Completed);
+        assert_eq!(judge(&c, 2), ChangeState::Superseded);
+        assert_eq!(judge(&c, 4), ChangeState::NotStarted);
+        c.last_change = Some(ChangeRef {
+            id: 3,
+            status: "FAILED".into(),
+        });
+        assert_eq!(judge(&c, 3), ChangeState::Failed("FAILED".into()));
+    }
+}

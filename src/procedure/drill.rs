@@ -1,0 +1,283 @@
+//! Drill steps: drill-guard, drill-canaries (create | check), drill-region (lose | recreate).
+//! Region loss is simulated through [`RegionControl`] (the lab's control API today; Kubernetes
+//! later) and refused unless the target sets `drill_allowed = true`.
+use super::api::{Mutation, MutationResult};
+use super::platform::{LabControl, PlatformError};
+use super::{StepEnv, StepOutcome, StepResult, errors, regions, validate, vars};
+use chrono::{SecondsFormat, Utc};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use serde_json::{Map, Value, json};
+
+/// BPMN process id of the canary process.
+pub const CANARY_PROCESS_ID: &str = "c8dr-canary";
+
+/// The canary: start -> user task -> end, so instances stay active and visible.
+pub const CANARY_BPMN: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:zeebe="http://camunda.org/schema/zeebe/1.0" id="c8dr-canary-definitions" targetNamespace="http://c8dr.io/canary">
+  <bpmn:process id="c8dr-canary" name="c8dr drill canary" isExecutable="true">
+    <bpmn:startEvent id="start"><bpmn:outgoing>to-task</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:sequenceFlow id="to-task" sourceRef="start" targetRef="canary-task" />
+    <bpmn:userTask id="canary-task" name="Canary waits"><bpmn:extensionElements><zeebe:userTask /></bpmn:extensionElements><bpmn:incoming>to-task</bpmn:incoming><bpmn:outgoing>to-end</bpmn:outgoing></bpmn:userTask>
+    <bpmn:sequenceFlow id="to-end" sourceRef="canary-task" targetRef="end" />
+    <bpmn:endEvent id="end"><bpmn:incoming>to-end</bpmn:incoming></bpmn:endEvent>
+  </bpmn:process>
+</bpmn:definitions>
+"#;
+
+/// Simulated loss and recreation of a region.
+pub trait RegionControl: Send + Sync {
+    fn lose(&self, region: u8) -> BoxFuture<'_, Result<(), PlatformError>>;
+    fn recreate(&self, region: u8) -> BoxFuture<'_, Result<(), PlatformError>>;
+    /// `Some(true)` when the region is currently lost (endpoints refuse), `None` if unknown.
+    fn is_lost(&self, region: u8) -> BoxFuture<'_, Result<Option<bool>, PlatformError>>;
+}
+
+impl RegionControl for LabControl {
+    fn lose(&self, region: u8) -> BoxFuture<'_, Result<(), PlatformError>> {
+        async move {
+            self.post(&format!("/control/regions/{region}/lose"), json!({}))
+                .await
+                .map(|_| ())
+        }
+        .boxed()
+    }
+    fn recreate(&self, region: u8) -> BoxFuture<'_, Result<(), PlatformError>> {
+        async move {
+            self.post(&format!("/control/regions/{region}/recreate"), json!({}))
+                .await
+                .map(|_| ())
+        }
+        .boxed()
+    }
+    fn is_lost(&self, region: u8) -> BoxFuture<'_, Result<Option<bool>, PlatformError>> {
+        async move {
+            let state = self.get("/control/state").await?;
+            let r = &state["regions"][usize::from(region)];
+            Ok(match (&r["lost"], &r["up"], &r["state"]) {
+                (Value::Bool(b), _, _) => Some(*b),
+                (_, Value::Bool(b), _) => Some(!*b),
+                (_, _, Value::String(s)) => Some(s.eq_ignore_ascii_case("lost")),
+                _ => None,
+            })
+        }
+        .boxed()
+    }
+}
+
+/// No way to simulate a region loss (a real target without a lab): drills refuse.
+pub struct NoRegionControl;
+
+impl RegionControl for NoRegionControl {
+    fn lose(&self, _region: u8) -> BoxFuture<'_, Result<(), PlatformError>> {
+        async {
+            Err(PlatformError::Failed(
+                "this target has no region control (lab_control_url)".into(),
+            ))
+        }
+        .boxed()
+    }
+    fn recreate(&self, region: u8) -> BoxFuture<'_, Result<(), PlatformError>> {
+        self.lose(region)
+    }
+    fn is_lost(&self, _region: u8) -> BoxFuture<'_, Result<Option<bool>, PlatformError>> {
+        async { Ok(None) }.boxed()
+    }
+}
+
+fn guard(env: &StepEnv<'_>) -> Result<(), StepOutcome> {
+    if env.target.drill_allowed {
+        Ok(())
+    } else {
+        Err(StepOutcome::refused(
+            errors::DRILL_NOT_ALLOWED,
+            format!(
+                "target `{}` does not allow drills: set drill_allowed = true in its config to allow them",
+                env.input.target_name
+            ),
+        ))
+    }
+}
+
+/// `c8dr.drill-guard`.
+pub fn drill_guard(env: &StepEnv<'_>) -> StepResult {
+    guard(env)?;
+    Ok(StepOutcome::done(vars([("drillAllowed", json!(true))])))
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// `c8dr.drill-region` (header `action: lose|recreate`).
+pub async fn drill_region(env: &StepEnv<'_>) -> StepResult {
+    let action = env.header("action").unwrap_or("");
+    let (out_var, call) = match action {
+        "lose" => ("regionLostAt", "drill-lose-region"),
+        "recreate" => ("regionRecreatedAt", "drill-recreate-region"),
+        other => {
+            return Err(StepOutcome::invalid(
+                "action",
+                format!(
+                    "task header `action` must be lose or recreate, got {other:?}: fix the BPMN"
+                ),
+            ));
+        }
+    };
+    let lost = validate::region(&env.input.variables, "lostRegion")?;
+    guard(env)?;
+    // idempotency: a successful call of this instance is in the journal
+    if let Some(prev) = env
+        .journal_calls()?
+        .into_iter()
+        .find(|e| e.action == call && e.status == "ok")
+    {
+        let at = prev.time.to_rfc3339_opts(SecondsFormat::Millis, true);
+        return Ok(StepOutcome::already_done(vars([(out_var, json!(at))])));
+    }
+    if action == "lose"
+        && env
+            .drill
+            .is_lost(lost)
+            .await
+            .map_err(|e| StepOutcome::retry(e.to_string()))?
+            == Some(true)
+    {
+        return Ok(StepOutcome::already_done(vars([(out_var, json!(now()))])));
+    }
+    let result = if action == "lose" {
+        env.drill.lose(lost).await
+    } else {
+        env.drill.recreate(lost).await
+    };
+    let request = format!("POST /control/regions/{lost}/{action}");
+    match result {
+        Ok(()) => {
+            let at = now();
+            env.journal_call(
+                lost,
+                call,
+                &request,
+                "ok",
+                &format!("region {lost} {action} at {at}"),
+            )?;
+            Ok(StepOutcome::done(vars([(out_var, json!(at))])))
+        }
+        Err(e) => {
+            env.journal_call(lost, call, &request, "error", &e.to_string())?;
+            Err(StepOutcome::retry(e.to_string()))
+        }
+    }
+}
+
+fn canary_keys(env: &StepEnv<'_>) -> Result<Vec<String>, StepOutcome> {
+    let bad = || {
+        StepOutcome::invalid(
+            "canaryKeys",
+            "variable `canaryKeys` must be the array of canary process instance keys written by drill-canaries create",
+        )
+    };
+    match env.var("canaryKeys") {
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|k| match k {
+                Value::String(s) => Ok(s.clone()),
+                Value::Number(n) => Ok(n.to_string()),
+                _ => Err(bad()),
+            })
+            .collect(),
+        _ => Err(bad()),
+    }
+}
+
+/// `c8dr.drill-canaries` (headers `action: create|check`, `region: surviving|both` for check).
+pub async fn drill_canaries(env: &StepEnv<'_>) -> StepResult {
+    let action = env.header("action").unwrap_or("");
+    match action {
+        "create" => create_canaries(env).await,
+        "check" => check_canaries(env).await,
+        other => Err(StepOutcome::invalid(
+            "action",
+            format!("task header `action` must be create or check, got {other:?}: fix the BPMN"),
+        )),
+    }
+}
+
+async fn create_canaries(env: &StepEnv<'_>) -> StepResult {
+    let lost = validate::region(&env.input.variables, "lostRegion")?;
+    let count = validate::int_in(&env.input.variables, "canaryCount", 6, 1, 100)? as usize;
+    guard(env)?;
+    let region = 1 - lost;
+    if let Some(Value::Array(a)) = env.var("canaryKeys")
+        && a.len() >= count
+    {
+        return Ok(StepOutcome::already_done(vars([("canaryKeys", json!(a))])));
+    }
+    // keys created by earlier attempts of this instance (crash between create and complete)
+    let calls = env.journal_calls()?;
+    let mut keys: Vec<String> = calls
+        .iter()
+        .filter(|e| e.action == "create-process-instance" && e.status == "ok")
+        .filter_map(|e| e.message.strip_prefix("key=").map(str::to_string))
+        .collect();
+    let deployed = calls
+        .iter()
+        .any(|e| e.action == "deploy-process" && e.status == "ok");
+    let already = keys.len() >= count;
+    if !already && !deployed {
+        let m = Mutation::DeployProcess {
+            resource_name: "c8dr-canary.bpmn".into(),
+            xml: CANARY_BPMN.into(),
+        };
+        env.mutate(region, m).await??;
+    }
+    while keys.len() < count {
+        match env
+            .mutate(
+                region,
+                Mutation::CreateProcessInstance {
+                    bpmn_process_id: CANARY_PROCESS_ID.into(),
+                },
+            )
+            .await??
+        {
+            MutationResult::Key(k) => keys.push(k),
+            other => {
+                return Err(StepOutcome::retry(format!(
+                    "unexpected answer creating a canary: {}",
+                    other.describe()
+                )));
+            }
+        }
+    }
+    keys.truncate(count);
+    Ok(StepOutcome::Done {
+        variables: vars([("canaryKeys", json!(keys))]),
+        already_done: already,
+    })
+}
+
+async fn check_canaries(env: &StepEnv<'_>) -> StepResult {
+    let keys = canary_keys(env)?;
+    let targets = regions::from_header(env, &["surviving", "both"])?;
+    guard(env)?;
+    let mut missing = Map::new();
+    let mut all = true;
+    for region in targets {
+        let found = env
+            .api
+            .process_instances(region, CANARY_PROCESS_ID.to_string())
+            .await?;
+        let gone: Vec<String> = keys
+            .iter()
+            .filter(|k| !found.contains(k))
+            .cloned()
+            .collect();
+        all &= gone.is_empty();
+        missing.insert(region.to_string(), json!(gone));
+    }
+    Ok(StepOutcome::done(vars([
+        ("verified", json!(all)),
+        ("canariesMissing", Value::Object(missing)),
+    ])))
+}

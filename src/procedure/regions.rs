@@ -1,0 +1,298 @@
+//! Regions and broker parity: brokers of region r are the ids with `id % 2 == r`. Resolution of
+//! surviving / lost / recreated regions from variables and the `region` header, and the
+//! cross-check of a planned removal against the live topology (api-contract §6.1).
+use super::api::TopologyView;
+use super::validate;
+use super::{StepEnv, StepOutcome, errors};
+use crate::config::TargetConfig;
+
+/// Broker ids of `region` in a cluster of `cluster_size` brokers.
+pub fn brokers_of(region: u8, cluster_size: u32) -> Vec<u32> {
+    (0..cluster_size)
+        .filter(|id| id % 2 == u32::from(region))
+        .collect()
+}
+
+pub fn region_of(broker: u32) -> u8 {
+    (broker % 2) as u8
+}
+
+/// Surviving and lost region of a failover: `lostRegion` required, `survivingRegion` optional but
+/// must agree.
+pub fn failover(env: &StepEnv<'_>) -> Result<(u8, u8), StepOutcome> {
+    let lost = validate::region(&env.input.variables, "lostRegion")?;
+    let surviving = check_surviving(env, 1 - lost)?;
+    Ok((surviving, lost))
+}
+
+/// Surviving and recreated region of a failback: `recreatedRegion` (in a drill the validated
+/// inputs set it = lostRegion); `survivingRegion` optional but must agree.
+pub fn failback(env: &StepEnv<'_>) -> Result<(u8, u8), StepOutcome> {
+    let recreated = validate::region(&env.input.variables, "recreatedRegion")?;
+    let surviving = check_surviving(env, 1 - recreated)?;
+    Ok((surviving, recreated))
+}
+
+/// The surviving region: `survivingRegion`, else derived from `lostRegion` / `recreatedRegion`.
+pub fn surviving(env: &StepEnv<'_>) -> Result<u8, StepOutcome> {
+    let v = &env.input.variables;
+    let other = match validate::optional_region(v, "recreatedRegion")? {
+        Some(r) => Some(r),
+        None => validate::optional_region(v, "lostRegion")?,
+    };
+    match (validate::optional_region(v, "survivingRegion")?, other) {
+        (Some(s), Some(o)) if s == o => Err(StepOutcome::invalid(
+            "survivingRegion",
+            format!(
+                "variable `survivingRegion` = {s} equals the lost/recreated region: it must be {}",
+                1 - o
+            ),
+        )),
+        (Some(s), _) => Ok(s),
+        (None, Some(o)) => Ok(1 - o),
+        (None, None) => Err(StepOutcome::invalid(
+            "survivingRegion",
+            "variable `survivingRegion` is required (or `lostRegion` / `recreatedRegion` to derive it): 0 or 1",
+        )),
+    }
+}
+
+/// The other region (lost or recreated): `recreatedRegion`, else `lostRegion`, else 1 - surviving.
+pub fn other(env: &StepEnv<'_>) -> Result<u8, StepOutcome> {
+    let s = surviving(env)?;
+    Ok(1 - s)
+}
+
+fn check_surviving(env: &StepEnv<'_>, expected: u8) -> Result<u8, StepOutcome> {
+    match validate::optional_region(&env.input.variables, "survivingRegion")? {
+        Some(s) if s != expected => Err(StepOutcome::invalid(
+            "survivingRegion",
+            format!(
+                "variable `survivingRegion` = {s} contradicts the lost/recreated region: it must be {expected}"
+            ),
+        )),
+        _ => Ok(expected),
+    }
+}
+
+/// The regions named by the `region` header (`surviving`, `lost`, `recreated`, `both`), limited
+/// to the values in `allowed`.
+pub fn from_header(env: &StepEnv<'_>, allowed: &[&str]) -> Result<Vec<u8>, StepOutcome> {
+    let h = env.header("region").unwrap_or("");
+    if !allowed.contains(&h) {
+        return Err(StepOutcome::invalid(
+            "region",
+            format!("task header `region` must be one of {allowed:?}, got {h:?}: fix the BPMN"),
+        ));
+    }
+    let s = surviving(env)?;
+    Ok(match h {
+        "surviving" => vec![s],
+        "both" => vec![0, 1],
+        _ => vec![1 - s],
+    })
+}
+
+/// Problems that make removing `to_remove` unsafe (api-contract §6.1), judged on the surviving
+/// region's `/v2/topology`: a broker to remove that still shows healthy partitions (the lost
+/// region may not be gone: SPLIT_BRAIN_RISK), a broker to remove whose host is in the surviving
+/// namespace, or surviving brokers missing / hosted in the lost namespace (parity contradicted:
+/// SURVIVING_REGION_DEGRADED).
+pub fn check_removal(
+    target: &TargetConfig,
+    topology: &TopologyView,
+    surviving: u8,
+    to_remove: &[u32],
+) -> Result<(), StepOutcome> {
+    // guards api-contract §6.1: never remove a broker of the surviving region
+    if let Some(id) = to_remove.iter().find(|id| region_of(**id) == surviving) {
+        return Err(StepOutcome::refused(
+            errors::SPLIT_BRAIN_RISK,
+            format!(
+                "refusing to remove broker {id}: it belongs to the surviving region {surviving} by parity"
+            ),
+        ));
+    }
+    let ns = |r: u8| {
+        target
+            .regions
+            .get(usize::from(r))
+            .map(|c| c.namespace.as_str())
+            .filter(|n| !n.is_empty())
+    };
+    let in_ns = |host: &str, r: u8| ns(r).is_some_and(|n| host.contains(n));
+    for b in &topology.brokers {
+        if to_remove.contains(&b.node_id) {
+            if in_ns(&b.host, surviving) {
+                return Err(StepOutcome::refused(
+                    errors::SURVIVING_REGION_DEGRADED,
+                    format!(
+                        "broker {} (host {}) is in the surviving region's namespace but has the lost region's parity: node ids contradict the region layout",
+                        b.node_id, b.host
+                    ),
+                ));
+            }
+            if b.partitions.iter().any(|p| p.health == "healthy") {
+                return Err(StepOutcome::refused(
+                    errors::SPLIT_BRAIN_RISK,
+                    format!(
+                        "broker {} of the lost region still reports healthy partitions: the region may not be gone; fence it before removing",
+                        b.node_id
+                    ),
+                ));
+            }
+        }
+    }
+    let expected = brokers_of(surviving, target.cluster_size);
+    let mut missing = Vec::new();
+    for id in &expected {
+        match topology.brokers.iter().find(|b| b.node_id == *id) {
+            None => missing.push(*id),
+            Some(b) if b.partitions.is_empty() => missing.push(*id),
+            Some(b) if in_ns(&b.host, 1 - surviving) => {
+                return Err(StepOutcome::refused(
+                    errors::SURVIVING_REGION_DEGRADED,
+                    format!(
+                        "broker {} (host {}) has the surviving region's parity but runs in the lost region's namespace",
+                        b.node_id, b.host
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    if !missing.is_empty() {
+        return Err(StepOutcome::refused(
+            errors::SURVIVING_REGION_DEGRADED,
+            format!(
+                "surviving region {surviving} is missing brokers {missing:?} (expected {expected:?} with partitions)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use crate::config::TargetConfig;
+
+    pub(crate) fn target() -> TargetConfig {
+        toml::from_str(
+            r#"
+            [[regions]]
+            name = "a"
+            namespace = "camunda-a"
+            management_url = "http://x"
+            rest_url = "http://x"
+            elasticsearch_url = "http://x"
+            [[regions]]
+            name = "b"
+            namespace = "camunda-b"
+            management_url = "http://y"
+            rest_url = "http://y"
+            elasticsearch_url = "http://y"
+            "#,
+        )
+        .unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::target;
+    use super::*;
+    use crate::procedure::api::{TopologyBroker, TopologyPartition};
+
+    #[test]
+    fn parity() {
+        assert_eq!(brokers_of(0, 8), vec![0, 2, 4, 6]);
+        assert_eq!(brokers_of(1, 8), vec![1, 3, 5, 7]);
+        assert_eq!(region_of(7), 1);
+    }
+
+    fn broker(id: u32, ns: &str, health: &str) -> TopologyBroker {
+        TopologyBroker {
+            node_id: id,
+            host: format!("camunda-zeebe-{}.camunda-zeebe.{ns}", id / 2),
+            partitions: vec![TopologyPartition {
+                partition_id: 1,
+                role: "follower".into(),
+                health: health.into(),
+            }],
+        }
+    }
+
+    fn topo(brokers: Vec<TopologyBroker>) -> TopologyView {
+        TopologyView {
+            brokers,
+            cluster_size: 8,
+            partitions_count: 8,
+            replication_factor: 4,
+        }
+    }
+
+    fn code(r: Result<(), StepOutcome>) -> &'static str {
+        match r {
+            Err(StepOutcome::Refused { code, .. }) => code,
+            Ok(()) => "ok",
+            Err(o) => panic!("{o:?}"),
+        }
+    }
+
+    #[test]
+    fn removal_cross_checks_topology() {
+        let t = target();
+        let healthy_a: Vec<_> = [0, 2, 4, 6]
+            .iter()
+            .map(|i| broker(*i, "camunda-a", "healthy"))
+            .collect();
+        assert_eq!(
+            code(check_removal(
+                &t,
+                &topo(healthy_a.clone()),
+                0,
+                &[1, 3, 5, 7]
+            )),
+            "ok"
+        );
+        // never remove surviving brokers
+        assert_eq!(
+            code(check_removal(&t, &topo(healthy_a.clone()), 0, &[0, 2])),
+            "SPLIT_BRAIN_RISK"
+        );
+        // the lost region's brokers still healthy
+        let mut alive = healthy_a.clone();
+        alive.push(broker(3, "camunda-b", "healthy"));
+        assert_eq!(
+            code(check_removal(&t, &topo(alive), 0, &[1, 3, 5, 7])),
+            "SPLIT_BRAIN_RISK"
+        );
+        // dead lost brokers are fine
+        let mut dead = healthy_a.clone();
+        dead.push(broker(3, "camunda-b", "dead"));
+        assert_eq!(code(check_removal(&t, &topo(dead), 0, &[1, 3, 5, 7])), "ok");
+        // a surviving broker missing
+        assert_eq!(
+            code(check_removal(
+                &t,
+                &topo(healthy_a[..3].to_vec()),
+                0,
+                &[1, 3, 5, 7]
+            )),
+            "SURVIVING_REGION_DEGRADED"
+        );
+        // parity contradicted by hosts
+        let mut swapped = healthy_a.clone();
+        swapped[0] = broker(0, "camunda-b", "healthy");
+        assert_eq!(
+            code(check_removal(&t, &topo(swapped), 0, &[1, 3, 5, 7])),
+            "SURVIVING_REGION_DEGRADED"
+        );
+        let mut odd_in_a = healthy_a;
+        odd_in_a.push(broker(5, "camunda-a", "dead"));
+        assert_eq!(
+            code(check_removal(&t, &topo(odd_in_a), 0, &[1, 3, 5, 7])),
+            "SURVIVING_REGION_DEGRADED"
+        );
+    }
+}

@@ -1,0 +1,196 @@
+//! The run report, computed from the audit journal (steps with start, end, attempts, mutations;
+//! recovery time), and the notify step.
+use super::journal::{EntryKind, JournalEntry};
+use super::{StepEnv, StepOutcome, StepResult, vars};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+/// One step of the report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepLine {
+    pub step: String,
+    pub job_type: String,
+    pub start: DateTime<Utc>,
+    pub end: Option<DateTime<Utc>>,
+    pub attempts: u32,
+    pub mutations: u32,
+    pub outcome: String,
+}
+
+/// Steps of one process instance, in the order they first ran (the report step excluded).
+pub fn steps(entries: &[JournalEntry]) -> Vec<StepLine> {
+    let mut out: Vec<StepLine> = Vec::new();
+    for e in entries.iter().filter(|e| e.step != "c8dr.report") {
+        let i = match out.iter().position(|s| s.step == e.element_id) {
+            Some(i) => i,
+            None => {
+                out.push(StepLine {
+                    step: e.element_id.clone(),
+                    job_type: e.step.clone(),
+                    start: e.time,
+                    end: None,
+                    attempts: 0,
+                    mutations: 0,
+                    outcome: String::new(),
+                });
+                out.len() - 1
+            }
+        };
+        let s = &mut out[i];
+        match e.kind {
+            EntryKind::Attempt => s.attempts += 1,
+            EntryKind::Call => s.mutations += 1,
+            EntryKind::Outcome => {
+                s.end = Some(e.time);
+                s.outcome = e.action.clone();
+            }
+        }
+    }
+    out
+}
+
+fn rfc(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn time_var(v: Option<&Value>) -> Option<DateTime<Utc>> {
+    v.and_then(Value::as_str)
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn seconds(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    (to - from).num_milliseconds() as f64 / 1000.0
+}
+
+/// `c8dr.report` (header `process`).
+pub fn report(env: &StepEnv<'_>) -> StepResult {
+    let process = env.header("process").unwrap_or("");
+    if !matches!(process, "failover" | "failback" | "drill") {
+        return Err(StepOutcome::invalid(
+            "process",
+            format!(
+                "task header `process` must be failover, failback or drill, got {process:?}: fix the BPMN"
+            ),
+        ));
+    }
+    let entries = env
+        .journal
+        .for_instance(env.input.process_instance_key)
+        .map_err(|e| StepOutcome::retry(e.to_string()))?;
+    let lines = steps(&entries);
+    let completed = Utc::now();
+    let started = time_var(env.var("startedAt"))
+        .or_else(|| lines.first().map(|s| s.start))
+        .unwrap_or(completed);
+    let duration = seconds(started, completed);
+    let outcome = if env.var("lastError").is_some() {
+        "aborted"
+    } else {
+        "completed"
+    };
+    let step_json: Vec<Value> = lines
+        .iter()
+        .map(|s| {
+            json!({
+                "step": s.step, "jobType": s.job_type, "start": rfc(s.start), "end": s.end.map(rfc),
+                "attempts": s.attempts, "mutations": s.mutations, "outcome": s.outcome,
+            })
+        })
+        .collect();
+    let mut report = json!({
+        "process": process,
+        "target": env.input.target_name,
+        "processInstanceKey": env.input.process_instance_key.to_string(),
+        "startedAt": rfc(started),
+        "completedAt": rfc(completed),
+        "durationSeconds": duration,
+        "steps": step_json,
+        "mutations": lines.iter().map(|s| s.mutations).sum::<u32>(),
+        "recoveryTimeSeconds": duration,
+        "outcome": outcome,
+    });
+    if process == "drill" {
+        let lost_at = time_var(env.var("regionLostAt"));
+        let fo = env.var("failoverReport").cloned().unwrap_or(Value::Null);
+        let fb = env.var("failbackReport").cloned().unwrap_or(Value::Null);
+        let fo_done = time_var(fo.get("completedAt"));
+        let fb_done = time_var(fb.get("completedAt"));
+        // recovery: from the region loss to the end of the failover (service back in one region)
+        report["recoveryTimeSeconds"] = match (lost_at, fo_done) {
+            (Some(l), Some(d)) => json!(seconds(l, d)),
+            _ => Value::Null,
+        };
+        report["fullRecoveryTimeSeconds"] = match (lost_at, fb_done) {
+            (Some(l), Some(d)) => json!(seconds(l, d)),
+            _ => Value::Null,
+        };
+        report["regionLostAt"] = lost_at.map_or(Value::Null, |t| json!(rfc(t)));
+        if fo.get("outcome").and_then(Value::as_str) == Some("aborted")
+            || fb.get("outcome").and_then(Value::as_str) == Some("aborted")
+        {
+            report["outcome"] = json!("aborted");
+        }
+        report["failoverReport"] = fo;
+        report["failbackReport"] = fb;
+    }
+    Ok(StepOutcome::done(vars([("report", report)])))
+}
+
+/// `c8dr.notify` (header `event`): logged and journaled (as the step outcome).
+pub fn notify(env: &StepEnv<'_>) -> StepResult {
+    let event = env.header("event").unwrap_or("notification");
+    tracing::warn!(
+        event,
+        target = %env.input.target_name,
+        process_instance_key = env.input.process_instance_key,
+        element_id = %env.input.element_id,
+        "c8dr notification"
+    );
+    Ok(StepOutcome::done(vars([("notified", json!(true))])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(kind: EntryKind, el: &str, secs: i64, action: &str) -> JournalEntry {
+        JournalEntry {
+            time: DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap(),
+            kind,
+            target: "t".into(),
+            step: format!("c8dr.{el}"),
+            element_id: el.into(),
+            process_instance_key: 1,
+            job_key: 1,
+            worker: "w".into(),
+            region: None,
+            action: action.into(),
+            request: String::new(),
+            status: String::new(),
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn steps_from_journal() {
+        let j = vec![
+            e(EntryKind::Attempt, "remove", 0, "attempt"),
+            e(EntryKind::Outcome, "remove", 1, "retry"),
+            e(EntryKind::Attempt, "remove", 5, "attempt"),
+            e(EntryKind::Call, "remove", 6, "force-remove-brokers"),
+            e(EntryKind::Outcome, "remove", 7, "done"),
+            e(EntryKind::Attempt, "await", 8, "attempt"),
+            e(EntryKind::Outcome, "await", 9, "done"),
+            e(EntryKind::Attempt, "report", 10, "attempt"),
+        ];
+        let s = steps(&j);
+        assert_eq!(s.len(), 2);
+        assert_eq!(
+            (s[0].attempts, s[0].mutations, s[0].outcome.as_str()),
+            (2, 1, "done")
+        );
+        assert_eq!(s[0].end.unwrap() - s[0].start, chrono::Duration::seconds(7));
+        assert_eq!(s[1].step, "await");
+    }
+}

@@ -1,0 +1,374 @@
+//! Elasticsearch snapshot steps: register-snapshot-repo, create-snapshot, await-snapshot,
+//! restore-snapshot, await-restore.
+use super::api::{ApiError, ApiErrorKind, ApiResult, Mutation, SnapshotInfo};
+use super::{StepEnv, StepOutcome, StepResult, errors, regions, validate, vars};
+use serde_json::json;
+
+/// Camunda's indices (api-contract §6.12): the target model's list, one source of truth.
+pub use crate::target::models::elasticsearch::is_camunda_index;
+
+fn repo_missing(e: &ApiError) -> bool {
+    e.is_es("repository_missing_exception")
+        || (e.kind == ApiErrorKind::NotFound && !e.is_es("snapshot_missing_exception"))
+}
+
+/// The snapshot `name` in `region`, `Ok(None)` when the repository has no such snapshot and
+/// `Err(None)` when the repository itself is missing.
+async fn find_snapshot(
+    env: &StepEnv<'_>,
+    region: u8,
+    name: &str,
+) -> Result<Option<SnapshotInfo>, Option<ApiError>> {
+    match env
+        .api
+        .snapshots(region, env.target.snapshot.repository.clone())
+        .await
+    {
+        Ok(list) => Ok(list.into_iter().find(|s| s.name == name)),
+        Err(e) if repo_missing(&e) => Err(None),
+        Err(e) => Err(Some(e)),
+    }
+}
+
+fn snapshot_name(env: &StepEnv<'_>) -> Result<String, StepOutcome> {
+    validate::snapshot_name(&env.input.variables, "snapshotName")
+}
+
+/// `c8dr.register-snapshot-repo` (header `region: surviving|recreated`).
+pub async fn register_snapshot_repo(env: &StepEnv<'_>) -> StepResult {
+    let which = env.header("region").unwrap_or("");
+    let repo = env.target.snapshot.repository.clone();
+    match which {
+        "surviving" => {
+            let region = regions::surviving(env)?;
+            if env.api.repository_exists(region, repo.clone()).await? {
+                return Ok(StepOutcome::already_done(vars([(
+                    "repositoryRegistered",
+                    json!(true),
+                )])));
+            }
+            env.mutate(
+                region,
+                Mutation::RegisterRepository {
+                    repository: repo,
+                    readonly: false,
+                },
+            )
+            .await??;
+            Ok(StepOutcome::done(vars([(
+                "repositoryRegistered",
+                json!(true),
+            )])))
+        }
+        "recreated" => register_in_recreated(env, repo).await,
+        other => Err(StepOutcome::invalid(
+            "region",
+            format!(
+                "task header `region` must be surviving or recreated, got {other:?}: fix the BPMN"
+            ),
+        )),
+    }
+}
+
+async fn visible(env: &StepEnv<'_>, region: u8, name: &str) -> ApiResult<bool> {
+    match find_snapshot(env, region, name).await {
+        Ok(found) => Ok(found.is_some()),
+        Err(None) => Ok(false),
+        Err(Some(e)) if e.is_transient() => Err(e),
+        Err(Some(_)) => Ok(false),
+    }
+}
+
+async fn register_in_recreated(env: &StepEnv<'_>, repo: String) -> StepResult {
+    let (surviving, recreated) = regions::failback(env)?;
+    let name = snapshot_name(env)?;
+    // guards api-contract §6.14: register in the recreated region only once the snapshot exists
+    match find_snapshot(env, surviving, &name).await {
+        Ok(Some(s)) if s.state == "SUCCESS" => {}
+        Ok(found) => {
+            return Err(StepOutcome::refused(
+                errors::SNAPSHOT_MISSING,
+                format!(
+                    "snapshot {name} is not in the bucket yet (surviving region sees {}): create and await it first",
+                    found.map_or("no such snapshot".to_string(), |s| format!(
+                        "state {}",
+                        s.state
+                    ))
+                ),
+            ));
+        }
+        Err(None) => {
+            return Err(StepOutcome::refused(
+                errors::SNAPSHOT_MISSING,
+                format!(
+                    "repository {repo} is not registered in the surviving region: snapshot {name} cannot exist"
+                ),
+            ));
+        }
+        Err(Some(e)) => return Err(e.into()),
+    }
+    let exists = env.api.repository_exists(recreated, repo.clone()).await?;
+    if exists && visible(env, recreated, &name).await? {
+        return Ok(StepOutcome::already_done(vars([(
+            "repositoryRegistered",
+            json!(true),
+        )])));
+    }
+    if exists {
+        // registered but the snapshot is not visible: delete and re-register once (§6.14)
+        env.mutate(
+            recreated,
+            Mutation::DeleteRepository {
+                repository: repo.clone(),
+            },
+        )
+        .await??;
+    }
+    // guards api-contract §6.14: the recreated region only reads: readonly
+    env.mutate(
+        recreated,
+        Mutation::RegisterRepository {
+            repository: repo.clone(),
+            readonly: true,
+        },
+    )
+    .await??;
+    if visible(env, recreated, &name).await? {
+        return Ok(StepOutcome::done(vars([(
+            "repositoryRegistered",
+            json!(true),
+        )])));
+    }
+    if !exists {
+        env.mutate(
+            recreated,
+            Mutation::DeleteRepository {
+                repository: repo.clone(),
+            },
+        )
+        .await??;
+        env.mutate(
+            recreated,
+            Mutation::RegisterRepository {
+                repository: repo.clone(),
+                readonly: true,
+            },
+        )
+        .await??;
+        if visible(env, recreated, &name).await? {
+            return Ok(StepOutcome::done(vars([(
+                "repositoryRegistered",
+                json!(true),
+            )])));
+        }
+    }
+    Err(StepOutcome::retry(format!(
+        "repository {repo} is registered in region {recreated} but snapshot {name} is not visible there yet"
+    )))
+}
+
+/// `c8dr.create-snapshot`: snapshot of the surviving Elasticsearch, name unique per instance.
+pub async fn create_snapshot(env: &StepEnv<'_>) -> StepResult {
+    let surviving = regions::surviving(env)?;
+    let name = snapshot_name(env)?;
+    let repo = env.target.snapshot.repository.clone();
+    let done = || vars([("snapshotName", json!(name.clone()))]);
+    let missing_repo = || {
+        StepOutcome::refused(
+            errors::REPOSITORY_MISSING,
+            format!(
+                "snapshot repository {} is not registered in region {surviving}: register it first",
+                env.target.snapshot.repository
+            ),
+        )
+    };
+    // guards api-contract §6.2: observe first; a taken name answers 400
+    match find_snapshot(env, surviving, &name).await {
+        Ok(Some(_)) => return Ok(StepOutcome::already_done(done())),
+        Ok(None) => {}
+        Err(None) => return Err(missing_repo()),
+        Err(Some(e)) => return Err(e.into()),
+    }
+    match env
+        .mutate(
+            surviving,
+            Mutation::CreateSnapshot {
+                repository: repo,
+                snapshot: name.clone(),
+            },
+        )
+        .await?
+    {
+        Ok(_) => Ok(StepOutcome::done(done())),
+        Err(e)
+            if e.is_es("invalid_snapshot_name_exception")
+                || (e.status == Some(400) && e.message.contains("already")) =>
+        {
+            // taken after our GET: a previous attempt of ours created it; re-observe
+            match find_snapshot(env, surviving, &name).await {
+                Ok(Some(_)) => Ok(StepOutcome::already_done(done())),
+                _ => Err(StepOutcome::retry(format!(
+                    "snapshot name {name} reported taken but not listed yet: {}",
+                    e.message
+                ))),
+            }
+        }
+        Err(e) if repo_missing(&e) => Err(missing_repo()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `c8dr.await-snapshot`: SUCCESS with no failed shards, else SNAPSHOT_FAILED.
+pub async fn await_snapshot(env: &StepEnv<'_>) -> StepResult {
+    let surviving = regions::surviving(env)?;
+    let name = snapshot_name(env)?;
+    let s = match find_snapshot(env, surviving, &name).await {
+        Ok(Some(s)) => s,
+        Ok(None) | Err(None) => {
+            return Err(StepOutcome::refused(
+                errors::SNAPSHOT_MISSING,
+                format!("snapshot {name} does not exist in region {surviving}"),
+            ));
+        }
+        Err(Some(e)) => return Err(e.into()),
+    };
+    let shards = json!({"total": s.shards.total, "failed": s.shards.failed, "successful": s.shards.successful});
+    // guards api-contract §6.15: state SUCCESS and shards.failed == 0, not a substring
+    match s.state.as_str() {
+        "IN_PROGRESS" | "STARTED" | "INIT" => Ok(StepOutcome::done(vars([
+            ("verified", json!(false)),
+            ("snapshotState", json!(s.state)),
+            ("snapshotShards", shards),
+        ]))),
+        "SUCCESS" if s.shards.failed == 0 => Ok(StepOutcome::done(vars([
+            ("verified", json!(true)),
+            ("snapshotState", json!(s.state)),
+            ("snapshotShards", shards),
+        ]))),
+        other => Err(StepOutcome::refused(
+            errors::SNAPSHOT_FAILED,
+            format!(
+                "snapshot {name} ended {other} with {} of {} shards failed",
+                s.shards.failed, s.shards.total
+            ),
+        )
+        .with_var("snapshotState", json!(other))
+        .with_var("snapshotShards", shards)),
+    }
+}
+
+/// `c8dr.restore-snapshot`: restore into the recreated Elasticsearch (not waiting).
+pub async fn restore_snapshot(env: &StepEnv<'_>) -> StepResult {
+    let (_, recreated) = regions::failback(env)?;
+    let name = snapshot_name(env)?;
+    let repo = env.target.snapshot.repository.clone();
+    let started = || vars([("restoreStarted", json!(true))]);
+    // guards api-contract §6.13: observe recoveries first; never re-issue a restore blindly
+    let ours =
+        |list: &[super::api::RecoveryInfo]| list.iter().any(|r| r.is_from_snapshot(&repo, &name));
+    if ours(&env.api.recoveries(recreated).await?) {
+        return Ok(StepOutcome::already_done(started()));
+    }
+    if !env.api.repository_exists(recreated, repo.clone()).await? {
+        return Err(StepOutcome::refused(
+            errors::REPOSITORY_MISSING,
+            format!(
+                "repository {repo} is not registered in region {recreated}: register it (region recreated) first"
+            ),
+        ));
+    }
+    match find_snapshot(env, recreated, &name).await {
+        Ok(Some(_)) => {}
+        Ok(None) | Err(None) => {
+            return Err(StepOutcome::refused(
+                errors::SNAPSHOT_MISSING,
+                format!("snapshot {name} is not visible in region {recreated}"),
+            ));
+        }
+        Err(Some(e)) => return Err(e.into()),
+    }
+    // guards api-contract §6.12: open Camunda indices would collide with the restore
+    let colliding: Vec<String> = env
+        .api
+        .indices(recreated)
+        .await?
+        .into_iter()
+        .filter(|i| i.status == "open" && is_camunda_index(&i.name))
+        .map(|i| i.name)
+        .collect();
+    if !colliding.is_empty() {
+        return Err(StepOutcome::refused(
+            errors::RESTORE_TARGET_NOT_EMPTY,
+            format!(
+                "region {recreated} has open Camunda indices {:?}{}: deploy with CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA=false and delete them before restoring",
+                colliding.iter().take(10).collect::<Vec<_>>(),
+                if colliding.len() > 10 { " ..." } else { "" }
+            ),
+        ));
+    }
+    match env
+        .mutate(
+            recreated,
+            Mutation::RestoreSnapshot {
+                repository: repo.clone(),
+                snapshot: name.clone(),
+            },
+        )
+        .await?
+    {
+        Ok(_) => Ok(StepOutcome::done(started())),
+        Err(e)
+            if e.is_es("snapshot_restore_exception")
+                || e.message.contains("open index with same name") =>
+        {
+            // a restore of ours may already be running (§6.13): re-observe, do not re-issue
+            if ours(&env.api.recoveries(recreated).await?) {
+                Ok(StepOutcome::already_done(started()))
+            } else {
+                Err(StepOutcome::refused(
+                    errors::RESTORE_TARGET_NOT_EMPTY,
+                    format!("restore refused: {}", e.message),
+                ))
+            }
+        }
+        Err(e) if repo_missing(&e) => {
+            Err(StepOutcome::refused(errors::REPOSITORY_MISSING, e.message))
+        }
+        Err(e) if e.is_es("snapshot_missing_exception") => {
+            Err(StepOutcome::refused(errors::SNAPSHOT_MISSING, e.message))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `c8dr.await-restore`: no active snapshot recoveries and green.
+pub async fn await_restore(env: &StepEnv<'_>) -> StepResult {
+    let (_, recreated) = regions::failback(env)?;
+    let name = snapshot_name(env)?;
+    let repo = &env.target.snapshot.repository;
+    let recoveries = env.api.recoveries(recreated).await?;
+    let ours = recoveries
+        .iter()
+        .filter(|r| r.is_from_snapshot(repo, &name))
+        .count();
+    let active = recoveries
+        .iter()
+        .filter(|r| r.kind.eq_ignore_ascii_case("snapshot") && r.is_active())
+        .count();
+    let health = env.api.health(recreated).await?;
+    let progress = json!({"activeRecoveries": active, "health": health.status, "recoveries": ours});
+    if active == 0 && ours > 0 && health.status == "red" {
+        return Err(StepOutcome::refused(
+            errors::RESTORE_FAILED,
+            format!(
+                "restore of {name} finished but region {recreated} is red: shards failed to restore"
+            ),
+        )
+        .with_var("restoreProgress", progress));
+    }
+    let verified = active == 0 && ours > 0 && health.status == "green";
+    Ok(StepOutcome::done(vars([
+        ("verified", json!(verified)),
+        ("restoreProgress", progress),
+    ])))
+}

@@ -1,0 +1,370 @@
+//! Variables -> typed inputs. Every error is INVALID_INPUT naming the field and the fix.
+//! Also the `c8dr.validate-input` step, which normalizes the process inputs.
+use super::{StepEnv, StepOutcome, StepResult};
+use chrono::{SecondsFormat, Utc};
+use serde_json::{Map, Value, json};
+
+type Vars = Map<String, Value>;
+
+fn show(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 60 {
+        format!("{}...", &s[..60])
+    } else {
+        s
+    }
+}
+
+/// A region variable: the number 0 or 1 (a JSON string "0"/"1" is accepted too).
+pub fn region(vars: &Vars, field: &str) -> Result<u8, StepOutcome> {
+    match optional_region(vars, field)? {
+        Some(r) => Ok(r),
+        None => Err(StepOutcome::invalid(
+            field,
+            format!("variable `{field}` is required: set it to 0 or 1"),
+        )),
+    }
+}
+
+pub fn optional_region(vars: &Vars, field: &str) -> Result<Option<u8>, StepOutcome> {
+    let Some(v) = vars.get(field).filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let n = match v {
+        Value::Number(n) => n.as_i64().filter(|_| n.is_i64() || n.is_u64()),
+        Value::String(s) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    };
+    match n {
+        Some(0) => Ok(Some(0)),
+        Some(1) => Ok(Some(1)),
+        _ => Err(StepOutcome::invalid(
+            field,
+            format!(
+                "variable `{field}` must be the region number 0 or 1, got {}",
+                show(v)
+            ),
+        )),
+    }
+}
+
+pub fn string(vars: &Vars, field: &str) -> Result<String, StepOutcome> {
+    match vars.get(field) {
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
+        None | Some(Value::Null) => Err(StepOutcome::invalid(
+            field,
+            format!("variable `{field}` is required (a non-empty string)"),
+        )),
+        Some(v) => Err(StepOutcome::invalid(
+            field,
+            format!(
+                "variable `{field}` must be a non-empty string, got {}",
+                show(v)
+            ),
+        )),
+    }
+}
+
+pub fn optional_string(vars: &Vars, field: &str, default: &str) -> Result<String, StepOutcome> {
+    match vars.get(field) {
+        None | Some(Value::Null) => Ok(default.to_string()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(v) => Err(StepOutcome::invalid(
+            field,
+            format!("variable `{field}` must be a string, got {}", show(v)),
+        )),
+    }
+}
+
+pub fn optional_bool(vars: &Vars, field: &str, default: bool) -> Result<bool, StepOutcome> {
+    match vars.get(field) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(v) => Err(StepOutcome::invalid(
+            field,
+            format!("variable `{field}` must be true or false, got {}", show(v)),
+        )),
+    }
+}
+
+pub fn int_in(
+    vars: &Vars,
+    field: &str,
+    default: i64,
+    min: i64,
+    max: i64,
+) -> Result<i64, StepOutcome> {
+    let v = match vars.get(field) {
+        None | Some(Value::Null) => return Ok(default),
+        Some(v) => v,
+    };
+    match v.as_i64() {
+        Some(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(StepOutcome::invalid(
+            field,
+            format!(
+                "variable `{field}` must be an integer {min}..{max}, got {}",
+                show(v)
+            ),
+        )),
+    }
+}
+
+/// The change id written by a previous step (an integer; a numeric string is accepted).
+pub fn change_id(vars: &Vars, field: &str) -> Result<i64, StepOutcome> {
+    let v = vars.get(field).filter(|v| !v.is_null());
+    let n = v.and_then(|v| match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    });
+    match (v, n) {
+        (_, Some(n)) if n >= 0 => Ok(n),
+        (None, _) => Err(StepOutcome::invalid(
+            field,
+            format!(
+                "variable `{field}` is required: the change id returned by the step that started the change"
+            ),
+        )),
+        (Some(v), _) => Err(StepOutcome::invalid(
+            field,
+            format!(
+                "variable `{field}` must be a non-negative integer, got {}",
+                show(v)
+            ),
+        )),
+    }
+}
+
+/// Snapshot names: Elasticsearch rules (lower case, no spaces, none of `\/*?"<>|,#`).
+pub fn snapshot_name(vars: &Vars, field: &str) -> Result<String, StepOutcome> {
+    let name = string(vars, field)?;
+    let bad = name
+        .chars()
+        .any(|c| c.is_ascii_uppercase() || c.is_whitespace() || "\\/*?\"<>|,#".contains(c))
+        || name.starts_with('_')
+        || name.starts_with('-');
+    if bad {
+        return Err(StepOutcome::invalid(
+            field,
+            format!(
+                "variable `{field}` = {name:?} is not a valid snapshot name: lower case, no spaces or \\/*?\"<>|,#, not starting with _ or -"
+            ),
+        ));
+    }
+    Ok(name)
+}
+
+/// ISO-8601 durations as FEEL takes them: `PnDTnHnMnS` (seconds may be fractional), e.g. `PT5S`.
+pub fn is_iso_duration(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix('P') else {
+        return false;
+    };
+    if rest.is_empty() {
+        return false;
+    }
+    let (date, time) = match rest.split_once('T') {
+        Some((d, t)) => {
+            if t.is_empty() {
+                return false;
+            }
+            (d, Some(t))
+        }
+        None => (rest, None),
+    };
+    fn parts(s: &str, units: &str) -> bool {
+        let mut num = String::new();
+        let mut last_unit = 0usize;
+        for c in s.chars() {
+            if c.is_ascii_digit() || c == '.' {
+                num.push(c);
+            } else {
+                let Some(pos) = units.find(c) else {
+                    return false;
+                };
+                if num.is_empty() || num.parse::<f64>().is_err() || pos < last_unit {
+                    return false;
+                }
+                if c != 'S' && num.contains('.') {
+                    return false;
+                }
+                last_unit = pos + 1;
+                num.clear();
+            }
+        }
+        num.is_empty()
+    }
+    parts(date, "YMWD") && time.is_none_or(|t| parts(t, "HMS"))
+}
+
+pub fn duration(vars: &Vars, field: &str, default: &str) -> Result<String, StepOutcome> {
+    match vars.get(field) {
+        None | Some(Value::Null) => Ok(default.to_string()),
+        Some(Value::String(s)) if is_iso_duration(s) => Ok(s.clone()),
+        Some(v) => Err(StepOutcome::invalid(
+            field,
+            format!(
+                "variable `{field}` must be an ISO-8601 duration such as PT5S or PT15M, got {}",
+                show(v)
+            ),
+        )),
+    }
+}
+
+/// `c8dr.validate-input` (header `process: failover|failback|drill`).
+pub fn validate_input(env: &StepEnv<'_>) -> StepResult {
+    let v = &env.input.variables;
+    let process = env.header("process").unwrap_or("");
+    let mut out = Map::new();
+    out.insert("target".into(), json!(env.input.target_name));
+    let surviving = match process {
+        "failover" | "drill" => {
+            let lost = region(v, "lostRegion")?;
+            out.insert("lostRegion".into(), json!(lost));
+            if process == "failover" {
+                out.insert("reason".into(), json!(optional_string(v, "reason", "")?));
+            } else {
+                out.insert("recreatedRegion".into(), json!(lost));
+                out.insert(
+                    "canaryCount".into(),
+                    json!(int_in(v, "canaryCount", 6, 1, 100)?),
+                );
+                out.insert(
+                    "canaryTimeout".into(),
+                    json!(duration(v, "canaryTimeout", "PT10M")?),
+                );
+            }
+            1 - lost
+        }
+        "failback" => {
+            let recreated = region(v, "recreatedRegion")?;
+            out.insert("recreatedRegion".into(), json!(recreated));
+            out.insert(
+                "snapshotName".into(),
+                json!(format!(
+                    "{}-{}",
+                    env.target.snapshot.name_prefix, env.input.process_instance_key
+                )),
+            );
+            for (f, d) in [
+                ("snapshotTimeout", "PT30M"),
+                ("restoreTimeout", "PT60M"),
+                ("brokersVisibleTimeout", "PT20M"),
+            ] {
+                out.insert(f.into(), json!(duration(v, f, d)?));
+            }
+            1 - recreated
+        }
+        other => {
+            return Err(StepOutcome::invalid(
+                "process",
+                format!(
+                    "task header `process` must be failover, failback or drill, got {other:?}: fix the BPMN"
+                ),
+            ));
+        }
+    };
+    if let Some(s) = optional_region(v, "survivingRegion")?
+        && s != surviving
+    {
+        return Err(StepOutcome::invalid(
+            "survivingRegion",
+            format!(
+                "variable `survivingRegion` = {s} contradicts the lost/recreated region: it must be {surviving} (or be left out)"
+            ),
+        ));
+    }
+    out.insert("survivingRegion".into(), json!(surviving));
+    let auto = optional_bool(v, "autoApprove", false)?;
+    if auto && !env.target.drill_allowed {
+        return Err(StepOutcome::invalid(
+            "autoApprove",
+            format!(
+                "autoApprove is only allowed on targets with drill_allowed = true; target `{}` is not",
+                env.input.target_name
+            ),
+        ));
+    }
+    out.insert("autoApprove".into(), json!(auto));
+    out.insert(
+        "approverGroup".into(),
+        json!(optional_string(v, "approverGroup", "dr-operators")?),
+    );
+    for (f, d) in [
+        ("verifyInterval", "PT5S"),
+        ("changeTimeout", "PT15M"),
+        ("approvalDue", "PT1H"),
+        ("reminderAfter", "PT15M"),
+    ] {
+        out.insert(f.into(), json!(duration(v, f, d)?));
+    }
+    let started = match v.get("startedAt") {
+        Some(Value::String(s)) if chrono::DateTime::parse_from_rfc3339(s).is_ok() => s.clone(),
+        _ => Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+    };
+    out.insert("startedAt".into(), json!(started));
+    Ok(StepOutcome::done(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(v: Value) -> Vars {
+        v.as_object().unwrap().clone()
+    }
+
+    fn field_of(o: StepOutcome) -> (String, Option<String>) {
+        match o {
+            StepOutcome::Refused { code, field, .. } => (code.to_string(), field),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn region_accepts_0_and_1_only() {
+        assert_eq!(
+            region(&vars(json!({"lostRegion": 1})), "lostRegion").unwrap(),
+            1
+        );
+        assert_eq!(
+            region(&vars(json!({"lostRegion": "0"})), "lostRegion").unwrap(),
+            0
+        );
+        for bad in [
+            json!({"lostRegion": 2}),
+            json!({"lostRegion": -1}),
+            json!({"lostRegion": "one"}),
+            json!({}),
+            json!({"lostRegion": 0.5}),
+        ] {
+            let (code, field) = field_of(region(&vars(bad), "lostRegion").unwrap_err());
+            assert_eq!(code, "INVALID_INPUT");
+            assert_eq!(field.as_deref(), Some("lostRegion"));
+        }
+    }
+
+    #[test]
+    fn durations() {
+        for ok in [
+            "PT5S", "PT15M", "PT1H", "P1D", "P1DT2H", "PT0.5S", "PT1H30M",
+        ] {
+            assert!(is_iso_duration(ok), "{ok}");
+        }
+        for bad in ["5s", "PT", "P", "PT5", "PTS", "PT1S1M", "P1.5D", ""] {
+            assert!(!is_iso_duration(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn snapshot_names_and_change_ids() {
+        assert!(snapshot_name(&vars(json!({"s": "c8dr-failback-1"})), "s").is_ok());
+        assert!(snapshot_name(&vars(json!({"s": "Bad Name"})), "s").is_err());
+        assert_eq!(change_id(&vars(json!({"c": 7})), "c").unwrap(), 7);
+        assert_eq!(change_id(&vars(json!({"c": "7"})), "c").unwrap(), 7);
+        assert!(change_id(&vars(json!({})), "c").is_err());
+        assert!(change_id(&vars(json!({"c": -3})), "c").is_err());
+        assert_eq!(int_in(&vars(json!({})), "n", 6, 1, 100).unwrap(), 6);
+        assert!(int_in(&vars(json!({"n": 101})), "n", 6, 1, 100).is_err());
+    }
+}
