@@ -7,7 +7,7 @@ use crate::config::{Config, TargetConfig};
 use crate::procedure::adapter::ClientTarget;
 use crate::procedure::api::TargetApi;
 use crate::procedure::drill::{NoRegionControl, RegionControl};
-use crate::procedure::journal::Journal;
+use crate::procedure::journal::{EntryKind, Journal, JournalEntry};
 use crate::procedure::platform::{self, LabControl, Platform};
 use crate::procedure::{StepEnv, StepInput, StepOutcome, run_step};
 use crate::target::Target;
@@ -184,6 +184,41 @@ pub fn to_job_outcome(
     }
 }
 
+/// Journals a refusal made before a step could run (no target to run it against).
+fn journal_refusal(
+    ctx: &StepContext,
+    job: &Job,
+    target: &str,
+    outcome: StepOutcome,
+) -> StepOutcome {
+    let StepOutcome::Refused { code, message, .. } = &outcome else {
+        return outcome;
+    };
+    let entry = JournalEntry {
+        time: chrono::Utc::now(),
+        kind: EntryKind::Outcome,
+        target: target.to_string(),
+        step: job.job_type.clone(),
+        element_id: job.element_id.clone(),
+        process_instance_key: job.process_instance_key,
+        job_key: job.key,
+        worker: if job.worker.is_empty() {
+            ctx.worker_name.clone()
+        } else {
+            job.worker.clone()
+        },
+        region: None,
+        action: "refused".into(),
+        request: (*code).to_string(),
+        status: String::new(),
+        message: message.clone(),
+    };
+    match ctx.journal.append(&entry) {
+        Ok(()) => outcome,
+        Err(e) => StepOutcome::retry(e.to_string()),
+    }
+}
+
 /// Handles one activated job.
 pub async fn handle(ctx: &StepContext, job: Job) -> JobOutcome {
     let step = job.job_type.clone();
@@ -204,6 +239,11 @@ pub async fn handle(ctx: &StepContext, job: Job) -> JobOutcome {
                     "variable `target` must name a configured target ({known:?}), got {got}: start the process with one of them"
                 ),
             );
+            let named = match other {
+                Some(Value::String(s)) => s.clone(),
+                _ => got,
+            };
+            let outcome = journal_refusal(ctx, &job, &named, outcome);
             return to_job_outcome(outcome, &label, ctx.backoff());
         }
     };
@@ -215,6 +255,7 @@ pub async fn handle(ctx: &StepContext, job: Job) -> JobOutcome {
                 "target",
                 format!("target `{target_name}` is misconfigured: {e}"),
             );
+            let outcome = journal_refusal(ctx, &job, &target_name, outcome);
             return to_job_outcome(outcome, &label, ctx.backoff());
         }
     };
@@ -302,6 +343,23 @@ mod tests {
         );
         assert_eq!(JOB_TYPES.len(), 25);
         assert!(JOB_TYPES.iter().all(|t| t.starts_with("c8dr.")));
+    }
+
+    #[test]
+    fn every_documented_job_type_is_registered() {
+        let doc = include_str!("../docs/jobs.md");
+        let documented: Vec<&str> = doc
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `c8dr."))
+            .filter_map(|l| l.split('`').next())
+            .collect();
+        assert_eq!(documented.len(), JOB_TYPES.len());
+        for t in documented {
+            assert!(
+                JOB_TYPES.contains(&format!("c8dr.{t}").as_str()),
+                "c8dr.{t} is documented but not registered"
+            );
+        }
     }
 }
 

@@ -141,7 +141,35 @@ fn code(o: &JobOutcome) -> &str {
 
 #[tokio::test]
 async fn all_steps_failover_then_failback_restore_the_dual_region_state() {
-    let t = fast_lab().await;
+    all_steps(fast_lab().await).await;
+}
+
+/// Camunda before 8.8.25 (#52260): the helm upgrade of the surviving region re-enables the
+/// disabled exporter; verify-profiles disables it again and the enable uses initializeFrom.
+#[tokio::test]
+async fn all_steps_with_exporters_re_enabled_by_restarts() {
+    let t = setup(LabOptions {
+        durations: LabDurations::fast(),
+        exporter_flip_on_restart: true,
+        ..Default::default()
+    })
+    .await;
+    let lab_record = all_steps(t).await;
+    let enables: Vec<_> = lab_record
+        .iter()
+        .filter(|r| {
+            r.path.contains("/actuator/exporters/camundaregion1/") && (200..300).contains(&r.status)
+        })
+        .map(|r| r.path.rsplit('/').next().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        enables,
+        ["disable", "disable", "enable"],
+        "failover disable, re-disable after the restart, enable"
+    );
+}
+
+async fn all_steps(t: T) -> Vec<c8dr::rehearsal::lab::RecordEntry> {
     let input = t
         .complete(
             "validate-input",
@@ -329,6 +357,7 @@ async fn all_steps_failover_then_failback_restore_the_dual_region_state() {
     if let Err(problems) = state.is_restored_dual_region() {
         panic!("not restored: {problems:?}");
     }
+    t.lab.record()
 }
 
 #[tokio::test]
@@ -372,6 +401,17 @@ async fn bad_input_and_unknown_targets_never_touch_the_target() {
         other => panic!("{other:?}"),
     }
     assert_eq!(t.mutations(), 0);
+    let journal = std::fs::read_to_string(t._dir.path().join("journal.jsonl")).unwrap();
+    assert!(
+        journal
+            .lines()
+            .any(|l| l.contains("\"prod-eu\"") && l.contains("INVALID_INPUT")),
+        "{journal}"
+    );
+    assert!(
+        !journal.lines().any(|l| l.contains("\"kind\":\"call\"")),
+        "no mutating call journaled"
+    );
     assert!(
         jobs::job_types().contains(&"c8dr.report") && jobs::job_types().contains(&"c8dr.notify")
     );
@@ -589,6 +629,22 @@ async fn a_stuck_change_stays_in_progress_and_shows_what_it_waits_for() {
         (added["changeId"].clone(), json!(true))
     );
     assert_eq!(t.mutations(), m);
+    // an operator cancels the stuck change: the await step reports CHANGE_FAILED
+    let mgmt = t.lab.region_urls(0).management;
+    let id = added["changeId"].as_i64().unwrap();
+    let r = reqwest::Client::new()
+        .delete(format!("{mgmt}/actuator/cluster/changes/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    match t.run("await-change", &cv, &[]).await {
+        JobOutcome::BpmnError { code, message, .. } => {
+            assert_eq!(code, "CHANGE_FAILED");
+            assert!(message.contains("CANCELLED"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -679,5 +735,163 @@ async fn manual_helm_mode_hands_the_command_to_a_person() {
     assert!(
         journal.lines().any(|l| l.contains("\"refused\"")),
         "{journal}"
+    );
+}
+
+impl T {
+    /// Runs a step like the engine does: a failed job is retried (bounded).
+    async fn complete_retrying(
+        &self,
+        step: &str,
+        vars: &Value,
+        headers: &[(&str, &str)],
+    ) -> Map<String, Value> {
+        for _ in 0..60 {
+            match self.run(step, vars, headers).await {
+                JobOutcome::Complete(v) => return v,
+                JobOutcome::Fail { .. } => tokio::time::sleep(Duration::from_millis(5)).await,
+                other => panic!("{step}: {other:?}"),
+            }
+        }
+        panic!("{step}: still failing after 60 attempts");
+    }
+}
+
+#[tokio::test]
+async fn under_injected_faults_every_change_is_made_exactly_once() {
+    let t = fast_lab().await;
+    // errors and drops are not handled by the lab; malformed answers are handled (the change is
+    // made) but the step cannot read the answer: its next attempt must find the change made
+    let faults = FaultConfig {
+        seed: 42,
+        error_rate: 0.1,
+        drop_rate: 0.05,
+        malformed_rate: 0.15,
+        ..Default::default()
+    };
+    t.lab.lose_region(1).await.unwrap();
+    t.lab.set_faults(Some(faults.clone()));
+    let fo = json!({"lostRegion": 1, "survivingRegion": 0});
+    let removed = t.complete_retrying("remove-brokers", &fo, &[]).await;
+    t.until_verified(
+        "await-change",
+        &json!({"survivingRegion": 0, "changeId": removed["changeId"]}),
+        &[],
+    )
+    .await;
+    loop {
+        let d = t.complete_retrying("disable-exporters", &fo, &[]).await;
+        if d["changeId"].is_null() {
+            break;
+        }
+        t.until_verified(
+            "await-change",
+            &json!({"survivingRegion": 0, "changeId": d["changeId"]}),
+            &[],
+        )
+        .await;
+    }
+    t.until_verified("verify-exporters", &fo, &[("expect", "failover")])
+        .await;
+
+    let fb = json!({"recreatedRegion": 1, "survivingRegion": 0, "snapshotName": format!("c8dr-failback-{PIK}")});
+    t.lab.recreate_region(1).await.unwrap();
+    t.complete_retrying(
+        "helm",
+        &fb,
+        &[("action", "deploy-recreated"), ("region", "recreated")],
+    )
+    .await;
+    t.until_verified("await-brokers-visible", &fb, &[]).await;
+    t.complete_retrying("pause-exporting", &fb, &[]).await;
+    t.complete_retrying("register-snapshot-repo", &fb, &[("region", "surviving")])
+        .await;
+    t.complete_retrying("create-snapshot", &fb, &[]).await;
+    t.until_verified("await-snapshot", &fb, &[]).await;
+    t.complete_retrying("register-snapshot-repo", &fb, &[("region", "recreated")])
+        .await;
+    t.complete_retrying("restore-snapshot", &fb, &[]).await;
+    t.until_verified("await-restore", &fb, &[]).await;
+    let e = t.complete_retrying("enable-exporter", &fb, &[]).await;
+    t.until_verified(
+        "await-change",
+        &json!({"survivingRegion": 0, "changeId": e["changeId"]}),
+        &[],
+    )
+    .await;
+    t.complete_retrying("resume-exporting", &fb, &[]).await;
+    let a = t.complete_retrying("add-brokers", &fb, &[]).await;
+    t.until_verified(
+        "await-change",
+        &json!({"survivingRegion": 0, "changeId": a["changeId"]}),
+        &[],
+    )
+    .await;
+    t.until_verified("verify-topology", &fb, &[("expect", "full")])
+        .await;
+    t.until_verified("verify-exporters", &fb, &[("expect", "full")])
+        .await;
+    t.lab.set_faults(None);
+
+    // every change the lab handled was asked for once (pause/resume have no state to observe)
+    let mut handled: std::collections::BTreeMap<(usize, String, String), usize> =
+        Default::default();
+    for r in t.lab.record() {
+        if (200..300).contains(&r.status) && !r.path.contains("/actuator/exporting/") {
+            let path = r.path.split('?').next().unwrap_or("").to_string();
+            *handled
+                .entry((r.region, r.method.clone(), path))
+                .or_default() += 1;
+        }
+    }
+    let patches = handled
+        .get(&(0, "PATCH".to_string(), "/actuator/cluster".to_string()))
+        .copied()
+        .unwrap_or(0);
+    assert_eq!(patches, 2, "one removal and one addition: {handled:?}");
+    for (k, n) in &handled {
+        if k.2 != "/actuator/cluster" {
+            assert_eq!(*n, 1, "{k:?} handled {n} times: {handled:?}");
+        }
+    }
+    let state = t.lab.state();
+    assert!(
+        state.exporters.iter().all(|e| e.status == "ENABLED"),
+        "{:?}",
+        state.exporters
+    );
+    assert_eq!(
+        state
+            .cluster
+            .brokers
+            .iter()
+            .filter(|b| !b.partitions.is_empty())
+            .count(),
+        8
+    );
+    // the faults did hit: steps failed and were retried, some after their change was made
+    let journal = std::fs::read_to_string(t._dir.path().join("journal.jsonl")).unwrap();
+    let lines: Vec<Value> = journal
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let retries = lines
+        .iter()
+        .filter(|l| l["kind"] == "outcome" && l["action"] == "retry")
+        .count();
+    let failed_calls = lines
+        .iter()
+        .filter(|l| l["kind"] == "call" && l["status"] != "ok")
+        .count();
+    assert!(
+        retries > 3 && failed_calls > 0,
+        "retries {retries}, failed calls {failed_calls}"
+    );
+    let adopted = lines
+        .iter()
+        .filter(|l| l["kind"] == "outcome" && l["status"] == "alreadyDone")
+        .count();
+    eprintln!(
+        "faults: {retries} retried attempts, {failed_calls} failed mutating calls, {adopted} already-done outcomes"
     );
 }

@@ -59,6 +59,22 @@ fn concurrent(p: &PendingChange) -> StepOutcome {
     )
 }
 
+/// The lost region's gateway must not answer: if it does, the region is not gone (maybe only
+/// partitioned from the survivor) and force-removing its brokers risks split brain.
+async fn lost_region_silent(env: &StepEnv<'_>, lost: u8) -> Result<(), StepOutcome> {
+    // guards api-contract §6.1: force-remove only when the lost region is confirmed gone
+    match env.api.cluster(lost).await {
+        Ok(view) => Err(StepOutcome::refused(
+            errors::SPLIT_BRAIN_RISK,
+            format!(
+                "the management API of lost region {lost} still answers ({} brokers listed): the region is not gone; fence it before removing its brokers",
+                view.brokers.len()
+            ),
+        )),
+        Err(_) => Ok(()),
+    }
+}
+
 /// `c8dr.assess-failover`: topology of the surviving region, lost brokers by parity, dry run.
 pub async fn assess_failover(env: &StepEnv<'_>) -> StepResult {
     let (surviving, lost) = regions::failover(env)?;
@@ -81,6 +97,7 @@ pub async fn assess_failover(env: &StepEnv<'_>) -> StepResult {
         None => {
             already = false;
             regions::check_removal(env.target, &topology, surviving, &to_remove)?;
+            lost_region_silent(env, lost).await?;
             let dry = env.api.dry_run_remove(surviving, to_remove.clone()).await?;
             planned = dry.planned_changes;
         }
@@ -125,6 +142,7 @@ pub async fn remove_brokers(env: &StepEnv<'_>) -> StepResult {
     // guards api-contract §6.1: cross-check ids against the live topology before forcing
     let topology = env.api.topology(surviving).await?;
     regions::check_removal(env.target, &topology, surviving, &to_remove)?;
+    lost_region_silent(env, lost).await?;
     match env
         .mutate(surviving, Mutation::ForceRemoveBrokers { ids: to_remove })
         .await??

@@ -86,6 +86,59 @@ pub async fn disable_exporters(env: &StepEnv<'_>) -> StepResult {
         .with_var("exportersDone", json!(to_disable.len() == 1)))
 }
 
+/// True when this process instance asked to enable an exporter (answered, or possibly applied
+/// with an unreadable answer; a 4xx rejection does not count).
+fn enabled_by_this_instance(env: &StepEnv<'_>) -> Result<bool, StepOutcome> {
+    Ok(env
+        .journal_calls()?
+        .iter()
+        .any(|e| e.action == "enable-exporter" && !e.status.starts_with('4')))
+}
+
+/// Exporters of `region` (as seen from `surviving`) that were disabled by the failover but are
+/// enabled again although this process instance did not enable them: a broker restart after a
+/// helm upgrade re-enabled them (#52260). Starts disabling the first one when no change is
+/// pending. Returns the ids found.
+pub async fn redisable_flipped(
+    env: &StepEnv<'_>,
+    surviving: u8,
+    region: u8,
+) -> Result<Vec<String>, StepOutcome> {
+    // guards api-contract §6.11: re-check exporters after any helm upgrade / restart
+    let main = format!("{}{region}", env.target.exporter_prefix);
+    let legacy = format!("{}{region}", env.target.legacy_exporter_prefix);
+    let ours = enabled_by_this_instance(env)?;
+    let list = env.api.exporters(surviving).await?;
+    let flipped: Vec<String> = list
+        .iter()
+        .filter(|e| (e.exporter_id == main && !ours) || e.exporter_id == legacy)
+        .filter(|e| {
+            matches!(
+                e.status.as_str(),
+                "ENABLED" | "CONFIG_NOT_FOUND" | "DISABLING"
+            )
+        })
+        .map(|e| e.exporter_id.clone())
+        .collect();
+    let Some(first) = flipped.iter().find(|id| {
+        list.iter()
+            .any(|e| &e.exporter_id == *id && e.status != "DISABLING")
+    }) else {
+        return Ok(flipped);
+    };
+    let cluster = env.api.cluster(surviving).await?;
+    if cluster.pending_change.is_none() {
+        env.mutate(
+            surviving,
+            Mutation::DisableExporter {
+                exporter_id: first.clone(),
+            },
+        )
+        .await??;
+    }
+    Ok(flipped)
+}
+
 /// `c8dr.enable-exporter`: the recreated region's exporter, initialized from the survivor's.
 pub async fn enable_exporter(env: &StepEnv<'_>) -> StepResult {
     let (surviving, recreated) = regions::failback(env)?;
@@ -108,6 +161,12 @@ pub async fn enable_exporter(env: &StepEnv<'_>) -> StepResult {
         if exporter_change(p, "PARTITION_ENABLE_EXPORTER", std::slice::from_ref(&id)).is_some() {
             return Ok(StepOutcome::already_done(vars([("changeId", json!(p.id))])));
         }
+        if exporter_change(p, "PARTITION_DISABLE_EXPORTER", std::slice::from_ref(&id)).is_some() {
+            return Err(StepOutcome::retry(format!(
+                "exporter {id} is being disabled (change {}); the enable follows once it completed",
+                p.id
+            )));
+        }
         // guards api-contract §6.3
         return Err(StepOutcome::refused(
             errors::CONCURRENT_CHANGE,
@@ -118,7 +177,24 @@ pub async fn enable_exporter(env: &StepEnv<'_>) -> StepResult {
         ));
     }
     if status.as_deref() == Some("ENABLED") {
-        return Ok(StepOutcome::already_done(vars([("changeId", Value::Null)])));
+        if enabled_by_this_instance(env)? {
+            return Ok(StepOutcome::already_done(vars([("changeId", Value::Null)])));
+        }
+        // guards api-contract §6.11 / §6.9: ENABLED although we never enabled it: a broker
+        // restart re-enabled it (#52260) without initializeFrom; disable it, enable it properly
+        // on the next attempt
+        let answer = env
+            .mutate(
+                surviving,
+                Mutation::DisableExporter {
+                    exporter_id: id.clone(),
+                },
+            )
+            .await??;
+        return Err(StepOutcome::retry(format!(
+            "exporter {id} was re-enabled by a broker restart without initializeFrom: disabling it first ({}); the enable follows",
+            answer.describe()
+        )));
     }
     // the restore must be finished: the exporter starts writing into the recreated ES
     let recoveries = env.api.recoveries(recreated).await?;

@@ -41,6 +41,8 @@ pub struct State {
     pub fail_next: u32,
     pub instances: Vec<String>,
     pub restore_fails: bool,
+    /// A lost region's gateway still answers (a partition, not a loss).
+    pub lost_gateway_answers: bool,
 }
 
 pub struct FakeTarget {
@@ -78,6 +80,7 @@ impl FakeTarget {
                 fail_next: 0,
                 instances: vec![],
                 restore_fails: false,
+                lost_gateway_answers: false,
             }),
         }
     }
@@ -208,10 +211,13 @@ fn start(s: &mut State, kind: Kind) -> ApiResult<MutationResult> {
 }
 
 impl TargetApi for FakeTarget {
-    fn cluster(&self, _region: u8) -> BoxFuture<'_, ApiResult<ClusterView>> {
+    fn cluster(&self, region: u8) -> BoxFuture<'_, ApiResult<ClusterView>> {
         let r = (|| {
             let mut s = self.lock();
             fault(&mut s)?;
+            if !s.lost_gateway_answers && !s.alive.iter().any(|b| b % 2 == u32::from(region)) {
+                return Err(ApiError::transient("connection refused"));
+            }
             let view = ClusterView {
                 brokers: s
                     .members

@@ -3,7 +3,7 @@
 //! - `manual`: MANUAL_STEP_REQUIRED carrying the exact command in `manualCommand`;
 //! - `command`: runs helm / kubectl with exact arguments and a timeout, output captured;
 //! - `lab`: the lab's control API (`POST /control/regions/{n}/helm`, `GET .../platform`).
-use super::{StepEnv, StepOutcome, StepResult, errors, regions, vars};
+use super::{StepEnv, StepOutcome, StepResult, errors, regions, validate, vars};
 use crate::config::{HelmConfig, HelmMode, TargetConfig};
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -276,6 +276,28 @@ pub fn parse_profiles(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// True when a statefulset (JSON) sets `CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA=false` on a
+/// container.
+pub fn schema_creation_off(statefulset_json: &str) -> bool {
+    let Ok(v) = serde_json::from_str::<Value>(statefulset_json) else {
+        return false;
+    };
+    let containers = v["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    containers.iter().any(|c| {
+        c["env"].as_array().is_some_and(|env| {
+            env.iter().any(|e| {
+                e["name"] == "CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA"
+                    && e["value"]
+                        .as_str()
+                        .is_some_and(|x| x.eq_ignore_ascii_case("false"))
+            })
+        })
+    })
+}
+
 impl Platform for CommandPlatform {
     fn status<'a>(
         &'a self,
@@ -320,7 +342,15 @@ impl Platform for CommandPlatform {
             } else {
                 Vec::new()
             };
-            let create_schema = !cm_out.contains("CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA");
+            let mut sts = vec![
+                "get".to_string(),
+                "statefulset".into(),
+                format!("{}-zeebe", target.release),
+            ];
+            sts.extend(kube_args(target, region));
+            sts.extend(["-o".into(), "json".into()]);
+            let (sts_ok, sts_out) = run_command(&self.kubectl, &sts, t).await?;
+            let create_schema = !(sts_ok && schema_creation_off(&sts_out));
             Ok(PlatformStatus {
                 release,
                 pvcs,
@@ -617,9 +647,20 @@ pub async fn verify_profiles(env: &StepEnv<'_>) -> StepResult {
             Err(PlatformError::Failed(m)) => return Err(StepOutcome::retry(m)),
         }
     }
+    // during a failback with Operate/Tasklist off, the helm upgrade restarted the surviving
+    // brokers: the recreated region's exporter must still be disabled (re-disabled if not)
+    let mut redisabled = Vec::new();
+    if !want_on
+        && let Some(recreated) = validate::optional_region(&env.input.variables, "recreatedRegion")?
+    {
+        let surviving = regions::surviving(env)?;
+        redisabled = super::exporters::redisable_flipped(env, surviving, recreated).await?;
+        ok &= redisabled.is_empty();
+    }
     Ok(StepOutcome::done(vars([
         ("verified", json!(ok)),
         ("profiles", Value::Object(profiles)),
+        ("exportersReDisabled", json!(redisabled)),
     ])))
 }
 
@@ -696,6 +737,46 @@ mod tests {
             vec!["broker", "identity", "consolidated-auth"]
         );
         assert!(parse_profiles("nothing").is_empty());
+    }
+
+    #[tokio::test]
+    async fn command_mode_reads_release_pvcs_profiles_and_schema_flag() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, body: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            p.display().to_string()
+        };
+        let helm = write("helm", "[ \"$1\" = status ] && echo deployed");
+        let kubectl = write(
+            "kubectl",
+            r#"case "$2" in
+  pvc) printf 'persistentvolumeclaim/data-camunda-zeebe-0\npersistentvolumeclaim/data-camunda-zeebe-1\n' ;;
+  configmap) printf 'data:\n  application.yaml: |\n    spring.profiles.active: "broker,identity,consolidated-auth"\n' ;;
+  statefulset) echo '{"spec":{"template":{"spec":{"containers":[{"env":[{"name":"CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA","value":"false"}]}]}}}}' ;;
+esac"#,
+        );
+        let mut t = target();
+        t.helm.binary = helm;
+        let p = CommandPlatform { kubectl };
+        let s = p.status(&t, 1).await.unwrap();
+        assert_eq!(
+            s,
+            PlatformStatus {
+                release: true,
+                pvcs: 2,
+                profiles: vec![
+                    "broker".into(),
+                    "identity".into(),
+                    "consolidated-auth".into()
+                ],
+                create_schema: false,
+            }
+        );
+        assert!(HelmAction::DeployRecreated.holds(&s));
+        assert!(!schema_creation_off("{}"));
     }
 
     #[tokio::test]

@@ -396,8 +396,20 @@ async fn split_brain_and_degraded_survivors_are_refused() {
         code(&h.run("assess-failover", failover_vars(), &[]).await),
         "SPLIT_BRAIN_RISK"
     );
-    // a surviving broker is down too
+    // the lost region's brokers are gone from the topology but its gateway still answers
     h.api.lose(1);
+    h.api.lock().lost_gateway_answers = true;
+    let o = h.run("remove-brokers", failover_vars(), &[]).await;
+    assert_eq!(code(&o), "SPLIT_BRAIN_RISK");
+    assert!(
+        matches!(&o, StepOutcome::Refused { message, .. } if message.contains("still answers"))
+    );
+    assert_eq!(
+        code(&h.run("assess-failover", failover_vars(), &[]).await),
+        "SPLIT_BRAIN_RISK"
+    );
+    h.api.lock().lost_gateway_answers = false;
+    // a surviving broker is down too
     h.api.lock().alive.remove(&2);
     assert_eq!(
         code(&h.run("assess-failover", failover_vars(), &[]).await),
@@ -678,4 +690,65 @@ async fn pause_and_resume_follow_the_journal() {
             ..
         }
     ));
+}
+
+#[tokio::test]
+async fn an_exporter_re_enabled_by_a_restart_is_disabled_then_enabled_with_initialize_from() {
+    let h = H::new();
+    failover(&h).await;
+    let v = failback_vars();
+    h.api.start_brokers(1, 8);
+    done(
+        h.run(
+            "register-snapshot-repo",
+            v.clone(),
+            &[("region", "surviving")],
+        )
+        .await,
+        "repo",
+    );
+    done(h.run("create-snapshot", v.clone(), &[]).await, "snap");
+    h.until_verified("await-snapshot", &v, &[]).await;
+    done(
+        h.run(
+            "register-snapshot-repo",
+            v.clone(),
+            &[("region", "recreated")],
+        )
+        .await,
+        "repo2",
+    );
+    done(h.run("restore-snapshot", v.clone(), &[]).await, "restore");
+    h.until_verified("await-restore", &v, &[]).await;
+    // a broker restart flips the disabled exporter back to ENABLED (#52260)
+    h.api
+        .lock()
+        .exporters
+        .insert("camundaregion1".into(), "ENABLED".into());
+    let o = h.run("enable-exporter", v.clone(), &[]).await;
+    assert!(
+        matches!(&o, StepOutcome::Retry { message } if message.contains("re-enabled")),
+        "{o:?}"
+    );
+    assert_eq!(h.api.lock().calls.last().unwrap().1, "disable-exporter");
+    // while our disable is pending the step waits
+    assert_eq!(
+        code(&h.run("enable-exporter", v.clone(), &[]).await),
+        "RETRY"
+    );
+    let e = done(h.run("enable-exporter", v.clone(), &[]).await, "enable");
+    assert!(e["changeId"].is_i64());
+    assert_eq!(h.api.lock().calls.last().unwrap().1, "enable-exporter");
+    // once we enabled it, ENABLED is ours: a re-run is a no-op
+    let cv = json!({"recreatedRegion": 1, "survivingRegion": 0, "changeId": e["changeId"]});
+    h.until_verified("await-change", &cv, &[]).await;
+    let m = h.mutations();
+    assert!(matches!(
+        h.run("enable-exporter", v.clone(), &[]).await,
+        StepOutcome::Done {
+            already_done: true,
+            ..
+        }
+    ));
+    assert_eq!(h.mutations(), m);
 }
