@@ -27,6 +27,18 @@ pub enum Bench {
         #[arg(long, default_value_t = 200)]
         jobs: usize,
     },
+    /// Rehearsal overhead: wall and simulated time of failover and failback against the sum of
+    /// the lab's simulated work and the BPMN timer waits (realistic lab durations).
+    Rehearsal {
+        /// Simulated seconds per real second.
+        #[arg(long, default_value_t = 50.0)]
+        speed: f64,
+        /// Rehearsals to run (the table shows each and the mean).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        #[arg(long, default_value = "bpmn")]
+        bpmn: std::path::PathBuf,
+    },
     /// Resident memory (VmRSS) of an idle `c8dr worker` connected to a fake gateway.
     IdleRss {
         /// Seconds to let the worker settle before reading its memory.
@@ -39,7 +51,72 @@ pub async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode>
     match args.bench {
         Bench::Activation { jobs } => activation(jobs).await,
         Bench::IdleRss { wait_secs } => idle_rss(wait_secs, global).await,
+        Bench::Rehearsal { speed, runs, bpmn } => rehearsal(speed, runs, bpmn).await,
     }
+}
+
+/// Runs `runs` rehearsals with realistic lab durations and prints, per phase, wall time,
+/// simulated time, the lab's own work, the BPMN timer waits and the ratios.
+async fn rehearsal(speed: f64, runs: usize, bpmn: std::path::PathBuf) -> anyhow::Result<ExitCode> {
+    use c8dr::rehearsal::run::{RehearseOptions, rehearse};
+    anyhow::ensure!(runs >= 1, "--runs must be at least 1");
+    anyhow::ensure!(speed.is_finite() && speed > 0.0, "--speed must be a positive number");
+    println!("rehearsal overhead, realistic lab durations, clock x{speed}, {runs} run(s)");
+    println!(
+        "{:<4} {:<12} {:>8} {:>10} {:>10} {:>10} {:>10} {:>12} {:>10}",
+        "run", "phase", "wall s", "sim s", "lab work", "waits", "work+wait", "sim/(w+w)", "active s"
+    );
+    let mut totals: std::collections::BTreeMap<String, (f64, f64, f64, f64, usize)> = Default::default();
+    for run in 1..=runs {
+        let report = rehearse(RehearseOptions {
+            speed,
+            bpmn_dir: bpmn.clone(),
+            progress: false,
+            ..RehearseOptions::default()
+        })
+        .await?;
+        anyhow::ensure!(report.restored(), "rehearsal {run} did not restore the installation:\n{}", report.render());
+        for p in &report.phases {
+            let sum = p.lab_work_seconds + p.timer_wait_seconds;
+            // time the process was not waiting on a timer: steps, engine, worker, HTTP
+            let active = p.simulated_seconds - p.timer_wait_seconds;
+            println!(
+                "{:<4} {:<12} {:>8.2} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>12.3} {:>10.1}",
+                run,
+                p.process,
+                p.wall_seconds,
+                p.simulated_seconds,
+                p.lab_work_seconds,
+                p.timer_wait_seconds,
+                sum,
+                p.simulated_seconds / sum.max(f64::EPSILON),
+                active
+            );
+            let t = totals.entry(p.process.clone()).or_default();
+            t.0 += p.wall_seconds;
+            t.1 += p.simulated_seconds;
+            t.2 += p.lab_work_seconds;
+            t.3 += p.timer_wait_seconds;
+            t.4 += 1;
+        }
+    }
+    for (phase, (wall, sim, work, waits, n)) in totals {
+        let n = n as f64;
+        println!(
+            "mean {:<12} {:>8.2} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>12.3} {:>10.1}",
+            phase,
+            wall / n,
+            sim / n,
+            work / n,
+            waits / n,
+            (work + waits) / n,
+            sim / (work + waits).max(f64::EPSILON),
+            (sim - waits) / n
+        );
+    }
+    println!("sim = simulated time of the phase; lab work = the installation's own work at its configured durations;");
+    println!("waits = BPMN timer waits (verifyInterval); active = sim - waits (steps, worker, engine, HTTP)");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Latency statistics of one mode, in milliseconds.

@@ -30,6 +30,10 @@ pub struct PhaseReport {
     /// Simulated time from the first to the last step: the recovery time of the phase.
     pub simulated_seconds: f64,
     pub steps: Vec<StepRow>,
+    /// Simulated seconds of work the installation performed during the phase (lab accounting).
+    pub lab_work_seconds: f64,
+    /// Simulated seconds spent waiting on BPMN timers (verification intervals).
+    pub timer_wait_seconds: f64,
     /// The `report` variable the process produced (c8dr.report).
     pub report: Value,
 }
@@ -82,6 +86,11 @@ impl RehearsalReport {
                 if phase.procedure_outcome.is_empty() { String::new() } else { format!(" / {}", phase.procedure_outcome) },
                 phase.simulated_seconds,
                 phase.wall_seconds
+            );
+            let _ = writeln!(
+                out,
+                "  installation's own work {:.0} s, BPMN timer waits {:.0} s (simulated)",
+                phase.lab_work_seconds, phase.timer_wait_seconds
             );
             let t0 = phase.steps.first().map(|s| s.start);
             let _ = writeln!(out, "  {:>8} {:>8}  {:>8}  {:<14} step", "start", "end", "attempts", "type");

@@ -239,7 +239,9 @@ async fn run_failover_failback(
         opts,
         json!({"lostRegion": LOST_REGION, "reason": "c8dr rehearse: simulated loss of region 1"}),
     );
-    let failover = run_process(engine, "dr-failover", vars, opts, progress, supervisor, deadline).await?;
+    let work_before = lab.state().work_ms;
+    let mut failover = run_process(engine, "dr-failover", vars, opts, progress, supervisor, deadline).await?;
+    failover.lab_work_seconds = (lab.state().work_ms - work_before) as f64 / 1000.0;
     // fail back only after a failover that did its job (not rejected, aborted or refused)
     let failover_ok = failover.outcome == "completed" && failover.procedure_outcome == "completed";
     phases.push(failover);
@@ -250,13 +252,15 @@ async fn run_failover_failback(
     progress.line(&format!("region {LOST_REGION} is rebuilt (empty namespace); starting failback"));
     lab.recreate_region(LOST_REGION as usize).await.map_err(|e| RehearsalError::Lab(e.to_string()))?;
     let vars = start_variables(opts, json!({"recreatedRegion": LOST_REGION}));
-    let failback = run_process(engine, "dr-failback", vars, opts, progress, supervisor, deadline).await?;
+    let work_before = lab.state().work_ms;
+    let mut failback = run_process(engine, "dr-failback", vars, opts, progress, supervisor, deadline).await?;
+    failback.lab_work_seconds = (lab.state().work_ms - work_before) as f64 / 1000.0;
     phases.push(failback);
     Ok(())
 }
 
 async fn run_drill(
-    _lab: &LabHandle,
+    lab: &LabHandle,
     engine: &EngineHandle,
     opts: &RehearseOptions,
     progress: &Progress,
@@ -276,7 +280,9 @@ async fn run_drill(
         })
         .await
         .ok_or_else(|| RehearsalError::Engine("the c8dr-drill message started no dr-drill instance".into()))?;
-    let phase = drive_instance(engine, key, "dr-drill", opts, progress, supervisor, deadline).await?;
+    let work_before = lab.state().work_ms;
+    let mut phase = drive_instance(engine, key, "dr-drill", opts, progress, supervisor, deadline).await?;
+    phase.lab_work_seconds = (lab.state().work_ms - work_before) as f64 / 1000.0;
     phases.push(phase);
     Ok(())
 }
@@ -357,6 +363,12 @@ async fn drive_instance(
     let start = steps.iter().map(|s| s.start).min();
     let end = steps.iter().filter_map(|s| s.end).max();
     let procedure_outcome = report.get("outcome").and_then(Value::as_str).unwrap_or("").to_string();
+    let timer_wait_seconds: f64 = instance_tree(engine, key)
+        .into_iter()
+        .flat_map(|pi| engine.element_instances(pi))
+        .filter(|e| e.element_type == "INTERMEDIATE_CATCH_EVENT")
+        .map(|e| sim(Some(e.start), e.end))
+        .sum();
     progress.line(&format!("{process} {outcome} ({procedure_outcome})"));
     Ok(PhaseReport {
         process: process.to_string(),
@@ -366,6 +378,8 @@ async fn drive_instance(
         wall_seconds: real_start.elapsed().as_secs_f64(),
         simulated_seconds: sim(start, end),
         steps,
+        lab_work_seconds: 0.0,
+        timer_wait_seconds,
         report,
     })
 }

@@ -22,6 +22,9 @@ pub struct LabState {
     pub export_queues: BTreeMap<String, usize>,
     /// Process instances created through any region's REST API.
     pub process_instances: u64,
+    /// Simulated milliseconds of work the installation performed (cluster operations,
+    /// snapshots, restores at their configured durations).
+    pub work_ms: u64,
     /// Snapshot bucket: repository location -> snapshot names.
     pub bucket: BTreeMap<String, Vec<String>>,
 }
@@ -223,6 +226,7 @@ impl LabState {
             exporting_paused: w.exporting != Exporting::Running,
             export_queues: w.queues.iter().map(|(k, q)| (k.clone(), q.len())).collect(),
             process_instances: w.instance_count,
+            work_ms: w.work_ms,
             bucket: w
                 .bucket
                 .iter()

@@ -123,6 +123,10 @@ pub struct World {
     /// Shared snapshot storage: repository location -> snapshot name -> snapshot.
     pub bucket: BTreeMap<String, BTreeMap<String, StoredSnapshot>>,
     pub record: Vec<RecordEntry>,
+    /// Simulated milliseconds of work the installation performed: every applied cluster
+    /// operation, every snapshot and every restore at its configured duration (benchmarks
+    /// compare a rehearsal's time with this).
+    pub work_ms: u64,
     key_counter: i64,
     next_partition: u32,
     pub cluster_id: String,
@@ -179,6 +183,7 @@ impl World {
             instance_count: 0,
             bucket: BTreeMap::new(),
             record: Vec::new(),
+            work_ms: 0,
             key_counter: 0,
             next_partition: 0,
             cluster_id: "c8dr-lab-cluster".into(),
@@ -214,6 +219,15 @@ impl World {
             exporter_op_ms: self.opts.durations.exporter_op_ms,
         };
         let events = self.cluster.advance(now_ms, &progress);
+        for ev in &events {
+            if let ChangeEvent::Applied(op) = ev {
+                self.work_ms += if op.is_exporter_op() {
+                    self.opts.durations.exporter_op_ms
+                } else {
+                    self.opts.durations.broker_op_ms
+                };
+            }
+        }
         for ev in events {
             match ev {
                 ChangeEvent::Applied(Op::PartitionEnableExporter {
@@ -1044,6 +1058,7 @@ impl World {
             .entry(location)
             .or_default()
             .insert(snap.to_string(), stored.clone());
+        self.work_ms += self.opts.durations.snapshot_ms;
         Ok(stored)
     }
 
@@ -1148,6 +1163,7 @@ impl World {
         if global && s.templates {
             es.templates = true;
         }
+        self.work_ms += restore_ms as u64;
         Ok((wanted, primary_done))
     }
 
