@@ -52,8 +52,7 @@ pub fn job_types() -> &'static [&'static str] {
 }
 
 /// Builds the target port for a configured target (the real clients by default; tests inject).
-pub type Connector =
-    dyn Fn(&str, &TargetConfig) -> Result<Arc<dyn TargetApi>, String> + Send + Sync;
+pub type Connector = dyn Fn(&str, &TargetConfig) -> Result<Arc<dyn TargetApi>, String> + Send + Sync;
 
 /// Everything one target needs, built once.
 struct TargetHandles {
@@ -91,13 +90,7 @@ impl StepContext {
         worker_name: String,
         connector: Box<Connector>,
     ) -> Self {
-        Self {
-            config,
-            journal,
-            worker_name,
-            connector,
-            targets: Mutex::new(HashMap::new()),
-        }
+        Self { config, journal, worker_name, connector, targets: Mutex::new(HashMap::new()) }
     }
 
     fn handles(&self, name: &str, config: &TargetConfig) -> Result<Arc<TargetHandles>, String> {
@@ -110,19 +103,13 @@ impl StepContext {
             Some(url) => Box::new(LabControl::new(url.clone())),
             None => Box::new(NoRegionControl),
         };
-        let h = Arc::new(TargetHandles {
-            api,
-            platform: platform::for_target(config),
-            region_control,
-        });
+        let h = Arc::new(TargetHandles { api, platform: platform::for_target(config), region_control });
         map.insert(name.to_string(), h.clone());
         Ok(h)
     }
 
     fn backoff(&self) -> Option<Duration> {
-        Some(Duration::from_millis(
-            self.config.worker.fail_retry_backoff_ms,
-        ))
+        Some(Duration::from_millis(self.config.worker.fail_retry_backoff_ms))
     }
 }
 
@@ -134,35 +121,19 @@ fn input_of(ctx: &StepContext, job: Job, target_name: String) -> StepInput {
         headers: job.custom_headers,
         process_instance_key: job.process_instance_key,
         job_key: job.key,
-        worker: if job.worker.is_empty() {
-            ctx.worker_name.clone()
-        } else {
-            job.worker
-        },
+        worker: if job.worker.is_empty() { ctx.worker_name.clone() } else { job.worker },
         element_id: job.element_id,
     }
 }
 
 /// Converts a step outcome into what the worker sends to the gateway.
-pub fn to_job_outcome(
-    outcome: StepOutcome,
-    step: &str,
-    retry_backoff: Option<Duration>,
-) -> JobOutcome {
+pub fn to_job_outcome(outcome: StepOutcome, step: &str, retry_backoff: Option<Duration>) -> JobOutcome {
     match outcome {
-        StepOutcome::Done {
-            mut variables,
-            already_done,
-        } => {
+        StepOutcome::Done { mut variables, already_done } => {
             variables.insert("alreadyDone".into(), json!(already_done));
             JobOutcome::Complete(variables)
         }
-        StepOutcome::Refused {
-            code,
-            message,
-            field,
-            mut variables,
-        } => {
+        StepOutcome::Refused { code, message, field, mut variables } => {
             let mut last = Map::new();
             last.insert("code".into(), json!(code));
             last.insert("message".into(), json!(message));
@@ -171,26 +142,14 @@ pub fn to_job_outcome(
                 last.insert("field".into(), json!(f));
             }
             variables.insert("lastError".into(), Value::Object(last));
-            JobOutcome::BpmnError {
-                code: code.to_string(),
-                message,
-                variables,
-            }
+            JobOutcome::BpmnError { code: code.to_string(), message, variables }
         }
-        StepOutcome::Retry { message } => JobOutcome::Fail {
-            message,
-            retry_backoff,
-        },
+        StepOutcome::Retry { message } => JobOutcome::Fail { message, retry_backoff },
     }
 }
 
 /// Journals a refusal made before a step could run (no target to run it against).
-fn journal_refusal(
-    ctx: &StepContext,
-    job: &Job,
-    target: &str,
-    outcome: StepOutcome,
-) -> StepOutcome {
+fn journal_refusal(ctx: &StepContext, job: &Job, target: &str, outcome: StepOutcome) -> StepOutcome {
     let StepOutcome::Refused { code, message, .. } = &outcome else {
         return outcome;
     };
@@ -202,11 +161,7 @@ fn journal_refusal(
         element_id: job.element_id.clone(),
         process_instance_key: job.process_instance_key,
         job_key: job.key,
-        worker: if job.worker.is_empty() {
-            ctx.worker_name.clone()
-        } else {
-            job.worker.clone()
-        },
+        worker: if job.worker.is_empty() { ctx.worker_name.clone() } else { job.worker.clone() },
         region: None,
         action: "refused".into(),
         request: (*code).to_string(),
@@ -223,11 +178,7 @@ fn journal_refusal(
 pub async fn handle(ctx: &StepContext, job: Job) -> JobOutcome {
     let step = job.job_type.clone();
     let span = tracing::info_span!("job", job_type = %step, job_key = job.key, process_instance_key = job.process_instance_key, element_id = %job.element_id);
-    let label = if job.element_id.is_empty() {
-        step.clone()
-    } else {
-        job.element_id.clone()
-    };
+    let label = if job.element_id.is_empty() { step.clone() } else { job.element_id.clone() };
     let known: Vec<&String> = ctx.config.targets.keys().collect();
     let target_name = match job.variables.get("target") {
         Some(Value::String(s)) if ctx.config.targets.contains_key(s) => s.clone(),
@@ -251,10 +202,7 @@ pub async fn handle(ctx: &StepContext, job: Job) -> JobOutcome {
     let handles = match ctx.handles(&target_name, target) {
         Ok(h) => h,
         Err(e) => {
-            let outcome = StepOutcome::invalid(
-                "target",
-                format!("target `{target_name}` is misconfigured: {e}"),
-            );
+            let outcome = StepOutcome::invalid("target", format!("target `{target_name}` is misconfigured: {e}"));
             let outcome = journal_refusal(ctx, &job, &target_name, outcome);
             return to_job_outcome(outcome, &label, ctx.backoff());
         }
@@ -316,9 +264,7 @@ mod tests {
     fn outcomes_map_to_gateway_commands() {
         let refused = StepOutcome::invalid("lostRegion", "must be 0 or 1");
         match to_job_outcome(refused, "remove-brokers", None) {
-            JobOutcome::BpmnError {
-                code, variables, ..
-            } => {
+            JobOutcome::BpmnError { code, variables, .. } => {
                 assert_eq!(code, "INVALID_INPUT");
                 assert_eq!(
                     variables["lastError"],
@@ -336,10 +282,7 @@ mod tests {
         let backoff = Some(Duration::from_millis(5));
         assert_eq!(
             to_job_outcome(retry, "x", backoff),
-            JobOutcome::Fail {
-                message: "503".into(),
-                retry_backoff: backoff
-            }
+            JobOutcome::Fail { message: "503".into(), retry_backoff: backoff }
         );
         assert_eq!(JOB_TYPES.len(), 25);
         assert!(JOB_TYPES.iter().all(|t| t.starts_with("c8dr.")));
@@ -348,17 +291,11 @@ mod tests {
     #[test]
     fn every_documented_job_type_is_registered() {
         let doc = include_str!("../docs/jobs.md");
-        let documented: Vec<&str> = doc
-            .lines()
-            .filter_map(|l| l.strip_prefix("| `c8dr."))
-            .filter_map(|l| l.split('`').next())
-            .collect();
+        let documented: Vec<&str> =
+            doc.lines().filter_map(|l| l.strip_prefix("| `c8dr.")).filter_map(|l| l.split('`').next()).collect();
         assert_eq!(documented.len(), JOB_TYPES.len());
         for t in documented {
-            assert!(
-                JOB_TYPES.contains(&format!("c8dr.{t}").as_str()),
-                "c8dr.{t} is documented but not registered"
-            );
+            assert!(JOB_TYPES.contains(&format!("c8dr.{t}").as_str()), "c8dr.{t} is documented but not registered");
         }
     }
 }

@@ -25,20 +25,12 @@ use std::time::{Duration, Instant};
 pub fn init_tracing(format: &str) -> Result<(), String> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let result = match format {
         "human" => builder.try_init(),
-        "json" => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init(),
+        "json" => builder.json().with_current_span(true).with_span_list(false).try_init(),
         other => {
-            return Err(format!(
-                "unknown log format {other:?}: use --log-format human or json"
-            ));
+            return Err(format!("unknown log format {other:?}: use --log-format human or json"));
         }
     };
     // Already initialised (tests, or a second call): keep the first subscriber.
@@ -93,57 +85,27 @@ impl Metrics {
         let mut registry = Registry::with_prefix("c8dr_worker");
         let activated = Family::<TypeLabels, Counter>::default();
         let handled = Family::<HandledLabels, Counter>::default();
-        let duration: HistogramFamily =
-            Family::new_with_constructor(duration_histogram as fn() -> Histogram);
+        let duration: HistogramFamily = Family::new_with_constructor(duration_histogram as fn() -> Histogram);
         let in_flight = Family::<TypeLabels, Gauge>::default();
         let stream_reconnects = Family::<TypeLabels, Counter>::default();
         let gateway_errors = Family::<ErrorLabels, Counter>::default();
-        registry.register(
-            "jobs_activated",
-            "Jobs activated, by job type",
-            activated.clone(),
-        );
+        registry.register("jobs_activated", "Jobs activated, by job type", activated.clone());
         registry.register(
             "jobs_handled",
             "Jobs handled, by job type and outcome (complete, fail, bpmn_error, panic)",
             handled.clone(),
         );
-        registry.register(
-            "handler_duration_seconds",
-            "Handler run time, by job type",
-            duration.clone(),
-        );
-        registry.register(
-            "jobs_in_flight",
-            "Jobs whose handler is running, by job type",
-            in_flight.clone(),
-        );
+        registry.register("handler_duration_seconds", "Handler run time, by job type", duration.clone());
+        registry.register("jobs_in_flight", "Jobs whose handler is running, by job type", in_flight.clone());
         registry.register(
             "stream_reconnects",
             "StreamActivatedJobs streams reopened after they ended or failed, by job type",
             stream_reconnects.clone(),
         );
-        registry.register(
-            "gateway_errors",
-            "Failed gateway calls, by RPC and error kind",
-            gateway_errors.clone(),
-        );
+        registry.register("gateway_errors", "Failed gateway calls, by RPC and error kind", gateway_errors.clone());
         let handlers = Gauge::default();
-        registry.register(
-            "handlers",
-            "Job types this worker handles",
-            handlers.clone(),
-        );
-        Self {
-            handlers,
-            registry,
-            activated,
-            handled,
-            duration,
-            in_flight,
-            stream_reconnects,
-            gateway_errors,
-        }
+        registry.register("handlers", "Job types this worker handles", handlers.clone());
+        Self { handlers, registry, activated, handled, duration, in_flight, stream_reconnects, gateway_errors }
     }
 
     /// Records how many job types the worker serves.
@@ -152,50 +114,24 @@ impl Metrics {
     }
 
     pub fn job_activated(&self, job_type: &str) {
-        self.activated
-            .get_or_create(&TypeLabels {
-                job_type: job_type.into(),
-            })
-            .inc();
+        self.activated.get_or_create(&TypeLabels { job_type: job_type.into() }).inc();
     }
 
     pub fn job_handled(&self, job_type: &str, outcome: &str, duration: Duration) {
-        self.handled
-            .get_or_create(&HandledLabels {
-                job_type: job_type.into(),
-                outcome: outcome.into(),
-            })
-            .inc();
-        self.duration
-            .get_or_create(&TypeLabels {
-                job_type: job_type.into(),
-            })
-            .observe(duration.as_secs_f64());
+        self.handled.get_or_create(&HandledLabels { job_type: job_type.into(), outcome: outcome.into() }).inc();
+        self.duration.get_or_create(&TypeLabels { job_type: job_type.into() }).observe(duration.as_secs_f64());
     }
 
     pub fn in_flight_add(&self, job_type: &str, delta: i64) {
-        self.in_flight
-            .get_or_create(&TypeLabels {
-                job_type: job_type.into(),
-            })
-            .inc_by(delta);
+        self.in_flight.get_or_create(&TypeLabels { job_type: job_type.into() }).inc_by(delta);
     }
 
     pub fn stream_reconnect(&self, job_type: &str) {
-        self.stream_reconnects
-            .get_or_create(&TypeLabels {
-                job_type: job_type.into(),
-            })
-            .inc();
+        self.stream_reconnects.get_or_create(&TypeLabels { job_type: job_type.into() }).inc();
     }
 
     pub fn gateway_error(&self, rpc: &str, kind: &str) {
-        self.gateway_errors
-            .get_or_create(&ErrorLabels {
-                rpc: rpc.into(),
-                kind: kind.into(),
-            })
-            .inc();
+        self.gateway_errors.get_or_create(&ErrorLabels { rpc: rpc.into(), kind: kind.into() }).inc();
     }
 
     /// The Prometheus text exposition of every metric.
@@ -219,11 +155,7 @@ pub struct Health {
 impl Health {
     /// `window`: how recent the last successful Topology must be for `/readyz` to say ready.
     pub fn new(window: Duration) -> Self {
-        Self {
-            started: Instant::now(),
-            last_topology_ok: AtomicU64::new(0),
-            window,
-        }
+        Self { started: Instant::now(), last_topology_ok: AtomicU64::new(0), window }
     }
 
     pub fn window(&self) -> Duration {
@@ -240,12 +172,7 @@ impl Health {
     pub fn is_ready(&self) -> bool {
         match self.last_topology_ok.load(Ordering::Relaxed) {
             0 => false,
-            ms => {
-                self.started
-                    .elapsed()
-                    .saturating_sub(Duration::from_millis(ms - 1))
-                    <= self.window
-            }
+            ms => self.started.elapsed().saturating_sub(Duration::from_millis(ms - 1)) <= self.window,
         }
     }
 }
@@ -266,13 +193,7 @@ pub fn router(metrics: Arc<Metrics>, health: Arc<Health>) -> axum::Router {
 }
 
 async fn metrics_handler(State(s): State<AppState>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        s.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.render())
 }
 
 async fn readyz_handler(State(s): State<AppState>) -> impl IntoResponse {
@@ -281,10 +202,7 @@ async fn readyz_handler(State(s): State<AppState>) -> impl IntoResponse {
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "not ready: no Topology answer from the gateway within {:?}\n",
-                s.health.window()
-            ),
+            format!("not ready: no Topology answer from the gateway within {:?}\n", s.health.window()),
         )
     }
 }
@@ -305,11 +223,7 @@ pub async fn serve(
     })?;
     let local = listener.local_addr()?;
     let app = router(metrics, health);
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-    });
+    let task = tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await });
     Ok((local, task))
 }
 

@@ -56,10 +56,7 @@ fn quoted_with_prefix(text: &str, quote: char, prefix: &str) -> BTreeSet<String>
         match after.find(quote) {
             Some(end) => {
                 let word = &after[..end];
-                if word
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
-                {
+                if word.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)) {
                     out.insert(word.to_string());
                 }
                 rest = &after[end + 1..];
@@ -101,10 +98,7 @@ fn bpmn_files() -> Vec<Bpmn> {
     assert!(!files.is_empty(), "no .bpmn files in bpmn/");
     files
         .into_iter()
-        .map(|p| Bpmn {
-            name: p.file_name().unwrap().to_string_lossy().into_owned(),
-            text: read(&p),
-        })
+        .map(|p| Bpmn { name: p.file_name().unwrap().to_string_lossy().into_owned(), text: read(&p) })
         .collect()
 }
 
@@ -188,24 +182,13 @@ fn job_types_agree_between_bpmn_docs_and_code() {
     for f in bpmn_files() {
         let doc = f.doc();
         for (task, ty, _) in service_tasks(&doc) {
-            assert!(
-                docs.contains(&ty),
-                "{}: {task} uses {ty}, not in docs/jobs.md",
-                f.name
-            );
-            assert!(
-                code.contains(&ty),
-                "{}: {task} uses {ty}, not in src/jobs.rs",
-                f.name
-            );
+            assert!(docs.contains(&ty), "{}: {task} uses {ty}, not in docs/jobs.md", f.name);
+            assert!(code.contains(&ty), "{}: {task} uses {ty}, not in src/jobs.rs", f.name);
             used.insert(ty);
         }
     }
     let unused: Vec<_> = code.difference(&used).collect();
-    assert!(
-        unused.is_empty(),
-        "job types of src/jobs.rs used by no BPMN: {unused:?}"
-    );
+    assert!(unused.is_empty(), "job types of src/jobs.rs used by no BPMN: {unused:?}");
 }
 
 /// The allowed header values per job type, from the element templates.
@@ -216,10 +199,7 @@ fn template_headers() -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
         let mut headers = BTreeMap::new();
         for p in t["properties"].as_array().expect("properties") {
             if p["binding"]["type"] == "zeebe:taskHeader" {
-                let key = p["binding"]["key"]
-                    .as_str()
-                    .expect("header key")
-                    .to_string();
+                let key = p["binding"]["key"].as_str().expect("header key").to_string();
                 let values = p["choices"]
                     .as_array()
                     .unwrap_or_else(|| panic!("{ty}: header {key} is not a dropdown"))
@@ -240,26 +220,14 @@ fn headers_in_bpmn_are_allowed_by_the_element_templates() {
     for f in bpmn_files() {
         let doc = f.doc();
         for (task, ty, headers) in service_tasks(&doc) {
-            let Some(keys) = allowed.get(&ty) else {
-                panic!("{}: {task}: no element template for {ty}", f.name)
-            };
+            let Some(keys) = allowed.get(&ty) else { panic!("{}: {task}: no element template for {ty}", f.name) };
             for (k, v) in &headers {
-                let values = keys
-                    .get(k)
-                    .unwrap_or_else(|| panic!("{}: {task}: {ty} has no header {k}", f.name));
-                assert!(
-                    values.contains(v),
-                    "{}: {task}: {ty} header {k}={v}",
-                    f.name
-                );
+                let values = keys.get(k).unwrap_or_else(|| panic!("{}: {task}: {ty} has no header {k}", f.name));
+                assert!(values.contains(v), "{}: {task}: {ty} header {k}={v}", f.name);
             }
             for k in keys.keys() {
                 let optional = ty == "c8dr.drill-canaries" && k == "region";
-                assert!(
-                    optional || headers.contains_key(k),
-                    "{}: {task}: {ty} lacks header {k}",
-                    f.name
-                );
+                assert!(optional || headers.contains_key(k), "{}: {task}: {ty} lacks header {k}", f.name);
             }
         }
     }
@@ -290,8 +258,8 @@ fn forms() -> BTreeMap<String, serde_json::Value> {
     files_with_ext(&root().join("bpmn/forms"), "form")
         .into_iter()
         .map(|p| {
-            let v: serde_json::Value = serde_json::from_str(&read(&p))
-                .unwrap_or_else(|e| panic!("{}: invalid JSON: {e}", p.display()));
+            let v: serde_json::Value =
+                serde_json::from_str(&read(&p)).unwrap_or_else(|e| panic!("{}: invalid JSON: {e}", p.display()));
             let form_id = v["id"].as_str().expect("form id").to_string();
             assert_eq!(
                 p.file_stem().unwrap().to_string_lossy(),
@@ -326,55 +294,31 @@ fn every_form_is_used_and_every_form_id_has_a_form_with_the_documented_fields() 
         let doc = f.doc();
         for task in bpmn_elems(&doc, "userTask") {
             let t = id(&task);
-            assert_eq!(
-                own_ext(task, "userTask").len(),
-                1,
-                "{}: {t}: zeebe:userTask",
-                f.name
-            );
+            assert_eq!(own_ext(task, "userTask").len(), 1, "{}: {t}: zeebe:userTask", f.name);
             let def = own_ext(task, "formDefinition");
             let form_id = def
                 .first()
                 .and_then(|d| d.attribute("formId"))
                 .unwrap_or_else(|| panic!("{}: {t} has no linked form", f.name));
-            assert!(
-                forms.contains_key(form_id),
-                "{}: {t}: no form {form_id}",
-                f.name
-            );
-            assert!(
-                docs.contains_key(form_id),
-                "{}: {t}: {form_id} not in docs",
-                f.name
-            );
+            assert!(forms.contains_key(form_id), "{}: {t}: no form {form_id}", f.name);
+            assert!(docs.contains_key(form_id), "{}: {t}: {form_id} not in docs", f.name);
             let groups = own_ext(task, "assignmentDefinition")
                 .first()
                 .and_then(|a| a.attribute("candidateGroups"))
                 .map(str::to_string);
             assert!(groups.is_some(), "{}: {t}: candidate groups", f.name);
-            assert!(
-                !own_ext(task, "taskSchedule").is_empty(),
-                "{}: {t}: due date",
-                f.name
-            );
+            assert!(!own_ext(task, "taskSchedule").is_empty(), "{}: {t}: due date", f.name);
             used.insert(form_id.to_string());
         }
     }
     for (form_id, fields) in &docs {
-        let form = forms
-            .get(form_id)
-            .unwrap_or_else(|| panic!("no form for {form_id}"));
+        let form = forms.get(form_id).unwrap_or_else(|| panic!("no form for {form_id}"));
         let mut keys = BTreeMap::new();
         component_keys(form, &mut keys);
         for field in fields {
-            let c = keys
-                .get(field)
-                .unwrap_or_else(|| panic!("{form_id}: no field with key {field}"));
+            let c = keys.get(field).unwrap_or_else(|| panic!("{form_id}: no field with key {field}"));
             if field != "comment" {
-                assert_eq!(
-                    c["validate"]["required"], true,
-                    "{form_id}: {field} required"
-                );
+                assert_eq!(c["validate"]["required"], true, "{form_id}: {field} required");
             }
         }
     }
@@ -391,15 +335,8 @@ fn error_codes_exist_in_the_code_and_error_refs_resolve() {
         let mut ids = BTreeSet::new();
         for e in bpmn_elems(&doc, "error") {
             let code = e.attribute("errorCode").expect("errorCode");
-            assert!(
-                known.contains(code),
-                "{}: error code {code} not in errors.rs",
-                f.name
-            );
-            assert!(
-                errors_rs.contains(&format!("\"{code}\"")),
-                "{code} in errors.rs"
-            );
+            assert!(known.contains(code), "{}: error code {code} not in errors.rs", f.name);
+            assert!(errors_rs.contains(&format!("\"{code}\"")), "{code} in errors.rs");
             ids.insert(id(&e).to_string());
         }
         for d in bpmn_elems(&doc, "errorEventDefinition") {
@@ -413,8 +350,8 @@ fn error_codes_exist_in_the_code_and_error_refs_resolve() {
 fn templates() -> Vec<serde_json::Value> {
     let mut out = Vec::new();
     for p in files_with_ext(&root().join("bpmn/templates"), "json") {
-        let v: serde_json::Value = serde_json::from_str(&read(&p))
-            .unwrap_or_else(|e| panic!("{}: invalid JSON: {e}", p.display()));
+        let v: serde_json::Value =
+            serde_json::from_str(&read(&p)).unwrap_or_else(|e| panic!("{}: invalid JSON: {e}", p.display()));
         match v {
             serde_json::Value::Array(list) => out.extend(list),
             other => out.push(other),
@@ -429,9 +366,7 @@ fn template_job_type(t: &serde_json::Value) -> String {
         .as_array()
         .expect("properties")
         .iter()
-        .find(|p| {
-            p["binding"]["type"] == "zeebe:taskDefinition" && p["binding"]["property"] == "type"
-        })
+        .find(|p| p["binding"]["type"] == "zeebe:taskDefinition" && p["binding"]["property"] == "type")
         .and_then(|p| p["value"].as_str())
         .unwrap_or_else(|| panic!("template {} has no job type", t["id"]))
         .to_string()
@@ -440,10 +375,7 @@ fn template_job_type(t: &serde_json::Value) -> String {
 #[test]
 fn element_templates_cover_the_job_types_of_the_code() {
     let code = job_types_in_code();
-    assert!(
-        !code.is_empty(),
-        "src/jobs.rs has no \"c8dr.<name>\" job type literals yet"
-    );
+    assert!(!code.is_empty(), "src/jobs.rs has no \"c8dr.<name>\" job type literals yet");
     let mut covered = BTreeSet::new();
     for t in templates() {
         assert_eq!(
@@ -453,23 +385,15 @@ fn element_templates_cover_the_job_types_of_the_code() {
         assert_eq!(t["appliesTo"], serde_json::json!(["bpmn:Task"]));
         assert_eq!(t["elementType"]["value"], "bpmn:ServiceTask");
         let ty = template_job_type(&t);
-        assert!(
-            code.contains(&ty),
-            "template {} uses {ty}, not in src/jobs.rs",
-            t["id"]
-        );
+        assert!(code.contains(&ty), "template {} uses {ty}, not in src/jobs.rs", t["id"]);
         covered.insert(ty);
     }
     let missing: Vec<_> = code.difference(&covered).collect();
-    assert!(
-        missing.is_empty(),
-        "job types without an element template: {missing:?}"
-    );
+    assert!(missing.is_empty(), "job types without an element template: {missing:?}");
 }
 
 fn has_timer(node: &Node) -> bool {
-    node.children()
-        .any(|c| is(&c, BPMN_NS, "timerEventDefinition"))
+    node.children().any(|c| is(&c, BPMN_NS, "timerEventDefinition"))
 }
 
 #[test]
@@ -478,9 +402,7 @@ fn every_verification_loop_has_an_interrupting_timer_boundary() {
     for f in bpmn_files() {
         let doc = f.doc();
         for sp in bpmn_elems(&doc, "subProcess") {
-            let waits = sp
-                .children()
-                .any(|c| is(&c, BPMN_NS, "intermediateCatchEvent") && has_timer(&c));
+            let waits = sp.children().any(|c| is(&c, BPMN_NS, "intermediateCatchEvent") && has_timer(&c));
             if !waits {
                 continue;
             }
@@ -490,18 +412,10 @@ fn every_verification_loop_has_an_interrupting_timer_boundary() {
                     && has_timer(&b)
                     && b.attribute("cancelActivity") != Some("false")
             });
-            assert!(
-                guarded,
-                "{}: loop {} has no interrupting timer",
-                f.name,
-                id(&sp)
-            );
+            assert!(guarded, "{}: loop {} has no interrupting timer", f.name, id(&sp));
         }
     }
-    assert!(
-        loops >= 10,
-        "expected the verification loops, found {loops}"
-    );
+    assert!(loops >= 10, "expected the verification loops, found {loops}");
 }
 
 /// Every FEEL expression: attribute values and element texts starting with `=`.
@@ -510,10 +424,7 @@ fn feel_expressions(doc: &Document) -> Vec<(String, String)> {
     for n in doc.descendants().filter(|n| n.is_element()) {
         for a in n.attributes() {
             if let Some(e) = a.value().trim_start().strip_prefix('=') {
-                out.push((
-                    format!("{}@{}", n.tag_name().name(), a.name()),
-                    e.to_string(),
-                ));
+                out.push((format!("{}@{}", n.tag_name().name(), a.name()), e.to_string()));
             }
         }
         if let Some(text) = n.text() {
@@ -528,22 +439,14 @@ fn feel_expressions(doc: &Document) -> Vec<(String, String)> {
 
 fn parse_feel(expr: &str) -> Result<(), String> {
     let scope = dsntk_feel::FeelScope::default();
-    dsntk_feel_parser::parse_expression(&scope, expr.trim(), false)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    dsntk_feel_parser::parse_expression(&scope, expr.trim(), false).map(|_| ()).map_err(|e| e.to_string())
 }
 
 #[test]
 fn the_feel_check_rejects_broken_expressions() {
     assert!(parse_feel("verified = true").is_ok());
     assert!(parse_feel("now() + duration(approvalDue)").is_ok());
-    for broken in [
-        "(changeId",
-        "a = ",
-        "if a then",
-        "now() + duration(x",
-        "\"open",
-    ] {
+    for broken in ["(changeId", "a = ", "if a then", "now() + duration(x", "\"open"] {
         assert!(parse_feel(broken).is_err(), "{broken} must not parse");
     }
 }
@@ -567,11 +470,8 @@ fn every_feel_expression_parses() {
 fn flows_connect_existing_nodes_and_everything_has_a_diagram() {
     for f in bpmn_files() {
         let doc = f.doc();
-        let nodes: BTreeMap<&str, Node> = doc
-            .descendants()
-            .filter(|n| FLOW_NODES.iter().any(|k| is(n, BPMN_NS, k)))
-            .map(|n| (id(&n), n))
-            .collect();
+        let nodes: BTreeMap<&str, Node> =
+            doc.descendants().filter(|n| FLOW_NODES.iter().any(|k| is(n, BPMN_NS, k))).map(|n| (id(&n), n)).collect();
         let flows: Vec<Node> = bpmn_elems(&doc, "sequenceFlow").collect();
         let shapes: BTreeMap<&str, Node> = doc
             .descendants()
@@ -587,37 +487,20 @@ fn flows_connect_existing_nodes_and_everything_has_a_diagram() {
             let fid = id(flow);
             for end in ["sourceRef", "targetRef"] {
                 let r = flow.attribute(end).unwrap_or_default();
-                let n = nodes
-                    .get(r)
-                    .unwrap_or_else(|| panic!("{}: {fid}: {end} {r} does not exist", f.name));
-                assert_eq!(
-                    n.parent(),
-                    flow.parent(),
-                    "{}: {fid} crosses a scope",
-                    f.name
-                );
+                let n = nodes.get(r).unwrap_or_else(|| panic!("{}: {fid}: {end} {r} does not exist", f.name));
+                assert_eq!(n.parent(), flow.parent(), "{}: {fid} crosses a scope", f.name);
             }
-            let edge = edges
-                .get(fid)
-                .unwrap_or_else(|| panic!("{}: flow {fid} has no BPMNEdge", f.name));
-            let points = edge
-                .children()
-                .filter(|c| c.tag_name().name() == "waypoint");
+            let edge = edges.get(fid).unwrap_or_else(|| panic!("{}: flow {fid} has no BPMNEdge", f.name));
+            let points = edge.children().filter(|c| c.tag_name().name() == "waypoint");
             assert!(points.count() >= 2, "{}: {fid}: waypoints", f.name);
         }
         for (nid, node) in &nodes {
-            let shape = shapes
-                .get(nid)
-                .unwrap_or_else(|| panic!("{}: {nid} has no BPMNShape", f.name));
+            let shape = shapes.get(nid).unwrap_or_else(|| panic!("{}: {nid} has no BPMNShape", f.name));
             let bounds = shape.children().find(|c| is(c, DC_NS, "Bounds"));
             assert!(bounds.is_some(), "{}: {nid}: shape without bounds", f.name);
             let kind = node.tag_name().name();
-            let incoming = flows
-                .iter()
-                .any(|fl| fl.attribute("targetRef") == Some(nid));
-            let outgoing = flows
-                .iter()
-                .any(|fl| fl.attribute("sourceRef") == Some(nid));
+            let incoming = flows.iter().any(|fl| fl.attribute("targetRef") == Some(nid));
+            let outgoing = flows.iter().any(|fl| fl.attribute("sourceRef") == Some(nid));
             if kind != "startEvent" && kind != "boundaryEvent" {
                 assert!(incoming, "{}: {nid} is never reached", f.name);
             }
@@ -633,29 +516,16 @@ fn diverging_exclusive_gateways_have_conditions_or_a_default() {
     for f in bpmn_files() {
         let doc = f.doc();
         for gw in bpmn_elems(&doc, "exclusiveGateway") {
-            let out: Vec<Node> = bpmn_elems(&doc, "sequenceFlow")
-                .filter(|fl| fl.attribute("sourceRef") == Some(id(&gw)))
-                .collect();
+            let out: Vec<Node> =
+                bpmn_elems(&doc, "sequenceFlow").filter(|fl| fl.attribute("sourceRef") == Some(id(&gw))).collect();
             if out.len() < 2 {
                 continue;
             }
             let default = gw.attribute("default");
-            assert!(
-                default.is_some(),
-                "{}: {} has no default flow",
-                f.name,
-                id(&gw)
-            );
+            assert!(default.is_some(), "{}: {} has no default flow", f.name, id(&gw));
             for fl in out {
-                let conditional = fl
-                    .children()
-                    .any(|c| is(&c, BPMN_NS, "conditionExpression"));
-                assert!(
-                    conditional || default == Some(id(&fl)),
-                    "{}: {} without condition",
-                    f.name,
-                    id(&fl)
-                );
+                let conditional = fl.children().any(|c| is(&c, BPMN_NS, "conditionExpression"));
+                assert!(conditional || default == Some(id(&fl)), "{}: {} without condition", f.name, id(&fl));
             }
         }
     }
@@ -666,9 +536,7 @@ fn approvals_remind_and_call_activities_and_messages_resolve() {
     for f in bpmn_files() {
         let doc = f.doc();
         for task in bpmn_elems(&doc, "userTask") {
-            let form = own_ext(task, "formDefinition")[0]
-                .attribute("formId")
-                .unwrap();
+            let form = own_ext(task, "formDefinition")[0].attribute("formId").unwrap();
             if !form.starts_with("c8dr-approve") && !form.starts_with("c8dr-confirm") {
                 continue;
             }
@@ -677,34 +545,20 @@ fn approvals_remind_and_call_activities_and_messages_resolve() {
                     && has_timer(&b)
                     && b.attribute("cancelActivity") == Some("false")
             });
-            assert!(
-                reminder,
-                "{}: approval {} has no reminder",
-                f.name,
-                id(&task)
-            );
+            assert!(reminder, "{}: approval {} has no reminder", f.name, id(&task));
         }
         for call in bpmn_elems(&doc, "callActivity") {
-            let called = zeebe_children(call, "calledElement")
-                .next()
-                .expect("calledElement");
+            let called = zeebe_children(call, "calledElement").next().expect("calledElement");
             let pid = called.attribute("processId").unwrap_or_default();
             assert!(PROCESSES.contains(&pid), "{}: calls unknown {pid}", f.name);
         }
         let messages: BTreeSet<&str> = bpmn_elems(&doc, "message").map(|m| id(&m)).collect();
         for d in bpmn_elems(&doc, "messageEventDefinition") {
             let r = d.attribute("messageRef").unwrap_or_default();
-            assert!(
-                messages.contains(r),
-                "{}: unresolved messageRef {r}",
-                f.name
-            );
+            assert!(messages.contains(r), "{}: unresolved messageRef {r}", f.name);
         }
     }
-    let drill = bpmn_files()
-        .into_iter()
-        .find(|f| f.name == "dr-drill.bpmn")
-        .expect("drill");
+    let drill = bpmn_files().into_iter().find(|f| f.name == "dr-drill.bpmn").expect("drill");
     let doc = drill.doc();
     assert!(bpmn_elems(&doc, "message").any(|m| m.attribute("name") == Some("c8dr-drill")));
 }
@@ -721,23 +575,16 @@ fn check_job_types_in_docs() -> BTreeSet<String> {
 #[test]
 fn verification_loops_run_check_tasks_only() {
     let checks = check_job_types_in_docs();
-    assert!(
-        checks.contains("c8dr.await-change"),
-        "check types from docs: {checks:?}"
-    );
+    assert!(checks.contains("c8dr.await-change"), "check types from docs: {checks:?}");
     for f in bpmn_files() {
         let doc = f.doc();
         for sp in bpmn_elems(&doc, "subProcess") {
-            let is_loop = sp
-                .children()
-                .any(|c| is(&c, BPMN_NS, "intermediateCatchEvent") && has_timer(&c));
+            let is_loop = sp.children().any(|c| is(&c, BPMN_NS, "intermediateCatchEvent") && has_timer(&c));
             if !is_loop {
                 continue;
             }
             for task in sp.children().filter(|c| is(c, BPMN_NS, "serviceTask")) {
-                let ty = own_ext(task, "taskDefinition")[0]
-                    .attribute("type")
-                    .unwrap_or_default();
+                let ty = own_ext(task, "taskDefinition")[0].attribute("type").unwrap_or_default();
                 assert!(
                     checks.contains(ty),
                     "{}: loop {} runs {ty}, which does not complete with `verified`",

@@ -64,11 +64,7 @@ async fn c8dr(config: &Path, args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 async fn fake() -> (FakeGateway, FakeServer) {
@@ -85,19 +81,11 @@ async fn config_check_prints_a_summary_or_every_problem() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("configuration OK"));
 
-    let bad = write_config(
-        dir.path(),
-        "nonsense",
-        "\n[targets.other]\ncluster_size = 3\nregions = []\n",
-    );
+    let bad = write_config(dir.path(), "nonsense", "\n[targets.other]\ncluster_size = 3\nregions = []\n");
     let out = c8dr(&bad, &["config", "check"]).await;
     assert!(!out.status.success());
     let t = text(&out);
-    for needle in [
-        "management.grpc_address",
-        "targets.other.regions",
-        "targets.other.cluster_size",
-    ] {
+    for needle in ["management.grpc_address", "targets.other.regions", "targets.other.cluster_size"] {
         assert!(t.contains(needle), "{needle} missing in {t}");
     }
 
@@ -121,27 +109,14 @@ async fn deploy_start_drill_and_topology_talk_to_the_gateway() {
     let out = c8dr(&config, &["deploy", bpmn.to_str().unwrap()]).await;
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("dr-failover"), "{}", text(&out));
-    assert!(fake.calls().contains(&Call::Deploy {
-        names: vec![
-            "dr-failover.bpmn".into(),
-            "forms/c8dr-manual-step.form".into()
-        ]
-    }));
+    assert!(
+        fake.calls()
+            .contains(&Call::Deploy { names: vec!["dr-failover.bpmn".into(), "forms/c8dr-manual-step.form".into()] })
+    );
 
     let out = c8dr(
         &config,
-        &[
-            "start",
-            "failover",
-            "--target",
-            "lab",
-            "--lost-region",
-            "1",
-            "--reason",
-            "drill",
-            "--var",
-            "canaryCount=3",
-        ],
+        &["start", "failover", "--target", "lab", "--lost-region", "1", "--reason", "drill", "--var", "canaryCount=3"],
     )
     .await;
     assert!(out.status.success(), "{}", text(&out));
@@ -152,68 +127,18 @@ async fn deploy_start_drill_and_topology_talk_to_the_gateway() {
         variables: json!({"target": "lab", "lostRegion": 1, "reason": "drill", "canaryCount": 3}),
     }));
 
-    let out = c8dr(
-        &config,
-        &[
-            "start",
-            "failback",
-            "--target",
-            "nope",
-            "--recreated-region",
-            "0",
-        ],
-    )
-    .await;
+    let out = c8dr(&config, &["start", "failback", "--target", "nope", "--recreated-region", "0"]).await;
     assert!(!out.status.success());
-    assert!(
-        text(&out).contains("not in the configuration"),
-        "{}",
-        text(&out)
-    );
-    let out = c8dr(
-        &config,
-        &[
-            "start",
-            "failback",
-            "--target",
-            "lab",
-            "--recreated-region",
-            "2",
-        ],
-    )
-    .await;
+    assert!(text(&out).contains("not in the configuration"), "{}", text(&out));
+    let out = c8dr(&config, &["start", "failback", "--target", "lab", "--recreated-region", "2"]).await;
     assert!(!out.status.success());
     assert!(text(&out).contains("0 or 1"), "{}", text(&out));
 
-    let out = c8dr(
-        &config,
-        &[
-            "drill",
-            "trigger",
-            "--target",
-            "lab",
-            "--lost-region",
-            "0",
-            "--auto-approve",
-        ],
-    )
-    .await;
+    let out = c8dr(&config, &["drill", "trigger", "--target", "lab", "--lost-region", "0", "--auto-approve"]).await;
     assert!(out.status.success(), "{}", text(&out));
-    let published: Vec<Call> = fake
-        .calls()
-        .into_iter()
-        .filter(|c| matches!(c, Call::PublishMessage { .. }))
-        .collect();
+    let published: Vec<Call> = fake.calls().into_iter().filter(|c| matches!(c, Call::PublishMessage { .. })).collect();
     match published.as_slice() {
-        [
-            Call::PublishMessage {
-                name,
-                correlation_key,
-                ttl_ms,
-                message_id,
-                variables,
-            },
-        ] => {
+        [Call::PublishMessage { name, correlation_key, ttl_ms, message_id, variables }] => {
             assert_eq!(name, "c8dr-drill");
             assert_eq!(correlation_key, "lab");
             assert_eq!(*ttl_ms, 3_600_000);
@@ -241,26 +166,18 @@ async fn an_unreachable_gateway_is_named_with_the_fix() {
     let out = c8dr(&config, &["topology"]).await;
     assert!(!out.status.success());
     let t = text(&out);
-    assert!(
-        t.contains("unreachable") && t.contains("management.grpc_address"),
-        "{t}"
-    );
+    assert!(t.contains("unreachable") && t.contains("management.grpc_address"), "{t}");
 }
 
 #[tokio::test]
 async fn the_worker_serves_health_metrics_and_stops_on_sigterm() {
     let (_fake, server) = fake().await;
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let config = write_config(dir.path(), &server.url(), "");
-    let text_cfg = std::fs::read_to_string(&config).unwrap().replace(
-        "metrics_address = \"\"",
-        &format!("metrics_address = \"127.0.0.1:{port}\""),
-    );
+    let text_cfg = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("metrics_address = \"\"", &format!("metrics_address = \"127.0.0.1:{port}\""));
     std::fs::write(&config, text_cfg).unwrap();
     let mut child = tokio::process::Command::new(bin())
         .arg("--config")
@@ -288,22 +205,13 @@ async fn the_worker_serves_health_metrics_and_stops_on_sigterm() {
     assert!(ready, "/readyz never answered 200");
     let health = http.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("c8dr_worker_handlers 0"), "{metrics}");
 
     let pid = child.id().unwrap().to_string();
     let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .expect("worker did not stop")
-        .unwrap();
+    let status =
+        tokio::time::timeout(Duration::from_secs(20), child.wait()).await.expect("worker did not stop").unwrap();
     assert!(status.success(), "worker exit status {status}");
 }

@@ -35,10 +35,7 @@ fn file(text: &str) -> tempfile::NamedTempFile {
 }
 
 fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 #[test]
@@ -53,11 +50,7 @@ fn a_good_file_loads_and_validates() {
 
 #[test]
 fn an_explicit_missing_file_is_an_error() {
-    let e = Config::load_with_env(
-        Some(std::path::Path::new("/nonexistent/c8dr.toml")),
-        &env(&[]),
-    )
-    .unwrap_err();
+    let e = Config::load_with_env(Some(std::path::Path::new("/nonexistent/c8dr.toml")), &env(&[])).unwrap_err();
     assert!(matches!(e, ConfigError::NotFound(_)), "{e}");
     assert!(e.to_string().contains("--config"));
 }
@@ -87,10 +80,7 @@ fn c8dr_env_overrides_the_file_and_unknown_env_keys_fail() {
     assert!(!cfg.worker.stream_enabled);
     assert_eq!(cfg.targets["prod"].regions[1].name, "region-1");
     let e = Config::load_with_env(Some(f.path()), &env(&[("C8DR_WORKER__NOPE", "1")])).unwrap_err();
-    assert!(
-        e.to_string().contains("nope") && e.to_string().contains("C8DR_WORKER__NOPE"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("nope") && e.to_string().contains("C8DR_WORKER__NOPE"), "{e}");
 }
 
 #[test]
@@ -107,18 +97,9 @@ fn camunda_variables_configure_the_management_connection() {
     ]);
     let cfg = Config::load_with_env(None, &e).unwrap();
     assert_eq!(cfg.management.grpc_address, "https://zeebe.example:443");
-    assert_eq!(
-        cfg.management.ca_certificate_path.as_deref(),
-        Some(std::path::Path::new("/etc/ca.pem"))
-    );
+    assert_eq!(cfg.management.ca_certificate_path.as_deref(), Some(std::path::Path::new("/etc/ca.pem")));
     match &cfg.management.auth {
-        AuthConfig::Oauth {
-            client_id,
-            client_secret,
-            authorization_server_url,
-            audience,
-            scope,
-        } => {
+        AuthConfig::Oauth { client_id, client_secret, authorization_server_url, audience, scope } => {
             assert_eq!(client_id, "worker");
             // A reference to the variable, never its value.
             assert_eq!(client_secret, &SecretRef::from_env("ZEEBE_CLIENT_SECRET"));
@@ -131,14 +112,9 @@ fn camunda_variables_configure_the_management_connection() {
     let printed = format!("{cfg:?}");
     assert!(!printed.contains("top-secret"));
     // ZEEBE_ADDRESS is host:port: TLS unless the connection is insecure.
-    let cfg = Config::load_with_env(
-        None,
-        &env(&[
-            ("ZEEBE_ADDRESS", "gw:26500"),
-            ("ZEEBE_INSECURE_CONNECTION", "true"),
-        ]),
-    )
-    .unwrap();
+    let cfg =
+        Config::load_with_env(None, &env(&[("ZEEBE_ADDRESS", "gw:26500"), ("ZEEBE_INSECURE_CONNECTION", "true")]))
+            .unwrap();
     assert_eq!(cfg.management.grpc_address, "http://gw:26500");
 }
 
@@ -175,64 +151,30 @@ elasticsearch_auth = { method = "bearer", token = { env = "MISSING_ES_TOKEN" } }
         "targets.broken.regions[0].rest_url",
         "targets.broken.regions[0].elasticsearch_auth.token",
     ] {
-        assert!(
-            fields.contains(&expected),
-            "{expected} missing in {fields:?}"
-        );
+        assert!(fields.contains(&expected), "{expected} missing in {fields:?}");
     }
-    let secret = problems
-        .iter()
-        .find(|p| p.field.ends_with("elasticsearch_auth.token"))
-        .unwrap();
-    assert!(
-        secret.problem.contains("MISSING_ES_TOKEN") && secret.problem.contains("export"),
-        "{secret}"
-    );
-    let regions = problems
-        .iter()
-        .find(|p| p.field == "targets.broken.regions")
-        .unwrap();
+    let secret = problems.iter().find(|p| p.field.ends_with("elasticsearch_auth.token")).unwrap();
+    assert!(secret.problem.contains("MISSING_ES_TOKEN") && secret.problem.contains("export"), "{secret}");
+    let regions = problems.iter().find(|p| p.field == "targets.broken.regions").unwrap();
     assert!(regions.problem.contains("exactly 2"), "{regions}");
 }
 
 #[test]
 fn oauth_without_secret_env_is_reported() {
     let cfg = Config::load_with_env(None, &env(&[("CAMUNDA_CLIENT_ID", "w")])).unwrap();
-    let problems = cfg
-        .validate_with_env(&env(&[("CAMUNDA_CLIENT_ID", "w")]))
-        .unwrap_err();
+    let problems = cfg.validate_with_env(&env(&[("CAMUNDA_CLIENT_ID", "w")])).unwrap_err();
     let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
-    assert!(
-        fields.contains(&"management.auth.client_secret"),
-        "{fields:?}"
-    );
-    assert!(
-        fields.contains(&"management.auth.authorization_server_url"),
-        "{fields:?}"
-    );
+    assert!(fields.contains(&"management.auth.client_secret"), "{fields:?}");
+    assert!(fields.contains(&"management.auth.authorization_server_url"), "{fields:?}");
 }
 
 #[test]
 fn the_example_in_docs_configuration_md_loads_and_validates() {
-    let doc = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/docs/configuration.md"
-    ))
-    .unwrap();
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md")).unwrap();
     let example = doc.split("## Example").nth(1).unwrap();
-    let toml = example
-        .split("```toml")
-        .nth(1)
-        .unwrap()
-        .split("```")
-        .next()
-        .unwrap();
+    let toml = example.split("```toml").nth(1).unwrap().split("```").next().unwrap();
     let f = file(toml);
-    let e = env(&[
-        ("C8DR_CLIENT_SECRET", "x"),
-        ("ES_PASSWORD_EU", "x"),
-        ("ES_PASSWORD_US", "x"),
-    ]);
+    let e = env(&[("C8DR_CLIENT_SECRET", "x"), ("ES_PASSWORD_EU", "x"), ("ES_PASSWORD_US", "x")]);
     let cfg = Config::load_with_env(Some(f.path()), &e).unwrap();
     cfg.validate_with_env(&e).unwrap();
     assert_eq!(cfg.targets["prod"].snapshot.kind, "s3");

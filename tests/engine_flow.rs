@@ -31,25 +31,14 @@ async fn interrupting_timer_boundary_terminates_the_task() {
     let work = activate_one(&mut client, "t.work").await;
     // 5 simulated minutes (0.3 s real) later the boundary fires
     let late = activate_one(&mut client, "t.late").await;
-    let err = client
-        .complete_job(pb::CompleteJobRequest {
-            job_key: work.key,
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let err =
+        client.complete_job(pb::CompleteJobRequest { job_key: work.key, ..Default::default() }).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
     complete(&mut client, late.key, json!({})).await;
     wait_state(&engine, pi, InstanceState::Completed).await;
     let els = engine.element_instances(pi);
-    assert_eq!(
-        els.iter().find(|e| e.element_id == "work").unwrap().state,
-        InstanceState::Terminated
-    );
-    assert!(
-        els.iter()
-            .any(|e| e.element_id == "e2" && e.state == InstanceState::Completed)
-    );
+    assert_eq!(els.iter().find(|e| e.element_id == "work").unwrap().state, InstanceState::Terminated);
+    assert!(els.iter().any(|e| e.element_id == "e2" && e.state == InstanceState::Completed));
     engine.shutdown();
 }
 
@@ -120,12 +109,7 @@ fn verification_loop() -> String {
 async fn timer_catch_loop_until_verified_and_timeout_boundary() {
     let (engine, mut client) = start(1000.0).await;
     deploy(&mut client, "loop.bpmn", &verification_loop()).await;
-    let pi = create(
-        &mut client,
-        "loop",
-        json!({"verifyInterval": "PT5S", "verifyTimeout": "PT15M"}),
-    )
-    .await;
+    let pi = create(&mut client, "loop", json!({"verifyInterval": "PT5S", "verifyTimeout": "PT15M"})).await;
     for _ in 0..2 {
         let job = activate_one(&mut client, "t.check").await;
         complete(&mut client, job.key, json!({"verified": false})).await;
@@ -135,26 +119,13 @@ async fn timer_catch_loop_until_verified_and_timeout_boundary() {
     let after = activate_one(&mut client, "t.after").await;
     complete(&mut client, after.key, json!({})).await;
     wait_state(&engine, pi, InstanceState::Completed).await;
-    let checks = engine
-        .element_instances(pi)
-        .iter()
-        .filter(|e| e.element_id == "check")
-        .count();
+    let checks = engine.element_instances(pi).iter().filter(|e| e.element_id == "check").count();
     assert_eq!(checks, 3, "every attempt is a visible element instance");
-    let timers = engine
-        .element_instances(pi)
-        .iter()
-        .filter(|e| e.element_id == "interval")
-        .count();
+    let timers = engine.element_instances(pi).iter().filter(|e| e.element_id == "interval").count();
     assert_eq!(timers, 2);
 
     // never verified: the interrupting timer on the sub-process ends the loop
-    let pi2 = create(
-        &mut client,
-        "loop",
-        json!({"verifyInterval": "PT5S", "verifyTimeout": "PT2M"}),
-    )
-    .await;
+    let pi2 = create(&mut client, "loop", json!({"verifyInterval": "PT5S", "verifyTimeout": "PT2M"})).await;
     let mut worker = client.clone();
     let answering = tokio::spawn(async move {
         loop {
@@ -172,16 +143,10 @@ async fn timer_catch_loop_until_verified_and_timeout_boundary() {
     wait_state(&engine, pi2, InstanceState::Completed).await;
     answering.abort();
     let els = engine.element_instances(pi2);
-    assert!(
-        els.iter()
-            .any(|e| e.element_id == "timedOut" && e.state == InstanceState::Completed)
-    );
+    assert!(els.iter().any(|e| e.element_id == "timedOut" && e.state == InstanceState::Completed));
     assert!(!els.iter().any(|e| e.element_id == "after"));
     assert!(els.iter().filter(|e| e.element_id == "check").count() >= 1);
-    assert_eq!(
-        els.iter().find(|e| e.element_id == "wait").unwrap().state,
-        InstanceState::Terminated
-    );
+    assert_eq!(els.iter().find(|e| e.element_id == "wait").unwrap().state, InstanceState::Terminated);
     engine.shutdown();
 }
 
@@ -217,12 +182,7 @@ fn gateway_process() -> String {
 async fn exclusive_gateway_conditions_default_flow_and_incident() {
     let (engine, mut client) = start(100.0).await;
     deploy(&mut client, "gw.bpmn", &gateway_process()).await;
-    let approve = create(
-        &mut client,
-        "gw",
-        json!({"decision": "approve", "plan": {"brokersToRemove": [1, 3]}}),
-    )
-    .await;
+    let approve = create(&mut client, "gw", json!({"decision": "approve", "plan": {"brokersToRemove": [1, 3]}})).await;
     let job = activate_one(&mut client, "t.a").await;
     assert_eq!(job.process_instance_key, approve);
     let reject = create(&mut client, "gw", json!({"decision": "reject"})).await;
@@ -235,11 +195,7 @@ async fn exclusive_gateway_conditions_default_flow_and_incident() {
 
     // no condition holds and no default flow: incident; fixing the variable and resolving continues
     let pi = create(&mut client, "strict", json!({"ok": false})).await;
-    let inc = engine
-        .incidents()
-        .into_iter()
-        .find(|i| i.process_instance_key == pi)
-        .expect("incident");
+    let inc = engine.incidents().into_iter().find(|i| i.process_instance_key == pi).expect("incident");
     assert_eq!(inc.error_type, "CONDITION_ERROR");
     assert_eq!(inc.element_id, "route");
     client
@@ -252,10 +208,7 @@ async fn exclusive_gateway_conditions_default_flow_and_incident() {
         .await
         .unwrap();
     client
-        .resolve_incident(pb::ResolveIncidentRequest {
-            incident_key: inc.key,
-            operation_reference: None,
-        })
+        .resolve_incident(pb::ResolveIncidentRequest { incident_key: inc.key, operation_reference: None })
         .await
         .unwrap();
     wait_state(&engine, pi, InstanceState::Completed).await;
@@ -286,23 +239,13 @@ async fn parallel_gateway_forks_and_joins() {
     let a = activate_one(&mut client, "t.a").await;
     let b = activate_one(&mut client, "t.b").await;
     complete(&mut client, a.key, json!({"fromA": 1})).await;
-    assert!(
-        activate(&mut client, "t.c", 1, -1).await.is_empty(),
-        "join waits for both branches"
-    );
+    assert!(activate(&mut client, "t.c", 1, -1).await.is_empty(), "join waits for both branches");
     complete(&mut client, b.key, json!({"fromB": 2})).await;
     let c = activate_one(&mut client, "t.c").await;
     assert_eq!(vars_of(&c), json!({"fromA": 1, "fromB": 2}));
     complete(&mut client, c.key, json!({})).await;
     wait_state(&engine, pi, InstanceState::Completed).await;
-    assert_eq!(
-        engine
-            .element_instances(pi)
-            .iter()
-            .filter(|e| e.element_id == "join")
-            .count(),
-        1
-    );
+    assert_eq!(engine.element_instances(pi).iter().filter(|e| e.element_id == "join").count(), 1);
     engine.shutdown();
 }
 
@@ -344,46 +287,25 @@ fn call_processes() -> String {
 async fn call_activity_propagates_variables_both_ways() {
     let (engine, mut client) = start(100.0).await;
     deploy(&mut client, "call.bpmn", &call_processes()).await;
-    let pi = create(
-        &mut client,
-        "parent",
-        json!({"target": "lab", "childId": "child"}),
-    )
-    .await;
+    let pi = create(&mut client, "parent", json!({"target": "lab", "childId": "child"})).await;
     let job = activate_one(&mut client, "t.child").await;
     assert_ne!(job.process_instance_key, pi);
     assert_eq!(job.bpmn_process_id, "child");
-    assert_eq!(
-        vars_of(&job),
-        json!({"target": "lab", "childId": "child", "childInput": "lab-x"})
-    );
+    assert_eq!(vars_of(&job), json!({"target": "lab", "childId": "child", "childInput": "lab-x"}));
     assert_eq!(engine.child_instances(pi), vec![job.process_instance_key]);
     complete(&mut client, job.key, json!({"childResult": "first"})).await;
     // second call activity: only the output mapping comes back
     let job2 = activate_one(&mut client, "t.child").await;
-    complete(
-        &mut client,
-        job2.key,
-        json!({"childResult": "second", "noise": 1}),
-    )
-    .await;
+    complete(&mut client, job2.key, json!({"childResult": "second", "noise": 1})).await;
     wait_state(&engine, pi, InstanceState::Completed).await;
     let vars = engine.variables(pi);
     assert_eq!(vars["childResult"], json!("first"));
     assert_eq!(vars["quietResult"], json!("second"));
     assert!(!vars.contains_key("noise"));
-    assert_eq!(
-        engine.instance_state(job2.process_instance_key),
-        Some(InstanceState::Completed)
-    );
+    assert_eq!(engine.instance_state(job2.process_instance_key), Some(InstanceState::Completed));
 
     // an error thrown in the child is caught by the boundary on the call activity
-    let pi2 = create(
-        &mut client,
-        "parent",
-        json!({"target": "lab", "childId": "child"}),
-    )
-    .await;
+    let pi2 = create(&mut client, "parent", json!({"target": "lab", "childId": "child"})).await;
     let job = activate_one(&mut client, "t.child").await;
     client
         .throw_error(pb::ThrowErrorRequest {
@@ -395,29 +317,12 @@ async fn call_activity_propagates_variables_both_ways() {
         .await
         .unwrap();
     wait_state(&engine, pi2, InstanceState::Completed).await;
-    assert_eq!(
-        engine.instance_state(job.process_instance_key),
-        Some(InstanceState::Terminated)
-    );
-    assert!(
-        engine
-            .element_instances(pi2)
-            .iter()
-            .any(|e| e.element_id == "eFailed")
-    );
+    assert_eq!(engine.instance_state(job.process_instance_key), Some(InstanceState::Terminated));
+    assert!(engine.element_instances(pi2).iter().any(|e| e.element_id == "eFailed"));
 
     // unknown called process: incident
-    let pi3 = create(
-        &mut client,
-        "parent",
-        json!({"target": "lab", "childId": "nope"}),
-    )
-    .await;
-    let inc = engine
-        .incidents()
-        .into_iter()
-        .find(|i| i.process_instance_key == pi3)
-        .expect("incident");
+    let pi3 = create(&mut client, "parent", json!({"target": "lab", "childId": "nope"})).await;
+    let inc = engine.incidents().into_iter().find(|i| i.process_instance_key == pi3).expect("incident");
     assert_eq!(inc.error_type, "CALLED_ELEMENT_ERROR");
     engine.shutdown();
 }
@@ -447,30 +352,18 @@ async fn message_start_event_dedup_and_buffering() {
         tenant_id: String::new(),
     };
     // buffered before the process exists, correlated at deployment
-    client
-        .publish_message(publish("early", 3_600_000))
-        .await
-        .unwrap();
+    client.publish_message(publish("early", 3_600_000)).await.unwrap();
     deploy(&mut client, "drill.bpmn", &message_process()).await;
     let job = activate_one(&mut client, "t.guard").await;
     assert_eq!(vars_of(&job), json!({"target": "lab"}));
     complete(&mut client, job.key, json!({})).await;
 
-    client
-        .publish_message(publish("run-1", 60_000))
-        .await
-        .unwrap();
-    let err = client
-        .publish_message(publish("run-1", 60_000))
-        .await
-        .unwrap_err();
+    client.publish_message(publish("run-1", 60_000)).await.unwrap();
+    let err = client.publish_message(publish("run-1", 60_000)).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::AlreadyExists);
     let job = activate_one(&mut client, "t.guard").await;
     // one active instance per correlation key: run-2 waits (buffered) until run-1 ends
-    client
-        .publish_message(publish("run-2", 60_000))
-        .await
-        .unwrap();
+    client.publish_message(publish("run-2", 60_000)).await.unwrap();
     assert_eq!(engine.process_instances("drill").len(), 2);
     complete(&mut client, job.key, json!({})).await;
     wait_state(&engine, job.process_instance_key, InstanceState::Completed).await;
@@ -478,10 +371,7 @@ async fn message_start_event_dedup_and_buffering() {
     assert_ne!(job2.process_instance_key, job.process_instance_key);
     assert_eq!(engine.process_instances("drill").len(), 3);
     complete(&mut client, job2.key, json!({})).await;
-    assert!(
-        activate(&mut client, "t.guard", 5, -1).await.is_empty(),
-        "a duplicate starts nothing"
-    );
+    assert!(activate(&mut client, "t.guard", 5, -1).await.is_empty(), "a duplicate starts nothing");
     wait_state(&engine, job2.process_instance_key, InstanceState::Completed).await;
 
     // no none start event
@@ -516,14 +406,8 @@ async fn deployment_rejects_unsupported_elements_atomically_and_versions() {
     let err = client
         .deploy_resource(pb::DeployResourceRequest {
             resources: vec![
-                pb::Resource {
-                    name: "good.bpmn".into(),
-                    content: good.clone().into_bytes(),
-                },
-                pb::Resource {
-                    name: "bad.bpmn".into(),
-                    content: bad.into_bytes(),
-                },
+                pb::Resource { name: "good.bpmn".into(), content: good.clone().into_bytes() },
+                pb::Resource { name: "bad.bpmn".into(), content: bad.into_bytes() },
             ],
             tenant_id: String::new(),
         })
@@ -531,11 +415,7 @@ async fn deployment_rejects_unsupported_elements_atomically_and_versions() {
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     for needle in ["bad.bpmn", "doScript", "scriptTask"] {
-        assert!(
-            err.message().contains(needle),
-            "message {:?} names {needle}",
-            err.message()
-        );
+        assert!(err.message().contains(needle), "message {:?} names {needle}", err.message());
     }
     let err = client
         .create_process_instance(pb::CreateProcessInstanceRequest {
@@ -545,11 +425,7 @@ async fn deployment_rejects_unsupported_elements_atomically_and_versions() {
         })
         .await
         .unwrap_err();
-    assert_eq!(
-        err.code(),
-        tonic::Code::NotFound,
-        "nothing of a rejected deployment is deployed"
-    );
+    assert_eq!(err.code(), tonic::Code::NotFound, "nothing of a rejected deployment is deployed");
 
     let listener = definitions(&format!(
         r#"<bpmn:process id="l" isExecutable="true"><bpmn:startEvent id="s"/><bpmn:serviceTask id="t"><bpmn:extensionElements><zeebe:taskDefinition type="x"/><zeebe:executionListeners><zeebe:executionListener eventType="start" type="y"/></zeebe:executionListeners></bpmn:extensionElements></bpmn:serviceTask>{f}</bpmn:process>"#,
@@ -566,27 +442,16 @@ async fn deployment_rejects_unsupported_elements_atomically_and_versions() {
         ("mi.bpmn", multi, "multiInstanceLoopCharacteristics"),
         ("te.bpmn", terminate, "terminateEventDefinition"),
     ] {
-        let err = engine
-            .deploy(vec![(name.into(), xml.into_bytes())])
-            .unwrap_err()
-            .to_string();
+        let err = engine.deploy(vec![(name.into(), xml.into_bytes())]).unwrap_err().to_string();
         assert!(err.contains(needle) && err.contains(name), "{err}");
     }
-    let err = engine
-        .deploy(vec![("notes.txt".into(), b"x".to_vec())])
-        .unwrap_err()
-        .to_string();
+    let err = engine.deploy(vec![("notes.txt".into(), b"x".to_vec())]).unwrap_err().to_string();
     assert!(err.contains("unknown resource type"), "{err}");
 
     // versioning: identical content keeps the version, changed content increments it
     let v1 = deploy(&mut client, "good.bpmn", &good).await;
     let v1b = deploy(&mut client, "good.bpmn", &good).await;
-    let v2 = deploy(
-        &mut client,
-        "good.bpmn",
-        &good.replace("t.good", "t.better"),
-    )
-    .await;
+    let v2 = deploy(&mut client, "good.bpmn", &good.replace("t.good", "t.better")).await;
     let version = |d: &pb::DeployResourceResponse| match &d.deployments[0].metadata {
         Some(pb::deployment::Metadata::Process(p)) => (p.version, p.process_definition_key),
         other => panic!("{other:?}"),
@@ -633,19 +498,11 @@ async fn feel_in_retries_timer_dates_and_error_code_preference() {
         f5 = flow("f5", "specific", "eSpecific"),
     ));
     deploy(&mut client, "feel.bpmn", &xml).await;
-    let pi = create(
-        &mut client,
-        "feel",
-        json!({"kind": "dynamic", "retryCount": 4}),
-    )
-    .await;
+    let pi = create(&mut client, "feel", json!({"kind": "dynamic", "retryCount": 4})).await;
     let job = activate_one(&mut client, "t.dynamic").await;
     assert_eq!(job.retries, 5);
     let log = engine.event_log();
-    assert!(
-        log.iter()
-            .any(|e| e.value_type == "TIMER" && e.intent == "TRIGGERED" && e.element_id == "at")
-    );
+    assert!(log.iter().any(|e| e.value_type == "TIMER" && e.intent == "TRIGGERED" && e.element_id == "at"));
     client
         .throw_error(pb::ThrowErrorRequest {
             job_key: job.key,
@@ -657,23 +514,14 @@ async fn feel_in_retries_timer_dates_and_error_code_preference() {
         .unwrap();
     wait_state(&engine, pi, InstanceState::Completed).await;
     let els = engine.element_instances(pi);
-    assert!(
-        els.iter().any(|e| e.element_id == "eSpecific"),
-        "the matching error code wins over the catch-all"
-    );
+    assert!(els.iter().any(|e| e.element_id == "eSpecific"), "the matching error code wins over the catch-all");
     assert!(!els.iter().any(|e| e.element_id == "eAny"));
-    assert_eq!(
-        engine.variables(pi)["lastError"],
-        json!({"code": "CONCURRENT_CHANGE"})
-    );
+    assert_eq!(engine.variables(pi)["lastError"], json!({"code": "CONCURRENT_CHANGE"}));
 
     // duplicate process ids in one deployment are rejected
     let one = one_task_process("dup", "t.dup");
     let err = engine
-        .deploy(vec![
-            ("a.bpmn".into(), one.clone().into_bytes()),
-            ("b.bpmn".into(), one.into_bytes()),
-        ])
+        .deploy(vec![("a.bpmn".into(), one.clone().into_bytes()), ("b.bpmn".into(), one.into_bytes())])
         .unwrap_err();
     assert!(err.to_string().contains("Duplicated process id"), "{err}");
     engine.shutdown();
@@ -685,10 +533,7 @@ fn a_loop_without_wait_state_raises_an_incident_instead_of_overflowing() {
     let handle = std::thread::Builder::new()
         .stack_size(2 * 1024 * 1024)
         .spawn(|| {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async {
                 let (engine, _client) = start(100.0).await;
                 let xml = definitions(&format!(
@@ -700,22 +545,10 @@ fn a_loop_without_wait_state_raises_an_incident_instead_of_overflowing() {
                     f2 = flow("f2", "a", "b"),
                     f3 = flow("f3", "b", "a"),
                 ));
-                engine
-                    .deploy(vec![("spin.bpmn".into(), xml.into_bytes())])
-                    .unwrap();
-                let pi = engine
-                    .create_instance("spin", serde_json::Map::new())
-                    .unwrap();
-                let inc = engine
-                    .incidents()
-                    .into_iter()
-                    .find(|i| i.process_instance_key == pi)
-                    .expect("incident");
-                assert!(
-                    inc.message.contains("without a wait state"),
-                    "{}",
-                    inc.message
-                );
+                engine.deploy(vec![("spin.bpmn".into(), xml.into_bytes())]).unwrap();
+                let pi = engine.create_instance("spin", serde_json::Map::new()).unwrap();
+                let inc = engine.incidents().into_iter().find(|i| i.process_instance_key == pi).expect("incident");
+                assert!(inc.message.contains("without a wait state"), "{}", inc.message);
                 engine.cancel_instance(pi).unwrap();
                 assert_eq!(engine.instance_state(pi), Some(InstanceState::Terminated));
                 engine.shutdown();

@@ -43,58 +43,31 @@ async fn service_task_lifecycle_with_propagation_and_output_mappings() {
     assert_eq!(job.process_instance_key, pi);
     assert_eq!(job.element_id, "a");
     assert_eq!(job.retries, 3);
-    assert_eq!(
-        serde_json::from_str::<Value>(&job.custom_headers).unwrap(),
-        json!({"expect": "degraded"})
-    );
+    assert_eq!(serde_json::from_str::<Value>(&job.custom_headers).unwrap(), json!({"expect": "degraded"}));
     assert_eq!(vars_of(&job), json!({"n": 1, "local": 2}));
     // completion variables propagate to the root (n exists there; x is created there)
     complete(&mut client, job.key, json!({"n": 5, "x": "y"})).await;
 
     let job = activate_one(&mut client, "t.b").await;
-    assert_eq!(
-        vars_of(&job),
-        json!({"n": 5, "x": "y"}),
-        "input-mapped local variables stay local"
-    );
+    assert_eq!(vars_of(&job), json!({"n": 5, "x": "y"}), "input-mapped local variables stay local");
     complete(&mut client, job.key, json!({"result": 4})).await;
     wait_state(&engine, pi, InstanceState::Completed).await;
     // with output mappings only the mapped variables reach the process scope
-    assert_eq!(
-        Value::Object(engine.variables(pi)),
-        json!({"n": 5, "x": "y", "scaled": 40})
-    );
+    assert_eq!(Value::Object(engine.variables(pi)), json!({"n": 5, "x": "y", "scaled": 40}));
 
     // the job is gone
-    let err = client
-        .complete_job(pb::CompleteJobRequest {
-            job_key: job.key,
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let err = client.complete_job(pb::CompleteJobRequest { job_key: job.key, ..Default::default() }).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
     let log = engine.event_log();
-    assert!(
-        log.iter()
-            .any(|e| e.intent == "ELEMENT_COMPLETED" && e.element_id == "p")
-    );
-    assert!(
-        log.iter()
-            .any(|e| e.value_type == "JOB" && e.intent == "COMPLETED")
-    );
+    assert!(log.iter().any(|e| e.intent == "ELEMENT_COMPLETED" && e.element_id == "p"));
+    assert!(log.iter().any(|e| e.value_type == "JOB" && e.intent == "COMPLETED"));
     engine.shutdown();
 }
 
 #[tokio::test]
 async fn stream_pushes_new_jobs_but_not_older_ones() {
     let (engine, mut client) = start(100.0).await;
-    deploy(
-        &mut client,
-        "one.bpmn",
-        &one_task_process("one", "t.stream"),
-    )
-    .await;
+    deploy(&mut client, "one.bpmn", &one_task_process("one", "t.stream")).await;
     let before = create(&mut client, "one", json!({"which": "before"})).await;
     let mut stream = client
         .stream_activated_jobs(pb::StreamActivatedJobsRequest {
@@ -108,11 +81,7 @@ async fn stream_pushes_new_jobs_but_not_older_ones() {
         .into_inner();
     let mut c2 = client.clone();
     let after = create(&mut c2, "one", json!({"which": "after"})).await;
-    let pushed = tokio::time::timeout(WAIT, stream.message())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let pushed = tokio::time::timeout(WAIT, stream.message()).await.unwrap().unwrap().unwrap();
     assert_eq!(pushed.process_instance_key, after);
     assert_eq!(pushed.worker, "streamer");
     assert_eq!(vars_of(&pushed), json!({"which": "after"}));
@@ -146,12 +115,7 @@ async fn long_poll_answers_when_a_job_appears_and_respects_max() {
     assert_eq!(activate(&mut client, "t.poll", 2, -1).await.len(), 2);
     assert_eq!(activate(&mut client, "t.poll", 5, -1).await.len(), 1);
     // invalid requests
-    for (t, w, timeout, max) in [
-        ("", "w", 1, 1),
-        ("x", " ", 1, 1),
-        ("x", "w", 0, 1),
-        ("x", "w", 1, 0),
-    ] {
+    for (t, w, timeout, max) in [("", "w", 1, 1), ("x", " ", 1, 1), ("x", "w", 0, 1), ("x", "w", 1, 0)] {
         let err = client
             .activate_jobs(pb::ActivateJobsRequest {
                 r#type: t.into(),
@@ -162,11 +126,7 @@ async fn long_poll_answers_when_a_job_appears_and_respects_max() {
             })
             .await
             .unwrap_err();
-        assert_eq!(
-            err.code(),
-            tonic::Code::InvalidArgument,
-            "{t:?} {w:?} {timeout} {max}"
-        );
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{t:?} {w:?} {timeout} {max}");
     }
     engine.shutdown();
 }
@@ -199,37 +159,20 @@ async fn fail_with_retries_then_incident_then_resolve() {
         })
         .await
         .unwrap();
-    let incident = engine
-        .incidents()
-        .into_iter()
-        .find(|i| i.process_instance_key == pi)
-        .expect("incident");
+    let incident = engine.incidents().into_iter().find(|i| i.process_instance_key == pi).expect("incident");
     assert_eq!(incident.error_type, "JOB_NO_RETRIES");
     assert_eq!(incident.message, "still broken");
     assert!(engine.has_incident(pi));
     // completing a failed job is rejected while the incident is open
-    let err = client
-        .complete_job(pb::CompleteJobRequest {
-            job_key: job.key,
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let err = client.complete_job(pb::CompleteJobRequest { job_key: job.key, ..Default::default() }).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
     assert!(activate(&mut client, "t.fail", 1, -1).await.is_empty());
     client
-        .update_job_retries(pb::UpdateJobRetriesRequest {
-            job_key: job.key,
-            retries: 2,
-            operation_reference: None,
-        })
+        .update_job_retries(pb::UpdateJobRetriesRequest { job_key: job.key, retries: 2, operation_reference: None })
         .await
         .unwrap();
     client
-        .resolve_incident(pb::ResolveIncidentRequest {
-            incident_key: incident.key,
-            operation_reference: None,
-        })
+        .resolve_incident(pb::ResolveIncidentRequest { incident_key: incident.key, operation_reference: None })
         .await
         .unwrap();
     assert!(!engine.has_incident(pi));
@@ -238,24 +181,16 @@ async fn fail_with_retries_then_incident_then_resolve() {
     complete(&mut client, job.key, json!({})).await;
     wait_state(&engine, pi, InstanceState::Completed).await;
     let err = client
-        .resolve_incident(pb::ResolveIncidentRequest {
-            incident_key: incident.key,
-            operation_reference: None,
-        })
+        .resolve_incident(pb::ResolveIncidentRequest { incident_key: incident.key, operation_reference: None })
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
     let log = engine.event_log();
-    let created = log
-        .iter()
-        .position(|e| e.value_type == "INCIDENT" && e.intent == "CREATED")
-        .expect("incident created");
+    let created =
+        log.iter().position(|e| e.value_type == "INCIDENT" && e.intent == "CREATED").expect("incident created");
     let tail = engine.event_log_since(created);
     assert_eq!(tail.len(), log.len() - created);
-    assert!(
-        tail.iter()
-            .any(|e| e.value_type == "INCIDENT" && e.intent == "RESOLVED")
-    );
+    assert!(tail.iter().any(|e| e.value_type == "INCIDENT" && e.intent == "RESOLVED"));
     assert!(engine.event_log_since(log.len() + 5).is_empty());
     engine.shutdown();
 }
@@ -263,12 +198,7 @@ async fn fail_with_retries_then_incident_then_resolve() {
 #[tokio::test]
 async fn job_timeout_makes_the_job_activatable_again() {
     let (engine, mut client) = start(100.0).await;
-    deploy(
-        &mut client,
-        "one.bpmn",
-        &one_task_process("one", "t.timeout"),
-    )
-    .await;
+    deploy(&mut client, "one.bpmn", &one_task_process("one", "t.timeout")).await;
     let pi = create(&mut client, "one", json!({})).await;
     let mut stream = client
         .activate_jobs(pb::ActivateJobsRequest {
@@ -287,12 +217,7 @@ async fn job_timeout_makes_the_job_activatable_again() {
     // after the (real) 30 ms timeout, the job comes back
     let again = activate_one(&mut client, "t.timeout").await;
     assert_eq!(again.key, first.key);
-    assert!(
-        engine
-            .event_log()
-            .iter()
-            .any(|e| e.intent == "TIMED_OUT" && e.key == first.key)
-    );
+    assert!(engine.event_log().iter().any(|e| e.intent == "TIMED_OUT" && e.key == first.key));
     complete(&mut client, again.key, json!({})).await;
     wait_state(&engine, pi, InstanceState::Completed).await;
     engine.shutdown();
@@ -364,11 +289,7 @@ async fn throw_error_is_caught_by_a_boundary_on_the_sub_process() {
         })
         .await
         .unwrap();
-    let inc = engine
-        .incidents()
-        .into_iter()
-        .find(|i| i.process_instance_key == pi2)
-        .expect("incident");
+    let inc = engine.incidents().into_iter().find(|i| i.process_instance_key == pi2).expect("incident");
     assert_eq!(inc.error_type, "UNHANDLED_ERROR_EVENT");
     assert_eq!(inc.element_id, "inner");
     assert_eq!(engine.instance_state(pi2), Some(InstanceState::Active));
@@ -396,11 +317,7 @@ async fn throw_error_is_caught_by_a_boundary_on_the_sub_process() {
 #[tokio::test]
 async fn set_variables_and_topology() {
     let (engine, mut client) = start(100.0).await;
-    let topo = client
-        .topology(pb::TopologyRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let topo = client.topology(pb::TopologyRequest {}).await.unwrap().into_inner();
     assert_eq!(topo.brokers.len(), 1);
     assert_eq!(topo.partitions_count, 1);
     deploy(&mut client, "one.bpmn", &one_task_process("one", "t.vars")).await;
@@ -427,11 +344,7 @@ async fn set_variables_and_topology() {
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
     let err = client
-        .complete_job(pb::CompleteJobRequest {
-            job_key: job.key,
-            variables: "[1]".into(),
-            result: None,
-        })
+        .complete_job(pb::CompleteJobRequest { job_key: job.key, variables: "[1]".into(), result: None })
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);

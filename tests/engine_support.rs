@@ -31,27 +31,15 @@ pub fn flow(id: &str, from: &str, to: &str) -> String {
 }
 
 pub async fn start(speed: f64) -> (EngineHandle, GatewayClient<Channel>) {
-    let engine = Engine::start(EngineOptions {
-        clock: Clock::with_speed(speed),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let engine = Engine::start(EngineOptions { clock: Clock::with_speed(speed), ..Default::default() }).await.unwrap();
     let client = GatewayClient::connect(engine.grpc_url()).await.unwrap();
     (engine, client)
 }
 
-pub async fn deploy(
-    client: &mut GatewayClient<Channel>,
-    name: &str,
-    xml: &str,
-) -> pb::DeployResourceResponse {
+pub async fn deploy(client: &mut GatewayClient<Channel>, name: &str, xml: &str) -> pb::DeployResourceResponse {
     client
         .deploy_resource(pb::DeployResourceRequest {
-            resources: vec![pb::Resource {
-                name: name.into(),
-                content: xml.as_bytes().to_vec(),
-            }],
+            resources: vec![pb::Resource { name: name.into(), content: xml.as_bytes().to_vec() }],
             tenant_id: String::new(),
         })
         .await
@@ -106,26 +94,14 @@ pub async fn activate_one(client: &mut GatewayClient<Channel>, job_type: &str) -
 
 pub async fn complete(client: &mut GatewayClient<Channel>, key: i64, vars: Value) {
     client
-        .complete_job(pb::CompleteJobRequest {
-            job_key: key,
-            variables: vars.to_string(),
-            result: None,
-        })
+        .complete_job(pb::CompleteJobRequest { job_key: key, variables: vars.to_string(), result: None })
         .await
         .unwrap();
 }
 
 pub async fn wait_state(engine: &EngineHandle, pi: i64, state: InstanceState) {
-    let got = engine
-        .wait_for(WAIT, |h| {
-            (h.instance_state(pi) == Some(state)).then_some(())
-        })
-        .await;
-    assert!(
-        got.is_some(),
-        "instance {pi} did not reach {state:?}: {:?}",
-        engine.instance_state(pi)
-    );
+    let got = engine.wait_for(WAIT, |h| (h.instance_state(pi) == Some(state)).then_some(())).await;
+    assert!(got.is_some(), "instance {pi} did not reach {state:?}: {:?}", engine.instance_state(pi));
 }
 
 pub fn vars_of(job: &pb::ActivatedJob) -> Value {

@@ -34,25 +34,14 @@ fn approval_process() -> String {
     ))
 }
 
-const FORM: &str = r#"{"id":"c8dr-approve-failover","type":"default","components":[{"key":"decision","type":"radio"}]}"#;
+const FORM: &str =
+    r#"{"id":"c8dr-approve-failover","type":"default","components":[{"key":"decision","type":"radio"}]}"#;
 
 async fn post(url: &str, body: Value) -> (u16, Value) {
-    let resp = reqwest::Client::new()
-        .post(url)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let resp = reqwest::Client::new().post(url).json(&body).send().await.unwrap();
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
-    (
-        status,
-        if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap()
-        },
-    )
+    (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
 }
 
 #[tokio::test]
@@ -86,40 +75,21 @@ async fn user_task_completed_through_rest() {
     assert_eq!(item["processInstanceKey"], pi.to_string());
     assert_eq!(item["candidateGroups"], json!(["dr-operators"]));
     assert_eq!(item["priority"], 80);
-    assert!(
-        item["dueDate"].as_str().unwrap().starts_with("20"),
-        "{item}"
-    );
+    assert!(item["dueDate"].as_str().unwrap().starts_with("20"), "{item}");
     assert!(item["formKey"].is_string());
     let key = item["userTaskKey"].as_str().unwrap().to_string();
     // filters that exclude
-    let (_, none) = post(
-        &format!("{rest}/v2/user-tasks/search"),
-        json!({"filter": {"elementId": "other"}}),
-    )
-    .await;
+    let (_, none) = post(&format!("{rest}/v2/user-tasks/search"), json!({"filter": {"elementId": "other"}})).await;
     assert_eq!(none["page"]["totalItems"], 0);
-    let (_, by_group) = post(
-        &format!("{rest}/v2/user-tasks/search"),
-        json!({"filter": {"candidateGroup": "dr-operators"}}),
-    )
-    .await;
+    let (_, by_group) =
+        post(&format!("{rest}/v2/user-tasks/search"), json!({"filter": {"candidateGroup": "dr-operators"}})).await;
     assert_eq!(by_group["page"]["totalItems"], 1);
 
-    let form: Value = reqwest::get(format!("{rest}/v2/user-tasks/{key}/form"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let form: Value = reqwest::get(format!("{rest}/v2/user-tasks/{key}/form")).await.unwrap().json().await.unwrap();
     assert_eq!(form["formId"], "c8dr-approve-failover");
     assert!(form["schema"].as_str().unwrap().contains("decision"));
 
-    let (status, _) = post(
-        &format!("{rest}/v2/user-tasks/{key}/assignment"),
-        json!({"assignee": "alice"}),
-    )
-    .await;
+    let (status, _) = post(&format!("{rest}/v2/user-tasks/{key}/assignment"), json!({"assignee": "alice"})).await;
     assert_eq!(status, 204);
     let tasks = engine.open_user_tasks();
     assert_eq!(tasks.len(), 1);
@@ -133,8 +103,7 @@ async fn user_task_completed_through_rest() {
     )
     .await;
     assert_eq!(status, 204);
-    let (status, problem) =
-        post(&format!("{rest}/v2/user-tasks/{key}/completion"), json!({})).await;
+    let (status, problem) = post(&format!("{rest}/v2/user-tasks/{key}/completion"), json!({})).await;
     assert_eq!(status, 404, "{problem}");
     assert_eq!(problem["status"], 404);
     let job = activate_one(&mut client, "t.remove").await;
@@ -142,12 +111,7 @@ async fn user_task_completed_through_rest() {
     complete(&mut client, job.key, json!({})).await;
     wait_state(&engine, pi, InstanceState::Completed).await;
 
-    let pi_json: Value = reqwest::get(format!("{rest}/v2/process-instances/{pi}"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let pi_json: Value = reqwest::get(format!("{rest}/v2/process-instances/{pi}")).await.unwrap().json().await.unwrap();
     assert_eq!(pi_json["state"], "COMPLETED");
     assert_eq!(pi_json["hasIncident"], false);
     let (_, els) = post(
@@ -164,19 +128,10 @@ async fn user_task_completed_through_rest() {
     .await;
     assert_eq!(vars["items"][0]["value"], "\"approve\"");
     let variable_key = vars["items"][0]["variableKey"].as_str().unwrap();
-    assert!(
-        variable_key.parse::<i64>().is_ok_and(|k| k > 0),
-        "{variable_key}"
-    );
-    let (_, done) = post(
-        &format!("{rest}/v2/user-tasks/search"),
-        json!({"filter": {"state": "COMPLETED"}}),
-    )
-    .await;
+    assert!(variable_key.parse::<i64>().is_ok_and(|k| k > 0), "{variable_key}");
+    let (_, done) = post(&format!("{rest}/v2/user-tasks/search"), json!({"filter": {"state": "COMPLETED"}})).await;
     assert_eq!(done["page"]["totalItems"], 1);
-    let missing = reqwest::get(format!("{rest}/v2/process-instances/42"))
-        .await
-        .unwrap();
+    let missing = reqwest::get(format!("{rest}/v2/process-instances/42")).await.unwrap();
     assert_eq!(missing.status().as_u16(), 404);
     engine.shutdown();
 }
@@ -184,27 +139,15 @@ async fn user_task_completed_through_rest() {
 #[tokio::test]
 async fn user_task_in_process_api_and_missing_form_incident() {
     let (engine, mut client) = start(100.0).await;
-    engine
-        .deploy(vec![(
-            "approve.bpmn".into(),
-            approval_process().into_bytes(),
-        )])
-        .unwrap();
+    engine.deploy(vec![("approve.bpmn".into(), approval_process().into_bytes())]).unwrap();
     let pi = engine
         .create_instance(
             "approve",
-            json!({"approverGroup": "ops", "approvalDue": "PT1H"})
-                .as_object()
-                .cloned()
-                .unwrap(),
+            json!({"approverGroup": "ops", "approvalDue": "PT1H"}).as_object().cloned().unwrap(),
         )
         .unwrap();
     // the linked form is not deployed: incident, as Zeebe raises
-    let inc = engine
-        .incidents()
-        .into_iter()
-        .find(|i| i.process_instance_key == pi)
-        .expect("incident");
+    let inc = engine.incidents().into_iter().find(|i| i.process_instance_key == pi).expect("incident");
     assert_eq!(inc.error_type, "FORM_NOT_FOUND");
     let (_, incidents) = post(
         &format!("{}/v2/incidents/search", engine.rest_url()),
@@ -212,34 +155,16 @@ async fn user_task_in_process_api_and_missing_form_incident() {
     )
     .await;
     assert_eq!(incidents["items"][0]["errorType"], "FORM_NOT_FOUND");
-    engine
-        .deploy(vec![("approve.form".into(), FORM.as_bytes().to_vec())])
-        .unwrap();
+    engine.deploy(vec![("approve.form".into(), FORM.as_bytes().to_vec())]).unwrap();
     engine.resolve_incident(inc.key).unwrap();
-    let task = engine
-        .wait_for(WAIT, |h| h.open_user_tasks().into_iter().next())
-        .await
-        .expect("user task");
+    let task = engine.wait_for(WAIT, |h| h.open_user_tasks().into_iter().next()).await.expect("user task");
     assert_eq!(task.candidate_groups, vec!["ops".to_string()]);
-    engine
-        .complete_user_task(
-            task.key,
-            json!({"decision": "reject"}).as_object().cloned().unwrap(),
-        )
-        .unwrap();
+    engine.complete_user_task(task.key, json!({"decision": "reject"}).as_object().cloned().unwrap()).unwrap();
     wait_state(&engine, pi, InstanceState::Completed).await;
-    assert!(
-        engine
-            .element_instances(pi)
-            .iter()
-            .any(|e| e.element_id == "eRejected")
-    );
+    assert!(engine.element_instances(pi).iter().any(|e| e.element_id == "eRejected"));
     assert!(activate(&mut client, "t.remove", 1, -1).await.is_empty());
     let log = engine.event_log();
-    assert!(
-        log.iter()
-            .any(|e| e.value_type == "USER_TASK" && e.intent == "COMPLETED")
-    );
+    assert!(log.iter().any(|e| e.value_type == "USER_TASK" && e.intent == "COMPLETED"));
     engine.shutdown();
 }
 
@@ -247,24 +172,13 @@ async fn user_task_in_process_api_and_missing_form_incident() {
 async fn process_instances_messages_and_incidents_through_rest() {
     let (engine, mut client) = start(100.0).await;
     let rest = engine.rest_url();
-    engine
-        .deploy(vec![(
-            "one.bpmn".into(),
-            one_task_process("one", "t.rest").into_bytes(),
-        )])
-        .unwrap();
-    let (status, created) = post(
-        &format!("{rest}/v2/process-instances"),
-        json!({"processDefinitionId": "one", "variables": {"a": 1}}),
-    )
-    .await;
+    engine.deploy(vec![("one.bpmn".into(), one_task_process("one", "t.rest").into_bytes())]).unwrap();
+    let (status, created) =
+        post(&format!("{rest}/v2/process-instances"), json!({"processDefinitionId": "one", "variables": {"a": 1}}))
+            .await;
     assert_eq!(status, 200, "{created}");
     assert_eq!(created["processDefinitionVersion"], 1);
-    let pi: i64 = created["processInstanceKey"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let pi: i64 = created["processInstanceKey"].as_str().unwrap().parse().unwrap();
     let job = activate_one(&mut client, "t.rest").await;
     assert_eq!(vars_of(&job), json!({"a": 1}));
     client
@@ -282,37 +196,17 @@ async fn process_instances_messages_and_incidents_through_rest() {
     )
     .await;
     assert_eq!(incidents["items"][0]["errorType"], "JOB_NO_RETRIES");
-    let pi_json: Value = reqwest::get(format!("{rest}/v2/process-instances/{pi}"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let pi_json: Value = reqwest::get(format!("{rest}/v2/process-instances/{pi}")).await.unwrap().json().await.unwrap();
     assert_eq!(pi_json["hasIncident"], true);
-    let incident = incidents["items"][0]["incidentKey"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let incident = incidents["items"][0]["incidentKey"].as_str().unwrap().to_string();
     engine.update_job_retries(job.key, 1).unwrap();
-    let (status, _) = post(
-        &format!("{rest}/v2/incidents/{incident}/resolution"),
-        json!({}),
-    )
-    .await;
+    let (status, _) = post(&format!("{rest}/v2/incidents/{incident}/resolution"), json!({})).await;
     assert_eq!(status, 204);
     assert!(!engine.has_incident(pi));
-    let (status, _) = post(
-        &format!("{rest}/v2/process-instances/{pi}/cancellation"),
-        json!({}),
-    )
-    .await;
+    let (status, _) = post(&format!("{rest}/v2/process-instances/{pi}/cancellation"), json!({})).await;
     assert_eq!(status, 204);
     assert_eq!(engine.instance_state(pi), Some(InstanceState::Terminated));
-    let (status, _) = post(
-        &format!("{rest}/v2/process-instances/{pi}/cancellation"),
-        json!({}),
-    )
-    .await;
+    let (status, _) = post(&format!("{rest}/v2/process-instances/{pi}/cancellation"), json!({})).await;
     assert_eq!(status, 404);
     let (status, published) = post(
         &format!("{rest}/v2/messages/publication"),

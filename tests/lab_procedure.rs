@@ -17,45 +17,25 @@ const BPMN: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 </bpmn:definitions>"#;
 
 async fn lab() -> LabHandle {
-    Lab::start(LabOptions {
-        durations: LabDurations::fast(),
-        ..Default::default()
-    })
-    .await
-    .expect("lab starts")
+    Lab::start(LabOptions { durations: LabDurations::fast(), ..Default::default() }).await.expect("lab starts")
 }
 
 fn client() -> Client {
-    Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
+    Client::builder().timeout(Duration::from_secs(20)).build().unwrap()
 }
 
 async fn get(c: &Client, url: &str) -> (StatusCode, Value) {
-    let r = c
-        .get(url)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let r = c.get(url).send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
     let s = r.status();
     (s, r.json().await.unwrap_or(Value::Null))
 }
 
-async fn send(
-    c: &Client,
-    method: reqwest::Method,
-    url: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
+async fn send(c: &Client, method: reqwest::Method, url: &str, body: Option<Value>) -> (StatusCode, Value) {
     let mut rb = c.request(method.clone(), url);
     if let Some(b) = body {
         rb = rb.json(&b);
     }
-    let r = rb
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let r = rb.send().await.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
     let s = r.status();
     (s, r.json().await.unwrap_or(Value::Null))
 }
@@ -95,29 +75,18 @@ async fn await_change(c: &Client, mgmt: &str, id: i64) {
 async fn deploy(c: &Client, rest: &str) {
     let part = reqwest::multipart::Part::text(BPMN).file_name("single-task.bpmn");
     let form = reqwest::multipart::Form::new().part("resources", part);
-    let r = c
-        .post(format!("{rest}/v2/deployments"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let r = c.post(format!("{rest}/v2/deployments")).multipart(form).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
-    assert_eq!(
-        v["deployments"][0]["processDefinition"]["processDefinitionId"],
-        "bigVarProcess"
-    );
+    assert_eq!(v["deployments"][0]["processDefinition"]["processDefinitionId"], "bigVarProcess");
     assert!(v["deploymentKey"].is_string());
 }
 
 async fn create_instances(c: &Client, rest: &str, n: usize) {
     for _ in 0..n {
-        let (s, v) = post(
-            c,
-            &format!("{rest}/v2/process-instances"),
-            Some(json!({"processDefinitionId": "bigVarProcess"})),
-        )
-        .await;
+        let (s, v) =
+            post(c, &format!("{rest}/v2/process-instances"), Some(json!({"processDefinitionId": "bigVarProcess"})))
+                .await;
         assert_eq!(s, 200, "{v}");
         assert!(v["processInstanceKey"].is_string(), "{v}");
     }
@@ -146,26 +115,14 @@ async fn manual_failover_and_failback_restore_the_dual_region_cluster() {
     create_instances(&c, &r0.rest, 6).await;
     await_instances(&c, &r0.rest, 6).await;
     await_instances(&c, &r1.rest, 6).await;
-    let (_, defs) = post(
-        &c,
-        &format!("{}/v2/process-definitions/search", r1.rest),
-        Some(json!({})),
-    )
-    .await;
+    let (_, defs) = post(&c, &format!("{}/v2/process-definitions/search", r1.rest), Some(json!({}))).await;
     assert_eq!(defs["items"][0]["name"], "Big variable process");
 
     // ---- region 1 dies ----
     let (s, _) = post(&c, &format!("{control}/control/regions/1/lose"), None).await;
     assert_eq!(s, 200);
-    let err = c
-        .get(format!("{}/actuator/cluster", r1.management))
-        .send()
-        .await
-        .unwrap_err();
-    assert!(
-        err.is_connect(),
-        "lost region must refuse connections: {err}"
-    );
+    let err = c.get(format!("{}/actuator/cluster", r1.management)).send().await.unwrap_err();
+    assert!(err.is_connect(), "lost region must refuse connections: {err}");
 
     // ---- failover ----
     let (s, v) = send(
@@ -177,65 +134,29 @@ async fn manual_failover_and_failback_restore_the_dual_region_cluster() {
     .await;
     assert_eq!(s, 202, "{v}");
     assert!(v.to_string().contains("PARTITION_FORCE_RECONFIGURE"));
-    assert!(
-        v["plannedChanges"].is_array()
-            && v["expectedTopology"].is_array()
-            && v["currentTopology"].is_array()
-    );
+    assert!(v["plannedChanges"].is_array() && v["expectedTopology"].is_array() && v["currentTopology"].is_array());
     let change = v["changeId"].as_i64().unwrap();
     await_change(&c, &r0.management, change).await;
     let (_, cluster) = get(&c, &format!("{}/actuator/cluster", r0.management)).await;
     assert!(!cluster.to_string().contains("PARTITION_FORCE_RECONFIGURE"));
-    let ids: Vec<i64> = cluster["brokers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["id"].as_i64().unwrap())
-        .collect();
+    let ids: Vec<i64> = cluster["brokers"].as_array().unwrap().iter().map(|b| b["id"].as_i64().unwrap()).collect();
     assert_eq!(ids, vec![0, 2, 4, 6]);
 
-    let (s, v) = post(
-        &c,
-        &format!(
-            "{}/actuator/exporters/camundaregion1/disable",
-            r0.management
-        ),
-        None,
-    )
-    .await;
+    let (s, v) = post(&c, &format!("{}/actuator/exporters/camundaregion1/disable", r0.management), None).await;
     assert_eq!(s, 202);
-    assert!(
-        v.to_string().contains("DISABLED") && v.to_string().contains("PARTITION_DISABLE_EXPORTER")
-    );
+    assert!(v.to_string().contains("DISABLED") && v.to_string().contains("PARTITION_DISABLE_EXPORTER"));
     let disable = v["changeId"].as_i64().unwrap();
     assert!(disable > change, "change ids increase");
     until("camundaregion1 DISABLED", || async {
         let (_, v) = get(&c, &format!("{}/actuator/exporters", r0.management)).await;
-        v.as_array()
-            .unwrap()
-            .contains(&json!({"exporterId": "camundaregion1", "status": "DISABLED"}))
-            .then_some(v)
+        v.as_array().unwrap().contains(&json!({"exporterId": "camundaregion1", "status": "DISABLED"})).then_some(v)
     })
     .await;
     // Compact JSON in Camunda's field order (what substring checks of the official test rely on).
-    let text = c
-        .get(format!("{}/actuator/exporters", r0.management))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        text.contains(r#"{"exporterId":"camundaregion1","status":"DISABLED"}"#),
-        "{text}"
-    );
+    let text = c.get(format!("{}/actuator/exporters", r0.management)).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains(r#"{"exporterId":"camundaregion1","status":"DISABLED"}"#), "{text}");
     let (_, ex) = get(&c, &format!("{}/actuator/exporters", r0.management)).await;
-    assert!(
-        ex.as_array()
-            .unwrap()
-            .contains(&json!({"exporterId": "camundaregion0", "status": "ENABLED"}))
-    );
+    assert!(ex.as_array().unwrap().contains(&json!({"exporterId": "camundaregion0", "status": "ENABLED"})));
 
     // The surviving region works alone.
     create_instances(&c, &r0.rest, 6).await;
@@ -248,10 +169,7 @@ async fn manual_failover_and_failback_restore_the_dual_region_cluster() {
     let (s, _) = post(&c, &format!("{control}/control/regions/1/recreate"), None).await;
     assert_eq!(s, 200);
     let (_, p) = get(&c, &format!("{control}/control/regions/1/platform")).await;
-    assert_eq!(
-        p,
-        json!({"release": false, "pvcs": 0, "profiles": [], "createSchema": true})
-    );
+    assert_eq!(p, json!({"release": false, "pvcs": 0, "profiles": [], "createSchema": true}));
     let (s, p) = post(
         &c,
         &format!("{control}/control/regions/1/helm"),
@@ -259,10 +177,7 @@ async fn manual_failover_and_failback_restore_the_dual_region_cluster() {
     )
     .await;
     assert_eq!(s, 200, "{p}");
-    assert_eq!(
-        p["profiles"],
-        json!(["broker", "identity", "consolidated-auth"])
-    );
+    assert_eq!(p["profiles"], json!(["broker", "identity", "consolidated-auth"]));
     let (s, _) = post(
         &c,
         &format!("{control}/control/regions/0/helm"),
@@ -275,32 +190,20 @@ async fn manual_failover_and_failback_restore_the_dual_region_cluster() {
     let (_, topo) = get(&c, &format!("{}/v2/topology", r0.rest)).await;
     let brokers = topo["brokers"].as_array().unwrap();
     assert_eq!(brokers.len(), 8);
-    for b in brokers
-        .iter()
-        .filter(|b| b["nodeId"].as_i64().unwrap() % 2 == 1)
-    {
+    for b in brokers.iter().filter(|b| b["nodeId"].as_i64().unwrap() % 2 == 1) {
         assert_eq!(b["partitions"], json!([]), "{b}");
         assert!(b["host"].as_str().unwrap().contains("camunda-region1"));
     }
 
-    let (s, v) = post(
-        &c,
-        &format!("{}/actuator/exporting/pause", r0.management),
-        None,
-    )
-    .await;
+    let (s, v) = post(&c, &format!("{}/actuator/exporting/pause", r0.management), None).await;
     assert_eq!(s, 200);
     assert_eq!(v, json!({"body": null, "status": 204, "contentType": null}));
 
     // Snapshot of region 0.
     let repo = json!({"type": "s3", "settings": {"bucket": "b", "client": "camunda", "base_path": "b/8-8-backups"}});
-    let (s, v) = send(
-        &c,
-        reqwest::Method::PUT,
-        &format!("{}/_snapshot/camunda_backup", r0.elasticsearch),
-        Some(repo.clone()),
-    )
-    .await;
+    let (s, v) =
+        send(&c, reqwest::Method::PUT, &format!("{}/_snapshot/camunda_backup", r0.elasticsearch), Some(repo.clone()))
+            .await;
     assert_eq!((s, v), (StatusCode::OK, json!({"acknowledged": true})));
     let (s, v) = send(
         &c,
@@ -311,11 +214,7 @@ async fn manual_failover_and_failback_restore_the_dual_region_cluster() {
     .await;
     assert_eq!((s, v), (StatusCode::OK, json!({"accepted": true})));
     let snap = until("snapshot SUCCESS", || async {
-        let (s, v) = get(
-            &c,
-            &format!("{}/_snapshot/camunda_backup/failback", r0.elasticsearch),
-        )
-        .await;
+        let (s, v) = get(&c, &format!("{}/_snapshot/camunda_backup/failback", r0.elasticsearch)).await;
         assert_eq!(s, 200);
         (v["snapshots"][0]["state"] == "SUCCESS").then_some(v)
     })
@@ -323,36 +222,16 @@ async fn manual_failover_and_failback_restore_the_dual_region_cluster() {
     assert_eq!(snap["snapshots"][0]["shards"]["failed"], 0);
 
     // Restore into region 1.
-    let (_, cat) = get(
-        &c,
-        &format!("{}/_cat/indices?format=json", r1.elasticsearch),
-    )
-    .await;
-    assert_eq!(
-        cat,
-        json!([]),
-        "no Camunda indices before the restore (createSchema=false)"
-    );
-    let (s, _) = send(
-        &c,
-        reqwest::Method::PUT,
-        &format!("{}/_snapshot/camunda_backup", r1.elasticsearch),
-        Some(repo),
-    )
-    .await;
+    let (_, cat) = get(&c, &format!("{}/_cat/indices?format=json", r1.elasticsearch)).await;
+    assert_eq!(cat, json!([]), "no Camunda indices before the restore (createSchema=false)");
+    let (s, _) =
+        send(&c, reqwest::Method::PUT, &format!("{}/_snapshot/camunda_backup", r1.elasticsearch), Some(repo)).await;
     assert_eq!(s, 200);
-    let (_, all) = get(
-        &c,
-        &format!("{}/_snapshot/camunda_backup/_all", r1.elasticsearch),
-    )
-    .await;
+    let (_, all) = get(&c, &format!("{}/_snapshot/camunda_backup/_all", r1.elasticsearch)).await;
     assert!(all.to_string().contains("\"failback\""));
     let (s, v) = post(
         &c,
-        &format!(
-            "{}/_snapshot/camunda_backup/failback/_restore",
-            r1.elasticsearch
-        ),
+        &format!("{}/_snapshot/camunda_backup/failback/_restore", r1.elasticsearch),
         Some(json!({"include_global_state": true})),
     )
     .await;
@@ -362,11 +241,7 @@ async fn manual_failover_and_failback_restore_the_dual_region_cluster() {
         (v["status"] == "green" && v["timed_out"] == false).then_some(v)
     })
     .await;
-    let (_, rec) = get(
-        &c,
-        &format!("{}/_recovery?active_only=true", r1.elasticsearch),
-    )
-    .await;
+    let (_, rec) = get(&c, &format!("{}/_recovery?active_only=true", r1.elasticsearch)).await;
     assert_eq!(rec, json!({}));
 
     let (s, v) = post(
@@ -376,17 +251,10 @@ async fn manual_failover_and_failback_restore_the_dual_region_cluster() {
     )
     .await;
     assert_eq!(s, 202, "{v}");
-    assert!(
-        v.to_string().contains("ENABLED") && v.to_string().contains("PARTITION_ENABLE_EXPORTER")
-    );
+    assert!(v.to_string().contains("ENABLED") && v.to_string().contains("PARTITION_ENABLE_EXPORTER"));
     await_change(&c, &r0.management, v["changeId"].as_i64().unwrap()).await;
 
-    let (s, v) = post(
-        &c,
-        &format!("{}/actuator/exporting/resume", r0.management),
-        None,
-    )
-    .await;
+    let (s, v) = post(&c, &format!("{}/actuator/exporting/resume", r0.management), None).await;
     assert_eq!((s, v["status"].clone()), (StatusCode::OK, json!(204)));
 
     let r = c
@@ -397,10 +265,7 @@ async fn manual_failover_and_failback_restore_the_dual_region_cluster() {
         .unwrap();
     assert_eq!(r.status(), 202);
     let text = r.text().await.unwrap();
-    assert!(
-        text.contains(r#""id":8,"state":"ACTIVE""#),
-        "partition 8 in the plan: {text}"
-    );
+    assert!(text.contains(r#""id":8,"state":"ACTIVE""#), "partition 8 in the plan: {text}");
     let v: Value = serde_json::from_str(&text).unwrap();
     let expected_p8 = v["expectedTopology"]
         .as_array()
@@ -440,17 +305,9 @@ async fn manual_failover_and_failback_restore_the_dual_region_cluster() {
     await_instances(&c, &r1.rest, 18).await;
 
     let state = lab.state();
-    assert_eq!(
-        state.is_restored_dual_region(),
-        Ok(()),
-        "{}",
-        serde_json::to_string_pretty(&state).unwrap()
-    );
-    let snapshots = lab
-        .record()
-        .iter()
-        .filter(|e| e.method == "PUT" && e.path.starts_with("/_snapshot/camunda_backup/"))
-        .count();
+    assert_eq!(state.is_restored_dual_region(), Ok(()), "{}", serde_json::to_string_pretty(&state).unwrap());
+    let snapshots =
+        lab.record().iter().filter(|e| e.method == "PUT" && e.path.starts_with("/_snapshot/camunda_backup/")).count();
     assert_eq!(snapshots, 1, "exactly one snapshot was created");
     lab.shutdown().await;
 }
@@ -466,71 +323,35 @@ async fn exports_queue_while_paused_and_are_lost_for_a_disabled_exporter() {
     await_instances(&c, &r1.rest, 2).await;
 
     // Paused: records wait; resume flushes them to both regions.
-    let (_, v) = post(
-        &c,
-        &format!("{}/actuator/exporting/pause", r0.management),
-        None,
-    )
-    .await;
+    let (_, v) = post(&c, &format!("{}/actuator/exporting/pause", r0.management), None).await;
     assert_eq!(v["status"], 204);
     create_instances(&c, &r0.rest, 3).await;
-    let (_, v) = post(
-        &c,
-        &format!("{}/v2/process-instances/search", r0.rest),
-        Some(json!({})),
-    )
-    .await;
+    let (_, v) = post(&c, &format!("{}/v2/process-instances/search", r0.rest), Some(json!({}))).await;
     assert_eq!(v["page"]["totalItems"], 2, "nothing exported while paused");
     assert_eq!(lab.state().export_queues["camundaregion0"], 3);
-    let (_, v) = post(
-        &c,
-        &format!("{}/actuator/exporting/resume", r0.management),
-        None,
-    )
-    .await;
+    let (_, v) = post(&c, &format!("{}/actuator/exporting/resume", r0.management), None).await;
     assert_eq!(v["status"], 204);
     await_instances(&c, &r0.rest, 5).await;
     await_instances(&c, &r1.rest, 5).await;
 
     // Disabled exporter: region 1 misses what is created meanwhile, even after re-enabling.
-    let (s, v) = post(
-        &c,
-        &format!(
-            "{}/actuator/exporters/camundaregion1/disable",
-            r0.management
-        ),
-        None,
-    )
-    .await;
+    let (s, v) = post(&c, &format!("{}/actuator/exporters/camundaregion1/disable", r0.management), None).await;
     assert_eq!(s, 202);
     await_change(&c, &r0.management, v["changeId"].as_i64().unwrap()).await;
     create_instances(&c, &r0.rest, 4).await;
-    let (s, v) = post(
-        &c,
-        &format!("{}/actuator/exporters/camundaregion1/enable", r0.management),
-        None,
-    )
-    .await;
+    let (s, v) = post(&c, &format!("{}/actuator/exporters/camundaregion1/enable", r0.management), None).await;
     assert_eq!(s, 202);
     await_change(&c, &r0.management, v["changeId"].as_i64().unwrap()).await;
     create_instances(&c, &r0.rest, 1).await;
     await_instances(&c, &r0.rest, 10).await;
     await_instances(&c, &r1.rest, 6).await;
     let problems = lab.state().is_restored_dual_region().unwrap_err();
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.contains("region 1 holds 6 of 10")),
-        "{problems:?}"
-    );
+    assert!(problems.iter().any(|p| p.contains("region 1 holds 6 of 10")), "{problems:?}");
 
     // A filter by key finds exactly one instance.
-    let (_, one) = post(
-        &c,
-        &format!("{}/v2/process-instances", r0.rest),
-        Some(json!({"processDefinitionId": "bigVarProcess"})),
-    )
-    .await;
+    let (_, one) =
+        post(&c, &format!("{}/v2/process-instances", r0.rest), Some(json!({"processDefinitionId": "bigVarProcess"})))
+            .await;
     let key = one["processInstanceKey"].clone();
     let (_, found) = post(
         &c,
@@ -540,12 +361,8 @@ async fn exports_queue_while_paused_and_are_lost_for_a_disabled_exporter() {
     .await;
     assert_eq!(found["page"]["totalItems"], 1);
     assert_eq!(found["items"][0]["processDefinitionId"], "bigVarProcess");
-    let (s, v) = post(
-        &c,
-        &format!("{}/v2/process-instances", r0.rest),
-        Some(json!({"processDefinitionId": "nope"})),
-    )
-    .await;
+    let (s, v) =
+        post(&c, &format!("{}/v2/process-instances", r0.rest), Some(json!({"processDefinitionId": "nope"}))).await;
     assert_eq!(s, 404, "{v}");
     lab.shutdown().await;
 }

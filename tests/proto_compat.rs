@@ -43,19 +43,14 @@ fn fetch_sdk_proto(dir: &Path) -> PathBuf {
         .arg(SDK_PROTO)
         .output()
         .expect("cannot run tar");
-    assert!(
-        untar.status.success(),
-        "tar failed: {}",
-        String::from_utf8_lossy(&untar.stderr)
-    );
+    assert!(untar.status.success(), "tar failed: {}", String::from_utf8_lossy(&untar.stderr));
     dir.join(SDK_PROTO)
 }
 
 fn compile(file: &Path) -> DescriptorPool {
     let dir = file.parent().unwrap();
     let name = file.file_name().unwrap();
-    let fds = protox::compile([name], [dir])
-        .unwrap_or_else(|e| panic!("cannot compile {}: {e}", file.display()));
+    let fds = protox::compile([name], [dir]).unwrap_or_else(|e| panic!("cannot compile {}: {e}", file.display()));
     DescriptorPool::from_file_descriptor_set(fds).unwrap()
 }
 
@@ -73,16 +68,9 @@ fn label(f: &FieldDescriptor) -> String {
         Cardinality::Required => "required",
         Cardinality::Repeated => "repeated",
     };
-    let explicit = if f.field_descriptor_proto().proto3_optional() {
-        " optional"
-    } else {
-        ""
-    };
-    let oneof = f
-        .containing_oneof()
-        .filter(|o| !o.is_synthetic())
-        .map(|o| format!(" oneof {}", o.name()))
-        .unwrap_or_default();
+    let explicit = if f.field_descriptor_proto().proto3_optional() { " optional" } else { "" };
+    let oneof =
+        f.containing_oneof().filter(|o| !o.is_synthetic()).map(|o| format!(" oneof {}", o.name())).unwrap_or_default();
     format!("{card}{explicit}{oneof}")
 }
 
@@ -94,8 +82,7 @@ fn field(pool: &DescriptorPool, message: &str, name: &str) -> FieldDescriptor {
     let m = pool
         .get_message_by_name(&format!("gateway_protocol.{message}"))
         .unwrap_or_else(|| panic!("no message {message}"));
-    m.get_field_by_name(name)
-        .unwrap_or_else(|| panic!("no field {message}.{name}"))
+    m.get_field_by_name(name).unwrap_or_else(|| panic!("no field {message}.{name}"))
 }
 
 fn all_messages(pool: &DescriptorPool) -> Vec<MessageDescriptor> {
@@ -115,11 +102,7 @@ fn gateway_proto_agrees_with_the_official_sdk_proto() {
 
     for m in all_messages(&ours) {
         let Some(theirs) = sdk.get_message_by_name(m.full_name()) else {
-            ours_only_messages.insert(
-                m.full_name()
-                    .trim_start_matches("gateway_protocol.")
-                    .to_string(),
-            );
+            ours_only_messages.insert(m.full_name().trim_start_matches("gateway_protocol.").to_string());
             continue;
         };
         for f in m.fields() {
@@ -139,13 +122,7 @@ fn gateway_proto_agrees_with_the_official_sdk_proto() {
             };
             compared_fields += 1;
             if f.number() != tf.number() {
-                problems.push(format!(
-                    "{}.{}: number {} vs SDK {}",
-                    m.full_name(),
-                    f.name(),
-                    f.number(),
-                    tf.number()
-                ));
+                problems.push(format!("{}.{}: number {} vs SDK {}", m.full_name(), f.name(), f.number(), tf.number()));
             }
             if type_name(&f) != type_name(&tf) {
                 problems.push(format!(
@@ -157,13 +134,7 @@ fn gateway_proto_agrees_with_the_official_sdk_proto() {
                 ));
             }
             if label(&f) != label(&tf) {
-                problems.push(format!(
-                    "{}.{}: label {} vs SDK {}",
-                    m.full_name(),
-                    f.name(),
-                    label(&f),
-                    label(&tf)
-                ));
+                problems.push(format!("{}.{}: label {} vs SDK {}", m.full_name(), f.name(), label(&f), label(&tf)));
             }
         }
     }
@@ -174,27 +145,15 @@ fn gateway_proto_agrees_with_the_official_sdk_proto() {
         for v in e.values() {
             match theirs.get_value_by_name(v.name()) {
                 Some(tv) if tv.number() == v.number() => {}
-                Some(tv) => problems.push(format!(
-                    "{}.{}: {} vs SDK {}",
-                    e.full_name(),
-                    v.name(),
-                    v.number(),
-                    tv.number()
-                )),
-                None => problems.push(format!(
-                    "{}.{}: not in the SDK enum",
-                    e.full_name(),
-                    v.name()
-                )),
+                Some(tv) => {
+                    problems.push(format!("{}.{}: {} vs SDK {}", e.full_name(), v.name(), v.number(), tv.number()))
+                }
+                None => problems.push(format!("{}.{}: not in the SDK enum", e.full_name(), v.name())),
             }
         }
     }
-    let ours_service = ours
-        .get_service_by_name("gateway_protocol.Gateway")
-        .expect("service Gateway");
-    let sdk_service = sdk
-        .get_service_by_name("gateway_protocol.Gateway")
-        .expect("SDK service Gateway");
+    let ours_service = ours.get_service_by_name("gateway_protocol.Gateway").expect("service Gateway");
+    let sdk_service = sdk.get_service_by_name("gateway_protocol.Gateway").expect("SDK service Gateway");
     let mut rpcs_compared = 0;
     for method in ours_service.methods() {
         let Some(tm) = sdk_service.methods().find(|t| t.name() == method.name()) else {
@@ -205,10 +164,7 @@ fn gateway_proto_agrees_with_the_official_sdk_proto() {
         if method.input().full_name() != tm.input().full_name()
             || method.output().full_name() != tm.output().full_name()
         {
-            problems.push(format!(
-                "rpc {}: request/response types differ",
-                method.name()
-            ));
+            problems.push(format!("rpc {}: request/response types differ", method.name()));
         }
         if method.is_client_streaming() != tm.is_client_streaming()
             || method.is_server_streaming() != tm.is_server_streaming()
@@ -216,15 +172,8 @@ fn gateway_proto_agrees_with_the_official_sdk_proto() {
             problems.push(format!("rpc {}: streaming flags differ", method.name()));
         }
     }
-    assert!(
-        problems.is_empty(),
-        "proto/gateway.proto disagrees with {SDK}:\n{}",
-        problems.join("\n")
-    );
-    assert!(
-        compared_fields > 100,
-        "only {compared_fields} fields compared"
-    );
+    assert!(problems.is_empty(), "proto/gateway.proto disagrees with {SDK}:\n{}", problems.join("\n"));
+    assert!(compared_fields > 100, "only {compared_fields} fields compared");
     assert_eq!(rpcs_compared, 14);
 
     // What the SDK (8.6 level) lacks is exactly the 8.7/8.8 additions pinned below.
@@ -265,22 +214,8 @@ fn pin(pool: &DescriptorPool, message: &str, name: &str, number: u32, ty: &str, 
 fn the_8_8_additions_are_pinned() {
     let p = ours();
     let gp = |s: &str| format!("message gateway_protocol.{s}");
-    pin(
-        &p,
-        "ActivatedJob",
-        "userTask",
-        15,
-        &gp("UserTaskProperties"),
-        "singular optional",
-    );
-    pin(
-        &p,
-        "ActivatedJob",
-        "kind",
-        16,
-        "enum gateway_protocol.ActivatedJob.JobKind",
-        "singular",
-    );
+    pin(&p, "ActivatedJob", "userTask", 15, &gp("UserTaskProperties"), "singular optional");
+    pin(&p, "ActivatedJob", "kind", 16, "enum gateway_protocol.ActivatedJob.JobKind", "singular");
     pin(
         &p,
         "ActivatedJob",
@@ -290,30 +225,15 @@ fn the_8_8_additions_are_pinned() {
         "singular",
     );
 
-    let kind = p
-        .get_enum_by_name("gateway_protocol.ActivatedJob.JobKind")
-        .unwrap();
-    let values: Vec<(String, i32)> = kind
-        .values()
-        .map(|v| (v.name().to_string(), v.number()))
-        .collect();
+    let kind = p.get_enum_by_name("gateway_protocol.ActivatedJob.JobKind").unwrap();
+    let values: Vec<(String, i32)> = kind.values().map(|v| (v.name().to_string(), v.number())).collect();
     assert_eq!(
         values,
-        [
-            ("BPMN_ELEMENT", 0),
-            ("EXECUTION_LISTENER", 1),
-            ("TASK_LISTENER", 2),
-            ("AD_HOC_SUB_PROCESS", 3)
-        ]
-        .map(|(n, v)| (n.to_string(), v))
+        [("BPMN_ELEMENT", 0), ("EXECUTION_LISTENER", 1), ("TASK_LISTENER", 2), ("AD_HOC_SUB_PROCESS", 3)]
+            .map(|(n, v)| (n.to_string(), v))
     );
-    let ev = p
-        .get_enum_by_name("gateway_protocol.ActivatedJob.ListenerEventType")
-        .unwrap();
-    let values: Vec<(String, i32)> = ev
-        .values()
-        .map(|v| (v.name().to_string(), v.number()))
-        .collect();
+    let ev = p.get_enum_by_name("gateway_protocol.ActivatedJob.ListenerEventType").unwrap();
+    let values: Vec<(String, i32)> = ev.values().map(|v| (v.name().to_string(), v.number())).collect();
     assert_eq!(
         values,
         [
@@ -344,42 +264,15 @@ fn the_8_8_additions_are_pinned() {
         pin(&p, "UserTaskProperties", name, number, ty, lbl);
     }
 
-    pin(
-        &p,
-        "CompleteJobRequest",
-        "result",
-        3,
-        &gp("JobResult"),
-        "singular optional",
-    );
+    pin(&p, "CompleteJobRequest", "result", 3, &gp("JobResult"), "singular optional");
     for (name, number, ty, lbl) in [
         ("denied", 1, "bool".to_string(), "singular optional"),
-        (
-            "corrections",
-            2,
-            gp("JobResultCorrections"),
-            "singular optional",
-        ),
+        ("corrections", 2, gp("JobResultCorrections"), "singular optional"),
         ("deniedReason", 3, "string".to_string(), "singular optional"),
         ("type", 4, "string".to_string(), "singular optional"),
-        (
-            "activateElements",
-            5,
-            gp("JobResultActivateElement"),
-            "repeated",
-        ),
-        (
-            "isCompletionConditionFulfilled",
-            6,
-            "bool".to_string(),
-            "singular optional",
-        ),
-        (
-            "isCancelRemainingInstances",
-            7,
-            "bool".to_string(),
-            "singular optional",
-        ),
+        ("activateElements", 5, gp("JobResultActivateElement"), "repeated"),
+        ("isCompletionConditionFulfilled", 6, "bool".to_string(), "singular optional"),
+        ("isCancelRemainingInstances", 7, "bool".to_string(), "singular optional"),
     ] {
         pin(&p, "JobResult", name, number, &ty, lbl);
     }
@@ -391,31 +284,10 @@ fn the_8_8_additions_are_pinned() {
         ("candidateGroups", 5, gp("StringList")),
         ("priority", 6, "int32".to_string()),
     ] {
-        pin(
-            &p,
-            "JobResultCorrections",
-            name,
-            number,
-            &ty,
-            "singular optional",
-        );
+        pin(&p, "JobResultCorrections", name, number, &ty, "singular optional");
     }
-    pin(
-        &p,
-        "JobResultActivateElement",
-        "elementId",
-        1,
-        "string",
-        "singular",
-    );
-    pin(
-        &p,
-        "JobResultActivateElement",
-        "variables",
-        2,
-        "string",
-        "singular",
-    );
+    pin(&p, "JobResultActivateElement", "elementId", 1, "string", "singular");
+    pin(&p, "JobResultActivateElement", "variables", 2, "string", "singular");
     pin(&p, "StringList", "values", 1, "string", "repeated");
 
     pin(
@@ -434,18 +306,9 @@ fn the_8_8_additions_are_pinned() {
         &gp("ProcessInstanceCreationTerminateInstruction"),
         "singular oneof instruction",
     );
-    pin(
-        &p,
-        "ProcessInstanceCreationTerminateInstruction",
-        "afterElementId",
-        1,
-        "string",
-        "singular",
-    );
+    pin(&p, "ProcessInstanceCreationTerminateInstruction", "afterElementId", 1, "string", "singular");
 
     // StreamActivatedJobsRequest has no field 4 (the SDK comparison checks the rest).
-    let stream_req = p
-        .get_message_by_name("gateway_protocol.StreamActivatedJobsRequest")
-        .unwrap();
+    let stream_req = p.get_message_by_name("gateway_protocol.StreamActivatedJobsRequest").unwrap();
     assert!(stream_req.get_field(4).is_none());
 }

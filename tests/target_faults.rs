@@ -8,12 +8,7 @@ use std::collections::BTreeMap;
 
 #[tokio::test]
 async fn injected_faults_are_transient_errors_of_the_right_kind() {
-    let lab = Lab::start(LabOptions {
-        durations: LabDurations::fast(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let lab = Lab::start(LabOptions { durations: LabDurations::fast(), ..Default::default() }).await.unwrap();
     let target = Target::from_config("lab", &lab.target_config()).unwrap();
     lab.set_faults(Some(FaultConfig {
         seed: 7,
@@ -40,20 +35,14 @@ async fn injected_faults_are_transient_errors_of_the_right_kind() {
             Err(e) => {
                 assert!(e.is_transient(), "call {i}: {e}");
                 assert!(
-                    matches!(
-                        e.kind,
-                        ErrorKind::Server | ErrorKind::Unreachable | ErrorKind::Malformed
-                    ),
+                    matches!(e.kind, ErrorKind::Server | ErrorKind::Unreachable | ErrorKind::Malformed),
                     "call {i}: {e}"
                 );
                 if e.kind == ErrorKind::Server {
                     assert!(matches!(e.status, Some(500 | 503)), "call {i}: {e}");
                     assert!(e.message.ends_with("lab: injected fault"), "call {i}: {e}");
                     if e.api == Api::Elasticsearch {
-                        assert!(
-                            e.is_es_type("lab_injected_fault_exception"),
-                            "call {i}: {e}"
-                        );
+                        assert!(e.is_es_type("lab_injected_fault_exception"), "call {i}: {e}");
                     }
                 }
                 *kinds.entry(format!("{:?}", e.kind)).or_default() += 1;

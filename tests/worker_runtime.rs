@@ -13,11 +13,7 @@ const WAIT: Duration = Duration::from_secs(10);
 async fn setup() -> (FakeGateway, FakeServer, GatewayClient) {
     let fake = FakeGateway::new();
     let server = fake.serve().await.expect("fake gateway binds");
-    let mgmt = ManagementConfig {
-        grpc_address: server.url(),
-        request_timeout_ms: 5_000,
-        ..Default::default()
-    };
+    let mgmt = ManagementConfig { grpc_address: server.url(), request_timeout_ms: 5_000, ..Default::default() };
     let client = GatewayClient::connect(&mgmt).expect("client");
     (fake, server, client)
 }
@@ -42,10 +38,7 @@ fn complete_empty() -> JobOutcome {
     JobOutcome::Complete(Map::new())
 }
 
-fn stop_signal() -> (
-    oneshot::Sender<()>,
-    impl std::future::Future<Output = ()> + Send + 'static,
-) {
+fn stop_signal() -> (oneshot::Sender<()>, impl std::future::Future<Output = ()> + Send + 'static) {
     let (tx, rx) = oneshot::channel::<()>();
     (tx, async move {
         let _ = rx.await;
@@ -72,17 +65,8 @@ async fn jobs_enqueued_before_the_stream_opens_are_delivered_by_poll() {
         .build();
     let (stop, shutdown) = stop_signal();
     let handle = worker.spawn(shutdown);
-    assert!(
-        fake.wait_for(WAIT, |c| c.contains(&Call::Complete {
-            key,
-            variables: json!({"seen": 1})
-        }))
-        .await
-    );
-    assert!(fake.calls().contains(&Call::Delivered {
-        key,
-        via: Via::Poll
-    }));
+    assert!(fake.wait_for(WAIT, |c| c.contains(&Call::Complete { key, variables: json!({"seen": 1}) })).await);
+    assert!(fake.calls().contains(&Call::Delivered { key, via: Via::Poll }));
     stop.send(()).unwrap();
     handle.join().await.unwrap();
 }
@@ -90,37 +74,17 @@ async fn jobs_enqueued_before_the_stream_opens_are_delivered_by_poll() {
 #[tokio::test]
 async fn jobs_enqueued_while_the_stream_is_open_are_pushed_by_the_stream() {
     let (fake, _server, client) = setup().await;
-    let worker = Worker::builder(client, fast_config())
-        .handler("c8dr.x", handler_fn(|_| async { complete_empty() }))
-        .build();
+    let worker =
+        Worker::builder(client, fast_config()).handler("c8dr.x", handler_fn(|_| async { complete_empty() })).build();
     let (stop, shutdown) = stop_signal();
     let handle = worker.spawn(shutdown);
-    assert!(
-        fake.wait_for(WAIT, |c| c
-            .iter()
-            .any(|c| matches!(c, Call::StreamOpened { .. })))
-            .await
-    );
+    assert!(fake.wait_for(WAIT, |c| c.iter().any(|c| matches!(c, Call::StreamOpened { .. }))).await);
     let key = fake.enqueue("c8dr.x", json!({}));
-    assert!(
-        fake.wait_for(WAIT, |c| c
-            .iter()
-            .any(|c| matches!(c, Call::Complete { key: k, .. } if *k == key)))
-            .await
-    );
-    assert!(fake.calls().contains(&Call::Delivered {
-        key,
-        via: Via::Stream
-    }));
+    assert!(fake.wait_for(WAIT, |c| c.iter().any(|c| matches!(c, Call::Complete { key: k, .. } if *k == key))).await);
+    assert!(fake.calls().contains(&Call::Delivered { key, via: Via::Stream }));
     // The stream is reopened after the gateway closes it.
     fake.close_streams();
-    assert!(
-        fake.wait_for(WAIT, |c| count(c, |c| matches!(
-            c,
-            Call::StreamOpened { .. }
-        )) >= 2)
-            .await
-    );
+    assert!(fake.wait_for(WAIT, |c| count(c, |c| matches!(c, Call::StreamOpened { .. })) >= 2).await);
     stop.send(()).unwrap();
     handle.join().await.unwrap();
 }
@@ -153,11 +117,7 @@ async fn never_more_than_max_jobs_active_handlers_run() {
     for _ in 0..12 {
         fake.enqueue("c8dr.x", json!({}));
     }
-    assert!(
-        fake.wait_for(WAIT, |c| count(c, |c| matches!(c, Call::Complete { .. }))
-            == 12)
-            .await
-    );
+    assert!(fake.wait_for(WAIT, |c| count(c, |c| matches!(c, Call::Complete { .. })) == 12).await);
     let peak = peak.load(Ordering::SeqCst);
     assert!((1..=3).contains(&peak), "peak concurrency {peak}");
     // Polls never ask for more than the free slots.
@@ -178,38 +138,13 @@ async fn backs_off_after_unavailable_and_recovers() {
     fake.fail_next(&["ActivateJobs"], tonic::Code::Unavailable, 3);
     fake.fail_next(&["ActivateJobs"], tonic::Code::ResourceExhausted, 2);
     let key = fake.enqueue("c8dr.x", json!({}));
-    let worker = Worker::builder(client, cfg)
-        .handler("c8dr.x", handler_fn(|_| async { complete_empty() }))
-        .build();
+    let worker = Worker::builder(client, cfg).handler("c8dr.x", handler_fn(|_| async { complete_empty() })).build();
     let (stop, shutdown) = stop_signal();
     let handle = worker.spawn(shutdown);
-    assert!(
-        fake.wait_for(WAIT, |c| c
-            .iter()
-            .any(|c| matches!(c, Call::Complete { key: k, .. } if *k == key)))
-            .await
-    );
+    assert!(fake.wait_for(WAIT, |c| c.iter().any(|c| matches!(c, Call::Complete { key: k, .. } if *k == key))).await);
     let calls = fake.calls();
-    assert_eq!(
-        count(&calls, |c| matches!(
-            c,
-            Call::Rejected {
-                code: tonic::Code::Unavailable,
-                ..
-            }
-        )),
-        3
-    );
-    assert_eq!(
-        count(&calls, |c| matches!(
-            c,
-            Call::Rejected {
-                code: tonic::Code::ResourceExhausted,
-                ..
-            }
-        )),
-        2
-    );
+    assert_eq!(count(&calls, |c| matches!(c, Call::Rejected { code: tonic::Code::Unavailable, .. })), 3);
+    assert_eq!(count(&calls, |c| matches!(c, Call::Rejected { code: tonic::Code::ResourceExhausted, .. })), 2);
     stop.send(()).unwrap();
     handle.join().await.unwrap();
 }
@@ -233,10 +168,7 @@ async fn a_failure_sends_retries_minus_one_and_the_retry_backoff() {
         .build();
     let (stop, shutdown) = stop_signal();
     let handle = worker.spawn(shutdown);
-    assert!(
-        fake.wait_for(WAIT, |c| count(c, |c| matches!(c, Call::Fail { .. })) == 2)
-            .await
-    );
+    assert!(fake.wait_for(WAIT, |c| count(c, |c| matches!(c, Call::Fail { .. })) == 2).await);
     let calls = fake.calls();
     assert!(calls.contains(&Call::Fail {
         key: k1,
@@ -308,22 +240,9 @@ async fn a_slow_handler_gets_its_timeout_extended_while_it_runs() {
     let (stop, shutdown) = stop_signal();
     let handle = worker.spawn(shutdown);
     // Extended at half the timeout, again and again while the handler runs.
-    assert!(
-        fake.wait_for(WAIT, |c| count(c, |c| *c
-            == Call::UpdateTimeout {
-                key,
-                timeout_ms: 100
-            })
-            >= 2)
-            .await
-    );
+    assert!(fake.wait_for(WAIT, |c| count(c, |c| *c == Call::UpdateTimeout { key, timeout_ms: 100 }) >= 2).await);
     release_tx.send(true).unwrap();
-    assert!(
-        fake.wait_for(WAIT, |c| c
-            .iter()
-            .any(|c| matches!(c, Call::Complete { key: k, .. } if *k == key)))
-            .await
-    );
+    assert!(fake.wait_for(WAIT, |c| c.iter().any(|c| matches!(c, Call::Complete { key: k, .. } if *k == key))).await);
     stop.send(()).unwrap();
     handle.join().await.unwrap();
 }
@@ -358,12 +277,7 @@ async fn shutdown_lets_in_flight_jobs_finish_and_stops_activation() {
     // Both jobs in flight at shutdown were completed before run() returned.
     let calls = fake.calls();
     for key in [k1, k2] {
-        assert!(
-            calls
-                .iter()
-                .any(|c| matches!(c, Call::Complete { key: k, .. } if *k == key)),
-            "{key} not completed"
-        );
+        assert!(calls.iter().any(|c| matches!(c, Call::Complete { key: k, .. } if *k == key)), "{key} not completed");
     }
     // Activation stopped: a job enqueued now stays queued.
     fake.enqueue("c8dr.x", json!({}));
@@ -390,12 +304,7 @@ async fn a_handler_panic_fails_that_job_and_the_worker_keeps_going() {
     let bad = fake.enqueue("c8dr.x", json!({"boom": true}));
     assert!(fake.wait_for(WAIT, |c| c.iter().any(|c| matches!(c, Call::Fail { key, message, retries: 2, .. } if *key == bad && message.contains("boom in handler")))).await);
     let good = fake.enqueue("c8dr.x", json!({"boom": false}));
-    assert!(
-        fake.wait_for(WAIT, |c| c
-            .iter()
-            .any(|c| matches!(c, Call::Complete { key, .. } if *key == good)))
-            .await
-    );
+    assert!(fake.wait_for(WAIT, |c| c.iter().any(|c| matches!(c, Call::Complete { key, .. } if *key == good))).await);
     stop.send(()).unwrap();
     handle.join().await.unwrap();
 }
@@ -404,34 +313,19 @@ async fn a_handler_panic_fails_that_job_and_the_worker_keeps_going() {
 async fn not_found_on_complete_is_not_fatal() {
     let (fake, _server, client) = setup().await;
     fake.fail_next(&["CompleteJob"], tonic::Code::NotFound, 1);
-    let worker = Worker::builder(client, fast_config())
-        .handler("c8dr.x", handler_fn(|_| async { complete_empty() }))
-        .build();
+    let worker =
+        Worker::builder(client, fast_config()).handler("c8dr.x", handler_fn(|_| async { complete_empty() })).build();
     let (stop, shutdown) = stop_signal();
     let handle = worker.spawn(shutdown);
     fake.enqueue("c8dr.x", json!({}));
     assert!(
-        fake.wait_for(WAIT, |c| c.iter().any(|c| matches!(
-            c,
-            Call::Rejected {
-                code: tonic::Code::NotFound,
-                ..
-            }
-        )))
-        .await
-    );
-    let next = fake.enqueue("c8dr.x", json!({}));
-    assert!(
-        fake.wait_for(WAIT, |c| c
-            .iter()
-            .any(|c| matches!(c, Call::Complete { key, .. } if *key == next)))
+        fake.wait_for(WAIT, |c| c.iter().any(|c| matches!(c, Call::Rejected { code: tonic::Code::NotFound, .. })))
             .await
     );
+    let next = fake.enqueue("c8dr.x", json!({}));
+    assert!(fake.wait_for(WAIT, |c| c.iter().any(|c| matches!(c, Call::Complete { key, .. } if *key == next))).await);
     // NOT_FOUND is not retried.
-    assert_eq!(
-        count(&fake.calls(), |c| matches!(c, Call::Complete { .. })),
-        1
-    );
+    assert_eq!(count(&fake.calls(), |c| matches!(c, Call::Complete { .. })), 1);
     stop.send(()).unwrap();
     handle.join().await.unwrap();
 }
@@ -457,24 +351,10 @@ async fn abort_kills_running_handlers_like_a_crash() {
     let (_stop, shutdown) = stop_signal();
     let handle: WorkerHandle = worker.spawn(shutdown);
     let key = fake.enqueue("c8dr.x", json!({}));
-    assert!(
-        fake.wait_for(WAIT, |c| c
-            .iter()
-            .any(|c| matches!(c, Call::Delivered { key: k, .. } if *k == key)))
-            .await
-    );
+    assert!(fake.wait_for(WAIT, |c| c.iter().any(|c| matches!(c, Call::Delivered { key: k, .. } if *k == key))).await);
     handle.abort();
     handle.join().await.unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(
-        finished.load(Ordering::SeqCst),
-        0,
-        "the handler kept running after abort"
-    );
-    assert!(
-        !fake
-            .calls()
-            .iter()
-            .any(|c| matches!(c, Call::Complete { .. }))
-    );
+    assert_eq!(finished.load(Ordering::SeqCst), 0, "the handler kept running after abort");
+    assert!(!fake.calls().iter().any(|c| matches!(c, Call::Complete { .. })));
 }

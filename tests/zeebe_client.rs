@@ -17,12 +17,7 @@ async fn fake() -> (FakeGateway, FakeServer) {
 }
 
 fn mgmt(url: &str, auth: AuthConfig) -> ManagementConfig {
-    ManagementConfig {
-        grpc_address: url.to_string(),
-        auth,
-        request_timeout_ms: 5_000,
-        ..Default::default()
-    }
+    ManagementConfig { grpc_address: url.to_string(), auth, request_timeout_ms: 5_000, ..Default::default() }
 }
 
 /// A token endpoint that hands out `t1`, `t2`, ... and records each form it received.
@@ -47,13 +42,8 @@ async fn token(
 }
 
 async fn token_endpoint(expires_in: u64) -> (TokenEndpoint, String) {
-    let state = TokenEndpoint {
-        expires_in,
-        ..Default::default()
-    };
-    let app = axum::Router::new()
-        .route("/token", post(token))
-        .with_state(state.clone());
+    let state = TokenEndpoint { expires_in, ..Default::default() };
+    let app = axum::Router::new().route("/token", post(token)).with_state(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/token", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -77,19 +67,13 @@ async fn typed_calls_reach_the_gateway() {
     let topo = client.topology().await.unwrap();
     assert_eq!(topo.brokers.len(), 1);
     let deployed = client
-        .deploy_resources(vec![
-            ("dr-failover.bpmn".into(), b"<x/>".to_vec()),
-            ("approve.form".into(), b"{}".to_vec()),
-        ])
+        .deploy_resources(vec![("dr-failover.bpmn".into(), b"<x/>".to_vec()), ("approve.form".into(), b"{}".to_vec())])
         .await
         .unwrap();
     assert_eq!(deployed.deployments.len(), 2);
     let mut vars = Map::new();
     vars.insert("target".into(), json!("prod"));
-    let created = client
-        .create_process_instance("dr-failover", &vars)
-        .await
-        .unwrap();
+    let created = client.create_process_instance("dr-failover", &vars).await.unwrap();
     assert!(created.process_instance_key > 0);
     client
         .publish_message(&Message {
@@ -106,18 +90,9 @@ async fn typed_calls_reach_the_gateway() {
     client.resolve_incident(7).await.unwrap();
     client.update_job_retries(8, 3).await.unwrap();
     client.complete_job(9, &vars).await.unwrap();
-    client
-        .fail_job(10, 2, "boom", Some(Duration::from_millis(500)))
-        .await
-        .unwrap();
-    client
-        .throw_error(11, "CODE", "msg", &Map::new())
-        .await
-        .unwrap();
-    client
-        .update_job_timeout(12, Duration::from_secs(60))
-        .await
-        .unwrap();
+    client.fail_job(10, 2, "boom", Some(Duration::from_millis(500))).await.unwrap();
+    client.throw_error(11, "CODE", "msg", &Map::new()).await.unwrap();
+    client.update_job_timeout(12, Duration::from_secs(60)).await.unwrap();
     let calls = fake.calls();
     assert!(calls.contains(&Call::CreateInstance {
         bpmn_process_id: "dr-failover".into(),
@@ -131,19 +106,9 @@ async fn typed_calls_reach_the_gateway() {
         message_id: "m1".into(),
         variables: json!({"target": "prod"}),
     }));
-    assert!(calls.contains(&Call::Fail {
-        key: 10,
-        retries: 2,
-        message: "boom".into(),
-        retry_backoff_ms: 500
-    }));
-    assert!(calls.contains(&Call::UpdateTimeout {
-        key: 12,
-        timeout_ms: 60_000
-    }));
-    assert!(calls.contains(&Call::Deploy {
-        names: vec!["dr-failover.bpmn".into(), "approve.form".into()]
-    }));
+    assert!(calls.contains(&Call::Fail { key: 10, retries: 2, message: "boom".into(), retry_backoff_ms: 500 }));
+    assert!(calls.contains(&Call::UpdateTimeout { key: 12, timeout_ms: 60_000 }));
+    assert!(calls.contains(&Call::Deploy { names: vec!["dr-failover.bpmn".into(), "approve.form".into()] }));
 }
 
 #[tokio::test]
@@ -155,10 +120,7 @@ async fn errors_name_the_cause() {
     let client = GatewayClient::connect(&mgmt(&url, AuthConfig::None)).unwrap();
     let err = client.topology().await.unwrap_err();
     assert!(matches!(err, ClientError::Unavailable { .. }), "{err:?}");
-    assert!(
-        err.to_string().contains("unreachable") && err.to_string().contains("grpc_address"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("unreachable") && err.to_string().contains("grpc_address"), "{err}");
     assert!(err.is_retryable());
 
     let bad = GatewayClient::connect(&mgmt("ftp://x:1", AuthConfig::None)).unwrap_err();
@@ -167,23 +129,13 @@ async fn errors_name_the_cause() {
     let (fake, server) = fake().await;
     let client = GatewayClient::connect(&mgmt(&server.url(), AuthConfig::None)).unwrap();
     fake.fail_next(&["CompleteJob"], tonic::Code::NotFound, 1);
-    assert!(matches!(
-        client.complete_job(1, &Map::new()).await.unwrap_err(),
-        ClientError::NotFound { .. }
-    ));
+    assert!(matches!(client.complete_job(1, &Map::new()).await.unwrap_err(), ClientError::NotFound { .. }));
     fake.fail_next(&["CreateProcessInstance"], tonic::Code::InvalidArgument, 1);
-    let e = client
-        .create_process_instance("x", &Map::new())
-        .await
-        .unwrap_err();
+    let e = client.create_process_instance("x", &Map::new()).await.unwrap_err();
     assert!(matches!(e, ClientError::InvalidArgument { .. }) && !e.is_retryable());
     fake.accept_authorizations(Some(vec!["Bearer nope".into()]));
     let e = client.topology().await.unwrap_err();
-    assert!(
-        matches!(e, ClientError::Unauthenticated { .. })
-            && e.to_string().contains("management.auth"),
-        "{e}"
-    );
+    assert!(matches!(e, ClientError::Unauthenticated { .. }) && e.to_string().contains("management.auth"), "{e}");
 }
 
 #[tokio::test]
@@ -192,10 +144,7 @@ async fn basic_auth_sends_base64_user_and_password() {
     unsafe { std::env::set_var("C8DR_TEST_BASIC_PASSWORD", "pa:ss") };
     let (fake, server) = fake().await;
     fake.accept_authorizations(Some(vec!["Basic ZGVtbzpwYTpzcw==".into()]));
-    let auth = AuthConfig::Basic {
-        username: "demo".into(),
-        password: SecretRef::from_env("C8DR_TEST_BASIC_PASSWORD"),
-    };
+    let auth = AuthConfig::Basic { username: "demo".into(), password: SecretRef::from_env("C8DR_TEST_BASIC_PASSWORD") };
     let client = GatewayClient::connect(&mgmt(&server.url(), auth)).unwrap();
     client.topology().await.unwrap();
 }
@@ -207,11 +156,7 @@ async fn oauth_token_is_fetched_cached_and_sent_as_bearer() {
     let (endpoint, token_url) = token_endpoint(3600).await;
     let (fake, server) = fake().await;
     fake.accept_authorizations(Some(vec!["Bearer t1".into()]));
-    let client = GatewayClient::connect(&mgmt(
-        &server.url(),
-        oauth(&token_url, "C8DR_TEST_OAUTH_SECRET_A"),
-    ))
-    .unwrap();
+    let client = GatewayClient::connect(&mgmt(&server.url(), oauth(&token_url, "C8DR_TEST_OAUTH_SECRET_A"))).unwrap();
     client.topology().await.unwrap();
     client.topology().await.unwrap();
     let forms = endpoint.forms.lock().unwrap().clone();
@@ -221,10 +166,7 @@ async fn oauth_token_is_fetched_cached_and_sent_as_bearer() {
     assert_eq!(f["client_id"], "c8dr");
     assert_eq!(f["audience"], "zeebe-api");
     assert_eq!(f["scope"], "camunda");
-    assert_eq!(
-        fake.seen_authorizations(),
-        vec!["Bearer t1".to_string(), "Bearer t1".to_string()]
-    );
+    assert_eq!(fake.seen_authorizations(), vec!["Bearer t1".to_string(), "Bearer t1".to_string()]);
 }
 
 #[tokio::test]
@@ -234,18 +176,11 @@ async fn oauth_token_is_refreshed_before_expiry() {
     // expires_in below the 30 s refresh margin: every call needs a fresh token.
     let (endpoint, token_url) = token_endpoint(10).await;
     let (fake, server) = fake().await;
-    let client = GatewayClient::connect(&mgmt(
-        &server.url(),
-        oauth(&token_url, "C8DR_TEST_OAUTH_SECRET_B"),
-    ))
-    .unwrap();
+    let client = GatewayClient::connect(&mgmt(&server.url(), oauth(&token_url, "C8DR_TEST_OAUTH_SECRET_B"))).unwrap();
     client.topology().await.unwrap();
     client.topology().await.unwrap();
     assert_eq!(endpoint.forms.lock().unwrap().len(), 2);
-    assert_eq!(
-        fake.seen_authorizations(),
-        vec!["Bearer t1".to_string(), "Bearer t2".to_string()]
-    );
+    assert_eq!(fake.seen_authorizations(), vec!["Bearer t1".to_string(), "Bearer t2".to_string()]);
 }
 
 #[tokio::test]
@@ -256,16 +191,9 @@ async fn oauth_token_is_refreshed_once_on_unauthenticated() {
     let (fake, server) = fake().await;
     // The gateway rejects the first token (e.g. revoked) and accepts the next.
     fake.accept_authorizations(Some(vec!["Bearer t2".into()]));
-    let client = GatewayClient::connect(&mgmt(
-        &server.url(),
-        oauth(&token_url, "C8DR_TEST_OAUTH_SECRET_C"),
-    ))
-    .unwrap();
+    let client = GatewayClient::connect(&mgmt(&server.url(), oauth(&token_url, "C8DR_TEST_OAUTH_SECRET_C"))).unwrap();
     client.topology().await.unwrap();
-    assert_eq!(
-        fake.seen_authorizations(),
-        vec!["Bearer t1".to_string(), "Bearer t2".to_string()]
-    );
+    assert_eq!(fake.seen_authorizations(), vec!["Bearer t1".to_string(), "Bearer t2".to_string()]);
     // Only once: a gateway that rejects every token yields UNAUTHENTICATED after one refresh.
     fake.accept_authorizations(Some(vec!["Bearer never".into()]));
     let e = client.topology().await.unwrap_err();
@@ -279,36 +207,18 @@ async fn rejected_client_credentials_are_reported() {
     unsafe { std::env::set_var("C8DR_TEST_OAUTH_SECRET_D", "wrong") };
     let (_endpoint, token_url) = token_endpoint(3600).await;
     let (_fake, server) = fake().await;
-    let client = GatewayClient::connect(&mgmt(
-        &server.url(),
-        oauth(&token_url, "C8DR_TEST_OAUTH_SECRET_D"),
-    ))
-    .unwrap();
+    let client = GatewayClient::connect(&mgmt(&server.url(), oauth(&token_url, "C8DR_TEST_OAUTH_SECRET_D"))).unwrap();
     let e = client.topology().await.unwrap_err();
-    assert!(
-        matches!(e, ClientError::TokenRejected { status: 401, .. }),
-        "{e:?}"
-    );
-    assert!(
-        !e.to_string().contains("wrong"),
-        "the secret leaked into the error: {e}"
-    );
-    let missing = GatewayClient::connect(&mgmt(
-        &server.url(),
-        oauth(&token_url, "C8DR_TEST_UNSET_SECRET_VAR"),
-    ))
-    .unwrap();
+    assert!(matches!(e, ClientError::TokenRejected { status: 401, .. }), "{e:?}");
+    assert!(!e.to_string().contains("wrong"), "the secret leaked into the error: {e}");
+    let missing =
+        GatewayClient::connect(&mgmt(&server.url(), oauth(&token_url, "C8DR_TEST_UNSET_SECRET_VAR"))).unwrap();
     let e = missing.topology().await.unwrap_err();
-    assert!(
-        matches!(e, ClientError::Secret(_)) && e.to_string().contains("C8DR_TEST_UNSET_SECRET_VAR"),
-        "{e}"
-    );
+    assert!(matches!(e, ClientError::Secret(_)) && e.to_string().contains("C8DR_TEST_UNSET_SECRET_VAR"), "{e}");
 }
 
 fn fixture(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/tls")
-        .join(name)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls").join(name)
 }
 
 #[tokio::test]
@@ -334,9 +244,5 @@ async fn tls_with_a_configured_ca_certificate() {
     let mut missing = mgmt(&server.url(), AuthConfig::None);
     missing.ca_certificate_path = Some(fixture("absent.pem"));
     let e = GatewayClient::connect(&missing).unwrap_err();
-    assert!(
-        matches!(e, ClientError::CaCertificate { .. })
-            && e.to_string().contains("ca_certificate_path"),
-        "{e}"
-    );
+    assert!(matches!(e, ClientError::CaCertificate { .. }) && e.to_string().contains("ca_certificate_path"), "{e}");
 }

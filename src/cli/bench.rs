@@ -68,13 +68,9 @@ async fn rehearsal(speed: f64, runs: usize, bpmn: std::path::PathBuf) -> anyhow:
     );
     let mut totals: std::collections::BTreeMap<String, (f64, f64, f64, f64, usize)> = Default::default();
     for run in 1..=runs {
-        let report = rehearse(RehearseOptions {
-            speed,
-            bpmn_dir: bpmn.clone(),
-            progress: false,
-            ..RehearseOptions::default()
-        })
-        .await?;
+        let report =
+            rehearse(RehearseOptions { speed, bpmn_dir: bpmn.clone(), progress: false, ..RehearseOptions::default() })
+                .await?;
         anyhow::ensure!(report.restored(), "rehearsal {run} did not restore the installation:\n{}", report.render());
         for p in &report.phases {
             let sum = p.lab_work_seconds + p.timer_wait_seconds;
@@ -139,15 +135,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 pub async fn measure_activation(jobs: usize, stream: bool) -> anyhow::Result<Latency> {
     let fake = FakeGateway::new();
     let server = fake.serve().await?;
-    let client = GatewayClient::connect(&ManagementConfig {
-        grpc_address: server.url(),
-        ..Default::default()
-    })?;
-    let config = WorkerConfig {
-        stream_enabled: stream,
-        metrics_address: String::new(),
-        ..WorkerConfig::default()
-    };
+    let client = GatewayClient::connect(&ManagementConfig { grpc_address: server.url(), ..Default::default() })?;
+    let config = WorkerConfig { stream_enabled: stream, metrics_address: String::new(), ..WorkerConfig::default() };
     let (tx, mut rx) = mpsc::unbounded_channel::<(i64, Instant)>();
     let worker = Worker::builder(client, config)
         .handler(
@@ -163,11 +152,8 @@ pub async fn measure_activation(jobs: usize, stream: bool) -> anyhow::Result<Lat
         let _ = stop_rx.await;
     });
     if stream {
-        let open = fake
-            .wait_for(Duration::from_secs(10), |c| {
-                c.iter().any(|c| matches!(c, Call::StreamOpened { .. }))
-            })
-            .await;
+        let open =
+            fake.wait_for(Duration::from_secs(10), |c| c.iter().any(|c| matches!(c, Call::StreamOpened { .. }))).await;
         anyhow::ensure!(open, "the worker did not open its job stream");
     }
     // Let the first long poll reach the gateway.
@@ -202,13 +188,8 @@ async fn activation(jobs: usize) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(jobs > 0, "--jobs must be at least 1");
     let stream = measure_activation(jobs, true).await?;
     let poll = measure_activation(jobs, false).await?;
-    println!(
-        "activation latency: job available -> handler running ({jobs} jobs per mode, loopback, fake gateway)"
-    );
-    println!(
-        "{:<28} {:>10} {:>10} {:>10}",
-        "mode", "p50 ms", "p99 ms", "mean ms"
-    );
+    println!("activation latency: job available -> handler running ({jobs} jobs per mode, loopback, fake gateway)");
+    println!("{:<28} {:>10} {:>10} {:>10}", "mode", "p50 ms", "p99 ms", "mean ms");
     println!(
         "{:<28} {:>10.3} {:>10.3} {:>10.3}",
         "stream (StreamActivatedJobs)", stream.p50_ms, stream.p99_ms, stream.mean_ms
@@ -229,25 +210,14 @@ async fn activation(jobs: usize) -> anyhow::Result<ExitCode> {
 pub fn vm_rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("cannot read /proc/{pid}/status (Linux only)"))?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .context("no VmRSS line in /proc status")?;
-    line.split_whitespace()
-        .nth(1)
-        .context("malformed VmRSS line")?
-        .parse()
-        .context("malformed VmRSS value")
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS line in /proc status")?;
+    line.split_whitespace().nth(1).context("malformed VmRSS line")?.parse().context("malformed VmRSS value")
 }
 
 async fn idle_rss(wait_secs: u64, global: &super::Global) -> anyhow::Result<ExitCode> {
     let fake = FakeGateway::new();
     let server = fake.serve().await?;
-    let dir = std::env::temp_dir().join(format!(
-        "c8dr-bench-{}-{:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
+    let dir = std::env::temp_dir().join(format!("c8dr-bench-{}-{:08x}", std::process::id(), rand::random::<u32>()));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let config_path = dir.join("c8dr.toml");
     std::fs::write(
@@ -276,26 +246,14 @@ async fn idle_rss(wait_secs: u64, global: &super::Global) -> anyhow::Result<Exit
     tokio::time::sleep(Duration::from_secs(wait_secs)).await;
     if let Some(status) = child.try_wait()? {
         let out = child.wait_with_output().await?;
-        anyhow::bail!(
-            "the worker exited early ({status}): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        anyhow::bail!("the worker exited early ({status}): {}", String::from_utf8_lossy(&out.stderr));
     }
     let rss = vm_rss_kib(pid)?;
-    let topology_calls = fake
-        .calls()
-        .iter()
-        .filter(|c| matches!(c, Call::Topology))
-        .count();
+    let topology_calls = fake.calls().iter().filter(|c| matches!(c, Call::Topology)).count();
     child.start_kill()?;
     let _ = child.wait().await;
     let _ = std::fs::remove_dir_all(&dir);
-    println!(
-        "idle worker (pid {pid}, {wait_secs} s after start, {topology_calls} Topology call(s) answered):"
-    );
-    println!(
-        "VmRSS {:.1} MiB ({rss} KiB); goal: under 20 MiB",
-        rss as f64 / 1024.0
-    );
+    println!("idle worker (pid {pid}, {wait_secs} s after start, {topology_calls} Topology call(s) answered):");
+    println!("VmRSS {:.1} MiB ({rss} KiB); goal: under 20 MiB", rss as f64 / 1024.0);
     Ok(ExitCode::SUCCESS)
 }

@@ -32,10 +32,8 @@ pub fn load_config(global: &Global) -> anyhow::Result<Config> {
 pub fn load_valid_config(global: &Global, scope: Scope) -> anyhow::Result<Config> {
     let config = load_config(global)?;
     if let Err(problems) = config.validate() {
-        let relevant: Vec<_> = problems
-            .into_iter()
-            .filter(|p| scope == Scope::All || p.field.starts_with("management."))
-            .collect();
+        let relevant: Vec<_> =
+            problems.into_iter().filter(|p| scope == Scope::All || p.field.starts_with("management.")).collect();
         if !relevant.is_empty() {
             return Err(c8dr::config::ConfigError::Invalid(relevant).into());
         }
@@ -105,13 +103,7 @@ pub fn summary(c: &Config) -> String {
         AuthConfig::Basic { username, password } => {
             format!("basic {username} (password {})", secret(password))
         }
-        AuthConfig::Oauth {
-            client_id,
-            client_secret,
-            authorization_server_url,
-            audience,
-            scope,
-        } => format!(
+        AuthConfig::Oauth { client_id, client_secret, authorization_server_url, audience, scope } => format!(
             "oauth client {client_id} (secret {}), token url {authorization_server_url}, audience {}, scope {}",
             secret(client_secret),
             audience.as_deref().unwrap_or("-"),
@@ -128,11 +120,7 @@ pub fn summary(c: &Config) -> String {
     let _ = writeln!(
         out,
         "  metrics_address   {}",
-        if w.metrics_address.is_empty() {
-            "(disabled)"
-        } else {
-            &w.metrics_address
-        }
+        if w.metrics_address.is_empty() { "(disabled)" } else { &w.metrics_address }
     );
     let _ = writeln!(out, "journal             {}", c.journal.path.display());
     if c.targets.is_empty() {
@@ -146,11 +134,7 @@ pub fn summary(c: &Config) -> String {
             t.partition_count,
             t.replication_factor,
             t.helm.mode,
-            if t.drill_allowed {
-                "allowed"
-            } else {
-                "refused"
-            }
+            if t.drill_allowed { "allowed" } else { "refused" }
         );
         for (i, r) in t.regions.iter().enumerate() {
             let _ = writeln!(

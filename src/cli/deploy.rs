@@ -23,27 +23,16 @@ pub fn collect_resources(dir: &Path) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
             let path = entry.path();
             if path.is_dir() {
                 walk(root, &path, out)?;
-            } else if matches!(
-                path.extension().and_then(|e| e.to_str()),
-                Some("bpmn" | "form")
-            ) {
-                let content = std::fs::read(&path)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
-                let name = path
-                    .strip_prefix(root)
-                    .unwrap_or(&path)
-                    .to_string_lossy()
-                    .replace('\\', "/");
+            } else if matches!(path.extension().and_then(|e| e.to_str()), Some("bpmn" | "form")) {
+                let content = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+                let name = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
                 out.push((name, content));
             }
         }
         Ok(())
     }
     if !dir.is_dir() {
-        anyhow::bail!(
-            "{} is not a directory; pass the directory holding the .bpmn and .form files",
-            dir.display()
-        );
+        anyhow::bail!("{} is not a directory; pass the directory holding the .bpmn and .form files", dir.display());
     }
     let mut out = Vec::new();
     walk(dir, dir, &mut out)?;
@@ -58,15 +47,8 @@ pub async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode>
     let resources = collect_resources(&args.dir)?;
     let count = resources.len();
     let client = connect(&config)?;
-    let response = client
-        .deploy_resources(resources)
-        .await
-        .context("deployment failed (nothing was deployed)")?;
-    println!(
-        "deployment {} ({count} resources, from {}):",
-        response.key,
-        args.dir.display()
-    );
+    let response = client.deploy_resources(resources).await.context("deployment failed (nothing was deployed)")?;
+    println!("deployment {} ({count} resources, from {}):", response.key, args.dir.display());
     for d in &response.deployments {
         match &d.metadata {
             Some(Metadata::Process(p)) => println!(
@@ -85,10 +67,7 @@ pub async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode>
             ),
             Some(Metadata::DecisionRequirements(x)) => println!(
                 "  drd      {:<28} version {:<4} key {:<20} {}",
-                x.dmn_decision_requirements_id,
-                x.version,
-                x.decision_requirements_key,
-                x.resource_name
+                x.dmn_decision_requirements_id, x.version, x.decision_requirements_key, x.resource_name
             ),
             None => println!("  (deployment without metadata)"),
         }

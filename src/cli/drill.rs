@@ -29,22 +29,14 @@ pub enum Command {
 }
 
 /// The message for a drill; `message_id` makes each trigger unique.
-pub fn drill_message(
-    target: &str,
-    lost_region: i64,
-    auto_approve: bool,
-    approver_group: &str,
-) -> Message {
+pub fn drill_message(target: &str, lost_region: i64, auto_approve: bool, approver_group: &str) -> Message {
     let mut variables = Map::new();
     variables.insert("target".into(), Value::from(target));
     variables.insert("lostRegion".into(), Value::from(lost_region));
     variables.insert("approverGroup".into(), Value::from(approver_group));
     variables.insert("autoApprove".into(), Value::from(auto_approve));
-    let unique = format!(
-        "{DRILL_MESSAGE}-{target}-{}-{:08x}",
-        chrono::Utc::now().timestamp_millis(),
-        rand::random::<u32>()
-    );
+    let unique =
+        format!("{DRILL_MESSAGE}-{target}-{}-{:08x}", chrono::Utc::now().timestamp_millis(), rand::random::<u32>());
     Message {
         name: DRILL_MESSAGE.into(),
         correlation_key: target.into(),
@@ -55,12 +47,7 @@ pub fn drill_message(
 }
 
 pub async fn run(cmd: Command, global: &super::Global) -> anyhow::Result<ExitCode> {
-    let Command::Trigger {
-        target,
-        lost_region,
-        auto_approve,
-        approver_group,
-    } = cmd;
+    let Command::Trigger { target, lost_region, auto_approve, approver_group } = cmd;
     let config = load_valid_config(global, Scope::Management)?;
     check_target_and_region(&config, &target, "lost-region", lost_region)?;
     if !config.targets[&target].drill_allowed {

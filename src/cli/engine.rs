@@ -27,14 +27,9 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, _global: &super::Global) -> anyhow::Result<ExitCode> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).try_init();
     if !(args.speed.is_finite() && args.speed > 0.0) {
-        anyhow::bail!(
-            "--speed must be a positive number (e.g. 1, 60, 1000), got {}",
-            args.speed
-        );
+        anyhow::bail!("--speed must be a positive number (e.g. 1, 60, 1000), got {}", args.speed);
     }
     let engine = Engine::start(EngineOptions {
         clock: Clock::with_speed(args.speed),
@@ -44,22 +39,15 @@ pub async fn run(args: Args, _global: &super::Global) -> anyhow::Result<ExitCode
     .await
     .context("starting the rehearsal engine (use --grpc-port 0 / --rest-port 0 for free ports)")?;
     if let Some(dir) = &args.deploy {
-        let deployed = engine
-            .deploy_dir(dir)
-            .with_context(|| format!("deploying {}", dir.display()))?;
+        let deployed = engine.deploy_dir(dir).with_context(|| format!("deploying {}", dir.display()))?;
         for p in deployed {
-            println!(
-                "deployed {} version {} ({})",
-                p.bpmn_process_id, p.version, p.resource_name
-            );
+            println!("deployed {} version {} ({})", p.bpmn_process_id, p.version, p.resource_name);
         }
     }
     println!("gRPC gateway: {}", engine.grpc_url());
     println!("REST API:     {}/v2", engine.rest_url());
     println!("clock speed:  {}x; Ctrl-C to stop", args.speed);
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     engine.shutdown();
     Ok(ExitCode::SUCCESS)
 }

@@ -32,10 +32,7 @@ pub async fn run(args: Args, _global: &super::Global) -> anyhow::Result<ExitCode
         anyhow::bail!("--speed must be a positive number, got {}", args.speed);
     }
     if !(0.0..=1.0).contains(&args.faults_error_rate) {
-        anyhow::bail!(
-            "--faults-error-rate must be between 0 and 1, got {}",
-            args.faults_error_rate
-        );
+        anyhow::bail!("--faults-error-rate must be between 0 and 1, got {}", args.faults_error_rate);
     }
     let faults = (args.faults_error_rate > 0.0).then(|| FaultConfig {
         seed: args.faults_seed,
@@ -45,9 +42,7 @@ pub async fn run(args: Args, _global: &super::Global) -> anyhow::Result<ExitCode
     let lab = Lab::start(LabOptions {
         clock: Clock::with_speed(args.speed),
         legacy_exporters: args.legacy_exporters,
-        rest_basic_auth: args
-            .rest_auth
-            .then(|| ("demo".to_string(), "demo".to_string())),
+        rest_basic_auth: args.rest_auth.then(|| ("demo".to_string(), "demo".to_string())),
         faults,
         base_port: args.base_port,
         ..Default::default()
@@ -56,10 +51,7 @@ pub async fn run(args: Args, _global: &super::Global) -> anyhow::Result<ExitCode
     println!("c8dr lab running (speed x{}):", args.speed);
     for r in 0..2 {
         let u = lab.region_urls(r);
-        println!(
-            "  region {r}: management {}  rest {}  elasticsearch {}",
-            u.management, u.rest, u.elasticsearch
-        );
+        println!("  region {r}: management {}  rest {}  elasticsearch {}", u.management, u.rest, u.elasticsearch);
     }
     let control = lab.control_url();
     let m0 = lab.region_urls(0).management;

@@ -61,14 +61,21 @@ pub async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode>
         }
     }
     if !args.bpmn.is_dir() {
-        anyhow::bail!("BPMN directory {} not found: run from the repository root or pass --bpmn DIR", args.bpmn.display());
+        anyhow::bail!(
+            "BPMN directory {} not found: run from the repository root or pass --bpmn DIR",
+            args.bpmn.display()
+        );
     }
     let _ = c8dr::observe::init_tracing(&global.log_format);
     let opts = RehearseOptions {
         scenario: args.scenario,
         speed: args.speed,
         durations: if args.fast { LabDurations::fast() } else { LabDurations::default() },
-        faults: args.faults.map(|rate| FaultConfig { seed: args.faults_seed, error_rate: rate, ..FaultConfig::default() }),
+        faults: args.faults.map(|rate| FaultConfig {
+            seed: args.faults_seed,
+            error_rate: rate,
+            ..FaultConfig::default()
+        }),
         kill_worker_at: args.kill_worker_at,
         approver: if args.interactive { Approver::Interactive } else { Approver::Auto },
         bpmn_dir: args.bpmn,

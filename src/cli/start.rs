@@ -45,9 +45,7 @@ pub enum Process {
 pub fn parse_vars(vars: &[String]) -> anyhow::Result<Map<String, Value>> {
     let mut out = Map::new();
     for v in vars {
-        let (k, val) = v
-            .split_once('=')
-            .with_context(|| format!("--var {v:?}: write it as KEY=VALUE"))?;
+        let (k, val) = v.split_once('=').with_context(|| format!("--var {v:?}: write it as KEY=VALUE"))?;
         let k = k.trim();
         if k.is_empty() {
             anyhow::bail!("--var {v:?}: the key is empty; write it as KEY=VALUE");
@@ -59,12 +57,7 @@ pub fn parse_vars(vars: &[String]) -> anyhow::Result<Map<String, Value>> {
 }
 
 /// Checks that `target` exists in the configuration and `region` is 0 or 1.
-pub fn check_target_and_region(
-    config: &Config,
-    target: &str,
-    flag: &str,
-    region: i64,
-) -> anyhow::Result<()> {
+pub fn check_target_and_region(config: &Config, target: &str, flag: &str, region: i64) -> anyhow::Result<()> {
     if !config.targets.contains_key(target) {
         let known: Vec<&String> = config.targets.keys().collect();
         anyhow::bail!(
@@ -80,12 +73,7 @@ pub fn check_target_and_region(
 pub async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     let config = load_valid_config(global, Scope::Management)?;
     let (process_id, mut vars) = match args.process {
-        Process::Failover {
-            target,
-            lost_region,
-            reason,
-            vars,
-        } => {
+        Process::Failover { target, lost_region, reason, vars } => {
             check_target_and_region(&config, &target, "lost-region", lost_region)?;
             let mut v = parse_vars(&vars)?;
             v.insert("target".into(), target.into());
@@ -93,11 +81,7 @@ pub async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode>
             v.insert("reason".into(), reason.into());
             ("dr-failover", v)
         }
-        Process::Failback {
-            target,
-            recreated_region,
-            vars,
-        } => {
+        Process::Failback { target, recreated_region, vars } => {
             check_target_and_region(&config, &target, "recreated-region", recreated_region)?;
             let mut v = parse_vars(&vars)?;
             v.insert("target".into(), target.into());
@@ -110,9 +94,7 @@ pub async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode>
     let created = client
         .create_process_instance(process_id, &vars)
         .await
-        .with_context(|| {
-            format!("cannot start {process_id} (is it deployed? run `c8dr deploy`)")
-        })?;
+        .with_context(|| format!("cannot start {process_id} (is it deployed? run `c8dr deploy`)"))?;
     println!(
         "started {} version {}: process instance {}",
         created.bpmn_process_id, created.version, created.process_instance_key

@@ -51,10 +51,8 @@ pub fn render(address: &str, t: &pb::TopologyResponse) -> String {
     for b in &brokers {
         let mut parts = b.partitions.clone();
         parts.sort_by_key(|p| p.partition_id);
-        let parts: Vec<String> = parts
-            .iter()
-            .map(|p| format!("{}:{}{}", p.partition_id, role(p.role), health(p.health)))
-            .collect();
+        let parts: Vec<String> =
+            parts.iter().map(|p| format!("{}:{}{}", p.partition_id, role(p.role), health(p.health))).collect();
         let _ = writeln!(
             out,
             "{:<6} {:<32} {:<10} {}",

@@ -65,21 +65,16 @@ pub async fn run(_args: Args, global: &super::Global) -> anyhow::Result<ExitCode
     let endpoint = if config.worker.metrics_address.is_empty() {
         None
     } else {
-        let (address, task) = observe::serve(
-            &config.worker.metrics_address,
-            metrics.clone(),
-            health.clone(),
-            shutdown.clone(),
-        )
-        .await
-        .context("cannot start the metrics endpoint")?;
+        let (address, task) =
+            observe::serve(&config.worker.metrics_address, metrics.clone(), health.clone(), shutdown.clone())
+                .await
+                .context("cannot start the metrics endpoint")?;
         tracing::info!(%address, "serving /metrics, /healthz and /readyz");
         Some(task)
     };
 
-    let builder = Worker::builder(client.clone(), config.worker.clone())
-        .metrics(metrics)
-        .health(health, TOPOLOGY_INTERVAL);
+    let builder =
+        Worker::builder(client.clone(), config.worker.clone()).metrics(metrics).health(health, TOPOLOGY_INTERVAL);
     let builder = register_step_handlers(builder, &config);
     tracing::info!(gateway = %client.address(), job_types = ?builder.job_types(), "starting the job worker");
     builder.build().run(shutdown).await?;

@@ -11,15 +11,11 @@ pub const DEFAULT_CONFIG_FILE: &str = "c8dr.toml";
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error(
-        "configuration file {0} does not exist; pass an existing file with --config (or C8DR_CONFIG)"
-    )]
+    #[error("configuration file {0} does not exist; pass an existing file with --config (or C8DR_CONFIG)")]
     NotFound(PathBuf),
     #[error("cannot read configuration file {path}: {reason}")]
     Read { path: PathBuf, reason: String },
-    #[error(
-        "bad configuration in {source_name}: {reason}; fix or remove that key (see docs/configuration.md)"
-    )]
+    #[error("bad configuration in {source_name}: {reason}; fix or remove that key (see docs/configuration.md)")]
     Parse { source_name: String, reason: String },
     #[error("invalid configuration:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<super::ConfigProblem>),
@@ -34,10 +30,7 @@ impl Config {
     }
 
     /// [`Config::load`] with an explicit environment (for tests).
-    pub fn load_with_env(
-        path: Option<&Path>,
-        env: &BTreeMap<String, String>,
-    ) -> Result<Config, ConfigError> {
+    pub fn load_with_env(path: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
         let file = match path {
             Some(p) if !p.exists() => return Err(ConfigError::NotFound(p.to_path_buf())),
             Some(p) => Some(p.to_path_buf()),
@@ -45,10 +38,8 @@ impl Config {
         };
         let mut config = match &file {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read {
-                    path: p.clone(),
-                    reason: e.to_string(),
-                })?;
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| ConfigError::Read { path: p.clone(), reason: e.to_string() })?;
                 Self::from_toml_str(&text, &p.display().to_string())?
             }
             None => Config::default(),
@@ -62,14 +53,10 @@ impl Config {
         let built = config::Config::builder()
             .add_source(config::File::from_str(text, config::FileFormat::Toml))
             .build()
-            .map_err(|e| ConfigError::Parse {
-                source_name: source_name.into(),
-                reason: e.to_string(),
-            })?;
-        built.try_deserialize().map_err(|e| ConfigError::Parse {
-            source_name: source_name.into(),
-            reason: e.to_string(),
-        })
+            .map_err(|e| ConfigError::Parse { source_name: source_name.into(), reason: e.to_string() })?;
+        built
+            .try_deserialize()
+            .map_err(|e| ConfigError::Parse { source_name: source_name.into(), reason: e.to_string() })
     }
 }
 
@@ -79,8 +66,7 @@ fn apply_c8dr_env(config: Config, env: &BTreeMap<String, String>) -> Result<Conf
         .filter(|(k, _)| {
             // Every setting is nested (`SECTION__KEY`), so a C8DR_ variable without `__` is not
             // an override: C8DR_CONFIG, C8DR_LOG_FORMAT, or a secret such as C8DR_CLIENT_SECRET.
-            k.strip_prefix("C8DR_")
-                .is_some_and(|rest| rest.contains("__"))
+            k.strip_prefix("C8DR_").is_some_and(|rest| rest.contains("__"))
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
@@ -88,18 +74,9 @@ fn apply_c8dr_env(config: Config, env: &BTreeMap<String, String>) -> Result<Conf
         return Ok(config);
     }
     let names: Vec<&String> = vars.keys().collect();
-    let source_name = format!(
-        "environment ({})",
-        names
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let base = toml::to_string(&config).map_err(|e| ConfigError::Parse {
-        source_name: "configuration".into(),
-        reason: e.to_string(),
-    })?;
+    let source_name = format!("environment ({})", names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
+    let base = toml::to_string(&config)
+        .map_err(|e| ConfigError::Parse { source_name: "configuration".into(), reason: e.to_string() })?;
     let built = config::Config::builder()
         .add_source(config::File::from_str(&base, config::FileFormat::Toml))
         .add_source(
@@ -110,102 +87,52 @@ fn apply_c8dr_env(config: Config, env: &BTreeMap<String, String>) -> Result<Conf
                 .source(Some(vars)),
         )
         .build()
-        .map_err(|e| ConfigError::Parse {
-            source_name: source_name.clone(),
-            reason: e.to_string(),
-        })?;
-    built.try_deserialize().map_err(|e| ConfigError::Parse {
-        source_name,
-        reason: e.to_string(),
-    })
+        .map_err(|e| ConfigError::Parse { source_name: source_name.clone(), reason: e.to_string() })?;
+    built.try_deserialize().map_err(|e| ConfigError::Parse { source_name, reason: e.to_string() })
 }
 
 /// The first of `names` that is set and not blank.
-fn first<'a>(
-    env: &'a BTreeMap<String, String>,
-    names: &[&'static str],
-) -> Option<(&'static str, &'a str)> {
-    names.iter().find_map(|n| {
-        env.get(*n)
-            .map(|v| v.trim())
-            .filter(|v| !v.is_empty())
-            .map(|v| (*n, v))
-    })
+fn first<'a>(env: &'a BTreeMap<String, String>, names: &[&'static str]) -> Option<(&'static str, &'a str)> {
+    names.iter().find_map(|n| env.get(*n).map(|v| v.trim()).filter(|v| !v.is_empty()).map(|v| (*n, v)))
 }
 
 fn truthy(env: &BTreeMap<String, String>, names: &[&'static str]) -> bool {
-    first(env, names)
-        .is_some_and(|(_, v)| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+    first(env, names).is_some_and(|(_, v)| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
 }
 
 /// Applies Camunda's usual client variables to the management connection.
 fn apply_camunda_env(config: &mut Config, env: &BTreeMap<String, String>) {
     let m = &mut config.management;
-    if let Some((name, addr)) = first(
-        env,
-        &[
-            "CAMUNDA_GRPC_ADDRESS",
-            "ZEEBE_GRPC_ADDRESS",
-            "ZEEBE_ADDRESS",
-        ],
-    ) {
+    if let Some((name, addr)) = first(env, &["CAMUNDA_GRPC_ADDRESS", "ZEEBE_GRPC_ADDRESS", "ZEEBE_ADDRESS"]) {
         m.grpc_address = if addr.contains("://") {
             addr.to_string()
         } else {
             // host:port (ZEEBE_ADDRESS style): TLS unless told the connection is insecure.
-            let insecure = truthy(
-                env,
-                &["CAMUNDA_INSECURE_CONNECTION", "ZEEBE_INSECURE_CONNECTION"],
-            );
+            let insecure = truthy(env, &["CAMUNDA_INSECURE_CONNECTION", "ZEEBE_INSECURE_CONNECTION"]);
             format!("{}://{addr}", if insecure { "http" } else { "https" })
         };
-        tracing::debug!(
-            from = name,
-            "management gRPC address taken from the environment"
-        );
+        tracing::debug!(from = name, "management gRPC address taken from the environment");
     }
     if let Some((_, addr)) = first(env, &["CAMUNDA_REST_ADDRESS", "ZEEBE_REST_ADDRESS"]) {
         m.rest_address = addr.to_string();
     }
-    if let Some((_, path)) = first(
-        env,
-        &["CAMUNDA_CA_CERTIFICATE_PATH", "ZEEBE_CA_CERTIFICATE_PATH"],
-    ) {
+    if let Some((_, path)) = first(env, &["CAMUNDA_CA_CERTIFICATE_PATH", "ZEEBE_CA_CERTIFICATE_PATH"]) {
         m.ca_certificate_path = Some(PathBuf::from(path));
     }
-    let url = first(
-        env,
-        &[
-            "CAMUNDA_AUTHORIZATION_SERVER_URL",
-            "ZEEBE_AUTHORIZATION_SERVER_URL",
-            "CAMUNDA_OAUTH_URL",
-        ],
-    );
+    let url = first(env, &["CAMUNDA_AUTHORIZATION_SERVER_URL", "ZEEBE_AUTHORIZATION_SERVER_URL", "CAMUNDA_OAUTH_URL"]);
     let audience = first(env, &["CAMUNDA_TOKEN_AUDIENCE", "ZEEBE_TOKEN_AUDIENCE"]);
     let scope = first(env, &["CAMUNDA_TOKEN_SCOPE", "ZEEBE_TOKEN_SCOPE"]);
     let secret_var = first(env, &["CAMUNDA_CLIENT_SECRET", "ZEEBE_CLIENT_SECRET"]).map(|(n, _)| n);
     if let Some((id_var, id)) = first(env, &["CAMUNDA_CLIENT_ID", "ZEEBE_CLIENT_ID"]) {
         let (old_secret, old_url, old_audience, old_scope) = match &m.auth {
-            AuthConfig::Oauth {
-                client_secret,
-                authorization_server_url,
-                audience,
-                scope,
-                ..
-            } => (
-                Some(client_secret.clone()),
-                authorization_server_url.clone(),
-                audience.clone(),
-                scope.clone(),
-            ),
+            AuthConfig::Oauth { client_secret, authorization_server_url, audience, scope, .. } => {
+                (Some(client_secret.clone()), authorization_server_url.clone(), audience.clone(), scope.clone())
+            }
             _ => (None, String::new(), None, None),
         };
         // The secret is referenced by the variable's name, never copied.
-        let default_secret_var = if id_var.starts_with("ZEEBE_") {
-            "ZEEBE_CLIENT_SECRET"
-        } else {
-            "CAMUNDA_CLIENT_SECRET"
-        };
+        let default_secret_var =
+            if id_var.starts_with("ZEEBE_") { "ZEEBE_CLIENT_SECRET" } else { "CAMUNDA_CLIENT_SECRET" };
         let client_secret = match (secret_var, old_secret) {
             (Some(var), _) => SecretRef::from_env(var),
             (None, Some(old)) => old,
@@ -218,13 +145,8 @@ fn apply_camunda_env(config: &mut Config, env: &BTreeMap<String, String>) {
             audience: audience.map(|(_, a)| a.to_string()).or(old_audience),
             scope: scope.map(|(_, s)| s.to_string()).or(old_scope),
         };
-    } else if let AuthConfig::Oauth {
-        client_secret,
-        authorization_server_url,
-        audience: aud,
-        scope: sc,
-        ..
-    } = &mut m.auth
+    } else if let AuthConfig::Oauth { client_secret, authorization_server_url, audience: aud, scope: sc, .. } =
+        &mut m.auth
     {
         if let Some((_, u)) = url {
             *authorization_server_url = u.to_string();
@@ -238,20 +160,13 @@ fn apply_camunda_env(config: &mut Config, env: &BTreeMap<String, String>) {
         if let Some(var) = secret_var {
             *client_secret = SecretRef::from_env(var);
         }
-    } else if let Some((_, user)) = first(
-        env,
-        &["CAMUNDA_BASIC_AUTH_USERNAME", "ZEEBE_BASIC_AUTH_USERNAME"],
-    ) {
-        let password_var = if env.contains_key("CAMUNDA_BASIC_AUTH_PASSWORD")
-            || !env.contains_key("ZEEBE_BASIC_AUTH_PASSWORD")
-        {
-            "CAMUNDA_BASIC_AUTH_PASSWORD"
-        } else {
-            "ZEEBE_BASIC_AUTH_PASSWORD"
-        };
-        m.auth = AuthConfig::Basic {
-            username: user.to_string(),
-            password: SecretRef::from_env(password_var),
-        };
+    } else if let Some((_, user)) = first(env, &["CAMUNDA_BASIC_AUTH_USERNAME", "ZEEBE_BASIC_AUTH_USERNAME"]) {
+        let password_var =
+            if env.contains_key("CAMUNDA_BASIC_AUTH_PASSWORD") || !env.contains_key("ZEEBE_BASIC_AUTH_PASSWORD") {
+                "CAMUNDA_BASIC_AUTH_PASSWORD"
+            } else {
+                "ZEEBE_BASIC_AUTH_PASSWORD"
+            };
+        m.auth = AuthConfig::Basic { username: user.to_string(), password: SecretRef::from_env(password_var) };
     }
 }

@@ -20,55 +20,30 @@ struct Problems(Vec<ConfigProblem>);
 
 impl Problems {
     fn add(&mut self, field: impl Into<String>, problem: impl Into<String>) {
-        self.0.push(ConfigProblem {
-            field: field.into(),
-            problem: problem.into(),
-        });
+        self.0.push(ConfigProblem { field: field.into(), problem: problem.into() });
     }
 
     fn url(&mut self, field: &str, value: &str, schemes: &[&str]) {
         match url::Url::parse(value) {
-            Err(e) => self.add(
-                field,
-                format!(
-                    "{value:?} is not a URL ({e}); write it like {}://host:port",
-                    schemes[0]
-                ),
-            ),
-            Ok(u) if !schemes.contains(&u.scheme()) => self.add(
-                field,
-                format!(
-                    "{value:?} has scheme {:?}; use one of {}",
-                    u.scheme(),
-                    schemes.join(", ")
-                ),
-            ),
-            Ok(u) if u.host_str().is_none_or(str::is_empty) => {
-                self.add(field, format!("{value:?} has no host"))
+            Err(e) => {
+                self.add(field, format!("{value:?} is not a URL ({e}); write it like {}://host:port", schemes[0]))
             }
+            Ok(u) if !schemes.contains(&u.scheme()) => {
+                self.add(field, format!("{value:?} has scheme {:?}; use one of {}", u.scheme(), schemes.join(", ")))
+            }
+            Ok(u) if u.host_str().is_none_or(str::is_empty) => self.add(field, format!("{value:?} has no host")),
             Ok(_) => {}
         }
     }
 
     fn secret(&mut self, field: &str, secret: &SecretRef, env: &BTreeMap<String, String>) {
         match (&secret.env, &secret.file) {
-            (None, None) => self.add(
-                field,
-                "secret reference is empty; set env = \"VAR\" or file = \"/path\"",
-            ),
-            (Some(var), _) if !env.contains_key(var) => self.add(
-                field,
-                format!(
-                    "environment variable {var} is not set; export it (the secret is read from it)"
-                ),
-            ),
-            (None, Some(path)) if !path.exists() => self.add(
-                field,
-                format!(
-                    "secret file {} does not exist; create it or fix the path",
-                    path.display()
-                ),
-            ),
+            (None, None) => self.add(field, "secret reference is empty; set env = \"VAR\" or file = \"/path\""),
+            (Some(var), _) if !env.contains_key(var) => self
+                .add(field, format!("environment variable {var} is not set; export it (the secret is read from it)")),
+            (None, Some(path)) if !path.exists() => {
+                self.add(field, format!("secret file {} does not exist; create it or fix the path", path.display()))
+            }
             _ => {}
         }
     }
@@ -97,29 +72,15 @@ impl Config {
     }
 
     /// [`Config::validate`] against an explicit environment (for tests).
-    pub fn validate_with_env(
-        &self,
-        env: &BTreeMap<String, String>,
-    ) -> Result<(), Vec<ConfigProblem>> {
+    pub fn validate_with_env(&self, env: &BTreeMap<String, String>) -> Result<(), Vec<ConfigProblem>> {
         let mut p = Problems(Vec::new());
         let m = &self.management;
-        p.url(
-            "management.grpc_address",
-            &m.grpc_address,
-            &["http", "https", "grpc", "grpcs"],
-        );
-        p.url(
-            "management.rest_address",
-            &m.rest_address,
-            &["http", "https"],
-        );
+        p.url("management.grpc_address", &m.grpc_address, &["http", "https", "grpc", "grpcs"]);
+        p.url("management.rest_address", &m.rest_address, &["http", "https"]);
         if let Some(ca) = &m.ca_certificate_path
             && !ca.exists()
         {
-            p.add(
-                "management.ca_certificate_path",
-                format!("{} does not exist; point it at a PEM file", ca.display()),
-            );
+            p.add("management.ca_certificate_path", format!("{} does not exist; point it at a PEM file", ca.display()));
         }
         if m.request_timeout_ms == 0 {
             p.add("management.request_timeout_ms", "must be > 0 (e.g. 10000)");
@@ -128,24 +89,13 @@ impl Config {
             AuthConfig::None => {}
             AuthConfig::Basic { username, password } => {
                 if username.trim().is_empty() {
-                    p.add(
-                        "management.auth.username",
-                        "is empty; set the user name (or CAMUNDA_BASIC_AUTH_USERNAME)",
-                    );
+                    p.add("management.auth.username", "is empty; set the user name (or CAMUNDA_BASIC_AUTH_USERNAME)");
                 }
                 p.secret("management.auth.password", password, env);
             }
-            AuthConfig::Oauth {
-                client_id,
-                client_secret,
-                authorization_server_url,
-                ..
-            } => {
+            AuthConfig::Oauth { client_id, client_secret, authorization_server_url, .. } => {
                 if client_id.trim().is_empty() {
-                    p.add(
-                        "management.auth.client_id",
-                        "is empty; set it (or CAMUNDA_CLIENT_ID)",
-                    );
+                    p.add("management.auth.client_id", "is empty; set it (or CAMUNDA_CLIENT_ID)");
                 }
                 p.secret("management.auth.client_secret", client_secret, env);
                 if authorization_server_url.trim().is_empty() {
@@ -154,76 +104,61 @@ impl Config {
                         "is empty; set the token endpoint (or CAMUNDA_AUTHORIZATION_SERVER_URL)",
                     );
                 } else {
-                    p.url(
-                        "management.auth.authorization_server_url",
-                        authorization_server_url,
-                        &["https", "http"],
-                    );
+                    p.url("management.auth.authorization_server_url", authorization_server_url, &["https", "http"]);
                 }
             }
         }
 
         let w = &self.worker;
         if w.name.trim().is_empty() {
-            p.add(
-                "worker.name",
-                "is empty; name the worker (e.g. c8dr-worker)",
-            );
+            p.add("worker.name", "is empty; name the worker (e.g. c8dr-worker)");
         }
         if w.max_jobs_active == 0 {
             p.add("worker.max_jobs_active", "must be at least 1");
         }
         if w.job_timeout_ms < 1000 {
-            p.add(
-                "worker.job_timeout_ms",
-                "must be at least 1000 (the job is extended at half of it)",
-            );
+            p.add("worker.job_timeout_ms", "must be at least 1000 (the job is extended at half of it)");
         }
         if w.request_timeout_ms == 0 {
-            p.add(
-                "worker.request_timeout_ms",
-                "must be > 0 (long-poll duration, e.g. 10000)",
-            );
+            p.add("worker.request_timeout_ms", "must be > 0 (long-poll duration, e.g. 10000)");
         }
         if w.backoff_min_ms == 0 || w.backoff_min_ms > w.backoff_max_ms {
-            p.add(
-                "worker.backoff_min_ms",
-                "must be > 0 and not above worker.backoff_max_ms",
-            );
+            p.add("worker.backoff_min_ms", "must be > 0 and not above worker.backoff_max_ms");
         }
-        if !w.metrics_address.is_empty()
-            && w.metrics_address.parse::<std::net::SocketAddr>().is_err()
-        {
+        if !w.metrics_address.is_empty() && w.metrics_address.parse::<std::net::SocketAddr>().is_err() {
             p.add(
                 "worker.metrics_address",
-                format!(
-                    "{:?} is not host:port (e.g. 127.0.0.1:9464); use \"\" to disable",
-                    w.metrics_address
-                ),
+                format!("{:?} is not host:port (e.g. 127.0.0.1:9464); use \"\" to disable", w.metrics_address),
             );
         }
         if self.journal.path.as_os_str().is_empty() {
-            p.add(
-                "journal.path",
-                "is empty; set a file path for the audit journal",
-            );
+            p.add("journal.path", "is empty; set a file path for the audit journal");
         }
 
         for (name, t) in &self.targets {
             let f = |k: &str| format!("targets.{name}.{k}");
             if t.regions.len() != 2 {
-                p.add(f("regions"), format!("has {} entries; a dual-region target needs exactly 2 ([[targets.{name}.regions]] twice)", t.regions.len()));
+                p.add(
+                    f("regions"),
+                    format!(
+                        "has {} entries; a dual-region target needs exactly 2 ([[targets.{name}.regions]] twice)",
+                        t.regions.len()
+                    ),
+                );
             }
             if t.cluster_size < 4 || t.cluster_size % 2 != 0 {
-                p.add(f("cluster_size"), format!("is {}; must be even and at least 4 (brokers split evenly across 2 regions)", t.cluster_size));
+                p.add(
+                    f("cluster_size"),
+                    format!(
+                        "is {}; must be even and at least 4 (brokers split evenly across 2 regions)",
+                        t.cluster_size
+                    ),
+                );
             }
             if t.replication_factor < 2 || t.replication_factor % 2 != 0 {
                 p.add(
                     f("replication_factor"),
-                    format!(
-                        "is {}; must be even (a copy in each region), e.g. 4",
-                        t.replication_factor
-                    ),
+                    format!("is {}; must be even (a copy in each region), e.g. 4", t.replication_factor),
                 );
             } else if t.replication_factor > t.cluster_size {
                 p.add(
@@ -238,34 +173,25 @@ impl Config {
                 p.add(f("partition_count"), "must be at least 1");
             }
             if t.release.trim().is_empty() {
-                p.add(
-                    f("release"),
-                    "is empty; set the Helm release name (e.g. camunda)",
-                );
+                p.add(f("release"), "is empty; set the Helm release name (e.g. camunda)");
             }
             if t.exporter_prefix.trim().is_empty() {
-                p.add(
-                    f("exporter_prefix"),
-                    "is empty; set it (e.g. camundaregion)",
-                );
+                p.add(f("exporter_prefix"), "is empty; set it (e.g. camundaregion)");
             }
             if t.snapshot.repository.trim().is_empty() {
-                p.add(
-                    f("snapshot.repository"),
-                    "is empty; name the Elasticsearch snapshot repository",
-                );
+                p.add(f("snapshot.repository"), "is empty; name the Elasticsearch snapshot repository");
             }
             if let Some(u) = &t.lab_control_url {
                 p.url(&f("lab_control_url"), u, &["http", "https"]);
             }
             if t.helm.mode == HelmMode::Lab && t.lab_control_url.is_none() {
-                p.add(f("helm.mode"), "is \"lab\" but lab_control_url is not set; set it or use mode \"manual\"/\"command\"");
+                p.add(
+                    f("helm.mode"),
+                    "is \"lab\" but lab_control_url is not set; set it or use mode \"manual\"/\"command\"",
+                );
             }
             if t.helm.region_values.len() > 2 {
-                p.add(
-                    f("helm.region_values"),
-                    "has more than 2 entries; one list per region (index = region id)",
-                );
+                p.add(f("helm.region_values"), "has more than 2 entries; one list per region (index = region id)");
             }
             let mut names = std::collections::BTreeSet::new();
             for (i, r) in t.regions.iter().enumerate() {
@@ -273,18 +199,11 @@ impl Config {
                 if r.name.trim().is_empty() {
                     p.add(rf("name"), "is empty; name the region");
                 } else if !names.insert(r.name.clone()) {
-                    p.add(
-                        rf("name"),
-                        format!("{:?} is used twice; region names must differ", r.name),
-                    );
+                    p.add(rf("name"), format!("{:?} is used twice; region names must differ", r.name));
                 }
                 p.url(&rf("management_url"), &r.management_url, &["http", "https"]);
                 p.url(&rf("rest_url"), &r.rest_url, &["http", "https"]);
-                p.url(
-                    &rf("elasticsearch_url"),
-                    &r.elasticsearch_url,
-                    &["http", "https"],
-                );
+                p.url(&rf("elasticsearch_url"), &r.elasticsearch_url, &["http", "https"]);
                 p.http_auth(&rf("rest_auth"), &r.rest_auth, env);
                 p.http_auth(&rf("elasticsearch_auth"), &r.elasticsearch_auth, env);
                 if r.timeout_ms == 0 {

@@ -20,9 +20,7 @@ impl ClientTarget {
 impl From<TargetError> for ApiError {
     fn from(e: TargetError) -> Self {
         let kind = match e.kind {
-            ErrorKind::Unreachable | ErrorKind::Timeout | ErrorKind::Server => {
-                ApiErrorKind::Transient
-            }
+            ErrorKind::Unreachable | ErrorKind::Timeout | ErrorKind::Server => ApiErrorKind::Transient,
             ErrorKind::Malformed => ApiErrorKind::Malformed,
             ErrorKind::Conflict => ApiErrorKind::Conflict,
             ErrorKind::NotFound => ApiErrorKind::NotFound,
@@ -33,12 +31,7 @@ impl From<TargetError> for ApiError {
         } else {
             format!("{} {} {}: {}", e.api, e.method, e.url, e.message)
         };
-        ApiError {
-            kind,
-            status: e.status,
-            error_type: e.es_type,
-            message,
-        }
+        ApiError { kind, status: e.status, error_type: e.es_type, message }
     }
 }
 
@@ -53,10 +46,7 @@ fn op(o: &m::Operation) -> Operation {
 }
 
 fn planned(p: m::PlannedChange) -> PlannedChange {
-    PlannedChange {
-        change_id: p.change_id,
-        planned_changes: p.planned_changes.iter().map(op).collect(),
-    }
+    PlannedChange { change_id: p.change_id, planned_changes: p.planned_changes.iter().map(op).collect() }
 }
 
 fn cluster(t: m::ClusterTopology) -> ClusterView {
@@ -84,10 +74,7 @@ fn cluster(t: m::ClusterTopology) -> ClusterView {
                     .collect(),
             })
             .collect(),
-        last_change: t.last_change.map(|c| ChangeRef {
-            id: c.id,
-            status: c.status.as_str().to_string(),
-        }),
+        last_change: t.last_change.map(|c| ChangeRef { id: c.id, status: c.status.as_str().to_string() }),
         pending_change: t.pending_change.map(|p| PendingChange {
             id: p.id,
             status: p.status.as_str().to_string(),
@@ -99,30 +86,16 @@ fn cluster(t: m::ClusterTopology) -> ClusterView {
 
 impl TargetApi for ClientTarget {
     fn cluster(&self, region: u8) -> BoxFuture<'_, ApiResult<ClusterView>> {
-        async move {
-            Ok(cluster(
-                self.target.region(region).management.get_cluster().await?,
-            ))
-        }
-        .boxed()
+        async move { Ok(cluster(self.target.region(region).management.get_cluster().await?)) }.boxed()
     }
 
     fn dry_run_remove(&self, region: u8, ids: Vec<u32>) -> BoxFuture<'_, ApiResult<PlannedChange>> {
         async move {
             let patch = m::ClusterPatch {
-                brokers: Some(m::BrokersPatch {
-                    remove: ids,
-                    ..Default::default()
-                }),
+                brokers: Some(m::BrokersPatch { remove: ids, ..Default::default() }),
                 partitions: None,
             };
-            Ok(planned(
-                self.target
-                    .region(region)
-                    .management
-                    .patch_cluster(&patch, true, true)
-                    .await?,
-            ))
+            Ok(planned(self.target.region(region).management.patch_cluster(&patch, true, true).await?))
         }
         .boxed()
     }
@@ -158,48 +131,22 @@ impl TargetApi for ClientTarget {
 
     fn exporters(&self, region: u8) -> BoxFuture<'_, ApiResult<Vec<ExporterStatus>>> {
         async move {
-            let list = self
-                .target
-                .region(region)
-                .management
-                .list_exporters()
-                .await?;
+            let list = self.target.region(region).management.list_exporters().await?;
             Ok(list
                 .into_iter()
-                .map(|e| ExporterStatus {
-                    exporter_id: e.exporter_id,
-                    status: e.status.as_str().to_string(),
-                })
+                .map(|e| ExporterStatus { exporter_id: e.exporter_id, status: e.status.as_str().to_string() })
                 .collect())
         }
         .boxed()
     }
 
     fn repository_exists(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<bool>> {
-        async move {
-            Ok(self
-                .target
-                .region(region)
-                .elasticsearch
-                .get_repository(&repository)
-                .await?
-                .is_some())
-        }
-        .boxed()
+        async move { Ok(self.target.region(region).elasticsearch.get_repository(&repository).await?.is_some()) }.boxed()
     }
 
-    fn snapshots(
-        &self,
-        region: u8,
-        repository: String,
-    ) -> BoxFuture<'_, ApiResult<Vec<SnapshotInfo>>> {
+    fn snapshots(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<Vec<SnapshotInfo>>> {
         async move {
-            let list = self
-                .target
-                .region(region)
-                .elasticsearch
-                .list_snapshots(&repository)
-                .await?;
+            let list = self.target.region(region).elasticsearch.list_snapshots(&repository).await?;
             Ok(list
                 .into_iter()
                 .map(|s| SnapshotInfo {
@@ -219,12 +166,7 @@ impl TargetApi for ClientTarget {
     fn recoveries(&self, region: u8) -> BoxFuture<'_, ApiResult<Vec<RecoveryInfo>>> {
         async move {
             // guards api-contract §6.13: all recoveries (not active_only) to recognize our restore
-            let list = self
-                .target
-                .region(region)
-                .elasticsearch
-                .recoveries(false)
-                .await?;
+            let list = self.target.region(region).elasticsearch.recoveries(false).await?;
             Ok(list
                 .into_iter()
                 .map(|r| RecoveryInfo {
@@ -244,11 +186,7 @@ impl TargetApi for ClientTarget {
             let list = self.target.region(region).elasticsearch.indices().await?;
             Ok(list
                 .into_iter()
-                .map(|i| IndexInfo {
-                    name: i.index,
-                    status: i.status.as_str().to_string(),
-                    docs: i.docs_count,
-                })
+                .map(|i| IndexInfo { name: i.index, status: i.status.as_str().to_string(), docs: i.docs_count })
                 .collect())
         }
         .boxed()
@@ -256,38 +194,17 @@ impl TargetApi for ClientTarget {
 
     fn health(&self, region: u8) -> BoxFuture<'_, ApiResult<HealthInfo>> {
         async move {
-            let h = self
-                .target
-                .region(region)
-                .elasticsearch
-                .cluster_health()
-                .await?;
-            Ok(HealthInfo {
-                status: h.status.as_str().to_string(),
-                timed_out: h.timed_out,
-            })
+            let h = self.target.region(region).elasticsearch.cluster_health().await?;
+            Ok(HealthInfo { status: h.status.as_str().to_string(), timed_out: h.timed_out })
         }
         .boxed()
     }
 
-    fn process_instances(
-        &self,
-        region: u8,
-        bpmn_process_id: String,
-    ) -> BoxFuture<'_, ApiResult<Vec<String>>> {
+    fn process_instances(&self, region: u8, bpmn_process_id: String) -> BoxFuture<'_, ApiResult<Vec<String>>> {
         async move {
             let filter = serde_json::json!({ "processDefinitionId": bpmn_process_id });
-            let page = self
-                .target
-                .region(region)
-                .rest
-                .search_process_instances(filter, 10_000)
-                .await?;
-            Ok(page
-                .items
-                .into_iter()
-                .map(|i| i.process_instance_key)
-                .collect())
+            let page = self.target.region(region).rest.search_process_instances(filter, 10_000).await?;
+            Ok(page.items.into_iter().map(|i| i.process_instance_key).collect())
         }
         .boxed()
     }
@@ -299,44 +216,26 @@ impl TargetApi for ClientTarget {
             Ok(match mutation {
                 Mutation::ForceRemoveBrokers { ids } => {
                     let patch = m::ClusterPatch {
-                        brokers: Some(m::BrokersPatch {
-                            remove: ids,
-                            ..Default::default()
-                        }),
+                        brokers: Some(m::BrokersPatch { remove: ids, ..Default::default() }),
                         partitions: None,
                     };
-                    MutationResult::Change(planned(
-                        r.management.patch_cluster(&patch, false, true).await?,
-                    ))
+                    MutationResult::Change(planned(r.management.patch_cluster(&patch, false, true).await?))
                 }
-                Mutation::AddBrokers {
-                    ids,
-                    replication_factor,
-                } => {
+                Mutation::AddBrokers { ids, replication_factor } => {
                     let patch = m::ClusterPatch {
-                        brokers: Some(m::BrokersPatch {
-                            add: ids,
-                            ..Default::default()
-                        }),
+                        brokers: Some(m::BrokersPatch { add: ids, ..Default::default() }),
                         partitions: Some(m::PartitionsPatch {
                             replication_factor: Some(replication_factor),
                             ..Default::default()
                         }),
                     };
-                    MutationResult::Change(planned(
-                        r.management.patch_cluster(&patch, false, false).await?,
-                    ))
+                    MutationResult::Change(planned(r.management.patch_cluster(&patch, false, false).await?))
                 }
-                Mutation::DisableExporter { exporter_id } => MutationResult::Change(planned(
-                    r.management.disable_exporter(&exporter_id).await?,
-                )),
-                Mutation::EnableExporter {
-                    exporter_id,
-                    initialize_from,
-                } => MutationResult::Change(planned(
-                    r.management
-                        .enable_exporter(&exporter_id, initialize_from.as_deref())
-                        .await?,
+                Mutation::DisableExporter { exporter_id } => {
+                    MutationResult::Change(planned(r.management.disable_exporter(&exporter_id).await?))
+                }
+                Mutation::EnableExporter { exporter_id, initialize_from } => MutationResult::Change(planned(
+                    r.management.enable_exporter(&exporter_id, initialize_from.as_deref()).await?,
                 )),
                 Mutation::PauseExporting => {
                     r.management.pause_exporting(false).await?;
@@ -346,54 +245,30 @@ impl TargetApi for ClientTarget {
                     r.management.resume_exporting().await?;
                     MutationResult::Ack
                 }
-                Mutation::RegisterRepository {
-                    repository,
-                    readonly,
-                } => {
-                    let settings: serde_json::Map<String, serde_json::Value> = snap
-                        .settings
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect();
-                    r.elasticsearch
-                        .put_repository(&repository, &snap.kind, &settings, readonly)
-                        .await?;
+                Mutation::RegisterRepository { repository, readonly } => {
+                    let settings: serde_json::Map<String, serde_json::Value> =
+                        snap.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                    r.elasticsearch.put_repository(&repository, &snap.kind, &settings, readonly).await?;
                     MutationResult::Ack
                 }
                 Mutation::DeleteRepository { repository } => {
                     r.elasticsearch.delete_repository(&repository).await?;
                     MutationResult::Ack
                 }
-                Mutation::CreateSnapshot {
-                    repository,
-                    snapshot,
-                } => {
-                    r.elasticsearch
-                        .create_snapshot(&repository, &snapshot, true)
-                        .await?;
+                Mutation::CreateSnapshot { repository, snapshot } => {
+                    r.elasticsearch.create_snapshot(&repository, &snapshot, true).await?;
                     MutationResult::Ack
                 }
-                Mutation::RestoreSnapshot {
-                    repository,
-                    snapshot,
-                } => {
-                    r.elasticsearch
-                        .restore_snapshot(&repository, &snapshot, true, None)
-                        .await?;
+                Mutation::RestoreSnapshot { repository, snapshot } => {
+                    r.elasticsearch.restore_snapshot(&repository, &snapshot, true, None).await?;
                     MutationResult::Ack
                 }
                 Mutation::DeployProcess { resource_name, xml } => {
-                    let d = r
-                        .rest
-                        .deploy_resource(&resource_name, xml.into_bytes())
-                        .await?;
+                    let d = r.rest.deploy_resource(&resource_name, xml.into_bytes()).await?;
                     MutationResult::Key(d.deployment_key)
                 }
                 Mutation::CreateProcessInstance { bpmn_process_id } => {
-                    let c = r
-                        .rest
-                        .create_process_instance(&bpmn_process_id, serde_json::Value::Null)
-                        .await?;
+                    let c = r.rest.create_process_instance(&bpmn_process_id, serde_json::Value::Null).await?;
                     MutationResult::Key(c.process_instance_key)
                 }
             })

@@ -36,12 +36,7 @@ pub enum ApiErrorKind {
 
 impl ApiError {
     pub fn new(kind: ApiErrorKind, status: Option<u16>, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            status,
-            error_type: None,
-            message: message.into(),
-        }
+        Self { kind, status, error_type: None, message: message.into() }
     }
     pub fn with_type(mut self, t: impl Into<String>) -> Self {
         self.error_type = Some(t.into());
@@ -115,8 +110,7 @@ impl Operation {
     /// True when the operation is `name` and concerns one of `ids` (as executor or in `brokers`).
     pub fn concerns(&self, name: &str, ids: &[u32]) -> bool {
         self.operation == name
-            && (self.broker_id.is_some_and(|b| ids.contains(&b))
-                || self.brokers.iter().any(|b| ids.contains(b)))
+            && (self.broker_id.is_some_and(|b| ids.contains(&b)) || self.brokers.iter().any(|b| ids.contains(b)))
     }
 
     /// `"OP broker N partition P"`, as the plan shows it.
@@ -299,19 +293,13 @@ impl Mutation {
             Mutation::ForceRemoveBrokers { ids } => {
                 format!("PATCH /actuator/cluster?force=true brokers.remove={ids:?}")
             }
-            Mutation::AddBrokers {
-                ids,
-                replication_factor,
-            } => format!(
-                "PATCH /actuator/cluster brokers.add={ids:?} partitions.replicationFactor={replication_factor}"
-            ),
+            Mutation::AddBrokers { ids, replication_factor } => {
+                format!("PATCH /actuator/cluster brokers.add={ids:?} partitions.replicationFactor={replication_factor}")
+            }
             Mutation::DisableExporter { exporter_id } => {
                 format!("POST /actuator/exporters/{exporter_id}/disable")
             }
-            Mutation::EnableExporter {
-                exporter_id,
-                initialize_from,
-            } => match initialize_from {
+            Mutation::EnableExporter { exporter_id, initialize_from } => match initialize_from {
                 Some(f) => {
                     format!("POST /actuator/exporters/{exporter_id}/enable initializeFrom={f}")
                 }
@@ -319,23 +307,14 @@ impl Mutation {
             },
             Mutation::PauseExporting => "POST /actuator/exporting/pause".into(),
             Mutation::ResumeExporting => "POST /actuator/exporting/resume".into(),
-            Mutation::RegisterRepository {
-                repository,
-                readonly,
-            } => {
+            Mutation::RegisterRepository { repository, readonly } => {
                 format!("PUT /_snapshot/{repository} readonly={readonly}")
             }
             Mutation::DeleteRepository { repository } => format!("DELETE /_snapshot/{repository}"),
-            Mutation::CreateSnapshot {
-                repository,
-                snapshot,
-            } => {
+            Mutation::CreateSnapshot { repository, snapshot } => {
                 format!("PUT /_snapshot/{repository}/{snapshot} include_global_state=true")
             }
-            Mutation::RestoreSnapshot {
-                repository,
-                snapshot,
-            } => format!(
+            Mutation::RestoreSnapshot { repository, snapshot } => format!(
                 "POST /_snapshot/{repository}/{snapshot}/_restore include_global_state=true wait_for_completion=false"
             ),
             Mutation::DeployProcess { resource_name, .. } => {
@@ -363,11 +342,7 @@ impl MutationResult {
     pub fn describe(&self) -> String {
         match self {
             MutationResult::Change(c) => {
-                format!(
-                    "accepted changeId={} ({} planned operations)",
-                    c.change_id,
-                    c.planned_changes.len()
-                )
+                format!("accepted changeId={} ({} planned operations)", c.change_id, c.planned_changes.len())
             }
             MutationResult::Ack => "acknowledged".into(),
             MutationResult::Key(k) => format!("key={k}"),
@@ -386,21 +361,13 @@ pub trait TargetApi: Send + Sync {
     /// `GET /_snapshot/{repo}`: `false` when the repository is not registered (404).
     fn repository_exists(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<bool>>;
     /// `GET /_snapshot/{repo}/_all`. 404 `repository_missing_exception` is an error.
-    fn snapshots(
-        &self,
-        region: u8,
-        repository: String,
-    ) -> BoxFuture<'_, ApiResult<Vec<SnapshotInfo>>>;
+    fn snapshots(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<Vec<SnapshotInfo>>>;
     /// `GET /_recovery` (all recoveries, not only active ones).
     fn recoveries(&self, region: u8) -> BoxFuture<'_, ApiResult<Vec<RecoveryInfo>>>;
     fn indices(&self, region: u8) -> BoxFuture<'_, ApiResult<Vec<IndexInfo>>>;
     fn health(&self, region: u8) -> BoxFuture<'_, ApiResult<HealthInfo>>;
     /// Keys of the instances of `bpmn_process_id` that `POST /v2/process-instances/search` finds.
-    fn process_instances(
-        &self,
-        region: u8,
-        bpmn_process_id: String,
-    ) -> BoxFuture<'_, ApiResult<Vec<String>>>;
+    fn process_instances(&self, region: u8, bpmn_process_id: String) -> BoxFuture<'_, ApiResult<Vec<String>>>;
     /// The one mutating call. Use [`super::StepEnv::mutate`], which journals it.
     fn mutate(&self, region: u8, mutation: Mutation) -> BoxFuture<'_, ApiResult<MutationResult>>;
 }

@@ -7,20 +7,14 @@ use serde_json::{Value, json};
 
 /// True when the pending change contains `operation` concerning one of `brokers`.
 fn touches(p: &PendingChange, operation: &str, brokers: &[u32]) -> bool {
-    p.completed
-        .iter()
-        .chain(p.pending.iter())
-        .any(|op| op.concerns(operation, brokers))
+    p.completed.iter().chain(p.pending.iter()).any(|op| op.concerns(operation, brokers))
 }
 
 /// Our force removal: BROKER_REMOVE of a lost broker, or a force reconfiguration (only a force
 /// removal makes those, and only one force request runs at a time).
 fn is_our_removal(p: &PendingChange, lost: &[u32]) -> bool {
     touches(p, "BROKER_REMOVE", lost)
-        || p.completed
-            .iter()
-            .chain(p.pending.iter())
-            .any(|op| op.operation == "PARTITION_FORCE_RECONFIGURE")
+        || p.completed.iter().chain(p.pending.iter()).any(|op| op.operation == "PARTITION_FORCE_RECONFIGURE")
 }
 
 /// Our addition: BROKER_ADD or PARTITION_JOIN of a recreated broker.
@@ -29,21 +23,13 @@ fn is_our_addition(p: &PendingChange, ids: &[u32]) -> bool {
 }
 
 fn present(cluster: &ClusterView, ids: &[u32]) -> Vec<u32> {
-    let mut v: Vec<u32> = cluster
-        .brokers
-        .iter()
-        .map(|b| b.id)
-        .filter(|id| ids.contains(id))
-        .collect();
+    let mut v: Vec<u32> = cluster.brokers.iter().map(|b| b.id).filter(|id| ids.contains(id)).collect();
     v.sort_unstable();
     v
 }
 
 fn last_change_id(cluster: &ClusterView) -> Value {
-    cluster
-        .last_change
-        .as_ref()
-        .map_or(Value::Null, |c| json!(c.id))
+    cluster.last_change.as_ref().map_or(Value::Null, |c| json!(c.id))
 }
 
 /// A pending change that is not ours: refuse (api-contract §6.3: a new change would get 409).
@@ -114,10 +100,7 @@ pub async fn assess_failover(env: &StepEnv<'_>) -> StepResult {
         "plannedChanges": planned.iter().take(20).map(|o| o.describe()).collect::<Vec<_>>(),
         "alreadyFailedOver": already,
     });
-    Ok(StepOutcome::Done {
-        variables: vars([("plan", plan)]),
-        already_done: already,
-    })
+    Ok(StepOutcome::Done { variables: vars([("plan", plan)]), already_done: already })
 }
 
 /// `c8dr.remove-brokers`: force-remove the lost region's brokers -> `changeId`.
@@ -134,26 +117,15 @@ pub async fn remove_brokers(env: &StepEnv<'_>) -> StepResult {
     }
     let to_remove = present(&cluster, &lost_ids);
     if to_remove.is_empty() {
-        return Ok(StepOutcome::already_done(vars([(
-            "changeId",
-            last_change_id(&cluster),
-        )])));
+        return Ok(StepOutcome::already_done(vars([("changeId", last_change_id(&cluster))])));
     }
     // guards api-contract §6.1: cross-check ids against the live topology before forcing
     let topology = env.api.topology(surviving).await?;
     regions::check_removal(env.target, &topology, surviving, &to_remove)?;
     lost_region_silent(env, lost).await?;
-    match env
-        .mutate(surviving, Mutation::ForceRemoveBrokers { ids: to_remove })
-        .await??
-    {
-        MutationResult::Change(c) => {
-            Ok(StepOutcome::done(vars([("changeId", json!(c.change_id))])))
-        }
-        other => Err(StepOutcome::retry(format!(
-            "unexpected answer to the removal: {}",
-            other.describe()
-        ))),
+    match env.mutate(surviving, Mutation::ForceRemoveBrokers { ids: to_remove }).await?? {
+        MutationResult::Change(c) => Ok(StepOutcome::done(vars([("changeId", json!(c.change_id))]))),
+        other => Err(StepOutcome::retry(format!("unexpected answer to the removal: {}", other.describe()))),
     }
 }
 
@@ -168,24 +140,14 @@ pub async fn add_brokers(env: &StepEnv<'_>) -> StepResult {
         }
         return Err(concurrent(p));
     }
-    let missing: Vec<u32> = ids
-        .iter()
-        .copied()
-        .filter(|id| !cluster.brokers.iter().any(|b| b.id == *id))
-        .collect();
+    let missing: Vec<u32> = ids.iter().copied().filter(|id| !cluster.brokers.iter().any(|b| b.id == *id)).collect();
     if missing.is_empty() {
-        return Ok(StepOutcome::already_done(vars([(
-            "changeId",
-            last_change_id(&cluster),
-        )])));
+        return Ok(StepOutcome::already_done(vars([("changeId", last_change_id(&cluster))])));
     }
     // guards api-contract §6.7: only after the brokers run, the exporter is enabled and exporting resumed
     let topology = env.api.topology(surviving).await?;
-    let invisible: Vec<u32> = missing
-        .iter()
-        .copied()
-        .filter(|id| !topology.brokers.iter().any(|b| b.node_id == *id))
-        .collect();
+    let invisible: Vec<u32> =
+        missing.iter().copied().filter(|id| !topology.brokers.iter().any(|b| b.node_id == *id)).collect();
     if !invisible.is_empty() {
         return Err(StepOutcome::refused(
             errors::PRECONDITION_FAILED,
@@ -196,10 +158,7 @@ pub async fn add_brokers(env: &StepEnv<'_>) -> StepResult {
     }
     let exporter = format!("{}{}", env.target.exporter_prefix, recreated);
     let exporters = env.api.exporters(surviving).await?;
-    let status = exporters
-        .iter()
-        .find(|e| e.exporter_id == exporter)
-        .map(|e| e.status.as_str());
+    let status = exporters.iter().find(|e| e.exporter_id == exporter).map(|e| e.status.as_str());
     if status != Some("ENABLED") {
         return Err(StepOutcome::refused(
             errors::PRECONDITION_FAILED,
@@ -216,18 +175,10 @@ pub async fn add_brokers(env: &StepEnv<'_>) -> StepResult {
         ));
     }
     // guards api-contract §6.6: no force on add; include the original replication factor
-    let m = Mutation::AddBrokers {
-        ids: missing,
-        replication_factor: env.target.replication_factor,
-    };
+    let m = Mutation::AddBrokers { ids: missing, replication_factor: env.target.replication_factor };
     match env.mutate(surviving, m).await?? {
-        MutationResult::Change(c) => {
-            Ok(StepOutcome::done(vars([("changeId", json!(c.change_id))])))
-        }
-        other => Err(StepOutcome::retry(format!(
-            "unexpected answer to the addition: {}",
-            other.describe()
-        ))),
+        MutationResult::Change(c) => Ok(StepOutcome::done(vars([("changeId", json!(c.change_id))]))),
+        other => Err(StepOutcome::retry(format!("unexpected answer to the addition: {}", other.describe()))),
     }
 }
 
@@ -236,16 +187,8 @@ pub async fn await_brokers_visible(env: &StepEnv<'_>) -> StepResult {
     let (surviving, recreated) = regions::failback(env)?;
     let ids = brokers_of(recreated, env.target.cluster_size);
     let topology = env.api.topology(surviving).await?;
-    let mut visible: Vec<u32> = topology
-        .brokers
-        .iter()
-        .map(|b| b.node_id)
-        .filter(|id| ids.contains(id))
-        .collect();
+    let mut visible: Vec<u32> = topology.brokers.iter().map(|b| b.node_id).filter(|id| ids.contains(id)).collect();
     visible.sort_unstable();
     let verified = visible == ids;
-    Ok(StepOutcome::done(vars([
-        ("verified", json!(verified)),
-        ("visibleBrokers", json!(visible)),
-    ])))
+    Ok(StepOutcome::done(vars([("verified", json!(verified)), ("visibleBrokers", json!(visible))])))
 }

@@ -10,11 +10,7 @@ use serde_json::{Value, json};
 pub enum ChangeState {
     Completed,
     Superseded,
-    InProgress {
-        completed: usize,
-        pending: usize,
-        next: Vec<String>,
-    },
+    InProgress { completed: usize, pending: usize, next: Vec<String> },
     NotStarted,
     Failed(String),
 }
@@ -57,27 +53,17 @@ pub async fn await_change(env: &StepEnv<'_>) -> StepResult {
     let (verified, status, completed, pending, next) = match judge(&cluster, id) {
         ChangeState::Completed => (true, "COMPLETED", 0, 0, vec![]),
         ChangeState::Superseded => (true, "SUPERSEDED", 0, 0, vec![]),
-        ChangeState::InProgress {
-            completed,
-            pending,
-            next,
-        } => (false, "IN_PROGRESS", completed, pending, next),
+        ChangeState::InProgress { completed, pending, next } => (false, "IN_PROGRESS", completed, pending, next),
         ChangeState::NotStarted => (false, "NOT_STARTED", 0, 0, vec![]),
         ChangeState::Failed(s) => {
-            return Err(StepOutcome::refused(
-                errors::CHANGE_FAILED,
-                format!("cluster change {id} ended {s}"),
-            ));
+            return Err(StepOutcome::refused(errors::CHANGE_FAILED, format!("cluster change {id} ended {s}")));
         }
     };
     // guards api-contract §6.4: surface what a stuck change still waits for
     Ok(StepOutcome::done(vars([
         ("verified", json!(verified)),
         ("changeStatus", json!(status)),
-        (
-            "changeProgress",
-            json!({"completed": completed, "pending": pending, "nextOperations": next}),
-        ),
+        ("changeProgress", json!({"completed": completed, "pending": pending, "nextOperations": next})),
     ])))
 }
 
@@ -96,26 +82,13 @@ mod tests {
             completed: vec![Operation::default()],
             pending: vec![Operation::default(), Operation::default()],
         });
-        assert!(matches!(
-            judge(&c, 3),
-            ChangeState::InProgress {
-                completed: 1,
-                pending: 2,
-                ..
-            }
-        ));
+        assert!(matches!(judge(&c, 3), ChangeState::InProgress { completed: 1, pending: 2, .. }));
         c.pending_change = None;
-        c.last_change = Some(ChangeRef {
-            id: 3,
-            status: "COMPLETED".into(),
-        });
+        c.last_change = Some(ChangeRef { id: 3, status: "COMPLETED".into() });
         assert_eq!(judge(&c, 3), ChangeState::Completed);
         assert_eq!(judge(&c, 2), ChangeState::Superseded);
         assert_eq!(judge(&c, 4), ChangeState::NotStarted);
-        c.last_change = Some(ChangeRef {
-            id: 3,
-            status: "FAILED".into(),
-        });
+        c.last_change = Some(ChangeRef { id: 3, status: "FAILED".into() });
         assert_eq!(judge(&c, 3), ChangeState::Failed("FAILED".into()));
     }
 }

@@ -35,20 +35,10 @@ pub trait RegionControl: Send + Sync {
 
 impl RegionControl for LabControl {
     fn lose(&self, region: u8) -> BoxFuture<'_, Result<(), PlatformError>> {
-        async move {
-            self.post(&format!("/control/regions/{region}/lose"), json!({}))
-                .await
-                .map(|_| ())
-        }
-        .boxed()
+        async move { self.post(&format!("/control/regions/{region}/lose"), json!({})).await.map(|_| ()) }.boxed()
     }
     fn recreate(&self, region: u8) -> BoxFuture<'_, Result<(), PlatformError>> {
-        async move {
-            self.post(&format!("/control/regions/{region}/recreate"), json!({}))
-                .await
-                .map(|_| ())
-        }
-        .boxed()
+        async move { self.post(&format!("/control/regions/{region}/recreate"), json!({})).await.map(|_| ()) }.boxed()
     }
     fn is_lost(&self, region: u8) -> BoxFuture<'_, Result<Option<bool>, PlatformError>> {
         async move {
@@ -70,12 +60,7 @@ pub struct NoRegionControl;
 
 impl RegionControl for NoRegionControl {
     fn lose(&self, _region: u8) -> BoxFuture<'_, Result<(), PlatformError>> {
-        async {
-            Err(PlatformError::Failed(
-                "this target has no region control (lab_control_url)".into(),
-            ))
-        }
-        .boxed()
+        async { Err(PlatformError::Failed("this target has no region control (lab_control_url)".into())) }.boxed()
     }
     fn recreate(&self, region: u8) -> BoxFuture<'_, Result<(), PlatformError>> {
         self.lose(region)
@@ -118,49 +103,26 @@ pub async fn drill_region(env: &StepEnv<'_>) -> StepResult {
         other => {
             return Err(StepOutcome::invalid(
                 "action",
-                format!(
-                    "task header `action` must be lose or recreate, got {other:?}: fix the BPMN"
-                ),
+                format!("task header `action` must be lose or recreate, got {other:?}: fix the BPMN"),
             ));
         }
     };
     let lost = validate::region(&env.input.variables, "lostRegion")?;
     guard(env)?;
     // idempotency: a successful call of this instance is in the journal
-    if let Some(prev) = env
-        .journal_calls()?
-        .into_iter()
-        .find(|e| e.action == call && e.status == "ok")
-    {
+    if let Some(prev) = env.journal_calls()?.into_iter().find(|e| e.action == call && e.status == "ok") {
         let at = prev.time.to_rfc3339_opts(SecondsFormat::Millis, true);
         return Ok(StepOutcome::already_done(vars([(out_var, json!(at))])));
     }
-    if action == "lose"
-        && env
-            .drill
-            .is_lost(lost)
-            .await
-            .map_err(|e| StepOutcome::retry(e.to_string()))?
-            == Some(true)
-    {
+    if action == "lose" && env.drill.is_lost(lost).await.map_err(|e| StepOutcome::retry(e.to_string()))? == Some(true) {
         return Ok(StepOutcome::already_done(vars([(out_var, json!(now()))])));
     }
-    let result = if action == "lose" {
-        env.drill.lose(lost).await
-    } else {
-        env.drill.recreate(lost).await
-    };
+    let result = if action == "lose" { env.drill.lose(lost).await } else { env.drill.recreate(lost).await };
     let request = format!("POST /control/regions/{lost}/{action}");
     match result {
         Ok(()) => {
             let at = now();
-            env.journal_call(
-                lost,
-                call,
-                &request,
-                "ok",
-                &format!("region {lost} {action} at {at}"),
-            )?;
+            env.journal_call(lost, call, &request, "ok", &format!("region {lost} {action} at {at}"))?;
             Ok(StepOutcome::done(vars([(out_var, json!(at))])))
         }
         Err(e) => {
@@ -220,41 +182,25 @@ async fn create_canaries(env: &StepEnv<'_>) -> StepResult {
         .filter(|e| e.action == "create-process-instance" && e.status == "ok")
         .filter_map(|e| e.message.strip_prefix("key=").map(str::to_string))
         .collect();
-    let deployed = calls
-        .iter()
-        .any(|e| e.action == "deploy-process" && e.status == "ok");
+    let deployed = calls.iter().any(|e| e.action == "deploy-process" && e.status == "ok");
     let already = keys.len() >= count;
     if !already && !deployed {
-        let m = Mutation::DeployProcess {
-            resource_name: "c8dr-canary.bpmn".into(),
-            xml: CANARY_BPMN.into(),
-        };
+        let m = Mutation::DeployProcess { resource_name: "c8dr-canary.bpmn".into(), xml: CANARY_BPMN.into() };
         env.mutate(region, m).await??;
     }
     while keys.len() < count {
         match env
-            .mutate(
-                region,
-                Mutation::CreateProcessInstance {
-                    bpmn_process_id: CANARY_PROCESS_ID.into(),
-                },
-            )
+            .mutate(region, Mutation::CreateProcessInstance { bpmn_process_id: CANARY_PROCESS_ID.into() })
             .await??
         {
             MutationResult::Key(k) => keys.push(k),
             other => {
-                return Err(StepOutcome::retry(format!(
-                    "unexpected answer creating a canary: {}",
-                    other.describe()
-                )));
+                return Err(StepOutcome::retry(format!("unexpected answer creating a canary: {}", other.describe())));
             }
         }
     }
     keys.truncate(count);
-    Ok(StepOutcome::Done {
-        variables: vars([("canaryKeys", json!(keys))]),
-        already_done: already,
-    })
+    Ok(StepOutcome::Done { variables: vars([("canaryKeys", json!(keys))]), already_done: already })
 }
 
 async fn check_canaries(env: &StepEnv<'_>) -> StepResult {
@@ -264,20 +210,10 @@ async fn check_canaries(env: &StepEnv<'_>) -> StepResult {
     let mut missing = Map::new();
     let mut all = true;
     for region in targets {
-        let found = env
-            .api
-            .process_instances(region, CANARY_PROCESS_ID.to_string())
-            .await?;
-        let gone: Vec<String> = keys
-            .iter()
-            .filter(|k| !found.contains(k))
-            .cloned()
-            .collect();
+        let found = env.api.process_instances(region, CANARY_PROCESS_ID.to_string()).await?;
+        let gone: Vec<String> = keys.iter().filter(|k| !found.contains(k)).cloned().collect();
         all &= gone.is_empty();
         missing.insert(region.to_string(), json!(gone));
     }
-    Ok(StepOutcome::done(vars([
-        ("verified", json!(all)),
-        ("canariesMissing", Value::Object(missing)),
-    ])))
+    Ok(StepOutcome::done(vars([("verified", json!(all)), ("canariesMissing", Value::Object(missing))])))
 }

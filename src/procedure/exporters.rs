@@ -13,24 +13,15 @@ fn exporter_change(p: &PendingChange, operation: &str, ids: &[String]) -> Option
         .or_else(|| {
             // some versions omit exporterId in the operation list: accept the operation alone
             // when only one exporter is in question
-            let any = p
-                .completed
-                .iter()
-                .chain(p.pending.iter())
-                .any(|o| o.operation == operation);
+            let any = p.completed.iter().chain(p.pending.iter()).any(|o| o.operation == operation);
             (any && ids.len() == 1).then(|| ids[0].clone())
         })
 }
 
 fn change_id_of(r: MutationResult, what: &str) -> StepResult {
     match r {
-        MutationResult::Change(c) => {
-            Ok(StepOutcome::done(vars([("changeId", json!(c.change_id))])))
-        }
-        other => Err(StepOutcome::retry(format!(
-            "unexpected answer to {what}: {}",
-            other.describe()
-        ))),
+        MutationResult::Change(c) => Ok(StepOutcome::done(vars([("changeId", json!(c.change_id))]))),
+        other => Err(StepOutcome::retry(format!("unexpected answer to {what}: {}", other.describe()))),
     }
 }
 
@@ -41,18 +32,13 @@ fn pending(c: &ClusterView) -> Option<&PendingChange> {
 /// `c8dr.disable-exporters`: the lost region's exporter, and its legacy one when enabled.
 pub async fn disable_exporters(env: &StepEnv<'_>) -> StepResult {
     let (surviving, lost) = regions::failover(env)?;
-    let candidates = [
-        format!("{}{lost}", env.target.exporter_prefix),
-        format!("{}{lost}", env.target.legacy_exporter_prefix),
-    ];
+    let candidates =
+        [format!("{}{lost}", env.target.exporter_prefix), format!("{}{lost}", env.target.legacy_exporter_prefix)];
     let list = env.api.exporters(surviving).await?;
     // guards api-contract §6.11: CONFIG_NOT_FOUND / re-enabled exporters must be disabled explicitly
     let to_disable: Vec<String> = candidates
         .iter()
-        .filter(|id| {
-            list.iter()
-                .any(|e| &e.exporter_id == *id && e.status != "DISABLED")
-        })
+        .filter(|id| list.iter().any(|e| &e.exporter_id == *id && e.status != "DISABLED"))
         .cloned()
         .collect();
     let cluster = env.api.cluster(surviving).await?;
@@ -60,50 +46,31 @@ pub async fn disable_exporters(env: &StepEnv<'_>) -> StepResult {
         // guards api-contract §6.2 / §6.3: adopt our own pending disable, refuse a foreign change
         if let Some(id) = exporter_change(p, "PARTITION_DISABLE_EXPORTER", &to_disable) {
             let done = to_disable.iter().all(|x| *x == id);
-            return Ok(StepOutcome::already_done(vars([
-                ("changeId", json!(p.id)),
-                ("exportersDone", json!(done)),
-            ])));
+            return Ok(StepOutcome::already_done(vars([("changeId", json!(p.id)), ("exportersDone", json!(done))])));
         }
         return Err(StepOutcome::refused(
             errors::CONCURRENT_CHANGE,
-            format!(
-                "another cluster change (id {}) is pending; exporters can be disabled once it finished",
-                p.id
-            ),
+            format!("another cluster change (id {}) is pending; exporters can be disabled once it finished", p.id),
         ));
     }
     let Some(first) = to_disable.first().cloned() else {
-        return Ok(StepOutcome::already_done(vars([
-            ("changeId", Value::Null),
-            ("exportersDone", json!(true)),
-        ])));
+        return Ok(StepOutcome::already_done(vars([("changeId", Value::Null), ("exportersDone", json!(true))])));
     };
-    let answer = env
-        .mutate(surviving, Mutation::DisableExporter { exporter_id: first })
-        .await??;
-    Ok(change_id_of(answer, "the exporter disable")?
-        .with_var("exportersDone", json!(to_disable.len() == 1)))
+    let answer = env.mutate(surviving, Mutation::DisableExporter { exporter_id: first }).await??;
+    Ok(change_id_of(answer, "the exporter disable")?.with_var("exportersDone", json!(to_disable.len() == 1)))
 }
 
 /// True when this process instance asked to enable an exporter (answered, or possibly applied
 /// with an unreadable answer; a 4xx rejection does not count).
 fn enabled_by_this_instance(env: &StepEnv<'_>) -> Result<bool, StepOutcome> {
-    Ok(env
-        .journal_calls()?
-        .iter()
-        .any(|e| e.action == "enable-exporter" && !e.status.starts_with('4')))
+    Ok(env.journal_calls()?.iter().any(|e| e.action == "enable-exporter" && !e.status.starts_with('4')))
 }
 
 /// Exporters of `region` (as seen from `surviving`) that were disabled by the failover but are
 /// enabled again although this process instance did not enable them: a broker restart after a
 /// helm upgrade re-enabled them (#52260). Starts disabling the first one when no change is
 /// pending. Returns the ids found.
-pub async fn redisable_flipped(
-    env: &StepEnv<'_>,
-    surviving: u8,
-    region: u8,
-) -> Result<Vec<String>, StepOutcome> {
+pub async fn redisable_flipped(env: &StepEnv<'_>, surviving: u8, region: u8) -> Result<Vec<String>, StepOutcome> {
     // guards api-contract §6.11: re-check exporters after any helm upgrade / restart
     let main = format!("{}{region}", env.target.exporter_prefix);
     let legacy = format!("{}{region}", env.target.legacy_exporter_prefix);
@@ -112,29 +79,16 @@ pub async fn redisable_flipped(
     let flipped: Vec<String> = list
         .iter()
         .filter(|e| (e.exporter_id == main && !ours) || e.exporter_id == legacy)
-        .filter(|e| {
-            matches!(
-                e.status.as_str(),
-                "ENABLED" | "CONFIG_NOT_FOUND" | "DISABLING"
-            )
-        })
+        .filter(|e| matches!(e.status.as_str(), "ENABLED" | "CONFIG_NOT_FOUND" | "DISABLING"))
         .map(|e| e.exporter_id.clone())
         .collect();
-    let Some(first) = flipped.iter().find(|id| {
-        list.iter()
-            .any(|e| &e.exporter_id == *id && e.status != "DISABLING")
-    }) else {
+    let Some(first) = flipped.iter().find(|id| list.iter().any(|e| &e.exporter_id == *id && e.status != "DISABLING"))
+    else {
         return Ok(flipped);
     };
     let cluster = env.api.cluster(surviving).await?;
     if cluster.pending_change.is_none() {
-        env.mutate(
-            surviving,
-            Mutation::DisableExporter {
-                exporter_id: first.clone(),
-            },
-        )
-        .await??;
+        env.mutate(surviving, Mutation::DisableExporter { exporter_id: first.clone() }).await??;
     }
     Ok(flipped)
 }
@@ -143,19 +97,13 @@ pub async fn redisable_flipped(
 pub async fn enable_exporter(env: &StepEnv<'_>) -> StepResult {
     let (surviving, recreated) = regions::failback(env)?;
     let snapshot = match env.var("snapshotName") {
-        Some(_) => Some(validate::snapshot_name(
-            &env.input.variables,
-            "snapshotName",
-        )?),
+        Some(_) => Some(validate::snapshot_name(&env.input.variables, "snapshotName")?),
         None => None,
     };
     let id = format!("{}{recreated}", env.target.exporter_prefix);
     let from = format!("{}{surviving}", env.target.exporter_prefix);
     let list = env.api.exporters(surviving).await?;
-    let status = list
-        .iter()
-        .find(|e| e.exporter_id == id)
-        .map(|e| e.status.clone());
+    let status = list.iter().find(|e| e.exporter_id == id).map(|e| e.status.clone());
     let cluster = env.api.cluster(surviving).await?;
     if let Some(p) = pending(&cluster) {
         if exporter_change(p, "PARTITION_ENABLE_EXPORTER", std::slice::from_ref(&id)).is_some() {
@@ -170,10 +118,7 @@ pub async fn enable_exporter(env: &StepEnv<'_>) -> StepResult {
         // guards api-contract §6.3
         return Err(StepOutcome::refused(
             errors::CONCURRENT_CHANGE,
-            format!(
-                "another cluster change (id {}) is pending; enable {id} once it finished",
-                p.id
-            ),
+            format!("another cluster change (id {}) is pending; enable {id} once it finished", p.id),
         ));
     }
     if status.as_deref() == Some("ENABLED") {
@@ -183,14 +128,7 @@ pub async fn enable_exporter(env: &StepEnv<'_>) -> StepResult {
         // guards api-contract §6.11 / §6.9: ENABLED although we never enabled it: a broker
         // restart re-enabled it (#52260) without initializeFrom; disable it, enable it properly
         // on the next attempt
-        let answer = env
-            .mutate(
-                surviving,
-                Mutation::DisableExporter {
-                    exporter_id: id.clone(),
-                },
-            )
-            .await??;
+        let answer = env.mutate(surviving, Mutation::DisableExporter { exporter_id: id.clone() }).await??;
         return Err(StepOutcome::retry(format!(
             "exporter {id} was re-enabled by a broker restart without initializeFrom: disabling it first ({}); the enable follows",
             answer.describe()
@@ -199,32 +137,21 @@ pub async fn enable_exporter(env: &StepEnv<'_>) -> StepResult {
     // the restore must be finished: the exporter starts writing into the recreated ES
     let recoveries = env.api.recoveries(recreated).await?;
     let repo = &env.target.snapshot.repository;
-    let active: Vec<_> = recoveries
-        .iter()
-        .filter(|r| r.kind.eq_ignore_ascii_case("snapshot") && r.is_active())
-        .collect();
-    let restored = snapshot
-        .as_ref()
-        .is_none_or(|s| recoveries.iter().any(|r| r.is_from_snapshot(repo, s)));
+    let active: Vec<_> =
+        recoveries.iter().filter(|r| r.kind.eq_ignore_ascii_case("snapshot") && r.is_active()).collect();
+    let restored = snapshot.as_ref().is_none_or(|s| recoveries.iter().any(|r| r.is_from_snapshot(repo, s)));
     if !active.is_empty() || !restored {
         return Err(StepOutcome::refused(
             errors::PRECONDITION_FAILED,
             format!(
                 "the restore into region {recreated} is not finished ({} active snapshot recoveries{}): await the restore first",
                 active.len(),
-                if restored {
-                    ""
-                } else {
-                    ", none from our snapshot"
-                }
+                if restored { "" } else { ", none from our snapshot" }
             ),
         ));
     }
     // guards api-contract §6.9: enable with initializeFrom, never without
-    let m = Mutation::EnableExporter {
-        exporter_id: id,
-        initialize_from: Some(from),
-    };
+    let m = Mutation::EnableExporter { exporter_id: id, initialize_from: Some(from) };
     let answer = env.mutate(surviving, m).await??;
     change_id_of(answer, "the exporter enable")
 }

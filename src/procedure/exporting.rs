@@ -10,15 +10,11 @@ use serde_json::json;
 /// The last successful pause/resume of this process instance: `Some(true)` paused.
 fn last_state(env: &StepEnv<'_>) -> Result<Option<bool>, StepOutcome> {
     let calls = env.journal_calls()?;
-    Ok(calls
-        .iter()
-        .rev()
-        .filter(|e| e.status == "ok")
-        .find_map(|e| match e.action.as_str() {
-            "pause-exporting" => Some(true),
-            "resume-exporting" => Some(false),
-            _ => None,
-        }))
+    Ok(calls.iter().rev().filter(|e| e.status == "ok").find_map(|e| match e.action.as_str() {
+        "pause-exporting" => Some(true),
+        "resume-exporting" => Some(false),
+        _ => None,
+    }))
 }
 
 /// True when this process instance paused exporting and has not resumed it.
@@ -29,10 +25,7 @@ pub fn paused_by_this_instance(env: &StepEnv<'_>) -> Result<bool, StepOutcome> {
 pub async fn pause_exporting(env: &StepEnv<'_>) -> StepResult {
     let surviving = regions::surviving(env)?;
     if last_state(env)? == Some(true) {
-        return Ok(StepOutcome::already_done(vars([(
-            "exportingPaused",
-            json!(true),
-        )])));
+        return Ok(StepOutcome::already_done(vars([("exportingPaused", json!(true))])));
     }
     // guards api-contract §6.8: a pause failing in the body (status 500) is an error, retried
     env.mutate(surviving, Mutation::PauseExporting).await??;
@@ -42,10 +35,7 @@ pub async fn pause_exporting(env: &StepEnv<'_>) -> StepResult {
 pub async fn resume_exporting(env: &StepEnv<'_>) -> StepResult {
     let surviving = regions::surviving(env)?;
     if last_state(env)? == Some(false) {
-        return Ok(StepOutcome::already_done(vars([(
-            "exportingPaused",
-            json!(false),
-        )])));
+        return Ok(StepOutcome::already_done(vars([("exportingPaused", json!(false))])));
     }
     // guards api-contract §6.8: always resume (also when nothing is recorded: resuming is safe)
     env.mutate(surviving, Mutation::ResumeExporting).await??;

@@ -93,10 +93,7 @@ impl FakeTarget {
     pub fn lose(&self, r: u8) {
         let mut s = self.lock();
         s.alive.retain(|b| b % 2 != u32::from(r));
-        s.es[usize::from(r)] = Es {
-            health: "green".into(),
-            ..Default::default()
-        };
+        s.es[usize::from(r)] = Es { health: "green".into(), ..Default::default() };
     }
 
     /// The recreated region's brokers run again (not members).
@@ -113,11 +110,7 @@ impl FakeTarget {
 }
 
 pub fn idx(name: &str) -> IndexInfo {
-    IndexInfo {
-        name: name.into(),
-        status: "open".into(),
-        docs: Some(1),
-    }
+    IndexInfo { name: name.into(), status: "open".into(), docs: Some(1) }
 }
 
 fn fault(s: &mut State) -> ApiResult<()> {
@@ -142,20 +135,10 @@ fn complete_pending(s: &mut State) {
                 s.rf = rf;
             }
             Kind::Exporter(e, on) => {
-                s.exporters.insert(
-                    e,
-                    if on {
-                        "ENABLED".into()
-                    } else {
-                        "DISABLED".into()
-                    },
-                );
+                s.exporters.insert(e, if on { "ENABLED".into() } else { "DISABLED".into() });
             }
         }
-        s.last = Some(ChangeRef {
-            id,
-            status: "COMPLETED".into(),
-        });
+        s.last = Some(ChangeRef { id, status: "COMPLETED".into() });
     }
 }
 
@@ -163,27 +146,14 @@ fn ops(kind: &Kind) -> Vec<Operation> {
     match kind {
         Kind::Remove(ids) => ids
             .iter()
-            .map(|b| Operation {
-                operation: "BROKER_REMOVE".into(),
-                broker_id: Some(*b),
-                ..Default::default()
-            })
+            .map(|b| Operation { operation: "BROKER_REMOVE".into(), broker_id: Some(*b), ..Default::default() })
             .collect(),
         Kind::Add(ids, _) => ids
             .iter()
-            .map(|b| Operation {
-                operation: "BROKER_ADD".into(),
-                broker_id: Some(*b),
-                ..Default::default()
-            })
+            .map(|b| Operation { operation: "BROKER_ADD".into(), broker_id: Some(*b), ..Default::default() })
             .collect(),
         Kind::Exporter(e, on) => vec![Operation {
-            operation: if *on {
-                "PARTITION_ENABLE_EXPORTER"
-            } else {
-                "PARTITION_DISABLE_EXPORTER"
-            }
-            .into(),
+            operation: if *on { "PARTITION_ENABLE_EXPORTER" } else { "PARTITION_DISABLE_EXPORTER" }.into(),
             broker_id: Some(0),
             partition_id: Some(1),
             brokers: vec![],
@@ -194,20 +164,13 @@ fn ops(kind: &Kind) -> Vec<Operation> {
 
 fn start(s: &mut State, kind: Kind) -> ApiResult<MutationResult> {
     if s.pending.is_some() {
-        return Err(ApiError::new(
-            ApiErrorKind::Conflict,
-            Some(409),
-            "another topology change is in progress",
-        ));
+        return Err(ApiError::new(ApiErrorKind::Conflict, Some(409), "another topology change is in progress"));
     }
     let id = s.next_id;
     s.next_id += 1;
     let planned = ops(&kind);
     s.pending = Some((id, kind));
-    Ok(MutationResult::Change(PlannedChange {
-        change_id: id,
-        planned_changes: planned,
-    }))
+    Ok(MutationResult::Change(PlannedChange { change_id: id, planned_changes: planned }))
 }
 
 impl TargetApi for FakeTarget {
@@ -222,11 +185,7 @@ impl TargetApi for FakeTarget {
                 brokers: s
                     .members
                     .iter()
-                    .map(|id| ClusterBroker {
-                        id: *id,
-                        state: "ACTIVE".into(),
-                        partitions: vec![],
-                    })
+                    .map(|id| ClusterBroker { id: *id, state: "ACTIVE".into(), partitions: vec![] })
                     .collect(),
                 last_change: s.last.clone(),
                 pending_change: s.pending.as_ref().map(|(id, k)| PendingChange {
@@ -245,18 +204,11 @@ impl TargetApi for FakeTarget {
         async move { r }.boxed()
     }
 
-    fn dry_run_remove(
-        &self,
-        _region: u8,
-        ids: Vec<u32>,
-    ) -> BoxFuture<'_, ApiResult<PlannedChange>> {
+    fn dry_run_remove(&self, _region: u8, ids: Vec<u32>) -> BoxFuture<'_, ApiResult<PlannedChange>> {
         let r = (|| {
             let mut s = self.lock();
             fault(&mut s)?;
-            Ok(PlannedChange {
-                change_id: s.next_id,
-                planned_changes: ops(&Kind::Remove(ids)),
-            })
+            Ok(PlannedChange { change_id: s.next_id, planned_changes: ops(&Kind::Remove(ids)) })
         })();
         async move { r }.boxed()
     }
@@ -282,11 +234,7 @@ impl TargetApi for FakeTarget {
                     if let Some(tb) = brokers.iter_mut().find(|x| x.node_id == b) {
                         tb.partitions.push(TopologyPartition {
                             partition_id: pid,
-                            role: if r == 0 {
-                                "leader".into()
-                            } else {
-                                "follower".into()
-                            },
+                            role: if r == 0 { "leader".into() } else { "follower".into() },
                             health: "healthy".into(),
                         });
                     }
@@ -316,10 +264,7 @@ impl TargetApi for FakeTarget {
                         }
                         _ => st.clone(),
                     };
-                    ExporterStatus {
-                        exporter_id: id.clone(),
-                        status,
-                    }
+                    ExporterStatus { exporter_id: id.clone(), status }
                 })
                 .collect())
         })();
@@ -335,31 +280,19 @@ impl TargetApi for FakeTarget {
         async move { r }.boxed()
     }
 
-    fn snapshots(
-        &self,
-        region: u8,
-        repository: String,
-    ) -> BoxFuture<'_, ApiResult<Vec<SnapshotInfo>>> {
+    fn snapshots(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<Vec<SnapshotInfo>>> {
         let r = (|| {
             let mut s = self.lock();
             fault(&mut s)?;
             if !s.es[usize::from(region)].repo {
-                return Err(ApiError::new(
-                    ApiErrorKind::NotFound,
-                    Some(404),
-                    format!("[{repository}] missing"),
-                )
-                .with_type("repository_missing_exception"));
+                return Err(ApiError::new(ApiErrorKind::NotFound, Some(404), format!("[{repository}] missing"))
+                    .with_type("repository_missing_exception"));
             }
             let list = s.bucket.clone();
             for snap in &mut s.bucket {
                 if snap.state == "IN_PROGRESS" {
                     snap.state = "SUCCESS".into();
-                    snap.shards = ShardCounts {
-                        total: 10,
-                        failed: 0,
-                        successful: 10,
-                    };
+                    snap.shards = ShardCounts { total: 10, failed: 0, successful: 10 };
                 }
             }
             Ok(list)
@@ -402,10 +335,7 @@ impl TargetApi for FakeTarget {
         let r = (|| {
             let mut s = self.lock();
             fault(&mut s)?;
-            Ok(HealthInfo {
-                status: s.es[usize::from(region)].health.clone(),
-                timed_out: false,
-            })
+            Ok(HealthInfo { status: s.es[usize::from(region)].health.clone(), timed_out: false })
         })();
         async move { r }.boxed()
     }
@@ -428,24 +358,13 @@ impl TargetApi for FakeTarget {
             match mutation {
                 Mutation::ForceRemoveBrokers { ids } => {
                     if ids.iter().any(|i| !s.members.contains(i)) {
-                        return Err(ApiError::new(
-                            ApiErrorKind::Rejected,
-                            Some(400),
-                            "broker is not a member",
-                        ));
+                        return Err(ApiError::new(ApiErrorKind::Rejected, Some(400), "broker is not a member"));
                     }
                     start(&mut s, Kind::Remove(ids))
                 }
-                Mutation::AddBrokers {
-                    ids,
-                    replication_factor,
-                } => start(&mut s, Kind::Add(ids, replication_factor)),
-                Mutation::DisableExporter { exporter_id } => {
-                    start(&mut s, Kind::Exporter(exporter_id, false))
-                }
-                Mutation::EnableExporter { exporter_id, .. } => {
-                    start(&mut s, Kind::Exporter(exporter_id, true))
-                }
+                Mutation::AddBrokers { ids, replication_factor } => start(&mut s, Kind::Add(ids, replication_factor)),
+                Mutation::DisableExporter { exporter_id } => start(&mut s, Kind::Exporter(exporter_id, false)),
+                Mutation::EnableExporter { exporter_id, .. } => start(&mut s, Kind::Exporter(exporter_id, true)),
                 Mutation::PauseExporting | Mutation::ResumeExporting => Ok(MutationResult::Ack),
                 Mutation::RegisterRepository { .. } => {
                     s.es[reg].repo = true;
@@ -471,17 +390,14 @@ impl TargetApi for FakeTarget {
                     });
                     Ok(MutationResult::Ack)
                 }
-                Mutation::RestoreSnapshot {
-                    repository,
-                    snapshot,
-                } => {
-                    if s.es[reg]
-                        .indices
-                        .iter()
-                        .any(|i| i.status == "open" && i.name.starts_with("operate-"))
-                    {
-                        return Err(ApiError::new(ApiErrorKind::Transient, Some(500), "cannot restore index because an open index with same name already exists")
-                            .with_type("snapshot_restore_exception"));
+                Mutation::RestoreSnapshot { repository, snapshot } => {
+                    if s.es[reg].indices.iter().any(|i| i.status == "open" && i.name.starts_with("operate-")) {
+                        return Err(ApiError::new(
+                            ApiErrorKind::Transient,
+                            Some(500),
+                            "cannot restore index because an open index with same name already exists",
+                        )
+                        .with_type("snapshot_restore_exception"));
                     }
                     s.es[reg].indices.push(idx("operate-list-view-8.3.0_"));
                     s.es[reg].recoveries.push(RecoveryInfo {
@@ -523,19 +439,12 @@ impl FakePlatform {
             profiles: vec!["broker".into(), "operate".into(), "tasklist".into()],
             create_schema: true,
         };
-        Self {
-            status: Mutex::new([on.clone(), on]),
-            ..Default::default()
-        }
+        Self { status: Mutex::new([on.clone(), on]), ..Default::default() }
     }
 }
 
 impl Platform for FakePlatform {
-    fn status<'a>(
-        &'a self,
-        _t: &'a TargetConfig,
-        region: u8,
-    ) -> BoxFuture<'a, Result<PlatformStatus, PlatformError>> {
+    fn status<'a>(&'a self, _t: &'a TargetConfig, region: u8) -> BoxFuture<'a, Result<PlatformStatus, PlatformError>> {
         let s = self.status.lock().unwrap()[usize::from(region)].clone();
         async move { Ok(s) }.boxed()
     }
@@ -555,29 +464,18 @@ impl Platform for FakePlatform {
             _ => vec!["broker".into()],
         };
         s.create_schema = action != HelmAction::DeployRecreated;
-        async move {
-            Ok(format!(
-                "Release \"camunda\" has been upgraded ({action:?})"
-            ))
-        }
-        .boxed()
+        async move { Ok(format!("Release \"camunda\" has been upgraded ({action:?})")) }.boxed()
     }
 }
 
 impl RegionControl for FakePlatform {
     fn lose(&self, region: u8) -> BoxFuture<'_, Result<(), PlatformError>> {
         self.lost.lock().unwrap()[usize::from(region)] = true;
-        self.control_calls
-            .lock()
-            .unwrap()
-            .push(format!("lose {region}"));
+        self.control_calls.lock().unwrap().push(format!("lose {region}"));
         async { Ok(()) }.boxed()
     }
     fn recreate(&self, region: u8) -> BoxFuture<'_, Result<(), PlatformError>> {
-        self.control_calls
-            .lock()
-            .unwrap()
-            .push(format!("recreate {region}"));
+        self.control_calls.lock().unwrap().push(format!("recreate {region}"));
         async { Ok(()) }.boxed()
     }
     fn is_lost(&self, region: u8) -> BoxFuture<'_, Result<Option<bool>, PlatformError>> {

@@ -55,10 +55,7 @@ pub struct JournalEntry {
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("audit journal {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 /// The journal file. Cheap to clone; clones share the file and its lock.
@@ -76,12 +73,7 @@ struct Inner {
 impl Journal {
     /// A journal appending to `path` (created on the first append; parent dirs too).
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                path: path.into(),
-                file: Mutex::new(None),
-            }),
-        }
+        Self { inner: Arc::new(Inner { path: path.into(), file: Mutex::new(None) }) }
     }
 
     pub fn path(&self) -> &Path {
@@ -89,10 +81,7 @@ impl Journal {
     }
 
     fn io(&self, source: std::io::Error) -> JournalError {
-        JournalError::Io {
-            path: self.inner.path.clone(),
-            source,
-        }
+        JournalError::Io { path: self.inner.path.clone(), source }
     }
 
     /// Appends one line, flushed and synced to disk before returning.
@@ -100,24 +89,14 @@ impl Journal {
         let mut entry = entry.clone();
         entry.message = scrub(&entry.message);
         entry.request = scrub(&entry.request);
-        let mut line =
-            serde_json::to_string(&entry).map_err(|e| self.io(std::io::Error::other(e)))?;
+        let mut line = serde_json::to_string(&entry).map_err(|e| self.io(std::io::Error::other(e)))?;
         line.push('\n');
         let mut guard = self.inner.file.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
-            if let Some(dir) = self
-                .inner
-                .path
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-            {
+            if let Some(dir) = self.inner.path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|e| self.io(e))?;
             }
-            let f = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.inner.path)
-                .map_err(|e| self.io(e))?;
+            let f = OpenOptions::new().create(true).append(true).open(&self.inner.path).map_err(|e| self.io(e))?;
             *guard = Some(f);
         }
         let f = guard.as_mut().expect("opened above");
@@ -146,15 +125,8 @@ impl Journal {
     }
 
     /// Lines of one process instance, in order.
-    pub fn for_instance(
-        &self,
-        process_instance_key: i64,
-    ) -> Result<Vec<JournalEntry>, JournalError> {
-        Ok(self
-            .entries()?
-            .into_iter()
-            .filter(|e| e.process_instance_key == process_instance_key)
-            .collect())
+    pub fn for_instance(&self, process_instance_key: i64) -> Result<Vec<JournalEntry>, JournalError> {
+        Ok(self.entries()?.into_iter().filter(|e| e.process_instance_key == process_instance_key).collect())
     }
 }
 
@@ -214,10 +186,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::new(dir.path().join("sub/journal.jsonl"));
         assert!(j.entries().unwrap().is_empty());
-        j.append(&entry(EntryKind::Call, 1, "pause-exporting"))
-            .unwrap();
-        j.append(&entry(EntryKind::Call, 2, "resume-exporting"))
-            .unwrap();
+        j.append(&entry(EntryKind::Call, 1, "pause-exporting")).unwrap();
+        j.append(&entry(EntryKind::Call, 2, "resume-exporting")).unwrap();
         let all = j.entries().unwrap();
         assert_eq!(all.len(), 2);
         let one = j.for_instance(1).unwrap();
@@ -251,10 +221,7 @@ mod tests {
 
     #[test]
     fn secrets_are_scrubbed() {
-        assert_eq!(
-            scrub("GET http://demo:demo@es:9200/_snapshot"),
-            "GET http://***@es:9200/_snapshot"
-        );
+        assert_eq!(scrub("GET http://demo:demo@es:9200/_snapshot"), "GET http://***@es:9200/_snapshot");
         assert_eq!(scrub("login password=hunter2"), "login password=***");
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::new(dir.path().join("j.jsonl"));

@@ -34,41 +34,22 @@ use crate::config::TargetConfig;
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepOutcome {
     /// Complete the job with these variables (plus `alreadyDone`).
-    Done {
-        variables: Map<String, Value>,
-        already_done: bool,
-    },
+    Done { variables: Map<String, Value>, already_done: bool },
     /// Throw a BPMN error (`code` from [`errors`]); the process routes it to a person.
-    Refused {
-        code: &'static str,
-        message: String,
-        field: Option<String>,
-        variables: Map<String, Value>,
-    },
+    Refused { code: &'static str, message: String, field: Option<String>, variables: Map<String, Value> },
     /// Fail the job: the engine retries it after a back-off.
     Retry { message: String },
 }
 
 impl StepOutcome {
     pub fn done(variables: Map<String, Value>) -> Self {
-        StepOutcome::Done {
-            variables,
-            already_done: false,
-        }
+        StepOutcome::Done { variables, already_done: false }
     }
     pub fn already_done(variables: Map<String, Value>) -> Self {
-        StepOutcome::Done {
-            variables,
-            already_done: true,
-        }
+        StepOutcome::Done { variables, already_done: true }
     }
     pub fn refused(code: &'static str, message: impl Into<String>) -> Self {
-        StepOutcome::Refused {
-            code,
-            message: message.into(),
-            field: None,
-            variables: Map::new(),
-        }
+        StepOutcome::Refused { code, message: message.into(), field: None, variables: Map::new() }
     }
     /// INVALID_INPUT naming the field.
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
@@ -80,9 +61,7 @@ impl StepOutcome {
         }
     }
     pub fn retry(message: impl Into<String>) -> Self {
-        StepOutcome::Retry {
-            message: message.into(),
-        }
+        StepOutcome::Retry { message: message.into() }
     }
     /// Short label for the journal: `done`, `refused`, `retry`.
     pub fn label(&self) -> &'static str {
@@ -117,9 +96,7 @@ impl From<ApiError> for StepOutcome {
             ApiErrorKind::NotFound => "not found on target",
             ApiErrorKind::Rejected => "target rejected the request",
         };
-        StepOutcome::Retry {
-            message: format!("{what}: {}", e.message),
-        }
+        StepOutcome::Retry { message: format!("{what}: {}", e.message) }
     }
 }
 
@@ -183,12 +160,7 @@ impl StepEnv<'_> {
         let result = self.api.mutate(region, mutation).await;
         let (status, message) = match &result {
             Ok(r) => ("ok".to_string(), r.describe()),
-            Err(e) => (
-                e.status
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| "error".into()),
-                e.message.clone(),
-            ),
+            Err(e) => (e.status.map(|s| s.to_string()).unwrap_or_else(|| "error".into()), e.message.clone()),
         };
         self.journal_call(region, action, &request, &status, &message)?;
         Ok(result)
@@ -207,17 +179,13 @@ impl StepEnv<'_> {
         e.request = request.to_string();
         e.status = status.to_string();
         e.message = message.to_string();
-        self.journal
-            .append(&e)
-            .map_err(|err| StepOutcome::retry(err.to_string()))
+        self.journal.append(&e).map_err(|err| StepOutcome::retry(err.to_string()))
     }
 
     /// Journals the start of an attempt.
     pub fn journal_attempt(&self) -> Result<(), StepOutcome> {
         let e = self.entry(EntryKind::Attempt, None, "attempt");
-        self.journal
-            .append(&e)
-            .map_err(|err| StepOutcome::retry(err.to_string()))
+        self.journal.append(&e).map_err(|err| StepOutcome::retry(err.to_string()))
     }
 
     /// Journals the outcome; when the journal cannot be written the job fails (retried) instead
@@ -226,11 +194,7 @@ impl StepEnv<'_> {
         let mut e = self.entry(EntryKind::Outcome, None, outcome.label());
         match &outcome {
             StepOutcome::Done { already_done, .. } => {
-                e.status = if *already_done {
-                    "alreadyDone".into()
-                } else {
-                    String::new()
-                };
+                e.status = if *already_done { "alreadyDone".into() } else { String::new() };
             }
             StepOutcome::Refused { code, message, .. } => {
                 e.request = (*code).to_string();
@@ -248,11 +212,7 @@ impl StepEnv<'_> {
     pub fn journal_calls(&self) -> Result<Vec<JournalEntry>, StepOutcome> {
         self.journal
             .for_instance(self.input.process_instance_key)
-            .map(|v| {
-                v.into_iter()
-                    .filter(|e| e.kind == EntryKind::Call)
-                    .collect()
-            })
+            .map(|v| v.into_iter().filter(|e| e.kind == EntryKind::Call).collect())
             .map_err(|err| StepOutcome::retry(err.to_string()))
     }
 

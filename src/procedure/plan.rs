@@ -40,50 +40,26 @@ impl ExpectedTopology {
     pub fn problems(&self, t: &TopologyView) -> Vec<String> {
         // guards api-contract §6.16: non-member brokers (empty partitions) do not count
         let mut p = Vec::new();
-        let mut members: Vec<u32> = t
-            .brokers
-            .iter()
-            .filter(|b| !b.partitions.is_empty())
-            .map(|b| b.node_id)
-            .collect();
+        let mut members: Vec<u32> = t.brokers.iter().filter(|b| !b.partitions.is_empty()).map(|b| b.node_id).collect();
         members.sort_unstable();
         if members != self.brokers {
-            p.push(format!(
-                "brokers with partitions are {members:?}, expected {:?}",
-                self.brokers
-            ));
+            p.push(format!("brokers with partitions are {members:?}, expected {:?}", self.brokers));
         }
         if t.cluster_size != self.cluster_size {
-            p.push(format!(
-                "clusterSize is {}, expected {}",
-                t.cluster_size, self.cluster_size
-            ));
+            p.push(format!("clusterSize is {}, expected {}", t.cluster_size, self.cluster_size));
         }
         if t.replication_factor != self.replication_factor {
-            p.push(format!(
-                "replicationFactor is {}, expected {}",
-                t.replication_factor, self.replication_factor
-            ));
+            p.push(format!("replicationFactor is {}, expected {}", t.replication_factor, self.replication_factor));
         }
         for pid in 1..=self.partition_count {
             let replicas: Vec<_> = t
                 .brokers
                 .iter()
-                .flat_map(|b| {
-                    b.partitions
-                        .iter()
-                        .filter(|x| x.partition_id == pid)
-                        .map(move |x| (b.node_id, x))
-                })
+                .flat_map(|b| b.partitions.iter().filter(|x| x.partition_id == pid).map(move |x| (b.node_id, x)))
                 .collect();
-            let healthy_leaders = replicas
-                .iter()
-                .filter(|(_, x)| x.role == "leader" && x.health == "healthy")
-                .count();
+            let healthy_leaders = replicas.iter().filter(|(_, x)| x.role == "leader" && x.health == "healthy").count();
             if healthy_leaders != 1 {
-                p.push(format!(
-                    "partition {pid} has {healthy_leaders} healthy leaders, expected 1"
-                ));
+                p.push(format!("partition {pid} has {healthy_leaders} healthy leaders, expected 1"));
             }
             if replicas.len() as u32 != self.replication_factor {
                 p.push(format!(
@@ -92,15 +68,9 @@ impl ExpectedTopology {
                     self.replication_factor
                 ));
             }
-            let unhealthy: Vec<u32> = replicas
-                .iter()
-                .filter(|(_, x)| x.health != "healthy")
-                .map(|(b, _)| *b)
-                .collect();
+            let unhealthy: Vec<u32> = replicas.iter().filter(|(_, x)| x.health != "healthy").map(|(b, _)| *b).collect();
             if !unhealthy.is_empty() {
-                p.push(format!(
-                    "partition {pid} is not healthy on brokers {unhealthy:?}"
-                ));
+                p.push(format!("partition {pid} is not healthy on brokers {unhealthy:?}"));
             }
         }
         p
@@ -121,34 +91,19 @@ mod tests {
     }
 
     fn topo(brokers: &[u32], partitions: u32, rf: u32, size: u32) -> TopologyView {
-        let mut out: Vec<TopologyBroker> = brokers
-            .iter()
-            .map(|id| TopologyBroker {
-                node_id: *id,
-                host: String::new(),
-                partitions: vec![],
-            })
-            .collect();
+        let mut out: Vec<TopologyBroker> =
+            brokers.iter().map(|id| TopologyBroker { node_id: *id, host: String::new(), partitions: vec![] }).collect();
         for pid in 1..=partitions {
             for r in 0..rf as usize {
                 let b = &mut out[(pid as usize * rf as usize + r) % brokers.len()];
                 b.partitions.push(TopologyPartition {
                     partition_id: pid,
-                    role: if r == 0 {
-                        "leader".into()
-                    } else {
-                        "follower".into()
-                    },
+                    role: if r == 0 { "leader".into() } else { "follower".into() },
                     health: "healthy".into(),
                 });
             }
         }
-        TopologyView {
-            brokers: out,
-            cluster_size: size,
-            partitions_count: partitions,
-            replication_factor: rf,
-        }
+        TopologyView { brokers: out, cluster_size: size, partitions_count: partitions, replication_factor: rf }
     }
 
     #[test]
@@ -163,11 +118,7 @@ mod tests {
         assert!(fo.problems(&topo(&[1, 3], 2, 1, 2)).is_empty());
         // gossiping non-members do not count
         let mut with_ghost = topo(&[1, 3], 2, 1, 2);
-        with_ghost.brokers.push(TopologyBroker {
-            node_id: 0,
-            host: String::new(),
-            partitions: vec![],
-        });
+        with_ghost.brokers.push(TopologyBroker { node_id: 0, host: String::new(), partitions: vec![] });
         assert!(fo.problems(&with_ghost).is_empty());
         assert!(!fb.problems(&with_ghost).is_empty());
         // a missing leader
@@ -180,11 +131,6 @@ mod tests {
             }
         }
         let probs = fb.problems(&no_leader);
-        assert!(
-            probs
-                .iter()
-                .any(|p| p.contains("partition 2 has 0 healthy leaders")),
-            "{probs:?}"
-        );
+        assert!(probs.iter().any(|p| p.contains("partition 2 has 0 healthy leaders")), "{probs:?}");
     }
 }

@@ -24,9 +24,7 @@ pub struct PlatformStatus {
 
 impl PlatformStatus {
     pub fn webapps_on(&self) -> bool {
-        self.profiles
-            .iter()
-            .any(|p| p == "operate" || p == "tasklist")
+        self.profiles.iter().any(|p| p == "operate" || p == "tasklist")
     }
 }
 
@@ -103,12 +101,8 @@ pub trait Platform: Send + Sync {
 pub fn for_target(target: &TargetConfig) -> Box<dyn Platform> {
     match target.helm.mode {
         HelmMode::Manual => Box::new(ManualPlatform),
-        HelmMode::Command => Box::new(CommandPlatform {
-            kubectl: "kubectl".into(),
-        }),
-        HelmMode::Lab => Box::new(LabControl::new(
-            target.lab_control_url.clone().unwrap_or_default(),
-        )),
+        HelmMode::Command => Box::new(CommandPlatform { kubectl: "kubectl".into() }),
+        HelmMode::Lab => Box::new(LabControl::new(target.lab_control_url.clone().unwrap_or_default())),
     }
 }
 
@@ -118,12 +112,7 @@ pub fn for_target(target: &TargetConfig) -> Box<dyn Platform> {
 pub fn helm_args(target: &TargetConfig, region: u8, action: HelmAction) -> Vec<String> {
     let h: &HelmConfig = &target.helm;
     let rc = target.regions.get(usize::from(region));
-    let mut a: Vec<String> = vec![
-        "upgrade".into(),
-        "--install".into(),
-        target.release.clone(),
-        h.chart.clone(),
-    ];
+    let mut a: Vec<String> = vec!["upgrade".into(), "--install".into(), target.release.clone(), h.chart.clone()];
     if let Some(v) = &h.chart_version {
         a.extend(["--version".into(), v.clone()]);
     }
@@ -135,12 +124,7 @@ pub fn helm_args(target: &TargetConfig, region: u8, action: HelmAction) -> Vec<S
             a.extend(["--kube-context".into(), ctx.clone()]);
         }
     }
-    for f in h.base_values.iter().chain(
-        h.region_values
-            .get(usize::from(region))
-            .into_iter()
-            .flatten(),
-    ) {
+    for f in h.base_values.iter().chain(h.region_values.get(usize::from(region)).into_iter().flatten()) {
         a.extend(["-f".into(), f.display().to_string()]);
     }
     if !action.webapps() {
@@ -166,10 +150,7 @@ pub fn helm_args(target: &TargetConfig, region: u8, action: HelmAction) -> Vec<S
 }
 
 fn shell_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=,:@[]+".contains(c))
-    {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=,:@[]+".contains(c)) {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
@@ -177,10 +158,7 @@ fn shell_quote(s: &str) -> String {
 }
 
 pub fn command_line(binary: &str, args: &[String]) -> String {
-    std::iter::once(binary.to_string())
-        .chain(args.iter().map(|a| shell_quote(a)))
-        .collect::<Vec<_>>()
-        .join(" ")
+    std::iter::once(binary.to_string()).chain(args.iter().map(|a| shell_quote(a))).collect::<Vec<_>>().join(" ")
 }
 
 fn kube_args(target: &TargetConfig, region: u8) -> Vec<String> {
@@ -198,11 +176,7 @@ fn kube_args(target: &TargetConfig, region: u8) -> Vec<String> {
 
 /// The kubectl command that shows the active profiles (for manual verification).
 pub fn profiles_command(target: &TargetConfig, region: u8) -> String {
-    let mut a = vec![
-        "get".to_string(),
-        "configmap".into(),
-        format!("{}-zeebe-configuration-unified", target.release),
-    ];
+    let mut a = vec!["get".to_string(), "configmap".into(), format!("{}-zeebe-configuration-unified", target.release)];
     a.extend(kube_args(target, region));
     a.extend(["-o".into(), "yaml".into()]);
     command_line("kubectl", &a)
@@ -236,21 +210,12 @@ pub struct CommandPlatform {
 }
 
 /// Runs `binary args` with a timeout; stdout+stderr captured.
-pub async fn run_command(
-    binary: &str,
-    args: &[String],
-    timeout: Duration,
-) -> Result<(bool, String), PlatformError> {
-    let child = tokio::process::Command::new(binary)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
+pub async fn run_command(binary: &str, args: &[String], timeout: Duration) -> Result<(bool, String), PlatformError> {
+    let child =
+        tokio::process::Command::new(binary).args(args).stdin(std::process::Stdio::null()).kill_on_drop(true).output();
     let out = tokio::time::timeout(timeout, child)
         .await
-        .map_err(|_| {
-            PlatformError::Failed(format!("{binary} timed out after {}s", timeout.as_secs()))
-        })?
+        .map_err(|_| PlatformError::Failed(format!("{binary} timed out after {}s", timeout.as_secs())))?
         .map_err(|e| PlatformError::Failed(format!("cannot run {binary}: {e}")))?;
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
@@ -259,21 +224,14 @@ pub async fn run_command(
 
 /// The value of `spring.profiles.active` in a configmap dump.
 pub fn parse_profiles(text: &str) -> Vec<String> {
-    let idx = text
-        .find("spring.profiles.active")
-        .map(|i| i + "spring.profiles.active".len())
-        .or_else(|| {
-            let p = text.find("profiles:")?;
-            text[p..].find("active:").map(|a| p + a + "active:".len())
-        });
+    let idx = text.find("spring.profiles.active").map(|i| i + "spring.profiles.active".len()).or_else(|| {
+        let p = text.find("profiles:")?;
+        text[p..].find("active:").map(|a| p + a + "active:".len())
+    });
     let Some(i) = idx else { return Vec::new() };
     let rest = text[i..].trim_start_matches([':', ' ', '=', '"', '\'']);
     let end = rest.find(['"', '\'', '\n']).unwrap_or(rest.len());
-    rest[..end]
-        .split(',')
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect()
+    rest[..end].split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
 }
 
 /// True when a statefulset (JSON) sets `CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA=false` on a
@@ -282,17 +240,12 @@ pub fn schema_creation_off(statefulset_json: &str) -> bool {
     let Ok(v) = serde_json::from_str::<Value>(statefulset_json) else {
         return false;
     };
-    let containers = v["spec"]["template"]["spec"]["containers"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let containers = v["spec"]["template"]["spec"]["containers"].as_array().cloned().unwrap_or_default();
     containers.iter().any(|c| {
         c["env"].as_array().is_some_and(|env| {
             env.iter().any(|e| {
                 e["name"] == "CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA"
-                    && e["value"]
-                        .as_str()
-                        .is_some_and(|x| x.eq_ignore_ascii_case("false"))
+                    && e["value"].as_str().is_some_and(|x| x.eq_ignore_ascii_case("false"))
             })
         })
     })
@@ -320,43 +273,21 @@ impl Platform for CommandPlatform {
             pvc.extend(kube_args(target, region));
             let (ok, out) = run_command(&self.kubectl, &pvc, t).await?;
             if !ok {
-                return Err(PlatformError::Failed(format!(
-                    "kubectl get pvc failed: {}",
-                    tail(&out, 500)
-                )));
+                return Err(PlatformError::Failed(format!("kubectl get pvc failed: {}", tail(&out, 500))));
             }
-            let pvcs = out
-                .lines()
-                .filter(|l| l.starts_with("persistentvolumeclaim"))
-                .count() as u32;
-            let mut cm = vec![
-                "get".to_string(),
-                "configmap".into(),
-                format!("{}-zeebe-configuration-unified", target.release),
-            ];
+            let pvcs = out.lines().filter(|l| l.starts_with("persistentvolumeclaim")).count() as u32;
+            let mut cm =
+                vec!["get".to_string(), "configmap".into(), format!("{}-zeebe-configuration-unified", target.release)];
             cm.extend(kube_args(target, region));
             cm.extend(["-o".into(), "yaml".into()]);
             let (cm_ok, cm_out) = run_command(&self.kubectl, &cm, t).await?;
-            let profiles = if cm_ok {
-                parse_profiles(&cm_out)
-            } else {
-                Vec::new()
-            };
-            let mut sts = vec![
-                "get".to_string(),
-                "statefulset".into(),
-                format!("{}-zeebe", target.release),
-            ];
+            let profiles = if cm_ok { parse_profiles(&cm_out) } else { Vec::new() };
+            let mut sts = vec!["get".to_string(), "statefulset".into(), format!("{}-zeebe", target.release)];
             sts.extend(kube_args(target, region));
             sts.extend(["-o".into(), "json".into()]);
             let (sts_ok, sts_out) = run_command(&self.kubectl, &sts, t).await?;
             let create_schema = !(sts_ok && schema_creation_off(&sts_out));
-            Ok(PlatformStatus {
-                release,
-                pvcs,
-                profiles,
-                create_schema,
-            })
+            Ok(PlatformStatus { release, pvcs, profiles, create_schema })
         }
         .boxed()
     }
@@ -368,20 +299,9 @@ impl Platform for CommandPlatform {
     ) -> BoxFuture<'a, Result<String, PlatformError>> {
         async move {
             let args = helm_args(target, region, action);
-            let (ok, out) = run_command(
-                &target.helm.binary,
-                &args,
-                Duration::from_secs(target.helm.timeout_secs.max(1)),
-            )
-            .await?;
-            if ok {
-                Ok(out)
-            } else {
-                Err(PlatformError::Failed(format!(
-                    "helm failed: {}",
-                    tail(&out, 2000)
-                )))
-            }
+            let (ok, out) =
+                run_command(&target.helm.binary, &args, Duration::from_secs(target.helm.timeout_secs.max(1))).await?;
+            if ok { Ok(out) } else { Err(PlatformError::Failed(format!("helm failed: {}", tail(&out, 2000)))) }
         }
         .boxed()
     }
@@ -404,21 +324,14 @@ pub struct LabControl {
 
 impl LabControl {
     pub fn new(base: impl Into<String>) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap_or_default();
-        Self {
-            base: base.into().trim_end_matches('/').to_string(),
-            http,
-        }
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
+        Self { base: base.into().trim_end_matches('/').to_string(), http }
     }
 
     fn url(&self, path: &str) -> Result<String, PlatformError> {
         if self.base.is_empty() {
             return Err(PlatformError::Failed(
-                "the target has no lab_control_url (needed by helm.mode = \"lab\" and drills)"
-                    .into(),
+                "the target has no lab_control_url (needed by helm.mode = \"lab\" and drills)".into(),
             ));
         }
         Ok(format!("{}{path}", self.base))
@@ -447,15 +360,9 @@ impl LabControl {
 
     async fn json(path: &str, r: reqwest::Response) -> Result<Value, PlatformError> {
         let status = r.status();
-        let text = r
-            .text()
-            .await
-            .map_err(|e| PlatformError::Failed(format!("lab control {path}: {e}")))?;
+        let text = r.text().await.map_err(|e| PlatformError::Failed(format!("lab control {path}: {e}")))?;
         if !status.is_success() {
-            return Err(PlatformError::Failed(format!(
-                "lab control {path}: HTTP {status}: {}",
-                tail(&text, 300)
-            )));
+            return Err(PlatformError::Failed(format!("lab control {path}: HTTP {status}: {}", tail(&text, 300))));
         }
         Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
     }
@@ -468,11 +375,8 @@ impl Platform for LabControl {
         region: u8,
     ) -> BoxFuture<'a, Result<PlatformStatus, PlatformError>> {
         async move {
-            let v = self
-                .get(&format!("/control/regions/{region}/platform"))
-                .await?;
-            serde_json::from_value(v)
-                .map_err(|e| PlatformError::Failed(format!("lab platform status: {e}")))
+            let v = self.get(&format!("/control/regions/{region}/platform")).await?;
+            serde_json::from_value(v).map_err(|e| PlatformError::Failed(format!("lab platform status: {e}")))
         }
         .boxed()
     }
@@ -512,22 +416,13 @@ pub async fn preflight_recreated(env: &StepEnv<'_>) -> StepResult {
     let (surviving, recreated) = regions::failback(env)?;
     let cluster = env.api.cluster(surviving).await?;
     let ids = regions::brokers_of(recreated, env.target.cluster_size);
-    let stale: Vec<u32> = cluster
-        .brokers
-        .iter()
-        .map(|b| b.id)
-        .filter(|id| ids.contains(id))
-        .collect();
+    let stale: Vec<u32> = cluster.brokers.iter().map(|b| b.id).filter(|id| ids.contains(id)).collect();
     if !stale.is_empty() || cluster.pending_change.is_some() {
         return Err(StepOutcome::refused(
             errors::PRECONDITION_FAILED,
             format!(
                 "failover is not done: brokers {stale:?} of region {recreated} are still cluster members{}",
-                if cluster.pending_change.is_some() {
-                    " and a cluster change is pending"
-                } else {
-                    ""
-                }
+                if cluster.pending_change.is_some() { " and a cluster change is pending" } else { "" }
             ),
         ));
     }
@@ -539,17 +434,14 @@ pub async fn preflight_recreated(env: &StepEnv<'_>) -> StepResult {
         Err(PlatformError::Failed(m)) => return Err(StepOutcome::retry(m)),
     };
     let indices: Vec<String> = match env.api.indices(recreated).await {
-        Ok(list) => list
-            .into_iter()
-            .map(|i| i.name)
-            .filter(|n| super::snapshot::is_camunda_index(n))
-            .collect(),
+        Ok(list) => list.into_iter().map(|i| i.name).filter(|n| super::snapshot::is_camunda_index(n)).collect(),
         // an unreachable Elasticsearch in a region without a release holds no indices
         Err(e) if e.is_transient() && release == json!(false) => Vec::new(),
         Err(e) if e.is_transient() && release.is_null() => Vec::new(),
         Err(e) => return Err(e.into()),
     };
-    let preflight = json!({"camundaIndices": indices, "releasePresent": release, "pvcCount": pvcs, "clusterBrokers": brokers});
+    let preflight =
+        json!({"camundaIndices": indices, "releasePresent": release, "pvcCount": pvcs, "clusterBrokers": brokers});
     if release == json!(true) || pvcs.as_u64().is_some_and(|n| n > 0) || !indices.is_empty() {
         return Err(StepOutcome::refused(
             errors::RECREATED_REGION_NOT_CLEAN,
@@ -574,10 +466,8 @@ pub async fn helm_step(env: &StepEnv<'_>) -> StepResult {
     let targets = regions::from_header(env, &["surviving", "recreated", "both"])?;
     let step_id = format!("helm-{}", action.name());
     if env.target.helm.mode == HelmMode::Manual {
-        let cmds: Vec<String> = targets
-            .iter()
-            .map(|r| command_line(&env.target.helm.binary, &helm_args(env.target, *r, action)))
-            .collect();
+        let cmds: Vec<String> =
+            targets.iter().map(|r| command_line(&env.target.helm.binary, &helm_args(env.target, *r, action))).collect();
         return Err(manual(env, &step_id, cmds.join("\n")));
     }
     let mut output = String::new();
@@ -591,10 +481,7 @@ pub async fn helm_step(env: &StepEnv<'_>) -> StepResult {
         if action.holds(&status) {
             continue;
         }
-        let request = command_line(
-            &env.target.helm.binary,
-            &helm_args(env.target, region, action),
-        );
+        let request = command_line(&env.target.helm.binary, &helm_args(env.target, region, action));
         let result = env.platform.helm(env.target, region, action).await;
         match result {
             Ok(out) => {
@@ -610,10 +497,7 @@ pub async fn helm_step(env: &StepEnv<'_>) -> StepResult {
         }
     }
     let variables: Map<String, Value> = vars([("helmOutput", json!(tail(&output, 2000)))]);
-    Ok(StepOutcome::Done {
-        variables,
-        already_done: !acted,
-    })
+    Ok(StepOutcome::Done { variables, already_done: !acted })
 }
 
 /// `c8dr.verify-profiles` (headers `region`, `expect: webapps-off|webapps-on`).
@@ -625,9 +509,7 @@ pub async fn verify_profiles(env: &StepEnv<'_>) -> StepResult {
         other => {
             return Err(StepOutcome::invalid(
                 "expect",
-                format!(
-                    "task header `expect` must be webapps-off or webapps-on, got {other:?}: fix the BPMN"
-                ),
+                format!("task header `expect` must be webapps-off or webapps-on, got {other:?}: fix the BPMN"),
             ));
         }
     };
@@ -650,9 +532,7 @@ pub async fn verify_profiles(env: &StepEnv<'_>) -> StepResult {
     // during a failback with Operate/Tasklist off, the helm upgrade restarted the surviving
     // brokers: the recreated region's exporter must still be disabled (re-disabled if not)
     let mut redisabled = Vec::new();
-    if !want_on
-        && let Some(recreated) = validate::optional_region(&env.input.variables, "recreatedRegion")?
-    {
+    if !want_on && let Some(recreated) = validate::optional_region(&env.input.variables, "recreatedRegion")? {
         let surviving = regions::surviving(env)?;
         redisabled = super::exporters::redisable_flipped(env, surviving, recreated).await?;
         ok &= redisabled.is_empty();
@@ -673,10 +553,7 @@ mod tests {
         let mut t = super::super::regions::tests_support::target();
         t.helm.chart_version = Some("13.0.0".into());
         t.helm.base_values = vec![PathBuf::from("base.yaml")];
-        t.helm.region_values = vec![
-            vec![PathBuf::from("region0.yaml")],
-            vec![PathBuf::from("region1.yaml")],
-        ];
+        t.helm.region_values = vec![vec![PathBuf::from("region0.yaml")], vec![PathBuf::from("region1.yaml")]];
         t.helm.schema_env_index = 12;
         t.regions[1].kube_context = Some("ctx-b".into());
         t
@@ -693,15 +570,9 @@ mod tests {
              --set-string orchestration.env[12].name=CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA,orchestration.env[12].value=false"
         );
         let full = command_line("helm", &helm_args(&t, 0, HelmAction::EnableWebapps));
-        assert!(
-            !full.contains("--set") && full.contains("region0.yaml"),
-            "{full}"
-        );
+        assert!(!full.contains("--set") && full.contains("region0.yaml"), "{full}");
         let off = command_line("helm", &helm_args(&t, 0, HelmAction::DisableWebapps));
-        assert!(
-            off.contains("operate=false") && !off.contains("CREATESCHEMA"),
-            "{off}"
-        );
+        assert!(off.contains("operate=false") && !off.contains("CREATESCHEMA"), "{off}");
     }
 
     #[test]
@@ -717,25 +588,14 @@ mod tests {
         assert!(!HelmAction::DeployRecreated.holds(&s(false, &[], false)));
         assert!(HelmAction::DisableWebapps.holds(&s(true, &["broker"], true)));
         assert!(!HelmAction::DisableWebapps.holds(&s(true, &["broker", "operate"], true)));
-        assert!(HelmAction::EnableWebapps.holds(&s(
-            true,
-            &["broker", "operate", "tasklist"],
-            true
-        )));
-        assert!(!HelmAction::EnableWebapps.holds(&s(
-            true,
-            &["broker", "operate", "tasklist"],
-            false
-        )));
+        assert!(HelmAction::EnableWebapps.holds(&s(true, &["broker", "operate", "tasklist"], true)));
+        assert!(!HelmAction::EnableWebapps.holds(&s(true, &["broker", "operate", "tasklist"], false)));
     }
 
     #[test]
     fn profiles_from_configmap() {
         let y = "data:\n  application.yaml: |\n    spring.profiles.active: \"broker,identity,consolidated-auth\"\n";
-        assert_eq!(
-            parse_profiles(y),
-            vec!["broker", "identity", "consolidated-auth"]
-        );
+        assert_eq!(parse_profiles(y), vec!["broker", "identity", "consolidated-auth"]);
         assert!(parse_profiles("nothing").is_empty());
     }
 
@@ -767,11 +627,7 @@ esac"#,
             PlatformStatus {
                 release: true,
                 pvcs: 2,
-                profiles: vec![
-                    "broker".into(),
-                    "identity".into(),
-                    "consolidated-auth".into()
-                ],
+                profiles: vec!["broker".into(), "identity".into(), "consolidated-auth".into()],
                 create_schema: false,
             }
         );
@@ -785,40 +641,23 @@ esac"#,
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("args.log");
         let script = dir.path().join("helm");
-        std::fs::write(
-            &script,
-            format!(
-                "#!/bin/sh\necho \"$@\" >> {}\necho deployed\n",
-                log.display()
-            ),
-        )
-        .unwrap();
+        std::fs::write(&script, format!("#!/bin/sh\necho \"$@\" >> {}\necho deployed\n", log.display())).unwrap();
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
         let mut t = target();
         t.helm.mode = HelmMode::Command;
         t.helm.binary = script.display().to_string();
-        let p = CommandPlatform {
-            kubectl: "kubectl".into(),
-        };
+        let p = CommandPlatform { kubectl: "kubectl".into() };
         let out = p.helm(&t, 1, HelmAction::DeployRecreated).await.unwrap();
         assert!(out.contains("deployed"));
         let logged = std::fs::read_to_string(&log).unwrap();
-        assert_eq!(
-            logged.trim(),
-            helm_args(&t, 1, HelmAction::DeployRecreated).join(" ")
-        );
+        assert_eq!(logged.trim(), helm_args(&t, 1, HelmAction::DeployRecreated).join(" "));
         // a failing helm is a retryable failure with its output
         std::fs::write(&script, "#!/bin/sh\necho boom >&2\nexit 3\n").unwrap();
-        let err = p
-            .helm(&t, 1, HelmAction::DeployRecreated)
-            .await
-            .unwrap_err();
+        let err = p.helm(&t, 1, HelmAction::DeployRecreated).await.unwrap_err();
         assert!(matches!(err, PlatformError::Failed(m) if m.contains("boom")));
         // and a hanging one times out
         std::fs::write(&script, "#!/bin/sh\nsleep 5\n").unwrap();
-        let err = run_command(&t.helm.binary, &[], Duration::from_millis(200))
-            .await
-            .unwrap_err();
+        let err = run_command(&t.helm.binary, &[], Duration::from_millis(200)).await.unwrap_err();
         assert!(matches!(err, PlatformError::Failed(m) if m.contains("timed out")));
     }
 }

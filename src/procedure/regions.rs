@@ -8,9 +8,7 @@ use crate::config::TargetConfig;
 
 /// Broker ids of `region` in a cluster of `cluster_size` brokers.
 pub fn brokers_of(region: u8, cluster_size: u32) -> Vec<u32> {
-    (0..cluster_size)
-        .filter(|id| id % 2 == u32::from(region))
-        .collect()
+    (0..cluster_size).filter(|id| id % 2 == u32::from(region)).collect()
 }
 
 pub fn region_of(broker: u32) -> u8 {
@@ -43,10 +41,7 @@ pub fn surviving(env: &StepEnv<'_>) -> Result<u8, StepOutcome> {
     match (validate::optional_region(v, "survivingRegion")?, other) {
         (Some(s), Some(o)) if s == o => Err(StepOutcome::invalid(
             "survivingRegion",
-            format!(
-                "variable `survivingRegion` = {s} equals the lost/recreated region: it must be {}",
-                1 - o
-            ),
+            format!("variable `survivingRegion` = {s} equals the lost/recreated region: it must be {}", 1 - o),
         )),
         (Some(s), _) => Ok(s),
         (None, Some(o)) => Ok(1 - o),
@@ -67,9 +62,7 @@ fn check_surviving(env: &StepEnv<'_>, expected: u8) -> Result<u8, StepOutcome> {
     match validate::optional_region(&env.input.variables, "survivingRegion")? {
         Some(s) if s != expected => Err(StepOutcome::invalid(
             "survivingRegion",
-            format!(
-                "variable `survivingRegion` = {s} contradicts the lost/recreated region: it must be {expected}"
-            ),
+            format!("variable `survivingRegion` = {s} contradicts the lost/recreated region: it must be {expected}"),
         )),
         _ => Ok(expected),
     }
@@ -108,18 +101,10 @@ pub fn check_removal(
     if let Some(id) = to_remove.iter().find(|id| region_of(**id) == surviving) {
         return Err(StepOutcome::refused(
             errors::SPLIT_BRAIN_RISK,
-            format!(
-                "refusing to remove broker {id}: it belongs to the surviving region {surviving} by parity"
-            ),
+            format!("refusing to remove broker {id}: it belongs to the surviving region {surviving} by parity"),
         ));
     }
-    let ns = |r: u8| {
-        target
-            .regions
-            .get(usize::from(r))
-            .map(|c| c.namespace.as_str())
-            .filter(|n| !n.is_empty())
-    };
+    let ns = |r: u8| target.regions.get(usize::from(r)).map(|c| c.namespace.as_str()).filter(|n| !n.is_empty());
     let in_ns = |host: &str, r: u8| ns(r).is_some_and(|n| host.contains(n));
     for b in &topology.brokers {
         if to_remove.contains(&b.node_id) {
@@ -214,21 +199,12 @@ mod tests {
         TopologyBroker {
             node_id: id,
             host: format!("camunda-zeebe-{}.camunda-zeebe.{ns}", id / 2),
-            partitions: vec![TopologyPartition {
-                partition_id: 1,
-                role: "follower".into(),
-                health: health.into(),
-            }],
+            partitions: vec![TopologyPartition { partition_id: 1, role: "follower".into(), health: health.into() }],
         }
     }
 
     fn topo(brokers: Vec<TopologyBroker>) -> TopologyView {
-        TopologyView {
-            brokers,
-            cluster_size: 8,
-            partitions_count: 8,
-            replication_factor: 4,
-        }
+        TopologyView { brokers, cluster_size: 8, partitions_count: 8, replication_factor: 4 }
     }
 
     fn code(r: Result<(), StepOutcome>) -> &'static str {
@@ -242,57 +218,29 @@ mod tests {
     #[test]
     fn removal_cross_checks_topology() {
         let t = target();
-        let healthy_a: Vec<_> = [0, 2, 4, 6]
-            .iter()
-            .map(|i| broker(*i, "camunda-a", "healthy"))
-            .collect();
-        assert_eq!(
-            code(check_removal(
-                &t,
-                &topo(healthy_a.clone()),
-                0,
-                &[1, 3, 5, 7]
-            )),
-            "ok"
-        );
+        let healthy_a: Vec<_> = [0, 2, 4, 6].iter().map(|i| broker(*i, "camunda-a", "healthy")).collect();
+        assert_eq!(code(check_removal(&t, &topo(healthy_a.clone()), 0, &[1, 3, 5, 7])), "ok");
         // never remove surviving brokers
-        assert_eq!(
-            code(check_removal(&t, &topo(healthy_a.clone()), 0, &[0, 2])),
-            "SPLIT_BRAIN_RISK"
-        );
+        assert_eq!(code(check_removal(&t, &topo(healthy_a.clone()), 0, &[0, 2])), "SPLIT_BRAIN_RISK");
         // the lost region's brokers still healthy
         let mut alive = healthy_a.clone();
         alive.push(broker(3, "camunda-b", "healthy"));
-        assert_eq!(
-            code(check_removal(&t, &topo(alive), 0, &[1, 3, 5, 7])),
-            "SPLIT_BRAIN_RISK"
-        );
+        assert_eq!(code(check_removal(&t, &topo(alive), 0, &[1, 3, 5, 7])), "SPLIT_BRAIN_RISK");
         // dead lost brokers are fine
         let mut dead = healthy_a.clone();
         dead.push(broker(3, "camunda-b", "dead"));
         assert_eq!(code(check_removal(&t, &topo(dead), 0, &[1, 3, 5, 7])), "ok");
         // a surviving broker missing
         assert_eq!(
-            code(check_removal(
-                &t,
-                &topo(healthy_a[..3].to_vec()),
-                0,
-                &[1, 3, 5, 7]
-            )),
+            code(check_removal(&t, &topo(healthy_a[..3].to_vec()), 0, &[1, 3, 5, 7])),
             "SURVIVING_REGION_DEGRADED"
         );
         // parity contradicted by hosts
         let mut swapped = healthy_a.clone();
         swapped[0] = broker(0, "camunda-b", "healthy");
-        assert_eq!(
-            code(check_removal(&t, &topo(swapped), 0, &[1, 3, 5, 7])),
-            "SURVIVING_REGION_DEGRADED"
-        );
+        assert_eq!(code(check_removal(&t, &topo(swapped), 0, &[1, 3, 5, 7])), "SURVIVING_REGION_DEGRADED");
         let mut odd_in_a = healthy_a;
         odd_in_a.push(broker(5, "camunda-a", "dead"));
-        assert_eq!(
-            code(check_removal(&t, &topo(odd_in_a), 0, &[1, 3, 5, 7])),
-            "SURVIVING_REGION_DEGRADED"
-        );
+        assert_eq!(code(check_removal(&t, &topo(odd_in_a), 0, &[1, 3, 5, 7])), "SURVIVING_REGION_DEGRADED");
     }
 }

@@ -54,9 +54,7 @@ fn rfc(t: DateTime<Utc>) -> String {
 }
 
 fn time_var(v: Option<&Value>) -> Option<DateTime<Utc>> {
-    v.and_then(Value::as_str)
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| t.with_timezone(&Utc))
+    v.and_then(Value::as_str).and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|t| t.with_timezone(&Utc))
 }
 
 fn seconds(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
@@ -69,30 +67,20 @@ pub fn report(env: &StepEnv<'_>) -> StepResult {
     if !matches!(process, "failover" | "failback" | "drill") {
         return Err(StepOutcome::invalid(
             "process",
-            format!(
-                "task header `process` must be failover, failback or drill, got {process:?}: fix the BPMN"
-            ),
+            format!("task header `process` must be failover, failback or drill, got {process:?}: fix the BPMN"),
         ));
     }
-    let entries = env
-        .journal
-        .for_instance(env.input.process_instance_key)
-        .map_err(|e| StepOutcome::retry(e.to_string()))?;
+    let entries =
+        env.journal.for_instance(env.input.process_instance_key).map_err(|e| StepOutcome::retry(e.to_string()))?;
     let lines = steps(&entries);
     let completed = Utc::now();
-    let started = time_var(env.var("startedAt"))
-        .or_else(|| lines.first().map(|s| s.start))
-        .unwrap_or(completed);
+    let started = time_var(env.var("startedAt")).or_else(|| lines.first().map(|s| s.start)).unwrap_or(completed);
     let duration = seconds(started, completed);
     // The process says how it ended (input mapping `outcome` on each report task: completed,
     // rejected, not-confirmed, aborted, invalid-input, refused, ...); a retried step's old
     // `lastError` must not turn a completed run into an aborted one.
-    let outcome = env
-        .var("outcome")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .unwrap_or("completed")
-        .to_string();
+    let outcome =
+        env.var("outcome").and_then(Value::as_str).filter(|s| !s.is_empty()).unwrap_or("completed").to_string();
     let outcome_reason = env.var("outcomeReason").cloned().unwrap_or(Value::Null);
     let step_json: Vec<Value> = lines
         .iter()
@@ -187,10 +175,7 @@ mod tests {
         ];
         let s = steps(&j);
         assert_eq!(s.len(), 2);
-        assert_eq!(
-            (s[0].attempts, s[0].mutations, s[0].outcome.as_str()),
-            (2, 1, "done")
-        );
+        assert_eq!((s[0].attempts, s[0].mutations, s[0].outcome.as_str()), (2, 1, "done"));
         assert_eq!(s[0].end.unwrap() - s[0].start, chrono::Duration::seconds(7));
         assert_eq!(s[1].step, "await");
     }

@@ -14,16 +14,8 @@ fn repo_missing(e: &ApiError) -> bool {
 
 /// The snapshot `name` in `region`, `Ok(None)` when the repository has no such snapshot and
 /// `Err(None)` when the repository itself is missing.
-async fn find_snapshot(
-    env: &StepEnv<'_>,
-    region: u8,
-    name: &str,
-) -> Result<Option<SnapshotInfo>, Option<ApiError>> {
-    match env
-        .api
-        .snapshots(region, env.target.snapshot.repository.clone())
-        .await
-    {
+async fn find_snapshot(env: &StepEnv<'_>, region: u8, name: &str) -> Result<Option<SnapshotInfo>, Option<ApiError>> {
+    match env.api.snapshots(region, env.target.snapshot.repository.clone()).await {
         Ok(list) => Ok(list.into_iter().find(|s| s.name == name)),
         Err(e) if repo_missing(&e) => Err(None),
         Err(e) => Err(Some(e)),
@@ -42,30 +34,15 @@ pub async fn register_snapshot_repo(env: &StepEnv<'_>) -> StepResult {
         "surviving" => {
             let region = regions::surviving(env)?;
             if env.api.repository_exists(region, repo.clone()).await? {
-                return Ok(StepOutcome::already_done(vars([(
-                    "repositoryRegistered",
-                    json!(true),
-                )])));
+                return Ok(StepOutcome::already_done(vars([("repositoryRegistered", json!(true))])));
             }
-            env.mutate(
-                region,
-                Mutation::RegisterRepository {
-                    repository: repo,
-                    readonly: false,
-                },
-            )
-            .await??;
-            Ok(StepOutcome::done(vars([(
-                "repositoryRegistered",
-                json!(true),
-            )])))
+            env.mutate(region, Mutation::RegisterRepository { repository: repo, readonly: false }).await??;
+            Ok(StepOutcome::done(vars([("repositoryRegistered", json!(true))])))
         }
         "recreated" => register_in_recreated(env, repo).await,
         other => Err(StepOutcome::invalid(
             "region",
-            format!(
-                "task header `region` must be surviving or recreated, got {other:?}: fix the BPMN"
-            ),
+            format!("task header `region` must be surviving or recreated, got {other:?}: fix the BPMN"),
         )),
     }
 }
@@ -90,76 +67,36 @@ async fn register_in_recreated(env: &StepEnv<'_>, repo: String) -> StepResult {
                 errors::SNAPSHOT_MISSING,
                 format!(
                     "snapshot {name} is not in the bucket yet (surviving region sees {}): create and await it first",
-                    found.map_or("no such snapshot".to_string(), |s| format!(
-                        "state {}",
-                        s.state
-                    ))
+                    found.map_or("no such snapshot".to_string(), |s| format!("state {}", s.state))
                 ),
             ));
         }
         Err(None) => {
             return Err(StepOutcome::refused(
                 errors::SNAPSHOT_MISSING,
-                format!(
-                    "repository {repo} is not registered in the surviving region: snapshot {name} cannot exist"
-                ),
+                format!("repository {repo} is not registered in the surviving region: snapshot {name} cannot exist"),
             ));
         }
         Err(Some(e)) => return Err(e.into()),
     }
     let exists = env.api.repository_exists(recreated, repo.clone()).await?;
     if exists && visible(env, recreated, &name).await? {
-        return Ok(StepOutcome::already_done(vars([(
-            "repositoryRegistered",
-            json!(true),
-        )])));
+        return Ok(StepOutcome::already_done(vars([("repositoryRegistered", json!(true))])));
     }
     if exists {
         // registered but the snapshot is not visible: delete and re-register once (§6.14)
-        env.mutate(
-            recreated,
-            Mutation::DeleteRepository {
-                repository: repo.clone(),
-            },
-        )
-        .await??;
+        env.mutate(recreated, Mutation::DeleteRepository { repository: repo.clone() }).await??;
     }
     // guards api-contract §6.14: the recreated region only reads: readonly
-    env.mutate(
-        recreated,
-        Mutation::RegisterRepository {
-            repository: repo.clone(),
-            readonly: true,
-        },
-    )
-    .await??;
+    env.mutate(recreated, Mutation::RegisterRepository { repository: repo.clone(), readonly: true }).await??;
     if visible(env, recreated, &name).await? {
-        return Ok(StepOutcome::done(vars([(
-            "repositoryRegistered",
-            json!(true),
-        )])));
+        return Ok(StepOutcome::done(vars([("repositoryRegistered", json!(true))])));
     }
     if !exists {
-        env.mutate(
-            recreated,
-            Mutation::DeleteRepository {
-                repository: repo.clone(),
-            },
-        )
-        .await??;
-        env.mutate(
-            recreated,
-            Mutation::RegisterRepository {
-                repository: repo.clone(),
-                readonly: true,
-            },
-        )
-        .await??;
+        env.mutate(recreated, Mutation::DeleteRepository { repository: repo.clone() }).await??;
+        env.mutate(recreated, Mutation::RegisterRepository { repository: repo.clone(), readonly: true }).await??;
         if visible(env, recreated, &name).await? {
-            return Ok(StepOutcome::done(vars([(
-                "repositoryRegistered",
-                json!(true),
-            )])));
+            return Ok(StepOutcome::done(vars([("repositoryRegistered", json!(true))])));
         }
     }
     Err(StepOutcome::retry(format!(
@@ -189,16 +126,7 @@ pub async fn create_snapshot(env: &StepEnv<'_>) -> StepResult {
         Err(None) => return Err(missing_repo()),
         Err(Some(e)) => return Err(e.into()),
     }
-    match env
-        .mutate(
-            surviving,
-            Mutation::CreateSnapshot {
-                repository: repo,
-                snapshot: name.clone(),
-            },
-        )
-        .await?
-    {
+    match env.mutate(surviving, Mutation::CreateSnapshot { repository: repo, snapshot: name.clone() }).await? {
         Ok(_) => Ok(StepOutcome::done(done())),
         Err(e)
             if e.is_es("invalid_snapshot_name_exception")
@@ -247,10 +175,7 @@ pub async fn await_snapshot(env: &StepEnv<'_>) -> StepResult {
         ]))),
         other => Err(StepOutcome::refused(
             errors::SNAPSHOT_FAILED,
-            format!(
-                "snapshot {name} ended {other} with {} of {} shards failed",
-                s.shards.failed, s.shards.total
-            ),
+            format!("snapshot {name} ended {other} with {} of {} shards failed", s.shards.failed, s.shards.total),
         )
         .with_var("snapshotState", json!(other))
         .with_var("snapshotShards", shards)),
@@ -264,17 +189,14 @@ pub async fn restore_snapshot(env: &StepEnv<'_>) -> StepResult {
     let repo = env.target.snapshot.repository.clone();
     let started = || vars([("restoreStarted", json!(true))]);
     // guards api-contract §6.13: observe recoveries first; never re-issue a restore blindly
-    let ours =
-        |list: &[super::api::RecoveryInfo]| list.iter().any(|r| r.is_from_snapshot(&repo, &name));
+    let ours = |list: &[super::api::RecoveryInfo]| list.iter().any(|r| r.is_from_snapshot(&repo, &name));
     if ours(&env.api.recoveries(recreated).await?) {
         return Ok(StepOutcome::already_done(started()));
     }
     if !env.api.repository_exists(recreated, repo.clone()).await? {
         return Err(StepOutcome::refused(
             errors::REPOSITORY_MISSING,
-            format!(
-                "repository {repo} is not registered in region {recreated}: register it (region recreated) first"
-            ),
+            format!("repository {repo} is not registered in region {recreated}: register it (region recreated) first"),
         ));
     }
     match find_snapshot(env, recreated, &name).await {
@@ -306,34 +228,17 @@ pub async fn restore_snapshot(env: &StepEnv<'_>) -> StepResult {
             ),
         ));
     }
-    match env
-        .mutate(
-            recreated,
-            Mutation::RestoreSnapshot {
-                repository: repo.clone(),
-                snapshot: name.clone(),
-            },
-        )
-        .await?
-    {
+    match env.mutate(recreated, Mutation::RestoreSnapshot { repository: repo.clone(), snapshot: name.clone() }).await? {
         Ok(_) => Ok(StepOutcome::done(started())),
-        Err(e)
-            if e.is_es("snapshot_restore_exception")
-                || e.message.contains("open index with same name") =>
-        {
+        Err(e) if e.is_es("snapshot_restore_exception") || e.message.contains("open index with same name") => {
             // a restore of ours may already be running (§6.13): re-observe, do not re-issue
             if ours(&env.api.recoveries(recreated).await?) {
                 Ok(StepOutcome::already_done(started()))
             } else {
-                Err(StepOutcome::refused(
-                    errors::RESTORE_TARGET_NOT_EMPTY,
-                    format!("restore refused: {}", e.message),
-                ))
+                Err(StepOutcome::refused(errors::RESTORE_TARGET_NOT_EMPTY, format!("restore refused: {}", e.message)))
             }
         }
-        Err(e) if repo_missing(&e) => {
-            Err(StepOutcome::refused(errors::REPOSITORY_MISSING, e.message))
-        }
+        Err(e) if repo_missing(&e) => Err(StepOutcome::refused(errors::REPOSITORY_MISSING, e.message)),
         Err(e) if e.is_es("snapshot_missing_exception") => {
             Err(StepOutcome::refused(errors::SNAPSHOT_MISSING, e.message))
         }
@@ -347,28 +252,17 @@ pub async fn await_restore(env: &StepEnv<'_>) -> StepResult {
     let name = snapshot_name(env)?;
     let repo = &env.target.snapshot.repository;
     let recoveries = env.api.recoveries(recreated).await?;
-    let ours = recoveries
-        .iter()
-        .filter(|r| r.is_from_snapshot(repo, &name))
-        .count();
-    let active = recoveries
-        .iter()
-        .filter(|r| r.kind.eq_ignore_ascii_case("snapshot") && r.is_active())
-        .count();
+    let ours = recoveries.iter().filter(|r| r.is_from_snapshot(repo, &name)).count();
+    let active = recoveries.iter().filter(|r| r.kind.eq_ignore_ascii_case("snapshot") && r.is_active()).count();
     let health = env.api.health(recreated).await?;
     let progress = json!({"activeRecoveries": active, "health": health.status, "recoveries": ours});
     if active == 0 && ours > 0 && health.status == "red" {
         return Err(StepOutcome::refused(
             errors::RESTORE_FAILED,
-            format!(
-                "restore of {name} finished but region {recreated} is red: shards failed to restore"
-            ),
+            format!("restore of {name} finished but region {recreated} is red: shards failed to restore"),
         )
         .with_var("restoreProgress", progress));
     }
     let verified = active == 0 && ours > 0 && health.status == "green";
-    Ok(StepOutcome::done(vars([
-        ("verified", json!(verified)),
-        ("restoreProgress", progress),
-    ])))
+    Ok(StepOutcome::done(vars([("verified", json!(verified)), ("restoreProgress", progress)])))
 }

@@ -40,10 +40,7 @@ impl H {
             target_name: "lab".into(),
             step: format!("c8dr.{step}"),
             variables,
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             process_instance_key: self.pik,
             job_key: 1,
             worker: "test".into(),
@@ -85,20 +82,13 @@ impl H {
 
     /// Runs a mutating step, checks it acted, then runs it again (a crash between act and
     /// complete) and checks the re-run is a no-op.
-    async fn act_once(
-        &self,
-        step: &str,
-        vars: &Value,
-        headers: &[(&str, &str)],
-    ) -> serde_json::Map<String, Value> {
+    async fn act_once(&self, step: &str, vars: &Value, headers: &[(&str, &str)]) -> serde_json::Map<String, Value> {
         let before = self.mutations();
         let first = done(self.run(step, vars.clone(), headers).await, step);
         assert!(self.mutations() > before, "{step} made no mutation");
         let after = self.mutations();
         match self.run(step, vars.clone(), headers).await {
-            StepOutcome::Done {
-                already_done: true, ..
-            } => {}
+            StepOutcome::Done { already_done: true, .. } => {}
             other => panic!("{step} re-run: {other:?}"),
         }
         assert_eq!(self.mutations(), after, "{step} re-run mutated again");
@@ -139,97 +129,43 @@ async fn failover(h: &H) {
     let r = h.act_once("remove-brokers", &v, &[]).await;
     let cv = json!({"lostRegion": 1, "survivingRegion": 0, "changeId": r["changeId"]});
     h.until_verified("await-change", &cv, &[]).await;
-    h.until_verified("verify-topology", &v, &[("expect", "degraded")])
-        .await;
+    h.until_verified("verify-topology", &v, &[("expect", "degraded")]).await;
     let d = h.act_once("disable-exporters", &v, &[]).await;
     assert_eq!(d["exportersDone"], json!(true));
     let cv = json!({"lostRegion": 1, "survivingRegion": 0, "changeId": d["changeId"]});
     h.until_verified("await-change", &cv, &[]).await;
-    let again = done(
-        h.run("disable-exporters", v.clone(), &[]).await,
-        "disable again",
-    );
+    let again = done(h.run("disable-exporters", v.clone(), &[]).await, "disable again");
     assert_eq!(again["changeId"], Value::Null);
-    h.until_verified("verify-exporters", &v, &[("expect", "failover")])
-        .await;
+    h.until_verified("verify-exporters", &v, &[("expect", "failover")]).await;
 }
 
 #[tokio::test]
 async fn failover_then_failback_reaches_the_dual_region_state() {
     let h = H::new();
-    let vi = done(
-        h.run(
-            "validate-input",
-            json!({"lostRegion": 1}),
-            &[("process", "failover")],
-        )
-        .await,
-        "validate",
-    );
+    let vi = done(h.run("validate-input", json!({"lostRegion": 1}), &[("process", "failover")]).await, "validate");
     assert_eq!(vi["survivingRegion"], json!(0));
     failover(&h).await;
 
     let v = failback_vars();
     // the recreated region is empty
     *h.plat.status.lock().unwrap().get_mut(1).unwrap() = Default::default();
-    let pf = done(
-        h.run("preflight-recreated", v.clone(), &[]).await,
-        "preflight",
-    );
+    let pf = done(h.run("preflight-recreated", v.clone(), &[]).await, "preflight");
     assert_eq!(pf["preflight"]["releasePresent"], json!(false));
     let m0 = h.mutations();
-    done(
-        h.run(
-            "helm",
-            v.clone(),
-            &[("action", "deploy-recreated"), ("region", "recreated")],
-        )
-        .await,
-        "helm",
-    );
-    let again = h
-        .run(
-            "helm",
-            v.clone(),
-            &[("action", "deploy-recreated"), ("region", "recreated")],
-        )
-        .await;
-    assert!(matches!(
-        again,
-        StepOutcome::Done {
-            already_done: true,
-            ..
-        }
-    ));
-    assert_eq!(
-        h.plat.helm_calls.lock().unwrap().as_slice(),
-        &[(1, HelmAction::DeployRecreated)]
-    );
+    done(h.run("helm", v.clone(), &[("action", "deploy-recreated"), ("region", "recreated")]).await, "helm");
+    let again = h.run("helm", v.clone(), &[("action", "deploy-recreated"), ("region", "recreated")]).await;
+    assert!(matches!(again, StepOutcome::Done { already_done: true, .. }));
+    assert_eq!(h.plat.helm_calls.lock().unwrap().as_slice(), &[(1, HelmAction::DeployRecreated)]);
     assert_eq!(h.mutations(), m0);
     h.api.start_brokers(1, 8);
     h.until_verified("await-brokers-visible", &v, &[]).await;
-    done(
-        h.run(
-            "helm",
-            v.clone(),
-            &[("action", "disable-webapps"), ("region", "surviving")],
-        )
-        .await,
-        "helm off",
-    );
-    h.until_verified(
-        "verify-profiles",
-        &v,
-        &[("region", "both"), ("expect", "webapps-off")],
-    )
-    .await;
+    done(h.run("helm", v.clone(), &[("action", "disable-webapps"), ("region", "surviving")]).await, "helm off");
+    h.until_verified("verify-profiles", &v, &[("region", "both"), ("expect", "webapps-off")]).await;
     h.act_once("pause-exporting", &v, &[]).await;
-    h.act_once("register-snapshot-repo", &v, &[("region", "surviving")])
-        .await;
+    h.act_once("register-snapshot-repo", &v, &[("region", "surviving")]).await;
     h.act_once("create-snapshot", &v, &[]).await;
     h.until_verified("await-snapshot", &v, &[]).await;
-    h.act_once("register-snapshot-repo", &v, &[("region", "recreated")])
-        .await;
+    h.act_once("register-snapshot-repo", &v, &[("region", "recreated")]).await;
     h.act_once("restore-snapshot", &v, &[]).await;
     h.until_verified("await-restore", &v, &[]).await;
     // adding brokers before the exporter is enabled is refused
@@ -239,50 +175,21 @@ async fn failover_then_failback_reaches_the_dual_region_state() {
     let cv = json!({"recreatedRegion": 1, "survivingRegion": 0, "changeId": e["changeId"]});
     h.until_verified("await-change", &cv, &[]).await;
     // still paused: refused
-    assert_eq!(
-        code(&h.run("add-brokers", v.clone(), &[]).await),
-        "PRECONDITION_FAILED"
-    );
+    assert_eq!(code(&h.run("add-brokers", v.clone(), &[]).await), "PRECONDITION_FAILED");
     h.act_once("resume-exporting", &v, &[]).await;
     let a = h.act_once("add-brokers", &v, &[]).await;
     let cv = json!({"recreatedRegion": 1, "survivingRegion": 0, "changeId": a["changeId"]});
     h.until_verified("await-change", &cv, &[]).await;
-    let t = h
-        .until_verified("verify-topology", &v, &[("expect", "full")])
-        .await;
+    let t = h.until_verified("verify-topology", &v, &[("expect", "full")]).await;
     assert_eq!(t["topology"]["replicationFactor"], json!(4));
     assert_eq!(t["topology"]["clusterSize"], json!(8));
-    done(
-        h.run(
-            "helm",
-            v.clone(),
-            &[("action", "enable-webapps"), ("region", "both")],
-        )
-        .await,
-        "helm on",
-    );
-    h.until_verified(
-        "verify-profiles",
-        &v,
-        &[("region", "both"), ("expect", "webapps-on")],
-    )
-    .await;
-    h.until_verified("verify-exporters", &v, &[("expect", "full")])
-        .await;
-    let rep = done(
-        h.run(
-            "report",
-            json!({"startedAt": "2026-01-01T00:00:00Z"}),
-            &[("process", "failback")],
-        )
-        .await,
-        "report",
-    );
+    done(h.run("helm", v.clone(), &[("action", "enable-webapps"), ("region", "both")]).await, "helm on");
+    h.until_verified("verify-profiles", &v, &[("region", "both"), ("expect", "webapps-on")]).await;
+    h.until_verified("verify-exporters", &v, &[("expect", "full")]).await;
+    let rep =
+        done(h.run("report", json!({"startedAt": "2026-01-01T00:00:00Z"}), &[("process", "failback")]).await, "report");
     let steps = rep["report"]["steps"].as_array().unwrap();
-    let remove = steps
-        .iter()
-        .find(|s| s["step"] == "remove-brokers")
-        .unwrap();
+    let remove = steps.iter().find(|s| s["step"] == "remove-brokers").unwrap();
     assert_eq!(remove["attempts"], json!(2));
     assert_eq!(remove["mutations"], json!(1));
     assert_eq!(rep["report"]["outcome"], json!("completed"));
@@ -292,94 +199,37 @@ async fn failover_then_failback_reaches_the_dual_region_state() {
 async fn bad_variables_are_invalid_input_without_mutations() {
     let h = H::new();
     h.api.lose(1);
-    let bad = [
-        json!({"lostRegion": 2}),
-        json!({"lostRegion": -1}),
-        json!({"lostRegion": "one"}),
-        json!({}),
-    ];
-    for step in [
-        "assess-failover",
-        "remove-brokers",
-        "disable-exporters",
-        "drill-region",
-    ] {
+    let bad = [json!({"lostRegion": 2}), json!({"lostRegion": -1}), json!({"lostRegion": "one"}), json!({})];
+    for step in ["assess-failover", "remove-brokers", "disable-exporters", "drill-region"] {
         for v in &bad {
             let o = h.run(step, v.clone(), &[("action", "lose")]).await;
             match &o {
-                StepOutcome::Refused {
-                    code: "INVALID_INPUT",
-                    field: Some(f),
-                    ..
-                } => assert_eq!(f, "lostRegion"),
+                StepOutcome::Refused { code: "INVALID_INPUT", field: Some(f), .. } => assert_eq!(f, "lostRegion"),
                 other => panic!("{step} {v}: {other:?}"),
             }
         }
     }
-    for step in [
-        "add-brokers",
-        "enable-exporter",
-        "restore-snapshot",
-        "await-restore",
-        "preflight-recreated",
-    ] {
-        let o = h
-            .run(
-                step,
-                json!({"recreatedRegion": 7, "snapshotName": "s"}),
-                &[],
-            )
-            .await;
+    for step in ["add-brokers", "enable-exporter", "restore-snapshot", "await-restore", "preflight-recreated"] {
+        let o = h.run(step, json!({"recreatedRegion": 7, "snapshotName": "s"}), &[]).await;
         assert_eq!(code(&o), "INVALID_INPUT", "{step}");
     }
+    assert_eq!(code(&h.run("await-change", json!({"survivingRegion": 0}), &[]).await), "INVALID_INPUT");
+    assert_eq!(
+        code(&h.run("create-snapshot", json!({"survivingRegion": 0, "snapshotName": "Bad Name"}), &[]).await),
+        "INVALID_INPUT"
+    );
+    assert_eq!(
+        code(&h.run("verify-topology", json!({"survivingRegion": 0}), &[("expect", "sideways")]).await),
+        "INVALID_INPUT"
+    );
+    assert_eq!(
+        code(&h.run("remove-brokers", json!({"lostRegion": 1, "survivingRegion": 1}), &[]).await),
+        "INVALID_INPUT"
+    );
     assert_eq!(
         code(
-            &h.run("await-change", json!({"survivingRegion": 0}), &[])
+            &h.run("validate-input", json!({"recreatedRegion": 1, "verifyInterval": "5s"}), &[("process", "failback")])
                 .await
-        ),
-        "INVALID_INPUT"
-    );
-    assert_eq!(
-        code(
-            &h.run(
-                "create-snapshot",
-                json!({"survivingRegion": 0, "snapshotName": "Bad Name"}),
-                &[]
-            )
-            .await
-        ),
-        "INVALID_INPUT"
-    );
-    assert_eq!(
-        code(
-            &h.run(
-                "verify-topology",
-                json!({"survivingRegion": 0}),
-                &[("expect", "sideways")]
-            )
-            .await
-        ),
-        "INVALID_INPUT"
-    );
-    assert_eq!(
-        code(
-            &h.run(
-                "remove-brokers",
-                json!({"lostRegion": 1, "survivingRegion": 1}),
-                &[]
-            )
-            .await
-        ),
-        "INVALID_INPUT"
-    );
-    assert_eq!(
-        code(
-            &h.run(
-                "validate-input",
-                json!({"recreatedRegion": 1, "verifyInterval": "5s"}),
-                &[("process", "failback")]
-            )
-            .await
         ),
         "INVALID_INPUT"
     );
@@ -392,33 +242,19 @@ async fn split_brain_and_degraded_survivors_are_refused() {
     // the lost region's brokers are still healthy: not lost
     let o = h.run("remove-brokers", failover_vars(), &[]).await;
     assert_eq!(code(&o), "SPLIT_BRAIN_RISK");
-    assert_eq!(
-        code(&h.run("assess-failover", failover_vars(), &[]).await),
-        "SPLIT_BRAIN_RISK"
-    );
+    assert_eq!(code(&h.run("assess-failover", failover_vars(), &[]).await), "SPLIT_BRAIN_RISK");
     // the lost region's brokers are gone from the topology but its gateway still answers
     h.api.lose(1);
     h.api.lock().lost_gateway_answers = true;
     let o = h.run("remove-brokers", failover_vars(), &[]).await;
     assert_eq!(code(&o), "SPLIT_BRAIN_RISK");
-    assert!(
-        matches!(&o, StepOutcome::Refused { message, .. } if message.contains("still answers"))
-    );
-    assert_eq!(
-        code(&h.run("assess-failover", failover_vars(), &[]).await),
-        "SPLIT_BRAIN_RISK"
-    );
+    assert!(matches!(&o, StepOutcome::Refused { message, .. } if message.contains("still answers")));
+    assert_eq!(code(&h.run("assess-failover", failover_vars(), &[]).await), "SPLIT_BRAIN_RISK");
     h.api.lock().lost_gateway_answers = false;
     // a surviving broker is down too
     h.api.lock().alive.remove(&2);
-    assert_eq!(
-        code(&h.run("assess-failover", failover_vars(), &[]).await),
-        "SURVIVING_REGION_DEGRADED"
-    );
-    assert_eq!(
-        code(&h.run("remove-brokers", failover_vars(), &[]).await),
-        "SURVIVING_REGION_DEGRADED"
-    );
+    assert_eq!(code(&h.run("assess-failover", failover_vars(), &[]).await), "SURVIVING_REGION_DEGRADED");
+    assert_eq!(code(&h.run("remove-brokers", failover_vars(), &[]).await), "SURVIVING_REGION_DEGRADED");
     assert_eq!(h.mutations(), 0);
 }
 
@@ -430,11 +266,7 @@ async fn foreign_pending_change_is_a_concurrent_change() {
     for step in ["assess-failover", "remove-brokers", "disable-exporters"] {
         // the fake completes a change on observation: re-arm it each time
         h.api.lock().pending = Some((41, super::fake::Kind::Add(vec![9], 4)));
-        assert_eq!(
-            code(&h.run(step, failover_vars(), &[]).await),
-            "CONCURRENT_CHANGE",
-            "{step}"
-        );
+        assert_eq!(code(&h.run(step, failover_vars(), &[]).await), "CONCURRENT_CHANGE", "{step}");
     }
     assert_eq!(h.mutations(), 0);
 }
@@ -444,27 +276,11 @@ async fn transient_faults_are_retries() {
     let h = H::new();
     h.api.lose(1);
     h.api.lock().fail_next = 1;
-    assert_eq!(
-        code(&h.run("remove-brokers", failover_vars(), &[]).await),
-        "RETRY"
-    );
+    assert_eq!(code(&h.run("remove-brokers", failover_vars(), &[]).await), "RETRY");
     h.api.lock().fail_next = 1;
-    assert_eq!(
-        code(
-            &h.run(
-                "verify-topology",
-                failover_vars(),
-                &[("expect", "degraded")]
-            )
-            .await
-        ),
-        "RETRY"
-    );
+    assert_eq!(code(&h.run("verify-topology", failover_vars(), &[("expect", "degraded")]).await), "RETRY");
     // a 409 from the target (race) is a retry as well, and the next attempt adopts our change
-    let ok = done(
-        h.run("remove-brokers", failover_vars(), &[]).await,
-        "remove",
-    );
+    let ok = done(h.run("remove-brokers", failover_vars(), &[]).await, "remove");
     assert!(ok["changeId"].is_i64());
 }
 
@@ -473,93 +289,34 @@ async fn snapshot_preconditions() {
     let h = H::new();
     failover(&h).await;
     let v = failback_vars();
-    assert_eq!(
-        code(&h.run("create-snapshot", v.clone(), &[]).await),
-        "REPOSITORY_MISSING"
-    );
-    assert_eq!(
-        code(&h.run("await-snapshot", v.clone(), &[]).await),
-        "SNAPSHOT_MISSING"
-    );
-    done(
-        h.run(
-            "register-snapshot-repo",
-            v.clone(),
-            &[("region", "surviving")],
-        )
-        .await,
-        "repo",
-    );
+    assert_eq!(code(&h.run("create-snapshot", v.clone(), &[]).await), "REPOSITORY_MISSING");
+    assert_eq!(code(&h.run("await-snapshot", v.clone(), &[]).await), "SNAPSHOT_MISSING");
+    done(h.run("register-snapshot-repo", v.clone(), &[("region", "surviving")]).await, "repo");
     // the recreated region's repo only once the snapshot exists
-    assert_eq!(
-        code(
-            &h.run(
-                "register-snapshot-repo",
-                v.clone(),
-                &[("region", "recreated")]
-            )
-            .await
-        ),
-        "SNAPSHOT_MISSING"
-    );
+    assert_eq!(code(&h.run("register-snapshot-repo", v.clone(), &[("region", "recreated")]).await), "SNAPSHOT_MISSING");
     // a taken name after our observation: re-observed, not an error
     h.api.lock().bucket.push(super::api::SnapshotInfo {
         name: "c8dr-failback-2251799813685249".into(),
         state: "FAILED".into(),
-        shards: super::api::ShardCounts {
-            total: 3,
-            failed: 1,
-            successful: 2,
-        },
+        shards: super::api::ShardCounts { total: 3, failed: 1, successful: 2 },
     });
-    assert!(matches!(
-        h.run("create-snapshot", v.clone(), &[]).await,
-        StepOutcome::Done {
-            already_done: true,
-            ..
-        }
-    ));
-    assert_eq!(
-        code(&h.run("await-snapshot", v.clone(), &[]).await),
-        "SNAPSHOT_FAILED"
-    );
+    assert!(matches!(h.run("create-snapshot", v.clone(), &[]).await, StepOutcome::Done { already_done: true, .. }));
+    assert_eq!(code(&h.run("await-snapshot", v.clone(), &[]).await), "SNAPSHOT_FAILED");
     h.api.lock().bucket[0].state = "SUCCESS".into();
     h.api.lock().bucket[0].shards.failed = 0;
-    assert_eq!(
-        code(&h.run("restore-snapshot", v.clone(), &[]).await),
-        "REPOSITORY_MISSING"
-    );
-    done(
-        h.run(
-            "register-snapshot-repo",
-            v.clone(),
-            &[("region", "recreated")],
-        )
-        .await,
-        "repo recreated",
-    );
+    assert_eq!(code(&h.run("restore-snapshot", v.clone(), &[]).await), "REPOSITORY_MISSING");
+    done(h.run("register-snapshot-repo", v.clone(), &[("region", "recreated")]).await, "repo recreated");
     // schema manager created indices in the recreated region
-    h.api.lock().es[1]
-        .indices
-        .push(idx("operate-list-view-8.3.0_"));
+    h.api.lock().es[1].indices.push(idx("operate-list-view-8.3.0_"));
     let m = h.mutations();
-    assert_eq!(
-        code(&h.run("restore-snapshot", v.clone(), &[]).await),
-        "RESTORE_TARGET_NOT_EMPTY"
-    );
+    assert_eq!(code(&h.run("restore-snapshot", v.clone(), &[]).await), "RESTORE_TARGET_NOT_EMPTY");
     assert_eq!(h.mutations(), m);
     h.api.lock().es[1].indices.clear();
     h.api.lock().restore_fails = true;
     done(h.run("restore-snapshot", v.clone(), &[]).await, "restore");
-    assert_eq!(
-        code(&h.run("enable-exporter", v.clone(), &[]).await),
-        "PRECONDITION_FAILED"
-    );
+    assert_eq!(code(&h.run("enable-exporter", v.clone(), &[]).await), "PRECONDITION_FAILED");
     let _ = h.run("await-restore", v.clone(), &[]).await;
-    assert_eq!(
-        code(&h.run("await-restore", v.clone(), &[]).await),
-        "RESTORE_FAILED"
-    );
+    assert_eq!(code(&h.run("await-restore", v.clone(), &[]).await), "RESTORE_FAILED");
 }
 
 #[tokio::test]
@@ -567,51 +324,21 @@ async fn drill_steps() {
     let mut h = H::new();
     let v = json!({"lostRegion": 1, "canaryCount": 3});
     done(h.run("drill-guard", v.clone(), &[]).await, "guard");
-    let c = h
-        .act_once("drill-canaries", &v, &[("action", "create")])
-        .await;
+    let c = h.act_once("drill-canaries", &v, &[("action", "create")]).await;
     assert_eq!(c["canaryKeys"].as_array().unwrap().len(), 3);
-    let lost = done(
-        h.run("drill-region", v.clone(), &[("action", "lose")])
-            .await,
-        "lose",
-    );
-    let again = done(
-        h.run("drill-region", v.clone(), &[("action", "lose")])
-            .await,
-        "lose again",
-    );
+    let lost = done(h.run("drill-region", v.clone(), &[("action", "lose")]).await, "lose");
+    let again = done(h.run("drill-region", v.clone(), &[("action", "lose")]).await, "lose again");
     assert_eq!(lost["regionLostAt"], again["regionLostAt"]);
     assert_eq!(h.plat.control_calls.lock().unwrap().len(), 1);
     let check = json!({"lostRegion": 1, "canaryKeys": c["canaryKeys"]});
-    h.until_verified(
-        "drill-canaries",
-        &check,
-        &[("action", "check"), ("region", "surviving")],
-    )
-    .await;
+    h.until_verified("drill-canaries", &check, &[("action", "check"), ("region", "surviving")]).await;
     let missing = json!({"lostRegion": 1, "canaryKeys": ["1"]});
-    let r = done(
-        h.run(
-            "drill-canaries",
-            missing,
-            &[("action", "check"), ("region", "both")],
-        )
-        .await,
-        "check",
-    );
+    let r = done(h.run("drill-canaries", missing, &[("action", "check"), ("region", "both")]).await, "check");
     assert_eq!(r["verified"], json!(false));
     assert_eq!(r["canariesMissing"]["0"], json!(["1"]));
     h.target.drill_allowed = false;
-    for (step, a) in [
-        ("drill-guard", "lose"),
-        ("drill-region", "lose"),
-        ("drill-canaries", "create"),
-    ] {
-        assert_eq!(
-            code(&h.run(step, v.clone(), &[("action", a)]).await),
-            "DRILL_NOT_ALLOWED"
-        );
+    for (step, a) in [("drill-guard", "lose"), ("drill-region", "lose"), ("drill-canaries", "create")] {
+        assert_eq!(code(&h.run(step, v.clone(), &[("action", a)]).await), "DRILL_NOT_ALLOWED");
     }
     let rep = done(
         h.run(
@@ -632,24 +359,12 @@ async fn manual_mode_asks_for_the_exact_command() {
     let mut h = H::new();
     h.target.helm.mode = HelmMode::Manual;
     h.target.helm.schema_env_index = 12;
-    let o = h
-        .run(
-            "helm",
-            failback_vars(),
-            &[("action", "deploy-recreated"), ("region", "recreated")],
-        )
-        .await;
+    let o = h.run("helm", failback_vars(), &[("action", "deploy-recreated"), ("region", "recreated")]).await;
     match o {
-        StepOutcome::Refused {
-            code: "MANUAL_STEP_REQUIRED",
-            variables,
-            ..
-        } => {
+        StepOutcome::Refused { code: "MANUAL_STEP_REQUIRED", variables, .. } => {
             let cmd = variables["manualCommand"].as_str().unwrap();
             assert!(
-                cmd.starts_with(
-                    "helm upgrade --install camunda camunda/camunda-platform --namespace camunda-b"
-                ),
+                cmd.starts_with("helm upgrade --install camunda camunda/camunda-platform --namespace camunda-b"),
                 "{cmd}"
             );
             assert!(cmd.contains("orchestration.env[12].value=false"), "{cmd}");
@@ -668,28 +383,13 @@ async fn pause_and_resume_follow_the_journal() {
     h.act_once("resume-exporting", &v, &[]).await;
     // a second pause after the resume acts again
     let before = h.mutations();
-    assert!(matches!(
-        h.run("pause-exporting", v.clone(), &[]).await,
-        StepOutcome::Done {
-            already_done: false,
-            ..
-        }
-    ));
+    assert!(matches!(h.run("pause-exporting", v.clone(), &[]).await, StepOutcome::Done { already_done: false, .. }));
     assert_eq!(h.mutations(), before + 1);
     // a failed pause is not recorded as a pause
     let h2 = H::new();
     h2.api.lock().fail_next = 1;
-    assert_eq!(
-        code(&h2.run("pause-exporting", v.clone(), &[]).await),
-        "RETRY"
-    );
-    assert!(matches!(
-        h2.run("pause-exporting", v.clone(), &[]).await,
-        StepOutcome::Done {
-            already_done: false,
-            ..
-        }
-    ));
+    assert_eq!(code(&h2.run("pause-exporting", v.clone(), &[]).await), "RETRY");
+    assert!(matches!(h2.run("pause-exporting", v.clone(), &[]).await, StepOutcome::Done { already_done: false, .. }));
 }
 
 #[tokio::test]
@@ -698,44 +398,19 @@ async fn an_exporter_re_enabled_by_a_restart_is_disabled_then_enabled_with_initi
     failover(&h).await;
     let v = failback_vars();
     h.api.start_brokers(1, 8);
-    done(
-        h.run(
-            "register-snapshot-repo",
-            v.clone(),
-            &[("region", "surviving")],
-        )
-        .await,
-        "repo",
-    );
+    done(h.run("register-snapshot-repo", v.clone(), &[("region", "surviving")]).await, "repo");
     done(h.run("create-snapshot", v.clone(), &[]).await, "snap");
     h.until_verified("await-snapshot", &v, &[]).await;
-    done(
-        h.run(
-            "register-snapshot-repo",
-            v.clone(),
-            &[("region", "recreated")],
-        )
-        .await,
-        "repo2",
-    );
+    done(h.run("register-snapshot-repo", v.clone(), &[("region", "recreated")]).await, "repo2");
     done(h.run("restore-snapshot", v.clone(), &[]).await, "restore");
     h.until_verified("await-restore", &v, &[]).await;
     // a broker restart flips the disabled exporter back to ENABLED (#52260)
-    h.api
-        .lock()
-        .exporters
-        .insert("camundaregion1".into(), "ENABLED".into());
+    h.api.lock().exporters.insert("camundaregion1".into(), "ENABLED".into());
     let o = h.run("enable-exporter", v.clone(), &[]).await;
-    assert!(
-        matches!(&o, StepOutcome::Retry { message } if message.contains("re-enabled")),
-        "{o:?}"
-    );
+    assert!(matches!(&o, StepOutcome::Retry { message } if message.contains("re-enabled")), "{o:?}");
     assert_eq!(h.api.lock().calls.last().unwrap().1, "disable-exporter");
     // while our disable is pending the step waits
-    assert_eq!(
-        code(&h.run("enable-exporter", v.clone(), &[]).await),
-        "RETRY"
-    );
+    assert_eq!(code(&h.run("enable-exporter", v.clone(), &[]).await), "RETRY");
     let e = done(h.run("enable-exporter", v.clone(), &[]).await, "enable");
     assert!(e["changeId"].is_i64());
     assert_eq!(h.api.lock().calls.last().unwrap().1, "enable-exporter");
@@ -743,12 +418,6 @@ async fn an_exporter_re_enabled_by_a_restart_is_disabled_then_enabled_with_initi
     let cv = json!({"recreatedRegion": 1, "survivingRegion": 0, "changeId": e["changeId"]});
     h.until_verified("await-change", &cv, &[]).await;
     let m = h.mutations();
-    assert!(matches!(
-        h.run("enable-exporter", v.clone(), &[]).await,
-        StepOutcome::Done {
-            already_done: true,
-            ..
-        }
-    ));
+    assert!(matches!(h.run("enable-exporter", v.clone(), &[]).await, StepOutcome::Done { already_done: true, .. }));
     assert_eq!(h.mutations(), m);
 }

@@ -8,21 +8,14 @@ type Vars = Map<String, Value>;
 
 fn show(v: &Value) -> String {
     let s = v.to_string();
-    if s.len() > 60 {
-        format!("{}...", &s[..60])
-    } else {
-        s
-    }
+    if s.len() > 60 { format!("{}...", &s[..60]) } else { s }
 }
 
 /// A region variable: the number 0 or 1 (a JSON string "0"/"1" is accepted too).
 pub fn region(vars: &Vars, field: &str) -> Result<u8, StepOutcome> {
     match optional_region(vars, field)? {
         Some(r) => Ok(r),
-        None => Err(StepOutcome::invalid(
-            field,
-            format!("variable `{field}` is required: set it to 0 or 1"),
-        )),
+        None => Err(StepOutcome::invalid(field, format!("variable `{field}` is required: set it to 0 or 1"))),
     }
 }
 
@@ -40,10 +33,7 @@ pub fn optional_region(vars: &Vars, field: &str) -> Result<Option<u8>, StepOutco
         Some(1) => Ok(Some(1)),
         _ => Err(StepOutcome::invalid(
             field,
-            format!(
-                "variable `{field}` must be the region number 0 or 1, got {}",
-                show(v)
-            ),
+            format!("variable `{field}` must be the region number 0 or 1, got {}", show(v)),
         )),
     }
 }
@@ -51,17 +41,12 @@ pub fn optional_region(vars: &Vars, field: &str) -> Result<Option<u8>, StepOutco
 pub fn string(vars: &Vars, field: &str) -> Result<String, StepOutcome> {
     match vars.get(field) {
         Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
-        None | Some(Value::Null) => Err(StepOutcome::invalid(
-            field,
-            format!("variable `{field}` is required (a non-empty string)"),
-        )),
-        Some(v) => Err(StepOutcome::invalid(
-            field,
-            format!(
-                "variable `{field}` must be a non-empty string, got {}",
-                show(v)
-            ),
-        )),
+        None | Some(Value::Null) => {
+            Err(StepOutcome::invalid(field, format!("variable `{field}` is required (a non-empty string)")))
+        }
+        Some(v) => {
+            Err(StepOutcome::invalid(field, format!("variable `{field}` must be a non-empty string, got {}", show(v))))
+        }
     }
 }
 
@@ -69,10 +54,7 @@ pub fn optional_string(vars: &Vars, field: &str, default: &str) -> Result<String
     match vars.get(field) {
         None | Some(Value::Null) => Ok(default.to_string()),
         Some(Value::String(s)) => Ok(s.clone()),
-        Some(v) => Err(StepOutcome::invalid(
-            field,
-            format!("variable `{field}` must be a string, got {}", show(v)),
-        )),
+        Some(v) => Err(StepOutcome::invalid(field, format!("variable `{field}` must be a string, got {}", show(v)))),
     }
 }
 
@@ -80,20 +62,13 @@ pub fn optional_bool(vars: &Vars, field: &str, default: bool) -> Result<bool, St
     match vars.get(field) {
         None | Some(Value::Null) => Ok(default),
         Some(Value::Bool(b)) => Ok(*b),
-        Some(v) => Err(StepOutcome::invalid(
-            field,
-            format!("variable `{field}` must be true or false, got {}", show(v)),
-        )),
+        Some(v) => {
+            Err(StepOutcome::invalid(field, format!("variable `{field}` must be true or false, got {}", show(v))))
+        }
     }
 }
 
-pub fn int_in(
-    vars: &Vars,
-    field: &str,
-    default: i64,
-    min: i64,
-    max: i64,
-) -> Result<i64, StepOutcome> {
+pub fn int_in(vars: &Vars, field: &str, default: i64, min: i64, max: i64) -> Result<i64, StepOutcome> {
     let v = match vars.get(field) {
         None | Some(Value::Null) => return Ok(default),
         Some(v) => v,
@@ -102,10 +77,7 @@ pub fn int_in(
         Some(n) if (min..=max).contains(&n) => Ok(n),
         _ => Err(StepOutcome::invalid(
             field,
-            format!(
-                "variable `{field}` must be an integer {min}..{max}, got {}",
-                show(v)
-            ),
+            format!("variable `{field}` must be an integer {min}..{max}, got {}", show(v)),
         )),
     }
 }
@@ -122,16 +94,11 @@ pub fn change_id(vars: &Vars, field: &str) -> Result<i64, StepOutcome> {
         (_, Some(n)) if n >= 0 => Ok(n),
         (None, _) => Err(StepOutcome::invalid(
             field,
-            format!(
-                "variable `{field}` is required: the change id returned by the step that started the change"
-            ),
+            format!("variable `{field}` is required: the change id returned by the step that started the change"),
         )),
         (Some(v), _) => Err(StepOutcome::invalid(
             field,
-            format!(
-                "variable `{field}` must be a non-negative integer, got {}",
-                show(v)
-            ),
+            format!("variable `{field}` must be a non-negative integer, got {}", show(v)),
         )),
     }
 }
@@ -139,9 +106,7 @@ pub fn change_id(vars: &Vars, field: &str) -> Result<i64, StepOutcome> {
 /// Snapshot names: Elasticsearch rules (lower case, no spaces, none of `\/*?"<>|,#`).
 pub fn snapshot_name(vars: &Vars, field: &str) -> Result<String, StepOutcome> {
     let name = string(vars, field)?;
-    let bad = name
-        .chars()
-        .any(|c| c.is_ascii_uppercase() || c.is_whitespace() || "\\/*?\"<>|,#".contains(c))
+    let bad = name.chars().any(|c| c.is_ascii_uppercase() || c.is_whitespace() || "\\/*?\"<>|,#".contains(c))
         || name.starts_with('_')
         || name.starts_with('-');
     if bad {
@@ -203,10 +168,7 @@ pub fn duration(vars: &Vars, field: &str, default: &str) -> Result<String, StepO
         Some(Value::String(s)) if is_iso_duration(s) => Ok(s.clone()),
         Some(v) => Err(StepOutcome::invalid(
             field,
-            format!(
-                "variable `{field}` must be an ISO-8601 duration such as PT5S or PT15M, got {}",
-                show(v)
-            ),
+            format!("variable `{field}` must be an ISO-8601 duration such as PT5S or PT15M, got {}", show(v)),
         )),
     }
 }
@@ -225,14 +187,8 @@ pub fn validate_input(env: &StepEnv<'_>) -> StepResult {
                 out.insert("reason".into(), json!(optional_string(v, "reason", "")?));
             } else {
                 out.insert("recreatedRegion".into(), json!(lost));
-                out.insert(
-                    "canaryCount".into(),
-                    json!(int_in(v, "canaryCount", 6, 1, 100)?),
-                );
-                out.insert(
-                    "canaryTimeout".into(),
-                    json!(duration(v, "canaryTimeout", "PT10M")?),
-                );
+                out.insert("canaryCount".into(), json!(int_in(v, "canaryCount", 6, 1, 100)?));
+                out.insert("canaryTimeout".into(), json!(duration(v, "canaryTimeout", "PT10M")?));
             }
             1 - lost
         }
@@ -241,16 +197,11 @@ pub fn validate_input(env: &StepEnv<'_>) -> StepResult {
             out.insert("recreatedRegion".into(), json!(recreated));
             out.insert(
                 "snapshotName".into(),
-                json!(format!(
-                    "{}-{}",
-                    env.target.snapshot.name_prefix, env.input.process_instance_key
-                )),
+                json!(format!("{}-{}", env.target.snapshot.name_prefix, env.input.process_instance_key)),
             );
-            for (f, d) in [
-                ("snapshotTimeout", "PT30M"),
-                ("restoreTimeout", "PT60M"),
-                ("brokersVisibleTimeout", "PT20M"),
-            ] {
+            for (f, d) in
+                [("snapshotTimeout", "PT30M"), ("restoreTimeout", "PT60M"), ("brokersVisibleTimeout", "PT20M")]
+            {
                 out.insert(f.into(), json!(duration(v, f, d)?));
             }
             1 - recreated
@@ -258,9 +209,7 @@ pub fn validate_input(env: &StepEnv<'_>) -> StepResult {
         other => {
             return Err(StepOutcome::invalid(
                 "process",
-                format!(
-                    "task header `process` must be failover, failback or drill, got {other:?}: fix the BPMN"
-                ),
+                format!("task header `process` must be failover, failback or drill, got {other:?}: fix the BPMN"),
             ));
         }
     };
@@ -286,16 +235,10 @@ pub fn validate_input(env: &StepEnv<'_>) -> StepResult {
         ));
     }
     out.insert("autoApprove".into(), json!(auto));
-    out.insert(
-        "approverGroup".into(),
-        json!(optional_string(v, "approverGroup", "dr-operators")?),
-    );
-    for (f, d) in [
-        ("verifyInterval", "PT5S"),
-        ("changeTimeout", "PT15M"),
-        ("approvalDue", "PT1H"),
-        ("reminderAfter", "PT15M"),
-    ] {
+    out.insert("approverGroup".into(), json!(optional_string(v, "approverGroup", "dr-operators")?));
+    for (f, d) in
+        [("verifyInterval", "PT5S"), ("changeTimeout", "PT15M"), ("approvalDue", "PT1H"), ("reminderAfter", "PT15M")]
+    {
         out.insert(f.into(), json!(duration(v, f, d)?));
     }
     let started = match v.get("startedAt") {
@@ -323,14 +266,8 @@ mod tests {
 
     #[test]
     fn region_accepts_0_and_1_only() {
-        assert_eq!(
-            region(&vars(json!({"lostRegion": 1})), "lostRegion").unwrap(),
-            1
-        );
-        assert_eq!(
-            region(&vars(json!({"lostRegion": "0"})), "lostRegion").unwrap(),
-            0
-        );
+        assert_eq!(region(&vars(json!({"lostRegion": 1})), "lostRegion").unwrap(), 1);
+        assert_eq!(region(&vars(json!({"lostRegion": "0"})), "lostRegion").unwrap(), 0);
         for bad in [
             json!({"lostRegion": 2}),
             json!({"lostRegion": -1}),
@@ -346,9 +283,7 @@ mod tests {
 
     #[test]
     fn durations() {
-        for ok in [
-            "PT5S", "PT15M", "PT1H", "P1D", "P1DT2H", "PT0.5S", "PT1H30M",
-        ] {
+        for ok in ["PT5S", "PT15M", "PT1H", "P1D", "P1DT2H", "PT0.5S", "PT1H30M"] {
             assert!(is_iso_duration(ok), "{ok}");
         }
         for bad in ["5s", "PT", "P", "PT5", "PTS", "PT1S1M", "P1.5D", ""] {

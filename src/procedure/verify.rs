@@ -13,9 +13,7 @@ pub async fn verify_topology(env: &StepEnv<'_>) -> StepResult {
         other => {
             return Err(StepOutcome::invalid(
                 "expect",
-                format!(
-                    "task header `expect` must be degraded or full, got {other:?}: fix the BPMN"
-                ),
+                format!("task header `expect` must be degraded or full, got {other:?}: fix the BPMN"),
             ));
         }
     };
@@ -52,11 +50,7 @@ pub fn exporter_problems(
     other: u8,
     expect_full: bool,
 ) -> Vec<String> {
-    let status = |id: &str| {
-        list.iter()
-            .find(|e| e.exporter_id == id)
-            .map(|e| e.status.clone())
-    };
+    let status = |id: &str| list.iter().find(|e| e.exporter_id == id).map(|e| e.status.clone());
     let mut problems = Vec::new();
     let mut want = |id: String, wanted: &str, required: bool| match status(&id) {
         Some(s) if s == wanted => {}
@@ -83,9 +77,7 @@ pub async fn verify_exporters(env: &StepEnv<'_>) -> StepResult {
         other => {
             return Err(StepOutcome::invalid(
                 "expect",
-                format!(
-                    "task header `expect` must be failover or full, got {other:?}: fix the BPMN"
-                ),
+                format!("task header `expect` must be failover or full, got {other:?}: fix the BPMN"),
             ));
         }
     };
@@ -117,10 +109,7 @@ pub async fn verify_exporters(env: &StepEnv<'_>) -> StepResult {
         .filter(|i| super::snapshot::is_camunda_index(&i.name))
         .filter_map(|i| i.docs)
         .sum();
-    let exporters: Vec<_> = list
-        .iter()
-        .map(|e| json!({"exporterId": e.exporter_id, "status": e.status}))
-        .collect();
+    let exporters: Vec<_> = list.iter().map(|e| json!({"exporterId": e.exporter_id, "status": e.status})).collect();
     Ok(StepOutcome::done(vars([
         ("verified", json!(problems.is_empty())),
         ("exporters", json!(exporters)),
@@ -134,38 +123,14 @@ mod tests {
     use super::*;
 
     fn ex(id: &str, s: &str) -> ExporterStatus {
-        ExporterStatus {
-            exporter_id: id.into(),
-            status: s.into(),
-        }
+        ExporterStatus { exporter_id: id.into(), status: s.into() }
     }
 
     #[test]
     fn exporter_expectations() {
-        let p = |l: &[ExporterStatus], full| {
-            exporter_problems(l, "camundaregion", "elasticsearchregion", 0, 1, full)
-        };
-        assert!(
-            p(
-                &[
-                    ex("camundaregion0", "ENABLED"),
-                    ex("camundaregion1", "DISABLED")
-                ],
-                false
-            )
-            .is_empty()
-        );
-        assert_eq!(
-            p(
-                &[
-                    ex("camundaregion0", "ENABLED"),
-                    ex("camundaregion1", "CONFIG_NOT_FOUND")
-                ],
-                false
-            )
-            .len(),
-            1
-        );
+        let p = |l: &[ExporterStatus], full| exporter_problems(l, "camundaregion", "elasticsearchregion", 0, 1, full);
+        assert!(p(&[ex("camundaregion0", "ENABLED"), ex("camundaregion1", "DISABLED")], false).is_empty());
+        assert_eq!(p(&[ex("camundaregion0", "ENABLED"), ex("camundaregion1", "CONFIG_NOT_FOUND")], false).len(), 1);
         assert_eq!(
             p(
                 &[
@@ -178,16 +143,7 @@ mod tests {
             .len(),
             1
         );
-        assert!(
-            p(
-                &[
-                    ex("camundaregion0", "ENABLED"),
-                    ex("camundaregion1", "ENABLED")
-                ],
-                true
-            )
-            .is_empty()
-        );
+        assert!(p(&[ex("camundaregion0", "ENABLED"), ex("camundaregion1", "ENABLED")], true).is_empty());
         assert_eq!(p(&[ex("camundaregion0", "ENABLED")], true).len(), 1);
     }
 }

@@ -83,7 +83,11 @@ impl RehearsalReport {
                 phase.process,
                 phase.instance_key,
                 phase.outcome,
-                if phase.procedure_outcome.is_empty() { String::new() } else { format!(" / {}", phase.procedure_outcome) },
+                if phase.procedure_outcome.is_empty() {
+                    String::new()
+                } else {
+                    format!(" / {}", phase.procedure_outcome)
+                },
                 phase.simulated_seconds,
                 phase.wall_seconds
             );

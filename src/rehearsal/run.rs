@@ -169,7 +169,11 @@ pub async fn rehearse(opts: RehearseOptions) -> Result<RehearsalReport, Rehearsa
         mutations_repeated: repeated_mutations(&record),
         mutations: record.iter().filter(|r| is_successful_mutation(r)).count(),
         worker_restarts: supervisor.restarts,
-        incidents: engine.incidents().iter().map(|i| format!("{} {}: {}", i.element_id, i.error_type, i.message)).collect(),
+        incidents: engine
+            .incidents()
+            .iter()
+            .map(|i| format!("{} {}: {}", i.element_id, i.error_type, i.message))
+            .collect(),
         error: outcome.err().map(|e| e.to_string()),
         lab_state: serde_json::to_value(&state).unwrap_or(Value::Null),
     };
@@ -356,7 +360,8 @@ async fn drive_instance(
     let variables = engine.variables(key);
     let steps = step_rows(engine, key);
     let report = variables.get("report").cloned().unwrap_or(Value::Null);
-    let sim = |from: Option<chrono::DateTime<chrono::Utc>>, to: Option<chrono::DateTime<chrono::Utc>>| match (from, to) {
+    let sim = |from: Option<chrono::DateTime<chrono::Utc>>, to: Option<chrono::DateTime<chrono::Utc>>| match (from, to)
+    {
         (Some(a), Some(b)) => (b - a).num_milliseconds() as f64 / 1000.0,
         _ => 0.0,
     };
@@ -506,7 +511,8 @@ impl WorkerSupervisor {
     }
 
     fn spawn(&mut self) -> Result<(), RehearsalError> {
-        let client = GatewayClient::connect(&self.config.management).map_err(|e| RehearsalError::Worker(e.to_string()))?;
+        let client =
+            GatewayClient::connect(&self.config.management).map_err(|e| RehearsalError::Worker(e.to_string()))?;
         let mut builder = Worker::builder(client, self.config.worker.clone());
         for job_type in jobs::JOB_TYPES {
             let handler = jobs::handler(self.ctx.clone());
@@ -590,7 +596,10 @@ impl Progress {
         }
         let shown = match (e.value_type, e.intent) {
             ("PROCESS_INSTANCE", "ELEMENT_COMPLETED") => {
-                matches!(e.element_type.as_str(), "SERVICE_TASK" | "USER_TASK" | "CALL_ACTIVITY" | "SUB_PROCESS" | "PROCESS")
+                matches!(
+                    e.element_type.as_str(),
+                    "SERVICE_TASK" | "USER_TASK" | "CALL_ACTIVITY" | "SUB_PROCESS" | "PROCESS"
+                )
             }
             ("JOB", "FAILED") | ("JOB", "ERROR_THROWN") | ("INCIDENT", _) | ("JOB", "TIMED_OUT") => true,
             ("TIMER", "TRIGGERED") => e.element_type != "INTERMEDIATE_CATCH_EVENT",

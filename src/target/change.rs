@@ -57,11 +57,7 @@ impl std::fmt::Display for ChangeVerdict {
             ChangeVerdict::Cancelled => f.write_str("cancelled"),
             ChangeVerdict::Superseded => f.write_str("superseded by a later change"),
             ChangeVerdict::InProgress { completed, pending } => {
-                write!(
-                    f,
-                    "in progress ({completed} of {} operations done)",
-                    completed + pending
-                )
+                write!(f, "in progress ({completed} of {} operations done)", completed + pending)
             }
             ChangeVerdict::NotStarted => f.write_str("not started"),
         }
@@ -78,10 +74,9 @@ pub fn judge_change(topology: &ClusterTopology, change_id: i64) -> ChangeVerdict
                 ChangeStatus::Completed => ChangeVerdict::Completed,
                 ChangeStatus::Failed => ChangeVerdict::Failed,
                 ChangeStatus::Cancelled => ChangeVerdict::Cancelled,
-                ChangeStatus::InProgress | ChangeStatus::Unknown(_) => ChangeVerdict::InProgress {
-                    completed: 0,
-                    pending: 0,
-                },
+                ChangeStatus::InProgress | ChangeStatus::Unknown(_) => {
+                    ChangeVerdict::InProgress { completed: 0, pending: 0 }
+                }
             };
         }
         if last.id > change_id {
@@ -91,10 +86,7 @@ pub fn judge_change(topology: &ClusterTopology, change_id: i64) -> ChangeVerdict
     if let Some(pending) = &topology.pending_change
         && pending.id == change_id
     {
-        return ChangeVerdict::InProgress {
-            completed: pending.completed.len(),
-            pending: pending.pending.len(),
-        };
+        return ChangeVerdict::InProgress { completed: pending.completed.len(), pending: pending.pending.len() };
     }
     ChangeVerdict::NotStarted
 }

@@ -128,10 +128,7 @@ impl TargetError {
     /// A 409 from Elasticsearch or the REST API is a real conflict and not transient.
     pub fn is_transient(&self) -> bool {
         match self.kind {
-            ErrorKind::Unreachable
-            | ErrorKind::Timeout
-            | ErrorKind::Server
-            | ErrorKind::Malformed => true,
+            ErrorKind::Unreachable | ErrorKind::Timeout | ErrorKind::Server | ErrorKind::Malformed => true,
             ErrorKind::Conflict => self.api == Api::Management,
             ErrorKind::InvalidRequest | ErrorKind::NotFound | ErrorKind::Unauthorized => false,
         }
@@ -208,10 +205,7 @@ mod tests {
         let err = TargetError::new(Api::Elasticsearch, ErrorKind::NotFound, "[r:s] is missing")
             .with_request("GET", "http://es:9200/_snapshot/r/s")
             .with_status(404);
-        let err = TargetError {
-            es_type: Some("snapshot_missing_exception".into()),
-            ..err
-        };
+        let err = TargetError { es_type: Some("snapshot_missing_exception".into()), ..err };
         assert_eq!(
             err.to_string(),
             "Elasticsearch GET http://es:9200/_snapshot/r/s: not found (HTTP 404) \

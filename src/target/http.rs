@@ -28,10 +28,9 @@ impl HttpAuthResolved {
     pub fn resolve(auth: &HttpAuth) -> Result<Self, SecretError> {
         Ok(match auth {
             HttpAuth::None => HttpAuthResolved::None,
-            HttpAuth::Basic { username, password } => HttpAuthResolved::Basic {
-                username: username.clone(),
-                password: password.resolve()?,
-            },
+            HttpAuth::Basic { username, password } => {
+                HttpAuthResolved::Basic { username: username.clone(), password: password.resolve()? }
+            }
             HttpAuth::Bearer { token } => HttpAuthResolved::Bearer(token.resolve()?),
             HttpAuth::ApiKey { key } => HttpAuthResolved::ApiKey(key.resolve()?),
         })
@@ -40,14 +39,11 @@ impl HttpAuthResolved {
     fn apply(&self, request: RequestBuilder) -> RequestBuilder {
         match self {
             HttpAuthResolved::None => request,
-            HttpAuthResolved::Basic { username, password } => {
-                request.basic_auth(username, Some(password.expose()))
-            }
+            HttpAuthResolved::Basic { username, password } => request.basic_auth(username, Some(password.expose())),
             HttpAuthResolved::Bearer(token) => request.bearer_auth(token.expose()),
-            HttpAuthResolved::ApiKey(key) => request.header(
-                reqwest::header::AUTHORIZATION,
-                format!("ApiKey {}", key.expose()),
-            ),
+            HttpAuthResolved::ApiKey(key) => {
+                request.header(reqwest::header::AUTHORIZATION, format!("ApiKey {}", key.expose()))
+            }
         }
     }
 }
@@ -85,20 +81,14 @@ impl HttpCore {
             TargetError::new(
                 api,
                 ErrorKind::InvalidRequest,
-                format!(
-                    "invalid base URL {:?}: {e} (expected e.g. http://host:port)",
-                    redact(base_url)
-                ),
+                format!("invalid base URL {:?}: {e} (expected e.g. http://host:port)", redact(base_url)),
             )
         })?;
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
             return Err(TargetError::new(
                 api,
                 ErrorKind::InvalidRequest,
-                format!(
-                    "invalid base URL {:?}: scheme must be http or https",
-                    redact(base_url)
-                ),
+                format!("invalid base URL {:?}: scheme must be http or https", redact(base_url)),
             ));
         }
         // Credentials belong in the auth config, not in the URL: drop them so they never show up.
@@ -111,20 +101,8 @@ impl HttpCore {
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("c8dr/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| {
-                TargetError::new(
-                    api,
-                    ErrorKind::InvalidRequest,
-                    format!("cannot build HTTP client: {e}"),
-                )
-            })?;
-        Ok(Self {
-            api,
-            base,
-            client,
-            auth,
-            timeout,
-        })
+            .map_err(|e| TargetError::new(api, ErrorKind::InvalidRequest, format!("cannot build HTTP client: {e}")))?;
+        Ok(Self { api, base, client, auth, timeout })
     }
 
     /// The base URL (without credentials).
@@ -154,8 +132,7 @@ impl HttpCore {
     ) -> Result<Raw, TargetError> {
         let mut url = self.url(segments);
         if !query.is_empty() {
-            url.query_pairs_mut()
-                .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+            url.query_pairs_mut().extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
         }
         let mut request = self.client.request(method.clone(), url.clone());
         request = self.auth.apply(request);
@@ -165,15 +142,9 @@ impl HttpCore {
             Body::Multipart(form) => request.multipart(form),
         };
         tracing::debug!(api = %self.api, %method, url = %url, "target request");
-        let response = request
-            .send()
-            .await
-            .map_err(|e| self.transport_error(&method, &url, &e))?;
+        let response = request.send().await.map_err(|e| self.transport_error(&method, &url, &e))?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(&method, &url, &e))?;
+        let body = response.bytes().await.map_err(|e| self.transport_error(&method, &url, &e))?;
         tracing::debug!(api = %self.api, %method, url = %url, status = status.as_u16(), "target response");
         if !status.is_success() {
             return Err(self.status_error(&method, &url, status.as_u16(), &body));
@@ -193,22 +164,15 @@ impl HttpCore {
     ) -> Result<Raw, TargetError> {
         let mut url = self.url(segments);
         if !query.is_empty() {
-            url.query_pairs_mut()
-                .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+            url.query_pairs_mut().extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
         }
         let request = self
             .auth
             .apply(self.client.request(method.clone(), url.clone()))
             .timeout(self.timeout.saturating_add(server_wait));
-        let response = request
-            .send()
-            .await
-            .map_err(|e| self.transport_error(&method, &url, &e))?;
+        let response = request.send().await.map_err(|e| self.transport_error(&method, &url, &e))?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(&method, &url, &e))?;
+        let body = response.bytes().await.map_err(|e| self.transport_error(&method, &url, &e))?;
         Ok(Raw { status, body })
     }
 
@@ -235,10 +199,7 @@ impl HttpCore {
             TargetError::new(
                 self.api,
                 ErrorKind::Malformed,
-                format!(
-                    "cannot parse response: {e}; body starts with {:?}",
-                    snippet(body)
-                ),
+                format!("cannot parse response: {e}; body starts with {:?}", snippet(body)),
             )
             .with_request(method.as_str(), self.url(segments).as_str())
         })
@@ -252,8 +213,7 @@ impl HttpCore {
         kind: ErrorKind,
         message: impl Into<String>,
     ) -> TargetError {
-        TargetError::new(self.api, kind, message)
-            .with_request(method.as_str(), self.url(segments).as_str())
+        TargetError::new(self.api, kind, message).with_request(method.as_str(), self.url(segments).as_str())
     }
 
     fn transport_error(&self, method: &Method, url: &Url, e: &reqwest::Error) -> TargetError {
@@ -283,13 +243,7 @@ impl HttpCore {
         TargetError::new(self.api, kind, message).with_request(method.as_str(), url.as_str())
     }
 
-    pub(crate) fn status_error(
-        &self,
-        method: &Method,
-        url: &Url,
-        status: u16,
-        body: &[u8],
-    ) -> TargetError {
+    pub(crate) fn status_error(&self, method: &Method, url: &Url, status: u16, body: &[u8]) -> TargetError {
         let (message, es_type) = error_message(body, status);
         let mut kind = ErrorKind::from_status(status);
         // ES reports some "missing" conditions with other statuses on older versions.
@@ -300,33 +254,24 @@ impl HttpCore {
         {
             kind = ErrorKind::NotFound;
         }
-        TargetError {
-            es_type,
-            ..TargetError::new(self.api, kind, message)
-        }
-        .with_request(method.as_str(), url.as_str())
-        .with_status(status)
+        TargetError { es_type, ..TargetError::new(self.api, kind, message) }
+            .with_request(method.as_str(), url.as_str())
+            .with_status(status)
     }
 }
 
 /// Extracts the server's message from an error body: ES `{"error":{"type","reason"}}`,
 /// management `{"message"}`, REST problem detail `{"title","detail"}`, else the text itself.
 pub(crate) fn error_message(body: &[u8], status: u16) -> (String, Option<String>) {
-    let reason_phrase = || {
-        StatusCode::from_u16(status)
-            .ok()
-            .and_then(|s| s.canonical_reason())
-            .unwrap_or("no message")
-            .to_string()
-    };
+    let reason_phrase =
+        || StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("no message").to_string();
     if body.iter().all(u8::is_ascii_whitespace) {
         return (reason_phrase(), None);
     }
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
         return (snippet(body), None);
     };
-    let str_field =
-        |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+    let str_field = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
     if let Some(error) = value.get("error") {
         if let Some(reason) = error.as_str() {
             return (reason.to_string(), None);
@@ -334,12 +279,7 @@ pub(crate) fn error_message(body: &[u8], status: u16) -> (String, Option<String>
         if error.is_object() {
             let ty = str_field(error, "type");
             let reason = str_field(error, "reason")
-                .or_else(|| {
-                    error
-                        .get("root_cause")
-                        .and_then(|r| r.get(0))
-                        .and_then(|r| str_field(r, "reason"))
-                })
+                .or_else(|| error.get("root_cause").and_then(|r| r.get(0)).and_then(|r| str_field(r, "reason")))
                 .unwrap_or_else(reason_phrase);
             return (reason, ty);
         }
@@ -402,27 +342,14 @@ mod tests {
         let es = br#"{"error":{"root_cause":[{"type":"snapshot_missing_exception","reason":"[r:s] is missing"}],"type":"snapshot_missing_exception","reason":"[r:s] is missing"},"status":404}"#;
         assert_eq!(
             error_message(es, 404),
-            (
-                "[r:s] is missing".to_string(),
-                Some("snapshot_missing_exception".to_string())
-            )
+            ("[r:s] is missing".to_string(), Some("snapshot_missing_exception".to_string()))
         );
         assert_eq!(error_message(br#"{"message":"busy"}"#, 409).0, "busy");
-        assert_eq!(
-            error_message(br#"{"title":"Bad","detail":"no"}"#, 400).0,
-            "Bad: no"
-        );
+        assert_eq!(error_message(br#"{"title":"Bad","detail":"no"}"#, 400).0, "Bad: no");
         assert_eq!(error_message(b"", 502).0, "Bad Gateway");
+        assert_eq!(error_message(b"<html>oops</html>", 500).0, "<html>oops</html>");
         assert_eq!(
-            error_message(b"<html>oops</html>", 500).0,
-            "<html>oops</html>"
-        );
-        assert_eq!(
-            error_message(
-                br#"{"body":{"message":"Expected 3 members"},"status":500,"contentType":null}"#,
-                500
-            )
-            .0,
+            error_message(br#"{"body":{"message":"Expected 3 members"},"status":500,"contentType":null}"#, 500).0,
             "Expected 3 members"
         );
     }
@@ -436,25 +363,11 @@ mod tests {
             Duration::from_secs(1),
         )
         .unwrap();
-        assert_eq!(
-            core.url(&["_snapshot", "a b", "c/d"]).as_str(),
-            "http://es:9200/prefix/_snapshot/a%20b/c%2Fd"
-        );
-        let err = HttpCore::new(
-            Api::Rest,
-            "ftp://x",
-            HttpAuthResolved::None,
-            Duration::from_secs(1),
-        )
-        .unwrap_err();
+        assert_eq!(core.url(&["_snapshot", "a b", "c/d"]).as_str(), "http://es:9200/prefix/_snapshot/a%20b/c%2Fd");
+        let err = HttpCore::new(Api::Rest, "ftp://x", HttpAuthResolved::None, Duration::from_secs(1)).unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidRequest);
-        let err = HttpCore::new(
-            Api::Rest,
-            "http://u:secretpw@[bad",
-            HttpAuthResolved::None,
-            Duration::from_secs(1),
-        )
-        .unwrap_err();
+        let err = HttpCore::new(Api::Rest, "http://u:secretpw@[bad", HttpAuthResolved::None, Duration::from_secs(1))
+            .unwrap_err();
         assert!(!err.to_string().contains("secretpw"), "{err}");
     }
 }

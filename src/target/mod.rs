@@ -59,9 +59,7 @@ impl TargetConfigError {
     /// The config path of the offending field, e.g. `targets.prod.regions[1].rest_auth`.
     pub fn field(&self) -> &str {
         match self {
-            TargetConfigError::Invalid { field, .. } | TargetConfigError::Secret { field, .. } => {
-                field
-            }
+            TargetConfigError::Invalid { field, .. } | TargetConfigError::Secret { field, .. } => field,
         }
     }
 }
@@ -89,44 +87,23 @@ impl Target {
                 });
             }
             let timeout = Duration::from_millis(region.timeout_ms);
-            let invalid = |f: &str, e: TargetError| TargetConfigError::Invalid {
-                field: field(f),
-                message: e.message,
-            };
-            let rest_auth = HttpAuthResolved::resolve(&region.rest_auth).map_err(|source| {
-                TargetConfigError::Secret {
-                    field: field("rest_auth"),
-                    source,
-                }
-            })?;
-            let es_auth =
-                HttpAuthResolved::resolve(&region.elasticsearch_auth).map_err(|source| {
-                    TargetConfigError::Secret {
-                        field: field("elasticsearch_auth"),
-                        source,
-                    }
-                })?;
+            let invalid = |f: &str, e: TargetError| TargetConfigError::Invalid { field: field(f), message: e.message };
+            let rest_auth = HttpAuthResolved::resolve(&region.rest_auth)
+                .map_err(|source| TargetConfigError::Secret { field: field("rest_auth"), source })?;
+            let es_auth = HttpAuthResolved::resolve(&region.elasticsearch_auth)
+                .map_err(|source| TargetConfigError::Secret { field: field("elasticsearch_auth"), source })?;
             Ok(RegionClients {
                 id,
                 name: region.name.clone(),
                 management: ManagementClient::new(&region.management_url, timeout)
                     .map_err(|e| invalid("management_url", e))?,
-                rest: RestClient::new(&region.rest_url, rest_auth, timeout)
-                    .map_err(|e| invalid("rest_url", e))?,
-                elasticsearch: ElasticsearchClient::new(
-                    &region.elasticsearch_url,
-                    es_auth,
-                    timeout,
-                )
-                .map_err(|e| invalid("elasticsearch_url", e))?,
+                rest: RestClient::new(&region.rest_url, rest_auth, timeout).map_err(|e| invalid("rest_url", e))?,
+                elasticsearch: ElasticsearchClient::new(&region.elasticsearch_url, es_auth, timeout)
+                    .map_err(|e| invalid("elasticsearch_url", e))?,
             })
         };
         let regions = [build(0)?, build(1)?];
-        Ok(Target {
-            name: name.to_string(),
-            config: config.clone(),
-            regions,
-        })
+        Ok(Target { name: name.to_string(), config: config.clone(), regions })
     }
 
     /// The clients of region `id` (0 or 1).
@@ -159,9 +136,7 @@ impl Target {
 
     /// Broker ids living in region `region` (id % 2 == region) for the configured cluster size.
     pub fn brokers_of_region(&self, region: u8) -> Vec<u32> {
-        (0..self.config.cluster_size)
-            .filter(|id| region_of_broker(*id) == region)
-            .collect()
+        (0..self.config.cluster_size).filter(|id| region_of_broker(*id) == region).collect()
     }
 }
 

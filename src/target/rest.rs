@@ -16,14 +16,8 @@ pub struct RestClient {
 
 impl RestClient {
     /// `base_url` like `http://camunda-zeebe-gateway.ns:8080`.
-    pub fn new(
-        base_url: &str,
-        auth: HttpAuthResolved,
-        timeout: Duration,
-    ) -> Result<Self, TargetError> {
-        Ok(Self {
-            http: HttpCore::new(Api::Rest, base_url, auth, timeout)?,
-        })
+    pub fn new(base_url: &str, auth: HttpAuthResolved, timeout: Duration) -> Result<Self, TargetError> {
+        Ok(Self { http: HttpCore::new(Api::Rest, base_url, auth, timeout)? })
     }
 
     pub fn base_url(&self) -> &str {
@@ -32,37 +26,19 @@ impl RestClient {
 
     /// `GET /v2/topology`.
     pub async fn topology(&self) -> Result<RestTopology, TargetError> {
-        self.http
-            .send_json(Method::GET, &["v2", "topology"], &[], Body::None)
-            .await
+        self.http.send_json(Method::GET, &["v2", "topology"], &[], Body::None).await
     }
 
     /// `POST /v2/deployments` (multipart, one part `resources`).
-    pub async fn deploy_resource(
-        &self,
-        file_name: &str,
-        bytes: Vec<u8>,
-    ) -> Result<DeploymentResult, TargetError> {
+    pub async fn deploy_resource(&self, file_name: &str, bytes: Vec<u8>) -> Result<DeploymentResult, TargetError> {
         let part = reqwest::multipart::Part::bytes(bytes)
             .file_name(file_name.to_string())
             .mime_str("application/octet-stream")
             .map_err(|e| {
-                self.http.error(
-                    &Method::POST,
-                    &["v2", "deployments"],
-                    ErrorKind::InvalidRequest,
-                    e.to_string(),
-                )
+                self.http.error(&Method::POST, &["v2", "deployments"], ErrorKind::InvalidRequest, e.to_string())
             })?;
         let form = reqwest::multipart::Form::new().part("resources", part);
-        self.http
-            .send_json(
-                Method::POST,
-                &["v2", "deployments"],
-                &[],
-                Body::Multipart(form),
-            )
-            .await
+        self.http.send_json(Method::POST, &["v2", "deployments"], &[], Body::Multipart(form)).await
     }
 
     /// `POST /v2/process-instances` `{"processDefinitionId": .., "variables": ..}` (latest version).
@@ -76,14 +52,7 @@ impl RestClient {
         if !variables.is_null() {
             body["variables"] = variables;
         }
-        self.http
-            .send_json(
-                Method::POST,
-                &["v2", "process-instances"],
-                &[],
-                Body::Json(body),
-            )
-            .await
+        self.http.send_json(Method::POST, &["v2", "process-instances"], &[], Body::Json(body)).await
     }
 
     /// `POST /v2/process-instances/search` `{"filter": filter, "page": {"limit": limit}}`.
@@ -93,8 +62,7 @@ impl RestClient {
         filter: serde_json::Value,
         limit: u32,
     ) -> Result<SearchPage<ProcessInstance>, TargetError> {
-        self.search(&["v2", "process-instances", "search"], filter, limit)
-            .await
+        self.search(&["v2", "process-instances", "search"], filter, limit).await
     }
 
     /// `POST /v2/process-definitions/search` `{"filter": filter, "page": {"limit": limit}}`.
@@ -103,8 +71,7 @@ impl RestClient {
         filter: serde_json::Value,
         limit: u32,
     ) -> Result<SearchPage<ProcessDefinition>, TargetError> {
-        self.search(&["v2", "process-definitions", "search"], filter, limit)
-            .await
+        self.search(&["v2", "process-definitions", "search"], filter, limit).await
     }
 
     async fn search<T: serde::de::DeserializeOwned>(
@@ -117,8 +84,6 @@ impl RestClient {
         if !filter.is_null() {
             body["filter"] = filter;
         }
-        self.http
-            .send_json(Method::POST, segments, &[], Body::Json(body))
-            .await
+        self.http.send_json(Method::POST, segments, &[], Body::Json(body)).await
     }
 }

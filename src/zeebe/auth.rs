@@ -17,10 +17,7 @@ pub const REFRESH_MARGIN: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub enum Credentials {
     None,
-    Basic {
-        username: String,
-        password: SecretRef,
-    },
+    Basic { username: String, password: SecretRef },
     OAuth(OAuthProvider),
 }
 
@@ -28,23 +25,18 @@ impl Credentials {
     pub fn from_config(auth: &AuthConfig) -> Result<Self, ClientError> {
         Ok(match auth {
             AuthConfig::None => Self::None,
-            AuthConfig::Basic { username, password } => Self::Basic {
-                username: username.clone(),
-                password: password.clone(),
-            },
-            AuthConfig::Oauth {
-                client_id,
-                client_secret,
-                authorization_server_url,
-                audience,
-                scope,
-            } => Self::OAuth(OAuthProvider::new(OAuthSettings {
-                token_url: authorization_server_url.clone(),
-                client_id: client_id.clone(),
-                client_secret: client_secret.clone(),
-                audience: audience.clone(),
-                scope: scope.clone(),
-            })?),
+            AuthConfig::Basic { username, password } => {
+                Self::Basic { username: username.clone(), password: password.clone() }
+            }
+            AuthConfig::Oauth { client_id, client_secret, authorization_server_url, audience, scope } => {
+                Self::OAuth(OAuthProvider::new(OAuthSettings {
+                    token_url: authorization_server_url.clone(),
+                    client_id: client_id.clone(),
+                    client_secret: client_secret.clone(),
+                    audience: audience.clone(),
+                    scope: scope.clone(),
+                })?)
+            }
         })
     }
 
@@ -55,10 +47,7 @@ impl Credentials {
             Self::Basic { username, password } => {
                 let password = password.resolve()?;
                 let raw = format!("{username}:{}", password.expose());
-                Ok(Some(format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(raw)
-                )))
+                Ok(Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))))
             }
             Self::OAuth(p) => Ok(Some(format!("Bearer {}", p.token().await?))),
         }
@@ -93,10 +82,7 @@ struct CachedToken {
 
 impl std::fmt::Debug for CachedToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CachedToken")
-            .field("value", &"***")
-            .field("refresh_at", &self.refresh_at)
-            .finish()
+        f.debug_struct("CachedToken").field("value", &"***").field("refresh_at", &self.refresh_at).finish()
     }
 }
 
@@ -124,15 +110,8 @@ impl OAuthProvider {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .build()
-            .map_err(|e| ClientError::TokenEndpoint {
-                url: settings.token_url.clone(),
-                reason: e.to_string(),
-            })?;
-        Ok(Self {
-            settings,
-            http,
-            cache: Mutex::new(None),
-        })
+            .map_err(|e| ClientError::TokenEndpoint { url: settings.token_url.clone(), reason: e.to_string() })?;
+        Ok(Self { settings, http, cache: Mutex::new(None) })
     }
 
     /// A valid access token: the cached one, or a fresh one when it is about to expire.
@@ -156,11 +135,8 @@ impl OAuthProvider {
     async fn fetch(&self) -> Result<CachedToken, ClientError> {
         let s = &self.settings;
         let secret = s.client_secret.resolve()?;
-        let mut form: Vec<(&str, &str)> = vec![
-            ("grant_type", "client_credentials"),
-            ("client_id", &s.client_id),
-            ("client_secret", secret.expose()),
-        ];
+        let mut form: Vec<(&str, &str)> =
+            vec![("grant_type", "client_credentials"), ("client_id", &s.client_id), ("client_secret", secret.expose())];
         if let Some(a) = &s.audience {
             form.push(("audience", a));
         }
@@ -168,27 +144,21 @@ impl OAuthProvider {
             form.push(("scope", sc));
         }
         let url = s.token_url.clone();
-        let resp = self.http.post(&url).form(&form).send().await.map_err(|e| {
-            ClientError::TokenEndpoint {
-                url: url.clone(),
-                reason: e.to_string(),
-            }
-        })?;
+        let resp = self
+            .http
+            .post(&url)
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| ClientError::TokenEndpoint { url: url.clone(), reason: e.to_string() })?;
         let status = resp.status();
         if !status.is_success() {
             let mut body = resp.text().await.unwrap_or_default();
             body.truncate(300);
             if status.is_server_error() {
-                return Err(ClientError::TokenEndpoint {
-                    url,
-                    reason: format!("HTTP {status}: {body}"),
-                });
+                return Err(ClientError::TokenEndpoint { url, reason: format!("HTTP {status}: {body}") });
             }
-            return Err(ClientError::TokenRejected {
-                url,
-                status: status.as_u16(),
-                body,
-            });
+            return Err(ClientError::TokenRejected { url, status: status.as_u16(), body });
         }
         let token: TokenResponse = resp.json().await.map_err(|e| ClientError::TokenEndpoint {
             url: url.clone(),
@@ -197,9 +167,6 @@ impl OAuthProvider {
         let lifetime = Duration::from_secs(token.expires_in.unwrap_or(300));
         let refresh_at = Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN);
         tracing::debug!(token_url = %url, expires_in_s = lifetime.as_secs(), "fetched an OAuth token");
-        Ok(CachedToken {
-            value: token.access_token,
-            refresh_at,
-        })
+        Ok(CachedToken { value: token.access_token, refresh_at })
     }
 }

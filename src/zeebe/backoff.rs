@@ -18,11 +18,7 @@ pub struct Backoff {
 impl Backoff {
     pub fn new(min: Duration, max: Duration) -> Self {
         let min = min.max(Duration::from_millis(1));
-        Self {
-            min,
-            max: max.max(min),
-            current: None,
-        }
+        Self { min, max: max.max(min), current: None }
     }
 
     /// The next delay: `min` first, then ×1.6 up to `max`, each with ±10% jitter.

@@ -25,9 +25,7 @@ pub struct GatewayClient {
 
 impl std::fmt::Debug for GatewayClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GatewayClient")
-            .field("address", &self.address)
-            .finish_non_exhaustive()
+        f.debug_struct("GatewayClient").field("address", &self.address).finish_non_exhaustive()
     }
 }
 
@@ -51,18 +49,10 @@ impl GatewayClient {
     }
 
     /// Like [`GatewayClient::connect`] with explicit credentials.
-    pub fn with_credentials(
-        cfg: &ManagementConfig,
-        credentials: Credentials,
-    ) -> Result<Self, ClientError> {
+    pub fn with_credentials(cfg: &ManagementConfig, credentials: Credentials) -> Result<Self, ClientError> {
         let address = cfg.grpc_address.trim().to_string();
-        let invalid = |reason: String| ClientError::InvalidAddress {
-            address: address.clone(),
-            reason,
-        };
-        let uri: http::Uri = address
-            .parse()
-            .map_err(|e| invalid(format!("not a URI ({e})")))?;
+        let invalid = |reason: String| ClientError::InvalidAddress { address: address.clone(), reason };
+        let uri: http::Uri = address.parse().map_err(|e| invalid(format!("not a URI ({e})")))?;
         let tls = match uri.scheme_str() {
             Some("http") | Some("grpc") => false,
             Some("https") | Some("grpcs") => true,
@@ -73,11 +63,8 @@ impl GatewayClient {
             return Err(invalid("missing host".into()));
         }
         // tonic only knows http/https.
-        let normalized = if tls {
-            address.replacen("grpcs://", "https://", 1)
-        } else {
-            address.replacen("grpc://", "http://", 1)
-        };
+        let normalized =
+            if tls { address.replacen("grpcs://", "https://", 1) } else { address.replacen("grpc://", "http://", 1) };
         let mut endpoint = Endpoint::from_shared(normalized)
             .map_err(|e| invalid(e.to_string()))?
             .connect_timeout(Duration::from_secs(5))
@@ -93,9 +80,7 @@ impl GatewayClient {
                 })?;
                 tls_cfg = tls_cfg.ca_certificate(Certificate::from_pem(pem));
             }
-            endpoint = endpoint
-                .tls_config(tls_cfg)
-                .map_err(|e| invalid(format!("TLS setup failed: {e}")))?;
+            endpoint = endpoint.tls_config(tls_cfg).map_err(|e| invalid(format!("TLS setup failed: {e}")))?;
         }
         let channel = endpoint.connect_lazy();
         Ok(Self {
@@ -111,11 +96,7 @@ impl GatewayClient {
         &self.address
     }
 
-    async fn request<T>(
-        &self,
-        msg: T,
-        timeout: Duration,
-    ) -> Result<tonic::Request<T>, ClientError> {
+    async fn request<T>(&self, msg: T, timeout: Duration) -> Result<tonic::Request<T>, ClientError> {
         let mut req = tonic::Request::new(msg);
         req.set_timeout(timeout);
         if let Some(value) = self.credentials.authorization().await? {
@@ -148,22 +129,13 @@ impl GatewayClient {
             let result = tokio::time::timeout(timeout, f(self.raw.clone(), req)).await;
             let status = match result {
                 Err(_) => {
-                    return Err(ClientError::Timeout {
-                        rpc,
-                        timeout_ms: timeout.as_millis() as u64,
-                    });
+                    return Err(ClientError::Timeout { rpc, timeout_ms: timeout.as_millis() as u64 });
                 }
                 Ok(Ok(resp)) => return Ok(resp.into_inner()),
                 Ok(Err(status)) => status,
             };
-            if status.code() == tonic::Code::Unauthenticated
-                && !refreshed
-                && self.credentials.invalidate().await
-            {
-                tracing::info!(
-                    rpc,
-                    "gateway answered UNAUTHENTICATED; refreshing the OAuth token once"
-                );
+            if status.code() == tonic::Code::Unauthenticated && !refreshed && self.credentials.invalidate().await {
+                tracing::info!(rpc, "gateway answered UNAUTHENTICATED; refreshing the OAuth token once");
                 refreshed = true;
                 continue;
             }
@@ -188,19 +160,11 @@ impl GatewayClient {
         resources: Vec<(String, Vec<u8>)>,
     ) -> Result<pb::DeployResourceResponse, ClientError> {
         let msg = pb::DeployResourceRequest {
-            resources: resources
-                .into_iter()
-                .map(|(name, content)| pb::Resource { name, content })
-                .collect(),
+            resources: resources.into_iter().map(|(name, content)| pb::Resource { name, content }).collect(),
             tenant_id: String::new(),
         };
-        self.call(
-            "DeployResource",
-            msg,
-            self.request_timeout,
-            |mut c, r| async move { c.deploy_resource(r).await },
-        )
-        .await
+        self.call("DeployResource", msg, self.request_timeout, |mut c, r| async move { c.deploy_resource(r).await })
+            .await
     }
 
     /// Starts the latest version of `bpmn_process_id` with `variables`.
@@ -223,37 +187,22 @@ impl GatewayClient {
         &self,
         msg: pb::CreateProcessInstanceRequest,
     ) -> Result<pb::CreateProcessInstanceResponse, ClientError> {
-        self.call(
-            "CreateProcessInstance",
-            msg,
-            self.request_timeout,
-            |mut c, r| async move { c.create_process_instance(r).await },
-        )
+        self.call("CreateProcessInstance", msg, self.request_timeout, |mut c, r| async move {
+            c.create_process_instance(r).await
+        })
         .await
     }
 
-    pub async fn cancel_process_instance(
-        &self,
-        process_instance_key: i64,
-    ) -> Result<(), ClientError> {
-        let msg = pb::CancelProcessInstanceRequest {
-            process_instance_key,
-            operation_reference: None,
-        };
-        self.call(
-            "CancelProcessInstance",
-            msg,
-            self.request_timeout,
-            |mut c, r| async move { c.cancel_process_instance(r).await },
-        )
+    pub async fn cancel_process_instance(&self, process_instance_key: i64) -> Result<(), ClientError> {
+        let msg = pb::CancelProcessInstanceRequest { process_instance_key, operation_reference: None };
+        self.call("CancelProcessInstance", msg, self.request_timeout, |mut c, r| async move {
+            c.cancel_process_instance(r).await
+        })
         .await
         .map(|_| ())
     }
 
-    pub async fn publish_message(
-        &self,
-        m: &Message,
-    ) -> Result<pb::PublishMessageResponse, ClientError> {
+    pub async fn publish_message(&self, m: &Message) -> Result<pb::PublishMessageResponse, ClientError> {
         let msg = pb::PublishMessageRequest {
             name: m.name.clone(),
             correlation_key: m.correlation_key.clone(),
@@ -262,13 +211,8 @@ impl GatewayClient {
             variables: Value::Object(m.variables.clone()).to_string(),
             tenant_id: String::new(),
         };
-        self.call(
-            "PublishMessage",
-            msg,
-            self.request_timeout,
-            |mut c, r| async move { c.publish_message(r).await },
-        )
-        .await
+        self.call("PublishMessage", msg, self.request_timeout, |mut c, r| async move { c.publish_message(r).await })
+            .await
     }
 
     /// Sets variables on a process or element instance; returns the command key.
@@ -284,37 +228,20 @@ impl GatewayClient {
             local,
             operation_reference: None,
         };
-        self.call(
-            "SetVariables",
-            msg,
-            self.request_timeout,
-            |mut c, r| async move { c.set_variables(r).await },
-        )
-        .await
-        .map(|r| r.key)
+        self.call("SetVariables", msg, self.request_timeout, |mut c, r| async move { c.set_variables(r).await })
+            .await
+            .map(|r| r.key)
     }
 
     pub async fn resolve_incident(&self, incident_key: i64) -> Result<(), ClientError> {
-        let msg = pb::ResolveIncidentRequest {
-            incident_key,
-            operation_reference: None,
-        };
-        self.call(
-            "ResolveIncident",
-            msg,
-            self.request_timeout,
-            |mut c, r| async move { c.resolve_incident(r).await },
-        )
-        .await
-        .map(|_| ())
+        let msg = pb::ResolveIncidentRequest { incident_key, operation_reference: None };
+        self.call("ResolveIncident", msg, self.request_timeout, |mut c, r| async move { c.resolve_incident(r).await })
+            .await
+            .map(|_| ())
     }
 
     pub async fn update_job_retries(&self, job_key: i64, retries: i32) -> Result<(), ClientError> {
-        let msg = pb::UpdateJobRetriesRequest {
-            job_key,
-            retries,
-            operation_reference: None,
-        };
+        let msg = pb::UpdateJobRetriesRequest { job_key, retries, operation_reference: None };
         self.call(
             "UpdateJobRetries",
             msg,
@@ -325,24 +252,12 @@ impl GatewayClient {
         .map(|_| ())
     }
 
-    pub async fn complete_job(
-        &self,
-        job_key: i64,
-        variables: &Map<String, Value>,
-    ) -> Result<(), ClientError> {
-        let msg = pb::CompleteJobRequest {
-            job_key,
-            variables: Value::Object(variables.clone()).to_string(),
-            result: None,
-        };
-        self.call(
-            "CompleteJob",
-            msg,
-            self.request_timeout,
-            |mut c, r| async move { c.complete_job(r).await },
-        )
-        .await
-        .map(|_| ())
+    pub async fn complete_job(&self, job_key: i64, variables: &Map<String, Value>) -> Result<(), ClientError> {
+        let msg =
+            pb::CompleteJobRequest { job_key, variables: Value::Object(variables.clone()).to_string(), result: None };
+        self.call("CompleteJob", msg, self.request_timeout, |mut c, r| async move { c.complete_job(r).await })
+            .await
+            .map(|_| ())
     }
 
     /// FailJob: `retries` is what is left (the caller passes `job.retries - 1`).
@@ -360,14 +275,7 @@ impl GatewayClient {
             retry_back_off: retry_backoff.map(|d| d.as_millis() as i64).unwrap_or(0),
             variables: String::new(),
         };
-        self.call(
-            "FailJob",
-            msg,
-            self.request_timeout,
-            |mut c, r| async move { c.fail_job(r).await },
-        )
-        .await
-        .map(|_| ())
+        self.call("FailJob", msg, self.request_timeout, |mut c, r| async move { c.fail_job(r).await }).await.map(|_| ())
     }
 
     pub async fn throw_error(
@@ -383,27 +291,15 @@ impl GatewayClient {
             error_message: error_message.to_string(),
             variables: Value::Object(variables.clone()).to_string(),
         };
-        self.call(
-            "ThrowError",
-            msg,
-            self.request_timeout,
-            |mut c, r| async move { c.throw_error(r).await },
-        )
-        .await
-        .map(|_| ())
+        self.call("ThrowError", msg, self.request_timeout, |mut c, r| async move { c.throw_error(r).await })
+            .await
+            .map(|_| ())
     }
 
     /// Extends the job's deadline to `timeout` from now.
-    pub async fn update_job_timeout(
-        &self,
-        job_key: i64,
-        timeout: Duration,
-    ) -> Result<(), ClientError> {
-        let msg = pb::UpdateJobTimeoutRequest {
-            job_key,
-            timeout: timeout.as_millis() as i64,
-            operation_reference: None,
-        };
+    pub async fn update_job_timeout(&self, job_key: i64, timeout: Duration) -> Result<(), ClientError> {
+        let msg =
+            pb::UpdateJobTimeoutRequest { job_key, timeout: timeout.as_millis() as i64, operation_reference: None };
         self.call(
             "UpdateJobTimeout",
             msg,
@@ -415,10 +311,7 @@ impl GatewayClient {
     }
 
     /// ActivateJobs (long poll): collects every response of the call's stream.
-    pub async fn activate_jobs(
-        &self,
-        msg: pb::ActivateJobsRequest,
-    ) -> Result<Vec<pb::ActivatedJob>, ClientError> {
+    pub async fn activate_jobs(&self, msg: pb::ActivateJobsRequest) -> Result<Vec<pb::ActivatedJob>, ClientError> {
         let long_poll = Duration::from_millis(msg.request_timeout.max(0) as u64);
         let deadline = long_poll.max(self.request_timeout) + LONG_POLL_OFFSET;
         self.call("ActivateJobs", msg, deadline, |mut c, r| async move {
@@ -445,22 +338,15 @@ impl GatewayClient {
             // The stream is long-lived: no grpc-timeout header for it.
             req.metadata_mut().remove("grpc-timeout");
             let mut raw = self.raw.clone();
-            let opened =
-                tokio::time::timeout(self.request_timeout, raw.stream_activated_jobs(req)).await;
+            let opened = tokio::time::timeout(self.request_timeout, raw.stream_activated_jobs(req)).await;
             let status = match opened {
                 Err(_) => {
-                    return Err(ClientError::Timeout {
-                        rpc,
-                        timeout_ms: self.request_timeout.as_millis() as u64,
-                    });
+                    return Err(ClientError::Timeout { rpc, timeout_ms: self.request_timeout.as_millis() as u64 });
                 }
                 Ok(Ok(resp)) => return Ok(resp.into_inner()),
                 Ok(Err(status)) => status,
             };
-            if status.code() == tonic::Code::Unauthenticated
-                && !refreshed
-                && self.credentials.invalidate().await
-            {
+            if status.code() == tonic::Code::Unauthenticated && !refreshed && self.credentials.invalidate().await {
                 refreshed = true;
                 continue;
             }

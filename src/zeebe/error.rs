@@ -26,20 +26,12 @@ pub enum ClientError {
         "the identity provider at {url} rejected the client credentials (HTTP {status}): {body}; \
          check management.auth.client_id, client_secret, audience and scope"
     )]
-    TokenRejected {
-        url: String,
-        status: u16,
-        body: String,
-    },
+    TokenRejected { url: String, status: u16, body: String },
     #[error(
         "gateway {address} is unreachable ({rpc}): {message}; check management.grpc_address, \
          that the gateway runs and listens there, and the TLS settings (http:// vs https://)"
     )]
-    Unavailable {
-        rpc: &'static str,
-        address: String,
-        message: String,
-    },
+    Unavailable { rpc: &'static str, address: String, message: String },
     #[error(
         "the gateway rejected the credentials ({rpc}): {message}; check management.auth \
          (method, client id/secret or username/password)"
@@ -52,9 +44,7 @@ pub enum ClientError {
     PermissionDenied { rpc: &'static str, message: String },
     #[error("the gateway rejected the {rpc} arguments: {message}; fix the named field")]
     InvalidArgument { rpc: &'static str, message: String },
-    #[error(
-        "{rpc}: not found: {message} (the job, instance or process no longer exists or was never deployed)"
-    )]
+    #[error("{rpc}: not found: {message} (the job, instance or process no longer exists or was never deployed)")]
     NotFound { rpc: &'static str, message: String },
     #[error("{rpc}: already exists: {message}")]
     AlreadyExists { rpc: &'static str, message: String },
@@ -68,11 +58,7 @@ pub enum ClientError {
     )]
     Timeout { rpc: &'static str, timeout_ms: u64 },
     #[error("{rpc} failed with gRPC status {code:?}: {message}")]
-    Other {
-        rpc: &'static str,
-        code: tonic::Code,
-        message: String,
-    },
+    Other { rpc: &'static str, code: tonic::Code, message: String },
 }
 
 impl ClientError {
@@ -80,16 +66,10 @@ impl ClientError {
     pub fn from_status(rpc: &'static str, address: &str, status: &tonic::Status) -> Self {
         let message = status.message().to_string();
         match status.code() {
-            tonic::Code::Unavailable => Self::Unavailable {
-                rpc,
-                address: address.to_string(),
-                message,
-            },
-            tonic::Code::Unknown if is_transport_message(&message) => Self::Unavailable {
-                rpc,
-                address: address.to_string(),
-                message,
-            },
+            tonic::Code::Unavailable => Self::Unavailable { rpc, address: address.to_string(), message },
+            tonic::Code::Unknown if is_transport_message(&message) => {
+                Self::Unavailable { rpc, address: address.to_string(), message }
+            }
             tonic::Code::Unauthenticated => Self::Unauthenticated { rpc, message },
             tonic::Code::PermissionDenied => Self::PermissionDenied { rpc, message },
             tonic::Code::InvalidArgument => Self::InvalidArgument { rpc, message },
@@ -105,9 +85,7 @@ impl ClientError {
     pub fn code(&self) -> Option<tonic::Code> {
         Some(match self {
             Self::Unavailable { .. } => tonic::Code::Unavailable,
-            Self::Unauthenticated { .. } | Self::TokenRejected { .. } => {
-                tonic::Code::Unauthenticated
-            }
+            Self::Unauthenticated { .. } | Self::TokenRejected { .. } => tonic::Code::Unauthenticated,
             Self::PermissionDenied { .. } => tonic::Code::PermissionDenied,
             Self::InvalidArgument { .. } => tonic::Code::InvalidArgument,
             Self::NotFound { .. } => tonic::Code::NotFound,
@@ -130,9 +108,7 @@ impl ClientError {
                 | Self::Timeout { .. }
                 | Self::TokenEndpoint { .. }
                 | Self::Other {
-                    code: tonic::Code::Internal
-                        | tonic::Code::Aborted
-                        | tonic::Code::DeadlineExceeded,
+                    code: tonic::Code::Internal | tonic::Code::Aborted | tonic::Code::DeadlineExceeded,
                     ..
                 }
         )

@@ -165,16 +165,8 @@ impl Drop for FakeServer {
 
 impl FakeGateway {
     pub fn new() -> Self {
-        let state = State {
-            next_key: 2_251_799_813_685_249,
-            ..State::default()
-        };
-        Self {
-            inner: Arc::new(Inner {
-                state: Mutex::new(state),
-                changed: Notify::new(),
-            }),
-        }
+        let state = State { next_key: 2_251_799_813_685_249, ..State::default() };
+        Self { inner: Arc::new(Inner { state: Mutex::new(state), changed: Notify::new() }) }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -197,25 +189,17 @@ impl FakeGateway {
     /// with both ring and aws-lc-rs in the dependency tree, rustls cannot choose one itself.
     pub async fn serve_tls(&self, cert_pem: &[u8], key_pem: &[u8]) -> std::io::Result<FakeServer> {
         let identity = tonic::transport::Identity::from_pem(cert_pem, key_pem);
-        self.serve_inner(Some(
-            tonic::transport::ServerTlsConfig::new().identity(identity),
-        ))
-        .await
+        self.serve_inner(Some(tonic::transport::ServerTlsConfig::new().identity(identity))).await
     }
 
-    async fn serve_inner(
-        &self,
-        tls: Option<tonic::transport::ServerTlsConfig>,
-    ) -> std::io::Result<FakeServer> {
+    async fn serve_inner(&self, tls: Option<tonic::transport::ServerTlsConfig>) -> std::io::Result<FakeServer> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
         let svc = GatewayServer::new(self.clone());
         let mut builder = tonic::transport::Server::builder();
         let scheme = if tls.is_some() { "https" } else { "http" };
         if let Some(tls) = tls {
-            builder = builder
-                .tls_config(tls)
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            builder = builder.tls_config(tls).map_err(|e| std::io::Error::other(e.to_string()))?;
         }
         let task = tokio::spawn(async move {
             use tokio_stream::StreamExt as _;
@@ -230,11 +214,7 @@ impl FakeGateway {
                 tracing::error!(error = %e, "fake gateway stopped");
             }
         });
-        Ok(FakeServer {
-            address,
-            scheme,
-            task,
-        })
+        Ok(FakeServer { address, scheme, task })
     }
 
     /// Makes a job of `job_type` with `variables` available; returns its key.
@@ -266,13 +246,7 @@ impl FakeGateway {
                 let mut pushed = job.clone();
                 pushed.worker = worker.clone();
                 if tx.try_send(Ok(pushed)).is_ok() {
-                    self.record(
-                        &mut st,
-                        Call::Delivered {
-                            key,
-                            via: Via::Stream,
-                        },
-                    );
+                    self.record(&mut st, Call::Delivered { key, via: Via::Stream });
                     return key;
                 }
             }
@@ -285,11 +259,7 @@ impl FakeGateway {
     /// The next `n` calls of any RPC in `rpcs` (e.g. `["ActivateJobs", "StreamActivatedJobs"]`)
     /// answer `code`.
     pub fn fail_next(&self, rpcs: &[&str], code: tonic::Code, n: usize) {
-        self.lock().faults.push(Fault {
-            rpcs: rpcs.iter().map(|s| s.to_string()).collect(),
-            code,
-            remaining: n,
-        });
+        self.lock().faults.push(Fault { rpcs: rpcs.iter().map(|s| s.to_string()).collect(), code, remaining: n });
     }
 
     /// Every call must carry one of `values` as `authorization` metadata (None: no check).
@@ -345,59 +315,28 @@ impl FakeGateway {
     /// Checks authorization and injected faults for `rpc`.
     fn admit<T>(&self, rpc: &str, req: &Request<T>) -> Result<(), Status> {
         let mut st = self.lock();
-        let auth = req
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let auth = req.metadata().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
         if let Some(a) = &auth {
             st.seen_auth.push(a.clone());
         }
         if let Some(accepted) = &st.accepted_auth
             && !auth.as_ref().is_some_and(|a| accepted.contains(a))
         {
-            self.record(
-                &mut st,
-                Call::Rejected {
-                    rpc: rpc.into(),
-                    code: tonic::Code::Unauthenticated,
-                },
-            );
-            return Err(Status::unauthenticated(
-                "fake gateway: missing or rejected authorization",
-            ));
+            self.record(&mut st, Call::Rejected { rpc: rpc.into(), code: tonic::Code::Unauthenticated });
+            return Err(Status::unauthenticated("fake gateway: missing or rejected authorization"));
         }
-        let hit = st
-            .faults
-            .iter_mut()
-            .find(|f| f.remaining > 0 && f.rpcs.iter().any(|r| r == rpc))
-            .map(|f| {
-                f.remaining -= 1;
-                f.code
-            });
+        let hit = st.faults.iter_mut().find(|f| f.remaining > 0 && f.rpcs.iter().any(|r| r == rpc)).map(|f| {
+            f.remaining -= 1;
+            f.code
+        });
         if let Some(code) = hit {
-            self.record(
-                &mut st,
-                Call::Rejected {
-                    rpc: rpc.into(),
-                    code,
-                },
-            );
-            return Err(Status::new(
-                code,
-                format!("fake gateway: injected {code:?}"),
-            ));
+            self.record(&mut st, Call::Rejected { rpc: rpc.into(), code });
+            return Err(Status::new(code, format!("fake gateway: injected {code:?}")));
         }
         Ok(())
     }
 
-    fn take_jobs(
-        &self,
-        job_type: &str,
-        worker: &str,
-        max: usize,
-        timeout_ms: i64,
-    ) -> Vec<pb::ActivatedJob> {
+    fn take_jobs(&self, job_type: &str, worker: &str, max: usize, timeout_ms: i64) -> Vec<pb::ActivatedJob> {
         let mut st = self.lock();
         let deadline = chrono::Utc::now().timestamp_millis() + timeout_ms;
         let mut out = Vec::new();
@@ -415,24 +354,14 @@ impl FakeGateway {
         }
         for j in &out {
             let key = j.key;
-            self.record(
-                &mut st,
-                Call::Delivered {
-                    key,
-                    via: Via::Poll,
-                },
-            );
+            self.record(&mut st, Call::Delivered { key, via: Via::Poll });
         }
         out
     }
 }
 
 fn json(text: &str) -> Value {
-    if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(text).unwrap_or(Value::String(text.to_string()))
-    }
+    if text.is_empty() { Value::Null } else { serde_json::from_str(text).unwrap_or(Value::String(text.to_string())) }
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -448,11 +377,8 @@ impl Gateway for FakeGateway {
     ) -> Result<Response<Self::ActivateJobsStream>, Status> {
         self.admit("ActivateJobs", &request)?;
         let r = request.into_inner();
-        if r.r#type.is_empty() || r.worker.is_empty() || r.timeout < 1 || r.max_jobs_to_activate < 1
-        {
-            return Err(Status::invalid_argument(
-                "type, worker, timeout >= 1 and maxJobsToActivate >= 1 are required",
-            ));
+        if r.r#type.is_empty() || r.worker.is_empty() || r.timeout < 1 || r.max_jobs_to_activate < 1 {
+            return Err(Status::invalid_argument("type, worker, timeout >= 1 and maxJobsToActivate >= 1 are required"));
         }
         let long_poll = match r.request_timeout {
             0 => Duration::from_secs(10),
@@ -462,12 +388,7 @@ impl Gateway for FakeGateway {
         let deadline = Instant::now() + long_poll;
         let jobs = loop {
             let notified = self.inner.changed.notified();
-            let jobs = self.take_jobs(
-                &r.r#type,
-                &r.worker,
-                r.max_jobs_to_activate as usize,
-                r.timeout,
-            );
+            let jobs = self.take_jobs(&r.r#type, &r.worker, r.max_jobs_to_activate as usize, r.timeout);
             let left = deadline.saturating_duration_since(Instant::now());
             if !jobs.is_empty() || left.is_zero() {
                 break jobs;
@@ -497,20 +418,9 @@ impl Gateway for FakeGateway {
         let r = request.into_inner();
         let (tx, rx) = mpsc::channel(64);
         let mut st = self.lock();
-        st.streams
-            .entry(r.r#type.clone())
-            .or_default()
-            .push((r.worker.clone(), tx));
-        self.record(
-            &mut st,
-            Call::StreamOpened {
-                job_type: r.r#type,
-                worker: r.worker,
-            },
-        );
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        )))
+        st.streams.entry(r.r#type.clone()).or_default().push((r.worker.clone(), tx));
+        self.record(&mut st, Call::StreamOpened { job_type: r.r#type, worker: r.worker });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 
     async fn cancel_process_instance(
@@ -531,13 +441,7 @@ impl Gateway for FakeGateway {
         self.admit("CompleteJob", &request)?;
         let r = request.into_inner();
         let mut st = self.lock();
-        self.record(
-            &mut st,
-            Call::Complete {
-                key: r.job_key,
-                variables: json(&r.variables),
-            },
-        );
+        self.record(&mut st, Call::Complete { key: r.job_key, variables: json(&r.variables) });
         Ok(Response::new(pb::CompleteJobResponse {}))
     }
 
@@ -595,34 +499,17 @@ impl Gateway for FakeGateway {
                     tenant_id: "<default>".into(),
                 })
             } else {
-                return Err(Status::invalid_argument(format!(
-                    "unknown resource type: {}",
-                    res.name
-                )));
+                return Err(Status::invalid_argument(format!("unknown resource type: {}", res.name)));
             };
-            deployments.push(pb::Deployment {
-                metadata: Some(metadata),
-            });
+            deployments.push(pb::Deployment { metadata: Some(metadata) });
         }
         let key = st.next_key;
         st.next_key += 1;
-        self.record(
-            &mut st,
-            Call::Deploy {
-                names: r.resources.iter().map(|r| r.name.clone()).collect(),
-            },
-        );
-        Ok(Response::new(pb::DeployResourceResponse {
-            key,
-            deployments,
-            tenant_id: "<default>".into(),
-        }))
+        self.record(&mut st, Call::Deploy { names: r.resources.iter().map(|r| r.name.clone()).collect() });
+        Ok(Response::new(pb::DeployResourceResponse { key, deployments, tenant_id: "<default>".into() }))
     }
 
-    async fn fail_job(
-        &self,
-        request: Request<pb::FailJobRequest>,
-    ) -> Result<Response<pb::FailJobResponse>, Status> {
+    async fn fail_job(&self, request: Request<pb::FailJobRequest>) -> Result<Response<pb::FailJobResponse>, Status> {
         self.admit("FailJob", &request)?;
         let r = request.into_inner();
         let mut st = self.lock();
@@ -670,10 +557,7 @@ impl Gateway for FakeGateway {
             variables: json(&r.variables),
         };
         self.record(&mut st, call);
-        Ok(Response::new(pb::PublishMessageResponse {
-            key,
-            tenant_id: "<default>".into(),
-        }))
+        Ok(Response::new(pb::PublishMessageResponse { key, tenant_id: "<default>".into() }))
     }
 
     async fn resolve_incident(
@@ -696,19 +580,12 @@ impl Gateway for FakeGateway {
         let mut st = self.lock();
         let key = st.next_key;
         st.next_key += 1;
-        let call = Call::SetVariables {
-            key: r.element_instance_key,
-            variables: json(&r.variables),
-            local: r.local,
-        };
+        let call = Call::SetVariables { key: r.element_instance_key, variables: json(&r.variables), local: r.local };
         self.record(&mut st, call);
         Ok(Response::new(pb::SetVariablesResponse { key }))
     }
 
-    async fn topology(
-        &self,
-        request: Request<pb::TopologyRequest>,
-    ) -> Result<Response<pb::TopologyResponse>, Status> {
+    async fn topology(&self, request: Request<pb::TopologyRequest>) -> Result<Response<pb::TopologyResponse>, Status> {
         self.admit("Topology", &request)?;
         let mut st = self.lock();
         self.record(&mut st, Call::Topology);
@@ -717,11 +594,7 @@ impl Gateway for FakeGateway {
                 node_id: 0,
                 host: "127.0.0.1".into(),
                 port: 26501,
-                partitions: vec![pb::Partition {
-                    partition_id: 1,
-                    role: 0,
-                    health: 0,
-                }],
+                partitions: vec![pb::Partition { partition_id: 1, role: 0, health: 0 }],
                 version: "fake".into(),
             }],
             cluster_size: 1,
@@ -738,13 +611,7 @@ impl Gateway for FakeGateway {
         self.admit("UpdateJobRetries", &request)?;
         let r = request.into_inner();
         let mut st = self.lock();
-        self.record(
-            &mut st,
-            Call::UpdateRetries {
-                key: r.job_key,
-                retries: r.retries,
-            },
-        );
+        self.record(&mut st, Call::UpdateRetries { key: r.job_key, retries: r.retries });
         Ok(Response::new(pb::UpdateJobRetriesResponse {}))
     }
 
@@ -755,13 +622,7 @@ impl Gateway for FakeGateway {
         self.admit("UpdateJobTimeout", &request)?;
         let r = request.into_inner();
         let mut st = self.lock();
-        self.record(
-            &mut st,
-            Call::UpdateTimeout {
-                key: r.job_key,
-                timeout_ms: r.timeout,
-            },
-        );
+        self.record(&mut st, Call::UpdateTimeout { key: r.job_key, timeout_ms: r.timeout });
         Ok(Response::new(pb::UpdateJobTimeoutResponse {}))
     }
 }

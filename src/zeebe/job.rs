@@ -31,16 +31,9 @@ pub enum JobOutcome {
     /// CompleteJob with these variables (a JSON object).
     Complete(Map<String, Value>),
     /// FailJob with `retries - 1`; the engine waits `retry_backoff` before the next attempt.
-    Fail {
-        message: String,
-        retry_backoff: Option<Duration>,
-    },
+    Fail { message: String, retry_backoff: Option<Duration> },
     /// ThrowError: a business outcome the process routes by `code`.
-    BpmnError {
-        code: String,
-        message: String,
-        variables: Map<String, Value>,
-    },
+    BpmnError { code: String, message: String, variables: Map<String, Value> },
 }
 
 /// Why an `ActivatedJob` could not be turned into a [`Job`].
@@ -54,9 +47,7 @@ pub enum JobDecodeError {
 
 impl Job {
     /// Converts the gateway's `ActivatedJob` (variables and headers are JSON strings).
-    pub fn from_activated(
-        raw: &crate::gateway_protocol::ActivatedJob,
-    ) -> Result<Job, JobDecodeError> {
+    pub fn from_activated(raw: &crate::gateway_protocol::ActivatedJob) -> Result<Job, JobDecodeError> {
         let variables = parse_object(&raw.variables).map_err(JobDecodeError::Variables)?;
         let headers = parse_object(&raw.custom_headers).map_err(JobDecodeError::Headers)?;
         let custom_headers = headers
@@ -128,11 +119,9 @@ mod tests {
 
     #[test]
     fn converts_variables_and_headers() {
-        let job = Job::from_activated(&raw(
-            r#"{"target":"prod","lostRegion":1}"#,
-            r#"{"action":"deploy-recreated","n":2}"#,
-        ))
-        .unwrap();
+        let job =
+            Job::from_activated(&raw(r#"{"target":"prod","lostRegion":1}"#, r#"{"action":"deploy-recreated","n":2}"#))
+                .unwrap();
         assert_eq!(job.key, 7);
         assert_eq!(job.job_type, "c8dr.helm");
         assert_eq!(job.variables["lostRegion"], json!(1));
@@ -144,13 +133,7 @@ mod tests {
 
     #[test]
     fn rejects_non_object_variables_and_headers() {
-        assert!(matches!(
-            Job::from_activated(&raw("[1]", "{}")),
-            Err(JobDecodeError::Variables(_))
-        ));
-        assert!(matches!(
-            Job::from_activated(&raw("{}", "nope")),
-            Err(JobDecodeError::Headers(_))
-        ));
+        assert!(matches!(Job::from_activated(&raw("[1]", "{}")), Err(JobDecodeError::Variables(_))));
+        assert!(matches!(Job::from_activated(&raw("{}", "nope")), Err(JobDecodeError::Headers(_))));
     }
 }

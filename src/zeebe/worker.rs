@@ -53,10 +53,7 @@ const REPORT_ATTEMPTS: u32 = 5;
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
     #[error("invalid worker setting {field}: {problem}; fix [worker] {field} in the configuration")]
-    InvalidConfig {
-        field: &'static str,
-        problem: String,
-    },
+    InvalidConfig { field: &'static str, problem: String },
     #[error("the worker task ended abnormally: {0}")]
     Task(String),
 }
@@ -153,41 +150,24 @@ type JobTasks = Arc<Mutex<JoinSet<()>>>;
 
 impl Worker {
     pub fn builder(client: GatewayClient, config: WorkerConfig) -> WorkerBuilder {
-        WorkerBuilder {
-            client,
-            config,
-            handlers: BTreeMap::new(),
-            metrics: Arc::new(Metrics::new()),
-            health: None,
-        }
+        WorkerBuilder { client, config, handlers: BTreeMap::new(), metrics: Arc::new(Metrics::new()), health: None }
     }
 
     /// Runs this worker on its own task; see [`WorkerHandle`].
     pub fn spawn(self, shutdown: impl Future<Output = ()> + Send + 'static) -> WorkerHandle {
-        WorkerHandle {
-            task: tokio::spawn(self.run(shutdown)),
-        }
+        WorkerHandle { task: tokio::spawn(self.run(shutdown)) }
     }
 
     fn validate(&self) -> Result<(), WorkerError> {
         let c = &self.config;
         if c.max_jobs_active == 0 {
-            return Err(WorkerError::InvalidConfig {
-                field: "max_jobs_active",
-                problem: "must be at least 1".into(),
-            });
+            return Err(WorkerError::InvalidConfig { field: "max_jobs_active", problem: "must be at least 1".into() });
         }
         if c.job_timeout_ms < 2 {
-            return Err(WorkerError::InvalidConfig {
-                field: "job_timeout_ms",
-                problem: "must be at least 2".into(),
-            });
+            return Err(WorkerError::InvalidConfig { field: "job_timeout_ms", problem: "must be at least 2".into() });
         }
         if c.name.trim().is_empty() {
-            return Err(WorkerError::InvalidConfig {
-                field: "name",
-                problem: "must not be empty".into(),
-            });
+            return Err(WorkerError::InvalidConfig { field: "name", problem: "must not be empty".into() });
         }
         Ok(())
     }
@@ -246,11 +226,7 @@ impl Worker {
 
         let grace = Duration::from_millis(self.config.shutdown_grace_ms);
         let in_flight = total_running.load(Ordering::SeqCst);
-        tracing::info!(
-            in_flight,
-            grace_ms = grace.as_millis() as u64,
-            "shutting down: activation stopped"
-        );
+        tracing::info!(in_flight, grace_ms = grace.as_millis() as u64, "shutting down: activation stopped");
         let drained = tokio::time::timeout(grace, async {
             while total_running.load(Ordering::SeqCst) > 0 {
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -275,12 +251,7 @@ fn lock(tasks: &JobTasks) -> std::sync::MutexGuard<'_, JoinSet<()>> {
     tasks.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn spawn_job(
-    ctx: &Arc<TypeCtx>,
-    tasks: &JobTasks,
-    job: pb::ActivatedJob,
-    permit: OwnedSemaphorePermit,
-) {
+fn spawn_job(ctx: &Arc<TypeCtx>, tasks: &JobTasks, job: pb::ActivatedJob, permit: OwnedSemaphorePermit) {
     ctx.running.fetch_add(1, Ordering::SeqCst);
     ctx.total_running.fetch_add(1, Ordering::SeqCst);
     ctx.metrics.job_activated(&ctx.job_type);
@@ -346,13 +317,7 @@ async fn poll_loop(ctx: Arc<TypeCtx>, tasks: JobTasks, mut stop: watch::Receiver
                     };
                     spawn_job(&ctx, &tasks, job, permit);
                 }
-                if empty
-                    && sleep_or_stop(
-                        Duration::from_millis(ctx.config.poll_interval_ms),
-                        &mut stop,
-                    )
-                    .await
-                {
+                if empty && sleep_or_stop(Duration::from_millis(ctx.config.poll_interval_ms), &mut stop).await {
                     return;
                 }
             }
@@ -422,11 +387,7 @@ async fn stream_loop(ctx: Arc<TypeCtx>, tasks: JobTasks, mut stop: watch::Receiv
                             break;
                         }
                         Err(status) => {
-                            let e = ClientError::from_status(
-                                "StreamActivatedJobs",
-                                ctx.client.address(),
-                                &status,
-                            );
+                            let e = ClientError::from_status("StreamActivatedJobs", ctx.client.address(), &status);
                             ctx.metrics.gateway_error("StreamActivatedJobs", e.kind());
                             tracing::warn!(job_type = %ctx.job_type, error = %e, "job stream failed; reopening");
                             break;
@@ -508,21 +469,11 @@ async fn handle_job(ctx: Arc<TypeCtx>, raw: pb::ActivatedJob, permit: OwnedSemap
         let key = raw.key;
         let retries = raw.retries;
         let (outcome, label) = match Job::from_activated(&raw) {
-            Err(e) => (
-                JobOutcome::Fail {
-                    message: e.to_string(),
-                    retry_backoff: None,
-                },
-                "fail",
-            ),
+            Err(e) => (JobOutcome::Fail { message: e.to_string(), retry_backoff: None }, "fail"),
             Ok(job) => run_handler(&ctx, job).await,
         };
         let elapsed = started.elapsed();
-        tracing::info!(
-            outcome = label,
-            duration_ms = elapsed.as_millis() as u64,
-            "job handled"
-        );
+        tracing::info!(outcome = label, duration_ms = elapsed.as_millis() as u64, "job handled");
         ctx.metrics.job_handled(&ctx.job_type, label, elapsed);
         report(&ctx, key, retries, &outcome).await;
     }
@@ -576,13 +527,7 @@ async fn run_handler(ctx: &Arc<TypeCtx>, job: Job) -> (JobOutcome, &'static str)
                 "handler task was cancelled".to_string()
             };
             tracing::error!(%message, "job handler panicked; failing the job");
-            (
-                JobOutcome::Fail {
-                    message,
-                    retry_backoff: None,
-                },
-                "panic",
-            )
+            (JobOutcome::Fail { message, retry_backoff: None }, "panic")
         }
     }
 }
@@ -597,28 +542,15 @@ async fn report(ctx: &TypeCtx, key: i64, retries: i32, outcome: &JobOutcome) {
     for attempt in 1..=REPORT_ATTEMPTS {
         let (rpc, result) = match outcome {
             JobOutcome::Complete(vars) => ("CompleteJob", ctx.client.complete_job(key, vars).await),
-            JobOutcome::Fail {
-                message,
-                retry_backoff,
-            } => (
+            JobOutcome::Fail { message, retry_backoff } => (
                 "FailJob",
                 ctx.client
-                    .fail_job(
-                        key,
-                        (retries - 1).max(0),
-                        message,
-                        Some(retry_backoff.unwrap_or(default_backoff)),
-                    )
+                    .fail_job(key, (retries - 1).max(0), message, Some(retry_backoff.unwrap_or(default_backoff)))
                     .await,
             ),
-            JobOutcome::BpmnError {
-                code,
-                message,
-                variables,
-            } => (
-                "ThrowError",
-                ctx.client.throw_error(key, code, message, variables).await,
-            ),
+            JobOutcome::BpmnError { code, message, variables } => {
+                ("ThrowError", ctx.client.throw_error(key, code, message, variables).await)
+            }
         };
         match result {
             Ok(()) => return,

@@ -23,11 +23,7 @@ pub fn is_expression(text: &str) -> bool {
 }
 
 /// Evaluates `text`: a FEEL expression (`=...`) against `vars`, or a static string value.
-pub fn evaluate(
-    text: &str,
-    vars: &Map<String, Json>,
-    now: DateTime<Utc>,
-) -> Result<Json, FeelError> {
+pub fn evaluate(text: &str, vars: &Map<String, Json>, now: DateTime<Utc>) -> Result<Json, FeelError> {
     let trimmed = text.trim_start();
     let Some(expr) = trimmed.strip_prefix('=') else {
         return Ok(Json::String(text.to_string()));
@@ -36,11 +32,7 @@ pub fn evaluate(
 }
 
 /// Evaluates a FEEL expression (without the leading `=`).
-pub fn evaluate_expression(
-    expr: &str,
-    vars: &Map<String, Json>,
-    now: DateTime<Utc>,
-) -> Result<Json, FeelError> {
+pub fn evaluate_expression(expr: &str, vars: &Map<String, Json>, now: DateTime<Utc>) -> Result<Json, FeelError> {
     let expr = replace_now(expr.trim(), now);
     if expr.is_empty() {
         return Err(FeelError("empty FEEL expression".into()));
@@ -69,24 +61,12 @@ fn null_safe_equality(node: AstNode) -> AstNode {
     match node {
         N::Eq(l, r) => {
             let (l, r) = (null_safe_equality(*l), null_safe_equality(*r));
-            N::If(
-                Box::new(is_null(&l)),
-                Box::new(is_null(&r)),
-                Box::new(N::Eq(Box::new(l), Box::new(r))),
-            )
+            N::If(Box::new(is_null(&l)), Box::new(is_null(&r)), Box::new(N::Eq(Box::new(l), Box::new(r))))
         }
         N::Nq(l, r) => {
             let (l, r) = (null_safe_equality(*l), null_safe_equality(*r));
-            let r_not_null = N::If(
-                Box::new(is_null(&r)),
-                Box::new(N::Boolean(false)),
-                Box::new(N::Boolean(true)),
-            );
-            N::If(
-                Box::new(is_null(&l)),
-                Box::new(r_not_null),
-                Box::new(N::Nq(Box::new(l), Box::new(r))),
-            )
+            let r_not_null = N::If(Box::new(is_null(&r)), Box::new(N::Boolean(false)), Box::new(N::Boolean(true)));
+            N::If(Box::new(is_null(&l)), Box::new(r_not_null), Box::new(N::Nq(Box::new(l), Box::new(r))))
         }
         N::And(l, r) => N::And(b(*l), b(*r)),
         N::Or(l, r) => N::Or(b(*l), b(*r)),
@@ -99,12 +79,8 @@ fn null_safe_equality(node: AstNode) -> AstNode {
         N::Context(items) => N::Context(items.into_iter().map(null_safe_equality).collect()),
         N::ContextEntry(k, v) => N::ContextEntry(k, b(*v)),
         N::FunctionInvocation(f, args) => N::FunctionInvocation(f, b(*args)),
-        N::PositionalParameters(items) => {
-            N::PositionalParameters(items.into_iter().map(null_safe_equality).collect())
-        }
-        N::NamedParameters(items) => {
-            N::NamedParameters(items.into_iter().map(null_safe_equality).collect())
-        }
+        N::PositionalParameters(items) => N::PositionalParameters(items.into_iter().map(null_safe_equality).collect()),
+        N::NamedParameters(items) => N::NamedParameters(items.into_iter().map(null_safe_equality).collect()),
         N::NamedParameter(n, v) => N::NamedParameter(n, b(*v)),
         other => other,
     }
@@ -112,10 +88,7 @@ fn null_safe_equality(node: AstNode) -> AstNode {
 
 /// Replaces `now()` outside string literals by a `date and time("...")` literal of `now`.
 fn replace_now(expr: &str, now: DateTime<Utc>) -> String {
-    let literal = format!(
-        "date and time(\"{}\")",
-        now.to_rfc3339_opts(SecondsFormat::Millis, true)
-    );
+    let literal = format!("date and time(\"{}\")", now.to_rfc3339_opts(SecondsFormat::Millis, true));
     let mut out = String::with_capacity(expr.len() + 32);
     let mut in_string = false;
     let mut rest = expr;
@@ -133,10 +106,7 @@ fn replace_now(expr: &str, now: DateTime<Utc>) -> String {
             continue;
         }
         if !in_string && rest.starts_with("now()") {
-            let prev_is_ident = out
-                .chars()
-                .last()
-                .is_some_and(|p| p.is_alphanumeric() || p == '_');
+            let prev_is_ident = out.chars().last().is_some_and(|p| p.is_alphanumeric() || p == '_');
             if !prev_is_ident {
                 out.push_str(&literal);
                 rest = &rest[5..];
@@ -178,11 +148,7 @@ fn from_feel(v: &Value) -> Result<Json, String> {
             if let Ok(i) = s.parse::<i64>() {
                 Json::from(i)
             } else {
-                s.parse::<f64>()
-                    .ok()
-                    .and_then(serde_json::Number::from_f64)
-                    .map(Json::Number)
-                    .unwrap_or(Json::Null)
+                s.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Json::Number).unwrap_or(Json::Null)
             }
         }
         Value::String(s) => Json::String(s.clone()),
@@ -197,11 +163,7 @@ fn from_feel(v: &Value) -> Result<Json, String> {
         // RFC 3339 in UTC when dsntk's rendering parses (`...Z`, `...+01:00`, `...@UTC`)
         Value::DateTime(dt) => {
             let text = dt.to_string();
-            Json::String(
-                parse_date_time(&text)
-                    .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
-                    .unwrap_or(text),
-            )
+            Json::String(parse_date_time(&text).map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)).unwrap_or(text))
         }
         Value::Date(d) => Json::String(d.to_string()),
         Value::Time(t) => Json::String(t.to_string()),
@@ -214,11 +176,7 @@ fn from_feel(v: &Value) -> Result<Json, String> {
 /// Parses an ISO-8601 duration (`PT5S`, `P1DT2H`, `-PT1M` is rejected). Years count 365 days and
 /// months 30 days (only used for timers).
 pub fn parse_iso_duration(text: &str) -> Result<Duration, FeelError> {
-    let err = || {
-        FeelError(format!(
-            "'{text}' is not an ISO-8601 duration (e.g. PT5S, PT15M, P1DT2H)"
-        ))
-    };
+    let err = || FeelError(format!("'{text}' is not an ISO-8601 duration (e.g. PT5S, PT15M, P1DT2H)"));
     let s = text.trim();
     let body = s.strip_prefix('P').ok_or_else(err)?;
     if body.is_empty() {
@@ -260,10 +218,7 @@ pub fn parse_iso_duration(text: &str) -> Result<Duration, FeelError> {
 /// for UTC).
 pub fn parse_date_time(text: &str) -> Result<DateTime<Utc>, FeelError> {
     let s = text.trim();
-    let s = s
-        .strip_suffix("@UTC")
-        .or_else(|| s.strip_suffix("@Etc/UTC"))
-        .map(|b| format!("{b}Z"));
+    let s = s.strip_suffix("@UTC").or_else(|| s.strip_suffix("@Etc/UTC")).map(|b| format!("{b}Z"));
     let s = s.as_deref().unwrap_or(text.trim());
     DateTime::parse_from_rfc3339(s)
         .map(|d| d.with_timezone(&Utc))
@@ -277,22 +232,12 @@ mod tests {
 
     fn eval(expr: &str, vars: Json) -> Json {
         let m = vars.as_object().cloned().unwrap_or_default();
-        evaluate(
-            expr,
-            &m,
-            DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
-                .unwrap()
-                .with_timezone(&Utc),
-        )
-        .unwrap()
+        evaluate(expr, &m, DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z").unwrap().with_timezone(&Utc)).unwrap()
     }
 
     #[test]
     fn static_values_are_strings() {
-        assert_eq!(
-            eval("c8dr.remove-brokers", json!({})),
-            json!("c8dr.remove-brokers")
-        );
+        assert_eq!(eval("c8dr.remove-brokers", json!({})), json!("c8dr.remove-brokers"));
     }
 
     #[test]
@@ -302,15 +247,9 @@ mod tests {
         assert_eq!(eval("=count(plan.brokersToRemove)", v.clone()), json!(3));
         assert_eq!(eval("=verified and n > 1", v.clone()), json!(true));
         assert_eq!(eval("=not(verified) or n = 3", v.clone()), json!(false));
-        assert_eq!(
-            eval("=if n >= 2 then \"big\" else \"small\"", v.clone()),
-            json!("big")
-        );
+        assert_eq!(eval("=if n >= 2 then \"big\" else \"small\"", v.clone()), json!("big"));
         assert_eq!(eval("=s + \"-\" + string(n)", v.clone()), json!("a-2"));
-        assert_eq!(
-            eval("={a: 1, b: [true, null]}", v.clone()),
-            json!({"a": 1, "b": [true, null]})
-        );
+        assert_eq!(eval("={a: 1, b: [true, null]}", v.clone()), json!({"a": 1, "b": [true, null]}));
         assert_eq!(eval("=1.5 * 2", v.clone()), json!(3));
         assert_eq!(eval("=0.5", v), json!(0.5));
     }
@@ -322,20 +261,11 @@ mod tests {
         // comparisons with null are false (feel-scala), not null (dsntk)
         assert_eq!(eval("=missing = true", json!({})), json!(false));
         assert_eq!(eval("=true = missing", json!({})), json!(false));
-        assert_eq!(
-            eval("=report.outcome = \"completed\"", json!({})),
-            json!(false)
-        );
+        assert_eq!(eval("=report.outcome = \"completed\"", json!({})), json!(false));
         assert_eq!(eval("=missing != true", json!({})), json!(true));
         assert_eq!(eval("=missing != null", json!({})), json!(false));
-        assert_eq!(
-            eval("=x = \"a\" or missing = true", json!({"x": "a"})),
-            json!(true)
-        );
-        assert_eq!(
-            eval("=if missing = \"retry\" then 1 else 2", json!({})),
-            json!(2)
-        );
+        assert_eq!(eval("=x = \"a\" or missing = true", json!({"x": "a"})), json!(true));
+        assert_eq!(eval("=if missing = \"retry\" then 1 else 2", json!({})), json!(2));
         assert_eq!(eval("=not(missing = true)", json!({})), json!(true));
         assert_eq!(eval("=x = 3", json!({"x": 3})), json!(true));
     }
@@ -348,24 +278,15 @@ mod tests {
         let due = parse_date_time(due.as_str().unwrap()).unwrap();
         assert_eq!(due.to_rfc3339(), "2026-01-02T04:04:05+00:00");
         let dt = eval("=date and time(\"2026-03-01T10:00:00Z\")", json!({}));
-        assert_eq!(
-            parse_date_time(dt.as_str().unwrap()).unwrap().to_rfc3339(),
-            "2026-03-01T10:00:00+00:00"
-        );
+        assert_eq!(parse_date_time(dt.as_str().unwrap()).unwrap().to_rfc3339(), "2026-03-01T10:00:00+00:00");
         assert_eq!(eval("=\"now()\"", json!({})), json!("now()"));
     }
 
     #[test]
     fn iso_durations() {
         assert_eq!(parse_iso_duration("PT5S").unwrap(), Duration::from_secs(5));
-        assert_eq!(
-            parse_iso_duration("P1DT1H30M").unwrap(),
-            Duration::from_secs(86400 + 5400)
-        );
-        assert_eq!(
-            parse_iso_duration("PT0.5S").unwrap(),
-            Duration::from_millis(500)
-        );
+        assert_eq!(parse_iso_duration("P1DT1H30M").unwrap(), Duration::from_secs(86400 + 5400));
+        assert_eq!(parse_iso_duration("PT0.5S").unwrap(), Duration::from_millis(500));
         assert!(parse_iso_duration("5S").is_err());
         assert!(parse_iso_duration("PT").is_err());
     }

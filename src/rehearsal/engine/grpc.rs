@@ -96,13 +96,7 @@ impl Gateway for GatewayService {
         let jobs = loop {
             changes.borrow_and_update();
             let jobs = self.h.with(|s| {
-                s.activate_jobs(
-                    &r.r#type,
-                    &r.worker,
-                    timeout,
-                    r.max_jobs_to_activate as usize,
-                    &r.fetch_variable,
-                )
+                s.activate_jobs(&r.r#type, &r.worker, timeout, r.max_jobs_to_activate as usize, &r.fetch_variable)
             });
             if !jobs.is_empty() || tokio::time::Instant::now() >= deadline {
                 break jobs;
@@ -113,11 +107,8 @@ impl Gateway for GatewayService {
                 _ = shutdown.wait_for(|s| *s) => break Vec::new(),
             }
         };
-        let items: Vec<Result<pb::ActivateJobsResponse, Status>> = if jobs.is_empty() {
-            vec![]
-        } else {
-            vec![Ok(pb::ActivateJobsResponse { jobs })]
-        };
+        let items: Vec<Result<pb::ActivateJobsResponse, Status>> =
+            if jobs.is_empty() { vec![] } else { vec![Ok(pb::ActivateJobsResponse { jobs })] };
         Ok(Response::new(Box::pin(tokio_stream::iter(items))))
     }
 
@@ -127,9 +118,7 @@ impl Gateway for GatewayService {
     ) -> Result<Response<Self::StreamActivatedJobsStream>, Status> {
         let r = request.into_inner();
         if r.r#type.trim().is_empty() {
-            return Err(Status::invalid_argument(
-                "Expected to stream jobs with a non-empty type, but type was blank",
-            ));
+            return Err(Status::invalid_argument("Expected to stream jobs with a non-empty type, but type was blank"));
         }
         if r.worker.trim().is_empty() {
             return Err(Status::invalid_argument(
@@ -156,10 +145,7 @@ impl Gateway for GatewayService {
             })
         });
         tracing::debug!(stream = id, job_type = %r.r#type, worker = %r.worker, "job stream opened");
-        let guard = StreamGuard {
-            h: self.h.clone(),
-            id,
-        };
+        let guard = StreamGuard { h: self.h.clone(), id };
         let stream = UnboundedReceiverStream::new(rx);
         let stream = futures::StreamExt::map(stream, move |item| {
             let _keep = &guard;
@@ -183,9 +169,7 @@ impl Gateway for GatewayService {
     ) -> Result<Response<pb::CompleteJobResponse>, Status> {
         let r = request.into_inner();
         let v = vars(&r.variables)?;
-        self.h
-            .with(|s| s.complete_job(r.job_key, v))
-            .map_err(status)?;
+        self.h.with(|s| s.complete_job(r.job_key, v)).map_err(status)?;
         Ok(Response::new(pb::CompleteJobResponse {}))
     }
 
@@ -223,11 +207,7 @@ impl Gateway for GatewayService {
         request: Request<pb::DeployResourceRequest>,
     ) -> Result<Response<pb::DeployResourceResponse>, Status> {
         let r = request.into_inner();
-        let resources: Vec<(String, Vec<u8>)> = r
-            .resources
-            .into_iter()
-            .map(|res| (res.name, res.content))
-            .collect();
+        let resources: Vec<(String, Vec<u8>)> = r.resources.into_iter().map(|res| (res.name, res.content)).collect();
         let d = self.h.with(|s| s.deploy(&resources)).map_err(status)?;
         let mut deployments = Vec::new();
         for p in d.processes {
@@ -252,22 +232,13 @@ impl Gateway for GatewayService {
                 })),
             });
         }
-        Ok(Response::new(pb::DeployResourceResponse {
-            key: d.key,
-            deployments,
-            tenant_id: "<default>".into(),
-        }))
+        Ok(Response::new(pb::DeployResourceResponse { key: d.key, deployments, tenant_id: "<default>".into() }))
     }
 
-    async fn fail_job(
-        &self,
-        request: Request<pb::FailJobRequest>,
-    ) -> Result<Response<pb::FailJobResponse>, Status> {
+    async fn fail_job(&self, request: Request<pb::FailJobRequest>) -> Result<Response<pb::FailJobResponse>, Status> {
         let r = request.into_inner();
         let v = vars(&r.variables)?;
-        self.h
-            .with(|s| s.fail_job(r.job_key, r.retries, &r.error_message, r.retry_back_off, v))
-            .map_err(status)?;
+        self.h.with(|s| s.fail_job(r.job_key, r.retries, &r.error_message, r.retry_back_off, v)).map_err(status)?;
         Ok(Response::new(pb::FailJobResponse {}))
     }
 
@@ -282,9 +253,7 @@ impl Gateway for GatewayService {
             ));
         }
         let v = vars(&r.variables)?;
-        self.h
-            .with(|s| s.throw_error(r.job_key, &r.error_code, &r.error_message, v))
-            .map_err(status)?;
+        self.h.with(|s| s.throw_error(r.job_key, &r.error_code, &r.error_message, v)).map_err(status)?;
         Ok(Response::new(pb::ThrowErrorResponse {}))
     }
 
@@ -296,20 +265,9 @@ impl Gateway for GatewayService {
         let v = vars(&r.variables)?;
         let key = self
             .h
-            .with(|s| {
-                s.publish_message(
-                    &r.name,
-                    &r.correlation_key,
-                    r.time_to_live,
-                    &r.message_id,
-                    v,
-                )
-            })
+            .with(|s| s.publish_message(&r.name, &r.correlation_key, r.time_to_live, &r.message_id, v))
             .map_err(status)?;
-        Ok(Response::new(pb::PublishMessageResponse {
-            key,
-            tenant_id: "<default>".into(),
-        }))
+        Ok(Response::new(pb::PublishMessageResponse { key, tenant_id: "<default>".into() }))
     }
 
     async fn resolve_incident(
@@ -327,17 +285,11 @@ impl Gateway for GatewayService {
     ) -> Result<Response<pb::SetVariablesResponse>, Status> {
         let r = request.into_inner();
         let v = vars(&r.variables)?;
-        let key = self
-            .h
-            .with(|s| s.set_variables(r.element_instance_key, v, r.local))
-            .map_err(status)?;
+        let key = self.h.with(|s| s.set_variables(r.element_instance_key, v, r.local)).map_err(status)?;
         Ok(Response::new(pb::SetVariablesResponse { key }))
     }
 
-    async fn topology(
-        &self,
-        _request: Request<pb::TopologyRequest>,
-    ) -> Result<Response<pb::TopologyResponse>, Status> {
+    async fn topology(&self, _request: Request<pb::TopologyRequest>) -> Result<Response<pb::TopologyResponse>, Status> {
         let addr = self.h.grpc_addr();
         Ok(Response::new(pb::TopologyResponse {
             brokers: vec![pb::BrokerInfo {
@@ -363,9 +315,7 @@ impl Gateway for GatewayService {
         request: Request<pb::UpdateJobRetriesRequest>,
     ) -> Result<Response<pb::UpdateJobRetriesResponse>, Status> {
         let r = request.into_inner();
-        self.h
-            .with(|s| s.update_job_retries(r.job_key, r.retries))
-            .map_err(status)?;
+        self.h.with(|s| s.update_job_retries(r.job_key, r.retries)).map_err(status)?;
         Ok(Response::new(pb::UpdateJobRetriesResponse {}))
     }
 
@@ -375,9 +325,7 @@ impl Gateway for GatewayService {
     ) -> Result<Response<pb::UpdateJobTimeoutResponse>, Status> {
         let r = request.into_inner();
         let timeout = self.sim_ms(r.timeout);
-        self.h
-            .with(|s| s.update_job_timeout(r.job_key, timeout))
-            .map_err(status)?;
+        self.h.with(|s| s.update_job_timeout(r.job_key, timeout)).map_err(status)?;
         Ok(Response::new(pb::UpdateJobTimeoutResponse {}))
     }
 }

@@ -47,22 +47,14 @@ pub struct EngineOptions {
 impl Default for EngineOptions {
     fn default() -> Self {
         let local = SocketAddr::from(([127, 0, 0, 1], 0));
-        Self {
-            clock: Clock::real(),
-            grpc_addr: local,
-            rest_addr: local,
-        }
+        Self { clock: Clock::real(), grpc_addr: local, rest_addr: local }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("cannot listen for {what} on {addr}: {source}")]
-    Bind {
-        what: &'static str,
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
     #[error(transparent)]
     Command(#[from] CommandError),
     #[error("a deployment resource cannot be read: {0}")]
@@ -163,30 +155,20 @@ pub(crate) fn view_state(s: ElemState) -> InstanceState {
 impl Engine {
     /// Binds the gRPC and REST listeners and starts serving.
     pub async fn start(opts: EngineOptions) -> Result<EngineHandle, EngineError> {
-        let grpc = tokio::net::TcpListener::bind(opts.grpc_addr)
-            .await
-            .map_err(|source| EngineError::Bind {
-                what: "gRPC",
-                addr: opts.grpc_addr,
-                source,
-            })?;
-        let rest = tokio::net::TcpListener::bind(opts.rest_addr)
-            .await
-            .map_err(|source| EngineError::Bind {
-                what: "REST",
-                addr: opts.rest_addr,
-                source,
-            })?;
-        let grpc_addr = grpc.local_addr().map_err(|source| EngineError::Bind {
+        let grpc = tokio::net::TcpListener::bind(opts.grpc_addr).await.map_err(|source| EngineError::Bind {
             what: "gRPC",
             addr: opts.grpc_addr,
             source,
         })?;
-        let rest_addr = rest.local_addr().map_err(|source| EngineError::Bind {
+        let rest = tokio::net::TcpListener::bind(opts.rest_addr).await.map_err(|source| EngineError::Bind {
             what: "REST",
             addr: opts.rest_addr,
             source,
         })?;
+        let grpc_addr =
+            grpc.local_addr().map_err(|source| EngineError::Bind { what: "gRPC", addr: opts.grpc_addr, source })?;
+        let rest_addr =
+            rest.local_addr().map_err(|source| EngineError::Bind { what: "REST", addr: opts.rest_addr, source })?;
         let (changes, _) = watch::channel(0u64);
         let (shutdown, _) = watch::channel(false);
         let handle = EngineHandle {
@@ -219,11 +201,7 @@ async fn drive_time(h: EngineHandle) {
         let next = h.with(|s| s.tick());
         changes.borrow_and_update();
         let wait = match next {
-            Some(due) => h
-                .shared
-                .clock
-                .real_deadline(due)
-                .saturating_duration_since(std::time::Instant::now()),
+            Some(due) => h.shared.clock.real_deadline(due).saturating_duration_since(std::time::Instant::now()),
             None => Duration::from_secs(1),
         }
         .min(Duration::from_secs(1));
@@ -297,11 +275,7 @@ impl EngineHandle {
 
     /// Waits until `f` returns Some, re-checking on every state change; None after `timeout`
     /// (real time).
-    pub async fn wait_for<T>(
-        &self,
-        timeout: Duration,
-        mut f: impl FnMut(&EngineHandle) -> Option<T>,
-    ) -> Option<T> {
+    pub async fn wait_for<T>(&self, timeout: Duration, mut f: impl FnMut(&EngineHandle) -> Option<T>) -> Option<T> {
         let mut rx = self.changes();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -317,10 +291,7 @@ impl EngineHandle {
     }
 
     /// Deploys BPMN (.bpmn/.xml) and form (.form) resources atomically.
-    pub fn deploy(
-        &self,
-        resources: Vec<(String, Vec<u8>)>,
-    ) -> Result<Vec<DeployedProcessView>, EngineError> {
+    pub fn deploy(&self, resources: Vec<(String, Vec<u8>)>) -> Result<Vec<DeployedProcessView>, EngineError> {
         let d = self.with(|s| s.deploy(&resources))?;
         Ok(d.processes
             .into_iter()
@@ -334,10 +305,7 @@ impl EngineHandle {
     }
 
     /// Deploys every .bpmn and .form file directly under `dir` (and `dir/forms`).
-    pub fn deploy_dir(
-        &self,
-        dir: &std::path::Path,
-    ) -> Result<Vec<DeployedProcessView>, EngineError> {
+    pub fn deploy_dir(&self, dir: &std::path::Path) -> Result<Vec<DeployedProcessView>, EngineError> {
         let mut resources = Vec::new();
         for d in [dir.to_path_buf(), dir.join("forms")] {
             let Ok(entries) = std::fs::read_dir(&d) else {
@@ -348,35 +316,22 @@ impl EngineHandle {
             for p in paths {
                 let ext = p.extension().and_then(|e| e.to_str()).unwrap_or_default();
                 if matches!(ext, "bpmn" | "form") {
-                    let content = std::fs::read(&p)
-                        .map_err(|e| EngineError::Resource(format!("{}: {e}", p.display())))?;
-                    let name = p
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .unwrap_or_default()
-                        .to_string();
+                    let content =
+                        std::fs::read(&p).map_err(|e| EngineError::Resource(format!("{}: {e}", p.display())))?;
+                    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
                     resources.push((name, content));
                 }
             }
         }
         if resources.is_empty() {
-            return Err(EngineError::Resource(format!(
-                "no .bpmn or .form files in {}",
-                dir.display()
-            )));
+            return Err(EngineError::Resource(format!("no .bpmn or .form files in {}", dir.display())));
         }
         self.deploy(resources)
     }
 
     /// Creates an instance of the latest version of `bpmn_process_id`.
-    pub fn create_instance(
-        &self,
-        bpmn_process_id: &str,
-        variables: Map<String, Json>,
-    ) -> Result<i64, EngineError> {
-        Ok(self
-            .with(|s| s.create_instance(-1, bpmn_process_id, -1, variables))?
-            .1)
+    pub fn create_instance(&self, bpmn_process_id: &str, variables: Map<String, Json>) -> Result<i64, EngineError> {
+        Ok(self.with(|s| s.create_instance(-1, bpmn_process_id, -1, variables))?.1)
     }
 
     pub fn cancel_instance(&self, process_instance_key: i64) -> Result<(), EngineError> {
@@ -404,15 +359,7 @@ impl EngineHandle {
             }
         };
         let ttl_ms = ttl.as_millis() as i64;
-        Ok(self.with(|s| {
-            s.publish_message(
-                name,
-                correlation_key,
-                ttl_ms,
-                message_id.unwrap_or(""),
-                vars,
-            )
-        })?)
+        Ok(self.with(|s| s.publish_message(name, correlation_key, ttl_ms, message_id.unwrap_or(""), vars))?)
     }
 
     /// Process instances (any state) of `bpmn_process_id`, oldest first.
@@ -447,30 +394,19 @@ impl EngineHandle {
         })
     }
 
-    pub fn complete_user_task(
-        &self,
-        key: i64,
-        variables: Map<String, Json>,
-    ) -> Result<(), EngineError> {
+    pub fn complete_user_task(&self, key: i64, variables: Map<String, Json>) -> Result<(), EngineError> {
         Ok(self.with(|s| s.complete_user_task(key, variables))?)
     }
 
     pub fn instance_state(&self, process_instance_key: i64) -> Option<InstanceState> {
         self.read(|s| {
-            s.elems
-                .get(&process_instance_key)
-                .filter(|e| e.element_type == "PROCESS")
-                .map(|e| view_state(e.state))
+            s.elems.get(&process_instance_key).filter(|e| e.element_type == "PROCESS").map(|e| view_state(e.state))
         })
     }
 
     /// True when the instance has an open incident.
     pub fn has_incident(&self, process_instance_key: i64) -> bool {
-        self.read(|s| {
-            s.incidents
-                .values()
-                .any(|i| i.active && i.pi_key == process_instance_key)
-        })
+        self.read(|s| s.incidents.values().any(|i| i.active && i.pi_key == process_instance_key))
     }
 
     /// Open incidents of every instance.
@@ -518,22 +454,12 @@ impl EngineHandle {
 
     /// The events after the first `from` (cheap incremental reads: pass the count seen so far).
     pub fn event_log_since(&self, from: usize) -> Vec<LogEvent> {
-        self.read(|s| {
-            s.log
-                .get(from..)
-                .map(<[LogEvent]>::to_vec)
-                .unwrap_or_default()
-        })
+        self.read(|s| s.log.get(from..).map(<[LogEvent]>::to_vec).unwrap_or_default())
     }
 
     /// The root variables of a process instance.
     pub fn variables(&self, process_instance_key: i64) -> Map<String, Json> {
-        self.read(|s| {
-            s.vars
-                .get(&process_instance_key)
-                .cloned()
-                .unwrap_or_default()
-        })
+        self.read(|s| s.vars.get(&process_instance_key).cloned().unwrap_or_default())
     }
 
     /// Process instances started by call activities of `process_instance_key`.
@@ -543,9 +469,7 @@ impl EngineHandle {
                 .values()
                 .filter(|e| {
                     e.element_type == "PROCESS"
-                        && e.parent_ei
-                            .and_then(|p| s.elems.get(&p))
-                            .is_some_and(|p| p.pi_key == process_instance_key)
+                        && e.parent_ei.and_then(|p| s.elems.get(&p)).is_some_and(|p| p.pi_key == process_instance_key)
                 })
                 .map(|e| e.key)
                 .collect()
@@ -595,8 +519,6 @@ pub(crate) fn parse_variables(text: &str) -> Result<Map<String, Json>, CommandEr
                 _ => "NULL",
             }
         ))),
-        Err(e) => Err(CommandError::InvalidArgument(format!(
-            "Property 'variables' is not valid JSON: {e}"
-        ))),
+        Err(e) => Err(CommandError::InvalidArgument(format!("Property 'variables' is not valid JSON: {e}"))),
     }
 }

@@ -78,9 +78,7 @@ impl ElementKind {
             ElementKind::TimerCatch(_) => "INTERMEDIATE_CATCH_EVENT",
             ElementKind::SubProcess { .. } => "SUB_PROCESS",
             ElementKind::CallActivity { .. } => "CALL_ACTIVITY",
-            ElementKind::ErrorBoundary { .. } | ElementKind::TimerBoundary { .. } => {
-                "BOUNDARY_EVENT"
-            }
+            ElementKind::ErrorBoundary { .. } | ElementKind::TimerBoundary { .. } => "BOUNDARY_EVENT",
         }
     }
 }

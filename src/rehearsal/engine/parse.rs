@@ -30,10 +30,7 @@ fn child<'a, 'i>(n: Node<'a, 'i>, name: &str) -> Option<Node<'a, 'i>> {
 }
 
 fn zeebe_ext<'a, 'i>(n: Node<'a, 'i>, name: &str) -> Option<Node<'a, 'i>> {
-    child(n, "extensionElements").and_then(|e| {
-        e.children()
-            .find(|c| is_zeebe(c) && c.tag_name().name() == name)
-    })
+    child(n, "extensionElements").and_then(|e| e.children().find(|c| is_zeebe(c) && c.tag_name().name() == name))
 }
 
 struct Ctx<'f> {
@@ -44,15 +41,10 @@ struct Ctx<'f> {
 
 impl Ctx<'_> {
     fn err(&self, message: impl Into<String>) -> ParseError {
-        ParseError {
-            file: self.file.to_string(),
-            message: message.into(),
-        }
+        ParseError { file: self.file.to_string(), message: message.into() }
     }
     fn unsupported(&self, id: &str, ty: &str, why: &str) -> ParseError {
-        self.err(format!(
-            "element '{id}' of type '{ty}' is not supported by the rehearsal engine{why}"
-        ))
+        self.err(format!("element '{id}' of type '{ty}' is not supported by the rehearsal engine{why}"))
     }
 }
 
@@ -62,25 +54,18 @@ fn id_of(n: &Node) -> String {
 
 /// Parses a BPMN resource. `file` names the resource in error messages.
 pub fn parse_bpmn(file: &str, xml: &str) -> Result<Definitions, ParseError> {
-    let doc = Document::parse(xml).map_err(|e| ParseError {
-        file: file.into(),
-        message: format!("invalid XML: {e}"),
-    })?;
+    let doc =
+        Document::parse(xml).map_err(|e| ParseError { file: file.into(), message: format!("invalid XML: {e}") })?;
     let root = doc.root_element();
-    let mut ctx = Ctx {
-        file,
-        messages: HashMap::new(),
-        errors: HashMap::new(),
-    };
+    let mut ctx = Ctx { file, messages: HashMap::new(), errors: HashMap::new() };
     if !is_bpmn(&root) || root.tag_name().name() != "definitions" {
         return Err(ctx.err("not a BPMN document (root must be bpmn:definitions)"));
     }
     for n in bpmn_children(root) {
         match n.tag_name().name() {
             "message" => {
-                let name = n
-                    .attribute("name")
-                    .ok_or_else(|| ctx.err(format!("message '{}' has no name", id_of(&n))))?;
+                let name =
+                    n.attribute("name").ok_or_else(|| ctx.err(format!("message '{}' has no name", id_of(&n))))?;
                 ctx.messages.insert(id_of(&n), name.to_string());
                 check_extensions(&ctx, &n, &["subscription"])?;
             }
@@ -106,10 +91,7 @@ pub fn parse_bpmn(file: &str, xml: &str) -> Result<Definitions, ParseError> {
 }
 
 fn parse_process(ctx: &Ctx, p: Node) -> Result<Process, ParseError> {
-    let id = p
-        .attribute("id")
-        .ok_or_else(|| ctx.err("a process has no id"))?
-        .to_string();
+    let id = p.attribute("id").ok_or_else(|| ctx.err("a process has no id"))?.to_string();
     check_extensions(ctx, &p, &["properties", "versionTag"])?;
     let mut proc = Process {
         id,
@@ -125,10 +107,7 @@ fn parse_process(ctx: &Ctx, p: Node) -> Result<Process, ParseError> {
     for f in &flows {
         for (end, what) in [(&f.source, "sourceRef"), (&f.target, "targetRef")] {
             if !proc.elements.contains_key(end) {
-                return Err(ctx.err(format!(
-                    "sequence flow '{}' has {what} '{end}' that is not an element",
-                    f.id
-                )));
+                return Err(ctx.err(format!("sequence flow '{}' has {what} '{end}' that is not an element", f.id)));
             }
         }
         if let Some(e) = proc.elements.get_mut(&f.source) {
@@ -138,11 +117,7 @@ fn parse_process(ctx: &Ctx, p: Node) -> Result<Process, ParseError> {
             e.incoming.push(f.id.clone());
         }
     }
-    let order: HashMap<String, usize> = proc
-        .flows
-        .values()
-        .map(|f| (f.id.clone(), f.order))
-        .collect();
+    let order: HashMap<String, usize> = proc.flows.values().map(|f| (f.id.clone(), f.order)).collect();
     for e in proc.elements.values_mut() {
         e.outgoing.sort_by_key(|f| order[f]);
         e.incoming.sort_by_key(|f| order[f]);
@@ -151,8 +126,7 @@ fn parse_process(ctx: &Ctx, p: Node) -> Result<Process, ParseError> {
         .elements
         .values()
         .filter_map(|e| match &e.kind {
-            ElementKind::ErrorBoundary { attached_to, .. }
-            | ElementKind::TimerBoundary { attached_to, .. } => {
+            ElementKind::ErrorBoundary { attached_to, .. } | ElementKind::TimerBoundary { attached_to, .. } => {
                 Some((attached_to.clone(), e.id.clone()))
             }
             _ => None,
@@ -160,9 +134,7 @@ fn parse_process(ctx: &Ctx, p: Node) -> Result<Process, ParseError> {
         .collect();
     for (attached, b) in boundaries {
         let Some(host) = proc.elements.get_mut(&attached) else {
-            return Err(ctx.err(format!(
-                "boundary event '{b}' is attached to '{attached}' that is not an element"
-            )));
+            return Err(ctx.err(format!("boundary event '{b}' is attached to '{attached}' that is not an element")));
         };
         if !matches!(
             host.kind,
@@ -171,9 +143,7 @@ fn parse_process(ctx: &Ctx, p: Node) -> Result<Process, ParseError> {
                 | ElementKind::SubProcess { .. }
                 | ElementKind::CallActivity { .. }
         ) {
-            return Err(ctx.err(format!(
-                "boundary event '{b}' is attached to '{attached}', which is not an activity"
-            )));
+            return Err(ctx.err(format!("boundary event '{b}' is attached to '{attached}', which is not an activity")));
         }
         host.boundaries.push(b);
     }
@@ -184,7 +154,10 @@ fn parse_process(ctx: &Ctx, p: Node) -> Result<Process, ParseError> {
         if let ElementKind::ExclusiveGateway { default: Some(d) } = &e.kind
             && !e.outgoing.contains(d)
         {
-            return Err(ctx.err(format!("exclusive gateway '{}' has default flow '{d}' that is not one of its outgoing flows", e.id)));
+            return Err(ctx.err(format!(
+                "exclusive gateway '{}' has default flow '{d}' that is not one of its outgoing flows",
+                e.id
+            )));
         }
     }
     let mut starts: Vec<&Element> = proc
@@ -200,10 +173,7 @@ fn parse_process(ctx: &Ctx, p: Node) -> Result<Process, ParseError> {
             match message {
                 Some(m) => message_starts.push((s.id.clone(), m.clone())),
                 None if none_start.is_some() => {
-                    return Err(ctx.err(format!(
-                        "process '{}' has more than one none start event",
-                        proc.id
-                    )));
+                    return Err(ctx.err(format!("process '{}' has more than one none start event", proc.id)));
                 }
                 None => none_start = Some(s.id.clone()),
             }
@@ -217,12 +187,7 @@ fn parse_process(ctx: &Ctx, p: Node) -> Result<Process, ParseError> {
     Ok(proc)
 }
 
-fn parse_scope(
-    ctx: &Ctx,
-    scope_node: Node,
-    scope: Option<&str>,
-    proc: &mut Process,
-) -> Result<(), ParseError> {
+fn parse_scope(ctx: &Ctx, scope_node: Node, scope: Option<&str>, proc: &mut Process) -> Result<(), ParseError> {
     for (order, n) in bpmn_children(scope_node).enumerate() {
         let tag = n.tag_name().name();
         let id = id_of(&n);
@@ -232,17 +197,15 @@ fn parse_scope(
                     id: id.clone(),
                     source: n.attribute("sourceRef").unwrap_or_default().to_string(),
                     target: n.attribute("targetRef").unwrap_or_default().to_string(),
-                    condition: child(n, "conditionExpression")
-                        .and_then(|c| c.text())
-                        .map(|t| t.trim().to_string()),
+                    condition: child(n, "conditionExpression").and_then(|c| c.text()).map(|t| t.trim().to_string()),
                     order,
                 };
                 check_children(ctx, &n, tag, &["conditionExpression"])?;
                 proc.flows.insert(id, f);
                 continue;
             }
-            "documentation" | "extensionElements" | "textAnnotation" | "association"
-            | "laneSet" | "group" | "incoming" | "outgoing" => continue,
+            "documentation" | "extensionElements" | "textAnnotation" | "association" | "laneSet" | "group"
+            | "incoming" | "outgoing" => continue,
             "startEvent" => parse_start(ctx, &n)?,
             "endEvent" => {
                 check_children(ctx, &n, tag, &[])?;
@@ -254,9 +217,7 @@ fn parse_scope(
             "exclusiveGateway" => {
                 check_children(ctx, &n, tag, &[])?;
                 check_extensions(ctx, &n, &["properties"])?;
-                ElementKind::ExclusiveGateway {
-                    default: n.attribute("default").map(str::to_string),
-                }
+                ElementKind::ExclusiveGateway { default: n.attribute("default").map(str::to_string) }
             }
             "parallelGateway" => {
                 check_children(ctx, &n, tag, &[])?;
@@ -267,11 +228,7 @@ fn parse_scope(
                 check_children(ctx, &n, tag, &["timerEventDefinition"])?;
                 check_extensions(ctx, &n, &["ioMapping", "properties"])?;
                 let t = child(n, "timerEventDefinition").ok_or_else(|| {
-                    ctx.unsupported(
-                        &id,
-                        tag,
-                        " without a timerEventDefinition (only timer catch events are)",
-                    )
+                    ctx.unsupported(&id, tag, " without a timerEventDefinition (only timer catch events are)")
                 })?;
                 ElementKind::TimerCatch(parse_timer(ctx, &id, t, true)?)
             }
@@ -312,25 +269,18 @@ fn parse_scope(
                     })
                     .map(|e| e.id.clone())
                     .min()
-                    .ok_or_else(|| {
-                        ctx.err(format!("sub-process '{id}' has no none start event"))
-                    })?;
+                    .ok_or_else(|| ctx.err(format!("sub-process '{id}' has no none start event")))?;
                 ElementKind::SubProcess { start }
             }
             "callActivity" => {
                 check_children(ctx, &n, tag, &[])?;
                 check_extensions(ctx, &n, &["calledElement", "ioMapping", "properties"])?;
-                let ce = zeebe_ext(n, "calledElement").ok_or_else(|| {
-                    ctx.err(format!("call activity '{id}' has no zeebe:calledElement"))
-                })?;
+                let ce = zeebe_ext(n, "calledElement")
+                    .ok_or_else(|| ctx.err(format!("call activity '{id}' has no zeebe:calledElement")))?;
                 let process_id = ce
                     .attribute("processId")
                     .filter(|p| !p.trim().is_empty())
-                    .ok_or_else(|| {
-                        ctx.err(format!(
-                            "call activity '{id}' has no processId in zeebe:calledElement"
-                        ))
-                    })?;
+                    .ok_or_else(|| ctx.err(format!("call activity '{id}' has no processId in zeebe:calledElement")))?;
                 ElementKind::CallActivity {
                     process_id: process_id.to_string(),
                     propagate_child: ce.attribute("propagateAllChildVariables") != Some("false"),
@@ -365,17 +315,10 @@ fn parse_scope(
 fn check_children(ctx: &Ctx, n: &Node, ty: &str, allowed: &[&str]) -> Result<(), ParseError> {
     for c in bpmn_children(*n) {
         let name = c.tag_name().name();
-        if matches!(
-            name,
-            "documentation" | "extensionElements" | "incoming" | "outgoing"
-        ) || allowed.contains(&name)
-        {
+        if matches!(name, "documentation" | "extensionElements" | "incoming" | "outgoing") || allowed.contains(&name) {
             continue;
         }
-        let cid = c
-            .attribute("id")
-            .map(|i| format!(" ('{i}')"))
-            .unwrap_or_default();
+        let cid = c.attribute("id").map(|i| format!(" ('{i}')")).unwrap_or_default();
         return Err(ctx.err(format!(
             "element '{}' of type '{ty}' uses '{name}'{cid}, which is not supported by the rehearsal engine",
             id_of(n)
@@ -406,28 +349,16 @@ fn parse_io(ctx: &Ctx, n: &Node) -> Result<(Vec<Mapping>, Vec<Mapping>), ParseEr
     let mut outputs = Vec::new();
     if let Some(io) = zeebe_ext(*n, "ioMapping") {
         for m in io.children().filter(is_zeebe) {
-            let target = m
-                .attribute("target")
-                .filter(|t| !t.trim().is_empty())
-                .ok_or_else(|| {
-                    ctx.err(format!(
-                        "element '{}': zeebe:{} mapping without a target",
-                        id_of(n),
-                        m.tag_name().name()
-                    ))
-                })?;
-            let mapping = Mapping {
-                source: m.attribute("source").unwrap_or("=null").to_string(),
-                target: target.to_string(),
-            };
+            let target = m.attribute("target").filter(|t| !t.trim().is_empty()).ok_or_else(|| {
+                ctx.err(format!("element '{}': zeebe:{} mapping without a target", id_of(n), m.tag_name().name()))
+            })?;
+            let mapping =
+                Mapping { source: m.attribute("source").unwrap_or("=null").to_string(), target: target.to_string() };
             match m.tag_name().name() {
                 "input" => inputs.push(mapping),
                 "output" => outputs.push(mapping),
                 other => {
-                    return Err(ctx.err(format!(
-                        "element '{}': unknown zeebe:ioMapping child '{other}'",
-                        id_of(n)
-                    )));
+                    return Err(ctx.err(format!("element '{}': unknown zeebe:ioMapping child '{other}'", id_of(n))));
                 }
             }
         }
@@ -445,11 +376,12 @@ fn parse_start(ctx: &Ctx, n: &Node) -> Result<ElementKind, ParseError> {
             let r = m
                 .attribute("messageRef")
                 .ok_or_else(|| ctx.err(format!("message start event '{id}' has no messageRef")))?;
-            Some(ctx.messages.get(r).cloned().ok_or_else(|| {
-                ctx.err(format!(
-                    "start event '{id}' references unknown message '{r}'"
-                ))
-            })?)
+            Some(
+                ctx.messages
+                    .get(r)
+                    .cloned()
+                    .ok_or_else(|| ctx.err(format!("start event '{id}' references unknown message '{r}'")))?,
+            )
         }
     };
     Ok(ElementKind::StartEvent { message })
@@ -458,39 +390,24 @@ fn parse_start(ctx: &Ctx, n: &Node) -> Result<ElementKind, ParseError> {
 fn parse_service_task(ctx: &Ctx, n: &Node) -> Result<ElementKind, ParseError> {
     let id = id_of(n);
     check_children(ctx, n, "serviceTask", &[])?;
-    check_extensions(
-        ctx,
-        n,
-        &["taskDefinition", "taskHeaders", "ioMapping", "properties"],
-    )?;
+    check_extensions(ctx, n, &["taskDefinition", "taskHeaders", "ioMapping", "properties"])?;
     let td = zeebe_ext(*n, "taskDefinition")
         .ok_or_else(|| ctx.err(format!("service task '{id}' has no zeebe:taskDefinition")))?;
     let job_type = td
         .attribute("type")
         .filter(|t| !t.trim().is_empty())
-        .ok_or_else(|| {
-            ctx.err(format!(
-                "service task '{id}' has no job type in zeebe:taskDefinition"
-            ))
-        })?;
+        .ok_or_else(|| ctx.err(format!("service task '{id}' has no job type in zeebe:taskDefinition")))?;
     let retries = td.attribute("retries").unwrap_or("3").to_string();
     let mut headers = Vec::new();
     if let Some(h) = zeebe_ext(*n, "taskHeaders") {
-        for hdr in h
-            .children()
-            .filter(|c| is_zeebe(c) && c.tag_name().name() == "header")
-        {
+        for hdr in h.children().filter(|c| is_zeebe(c) && c.tag_name().name() == "header") {
             headers.push((
                 hdr.attribute("key").unwrap_or_default().to_string(),
                 hdr.attribute("value").unwrap_or_default().to_string(),
             ));
         }
     }
-    Ok(ElementKind::ServiceTask {
-        job_type: job_type.to_string(),
-        retries,
-        headers,
-    })
+    Ok(ElementKind::ServiceTask { job_type: job_type.to_string(), retries, headers })
 }
 
 fn parse_user_task(ctx: &Ctx, n: &Node) -> Result<ElementKind, ParseError> {
@@ -520,15 +437,9 @@ fn parse_user_task(ctx: &Ctx, n: &Node) -> Result<ElementKind, ParseError> {
     if let Some(f) = form
         && f.attribute("formId").is_none()
     {
-        return Err(ctx.err(format!(
-            "user task '{id}': zeebe:formDefinition must use formId (linked form)"
-        )));
+        return Err(ctx.err(format!("user task '{id}': zeebe:formDefinition must use formId (linked form)")));
     }
-    let attr = |ext: &str, a: &str| {
-        zeebe_ext(*n, ext)
-            .and_then(|e| e.attribute(a))
-            .map(str::to_string)
-    };
+    let attr = |ext: &str, a: &str| zeebe_ext(*n, ext).and_then(|e| e.attribute(a)).map(str::to_string);
     Ok(ElementKind::UserTask(Box::new(UserTaskDef {
         form_id: attr("formDefinition", "formId"),
         assignee: attr("assignmentDefinition", "assignee"),
@@ -556,12 +467,7 @@ fn parse_timer(ctx: &Ctx, id: &str, t: Node, allow_date: bool) -> Result<TimerDe
 
 fn parse_boundary(ctx: &Ctx, n: &Node) -> Result<ElementKind, ParseError> {
     let id = id_of(n);
-    check_children(
-        ctx,
-        n,
-        "boundaryEvent",
-        &["errorEventDefinition", "timerEventDefinition"],
-    )?;
+    check_children(ctx, n, "boundaryEvent", &["errorEventDefinition", "timerEventDefinition"])?;
     check_extensions(ctx, n, &["ioMapping", "properties"])?;
     let attached_to = n
         .attribute("attachedToRef")
@@ -574,39 +480,25 @@ fn parse_boundary(ctx: &Ctx, n: &Node) -> Result<ElementKind, ParseError> {
         }
         let error_code = match e.attribute("errorRef") {
             None => None,
-            Some(r) => Some(ctx.errors.get(r).cloned().ok_or_else(|| {
-                ctx.err(format!(
-                    "boundary event '{id}' references unknown error '{r}'"
-                ))
-            })?),
+            Some(r) => Some(
+                ctx.errors
+                    .get(r)
+                    .cloned()
+                    .ok_or_else(|| ctx.err(format!("boundary event '{id}' references unknown error '{r}'")))?,
+            ),
         };
-        return Ok(ElementKind::ErrorBoundary {
-            attached_to,
-            error_code: error_code.filter(|c| !c.is_empty()),
-        });
+        return Ok(ElementKind::ErrorBoundary { attached_to, error_code: error_code.filter(|c| !c.is_empty()) });
     }
     if let Some(t) = child(*n, "timerEventDefinition") {
-        return Ok(ElementKind::TimerBoundary {
-            attached_to,
-            timer: parse_timer(ctx, &id, t, false)?,
-            interrupting,
-        });
+        return Ok(ElementKind::TimerBoundary { attached_to, timer: parse_timer(ctx, &id, t, false)?, interrupting });
     }
-    Err(ctx.unsupported(
-        &id,
-        "boundaryEvent",
-        " without an error or timer event definition",
-    ))
+    Err(ctx.unsupported(&id, "boundaryEvent", " without an error or timer event definition"))
 }
 
 /// Parses a Camunda form (JSON with a top-level `id`), returning the form id.
 pub fn parse_form(file: &str, content: &[u8]) -> Result<String, ParseError> {
-    let err = |m: String| ParseError {
-        file: file.into(),
-        message: m,
-    };
-    let v: serde_json::Value =
-        serde_json::from_slice(content).map_err(|e| err(format!("invalid form JSON: {e}")))?;
+    let err = |m: String| ParseError { file: file.into(), message: m };
+    let v: serde_json::Value = serde_json::from_slice(content).map_err(|e| err(format!("invalid form JSON: {e}")))?;
     v.get("id")
         .and_then(|i| i.as_str())
         .filter(|i| !i.trim().is_empty())
@@ -640,32 +532,18 @@ mod tests {
         let d = parse_bpmn("p.bpmn", &xml).unwrap();
         let p = &d.processes[0];
         assert_eq!(p.none_start.as_deref(), Some("s"));
-        assert_eq!(
-            p.element("sub").kind,
-            ElementKind::SubProcess { start: "ss".into() }
-        );
+        assert_eq!(p.element("sub").kind, ElementKind::SubProcess { start: "ss".into() });
         assert_eq!(p.element("u").scope.as_deref(), Some("sub"));
         assert_eq!(p.element("sub").boundaries, vec!["b".to_string()]);
         assert_eq!(p.element("u").boundaries, vec!["t".to_string()]);
         assert_eq!(
             p.element("b").kind,
-            ElementKind::ErrorBoundary {
-                attached_to: "sub".into(),
-                error_code: Some("X".into())
-            }
+            ElementKind::ErrorBoundary { attached_to: "sub".into(), error_code: Some("X".into()) }
         );
-        let ElementKind::UserTask(u) = &p.element("u").kind else {
-            panic!("user task")
-        };
+        let ElementKind::UserTask(u) = &p.element("u").kind else { panic!("user task") };
         assert_eq!(u.form_id.as_deref(), Some("f"));
         assert_eq!(u.candidate_groups.as_deref(), Some("=g"));
-        assert!(matches!(
-            p.element("t").kind,
-            ElementKind::TimerBoundary {
-                interrupting: false,
-                ..
-            }
-        ));
+        assert!(matches!(p.element("t").kind, ElementKind::TimerBoundary { interrupting: false, .. }));
     }
 
     #[test]
@@ -687,10 +565,7 @@ mod tests {
                 r#"<bpmn:process id="p"><bpmn:startEvent id="s"/><bpmn:serviceTask id="t"/></bpmn:process>"#,
                 "zeebe:taskDefinition",
             ),
-            (
-                r#"<bpmn:signal id="sig"/><bpmn:process id="p"><bpmn:startEvent id="s"/></bpmn:process>"#,
-                "signal",
-            ),
+            (r#"<bpmn:signal id="sig"/><bpmn:process id="p"><bpmn:startEvent id="s"/></bpmn:process>"#, "signal"),
         ];
         for (body, needle) in cases {
             let err = parse_bpmn("x.bpmn", &defs(body)).unwrap_err().to_string();
@@ -700,10 +575,7 @@ mod tests {
 
     #[test]
     fn forms_need_an_id() {
-        assert_eq!(
-            parse_form("a.form", br#"{"id":"f","components":[]}"#).unwrap(),
-            "f"
-        );
+        assert_eq!(parse_form("a.form", br#"{"id":"f","components":[]}"#).unwrap(), "f");
         assert!(parse_form("a.form", br#"{"components":[]}"#).is_err());
         assert!(parse_form("a.form", b"not json").is_err());
     }

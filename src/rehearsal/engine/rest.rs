@@ -31,23 +31,14 @@ fn router(h: EngineHandle) -> Router {
         .route("/v2/user-tasks/{key}/assignment", post(assign_user_task))
         .route("/v2/user-tasks/{key}/completion", post(complete_user_task))
         .route("/v2/user-tasks/{key}/form", get(user_task_form))
-        .route(
-            "/v2/process-instances/search",
-            post(search_process_instances),
-        )
+        .route("/v2/process-instances/search", post(search_process_instances))
         .route("/v2/process-instances/{key}", get(get_process_instance))
         .route("/v2/process-instances", post(create_process_instance))
-        .route(
-            "/v2/process-instances/{key}/cancellation",
-            post(cancel_process_instance),
-        )
+        .route("/v2/process-instances/{key}/cancellation", post(cancel_process_instance))
         .route("/v2/incidents/{key}/resolution", post(resolve_incident))
         .route("/v2/messages/publication", post(publish_message))
         .route("/v2/incidents/search", post(search_incidents))
-        .route(
-            "/v2/element-instances/search",
-            post(search_element_instances),
-        )
+        .route("/v2/element-instances/search", post(search_element_instances))
         .route("/v2/variables/search", post(search_variables))
         .with_state(h)
 }
@@ -61,21 +52,14 @@ fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
         _ => "ERROR",
     };
     let body = json!({"type": "about:blank", "title": title, "status": status.as_u16(), "detail": detail.into()});
-    (
-        status,
-        [(axum::http::header::CONTENT_TYPE, "application/problem+json")],
-        body.to_string(),
-    )
-        .into_response()
+    (status, [(axum::http::header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
 }
 
 fn command_error(e: CommandError) -> Response {
     match e {
         CommandError::NotFound(m) => problem(StatusCode::NOT_FOUND, m),
         CommandError::InvalidArgument(m) => problem(StatusCode::BAD_REQUEST, m),
-        CommandError::FailedPrecondition(m) | CommandError::AlreadyExists(m) => {
-            problem(StatusCode::CONFLICT, m)
-        }
+        CommandError::FailedPrecondition(m) | CommandError::AlreadyExists(m) => problem(StatusCode::CONFLICT, m),
     }
 }
 
@@ -89,12 +73,8 @@ impl IntoResponse for Rejected {
 }
 
 fn parse_key(key: &str) -> Result<i64, Rejected> {
-    key.parse::<i64>().map_err(|_| {
-        Rejected(
-            StatusCode::BAD_REQUEST,
-            format!("'{key}' is not a valid key (expected a number)"),
-        )
-    })
+    key.parse::<i64>()
+        .map_err(|_| Rejected(StatusCode::BAD_REQUEST, format!("'{key}' is not a valid key (expected a number)")))
 }
 
 /// Parses an optional JSON body (an empty body is `{}`).
@@ -104,14 +84,8 @@ fn body(bytes: &[u8]) -> Result<Map<String, Json>, Rejected> {
     }
     match serde_json::from_slice::<Json>(bytes) {
         Ok(Json::Object(m)) => Ok(m),
-        Ok(_) => Err(Rejected(
-            StatusCode::BAD_REQUEST,
-            "the request body must be a JSON object".into(),
-        )),
-        Err(e) => Err(Rejected(
-            StatusCode::BAD_REQUEST,
-            format!("the request body is not valid JSON: {e}"),
-        )),
+        Ok(_) => Err(Rejected(StatusCode::BAD_REQUEST, "the request body must be a JSON object".into())),
+        Err(e) => Err(Rejected(StatusCode::BAD_REQUEST, format!("the request body is not valid JSON: {e}"))),
     }
 }
 
@@ -120,12 +94,7 @@ struct Filter(Map<String, Json>);
 
 impl Filter {
     fn from_body(b: &Map<String, Json>) -> Filter {
-        Filter(
-            b.get("filter")
-                .and_then(|f| f.as_object())
-                .cloned()
-                .unwrap_or_default(),
-        )
+        Filter(b.get("filter").and_then(|f| f.as_object()).cloned().unwrap_or_default())
     }
 
     /// True when the filter has no condition on `field` or `value` satisfies it.
@@ -155,34 +124,21 @@ impl Filter {
     /// Every filter field holds; a singular filter on a list field (`candidateGroup` on
     /// `candidateGroups`) holds when any element matches.
     fn matches_all(&self, item: &Json) -> bool {
-        self.0.keys().all(
-            |k| match item.get(k).or_else(|| item.get(format!("{k}s"))) {
-                Some(Json::Array(values)) if !self.0[k].is_array() => {
-                    values.iter().any(|v| self.matches(k, v))
-                }
-                Some(v) => self.matches(k, v),
-                None => self.matches(k, &Json::Null),
-            },
-        )
+        self.0.keys().all(|k| match item.get(k).or_else(|| item.get(format!("{k}s"))) {
+            Some(Json::Array(values)) if !self.0[k].is_array() => values.iter().any(|v| self.matches(k, v)),
+            Some(v) => self.matches(k, v),
+            None => self.matches(k, &Json::Null),
+        })
     }
 }
 
 fn page(b: &Map<String, Json>, items: Vec<Json>) -> Json {
     let filter = Filter::from_body(b);
-    let items: Vec<Json> = items
-        .into_iter()
-        .filter(|i| filter.matches_all(i))
-        .collect();
+    let items: Vec<Json> = items.into_iter().filter(|i| filter.matches_all(i)).collect();
     let total = items.len();
     let p = b.get("page").and_then(|p| p.as_object());
-    let from = p
-        .and_then(|p| p.get("from"))
-        .and_then(|v| v.as_u64())
-        .unwrap_or(0) as usize;
-    let limit = p
-        .and_then(|p| p.get("limit"))
-        .and_then(|v| v.as_u64())
-        .unwrap_or(100) as usize;
+    let from = p.and_then(|p| p.get("from")).and_then(|v| v.as_u64()).unwrap_or(0) as usize;
+    let limit = p.and_then(|p| p.get("limit")).and_then(|v| v.as_u64()).unwrap_or(100) as usize;
     let items: Vec<Json> = items.into_iter().skip(from).take(limit).collect();
     json!({"items": items, "page": {"totalItems": total, "startCursor": null, "endCursor": null}})
 }
@@ -197,11 +153,7 @@ fn instance_state_name(s: InstanceState) -> &'static str {
 
 fn user_task_json(s: &State, key: i64) -> Json {
     let t = &s.user_tasks[&key];
-    let version = s
-        .processes
-        .iter()
-        .find(|p| p.key == t.def_key)
-        .map_or(0, |p| p.version);
+    let version = s.processes.iter().find(|p| p.key == t.def_key).map_or(0, |p| p.version);
     json!({
         "userTaskKey": t.key.to_string(),
         "name": t.name.clone().unwrap_or_else(|| t.element_id.clone()),
@@ -237,20 +189,12 @@ async fn topology(AxState(h): AxState<EngineHandle>) -> Response {
     .into_response()
 }
 
-async fn search_user_tasks(
-    AxState(h): AxState<EngineHandle>,
-    bytes: axum::body::Bytes,
-) -> Response {
+async fn search_user_tasks(AxState(h): AxState<EngineHandle>, bytes: axum::body::Bytes) -> Response {
     let b = match body(&bytes) {
         Ok(b) => b,
         Err(r) => return r.into_response(),
     };
-    let items = h.read(|s| {
-        s.user_tasks
-            .keys()
-            .map(|k| user_task_json(s, *k))
-            .collect::<Vec<_>>()
-    });
+    let items = h.read(|s| s.user_tasks.keys().map(|k| user_task_json(s, *k)).collect::<Vec<_>>());
     axum::Json(page(&b, items)).into_response()
 }
 
@@ -259,16 +203,9 @@ async fn get_user_task(AxState(h): AxState<EngineHandle>, Path(key): Path<String
         Ok(k) => k,
         Err(r) => return r.into_response(),
     };
-    match h.read(|s| {
-        s.user_tasks
-            .contains_key(&key)
-            .then(|| user_task_json(s, key))
-    }) {
+    match h.read(|s| s.user_tasks.contains_key(&key).then(|| user_task_json(s, key))) {
         Some(t) => axum::Json(t).into_response(),
-        None => problem(
-            StatusCode::NOT_FOUND,
-            format!("User task with key '{key}' not found"),
-        ),
+        None => problem(StatusCode::NOT_FOUND, format!("User task with key '{key}' not found")),
     }
 }
 
@@ -281,23 +218,14 @@ async fn assign_user_task(
         (Ok(k), Ok(b)) => (k, b),
         (Err(r), _) | (_, Err(r)) => return r.into_response(),
     };
-    let assignee = b
-        .get("assignee")
-        .and_then(|a| a.as_str())
-        .map(str::to_string);
+    let assignee = b.get("assignee").and_then(|a| a.as_str()).map(str::to_string);
     if assignee.as_deref().is_none_or(|a| a.trim().is_empty()) {
         return problem(StatusCode::BAD_REQUEST, "No assignee provided");
     }
-    let allow_override = b
-        .get("allowOverride")
-        .and_then(|a| a.as_bool())
-        .unwrap_or(true);
+    let allow_override = b.get("allowOverride").and_then(|a| a.as_bool()).unwrap_or(true);
     let current = h.read(|s| s.user_tasks.get(&key).and_then(|t| t.assignee.clone()));
     if !allow_override && current.is_some() && current != assignee {
-        return problem(
-            StatusCode::CONFLICT,
-            format!("User task with key '{key}' is already assigned"),
-        );
+        return problem(StatusCode::CONFLICT, format!("User task with key '{key}' is already assigned"));
     }
     match h.with(|s| s.assign_user_task(key, assignee)) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
@@ -339,10 +267,7 @@ async fn user_task_form(AxState(h): AxState<EngineHandle>, Path(key): Path<Strin
         })
     });
     match found {
-        None => problem(
-            StatusCode::NOT_FOUND,
-            format!("User task with key '{key}' not found"),
-        ),
+        None => problem(StatusCode::NOT_FOUND, format!("User task with key '{key}' not found")),
         Some(None) => StatusCode::NO_CONTENT.into_response(),
         Some(Some(f)) => axum::Json(f).into_response(),
     }
@@ -368,10 +293,7 @@ fn process_instance_json(s: &State, key: i64) -> Json {
     })
 }
 
-async fn search_process_instances(
-    AxState(h): AxState<EngineHandle>,
-    bytes: axum::body::Bytes,
-) -> Response {
+async fn search_process_instances(AxState(h): AxState<EngineHandle>, bytes: axum::body::Bytes) -> Response {
     let b = match body(&bytes) {
         Ok(b) => b,
         Err(r) => return r.into_response(),
@@ -386,25 +308,14 @@ async fn search_process_instances(
     axum::Json(page(&b, items)).into_response()
 }
 
-async fn get_process_instance(
-    AxState(h): AxState<EngineHandle>,
-    Path(key): Path<String>,
-) -> Response {
+async fn get_process_instance(AxState(h): AxState<EngineHandle>, Path(key): Path<String>) -> Response {
     let key = match parse_key(&key) {
         Ok(k) => k,
         Err(r) => return r.into_response(),
     };
-    match h.read(|s| {
-        s.elems
-            .get(&key)
-            .filter(|e| e.element_type == "PROCESS")
-            .map(|_| process_instance_json(s, key))
-    }) {
+    match h.read(|s| s.elems.get(&key).filter(|e| e.element_type == "PROCESS").map(|_| process_instance_json(s, key))) {
         Some(p) => axum::Json(p).into_response(),
-        None => problem(
-            StatusCode::NOT_FOUND,
-            format!("Process instance with key '{key}' not found"),
-        ),
+        None => problem(StatusCode::NOT_FOUND, format!("Process instance with key '{key}' not found")),
     }
 }
 
@@ -437,10 +348,7 @@ async fn search_incidents(AxState(h): AxState<EngineHandle>, bytes: axum::body::
     axum::Json(page(&b, items)).into_response()
 }
 
-async fn search_element_instances(
-    AxState(h): AxState<EngineHandle>,
-    bytes: axum::body::Bytes,
-) -> Response {
+async fn search_element_instances(AxState(h): AxState<EngineHandle>, bytes: axum::body::Bytes) -> Response {
     let b = match body(&bytes) {
         Ok(b) => b,
         Err(r) => return r.into_response(),
@@ -515,17 +423,11 @@ fn object_field(b: &Map<String, Json>, field: &str) -> Result<Map<String, Json>,
     match b.get(field) {
         None | Some(Json::Null) => Ok(Map::new()),
         Some(Json::Object(m)) => Ok(m.clone()),
-        Some(_) => Err(Rejected(
-            StatusCode::BAD_REQUEST,
-            format!("'{field}' must be a JSON object"),
-        )),
+        Some(_) => Err(Rejected(StatusCode::BAD_REQUEST, format!("'{field}' must be a JSON object"))),
     }
 }
 
-async fn create_process_instance(
-    AxState(h): AxState<EngineHandle>,
-    bytes: axum::body::Bytes,
-) -> Response {
+async fn create_process_instance(AxState(h): AxState<EngineHandle>, bytes: axum::body::Bytes) -> Response {
     let b = match body(&bytes) {
         Ok(b) => b,
         Err(r) => return r.into_response(),
@@ -534,28 +436,14 @@ async fn create_process_instance(
         Ok(v) => v,
         Err(r) => return r.into_response(),
     };
-    let id = b
-        .get("processDefinitionId")
-        .and_then(|v| v.as_str())
-        .unwrap_or_default()
-        .to_string();
+    let id = b.get("processDefinitionId").and_then(|v| v.as_str()).unwrap_or_default().to_string();
     let def_key = b
         .get("processDefinitionKey")
-        .and_then(|v| {
-            v.as_str()
-                .and_then(|s| s.parse().ok())
-                .or_else(|| v.as_i64())
-        })
+        .and_then(|v| v.as_str().and_then(|s| s.parse().ok()).or_else(|| v.as_i64()))
         .unwrap_or(-1);
-    let version = b
-        .get("processDefinitionVersion")
-        .and_then(|v| v.as_i64())
-        .unwrap_or(-1) as i32;
+    let version = b.get("processDefinitionVersion").and_then(|v| v.as_i64()).unwrap_or(-1) as i32;
     if id.is_empty() && def_key <= 0 {
-        return problem(
-            StatusCode::BAD_REQUEST,
-            "No processDefinitionId or processDefinitionKey provided",
-        );
+        return problem(StatusCode::BAD_REQUEST, "No processDefinitionId or processDefinitionKey provided");
     }
     match h.with(|s| s.create_instance(def_key, &id, version, vars)) {
         Ok((def, pi)) => axum::Json(json!({
@@ -570,10 +458,7 @@ async fn create_process_instance(
     }
 }
 
-async fn cancel_process_instance(
-    AxState(h): AxState<EngineHandle>,
-    Path(key): Path<String>,
-) -> Response {
+async fn cancel_process_instance(AxState(h): AxState<EngineHandle>, Path(key): Path<String>) -> Response {
     let key = match parse_key(&key) {
         Ok(k) => k,
         Err(r) => return r.into_response(),
@@ -604,17 +489,11 @@ async fn publish_message(AxState(h): AxState<EngineHandle>, bytes: axum::body::B
         Ok(v) => v,
         Err(r) => return r.into_response(),
     };
-    let text = |f: &str| {
-        b.get(f)
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_string()
-    };
+    let text = |f: &str| b.get(f).and_then(|v| v.as_str()).unwrap_or_default().to_string();
     let (name, corr, id) = (text("name"), text("correlationKey"), text("messageId"));
     let ttl = b.get("timeToLive").and_then(|v| v.as_i64()).unwrap_or(0);
     match h.with(|s| s.publish_message(&name, &corr, ttl, &id, vars)) {
-        Ok(key) => axum::Json(json!({"messageKey": key.to_string(), "tenantId": "<default>"}))
-            .into_response(),
+        Ok(key) => axum::Json(json!({"messageKey": key.to_string(), "tenantId": "<default>"})).into_response(),
         Err(e) => command_error(e),
     }
 }

@@ -101,10 +101,7 @@ impl Op {
     }
 
     pub fn is_exporter_op(&self) -> bool {
-        matches!(
-            self,
-            Op::PartitionEnableExporter { .. } | Op::PartitionDisableExporter { .. }
-        )
+        matches!(self, Op::PartitionEnableExporter { .. } | Op::PartitionDisableExporter { .. })
     }
 
     /// Operations that bring a new member in (blocked by the `stuck_adds` knob).
@@ -119,23 +116,12 @@ impl Op {
             Op::BrokerAdd { broker } => {
                 m.insert("brokerId".into(), json!(broker));
             }
-            Op::BrokerRemove {
-                coordinator,
-                broker,
-            } => {
+            Op::BrokerRemove { coordinator, broker } => {
                 m.insert("brokerId".into(), json!(coordinator));
                 m.insert("brokers".into(), json!([broker]));
             }
-            Op::PartitionJoin {
-                broker,
-                partition,
-                priority,
-            }
-            | Op::PartitionReconfigurePriority {
-                broker,
-                partition,
-                priority,
-            } => {
+            Op::PartitionJoin { broker, partition, priority }
+            | Op::PartitionReconfigurePriority { broker, partition, priority } => {
                 m.insert("brokerId".into(), json!(broker));
                 m.insert("partitionId".into(), json!(partition));
                 m.insert("priority".into(), json!(priority));
@@ -144,26 +130,13 @@ impl Op {
                 m.insert("brokerId".into(), json!(broker));
                 m.insert("partitionId".into(), json!(partition));
             }
-            Op::PartitionForceReconfigure {
-                broker,
-                partition,
-                members,
-            } => {
+            Op::PartitionForceReconfigure { broker, partition, members } => {
                 m.insert("brokerId".into(), json!(broker));
                 m.insert("partitionId".into(), json!(partition));
                 m.insert("brokers".into(), json!(members));
             }
-            Op::PartitionEnableExporter {
-                broker,
-                partition,
-                exporter,
-                ..
-            }
-            | Op::PartitionDisableExporter {
-                broker,
-                partition,
-                exporter,
-            } => {
+            Op::PartitionEnableExporter { broker, partition, exporter, .. }
+            | Op::PartitionDisableExporter { broker, partition, exporter } => {
                 m.insert("brokerId".into(), json!(broker));
                 m.insert("partitionId".into(), json!(partition));
                 m.insert("exporterId".into(), json!(exporter));
@@ -232,17 +205,11 @@ pub struct Cluster {
 pub struct Invalid(pub String);
 
 /// Round-robin distribution: partition p (1-based) on brokers[(p-1+i) % n], priority rf - i.
-pub fn round_robin(
-    brokers: &[BrokerId],
-    partition_count: u32,
-    rf: u32,
-) -> BTreeMap<PartitionId, Vec<(BrokerId, u32)>> {
+pub fn round_robin(brokers: &[BrokerId], partition_count: u32, rf: u32) -> BTreeMap<PartitionId, Vec<(BrokerId, u32)>> {
     let n = brokers.len();
     let mut out = BTreeMap::new();
     for p in 1..=partition_count {
-        let replicas = (0..rf as usize)
-            .map(|i| (brokers[(p as usize - 1 + i) % n], rf - i as u32))
-            .collect::<Vec<_>>();
+        let replicas = (0..rf as usize).map(|i| (brokers[(p as usize - 1 + i) % n], rf - i as u32)).collect::<Vec<_>>();
         out.insert(p, replicas);
     }
     out
@@ -260,32 +227,14 @@ impl Cluster {
         let ids: Vec<BrokerId> = (0..cluster_size).collect();
         let mut brokers: BTreeMap<BrokerId, BrokerMember> = ids
             .iter()
-            .map(|b| {
-                (
-                    *b,
-                    BrokerMember {
-                        version: 1,
-                        last_updated_ms: now_ms,
-                        partitions: BTreeMap::new(),
-                    },
-                )
-            })
+            .map(|b| (*b, BrokerMember { version: 1, last_updated_ms: now_ms, partitions: BTreeMap::new() }))
             .collect();
-        let enabled: BTreeMap<String, ExporterState> = exporters
-            .keys()
-            .map(|e| (e.clone(), ExporterState::Enabled))
-            .collect();
+        let enabled: BTreeMap<String, ExporterState> =
+            exporters.keys().map(|e| (e.clone(), ExporterState::Enabled)).collect();
         for (p, replicas) in round_robin(&ids, partition_count, rf) {
             for (b, priority) in replicas {
                 if let Some(m) = brokers.get_mut(&b) {
-                    m.partitions.insert(
-                        p,
-                        PartitionMember {
-                            priority,
-                            exporters: enabled.clone(),
-                            joining: false,
-                        },
-                    );
+                    m.partitions.insert(p, PartitionMember { priority, exporters: enabled.clone(), joining: false });
                 }
             }
         }
@@ -302,31 +251,20 @@ impl Cluster {
 
     /// Configured members of a partition with their priority.
     pub fn members(&self, p: PartitionId) -> Vec<(BrokerId, u32)> {
-        self.brokers
-            .iter()
-            .filter_map(|(b, m)| m.partitions.get(&p).map(|pm| (*b, pm.priority)))
-            .collect()
+        self.brokers.iter().filter_map(|(b, m)| m.partitions.get(&p).map(|pm| (*b, pm.priority))).collect()
     }
 
     /// Members that completed their join (working replicas).
     pub fn active_members(&self, p: PartitionId) -> Vec<(BrokerId, u32)> {
         self.brokers
             .iter()
-            .filter_map(|(b, m)| {
-                m.partitions
-                    .get(&p)
-                    .filter(|pm| !pm.joining)
-                    .map(|pm| (*b, pm.priority))
-            })
+            .filter_map(|(b, m)| m.partitions.get(&p).filter(|pm| !pm.joining).map(|pm| (*b, pm.priority)))
             .collect()
     }
 
     /// Replication factor as `/v2/topology` reports it: the smallest replica count.
     pub fn replication_factor(&self) -> u32 {
-        (1..=self.partition_count)
-            .map(|p| self.members(p).len() as u32)
-            .min()
-            .unwrap_or(0)
+        (1..=self.partition_count).map(|p| self.members(p).len() as u32).min().unwrap_or(0)
     }
 
     /// Leader of a partition: the live member with the highest priority, if a quorum is alive.
@@ -334,9 +272,7 @@ impl Cluster {
         let members = self.active_members(p);
         let live: Vec<_> = members.iter().filter(|(b, _)| alive.contains(b)).collect();
         if live.len() * 2 > members.len() {
-            live.iter()
-                .max_by_key(|(b, prio)| (*prio, std::cmp::Reverse(*b)))
-                .map(|(b, _)| *b)
+            live.iter().max_by_key(|(b, prio)| (*prio, std::cmp::Reverse(*b))).map(|(b, _)| *b)
         } else {
             None
         }
@@ -427,7 +363,8 @@ impl Cluster {
         let remove: BTreeSet<BrokerId> = req.remove.iter().copied().collect();
         if req.count.is_some() && (!add.is_empty() || !remove.is_empty()) {
             return Err(Invalid(
-                "Cannot change brokers count and add/remove brokers at the same time. Use either count or add/remove.".into(),
+                "Cannot change brokers count and add/remove brokers at the same time. Use either count or add/remove."
+                    .into(),
             ));
         }
         if force {
@@ -441,14 +378,10 @@ impl Cluster {
                 return Err(Invalid("Cannot force change the partition count.".into()));
             }
             if req.replication_factor.is_some() {
-                return Err(Invalid(
-                    "Cannot force change the replication factor.".into(),
-                ));
+                return Err(Invalid("Cannot force change the replication factor.".into()));
             }
             if remove.is_empty() {
-                return Err(Invalid(
-                    "Must provide a set of brokers to force remove.".into(),
-                ));
+                return Err(Invalid("Must provide a set of brokers to force remove.".into()));
             }
             return self.plan_force_remove(&remove);
         }
@@ -461,41 +394,26 @@ impl Cluster {
                     self.partition_count
                 )));
             }
-            return Err(Invalid(
-                "The lab does not simulate partition scaling (partitions.count).".into(),
-            ));
+            return Err(Invalid("The lab does not simulate partition scaling (partitions.count).".into()));
         }
         for b in &add {
             if self.brokers.contains_key(b) {
-                return Err(Invalid(format!(
-                    "Expected to add broker {b}, but it is already part of the cluster"
-                )));
+                return Err(Invalid(format!("Expected to add broker {b}, but it is already part of the cluster")));
             }
         }
         for b in &remove {
             if !self.brokers.contains_key(b) {
-                return Err(Invalid(format!(
-                    "Expected to remove broker {b}, but it is not part of the cluster"
-                )));
+                return Err(Invalid(format!("Expected to remove broker {b}, but it is not part of the cluster")));
             }
         }
         let target: BTreeSet<BrokerId> = match req.count {
             Some(c) => (0..c).collect(),
-            None => self
-                .brokers
-                .keys()
-                .copied()
-                .chain(add.iter().copied())
-                .filter(|b| !remove.contains(b))
-                .collect(),
+            None => self.brokers.keys().copied().chain(add.iter().copied()).filter(|b| !remove.contains(b)).collect(),
         };
         if target.is_empty() {
             return Err(Invalid("Cannot remove all brokers of the cluster".into()));
         }
-        let rf = req
-            .replication_factor
-            .unwrap_or_else(|| self.members(1).len() as u32)
-            .max(1);
+        let rf = req.replication_factor.unwrap_or_else(|| self.members(1).len() as u32).max(1);
         if rf as usize > target.len() {
             return Err(Invalid(format!(
                 "Replication factor {rf} must not be greater than the number of brokers {}",
@@ -514,11 +432,7 @@ impl Cluster {
             let current: BTreeMap<BrokerId, u32> = self.members(*p).into_iter().collect();
             for (b, prio) in replicas {
                 if !current.contains_key(b) {
-                    ops.push(Op::PartitionJoin {
-                        broker: *b,
-                        partition: *p,
-                        priority: *prio,
-                    });
+                    ops.push(Op::PartitionJoin { broker: *b, partition: *p, priority: *prio });
                 }
             }
         }
@@ -526,10 +440,7 @@ impl Cluster {
             let wanted: BTreeMap<BrokerId, u32> = replicas.iter().copied().collect();
             for (b, _) in self.members(*p) {
                 if !wanted.contains_key(&b) {
-                    ops.push(Op::PartitionLeave {
-                        broker: b,
-                        partition: *p,
-                    });
+                    ops.push(Op::PartitionLeave { broker: b, partition: *p });
                 }
             }
         }
@@ -539,73 +450,43 @@ impl Cluster {
                 if let Some(cur) = current.get(b)
                     && cur != prio
                 {
-                    ops.push(Op::PartitionReconfigurePriority {
-                        broker: *b,
-                        partition: *p,
-                        priority: *prio,
-                    });
+                    ops.push(Op::PartitionReconfigurePriority { broker: *b, partition: *p, priority: *prio });
                 }
             }
         }
         for b in self.brokers.keys() {
             if !target.contains(b) {
                 let coordinator = target.iter().next().copied().unwrap_or(*b);
-                ops.push(Op::BrokerRemove {
-                    coordinator,
-                    broker: *b,
-                });
+                ops.push(Op::BrokerRemove { coordinator, broker: *b });
             }
         }
         Ok(ops)
     }
 
     fn plan_force_remove(&self, remove: &BTreeSet<BrokerId>) -> Result<Vec<Op>, Invalid> {
-        let unknown: Vec<_> = remove
-            .iter()
-            .filter(|b| !self.brokers.contains_key(b))
-            .collect();
+        let unknown: Vec<_> = remove.iter().filter(|b| !self.brokers.contains_key(b)).collect();
         if !unknown.is_empty() {
             return Err(Invalid(format!(
                 "Expected to remove brokers {unknown:?}, but they are not part of the current topology"
             )));
         }
-        let surviving: Vec<BrokerId> = self
-            .brokers
-            .keys()
-            .filter(|b| !remove.contains(b))
-            .copied()
-            .collect();
+        let surviving: Vec<BrokerId> = self.brokers.keys().filter(|b| !remove.contains(b)).copied().collect();
         let Some(coordinator) = surviving.first().copied() else {
-            return Err(Invalid(
-                "Cannot force remove all brokers of the cluster".into(),
-            ));
+            return Err(Invalid("Cannot force remove all brokers of the cluster".into()));
         };
         let mut ops = Vec::new();
         for p in 1..=self.partition_count {
             let members: Vec<BrokerId> = self.members(p).into_iter().map(|(b, _)| b).collect();
             if members.iter().any(|b| remove.contains(b)) {
-                let remaining: Vec<BrokerId> = members
-                    .iter()
-                    .filter(|b| !remove.contains(b))
-                    .copied()
-                    .collect();
+                let remaining: Vec<BrokerId> = members.iter().filter(|b| !remove.contains(b)).copied().collect();
                 let Some(exec) = remaining.first().copied() else {
-                    return Err(Invalid(format!(
-                        "Cannot force remove all replicas of partition {p}"
-                    )));
+                    return Err(Invalid(format!("Cannot force remove all replicas of partition {p}")));
                 };
-                ops.push(Op::PartitionForceReconfigure {
-                    broker: exec,
-                    partition: p,
-                    members: remaining,
-                });
+                ops.push(Op::PartitionForceReconfigure { broker: exec, partition: p, members: remaining });
             }
         }
         for b in remove {
-            ops.push(Op::BrokerRemove {
-                coordinator,
-                broker: *b,
-            });
+            ops.push(Op::BrokerRemove { coordinator, broker: *b });
         }
         Ok(ops)
     }
@@ -623,9 +504,7 @@ impl Cluster {
         if let Some(from) = initialize_from {
             match self.exporter_types.get(from) {
                 None => {
-                    return Err(Invalid(format!(
-                        "Exporter '{from}' (initializeFrom) is not configured"
-                    )));
+                    return Err(Invalid(format!("Exporter '{from}' (initializeFrom) is not configured")));
                 }
                 Some(k) if k != kind => {
                     return Err(Invalid(format!(
@@ -633,18 +512,12 @@ impl Cluster {
                     )));
                 }
                 Some(_) if from == exporter => {
-                    return Err(Invalid(format!(
-                        "Exporter '{exporter}' cannot be initialized from itself"
-                    )));
+                    return Err(Invalid(format!("Exporter '{exporter}' cannot be initialized from itself")));
                 }
                 _ => {}
             }
         }
-        let wanted = if enable {
-            ExporterState::Enabled
-        } else {
-            ExporterState::Disabled
-        };
+        let wanted = if enable { ExporterState::Enabled } else { ExporterState::Disabled };
         let mut ops = Vec::new();
         for (b, m) in &self.brokers {
             for (p, pm) in &m.partitions {
@@ -657,11 +530,7 @@ impl Cluster {
                             initialize_from: initialize_from.map(str::to_string),
                         }
                     } else {
-                        Op::PartitionDisableExporter {
-                            broker: *b,
-                            partition: *p,
-                            exporter: exporter.to_string(),
-                        }
+                        Op::PartitionDisableExporter { broker: *b, partition: *p, exporter: exporter.to_string() }
                     });
                 }
             }
@@ -706,11 +575,7 @@ impl Cluster {
         let mut events = Vec::new();
         while let Some(pc) = self.pending.as_mut() {
             let Some(op) = pc.pending.front().cloned() else {
-                let done_at = pc
-                    .completed
-                    .last()
-                    .map(|(_, t)| *t)
-                    .unwrap_or(pc.started_ms);
+                let done_at = pc.completed.last().map(|(_, t)| *t).unwrap_or(pc.started_ms);
                 let id = pc.id;
                 self.last_change = Some(LastChange {
                     id,
@@ -723,25 +588,15 @@ impl Cluster {
                 events.push(ChangeEvent::Completed { id });
                 break;
             };
-            let blocked =
-                !progress.alive.contains(&op.executor()) || (progress.stuck_adds && op.is_join());
+            let blocked = !progress.alive.contains(&op.executor()) || (progress.stuck_adds && op.is_join());
             if blocked {
                 pc.head_started_ms = now_ms;
                 break;
             }
-            let dur = if op.is_exporter_op() {
-                progress.exporter_op_ms
-            } else {
-                progress.broker_op_ms
-            } as i64;
+            let dur = if op.is_exporter_op() { progress.exporter_op_ms } else { progress.broker_op_ms } as i64;
             let due = pc.head_started_ms + dur;
             if due > now_ms {
-                if let Op::PartitionJoin {
-                    broker,
-                    partition,
-                    priority,
-                } = op
-                {
+                if let Op::PartitionJoin { broker, partition, priority } = op {
                     self.begin_join(broker, partition, priority);
                 }
                 break;
@@ -757,23 +612,12 @@ impl Cluster {
 
     /// A PARTITION_JOIN under way: the replica is configured (JOINING) but does not work yet.
     fn begin_join(&mut self, broker: BrokerId, partition: PartitionId, priority: u32) {
-        if self
-            .brokers
-            .get(&broker)
-            .is_none_or(|m| m.partitions.contains_key(&partition))
-        {
+        if self.brokers.get(&broker).is_none_or(|m| m.partitions.contains_key(&partition)) {
             return;
         }
         let exporters = self.join_exporters(partition);
         if let Some(m) = self.brokers.get_mut(&broker) {
-            m.partitions.insert(
-                partition,
-                PartitionMember {
-                    priority,
-                    exporters,
-                    joining: true,
-                },
-            );
+            m.partitions.insert(partition, PartitionMember { priority, exporters, joining: true });
             m.version += 1;
         }
         self.version += 1;
@@ -787,12 +631,7 @@ impl Cluster {
             .filter(|pm| !pm.joining)
             .max_by_key(|pm| pm.priority)
             .map(|pm| pm.exporters.clone())
-            .unwrap_or_else(|| {
-                self.exporter_types
-                    .keys()
-                    .map(|e| (e.clone(), ExporterState::Enabled))
-                    .collect()
-            })
+            .unwrap_or_else(|| self.exporter_types.keys().map(|e| (e.clone(), ExporterState::Enabled)).collect())
     }
 
     /// Applies one operation to the configuration.
@@ -816,21 +655,10 @@ impl Cluster {
             Op::BrokerRemove { broker, .. } => {
                 self.brokers.remove(broker);
             }
-            Op::PartitionJoin {
-                broker,
-                partition,
-                priority,
-            } => {
+            Op::PartitionJoin { broker, partition, priority } => {
                 let exporters = self.join_exporters(*partition);
                 if let Some(m) = self.brokers.get_mut(broker) {
-                    m.partitions.insert(
-                        *partition,
-                        PartitionMember {
-                            priority: *priority,
-                            exporters,
-                            joining: false,
-                        },
-                    );
+                    m.partitions.insert(*partition, PartitionMember { priority: *priority, exporters, joining: false });
                     touch(m);
                 }
             }
@@ -840,11 +668,7 @@ impl Cluster {
                     touch(m);
                 }
             }
-            Op::PartitionReconfigurePriority {
-                broker,
-                partition,
-                priority,
-            } => {
+            Op::PartitionReconfigurePriority { broker, partition, priority } => {
                 if let Some(m) = self.brokers.get_mut(broker) {
                     if let Some(pm) = m.partitions.get_mut(partition) {
                         pm.priority = *priority;
@@ -852,49 +676,23 @@ impl Cluster {
                     touch(m);
                 }
             }
-            Op::PartitionForceReconfigure {
-                partition, members, ..
-            } => {
+            Op::PartitionForceReconfigure { partition, members, .. } => {
                 for (b, m) in self.brokers.iter_mut() {
                     if !members.contains(b) && m.partitions.remove(partition).is_some() {
                         touch(m);
                     }
                 }
             }
-            Op::PartitionEnableExporter {
-                broker,
-                partition,
-                exporter,
-                ..
-            } => self.set_exporter(
-                *broker,
-                *partition,
-                exporter,
-                ExporterState::Enabled,
-                now_ms,
-            ),
-            Op::PartitionDisableExporter {
-                broker,
-                partition,
-                exporter,
-            } => self.set_exporter(
-                *broker,
-                *partition,
-                exporter,
-                ExporterState::Disabled,
-                now_ms,
-            ),
+            Op::PartitionEnableExporter { broker, partition, exporter, .. } => {
+                self.set_exporter(*broker, *partition, exporter, ExporterState::Enabled, now_ms)
+            }
+            Op::PartitionDisableExporter { broker, partition, exporter } => {
+                self.set_exporter(*broker, *partition, exporter, ExporterState::Disabled, now_ms)
+            }
         }
     }
 
-    fn set_exporter(
-        &mut self,
-        b: BrokerId,
-        p: PartitionId,
-        e: &str,
-        s: ExporterState,
-        now_ms: i64,
-    ) {
+    fn set_exporter(&mut self, b: BrokerId, p: PartitionId, e: &str, s: ExporterState, now_ms: i64) {
         if let Some(m) = self.brokers.get_mut(&b) {
             if let Some(pm) = m.partitions.get_mut(&p) {
                 pm.exporters.insert(e.to_string(), s);
@@ -977,9 +775,7 @@ pub struct PatchRequest {
 
 /// RFC 3339 with milliseconds, UTC (`2023-12-22T13:43:28.480Z`).
 pub fn fmt_ms(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 #[cfg(test)]
@@ -1006,32 +802,13 @@ mod tests {
     #[test]
     fn force_remove_shrinks_every_partition_to_two_replicas() {
         let mut c = Cluster::new(8, 8, 4, &exporters(), 0);
-        let ops = c
-            .plan_patch(
-                &PatchRequest {
-                    remove: vec![1, 3, 5, 7],
-                    ..Default::default()
-                },
-                true,
-            )
-            .unwrap();
-        assert_eq!(
-            ops.iter()
-                .filter(|o| o.name() == "PARTITION_FORCE_RECONFIGURE")
-                .count(),
-            8
-        );
-        assert_eq!(
-            ops.iter().filter(|o| o.name() == "BROKER_REMOVE").count(),
-            4
-        );
+        let ops = c.plan_patch(&PatchRequest { remove: vec![1, 3, 5, 7], ..Default::default() }, true).unwrap();
+        assert_eq!(ops.iter().filter(|o| o.name() == "PARTITION_FORCE_RECONFIGURE").count(), 8);
+        assert_eq!(ops.iter().filter(|o| o.name() == "BROKER_REMOVE").count(), 4);
         for op in &ops {
             c.apply(op, 1);
         }
-        assert_eq!(
-            c.brokers.keys().copied().collect::<Vec<_>>(),
-            vec![0, 2, 4, 6]
-        );
+        assert_eq!(c.brokers.keys().copied().collect::<Vec<_>>(), vec![0, 2, 4, 6]);
         assert_eq!(c.replication_factor(), 2);
         let alive: BTreeSet<_> = [0, 2, 4, 6].into();
         assert!((1..=8).all(|p| c.leader(p, &alive).is_some()));
@@ -1041,23 +818,10 @@ mod tests {
     fn add_back_restores_the_full_distribution() {
         let mut c = Cluster::new(8, 8, 4, &exporters(), 0);
         let full = c.clone();
-        for op in c
-            .plan_patch(
-                &PatchRequest {
-                    remove: vec![1, 3, 5, 7],
-                    ..Default::default()
-                },
-                true,
-            )
-            .unwrap()
-        {
+        for op in c.plan_patch(&PatchRequest { remove: vec![1, 3, 5, 7], ..Default::default() }, true).unwrap() {
             c.apply(&op, 1);
         }
-        let req = PatchRequest {
-            add: vec![1, 3, 5, 7],
-            replication_factor: Some(4),
-            ..Default::default()
-        };
+        let req = PatchRequest { add: vec![1, 3, 5, 7], replication_factor: Some(4), ..Default::default() };
         for op in c.plan_patch(&req, false).unwrap() {
             c.apply(&op, 2);
         }
@@ -1069,34 +833,12 @@ mod tests {
     #[test]
     fn force_validation_messages() {
         let c = Cluster::new(8, 8, 4, &exporters(), 0);
-        let add = PatchRequest {
-            add: vec![1],
-            ..Default::default()
-        };
-        assert_eq!(
-            c.plan_patch(&add, true).unwrap_err().0,
-            "Cannot force add brokers"
-        );
-        let rf = PatchRequest {
-            remove: vec![1],
-            replication_factor: Some(4),
-            ..Default::default()
-        };
-        assert_eq!(
-            c.plan_patch(&rf, true).unwrap_err().0,
-            "Cannot force change the replication factor."
-        );
+        let add = PatchRequest { add: vec![1], ..Default::default() };
+        assert_eq!(c.plan_patch(&add, true).unwrap_err().0, "Cannot force add brokers");
+        let rf = PatchRequest { remove: vec![1], replication_factor: Some(4), ..Default::default() };
+        assert_eq!(c.plan_patch(&rf, true).unwrap_err().0, "Cannot force change the replication factor.");
         assert!(c.plan_patch(&PatchRequest::default(), true).is_err());
-        let both = PatchRequest {
-            add: vec![9],
-            count: Some(8),
-            ..Default::default()
-        };
-        assert!(
-            c.plan_patch(&both, false)
-                .unwrap_err()
-                .0
-                .starts_with("Cannot change brokers count")
-        );
+        let both = PatchRequest { add: vec![9], count: Some(8), ..Default::default() };
+        assert!(c.plan_patch(&both, false).unwrap_err().0.starts_with("Cannot change brokers count"));
     }
 }

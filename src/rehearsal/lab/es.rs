@@ -12,20 +12,13 @@ pub const INDEX_PROCESS_DEFINITION: &str = "camunda-process-definition-8.8.0_";
 pub const INDEX_LIST_VIEW: &str = "operate-list-view-8.8.0_";
 pub const INDEX_TASK: &str = "tasklist-task-8.8.0_";
 pub const INDEX_WEB_SESSION: &str = "camunda-web-session-8.8.0_";
-pub const CAMUNDA_INDICES: [&str; 4] = [
-    INDEX_PROCESS_DEFINITION,
-    INDEX_LIST_VIEW,
-    INDEX_TASK,
-    INDEX_WEB_SESSION,
-];
+pub const CAMUNDA_INDICES: [&str; 4] = [INDEX_PROCESS_DEFINITION, INDEX_LIST_VIEW, INDEX_TASK, INDEX_WEB_SESSION];
 /// Where the legacy `elasticsearchregionN` exporters write.
 pub const INDEX_LEGACY_RECORDS: &str = "zeebe-record_process-instance_8.8.0_";
 
 /// Is this index one of Camunda's (what the preflight looks for)?
 pub fn is_camunda_index(name: &str) -> bool {
-    ["camunda-", "operate-", "tasklist-", "zeebe-record"]
-        .iter()
-        .any(|p| name.starts_with(p))
+    ["camunda-", "operate-", "tasklist-", "zeebe-record"].iter().any(|p| name.starts_with(p))
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -92,13 +85,7 @@ pub struct Repository {
 impl Repository {
     /// Where in the bucket this repository's snapshots live.
     pub fn location(&self) -> String {
-        let s = |k: &str| {
-            self.settings
-                .get(k)
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string()
-        };
+        let s = |k: &str| self.settings.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         match self.kind.as_str() {
             "fs" => format!("fs:{}", s("location")),
             kind => format!("{kind}:{}/{}", s("bucket"), s("base_path")),
@@ -155,12 +142,7 @@ impl StoredSnapshot {
     }
 
     pub fn all_indices(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .indices
-            .keys()
-            .cloned()
-            .chain(self.failed_indices.iter().cloned())
-            .collect();
+        let mut v: Vec<String> = self.indices.keys().cloned().chain(self.failed_indices.iter().cloned()).collect();
         v.sort();
         v
     }
@@ -199,11 +181,7 @@ impl StoredSnapshot {
     pub fn status_json(&self, now_ms: i64) -> Value {
         let finished = self.finished(now_ms);
         let total = self.indices.len() + self.failed_indices.len();
-        let failed = if finished {
-            self.failed_indices.len()
-        } else {
-            0
-        };
+        let failed = if finished { self.failed_indices.len() } else { 0 };
         let done = if finished { self.indices.len() } else { 0 };
         let started = total - failed - done;
         let stats = |files: usize| {
@@ -277,53 +255,32 @@ impl Elasticsearch {
     pub fn create_schema(&mut self) {
         self.templates = true;
         for name in CAMUNDA_INDICES {
-            self.indices
-                .entry(name.to_string())
-                .or_insert_with(|| Index {
-                    uuid: uuid_for(name, 0),
-                    docs: Vec::new(),
-                    open: true,
-                    restore: None,
-                });
+            self.indices.entry(name.to_string()).or_insert_with(|| Index {
+                uuid: uuid_for(name, 0),
+                docs: Vec::new(),
+                open: true,
+                restore: None,
+            });
         }
     }
 
     pub fn health(&self, now_ms: i64) -> Health {
-        self.indices
-            .values()
-            .map(|i| i.health(now_ms))
-            .max()
-            .unwrap_or(Health::Green)
+        self.indices.values().map(|i| i.health(now_ms)).max().unwrap_or(Health::Green)
     }
 
     pub fn doc_counts(&self) -> BTreeMap<String, usize> {
-        self.indices
-            .iter()
-            .map(|(n, i)| (n.clone(), i.docs.len()))
-            .collect()
+        self.indices.iter().map(|(n, i)| (n.clone(), i.docs.len())).collect()
     }
 
     /// `_cluster/health` body.
     pub fn health_json(&self, now_ms: i64) -> Value {
         let n = self.indices.len();
-        let red = self
-            .indices
-            .values()
-            .filter(|i| i.health(now_ms) == Health::Red)
-            .count();
-        let yellow = self
-            .indices
-            .values()
-            .filter(|i| i.health(now_ms) == Health::Yellow)
-            .count();
+        let red = self.indices.values().filter(|i| i.health(now_ms) == Health::Red).count();
+        let yellow = self.indices.values().filter(|i| i.health(now_ms) == Health::Yellow).count();
         let active_primary = n - red;
         let active = active_primary * 2 - yellow;
         let total = n * 2;
-        let pct = if total == 0 {
-            100.0
-        } else {
-            active as f64 * 100.0 / total as f64
-        };
+        let pct = if total == 0 { 100.0 } else { active as f64 * 100.0 / total as f64 };
         json!({
             "cluster_name": self.cluster_name,
             "status": self.health(now_ms).as_str(),
@@ -344,34 +301,12 @@ impl Elasticsearch {
     }
 
     /// Recoveries of one index (primary from snapshot, replica from peer).
-    pub fn recoveries(
-        &self,
-        name: &str,
-        index: &Index,
-        now_ms: i64,
-        active_only: bool,
-    ) -> Vec<Value> {
+    pub fn recoveries(&self, name: &str, index: &Index, now_ms: i64, active_only: bool) -> Vec<Value> {
         let mut out = Vec::new();
         match &index.restore {
             Some(r) => {
-                let primary = recovery_json(
-                    name,
-                    "SNAPSHOT",
-                    true,
-                    r.start_ms,
-                    r.primary_done_ms,
-                    now_ms,
-                    Some(r),
-                );
-                let replica = recovery_json(
-                    name,
-                    "PEER",
-                    false,
-                    r.primary_done_ms,
-                    r.done_ms,
-                    now_ms,
-                    None,
-                );
+                let primary = recovery_json(name, "SNAPSHOT", true, r.start_ms, r.primary_done_ms, now_ms, Some(r));
+                let replica = recovery_json(name, "PEER", false, r.primary_done_ms, r.done_ms, now_ms, None);
                 if !active_only || now_ms < r.primary_done_ms {
                     out.push(primary);
                 }
@@ -380,15 +315,7 @@ impl Elasticsearch {
                 }
             }
             None if !active_only => {
-                out.push(recovery_json(
-                    name,
-                    "EMPTY_STORE",
-                    true,
-                    self.created_ms,
-                    self.created_ms,
-                    now_ms,
-                    None,
-                ));
+                out.push(recovery_json(name, "EMPTY_STORE", true, self.created_ms, self.created_ms, now_ms, None));
             }
             None => {}
         }
@@ -431,11 +358,7 @@ fn recovery_json(
     now_ms: i64,
     source: Option<&RestoreInfo>,
 ) -> Value {
-    let frac = if end <= start {
-        1.0
-    } else {
-        ((now_ms - start) as f64 / (end - start) as f64).clamp(0.0, 1.0)
-    };
+    let frac = if end <= start { 1.0 } else { ((now_ms - start) as f64 / (end - start) as f64).clamp(0.0, 1.0) };
     let done = now_ms >= end;
     let total_bytes: u64 = 1_048_576;
     let recovered = (total_bytes as f64 * frac) as u64;

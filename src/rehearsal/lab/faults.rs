@@ -45,15 +45,10 @@ pub fn decide(cfg: &FaultConfig, counter: u64) -> Fault {
     }
 }
 
-pub(crate) fn json_response(
-    status: u16,
-    body: &serde_json::Value,
-    content_type: &'static str,
-) -> Response {
+pub(crate) fn json_response(status: u16, body: &serde_json::Value, content_type: &'static str) -> Response {
     let mut resp = Response::new(Body::from(super::jsonorder::to_string(body)));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 
@@ -68,19 +63,14 @@ fn error_for(api: Api, status: u16, path: &str) -> Response {
             json_response(s, &b, "application/problem+json")
         }
         Api::Elasticsearch => {
-            let (s, b) = es_error(
-                status,
-                "lab_injected_fault_exception",
-                "lab: injected fault",
-            );
+            let (s, b) = es_error(status, "lab_injected_fault_exception", "lab: injected fault");
             json_response(s, &b, "application/json")
         }
     }
 }
 
 fn authorized(expected: &(String, String), req: &Request) -> bool {
-    let want =
-        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", expected.0, expected.1));
+    let want = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", expected.0, expected.1));
     req.headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -95,11 +85,7 @@ pub(crate) async fn middleware(
     next: Next,
 ) -> Response {
     let method = req.method().clone();
-    let path = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.to_string())
-        .unwrap_or_else(|| req.uri().path().to_string());
+    let path = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_else(|| req.uri().path().to_string());
     let shared = ctx.shared.clone();
     let time = super::cluster::fmt_ms(shared.now_ms());
     let record = |status: u16| {
@@ -123,32 +109,17 @@ pub(crate) async fn middleware(
         && !authorized(auth, &req)
     {
         record(401);
-        let (s, b) = problem(
-            401,
-            "Unauthorized",
-            "Missing or invalid credentials (HTTP Basic)",
-            req.uri().path(),
-        );
+        let (s, b) = problem(401, "Unauthorized", "Missing or invalid credentials (HTTP Basic)", req.uri().path());
         let mut resp = json_response(s, &b, "application/problem+json");
-        resp.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"camunda\""),
-        );
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"camunda\""));
         return resp;
     }
 
-    let cfg = shared
-        .faults
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let cfg = shared.faults.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let (fault, latency) = match &cfg {
         Some(c)
             if (c.apis.is_empty() || c.apis.contains(&ctx.api))
-                && (c.paths.is_empty()
-                    || c.paths
-                        .iter()
-                        .any(|p| req.uri().path().starts_with(p.as_str()))) =>
+                && (c.paths.is_empty() || c.paths.iter().any(|p| req.uri().path().starts_with(p.as_str()))) =>
         {
             let n = shared.fault_counter.fetch_add(1, Ordering::SeqCst);
             (decide(c, n), c.latency_ms)
@@ -156,10 +127,7 @@ pub(crate) async fn middleware(
         _ => (Fault::None, 0),
     };
     if latency > 0 {
-        shared
-            .clock
-            .sleep(std::time::Duration::from_millis(latency))
-            .await;
+        shared.clock.sleep(std::time::Duration::from_millis(latency)).await;
     }
     match fault {
         Fault::Drop => {
@@ -179,9 +147,7 @@ pub(crate) async fn middleware(
         return resp;
     }
     let (mut parts, body) = resp.into_parts();
-    let bytes = axum::body::to_bytes(body, 16 * 1024 * 1024)
-        .await
-        .unwrap_or_default();
+    let bytes = axum::body::to_bytes(body, 16 * 1024 * 1024).await.unwrap_or_default();
     let cut = bytes.len() / 2;
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(bytes.slice(..cut)))
@@ -193,13 +159,7 @@ mod tests {
 
     #[test]
     fn same_seed_same_faults() {
-        let cfg = FaultConfig {
-            seed: 7,
-            error_rate: 0.3,
-            drop_rate: 0.1,
-            malformed_rate: 0.1,
-            ..Default::default()
-        };
+        let cfg = FaultConfig { seed: 7, error_rate: 0.3, drop_rate: 0.1, malformed_rate: 0.1, ..Default::default() };
         let a: Vec<Fault> = (0..50).map(|i| decide(&cfg, i)).collect();
         let b: Vec<Fault> = (0..50).map(|i| decide(&cfg, i)).collect();
         assert_eq!(a, b);

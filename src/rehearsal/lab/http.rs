@@ -20,8 +20,7 @@ use super::{Api, FaultConfig, HelmRequest, LabDurations, LabError, LabHandle, La
 type Q = Query<HashMap<String, String>>;
 
 fn flag(q: &HashMap<String, String>, name: &str) -> bool {
-    q.get(name)
-        .is_some_and(|v| v.is_empty() || v.eq_ignore_ascii_case("true"))
+    q.get(name).is_some_and(|v| v.is_empty() || v.eq_ignore_ascii_case("true"))
 }
 
 fn json(r: Reply) -> Response {
@@ -29,27 +28,17 @@ fn json(r: Reply) -> Response {
 }
 
 fn problem_json(r: Reply) -> Response {
-    if r.0 >= 400 {
-        json_response(r.0, &r.1, "application/problem+json")
-    } else {
-        json(r)
-    }
+    if r.0 >= 400 { json_response(r.0, &r.1, "application/problem+json") } else { json(r) }
 }
 
 pub(crate) fn region_router(shared: Arc<Shared>, region: usize, api: Api) -> Router {
-    let ctx = RegionApi {
-        shared,
-        region,
-        api,
-    };
+    let ctx = RegionApi { shared, region, api };
     let router = match api {
         Api::Management => management(),
         Api::Rest => rest(),
         Api::Elasticsearch => elasticsearch(),
     };
-    router
-        .layer(from_fn_with_state(ctx.clone(), middleware))
-        .with_state(ctx)
+    router.layer(from_fn_with_state(ctx.clone(), middleware)).with_state(ctx)
 }
 
 // ---- management API ---------------------------------------------------------------------
@@ -73,30 +62,21 @@ async fn get_cluster(State(c): State<RegionApi>) -> Response {
 fn ids(v: Option<&Value>) -> Result<Vec<u32>, String> {
     match v {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(|x| {
-                x.as_u64()
-                    .map(|n| n as u32)
-                    .ok_or_else(|| format!("not a broker id: {x}"))
-            })
-            .collect(),
+        Some(Value::Array(a)) => {
+            a.iter().map(|x| x.as_u64().map(|n| n as u32).ok_or_else(|| format!("not a broker id: {x}"))).collect()
+        }
         Some(other) => Err(format!("expected an array of broker ids, got {other}")),
     }
 }
 
 fn parse_patch(body: &[u8]) -> Result<PatchRequest, String> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| format!("Failed to parse request body: {e}"))?;
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("Failed to parse request body: {e}"))?;
     let brokers = v.get("brokers");
     let partitions = v.get("partitions");
     let num = |o: Option<&Value>, k: &str| -> Result<Option<u32>, String> {
         match o.and_then(|o| o.get(k)) {
             None | Some(Value::Null) => Ok(None),
-            Some(x) => x
-                .as_u64()
-                .map(|n| Some(n as u32))
-                .ok_or_else(|| format!("{k} must be a number")),
+            Some(x) => x.as_u64().map(|n| Some(n as u32)).ok_or_else(|| format!("{k} must be a number")),
         }
     };
     Ok(PatchRequest {
@@ -114,11 +94,7 @@ async fn patch_cluster(State(c): State<RegionApi>, Query(q): Q, body: Bytes) -> 
         Err(e) => return json(message(400, e)),
     };
     let now = c.shared.now_ms();
-    json(
-        c.shared
-            .world()
-            .patch_cluster(&req, flag(&q, "force"), flag(&q, "dryRun"), now),
-    )
+    json(c.shared.world().patch_cluster(&req, flag(&q, "force"), flag(&q, "dryRun"), now))
 }
 
 /// Legacy `POST /actuator/cluster/brokers[?dryRun&force&replicationFactor]`, body = the final
@@ -130,10 +106,7 @@ async fn legacy_brokers(State(c): State<RegionApi>, Query(q): Q, body: Bytes) ->
     {
         Ok(v) => v,
         Err(e) => {
-            return json(message(
-                400,
-                format!("Failed to parse request body (expected an array of broker ids): {e}"),
-            ));
+            return json(message(400, format!("Failed to parse request body (expected an array of broker ids): {e}")));
         }
     };
     let rf = match q.get("replicationFactor").map(|v| v.parse::<u32>()) {
@@ -145,16 +118,8 @@ async fn legacy_brokers(State(c): State<RegionApi>, Query(q): Q, body: Bytes) ->
     let mut w = c.shared.world();
     let current: Vec<u32> = w.cluster.brokers.keys().copied().collect();
     let req = PatchRequest {
-        add: wanted
-            .iter()
-            .filter(|b| !current.contains(b))
-            .copied()
-            .collect(),
-        remove: current
-            .iter()
-            .filter(|b| !wanted.contains(b))
-            .copied()
-            .collect(),
+        add: wanted.iter().filter(|b| !current.contains(b)).copied().collect(),
+        remove: current.iter().filter(|b| !wanted.contains(b)).copied().collect(),
         count: None,
         partition_count: None,
         replication_factor: rf,
@@ -162,16 +127,9 @@ async fn legacy_brokers(State(c): State<RegionApi>, Query(q): Q, body: Bytes) ->
     json(w.patch_cluster(&req, flag(&q, "force"), flag(&q, "dryRun"), now))
 }
 
-async fn cancel_change(
-    State(c): State<RegionApi>,
-    Path(id): Path<String>,
-    Query(q): Q,
-) -> Response {
+async fn cancel_change(State(c): State<RegionApi>, Path(id): Path<String>, Query(q): Q) -> Response {
     if flag(&q, "dryRun") {
-        return json(message(
-            501,
-            "Dry run is not supported for cancelling a change",
-        ));
+        return json(message(501, "Dry run is not supported for cancelling a change"));
     }
     let Ok(id) = id.parse::<i64>() else {
         return json(message(400, format!("Invalid change id '{id}'")));
@@ -194,31 +152,19 @@ async fn exporter_op(
         "enable" => true,
         "disable" => false,
         other => {
-            return json(message(
-                400,
-                format!("Unknown operation '{other}'; expected enable or disable"),
-            ));
+            return json(message(400, format!("Unknown operation '{other}'; expected enable or disable")));
         }
     };
     let initialize_from = if enable && !body.iter().all(u8::is_ascii_whitespace) {
         match serde_json::from_slice::<Value>(&body) {
-            Ok(v) => v
-                .get("initializeFrom")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            Ok(v) => v.get("initializeFrom").and_then(Value::as_str).map(str::to_string),
             Err(e) => return json(message(400, format!("Failed to parse request body: {e}"))),
         }
     } else {
         None
     };
     let now = c.shared.now_ms();
-    json(c.shared.world().exporter_change(
-        &id,
-        enable,
-        initialize_from.as_deref(),
-        flag(&q, "dryRun"),
-        now,
-    ))
+    json(c.shared.world().exporter_change(&id, enable, initialize_from.as_deref(), flag(&q, "dryRun"), now))
 }
 
 async fn exporting_op(State(c): State<RegionApi>, Path(op): Path<String>, Query(q): Q) -> Response {
@@ -239,12 +185,7 @@ fn rest() -> Router<RegionApi> {
         .route("/v2/process-instances/search", post(search_instances))
         .route("/v2/process-definitions/search", post(search_definitions))
         .fallback(|uri: axum::http::Uri| async move {
-            problem_json(problem(
-                404,
-                "NOT_FOUND",
-                format!("No endpoint {}", uri.path()),
-                uri.path(),
-            ))
+            problem_json(problem(404, "NOT_FOUND", format!("No endpoint {}", uri.path()), uri.path()))
         })
 }
 
@@ -293,14 +234,8 @@ fn body_json(body: &[u8], path: &str) -> Result<Value, Response> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
-    serde_json::from_slice(body).map_err(|e| {
-        problem_json(problem(
-            400,
-            "Bad Request",
-            format!("Request body is not valid JSON: {e}"),
-            path,
-        ))
-    })
+    serde_json::from_slice(body)
+        .map_err(|e| problem_json(problem(400, "Bad Request", format!("Request body is not valid JSON: {e}"), path)))
 }
 
 async fn create_instance(State(c): State<RegionApi>, body: Bytes) -> Response {
@@ -352,19 +287,10 @@ fn elasticsearch() -> Router<RegionApi> {
         .route("/_cat/recovery", get(cat_recovery))
         .route("/_recovery", get(recovery))
         .route("/_snapshot", get(get_repos))
-        .route(
-            "/_snapshot/{repo}",
-            get(get_repo)
-                .put(put_repo)
-                .post(put_repo)
-                .delete(delete_repo),
-        )
+        .route("/_snapshot/{repo}", get(get_repo).put(put_repo).post(put_repo).delete(delete_repo))
         .route(
             "/_snapshot/{repo}/{snap}",
-            get(get_snapshots)
-                .put(create_snapshot)
-                .post(create_snapshot)
-                .delete(delete_snapshot),
+            get(get_snapshots).put(create_snapshot).post(create_snapshot).delete(delete_snapshot),
         )
         .route("/_snapshot/{repo}/{snap}/_status", get(snapshot_status))
         .route("/_snapshot/{repo}/{snap}/_restore", post(restore))
@@ -374,10 +300,7 @@ fn elasticsearch() -> Router<RegionApi> {
             json(es_error(
                 400,
                 "illegal_argument_exception",
-                format!(
-                    "request [{}] contains unrecognized parameter or path",
-                    uri.path()
-                ),
+                format!("request [{}] contains unrecognized parameter or path", uri.path()),
             ))
         })
 }
@@ -405,10 +328,7 @@ async fn es_root(State(c): State<RegionApi>) -> Response {
 /// `30s`, `1m`, `500ms`, plain milliseconds.
 fn parse_es_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map(|i| s.split_at(i))
-        .unwrap_or((s, "ms"));
+    let (num, unit) = s.find(|c: char| !c.is_ascii_digit()).map(|i| s.split_at(i)).unwrap_or((s, "ms"));
     let n: u64 = num.parse().ok()?;
     Some(match unit {
         "ms" => Duration::from_millis(n),
@@ -433,10 +353,7 @@ async fn es_health(State(c): State<RegionApi>, Query(q): Q) -> Response {
             ));
         }
     };
-    let timeout = q
-        .get("timeout")
-        .and_then(|t| parse_es_duration(t))
-        .unwrap_or(Duration::from_secs(30));
+    let timeout = q.get("timeout").and_then(|t| parse_es_duration(t)).unwrap_or(Duration::from_secs(30));
     let now = c.shared.now_ms();
     let reached_at = {
         let w = c.shared.world();
@@ -450,13 +367,7 @@ async fn es_health(State(c): State<RegionApi>, Query(q): Q) -> Response {
                 es.indices
                     .values()
                     .filter_map(|i| i.restore.as_ref())
-                    .map(|r| {
-                        if t == es::Health::Green {
-                            r.done_ms
-                        } else {
-                            r.primary_done_ms
-                        }
-                    })
+                    .map(|r| if t == es::Health::Green { r.done_ms } else { r.primary_done_ms })
                     .max()
                     .unwrap_or(now),
             ),
@@ -485,29 +396,15 @@ async fn es_health(State(c): State<RegionApi>, Query(q): Q) -> Response {
 fn cat(q: &HashMap<String, String>, all_columns: &[&str], all_rows: Vec<Vec<String>>) -> Response {
     // `h=index,docs.count` selects columns.
     let picked: Vec<usize> = match q.get("h") {
-        Some(h) => h
-            .split(',')
-            .filter_map(|c| all_columns.iter().position(|x| *x == c.trim()))
-            .collect(),
+        Some(h) => h.split(',').filter_map(|c| all_columns.iter().position(|x| *x == c.trim())).collect(),
         None => (0..all_columns.len()).collect(),
     };
     let columns: Vec<&str> = picked.iter().map(|i| all_columns[*i]).collect();
-    let rows: Vec<Vec<String>> = all_rows
-        .into_iter()
-        .map(|r| picked.iter().map(|i| r[*i].clone()).collect())
-        .collect();
+    let rows: Vec<Vec<String>> = all_rows.into_iter().map(|r| picked.iter().map(|i| r[*i].clone()).collect()).collect();
     if q.get("format").is_some_and(|f| f == "json") {
         let arr: Vec<Value> = rows
             .iter()
-            .map(|r| {
-                Value::Object(
-                    columns
-                        .iter()
-                        .zip(r)
-                        .map(|(c, v)| (c.to_string(), json!(v)))
-                        .collect(),
-                )
-            })
+            .map(|r| Value::Object(columns.iter().zip(r).map(|(c, v)| (c.to_string(), json!(v))).collect()))
             .collect();
         return json((200, Value::Array(arr)));
     }
@@ -517,28 +414,17 @@ fn cat(q: &HashMap<String, String>, all_columns: &[&str], all_rows: Vec<Vec<Stri
     }
     all.extend(rows);
     let widths: Vec<usize> = (0..columns.len())
-        .map(|i| {
-            all.iter()
-                .map(|r| r.get(i).map(String::len).unwrap_or(0))
-                .max()
-                .unwrap_or(0)
-        })
+        .map(|i| all.iter().map(|r| r.get(i).map(String::len).unwrap_or(0)).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
     for r in all {
-        let line: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(i, v)| format!("{v:<w$}", w = widths[i]))
-            .collect();
+        let line: Vec<String> = r.iter().enumerate().map(|(i, v)| format!("{v:<w$}", w = widths[i])).collect();
         out.push_str(line.join(" ").trim_end());
         out.push('\n');
     }
     let mut resp = Response::new(axum::body::Body::from(out));
-    resp.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("text/plain; charset=UTF-8"),
-    );
+    resp.headers_mut()
+        .insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("text/plain; charset=UTF-8"));
     resp
 }
 
@@ -563,16 +449,8 @@ fn cat_indices_impl(c: RegionApi, pattern: Option<String>, q: HashMap<String, St
             let i = &es.indices[n];
             let size = format!("{}kb", 4 + i.docs.len());
             vec![
-                if i.open {
-                    i.health(now).as_str().to_string()
-                } else {
-                    String::new()
-                },
-                if i.open {
-                    "open".into()
-                } else {
-                    "close".into()
-                },
+                if i.open { i.health(now).as_str().to_string() } else { String::new() },
+                if i.open { "open".into() } else { "close".into() },
                 n.clone(),
                 i.uuid.clone(),
                 "1".into(),
@@ -609,11 +487,7 @@ async fn cat_recovery(State(c): State<RegionApi>, Query(q): Q) -> Response {
     let mut rows = Vec::new();
     for (name, idx) in &es.indices {
         for r in es.recoveries(name, idx, now, active_only) {
-            let s = |v: &Value| {
-                v.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| v.to_string())
-            };
+            let s = |v: &Value| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
             rows.push(vec![
                 name.clone(),
                 "0".into(),
@@ -672,11 +546,7 @@ async fn put_repo(State(c): State<RegionApi>, Path(repo): Path<String>, body: By
     let v: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
-            return json(es_error(
-                400,
-                "parse_exception",
-                format!("request body is required or invalid: {e}"),
-            ));
+            return json(es_error(400, "parse_exception", format!("request body is required or invalid: {e}")));
         }
     };
     json(c.shared.world().put_repository(c.region, &repo, &v))
@@ -686,10 +556,7 @@ async fn delete_repo(State(c): State<RegionApi>, Path(repo): Path<String>) -> Re
     json(c.shared.world().delete_repository(c.region, &repo))
 }
 
-async fn get_snapshots(
-    State(c): State<RegionApi>,
-    Path((repo, snap)): Path<(String, String)>,
-) -> Response {
+async fn get_snapshots(State(c): State<RegionApi>, Path((repo, snap)): Path<(String, String)>) -> Response {
     let now = c.shared.now_ms();
     let w = c.shared.world();
     let visible = match w.visible_snapshots(c.region, &repo, now) {
@@ -699,20 +566,11 @@ async fn get_snapshots(
     let mut out = Vec::new();
     for part in snap.split(',') {
         if part == "_all" || part.contains('*') {
-            out.extend(
-                visible
-                    .iter()
-                    .filter(|s| part == "_all" || es::wildcard(part, &s.name))
-                    .cloned(),
-            );
+            out.extend(visible.iter().filter(|s| part == "_all" || es::wildcard(part, &s.name)).cloned());
         } else if let Some(s) = visible.iter().find(|s| s.name == part) {
             out.push(s.clone());
         } else {
-            return json(es_error(
-                404,
-                "snapshot_missing_exception",
-                format!("[{repo}:{part}] is missing"),
-            ));
+            return json(es_error(404, "snapshot_missing_exception", format!("[{repo}:{part}] is missing")));
         }
     }
     out.sort_by_key(|s| s.start_ms);
@@ -736,19 +594,12 @@ async fn create_snapshot(
         match serde_json::from_slice::<Value>(&body) {
             Ok(v) => v,
             Err(e) => {
-                return json(es_error(
-                    400,
-                    "parse_exception",
-                    format!("failed to parse request body: {e}"),
-                ));
+                return json(es_error(400, "parse_exception", format!("failed to parse request body: {e}")));
             }
         }
     };
     let now = c.shared.now_ms();
-    let created = c
-        .shared
-        .world()
-        .create_snapshot(c.region, &repo, &snap, &v, now);
+    let created = c.shared.world().create_snapshot(c.region, &repo, &snap, &v, now);
     let s = match created {
         Ok(s) => s,
         Err(e) => return json(e),
@@ -756,30 +607,17 @@ async fn create_snapshot(
     if !flag(&q, "wait_for_completion") {
         return json((200, json!({"accepted": true})));
     }
-    c.shared
-        .clock
-        .sleep(Duration::from_millis((s.end_ms - now).max(0) as u64))
-        .await;
+    c.shared.clock.sleep(Duration::from_millis((s.end_ms - now).max(0) as u64)).await;
     let now = c.shared.now_ms().max(s.end_ms);
     json((200, json!({"snapshot": s.to_json(now)})))
 }
 
-async fn delete_snapshot(
-    State(c): State<RegionApi>,
-    Path((repo, snap)): Path<(String, String)>,
-) -> Response {
+async fn delete_snapshot(State(c): State<RegionApi>, Path((repo, snap)): Path<(String, String)>) -> Response {
     let now = c.shared.now_ms();
-    json(
-        c.shared
-            .world()
-            .delete_snapshot(c.region, &repo, &snap, now),
-    )
+    json(c.shared.world().delete_snapshot(c.region, &repo, &snap, now))
 }
 
-async fn snapshot_status(
-    State(c): State<RegionApi>,
-    Path((repo, snap)): Path<(String, String)>,
-) -> Response {
+async fn snapshot_status(State(c): State<RegionApi>, Path((repo, snap)): Path<(String, String)>) -> Response {
     let now = c.shared.now_ms();
     let w = c.shared.world();
     match w.find_snapshot(c.region, &repo, &snap, now) {
@@ -800,11 +638,7 @@ async fn restore(
         match serde_json::from_slice::<Value>(&body) {
             Ok(v) => v,
             Err(e) => {
-                return json(es_error(
-                    400,
-                    "parse_exception",
-                    format!("failed to parse request body: {e}"),
-                ));
+                return json(es_error(400, "parse_exception", format!("failed to parse request body: {e}")));
             }
         }
     };
@@ -817,10 +651,7 @@ async fn restore(
     if !flag(&q, "wait_for_completion") {
         return json((200, json!({"accepted": true})));
     }
-    c.shared
-        .clock
-        .sleep(Duration::from_millis((primaries_done - now).max(0) as u64))
-        .await;
+    c.shared.clock.sleep(Duration::from_millis((primaries_done - now).max(0) as u64)).await;
     let n = indices.len();
     json((
         200,
@@ -830,11 +661,7 @@ async fn restore(
 
 async fn delete_index(State(c): State<RegionApi>, Path(index): Path<String>) -> Response {
     if index.starts_with('_') {
-        return json(es_error(
-            400,
-            "illegal_argument_exception",
-            format!("unsupported path [/{index}]"),
-        ));
+        return json(es_error(400, "illegal_argument_exception", format!("unsupported path [/{index}]")));
     }
     json(c.shared.world().delete_indices(c.region, &index))
 }
@@ -932,9 +759,7 @@ struct Settings {
 
 mod double_option {
     use serde::{Deserialize, Deserializer};
-    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-        d: D,
-    ) -> Result<Option<Option<T>>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
         Option::<T>::deserialize(d).map(Some)
     }
 }
@@ -954,14 +779,6 @@ async fn control_settings(State(lab): State<LabHandle>, body: Bytes) -> Response
         lab.stuck_adds(st);
     }
     let w = lab.shared.world();
-    let faults = lab
-        .shared
-        .faults
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    json((
-        200,
-        json!({"durations": w.opts.durations, "faults": faults, "stuckAdds": w.opts.stuck_adds}),
-    ))
+    let faults = lab.shared.faults.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    json((200, json!({"durations": w.opts.durations, "faults": faults, "stuckAdds": w.opts.stuck_adds})))
 }

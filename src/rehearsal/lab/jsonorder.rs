@@ -5,49 +5,15 @@ use serde_json::Value;
 
 /// Known object shapes, in wire order. An object takes the first shape that has all its keys.
 const SHAPES: &[&[&str]] = &[
-    &[
-        "version",
-        "brokers",
-        "lastChange",
-        "pendingChange",
-        "routing",
-        "clusterId",
-    ],
+    &["version", "brokers", "lastChange", "pendingChange", "routing", "clusterId"],
     &["id", "state", "version", "lastUpdatedAt", "partitions"],
     &["id", "state", "priority", "config"],
-    &[
-        "id",
-        "status",
-        "startedAt",
-        "completedAt",
-        "completed",
-        "pending",
-    ],
-    &[
-        "operation",
-        "brokerId",
-        "partitionId",
-        "priority",
-        "brokers",
-        "exporterId",
-        "completedAt",
-    ],
-    &[
-        "changeId",
-        "currentTopology",
-        "plannedChanges",
-        "expectedTopology",
-    ],
+    &["id", "status", "startedAt", "completedAt", "completed", "pending"],
+    &["operation", "brokerId", "partitionId", "priority", "brokers", "exporterId", "completedAt"],
+    &["changeId", "currentTopology", "plannedChanges", "expectedTopology"],
     &["exporterId", "status"],
     &["body", "status", "contentType"],
-    &[
-        "brokers",
-        "clusterSize",
-        "partitionsCount",
-        "replicationFactor",
-        "gatewayVersion",
-        "lastCompletedChangeId",
-    ],
+    &["brokers", "clusterSize", "partitionsCount", "replicationFactor", "gatewayVersion", "lastCompletedChangeId"],
     &["nodeId", "host", "port", "partitions", "version"],
     &["partitionId", "role", "health"],
     &["version", "requestHandling", "messageCorrelation"],
@@ -92,11 +58,7 @@ fn write(v: &Value, out: &mut String) {
             out.push(']');
         }
         Value::Object(m) => {
-            let shape = SHAPES
-                .iter()
-                .find(|s| m.keys().all(|k| s.contains(&k.as_str())))
-                .copied()
-                .unwrap_or(&[]);
+            let shape = SHAPES.iter().find(|s| m.keys().all(|k| s.contains(&k.as_str()))).copied().unwrap_or(&[]);
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort_by(|a, b| rank(shape, a).cmp(&rank(shape, b)).then(a.cmp(b)));
             out.push('{');
@@ -123,15 +85,17 @@ mod tests {
     fn objects_follow_the_wire_order() {
         let v = json!({"partitions": [{"config": {}, "priority": 1, "state": "ACTIVE", "id": 8}], "id": 0, "state": "ACTIVE", "version": 2, "lastUpdatedAt": "x"});
         let s = to_string(&v);
-        assert!(s.starts_with(r#"{"id":0,"state":"ACTIVE","version":2,"lastUpdatedAt":"x","partitions":[{"id":8,"state":"ACTIVE""#), "{s}");
+        assert!(
+            s.starts_with(
+                r#"{"id":0,"state":"ACTIVE","version":2,"lastUpdatedAt":"x","partitions":[{"id":8,"state":"ACTIVE""#
+            ),
+            "{s}"
+        );
         assert_eq!(
             to_string(&json!({"status": 204, "contentType": null, "body": null})),
             r#"{"body":null,"status":204,"contentType":null}"#
         );
         assert_eq!(serde_json::from_str::<Value>(&s).unwrap(), v);
-        assert_eq!(
-            to_string(&json!({"b": "\"q\"", "a": [1.5, true]})),
-            r#"{"a":[1.5,true],"b":"\"q\""}"#
-        );
+        assert_eq!(to_string(&json!({"b": "\"q\"", "a": [1.5, true]})), r#"{"a":[1.5,true],"b":"\"q\""}"#);
     }
 }

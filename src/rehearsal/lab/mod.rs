@@ -53,24 +53,14 @@ pub struct LabDurations {
 
 impl Default for LabDurations {
     fn default() -> Self {
-        Self {
-            broker_op_ms: 5_000,
-            exporter_op_ms: 2_000,
-            snapshot_ms: 30_000,
-            restore_ms: 60_000,
-        }
+        Self { broker_op_ms: 5_000, exporter_op_ms: 2_000, snapshot_ms: 30_000, restore_ms: 60_000 }
     }
 }
 
 impl LabDurations {
     /// Short durations for tests (a full add-back takes about half a second).
     pub fn fast() -> Self {
-        Self {
-            broker_op_ms: 15,
-            exporter_op_ms: 5,
-            snapshot_ms: 150,
-            restore_ms: 250,
-        }
+        Self { broker_op_ms: 15, exporter_op_ms: 5, snapshot_ms: 150, restore_ms: 250 }
     }
 }
 
@@ -266,11 +256,7 @@ pub struct LabHandle {
 const APIS: [Api; 3] = [Api::Management, Api::Rest, Api::Elasticsearch];
 
 fn check_region(r: usize) -> Result<(), LabError> {
-    if r < 2 {
-        Ok(())
-    } else {
-        Err(LabError::InvalidRegion(r))
-    }
+    if r < 2 { Ok(()) } else { Err(LabError::InvalidRegion(r)) }
 }
 
 impl Lab {
@@ -281,10 +267,7 @@ impl Lab {
                 opts.cluster_size
             )));
         }
-        if opts.replication_factor == 0
-            || opts.replication_factor > opts.cluster_size
-            || opts.partition_count == 0
-        {
+        if opts.replication_factor == 0 || opts.replication_factor > opts.cluster_size || opts.partition_count == 0 {
             return Err(LabError::InvalidOptions(format!(
                 "need 1 <= replication_factor <= cluster_size and partition_count >= 1 (got rf {}, partitions {})",
                 opts.replication_factor, opts.partition_count
@@ -306,10 +289,7 @@ impl Lab {
         // Bind every port first so the routers know every URL.
         let mut offset = 0u16;
         let mut next_port = || {
-            let p = opts
-                .base_port
-                .map(|b| b.saturating_add(offset))
-                .unwrap_or(0);
+            let p = opts.base_port.map(|b| b.saturating_add(offset)).unwrap_or(0);
             offset += 1;
             p
         };
@@ -332,10 +312,7 @@ impl Lab {
             faults: Mutex::new(opts.faults.clone()),
             fault_counter: AtomicU64::new(0),
             rest_auth: opts.rest_basic_auth.clone(),
-            servers: tokio::sync::Mutex::new(Servers {
-                regions: Vec::new(),
-                control: None,
-            }),
+            servers: tokio::sync::Mutex::new(Servers { regions: Vec::new(), control: None }),
             ports,
             control_port,
         });
@@ -344,16 +321,11 @@ impl Lab {
             for (r, region_listeners) in listeners.into_iter().enumerate() {
                 let mut v = Vec::new();
                 for (listener, api) in region_listeners.into_iter().zip(APIS) {
-                    v.push(net::Server::start(
-                        listener,
-                        http::region_router(shared.clone(), r, api),
-                    )?);
+                    v.push(net::Server::start(listener, http::region_router(shared.clone(), r, api))?);
                 }
                 servers.regions.push(v);
             }
-            let control = http::control_router(LabHandle {
-                shared: shared.clone(),
-            });
+            let control = http::control_router(LabHandle { shared: shared.clone() });
             servers.control = Some(net::Server::start(control_listener, control)?);
         }
         tracing::info!(control = control_port, "lab started");
@@ -401,10 +373,7 @@ impl LabHandle {
         let mut settings = BTreeMap::new();
         settings.insert("bucket".to_string(), serde_json::json!("c8dr-lab-bucket"));
         settings.insert("client".to_string(), serde_json::json!("camunda"));
-        settings.insert(
-            "base_path".to_string(),
-            serde_json::json!("c8dr-lab-bucket/camunda-8-8-0-backups"),
-        );
+        settings.insert("base_path".to_string(), serde_json::json!("c8dr-lab-bucket/camunda-8-8-0-backups"));
         TargetConfig {
             drill_allowed: true,
             cluster_size: w.opts.cluster_size,
@@ -419,10 +388,7 @@ impl LabHandle {
                 settings,
                 ..Default::default()
             },
-            helm: HelmConfig {
-                mode: HelmMode::Lab,
-                ..Default::default()
-            },
+            helm: HelmConfig { mode: HelmMode::Lab, ..Default::default() },
             regions,
             lab_control_url: Some(self.control_url()),
         }
@@ -461,10 +427,7 @@ impl LabHandle {
         check_region(r)?;
         let mut servers = self.shared.servers.lock().await;
         let now = self.shared.now_ms();
-        self.shared
-            .world()
-            .helm(r, &req, now)
-            .map_err(|(status, message)| LabError::Rejected { status, message })?;
+        self.shared.world().helm(r, &req, now).map_err(|(status, message)| LabError::Rejected { status, message })?;
         for (i, api) in APIS.iter().enumerate() {
             let router = http::region_router(self.shared.clone(), r, *api);
             servers.regions[r][i].up(router).await?;
@@ -489,9 +452,7 @@ impl LabHandle {
 
     pub fn set_faults(&self, faults: Option<FaultConfig>) {
         *self.shared.faults.lock().unwrap_or_else(|e| e.into_inner()) = faults;
-        self.shared
-            .fault_counter
-            .store(0, std::sync::atomic::Ordering::SeqCst);
+        self.shared.fault_counter.store(0, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn set_durations(&self, durations: LabDurations) {

@@ -62,11 +62,7 @@ impl KillIo {
 }
 
 impl AsyncRead for KillIo {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         if self.check(cx) {
             return Poll::Ready(Ok(()));
         }
@@ -75,11 +71,7 @@ impl AsyncRead for KillIo {
 }
 
 impl AsyncWrite for KillIo {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         if self.check(cx) {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
@@ -150,10 +142,7 @@ pub struct Server {
 impl Server {
     /// Serves on an already bound listener (no window in which another process takes the port).
     pub fn start(listener: TcpListener, router: Router) -> io::Result<Self> {
-        let mut s = Self {
-            port: listener.local_addr()?.port(),
-            running: None,
-        };
+        let mut s = Self { port: listener.local_addr()?.port(), running: None };
         s.serve(listener, router);
         Ok(s)
     }
@@ -173,10 +162,7 @@ impl Server {
 
     fn serve(&mut self, listener: TcpListener, router: Router) {
         let (kill_tx, kill_rx) = watch::channel(false);
-        let listener = KillListener {
-            inner: listener,
-            server_kill: kill_rx,
-        };
+        let listener = KillListener { inner: listener, server_kill: kill_rx };
         let task = tokio::spawn(async move {
             let svc = router.into_make_service_with_connect_info::<ConnHandle>();
             if let Err(e) = axum::serve(listener, svc).await {

@@ -143,14 +143,13 @@ impl LabState {
                             .repositories
                             .keys()
                             .flat_map(|repo| {
-                                w.visible_snapshots(r, repo, now_ms)
-                                    .unwrap_or_default()
-                                    .into_iter()
-                                    .map(|s| SnapshotState {
+                                w.visible_snapshots(r, repo, now_ms).unwrap_or_default().into_iter().map(|s| {
+                                    SnapshotState {
                                         repository: repo.clone(),
                                         state: s.state(now_ms).into(),
                                         name: s.name,
-                                    })
+                                    }
+                                })
                             })
                             .collect(),
                         templates: es.templates,
@@ -217,21 +216,14 @@ impl LabState {
             exporters: c
                 .exporter_types
                 .keys()
-                .map(|e| ExporterStatus {
-                    exporter_id: e.clone(),
-                    status: c.exporter_status(e).into(),
-                })
+                .map(|e| ExporterStatus { exporter_id: e.clone(), status: c.exporter_status(e).into() })
                 .collect(),
             exporting: w.exporting,
             exporting_paused: w.exporting != Exporting::Running,
             export_queues: w.queues.iter().map(|(k, q)| (k.clone(), q.len())).collect(),
             process_instances: w.instance_count,
             work_ms: w.work_ms,
-            bucket: w
-                .bucket
-                .iter()
-                .map(|(k, m)| (k.clone(), m.keys().cloned().collect()))
-                .collect(),
+            bucket: w.bucket.iter().map(|(k, m)| (k.clone(), m.keys().cloned().collect())).collect(),
         }
     }
 
@@ -240,19 +232,12 @@ impl LabState {
     }
 
     pub fn exporter_status(&self, id: &str) -> Option<&str> {
-        self.exporters
-            .iter()
-            .find(|e| e.exporter_id == id)
-            .map(|e| e.status.as_str())
+        self.exporters.iter().find(|e| e.exporter_id == id).map(|e| e.status.as_str())
     }
 
     /// Process instances a region's Elasticsearch holds (Operate's list view).
     pub fn exported_instances(&self, r: usize) -> usize {
-        self.regions[r]
-            .elasticsearch
-            .as_ref()
-            .and_then(|es| es.indices.get(es::INDEX_LIST_VIEW).copied())
-            .unwrap_or(0)
+        self.regions[r].elasticsearch.as_ref().and_then(|es| es.indices.get(es::INDEX_LIST_VIEW).copied()).unwrap_or(0)
     }
 
     /// What differs from a fully restored dual-region installation: all brokers members and
@@ -282,18 +267,10 @@ impl LabState {
             }
         }
         if self.cluster.partitions.len() != e.partition_count as usize {
-            problems.push(format!(
-                "{} partitions, expected {}",
-                self.cluster.partitions.len(),
-                e.partition_count
-            ));
+            problems.push(format!("{} partitions, expected {}", self.cluster.partitions.len(), e.partition_count));
         }
         if let Some(pc) = &self.cluster.pending_change {
-            problems.push(format!(
-                "change {} is still pending ({} operations left)",
-                pc.id,
-                pc.pending.len()
-            ));
+            problems.push(format!("change {} is still pending ({} operations left)", pc.id, pc.pending.len()));
         }
         for r in 0..2 {
             let id = format!("camundaregion{r}");
@@ -310,22 +287,15 @@ impl LabState {
                 problems.push(format!("region {} is not up", reg.region));
                 continue;
             }
-            if !(reg.profiles.iter().any(|p| p == "operate")
-                && reg.profiles.iter().any(|p| p == "tasklist"))
-            {
-                problems.push(format!(
-                    "region {} runs without Operate/Tasklist: profiles {:?}",
-                    reg.region, reg.profiles
-                ));
+            if !(reg.profiles.iter().any(|p| p == "operate") && reg.profiles.iter().any(|p| p == "tasklist")) {
+                problems
+                    .push(format!("region {} runs without Operate/Tasklist: profiles {:?}", reg.region, reg.profiles));
             }
             match &reg.elasticsearch {
                 None => problems.push(format!("region {} has no Elasticsearch", reg.region)),
                 Some(es) => {
                     if es.health != "green" {
-                        problems.push(format!(
-                            "Elasticsearch of region {} is {}",
-                            reg.region, es.health
-                        ));
+                        problems.push(format!("Elasticsearch of region {} is {}", reg.region, es.health));
                     }
                     let have = self.exported_instances(reg.region);
                     if have as u64 != self.process_instances {
@@ -337,10 +307,6 @@ impl LabState {
                 }
             }
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems)
-        }
+        if problems.is_empty() { Ok(()) } else { Err(problems) }
     }
 }

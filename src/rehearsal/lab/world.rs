@@ -27,10 +27,7 @@ pub fn message(status: u16, msg: impl Into<String>) -> Reply {
 pub fn es_error(status: u16, kind: &str, reason: impl Into<String>) -> Reply {
     let reason = reason.into();
     let cause = json!({"type": kind, "reason": reason});
-    (
-        status,
-        json!({"error": {"root_cause": [cause], "type": kind, "reason": reason}, "status": status}),
-    )
+    (status, json!({"error": {"root_cause": [cause], "type": kind, "reason": reason}, "status": status}))
 }
 
 /// REST v2 problem detail.
@@ -137,11 +134,7 @@ pub fn region_of(b: BrokerId) -> usize {
 }
 
 fn exporter_region(id: &str) -> Option<usize> {
-    id.chars()
-        .last()
-        .and_then(|c| c.to_digit(10))
-        .map(|d| d as usize)
-        .filter(|r| *r < 2)
+    id.chars().last().and_then(|c| c.to_digit(10)).map(|d| d as usize).filter(|r| *r < 2)
 }
 
 impl World {
@@ -150,19 +143,11 @@ impl World {
         for r in 0..2 {
             exporters.insert(format!("camundaregion{r}"), CAMUNDA_EXPORTER.to_string());
             if opts.legacy_exporters {
-                exporters.insert(
-                    format!("elasticsearchregion{r}"),
-                    LEGACY_EXPORTER.to_string(),
-                );
+                exporters.insert(format!("elasticsearchregion{r}"), LEGACY_EXPORTER.to_string());
             }
         }
-        let cluster = Cluster::new(
-            opts.cluster_size,
-            opts.partition_count,
-            opts.replication_factor,
-            &exporters,
-            now_ms,
-        );
+        let cluster =
+            Cluster::new(opts.cluster_size, opts.partition_count, opts.replication_factor, &exporters, now_ms);
         let region = |r| RegionSim {
             kubernetes: true,
             release: true,
@@ -175,10 +160,7 @@ impl World {
             regions: [region(0), region(1)],
             cluster,
             exporting: Exporting::Running,
-            queues: exporters
-                .keys()
-                .map(|e| (e.clone(), VecDeque::new()))
-                .collect(),
+            queues: exporters.keys().map(|e| (e.clone(), VecDeque::new())).collect(),
             definitions: Vec::new(),
             instance_count: 0,
             bucket: BTreeMap::new(),
@@ -195,17 +177,8 @@ impl World {
 
     /// Brokers that run and gossip (members or not).
     pub fn alive(&self) -> BTreeSet<BrokerId> {
-        let max = self
-            .cluster
-            .brokers
-            .keys()
-            .max()
-            .map(|m| m + 1)
-            .unwrap_or(0)
-            .max(self.opts.cluster_size);
-        (0..max)
-            .filter(|b| self.regions[region_of(*b)].running())
-            .collect()
+        let max = self.cluster.brokers.keys().max().map(|m| m + 1).unwrap_or(0).max(self.opts.cluster_size);
+        (0..max).filter(|b| self.regions[region_of(*b)].running()).collect()
     }
 
     // ---- time --------------------------------------------------------------------------------
@@ -230,18 +203,14 @@ impl World {
         }
         for ev in events {
             match ev {
-                ChangeEvent::Applied(Op::PartitionEnableExporter {
-                    exporter,
-                    initialize_from: Some(src),
-                    ..
-                }) => {
+                ChangeEvent::Applied(Op::PartitionEnableExporter { exporter, initialize_from: Some(src), .. }) => {
                     // The exporter continues from the source exporter's position.
                     let q = self.queues.get(&src).cloned().unwrap_or_default();
                     self.queues.insert(exporter, q);
                 }
                 ChangeEvent::Applied(Op::PartitionDisableExporter { exporter, .. }) => {
-                    let any_enabled = (1..=self.cluster.partition_count)
-                        .any(|p| self.cluster.exporter_enabled_on(&exporter, p));
+                    let any_enabled =
+                        (1..=self.cluster.partition_count).any(|p| self.cluster.exporter_enabled_on(&exporter, p));
                     if !any_enabled {
                         self.queues.insert(exporter, VecDeque::new());
                     }
@@ -262,11 +231,7 @@ impl World {
             let Some(region) = exporter_region(&id) else {
                 continue;
             };
-            let legacy = self
-                .cluster
-                .exporter_types
-                .get(&id)
-                .is_some_and(|t| t == LEGACY_EXPORTER);
+            let legacy = self.cluster.exporter_types.get(&id).is_some_and(|t| t == LEGACY_EXPORTER);
             while let Some(rec) = self.queues.get(&id).and_then(|q| q.front()).cloned() {
                 let r = &mut self.regions[region];
                 if !r.running() {
@@ -274,10 +239,7 @@ impl World {
                 }
                 let Some(es) = r.es.as_mut() else { break };
                 let docs: Vec<(String, Value)> = if legacy {
-                    rec.docs
-                        .iter()
-                        .map(|(_, d)| (es::INDEX_LEGACY_RECORDS.to_string(), d.clone()))
-                        .collect()
+                    rec.docs.iter().map(|(_, d)| (es::INDEX_LEGACY_RECORDS.to_string(), d.clone())).collect()
                 } else {
                     rec.docs.clone()
                 };
@@ -339,13 +301,7 @@ impl World {
         })
     }
 
-    pub fn patch_cluster(
-        &mut self,
-        req: &PatchRequest,
-        force: bool,
-        dry_run: bool,
-        now_ms: i64,
-    ) -> Reply {
+    pub fn patch_cluster(&mut self, req: &PatchRequest, force: bool, dry_run: bool, now_ms: i64) -> Reply {
         if let Some(c) = self.conflict() {
             return c;
         }
@@ -382,9 +338,7 @@ impl World {
             let id = self.cluster.last_change.as_ref().map(|c| c.id).unwrap_or(0);
             return (status, self.cluster.planned_json(id, &ops, now_ms));
         }
-        let body = self
-            .cluster
-            .planned_json(self.cluster.next_change_id, &ops, now_ms);
+        let body = self.cluster.planned_json(self.cluster.next_change_id, &ops, now_ms);
         if !dry_run {
             self.cluster.start_change(ops, now_ms);
             self.advance(now_ms);
@@ -420,13 +374,7 @@ impl World {
             if found < members.len() || members.is_empty() {
                 let leaders: Vec<String> = (1..=self.cluster.partition_count)
                     .map(|q| {
-                        format!(
-                            "{q}={}",
-                            self.cluster
-                                .leader(q, &alive)
-                                .map(|b| b.to_string())
-                                .unwrap_or("-1".into())
-                        )
+                        format!("{q}={}", self.cluster.leader(q, &alive).map(|b| b.to_string()).unwrap_or("-1".into()))
                     })
                     .collect();
                 return Some(format!(
@@ -442,10 +390,7 @@ impl World {
 
     pub fn exporting(&mut self, action: &str, soft: bool, now_ms: i64) -> Reply {
         if let Some(msg) = self.missing_members() {
-            return (
-                200,
-                json!({"body": {"message": msg}, "status": 500, "contentType": null}),
-            );
+            return (200, json!({"body": {"message": msg}, "status": 500, "contentType": null}));
         }
         self.exporting = match (action, soft) {
             ("pause", true) => Exporting::SoftPaused,
@@ -453,10 +398,7 @@ impl World {
             _ => Exporting::Running,
         };
         self.flush(now_ms);
-        (
-            200,
-            json!({"body": null, "status": 204, "contentType": null}),
-        )
+        (200, json!({"body": null, "status": 204, "contentType": null}))
     }
 
     // ---- REST v2 ------------------------------------------------------------------------------
@@ -523,28 +465,17 @@ impl World {
             );
         }
         if resources.is_empty() {
-            return problem(
-                400,
-                "INVALID_ARGUMENT",
-                "No resources given (multipart part `resources`).",
-                PATH,
-            );
+            return problem(400, "INVALID_ARGUMENT", "No resources given (multipart part `resources`).", PATH);
         }
         let mut parsed = Vec::new();
         for (name, xml) in &resources {
             match parse_bpmn(xml) {
-                Ok(procs) => parsed.extend(
-                    procs
-                        .into_iter()
-                        .map(|(id, n, ut)| (name.clone(), xml.clone(), id, n, ut)),
-                ),
+                Ok(procs) => parsed.extend(procs.into_iter().map(|(id, n, ut)| (name.clone(), xml.clone(), id, n, ut))),
                 Err(e) => {
                     return problem(
                         400,
                         "INVALID_ARGUMENT",
-                        format!(
-                            "Command 'CREATE' rejected with code 'INVALID_ARGUMENT': '{name}': {e}"
-                        ),
+                        format!("Command 'CREATE' rejected with code 'INVALID_ARGUMENT': '{name}': {e}"),
                         PATH,
                     );
                 }
@@ -553,12 +484,7 @@ impl World {
         let deployment_key = self.next_key(1);
         let mut deployments = Vec::new();
         for (resource_name, xml, id, name, has_user_task) in parsed {
-            let latest = self
-                .definitions
-                .iter()
-                .filter(|d| d.bpmn_process_id == id)
-                .max_by_key(|d| d.version)
-                .cloned();
+            let latest = self.definitions.iter().filter(|d| d.bpmn_process_id == id).max_by_key(|d| d.version).cloned();
             let def = match latest {
                 Some(d) if d.resource == xml => d,
                 other => {
@@ -578,9 +504,7 @@ impl World {
                     });
                     self.produce(
                         1,
-                        ExportRecord {
-                            docs: vec![(es::INDEX_PROCESS_DEFINITION.to_string(), doc)],
-                        },
+                        ExportRecord { docs: vec![(es::INDEX_PROCESS_DEFINITION.to_string(), doc)] },
                         now_ms,
                     );
                     def
@@ -591,10 +515,7 @@ impl World {
                 "resourceName": def.resource_name, "tenantId": TENANT, "processDefinitionKey": def.key.to_string(),
             }}));
         }
-        (
-            200,
-            json!({"deploymentKey": deployment_key.to_string(), "tenantId": TENANT, "deployments": deployments}),
-        )
+        (200, json!({"deploymentKey": deployment_key.to_string(), "tenantId": TENANT, "deployments": deployments}))
     }
 
     pub fn create_instance(&mut self, body: &Value, now_ms: i64) -> Reply {
@@ -606,12 +527,9 @@ impl World {
             _ => None,
         });
         let def = match (by_id, by_key) {
-            (Some(id), _) => self
-                .definitions
-                .iter()
-                .filter(|d| d.bpmn_process_id == id)
-                .max_by_key(|d| d.version)
-                .cloned(),
+            (Some(id), _) => {
+                self.definitions.iter().filter(|d| d.bpmn_process_id == id).max_by_key(|d| d.version).cloned()
+            }
             (None, Some(k)) => self.definitions.iter().find(|d| d.key == k).cloned(),
             (None, None) => {
                 return problem(
@@ -630,9 +548,7 @@ impl World {
             return problem(
                 503,
                 "UNAVAILABLE",
-                format!(
-                    "Expected to handle REST API request, but no leader was found for partition {partition}"
-                ),
+                format!("Expected to handle REST API request, but no leader was found for partition {partition}"),
                 PATH,
             );
         }
@@ -642,10 +558,7 @@ impl World {
                 "NOT_FOUND",
                 format!(
                     "Command 'CREATE' rejected with code 'NOT_FOUND': Expected to find process definition with process ID '{}', but none found",
-                    by_id
-                        .map(str::to_string)
-                        .or(by_key.map(|k| k.to_string()))
-                        .unwrap_or_default()
+                    by_id.map(str::to_string).or(by_key.map(|k| k.to_string())).unwrap_or_default()
                 ),
                 PATH,
             );
@@ -680,24 +593,14 @@ impl World {
     }
 
     /// Search answered from the region's Elasticsearch only.
-    pub fn search(
-        &self,
-        region: usize,
-        index: &str,
-        body: &Value,
-        map: impl Fn(&Value) -> Value,
-    ) -> Reply {
+    pub fn search(&self, region: usize, index: &str, body: &Value, map: impl Fn(&Value) -> Value) -> Reply {
         let docs: Vec<Value> = self.regions[region]
             .es
             .as_ref()
             .and_then(|es| es.indices.get(index))
             .map(|i| i.docs.iter().map(&map).collect())
             .unwrap_or_default();
-        let filter = body
-            .get("filter")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
+        let filter = body.get("filter").and_then(Value::as_object).cloned().unwrap_or_default();
         let matched: Vec<Value> = docs
             .into_iter()
             .filter(|d| {
@@ -713,14 +616,8 @@ impl World {
             })
             .collect();
         let page = body.get("page");
-        let from = page
-            .and_then(|p| p.get("from"))
-            .and_then(Value::as_u64)
-            .unwrap_or(0) as usize;
-        let limit = page
-            .and_then(|p| p.get("limit"))
-            .and_then(Value::as_u64)
-            .unwrap_or(100) as usize;
+        let from = page.and_then(|p| p.get("from")).and_then(Value::as_u64).unwrap_or(0) as usize;
+        let limit = page.and_then(|p| p.get("limit")).and_then(Value::as_u64).unwrap_or(100) as usize;
         let total = matched.len();
         let items: Vec<Value> = matched.into_iter().skip(from).take(limit).collect();
         (200, json!({"items": items, "page": {"totalItems": total}}))
@@ -754,18 +651,13 @@ impl World {
         if !reg.kubernetes {
             return Err((
                 409,
-                format!(
-                    "region {r}: the Kubernetes cluster is unreachable (region lost); recreate it first"
-                ),
+                format!("region {r}: the Kubernetes cluster is unreachable (region lost); recreate it first"),
             ));
         }
         match req.action {
             HelmAction::Install => {
                 if reg.release {
-                    return Err((
-                        409,
-                        "INSTALLATION FAILED: cannot re-use a name that is still in use".into(),
-                    ));
+                    return Err((409, "INSTALLATION FAILED: cannot re-use a name that is still in use".into()));
                 }
                 reg.release = true;
                 reg.pvcs = pvcs;
@@ -777,10 +669,7 @@ impl World {
             }
             HelmAction::Upgrade => {
                 if !reg.release {
-                    return Err((
-                        404,
-                        "UPGRADE FAILED: \"camunda\" has no deployed releases".into(),
-                    ));
+                    return Err((404, "UPGRADE FAILED: \"camunda\" has no deployed releases".into()));
                 }
                 reg.webapps = req.webapps;
                 reg.create_schema = req.create_schema;
@@ -806,10 +695,7 @@ impl World {
     // ---- Elasticsearch ---------------------------------------------------------------------------
 
     fn es_mut(&mut self, r: usize) -> Result<&mut Elasticsearch, Reply> {
-        self.regions[r]
-            .es
-            .as_mut()
-            .ok_or_else(|| es_error(503, "cluster_block_exception", "cluster not ready"))
+        self.regions[r].es.as_mut().ok_or_else(|| es_error(503, "cluster_block_exception", "cluster not ready"))
     }
 
     pub fn es(&self, r: usize) -> Option<&Elasticsearch> {
@@ -817,26 +703,14 @@ impl World {
     }
 
     pub fn put_repository(&mut self, r: usize, repo: &str, body: &Value) -> Reply {
-        let kind = body
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let settings = body
-            .get("settings")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
+        let kind = body.get("type").and_then(Value::as_str).unwrap_or("").to_string();
+        let settings = body.get("settings").and_then(Value::as_object).cloned().unwrap_or_default();
         let needs = match kind.as_str() {
             "s3" | "gcs" => Some("bucket"),
             "azure" => None,
             "fs" | "url" => Some("location"),
             "" => {
-                return es_error(
-                    400,
-                    "action_request_validation_exception",
-                    "Validation Failed: 1: type is missing;",
-                );
+                return es_error(400, "action_request_validation_exception", "Validation Failed: 1: type is missing;");
             }
             other => {
                 return es_error(
@@ -860,8 +734,7 @@ impl World {
             Ok(es) => es,
             Err(e) => return e,
         };
-        es.repositories
-            .insert(repo.to_string(), es::Repository { kind, settings });
+        es.repositories.insert(repo.to_string(), es::Repository { kind, settings });
         (200, json!({"acknowledged": true}))
     }
 
@@ -871,11 +744,7 @@ impl World {
             Err(e) => return e,
         };
         if es.repositories.remove(repo).is_none() {
-            return es_error(
-                404,
-                "repository_missing_exception",
-                format!("[{repo}] missing"),
-            );
+            return es_error(404, "repository_missing_exception", format!("[{repo}] missing"));
         }
         (200, json!({"acknowledged": true}))
     }
@@ -887,10 +756,7 @@ impl World {
         let mut out = serde_json::Map::new();
         for (name, rp) in &es.repositories {
             if repo.is_none_or(|x| x == name || x == "_all" || es::wildcard(x, name)) {
-                out.insert(
-                    name.clone(),
-                    json!({"type": rp.kind, "settings": rp.settings}),
-                );
+                out.insert(name.clone(), json!({"type": rp.kind, "settings": rp.settings}));
             }
         }
         if let Some(x) = repo
@@ -898,69 +764,36 @@ impl World {
             && !x.contains('*')
             && x != "_all"
         {
-            return es_error(
-                404,
-                "repository_missing_exception",
-                format!("[{x}] missing"),
-            );
+            return es_error(404, "repository_missing_exception", format!("[{x}] missing"));
         }
         (200, Value::Object(out))
     }
 
     fn repository(&self, r: usize, repo: &str) -> Result<es::Repository, Reply> {
         let Some(es) = self.es(r) else {
-            return Err(es_error(
-                503,
-                "cluster_block_exception",
-                "cluster not ready",
-            ));
+            return Err(es_error(503, "cluster_block_exception", "cluster not ready"));
         };
-        es.repositories.get(repo).cloned().ok_or_else(|| {
-            es_error(
-                404,
-                "repository_missing_exception",
-                format!("[{repo}] missing"),
-            )
-        })
+        es.repositories
+            .get(repo)
+            .cloned()
+            .ok_or_else(|| es_error(404, "repository_missing_exception", format!("[{repo}] missing")))
     }
 
     /// Snapshots of a repository as region `r` sees them (in-progress ones only where they run).
-    pub fn visible_snapshots(
-        &self,
-        r: usize,
-        repo: &str,
-        now_ms: i64,
-    ) -> Result<Vec<StoredSnapshot>, Reply> {
+    pub fn visible_snapshots(&self, r: usize, repo: &str, now_ms: i64) -> Result<Vec<StoredSnapshot>, Reply> {
         let rp = self.repository(r, repo)?;
         Ok(self
             .bucket
             .get(&rp.location())
-            .map(|m| {
-                m.values()
-                    .filter(|s| s.finished(now_ms) || s.origin_region == r)
-                    .cloned()
-                    .collect()
-            })
+            .map(|m| m.values().filter(|s| s.finished(now_ms) || s.origin_region == r).cloned().collect())
             .unwrap_or_default())
     }
 
-    pub fn find_snapshot(
-        &self,
-        r: usize,
-        repo: &str,
-        snap: &str,
-        now_ms: i64,
-    ) -> Result<StoredSnapshot, Reply> {
+    pub fn find_snapshot(&self, r: usize, repo: &str, snap: &str, now_ms: i64) -> Result<StoredSnapshot, Reply> {
         self.visible_snapshots(r, repo, now_ms)?
             .into_iter()
             .find(|s| s.name == snap)
-            .ok_or_else(|| {
-                es_error(
-                    404,
-                    "snapshot_missing_exception",
-                    format!("[{repo}:{snap}] is missing"),
-                )
-            })
+            .ok_or_else(|| es_error(404, "snapshot_missing_exception", format!("[{repo}:{snap}] is missing")))
     }
 
     pub fn create_snapshot(
@@ -1004,25 +837,12 @@ impl World {
                 format!("[{repo}:{snap}] Invalid snapshot name [{snap}], {why}"),
             ));
         }
-        let include_global_state = body
-            .get("include_global_state")
-            .and_then(Value::as_bool)
-            .unwrap_or(true);
-        let partial = body
-            .get("partial")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let es = self
-            .es(r)
-            .ok_or_else(|| es_error(503, "cluster_block_exception", "cluster not ready"))?;
+        let include_global_state = body.get("include_global_state").and_then(Value::as_bool).unwrap_or(true);
+        let partial = body.get("partial").and_then(Value::as_bool).unwrap_or(false);
+        let es = self.es(r).ok_or_else(|| es_error(503, "cluster_block_exception", "cluster not ready"))?;
         let names = match body.get("indices") {
             Some(Value::String(s)) => es.resolve(s),
-            Some(Value::Array(a)) => es.resolve(
-                &a.iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
+            Some(Value::Array(a)) => es.resolve(&a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")),
             _ => es.indices.keys().cloned().collect(),
         };
         let mut indices = BTreeMap::new();
@@ -1054,10 +874,7 @@ impl World {
             start_ms: now_ms,
             end_ms: now_ms + self.opts.durations.snapshot_ms as i64,
         };
-        self.bucket
-            .entry(location)
-            .or_default()
-            .insert(snap.to_string(), stored.clone());
+        self.bucket.entry(location).or_default().insert(snap.to_string(), stored.clone());
         self.work_ms += self.opts.durations.snapshot_ms;
         Ok(stored)
     }
@@ -1090,16 +907,10 @@ impl World {
             return Err(es_error(
                 500,
                 "snapshot_restore_exception",
-                format!(
-                    "[{repo}:{snap}/{}] cannot restore a snapshot that is still in progress",
-                    s.uuid
-                ),
+                format!("[{repo}:{snap}/{}] cannot restore a snapshot that is still in progress", s.uuid),
             ));
         }
-        let global = body
-            .get("include_global_state")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+        let global = body.get("include_global_state").and_then(Value::as_bool).unwrap_or(false);
         if global && !s.include_global_state {
             return Err(es_error(
                 500,
@@ -1111,19 +922,12 @@ impl World {
             ));
         }
         let wanted: Vec<String> = match body.get("indices") {
-            Some(Value::String(x)) => s
-                .indices
-                .keys()
-                .filter(|n| x.split(',').any(|p| es::wildcard(p.trim(), n)))
-                .cloned()
-                .collect(),
+            Some(Value::String(x)) => {
+                s.indices.keys().filter(|n| x.split(',').any(|p| es::wildcard(p.trim(), n))).cloned().collect()
+            }
             Some(Value::Array(a)) => {
                 let pats: Vec<&str> = a.iter().filter_map(Value::as_str).collect();
-                s.indices
-                    .keys()
-                    .filter(|n| pats.iter().any(|p| es::wildcard(p, n)))
-                    .cloned()
-                    .collect()
+                s.indices.keys().filter(|n| pats.iter().any(|p| es::wildcard(p, n))).cloned().collect()
             }
             _ => s.indices.keys().cloned().collect(),
         };
@@ -1174,11 +978,7 @@ impl World {
         };
         let names = es.resolve(expr);
         if names.is_empty() && !expr.contains('*') {
-            return es_error(
-                404,
-                "index_not_found_exception",
-                format!("no such index [{expr}]"),
-            );
+            return es_error(404, "index_not_found_exception", format!("no such index [{expr}]"));
         }
         for n in names {
             es.indices.remove(&n);
@@ -1193,11 +993,7 @@ impl World {
         };
         let names = es.resolve(expr);
         if names.is_empty() {
-            return es_error(
-                404,
-                "index_not_found_exception",
-                format!("no such index [{expr}]"),
-            );
+            return es_error(404, "index_not_found_exception", format!("no such index [{expr}]"));
         }
         let mut out = serde_json::Map::new();
         for n in names {
@@ -1206,10 +1002,7 @@ impl World {
             }
             out.insert(n, json!({"closed": true}));
         }
-        (
-            200,
-            json!({"acknowledged": true, "shards_acknowledged": true, "indices": out}),
-        )
+        (200, json!({"acknowledged": true, "shards_acknowledged": true, "indices": out}))
     }
 }
 
@@ -1222,9 +1015,7 @@ fn parse_bpmn(xml: &str) -> Result<Vec<(String, String, bool)>, String> {
         .filter_map(|n| {
             let id = n.attribute("id")?.to_string();
             let name = n.attribute("name").unwrap_or(&id).to_string();
-            let ut = n
-                .descendants()
-                .any(|c| c.is_element() && c.tag_name().name() == "userTask");
+            let ut = n.descendants().any(|c| c.is_element() && c.tag_name().name() == "userTask");
             Some((id, name, ut))
         })
         .collect();
@@ -1245,12 +1036,7 @@ mod tests {
                 partition_count: 8,
                 replication_factor: 4,
                 legacy_exporters: false,
-                durations: LabDurations {
-                    broker_op_ms: 10,
-                    exporter_op_ms: 10,
-                    snapshot_ms: 10,
-                    restore_ms: 10,
-                },
+                durations: LabDurations { broker_op_ms: 10, exporter_op_ms: 10, snapshot_ms: 10, restore_ms: 10 },
                 stuck_adds: false,
                 exporter_flip_on_restart: false,
             },
@@ -1262,45 +1048,25 @@ mod tests {
     fn pause_fails_while_an_added_broker_is_still_joining() {
         let mut w = world();
         w.lose_region(1, 0);
-        let remove = PatchRequest {
-            remove: vec![1, 3, 5, 7],
-            ..Default::default()
-        };
+        let remove = PatchRequest { remove: vec![1, 3, 5, 7], ..Default::default() };
         assert_eq!(w.patch_cluster(&remove, true, false, 0).0, 202);
         w.advance(1_000);
         assert!(w.cluster.pending.is_none());
         w.recreate_region(1);
-        let install = HelmRequest {
-            action: HelmAction::Install,
-            webapps: false,
-            create_schema: false,
-        };
+        let install = HelmRequest { action: HelmAction::Install, webapps: false, create_schema: false };
         w.helm(1, &install, 1_000).unwrap();
-        let add = PatchRequest {
-            add: vec![1, 3, 5, 7],
-            replication_factor: Some(4),
-            ..Default::default()
-        };
+        let add = PatchRequest { add: vec![1, 3, 5, 7], replication_factor: Some(4), ..Default::default() };
         assert_eq!(w.patch_cluster(&add, false, false, 1_000).0, 202);
         // Four BROKER_ADDs done, the first PARTITION_JOIN (partition 1, broker 1) under way.
         w.advance(1_045);
         let cluster = w.cluster.to_json("c");
-        let b1 = cluster["brokers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|b| b["id"] == 1)
-            .unwrap()
-            .clone();
+        let b1 = cluster["brokers"].as_array().unwrap().iter().find(|b| b["id"] == 1).unwrap().clone();
         assert_eq!(b1["partitions"][0]["state"], "JOINING", "{b1}");
         let (status, body) = w.exporting("pause", false, 1_045);
         assert_eq!(status, 200);
         assert_eq!(body["status"], 500);
         let msg = body["body"]["message"].as_str().unwrap();
-        assert!(
-            msg.starts_with("Expected 3 members of partition 1 but found 2"),
-            "{msg}"
-        );
+        assert!(msg.starts_with("Expected 3 members of partition 1 but found 2"), "{msg}");
         // Partition 1 keeps its leader meanwhile; once joined, pausing works.
         assert!(w.cluster.leader(1, &w.alive()).is_some());
         w.advance(10_000);

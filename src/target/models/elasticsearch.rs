@@ -104,9 +104,7 @@ pub struct ShardsSummary {
     pub successful: u64,
 }
 
-fn names_or_keys<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Vec<String>, D::Error> {
+fn names_or_keys<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
     let value = serde_json::Value::deserialize(deserializer)?;
     Ok(match value {
         serde_json::Value::Array(items) => items
@@ -219,18 +217,14 @@ pub(crate) struct WireRecoverySize {
 /// Flattens `GET /_recovery` (`{"<index>":{"shards":[..]}}`) into shard recoveries, sorted by
 /// index and shard.
 pub fn parse_recoveries(body: &serde_json::Value) -> Result<Vec<ShardRecovery>, String> {
-    let object = body
-        .as_object()
-        .ok_or_else(|| "expected a JSON object keyed by index".to_string())?;
+    let object = body.as_object().ok_or_else(|| "expected a JSON object keyed by index".to_string())?;
     let mut out = Vec::new();
     for (index, value) in object {
-        let entry: IndexRecoveries = serde_json::from_value(value.clone())
-            .map_err(|e| format!("recoveries of index {index}: {e}"))?;
+        let entry: IndexRecoveries =
+            serde_json::from_value(value.clone()).map_err(|e| format!("recoveries of index {index}: {e}"))?;
         for shard in entry.shards {
             let percent = match shard.index.size.percent {
-                Some(serde_json::Value::String(s)) => {
-                    s.trim().trim_end_matches('%').parse::<f64>().ok()
-                }
+                Some(serde_json::Value::String(s)) => s.trim().trim_end_matches('%').parse::<f64>().ok(),
                 Some(serde_json::Value::Number(n)) => n.as_f64(),
                 _ => None,
             };
@@ -282,13 +276,7 @@ pub struct IndexInfo {
 
 /// Index name prefixes written by Camunda 8.8 (and 8.7 legacy / Optimize): the indices a
 /// failback restores and that must not exist (open) in the recreated region before it.
-pub const CAMUNDA_INDEX_PREFIXES: &[&str] = &[
-    "camunda-",
-    "operate-",
-    "tasklist-",
-    "zeebe-record",
-    "optimize-",
-];
+pub const CAMUNDA_INDEX_PREFIXES: &[&str] = &["camunda-", "operate-", "tasklist-", "zeebe-record", "optimize-"];
 
 /// The index belongs to Camunda (one of [`CAMUNDA_INDEX_PREFIXES`]).
 pub fn is_camunda_index(name: &str) -> bool {

@@ -283,26 +283,14 @@ pub struct PartitionsPatch {
 impl ClusterPatch {
     /// `{"brokers":{"remove":[..]}}` (send with `force=true` to force-remove lost brokers).
     pub fn remove_brokers(ids: &[u32]) -> Self {
-        Self {
-            brokers: Some(BrokersPatch {
-                remove: ids.to_vec(),
-                ..Default::default()
-            }),
-            partitions: None,
-        }
+        Self { brokers: Some(BrokersPatch { remove: ids.to_vec(), ..Default::default() }), partitions: None }
     }
 
     /// `{"brokers":{"add":[..]},"partitions":{"replicationFactor":rf}}` (never with force).
     pub fn add_brokers(ids: &[u32], replication_factor: Option<u32>) -> Self {
         Self {
-            brokers: Some(BrokersPatch {
-                add: ids.to_vec(),
-                ..Default::default()
-            }),
-            partitions: replication_factor.map(|rf| PartitionsPatch {
-                count: None,
-                replication_factor: Some(rf),
-            }),
+            brokers: Some(BrokersPatch { add: ids.to_vec(), ..Default::default() }),
+            partitions: replication_factor.map(|rf| PartitionsPatch { count: None, replication_factor: Some(rf) }),
         }
     }
 }
@@ -314,33 +302,21 @@ mod tests {
     #[test]
     fn patch_omits_absent_parts() {
         let p = ClusterPatch::remove_brokers(&[1, 3, 5, 7]);
-        assert_eq!(
-            serde_json::to_string(&p).unwrap(),
-            r#"{"brokers":{"remove":[1,3,5,7]}}"#
-        );
+        assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"brokers":{"remove":[1,3,5,7]}}"#);
         let p = ClusterPatch::add_brokers(&[1, 3], Some(4));
         assert_eq!(
             serde_json::to_string(&p).unwrap(),
             r#"{"brokers":{"add":[1,3]},"partitions":{"replicationFactor":4}}"#
         );
         let p = ClusterPatch {
-            brokers: Some(BrokersPatch {
-                count: Some(8),
-                ..Default::default()
-            }),
-            partitions: Some(PartitionsPatch {
-                count: Some(8),
-                replication_factor: Some(4),
-            }),
+            brokers: Some(BrokersPatch { count: Some(8), ..Default::default() }),
+            partitions: Some(PartitionsPatch { count: Some(8), replication_factor: Some(4) }),
         };
         assert_eq!(
             serde_json::to_string(&p).unwrap(),
             r#"{"brokers":{"count":8},"partitions":{"count":8,"replicationFactor":4}}"#
         );
-        assert_eq!(
-            serde_json::to_string(&ClusterPatch::default()).unwrap(),
-            "{}"
-        );
+        assert_eq!(serde_json::to_string(&ClusterPatch::default()).unwrap(), "{}");
     }
 
     #[test]
@@ -353,15 +329,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.broker_ids(), vec![0, 2]);
-        assert_eq!(
-            t.broker(0).unwrap().state,
-            BrokerStatus::Unknown("UNKNOWN".into())
-        );
+        assert_eq!(t.broker(0).unwrap().state, BrokerStatus::Unknown("UNKNOWN".into()));
         assert_eq!(t.replicas_per_partition().get(&1), Some(&2));
-        assert_eq!(
-            t.exporter_states("camundaregion0"),
-            vec![&ExporterState::Enabled]
-        );
+        assert_eq!(t.exporter_states("camundaregion0"), vec![&ExporterState::Enabled]);
         assert!(t.last_change.is_none() && t.pending_change.is_none());
     }
 }

@@ -73,34 +73,26 @@ pub(crate) use open_enum;
 
 /// Deserializes a key that 8.8 sends as a string but older versions sent as a number; `null`
 /// becomes the empty string.
-pub(crate) fn key_string<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<String, D::Error> {
+pub(crate) fn key_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
     use serde::Deserialize;
     let value = serde_json::Value::deserialize(deserializer)?;
     match value {
         serde_json::Value::String(s) => Ok(s),
         serde_json::Value::Number(n) => Ok(n.to_string()),
         serde_json::Value::Null => Ok(String::new()),
-        other => Err(serde::de::Error::custom(format!(
-            "expected a key (string or number), got {other}"
-        ))),
+        other => Err(serde::de::Error::custom(format!("expected a key (string or number), got {other}"))),
     }
 }
 
 /// Like [`key_string`] for optional keys.
-pub(crate) fn opt_key_string<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<String>, D::Error> {
+pub(crate) fn opt_key_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
     let s = key_string(deserializer)?;
     Ok(if s.is_empty() { None } else { Some(s) })
 }
 
 /// Deserializes a number that may arrive as a JSON string (Elasticsearch `_cat` APIs do that);
 /// absent, null or unparseable values become `None`.
-pub(crate) fn lenient_u64<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<u64>, D::Error> {
+pub(crate) fn lenient_u64<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
     use serde::Deserialize;
     let value = serde_json::Value::deserialize(deserializer)?;
     Ok(match value {
@@ -122,18 +114,10 @@ mod tests {
         let c: Vec<Color> = serde_json::from_str(r#"["RED","GREEN",null,3]"#).unwrap();
         assert_eq!(
             c,
-            vec![
-                Color::Red,
-                Color::Unknown("GREEN".into()),
-                Color::Unknown("null".into()),
-                Color::Unknown("3".into())
-            ]
+            vec![Color::Red, Color::Unknown("GREEN".into()), Color::Unknown("null".into()), Color::Unknown("3".into())]
         );
         assert_eq!(serde_json::to_string(&Color::Blue).unwrap(), r#""BLUE""#);
-        assert_eq!(
-            serde_json::to_string(&Color::Unknown("X".into())).unwrap(),
-            r#""X""#
-        );
+        assert_eq!(serde_json::to_string(&Color::Unknown("X".into())).unwrap(), r#""X""#);
         assert_eq!(Color::from_wire("BLUE").as_str(), "BLUE");
     }
 }

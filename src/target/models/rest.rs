@@ -41,10 +41,7 @@ pub struct RestTopology {
     pub replication_factor: u32,
     pub gateway_version: String,
     /// A string in 8.8 (`"-1"` or `""` when none was seen).
-    #[serde(
-        deserialize_with = "opt_key_string",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "opt_key_string", skip_serializing_if = "Option::is_none")]
     pub last_completed_change_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_id: Option<String>,
@@ -74,19 +71,12 @@ impl RestTopology {
     /// Partitions in `1..=partitions_count` that do not have exactly one healthy leader.
     pub fn partitions_without_single_healthy_leader(&self) -> Vec<u32> {
         let leaders = self.healthy_leaders();
-        (1..=self.partitions_count)
-            .filter(|p| leaders.get(p).map(Vec::len) != Some(1))
-            .collect()
+        (1..=self.partitions_count).filter(|p| leaders.get(p).map(Vec::len) != Some(1)).collect()
     }
 
     /// The last completed change id as a number, when the server sent one (`-1`/`""` → `None`).
     pub fn last_completed_change(&self) -> Option<i64> {
-        self.last_completed_change_id
-            .as_deref()?
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|id| *id >= 0)
+        self.last_completed_change_id.as_deref()?.trim().parse::<i64>().ok().filter(|id| *id >= 0)
     }
 }
 
@@ -123,9 +113,7 @@ pub struct DeploymentResult {
 impl DeploymentResult {
     /// The deployed process definitions.
     pub fn processes(&self) -> impl Iterator<Item = &DeployedProcess> {
-        self.deployments
-            .iter()
-            .filter_map(|d| d.process_definition.as_ref())
+        self.deployments.iter().filter_map(|d| d.process_definition.as_ref())
     }
 }
 

@@ -17,20 +17,13 @@ impl State {
         for (name, content) in resources {
             let lower = name.to_ascii_lowercase();
             if lower.ends_with(".bpmn") || lower.ends_with(".xml") {
-                let text = std::str::from_utf8(content).map_err(|_| {
-                    CommandError::InvalidArgument(format!("{name}: resource is not UTF-8"))
-                })?;
-                let defs = parse::parse_bpmn(name, text)
-                    .map_err(|e| CommandError::InvalidArgument(e.to_string()))?;
+                let text = std::str::from_utf8(content)
+                    .map_err(|_| CommandError::InvalidArgument(format!("{name}: resource is not UTF-8")))?;
+                let defs = parse::parse_bpmn(name, text).map_err(|e| CommandError::InvalidArgument(e.to_string()))?;
                 parsed.push((name, content, Parsed::Bpmn(defs.processes)));
             } else if lower.ends_with(".form") {
-                let id = parse::parse_form(name, content)
-                    .map_err(|e| CommandError::InvalidArgument(e.to_string()))?;
-                parsed.push((
-                    name,
-                    content,
-                    Parsed::Form(id, String::from_utf8_lossy(content).into_owned()),
-                ));
+                let id = parse::parse_form(name, content).map_err(|e| CommandError::InvalidArgument(e.to_string()))?;
+                parsed.push((name, content, Parsed::Form(id, String::from_utf8_lossy(content).into_owned())));
             } else {
                 return Err(CommandError::InvalidArgument(format!(
                     "{name}: unknown resource type (expected .bpmn, .xml or .form)"
@@ -51,20 +44,13 @@ impl State {
             }
         }
         let key = self.next_key();
-        let mut out = Deployment {
-            key,
-            processes: Vec::new(),
-            forms: Vec::new(),
-        };
+        let mut out = Deployment { key, processes: Vec::new(), forms: Vec::new() };
         for (name, content, p) in parsed {
             match p {
                 Parsed::Bpmn(processes) => {
                     for process in processes {
-                        let latest = self
-                            .processes
-                            .iter()
-                            .filter(|d| d.bpmn_process_id == process.id)
-                            .max_by_key(|d| d.version);
+                        let latest =
+                            self.processes.iter().filter(|d| d.bpmn_process_id == process.id).max_by_key(|d| d.version);
                         if let Some(l) = latest
                             && l.resource == *content
                         {
@@ -85,11 +71,7 @@ impl State {
                     }
                 }
                 Parsed::Form(form_id, text) => {
-                    let latest = self
-                        .forms
-                        .iter()
-                        .filter(|f| f.form_id == form_id)
-                        .max_by_key(|f| f.version);
+                    let latest = self.forms.iter().filter(|f| f.form_id == form_id).max_by_key(|f| f.version);
                     if let Some(l) = latest
                         && l.content == text
                     {
@@ -119,24 +101,14 @@ impl State {
     }
 
     pub fn latest_process(&self, bpmn_process_id: &str) -> Option<&DeployedProcess> {
-        self.processes
-            .iter()
-            .filter(|d| d.bpmn_process_id == bpmn_process_id)
-            .max_by_key(|d| d.version)
+        self.processes.iter().filter(|d| d.bpmn_process_id == bpmn_process_id).max_by_key(|d| d.version)
     }
 
     pub(super) fn process_def(&self, def_key: i64) -> Arc<Process> {
-        self.processes
-            .iter()
-            .find(|d| d.key == def_key)
-            .map(|d| d.process.clone())
-            .expect("deployed process")
+        self.processes.iter().find(|d| d.key == def_key).map(|d| d.process.clone()).expect("deployed process")
     }
 
     pub(super) fn def_version(&self, def_key: i64) -> i32 {
-        self.processes
-            .iter()
-            .find(|d| d.key == def_key)
-            .map_or(0, |d| d.version)
+        self.processes.iter().find(|d| d.key == def_key).map_or(0, |d| d.version)
     }
 }

@@ -28,26 +28,16 @@ impl State {
         };
         self.incidents.insert(key, inc);
         tracing::info!(incident = key, element = %self.elems[&ei_key].element_id, %error_type, %message, "incident raised");
-        self.log(
-            "INCIDENT",
-            "CREATED",
-            key,
-            Some(ei_key),
-            format!("{error_type}: {message}"),
-        );
+        self.log("INCIDENT", "CREATED", key, Some(ei_key), format!("{error_type}: {message}"));
         key
     }
 
     pub fn resolve_incident(&mut self, key: i64) -> R<()> {
-        let inc = self
-            .incidents
-            .get_mut(&key)
-            .filter(|i| i.active)
-            .ok_or_else(|| {
-                CommandError::NotFound(format!(
-                    "Expected to resolve incident with key '{key}', but no such incident was found"
-                ))
-            })?;
+        let inc = self.incidents.get_mut(&key).filter(|i| i.active).ok_or_else(|| {
+            CommandError::NotFound(format!(
+                "Expected to resolve incident with key '{key}', but no such incident was found"
+            ))
+        })?;
         inc.active = false;
         let (ei, retry) = (inc.ei_key, inc.retry.clone());
         self.log("INCIDENT", "RESOLVED", key, Some(ei), "");
@@ -74,21 +64,11 @@ impl State {
     }
 
     pub(super) fn resolve_incidents_of(&mut self, ei_key: i64) {
-        let keys: Vec<i64> = self
-            .incidents
-            .values()
-            .filter(|i| i.active && i.ei_key == ei_key)
-            .map(|i| i.key)
-            .collect();
+        let keys: Vec<i64> =
+            self.incidents.values().filter(|i| i.active && i.ei_key == ei_key).map(|i| i.key).collect();
         for k in keys {
             self.incidents.get_mut(&k).expect("incident").active = false;
-            self.log(
-                "INCIDENT",
-                "RESOLVED",
-                k,
-                Some(ei_key),
-                "element terminated",
-            );
+            self.log("INCIDENT", "RESOLVED", k, Some(ei_key), "element terminated");
         }
     }
 }

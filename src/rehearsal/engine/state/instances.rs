@@ -11,15 +11,11 @@ impl State {
         vars: Map<String, Json>,
     ) -> R<(DeployedProcess, i64)> {
         let def = if def_key > 0 {
-            self.processes
-                .iter()
-                .find(|d| d.key == def_key)
-                .cloned()
-                .ok_or_else(|| {
-                    CommandError::NotFound(format!(
-                        "Expected to find process definition with key '{def_key}', but none found"
-                    ))
-                })?
+            self.processes.iter().find(|d| d.key == def_key).cloned().ok_or_else(|| {
+                CommandError::NotFound(format!(
+                    "Expected to find process definition with key '{def_key}', but none found"
+                ))
+            })?
         } else if version > 0 {
             self.processes
                 .iter()
@@ -32,7 +28,9 @@ impl State {
                 })?
         } else {
             self.latest_process(bpmn_process_id).cloned().ok_or_else(|| {
-                CommandError::NotFound(format!("Expected to find process definition with process ID '{bpmn_process_id}', but none found"))
+                CommandError::NotFound(format!(
+                    "Expected to find process definition with process ID '{bpmn_process_id}', but none found"
+                ))
             })?
         };
         let Some(start) = def.process.none_start.clone() else {
@@ -84,11 +82,13 @@ impl State {
     }
 
     pub fn cancel_instance(&mut self, pi_key: i64) -> R<()> {
-        let e = self.elems.get(&pi_key).filter(|e| e.element_type == "PROCESS" && e.state.is_active()).ok_or_else(|| {
-            CommandError::NotFound(format!(
-                "Expected to cancel a process instance with key '{pi_key}', but no such process was found"
-            ))
-        })?;
+        let e = self.elems.get(&pi_key).filter(|e| e.element_type == "PROCESS" && e.state.is_active()).ok_or_else(
+            || {
+                CommandError::NotFound(format!(
+                    "Expected to cancel a process instance with key '{pi_key}', but no such process was found"
+                ))
+            },
+        )?;
         if e.parent_ei.is_some() {
             return Err(CommandError::FailedPrecondition(format!(
                 "Expected to cancel a process instance with key '{pi_key}', but it is created by a parent process instance. Cancel the root process instance '{}' instead.",
@@ -100,12 +100,7 @@ impl State {
     }
 
     pub(super) fn root_of(&self, mut pi: i64) -> i64 {
-        while let Some(p) = self
-            .elems
-            .get(&pi)
-            .and_then(|e| e.parent_ei)
-            .and_then(|p| self.elems.get(&p))
-        {
+        while let Some(p) = self.elems.get(&pi).and_then(|e| e.parent_ei).and_then(|p| self.elems.get(&p)) {
             pi = p.pi_key;
         }
         pi

@@ -16,11 +16,7 @@ impl State {
         if matches!(j.state, JobState::Failed | JobState::ErrorThrown) {
             return Err(CommandError::FailedPrecondition(format!(
                 "Expected to {action} job with key '{key}', but it is in state '{}'",
-                if j.state == JobState::Failed {
-                    "FAILED"
-                } else {
-                    "ERROR_THROWN"
-                }
+                if j.state == JobState::Failed { "FAILED" } else { "ERROR_THROWN" }
             )));
         }
         Ok(())
@@ -60,47 +56,25 @@ impl State {
         if !vars.is_empty() {
             self.set_local(ei, vars);
         }
-        self.log(
-            "JOB",
-            "FAILED",
-            key,
-            Some(ei),
-            format!("retries={retries} backoff={backoff_ms}ms: {message}"),
-        );
+        self.log("JOB", "FAILED", key, Some(ei), format!("retries={retries} backoff={backoff_ms}ms: {message}"));
         if retries > 0 {
             self.make_activatable(key, if backoff_ms > 0 { now + backoff_ms } else { 0 });
         } else {
             self.jobs.get_mut(&key).expect("job").state = JobState::Failed;
-            let m = if message.is_empty() {
-                "No more retries left.".to_string()
-            } else {
-                message.to_string()
-            };
+            let m = if message.is_empty() { "No more retries left.".to_string() } else { message.to_string() };
             self.raise_incident(ei, "JOB_NO_RETRIES", m, Some(key), Retry::Job(key));
         }
         Ok(())
     }
 
-    pub fn throw_error(
-        &mut self,
-        key: i64,
-        code: &str,
-        message: &str,
-        vars: Map<String, Json>,
-    ) -> R<()> {
+    pub fn throw_error(&mut self, key: i64, code: &str, message: &str, vars: Map<String, Json>) -> R<()> {
         self.job_mut(key, "throw an error for")?;
         self.check_no_incident(key, "throw an error for")?;
         let j = self.jobs.get_mut(&key).expect("job");
         j.state = JobState::ErrorThrown;
         j.error_message = message.to_string();
         let ei = j.ei_key;
-        self.log(
-            "JOB",
-            "ERROR_THROWN",
-            key,
-            Some(ei),
-            format!("{code}: {message}"),
-        );
+        self.log("JOB", "ERROR_THROWN", key, Some(ei), format!("{code}: {message}"));
         match self.find_catch(ei, code) {
             Some((attached, boundary)) => {
                 self.jobs.get_mut(&key).expect("job").state = JobState::Canceled;
@@ -128,13 +102,7 @@ impl State {
         let j = self.job_mut(key, "update retries of")?;
         j.retries = retries;
         let ei = j.ei_key;
-        self.log(
-            "JOB",
-            "RETRIES_UPDATED",
-            key,
-            Some(ei),
-            format!("retries={retries}"),
-        );
+        self.log("JOB", "RETRIES_UPDATED", key, Some(ei), format!("retries={retries}"));
         Ok(())
     }
 
@@ -148,13 +116,7 @@ impl State {
         }
         j.deadline = now + timeout_ms;
         let ei = j.ei_key;
-        self.log(
-            "JOB",
-            "TIMEOUT_UPDATED",
-            key,
-            Some(ei),
-            format!("timeout={timeout_ms}ms"),
-        );
+        self.log("JOB", "TIMEOUT_UPDATED", key, Some(ei), format!("timeout={timeout_ms}ms"));
         Ok(())
     }
 
@@ -206,13 +168,7 @@ impl State {
         j.deadline = now + timeout;
         j.retry_at = 0;
         let ei = j.ei_key;
-        self.log(
-            "JOB",
-            "ACTIVATED",
-            key,
-            Some(ei),
-            format!("worker={worker} elementInstanceKey={ei}"),
-        );
+        self.log("JOB", "ACTIVATED", key, Some(ei), format!("worker={worker} elementInstanceKey={ei}"));
     }
 
     /// Activates up to `max` activatable jobs of `job_type` (ActivateJobs).
@@ -228,9 +184,7 @@ impl State {
         let keys: Vec<i64> = self
             .jobs
             .values()
-            .filter(|j| {
-                j.state == JobState::Activatable && j.job_type == job_type && j.retry_at <= now
-            })
+            .filter(|j| j.state == JobState::Activatable && j.job_type == job_type && j.retry_at <= now)
             .map(|j| j.key)
             .take(max)
             .collect();
@@ -246,9 +200,8 @@ impl State {
     pub(super) fn push_job(&mut self, key: i64) {
         let job_type = self.jobs[&key].job_type.clone();
         loop {
-            let candidates: Vec<usize> = (0..self.streams.len())
-                .filter(|i| self.streams[*i].job_type == job_type)
-                .collect();
+            let candidates: Vec<usize> =
+                (0..self.streams.len()).filter(|i| self.streams[*i].job_type == job_type).collect();
             if candidates.is_empty() {
                 return;
             }

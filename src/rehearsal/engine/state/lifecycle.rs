@@ -45,20 +45,12 @@ impl State {
     }
 
     pub(super) fn run_activation(&mut self, key: i64) {
-        if !self
-            .elems
-            .get(&key)
-            .is_some_and(|e| e.state == ElemState::Activating)
-        {
+        if !self.elems.get(&key).is_some_and(|e| e.state == ElemState::Activating) {
             return;
         }
         let (process, el) = self.element_of(key);
         if !el.inputs.is_empty() {
-            match self.eval_mappings(
-                &el.inputs,
-                self.elems[&key].flow_scope.expect("scope"),
-                &Map::new(),
-            ) {
+            match self.eval_mappings(&el.inputs, self.elems[&key].flow_scope.expect("scope"), &Map::new()) {
                 Ok(vars) => self.set_local(key, vars),
                 Err(e) => {
                     self.raise_incident(key, "IO_MAPPING_ERROR", e.0, None, Retry::Activate(key));
@@ -67,20 +59,14 @@ impl State {
             }
         }
         match &el.kind {
-            ElementKind::ServiceTask {
-                job_type,
-                retries,
-                headers,
-            } => {
+            ElementKind::ServiceTask { job_type, retries, headers } => {
                 let job_type = match self.eval_string(job_type, key, "job type") {
                     Ok(t) => t,
                     Err(m) => return self.activation_incident(key, m),
                 };
                 let retries = match self.eval(retries, key) {
                     Ok(Json::Number(n)) if n.as_i64().is_some() => n.as_i64().unwrap_or(3) as i32,
-                    Ok(Json::String(s)) if s.trim().parse::<i32>().is_ok() => {
-                        s.trim().parse().unwrap_or(3)
-                    }
+                    Ok(Json::String(s)) if s.trim().parse::<i32>().is_ok() => s.trim().parse().unwrap_or(3),
                     Ok(other) => {
                         return self.activation_incident(
                             key,
@@ -104,10 +90,7 @@ impl State {
                     bpmn_process_id: e.bpmn_process_id.clone(),
                     version: self.def_version(e.def_key),
                     element_id: e.element_id.clone(),
-                    headers: headers
-                        .iter()
-                        .map(|(k, v)| (k.clone(), Json::String(v.clone())))
-                        .collect(),
+                    headers: headers.iter().map(|(k, v)| (k.clone(), Json::String(v.clone()))).collect(),
                     retries,
                     state: JobState::Activatable,
                     worker: String::new(),
@@ -154,11 +137,7 @@ impl State {
                 let start = process.element(start).clone();
                 self.activate(key, &start, Map::new());
             }
-            ElementKind::CallActivity {
-                process_id,
-                propagate_parent,
-                ..
-            } => {
+            ElementKind::CallActivity { process_id, propagate_parent, .. } => {
                 let pid = match self.eval_string(process_id, key, "called element processId") {
                     Ok(p) => p,
                     Err(m) => return self.activation_incident(key, m),
@@ -177,7 +156,9 @@ impl State {
                     self.raise_incident(
                         key,
                         "CALLED_ELEMENT_ERROR",
-                        format!("Expected process with BPMN process id '{pid}' to have a none start event, but not found."),
+                        format!(
+                            "Expected process with BPMN process id '{pid}' to have a none start event, but not found."
+                        ),
                         None,
                         Retry::Activate(key),
                     );
@@ -210,21 +191,13 @@ impl State {
     }
 
     pub(super) fn activation_incident(&mut self, key: i64, message: String) {
-        self.raise_incident(
-            key,
-            "EXTRACT_VALUE_ERROR",
-            message,
-            None,
-            Retry::Activate(key),
-        );
+        self.raise_incident(key, "EXTRACT_VALUE_ERROR", message, None, Retry::Activate(key));
     }
 
     pub(super) fn eval_string(&self, expr: &str, scope: i64, what: &str) -> Result<String, String> {
         match self.eval(expr, scope) {
             Ok(Json::String(s)) if !s.is_empty() => Ok(s),
-            Ok(other) => Err(format!(
-                "Expected {what} '{expr}' to evaluate to a non-empty string, but was '{other}'"
-            )),
+            Ok(other) => Err(format!("Expected {what} '{expr}' to evaluate to a non-empty string, but was '{other}'")),
             Err(e) => Err(e.0),
         }
     }
@@ -259,10 +232,7 @@ impl State {
 
     pub(super) fn add_timer(&mut self, ei_key: i64, due: i64, kind: TimerKind) {
         let key = self.next_key();
-        let detail = format!(
-            "due {}",
-            iso(Utc.timestamp_millis_opt(due).single().unwrap_or(self.now))
-        );
+        let detail = format!("due {}", iso(Utc.timestamp_millis_opt(due).single().unwrap_or(self.now)));
         self.timers.insert(key, TimerRec { ei_key, due, kind });
         self.log("TIMER", "CREATED", key, Some(ei_key), detail);
     }
@@ -270,20 +240,12 @@ impl State {
     /// Creates the timers of the timer boundary events; false when an incident was raised.
     pub(super) fn attach_boundaries(&mut self, key: i64, process: &Process, el: &Element) -> bool {
         for b in &el.boundaries {
-            if let ElementKind::TimerBoundary {
-                timer,
-                interrupting,
-                ..
-            } = &process.element(b).kind
-            {
+            if let ElementKind::TimerBoundary { timer, interrupting, .. } = &process.element(b).kind {
                 match self.timer_due(timer, key) {
                     Ok(due) => self.add_timer(
                         key,
                         due,
-                        TimerKind::Boundary {
-                            boundary_id: b.clone(),
-                            interrupting: *interrupting,
-                        },
+                        TimerKind::Boundary { boundary_id: b.clone(), interrupting: *interrupting },
                     ),
                     Err(m) => {
                         self.remove_timers(key);
@@ -312,13 +274,7 @@ impl State {
         let pending = std::mem::take(&mut self.elems.get_mut(&key).expect("elem").pending_vars);
         self.elems.get_mut(&key).expect("elem").state = ElemState::Completing;
         let flow_scope = self.elems[&key].flow_scope;
-        let call_propagates = matches!(
-            el.kind,
-            ElementKind::CallActivity {
-                propagate_child: true,
-                ..
-            }
-        );
+        let call_propagates = matches!(el.kind, ElementKind::CallActivity { propagate_child: true, .. });
         if call_propagates && !pending.is_empty() {
             self.propagate(key, pending.clone());
         }
@@ -336,10 +292,7 @@ impl State {
                     return;
                 }
             }
-        } else if !call_propagates
-            && !matches!(el.kind, ElementKind::CallActivity { .. })
-            && !pending.is_empty()
-        {
+        } else if !call_propagates && !matches!(el.kind, ElementKind::CallActivity { .. }) && !pending.is_empty() {
             self.propagate(key, pending);
         }
         self.remove_timers(key);
@@ -348,11 +301,7 @@ impl State {
 
     /// Chooses the outgoing flows of a completing element, completes it and takes them.
     pub(super) fn leave(&mut self, key: i64) {
-        if self
-            .elems
-            .get(&key)
-            .is_none_or(|e| e.state != ElemState::Completing)
-        {
+        if self.elems.get(&key).is_none_or(|e| e.state != ElemState::Completing) {
             return;
         }
         let (process, el) = self.element_of(key);
@@ -373,11 +322,7 @@ impl State {
                     let Some(cond) = &process.flows[f].condition else {
                         continue;
                     };
-                    let expr = if feel::is_expression(cond) {
-                        cond.clone()
-                    } else {
-                        format!("={cond}")
-                    };
+                    let expr = if feel::is_expression(cond) { cond.clone() } else { format!("={cond}") };
                     match self.eval(&expr, scope) {
                         Ok(Json::Bool(true)) => {
                             chosen = Some(f.clone());
@@ -394,13 +339,7 @@ impl State {
                             return;
                         }
                         Err(e) => {
-                            self.raise_incident(
-                                key,
-                                "CONDITION_ERROR",
-                                e.0,
-                                None,
-                                Retry::Leave(key),
-                            );
+                            self.raise_incident(key, "CONDITION_ERROR", e.0, None, Retry::Leave(key));
                             return;
                         }
                     }
@@ -409,7 +348,8 @@ impl State {
                     Some(f) => vec![f],
                     None if el.outgoing.is_empty() => vec![],
                     None => {
-                        let m = "Expected at least one condition to evaluate to true, or to have a default flow".to_string();
+                        let m = "Expected at least one condition to evaluate to true, or to have a default flow"
+                            .to_string();
                         self.raise_incident(key, "CONDITION_ERROR", m, None, Retry::Leave(key));
                         return;
                     }
@@ -450,9 +390,7 @@ impl State {
     }
 
     pub(super) fn has_active_children(&self, scope: i64) -> bool {
-        self.elems
-            .range(scope + 1..)
-            .any(|(_, e)| e.flow_scope == Some(scope) && e.state.is_active())
+        self.elems.range(scope + 1..).any(|(_, e)| e.flow_scope == Some(scope) && e.state.is_active())
     }
 
     /// Completes a scope (sub-process or process instance) that has no tokens left.
@@ -460,8 +398,7 @@ impl State {
         let Some(s) = self.elems.get(&scope) else {
             return;
         };
-        if s.state != ElemState::Activated || !s.joins.is_empty() || self.has_active_children(scope)
-        {
+        if s.state != ElemState::Activated || !s.joins.is_empty() || self.has_active_children(scope) {
             return;
         }
         if s.element_type == "PROCESS" {
@@ -479,10 +416,7 @@ impl State {
         self.log("PROCESS_INSTANCE", "ELEMENT_COMPLETED", pi, Some(pi), "");
         self.correlate_buffered_after(pi);
         if let Some(ca) = parent
-            && self
-                .elems
-                .get(&ca)
-                .is_some_and(|c| c.state == ElemState::Activated)
+            && self.elems.get(&ca).is_some_and(|c| c.state == ElemState::Activated)
         {
             let child_vars = self.vars.get(&pi).cloned().unwrap_or_default();
             self.elems.get_mut(&ca).expect("call activity").pending_vars = child_vars;
@@ -513,9 +447,7 @@ impl State {
         let jobs: Vec<i64> = self
             .jobs
             .values()
-            .filter(|j| {
-                j.ei_key == key && !matches!(j.state, JobState::Completed | JobState::Canceled)
-            })
+            .filter(|j| j.ei_key == key && !matches!(j.state, JobState::Completed | JobState::Canceled))
             .map(|j| j.key)
             .collect();
         for j in jobs {
@@ -547,11 +479,7 @@ impl State {
     /// A message-started instance ended: buffered messages with its correlation key may start
     /// the next one.
     pub(super) fn correlate_buffered_after(&mut self, pi: i64) {
-        if self
-            .elems
-            .get(&pi)
-            .is_none_or(|e| e.start_correlation_key.is_none())
-        {
+        if self.elems.get(&pi).is_none_or(|e| e.start_correlation_key.is_none()) {
             return;
         }
         let now = self.now_ms();

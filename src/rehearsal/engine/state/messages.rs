@@ -11,17 +11,12 @@ impl State {
         vars: Map<String, Json>,
     ) -> R<i64> {
         if name.trim().is_empty() {
-            return Err(CommandError::InvalidArgument(
-                "Expected message name to be not empty".into(),
-            ));
+            return Err(CommandError::InvalidArgument("Expected message name to be not empty".into()));
         }
         let now = self.now_ms();
         if !message_id.is_empty()
             && self.messages.iter().any(|m| {
-                m.name == name
-                    && m.correlation_key == correlation_key
-                    && m.message_id == message_id
-                    && m.expires > now
+                m.name == name && m.correlation_key == correlation_key && m.message_id == message_id && m.expires > now
             })
         {
             return Err(CommandError::AlreadyExists(format!(
@@ -63,10 +58,7 @@ impl State {
     pub(super) fn correlate_start(&mut self, idx: usize, msg: &MessageRec) {
         let mut latest: HashMap<String, DeployedProcess> = HashMap::new();
         for d in &self.processes {
-            if latest
-                .get(&d.bpmn_process_id)
-                .is_none_or(|l| l.version < d.version)
-            {
+            if latest.get(&d.bpmn_process_id).is_none_or(|l| l.version < d.version) {
                 latest.insert(d.bpmn_process_id.clone(), d.clone());
             }
         }
@@ -88,23 +80,11 @@ impl State {
             if busy {
                 continue;
             }
-            if let Some((start, _)) = d
-                .process
-                .message_starts
-                .iter()
-                .find(|(_, n)| *n == msg.name)
-                .cloned()
-            {
+            if let Some((start, _)) = d.process.message_starts.iter().find(|(_, n)| *n == msg.name).cloned() {
                 self.messages[idx].correlated.push(id.clone());
                 let corr = (!msg.correlation_key.is_empty()).then(|| msg.correlation_key.clone());
                 let pi = self.start_instance(&d, &start, msg.variables.clone(), None, corr);
-                self.log(
-                    "MESSAGE",
-                    "CORRELATED",
-                    msg.key,
-                    Some(pi),
-                    format!("name={}", msg.name),
-                );
+                self.log("MESSAGE", "CORRELATED", msg.key, Some(pi), format!("name={}", msg.name));
             }
         }
     }

@@ -47,10 +47,7 @@ pub enum ElemState {
 
 impl ElemState {
     pub fn is_active(self) -> bool {
-        matches!(
-            self,
-            ElemState::Activating | ElemState::Activated | ElemState::Completing
-        )
+        matches!(self, ElemState::Activating | ElemState::Activated | ElemState::Completing)
     }
 }
 
@@ -186,10 +183,7 @@ pub struct IncidentRec {
 #[derive(Debug, Clone)]
 enum TimerKind {
     Catch,
-    Boundary {
-        boundary_id: String,
-        interrupting: bool,
-    },
+    Boundary { boundary_id: String, interrupting: bool },
 }
 
 #[derive(Debug, Clone)]
@@ -318,12 +312,7 @@ impl State {
         detail: impl Into<String>,
     ) {
         let (pi, bpid, eid, ety) = match ei.and_then(|k| self.elems.get(&k)) {
-            Some(e) => (
-                e.pi_key,
-                e.bpmn_process_id.clone(),
-                e.element_id.clone(),
-                e.element_type.to_string(),
-            ),
+            Some(e) => (e.pi_key, e.bpmn_process_id.clone(), e.element_id.clone(), e.element_type.to_string()),
             None => (-1, String::new(), String::new(), String::new()),
         };
         self.log.push(LogEvent {
@@ -347,9 +336,7 @@ fn set_path(map: &mut Map<String, Json>, parts: &[&str], value: Json) {
             map.insert(last.to_string(), value);
         }
         [first, rest @ ..] => {
-            let entry = map
-                .entry(first.to_string())
-                .or_insert_with(|| Json::Object(Map::new()));
+            let entry = map.entry(first.to_string()).or_insert_with(|| Json::Object(Map::new()));
             if !entry.is_object() {
                 *entry = Json::Object(Map::new());
             }
@@ -384,11 +371,7 @@ fn json_to_opt_string(v: Json) -> Option<String> {
 fn json_to_list(v: Json) -> Vec<String> {
     match v {
         Json::Array(a) => a.into_iter().filter_map(json_to_opt_string).collect(),
-        Json::String(s) => s
-            .split(',')
-            .map(|p| p.trim().to_string())
-            .filter(|p| !p.is_empty())
-            .collect(),
+        Json::String(s) => s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect(),
         Json::Null => Vec::new(),
         other => vec![other.to_string()],
     }

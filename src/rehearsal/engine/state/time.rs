@@ -6,12 +6,8 @@ impl State {
     pub fn tick(&mut self) -> Option<i64> {
         let now = self.now_ms();
         loop {
-            let due: Vec<(i64, TimerRec)> = self
-                .timers
-                .iter()
-                .filter(|(_, t)| t.due <= now)
-                .map(|(k, t)| (*k, t.clone()))
-                .collect();
+            let due: Vec<(i64, TimerRec)> =
+                self.timers.iter().filter(|(_, t)| t.due <= now).map(|(k, t)| (*k, t.clone())).collect();
             if due.is_empty() {
                 break;
             }
@@ -27,27 +23,16 @@ impl State {
                         }
                         self.complete(t.ei_key);
                     }
-                    TimerKind::Boundary {
-                        boundary_id,
-                        interrupting,
-                    } => {
-                        if self
-                            .elems
-                            .get(&t.ei_key)
-                            .is_some_and(|e| e.state == ElemState::Activated)
-                        {
+                    TimerKind::Boundary { boundary_id, interrupting } => {
+                        if self.elems.get(&t.ei_key).is_some_and(|e| e.state == ElemState::Activated) {
                             self.trigger_boundary(t.ei_key, &boundary_id, interrupting, Map::new());
                         }
                     }
                 }
             }
         }
-        let timed_out: Vec<i64> = self
-            .jobs
-            .values()
-            .filter(|j| j.state == JobState::Activated && j.deadline <= now)
-            .map(|j| j.key)
-            .collect();
+        let timed_out: Vec<i64> =
+            self.jobs.values().filter(|j| j.state == JobState::Activated && j.deadline <= now).map(|j| j.key).collect();
         for k in timed_out {
             let ei = self.jobs[&k].ei_key;
             self.log("JOB", "TIMED_OUT", k, Some(ei), "");

@@ -11,25 +11,17 @@ impl State {
         name: Option<String>,
         def: &UserTaskDef,
     ) -> Result<UserTaskRec, (&'static str, String)> {
-        let opt =
-            |v: &Option<String>, what: &str| -> Result<Option<Json>, (&'static str, String)> {
-                match v {
-                    None => Ok(None),
-                    Some(t) if t.trim().is_empty() => Ok(None),
-                    Some(t) => self
-                        .eval(t, key)
-                        .map(Some)
-                        .map_err(|e| ("EXTRACT_VALUE_ERROR", format!("{what}: {}", e.0))),
-                }
-            };
+        let opt = |v: &Option<String>, what: &str| -> Result<Option<Json>, (&'static str, String)> {
+            match v {
+                None => Ok(None),
+                Some(t) if t.trim().is_empty() => Ok(None),
+                Some(t) => self.eval(t, key).map(Some).map_err(|e| ("EXTRACT_VALUE_ERROR", format!("{what}: {}", e.0))),
+            }
+        };
         let extract = |m: String| ("EXTRACT_VALUE_ERROR", m);
         let assignee = opt(&def.assignee, "assignee")?.and_then(json_to_opt_string);
-        let candidate_groups = opt(&def.candidate_groups, "candidateGroups")?
-            .map(json_to_list)
-            .unwrap_or_default();
-        let candidate_users = opt(&def.candidate_users, "candidateUsers")?
-            .map(json_to_list)
-            .unwrap_or_default();
+        let candidate_groups = opt(&def.candidate_groups, "candidateGroups")?.map(json_to_list).unwrap_or_default();
+        let candidate_users = opt(&def.candidate_users, "candidateUsers")?.map(json_to_list).unwrap_or_default();
         let due_date = opt(&def.due_date, "dueDate")?.and_then(json_to_opt_string);
         let follow_up_date = opt(&def.follow_up_date, "followUpDate")?.and_then(json_to_opt_string);
         for (what, d) in [("dueDate", &due_date), ("followUpDate", &follow_up_date)] {
@@ -40,19 +32,15 @@ impl State {
         let priority = match opt(&def.priority, "priority")? {
             None | Some(Json::Null) => 50,
             Some(Json::Number(n)) => n.as_i64().unwrap_or(50) as i32,
-            Some(Json::String(s)) => s
-                .trim()
-                .parse()
-                .map_err(|_| extract(format!("priority: '{s}' is not a number")))?,
+            Some(Json::String(s)) => {
+                s.trim().parse().map_err(|_| extract(format!("priority: '{s}' is not a number")))?
+            }
             Some(o) => return Err(extract(format!("priority: '{o}' is not a number"))),
         };
-        let form_key = def.form_id.as_ref().and_then(|f| {
-            self.forms
-                .iter()
-                .filter(|d| &d.form_id == f)
-                .max_by_key(|d| d.version)
-                .map(|d| d.key)
-        });
+        let form_key = def
+            .form_id
+            .as_ref()
+            .and_then(|f| self.forms.iter().filter(|d| &d.form_id == f).max_by_key(|d| d.version).map(|d| d.key));
         if let (Some(f), None) = (&def.form_id, form_key) {
             return Err((
                 "FORM_NOT_FOUND",
@@ -107,24 +95,14 @@ impl State {
     }
 
     pub fn assign_user_task(&mut self, key: i64, assignee: Option<String>) -> R<()> {
-        let t = self
-            .user_tasks
-            .get_mut(&key)
-            .filter(|t| t.state == UserTaskState::Created)
-            .ok_or_else(|| {
-                CommandError::NotFound(format!(
-                    "Expected to assign user task with key '{key}', but no such user task was found"
-                ))
-            })?;
+        let t = self.user_tasks.get_mut(&key).filter(|t| t.state == UserTaskState::Created).ok_or_else(|| {
+            CommandError::NotFound(format!(
+                "Expected to assign user task with key '{key}', but no such user task was found"
+            ))
+        })?;
         t.assignee = assignee.clone();
         let ei = t.ei_key;
-        self.log(
-            "USER_TASK",
-            "ASSIGNED",
-            key,
-            Some(ei),
-            assignee.unwrap_or_default(),
-        );
+        self.log("USER_TASK", "ASSIGNED", key, Some(ei), assignee.unwrap_or_default());
         Ok(())
     }
 }
