@@ -231,6 +231,15 @@ pub async fn handle(ctx: &StepContext, job: Job) -> JobOutcome {
     to_job_outcome(outcome, &label, ctx.backoff())
 }
 
+/// The worker-runtime handler for every c8dr job type: runs [`handle`] with a shared context.
+/// `c8dr worker` and `c8dr rehearse` register it under each of [`JOB_TYPES`].
+pub fn handler(ctx: Arc<StepContext>) -> crate::zeebe::worker::Handler {
+    crate::zeebe::worker::handler_fn(move |job| {
+        let ctx = ctx.clone();
+        async move { handle(&ctx, job).await }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,13 +307,4 @@ mod tests {
             assert!(JOB_TYPES.contains(&format!("c8dr.{t}").as_str()), "c8dr.{t} is documented but not registered");
         }
     }
-}
-
-/// The worker-runtime handler for every c8dr job type: runs [`handle`] with a shared context.
-/// `c8dr worker` and `c8dr rehearse` register it under each of [`JOB_TYPES`].
-pub fn handler(ctx: Arc<StepContext>) -> crate::zeebe::worker::Handler {
-    crate::zeebe::worker::handler_fn(move |job| {
-        let ctx = ctx.clone();
-        async move { handle(&ctx, job).await }
-    })
 }

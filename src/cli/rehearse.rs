@@ -50,15 +50,15 @@ pub async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode>
     if !(args.speed.is_finite() && args.speed > 0.0) {
         anyhow::bail!("--speed must be a positive number (got {})", args.speed);
     }
-    if let Some(rate) = args.faults {
-        if !(0.0..=0.9).contains(&rate) {
-            anyhow::bail!("--faults takes a share of requests between 0 and 0.9 (got {rate})");
-        }
+    if let Some(rate) = args.faults
+        && !(0.0..=0.9).contains(&rate)
+    {
+        anyhow::bail!("--faults takes a share of requests between 0 and 0.9 (got {rate})");
     }
-    if let Some(job_type) = &args.kill_worker_at {
-        if !c8dr::jobs::JOB_TYPES.contains(&job_type.as_str()) {
-            anyhow::bail!("--kill-worker-at {job_type}: unknown job type; one of {}", c8dr::jobs::JOB_TYPES.join(", "));
-        }
+    if let Some(job_type) = &args.kill_worker_at
+        && !c8dr::jobs::JOB_TYPES.contains(&job_type.as_str())
+    {
+        anyhow::bail!("--kill-worker-at {job_type}: unknown job type; one of {}", c8dr::jobs::JOB_TYPES.join(", "));
     }
     if !args.bpmn.is_dir() {
         anyhow::bail!(

@@ -464,10 +464,10 @@ pub fn automatic_answer(form_id: &str) -> Map<String, Value> {
 /// A successful call that changed the installation. Dry runs and REST searches (POST reads) do
 /// not; canary process instances (drills create several on purpose) are not DR operations.
 fn is_successful_mutation(r: &RecordEntry) -> bool {
-    (200..300).contains(&r.status)
-        && !r.path.contains("dryRun=true")
-        && !r.path.ends_with("/search")
-        && !(r.method == "POST" && r.path == "/v2/process-instances")
+    let read_or_canary = r.path.contains("dryRun=true")
+        || r.path.ends_with("/search")
+        || (r.method == "POST" && r.path == "/v2/process-instances");
+    (200..300).contains(&r.status) && !read_or_canary
 }
 
 /// Successful mutating calls made more than once with the same region, method and path (and
