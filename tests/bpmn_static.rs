@@ -67,14 +67,10 @@ fn quoted_with_prefix(text: &str, quote: char, prefix: &str) -> BTreeSet<String>
     out
 }
 
-/// Job types in src/jobs.rs: its `"c8dr.<name>"` string literals (file names such as
-/// `"c8dr.toml"` are not job types).
+/// Job types the worker registers: `c8dr::jobs::JOB_TYPES`, the list `c8dr worker` and
+/// `c8dr rehearse` register handlers for.
 fn job_types_in_code() -> BTreeSet<String> {
-    const FILE_EXTENSIONS: [&str; 6] = ["toml", "json", "jsonl", "yaml", "yml", "log"];
-    quoted_with_prefix(&read(&root().join("src/jobs.rs")), '"', "c8dr.")
-        .into_iter()
-        .filter(|t| !FILE_EXTENSIONS.contains(&&t["c8dr.".len()..]))
-        .collect()
+    c8dr::jobs::JOB_TYPES.iter().map(|t| t.to_string()).collect()
 }
 
 /// Job types in docs/jobs.md: backticked `c8dr.<name>`.
