@@ -10,4 +10,4 @@ echo "== bpmnlint (camunda-compat 8.8) =="
 bash scripts/lint-bpmn.sh
 
 echo "== cargo test =="
-cargo test --locked --all-targets "$@"
+cargo test --locked --all-targets --no-fail-fast "$@"

@@ -206,7 +206,8 @@ async fn the_worker_serves_health_metrics_and_stops_on_sigterm() {
     let health = http.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
     let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("c8dr_worker_handlers 0"), "{metrics}");
+    let registered = format!("c8dr_worker_handlers {}", c8dr::jobs::JOB_TYPES.len());
+    assert!(metrics.contains(&registered), "every c8dr job type is registered: {metrics}");
 
     let pid = child.id().unwrap().to_string();
     let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
