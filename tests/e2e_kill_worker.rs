@@ -1,11 +1,16 @@
 //! End-to-end: the worker is killed right after a step acted and before it completed the job, at
 //! every job type in turn. Every run must end restored with no mutation done twice.
 use c8dr::rehearsal::lab::LabDurations;
-use c8dr::rehearsal::run::{RehearseOptions, rehearse};
+use c8dr::rehearsal::run::{RehearseOptions, Scenario, rehearse};
 use std::time::Duration;
 
 async fn killed_at(job_type: &str) {
+    killed_in(Scenario::FailoverFailback, job_type).await;
+}
+
+async fn killed_in(scenario: Scenario, job_type: &str) -> c8dr::rehearsal::report::RehearsalReport {
     let opts = RehearseOptions {
+        scenario,
         speed: 100.0,
         durations: LabDurations { broker_op_ms: 400, exporter_op_ms: 200, snapshot_ms: 4_000, restore_ms: 6_000 },
         bpmn_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/bpmn").into(),
@@ -22,6 +27,27 @@ async fn killed_at(job_type: &str) {
     assert_eq!(report.worker_restarts, 1, "{job_type}: the worker was killed once");
     assert!(report.mutations_repeated.is_empty(), "{job_type}: repeated {:?}", report.mutations_repeated);
     assert!(report.restored(), "{job_type}: not restored: {:?} {:?}", report.final_problems, report.error);
+    report
+}
+
+macro_rules! drill_kill_tests {
+    ($($name:ident => $job:literal),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let report = killed_in(Scenario::Drill, $job).await;
+                // canaries are instances on the target: a re-run must not create them again
+                let created = report.lab_state.pointer("/processInstances").and_then(serde_json::Value::as_u64);
+                assert_eq!(created, Some(6), "{}: canary instances created", $job);
+            }
+        )*
+    };
+}
+
+drill_kill_tests! {
+    drill_kill_at_drill_guard => "c8dr.drill-guard",
+    drill_kill_at_drill_canaries => "c8dr.drill-canaries",
+    drill_kill_at_drill_region => "c8dr.drill-region",
 }
 
 macro_rules! kill_tests {
@@ -37,6 +63,7 @@ macro_rules! kill_tests {
         #[test]
         fn every_failover_and_failback_job_type_is_covered() {
             let covered = [$($job),*];
+            // drill job types are covered by drill_kill_tests; c8dr.notify only runs on reminders
             let drill_only = ["c8dr.drill-guard", "c8dr.drill-canaries", "c8dr.drill-region", "c8dr.notify"];
             for job_type in c8dr::jobs::JOB_TYPES {
                 if drill_only.contains(job_type) {
