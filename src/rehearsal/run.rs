@@ -143,13 +143,20 @@ pub async fn rehearse(opts: RehearseOptions) -> Result<RehearsalReport, Rehearsa
     lab.set_faults(opts.faults.clone());
     let mut supervisor = WorkerSupervisor::start(config.clone(), opts.kill_worker_at.clone())?;
 
-    let mut phases = Vec::new();
-    let outcome = match opts.scenario {
-        Scenario::FailoverFailback => {
-            run_failover_failback(&lab, &engine, &opts, &progress, &mut supervisor, &mut phases).await
-        }
-        Scenario::Drill => run_drill(&lab, &engine, &opts, &progress, &mut supervisor, &mut phases).await,
+    let mut session = Session {
+        lab: &lab,
+        engine: &engine,
+        opts: &opts,
+        progress: &progress,
+        supervisor: &mut supervisor,
+        deadline: Instant::now() + opts.real_timeout,
+        phases: Vec::new(),
     };
+    let outcome = match opts.scenario {
+        Scenario::FailoverFailback => session.failover_failback().await,
+        Scenario::Drill => session.drill().await,
+    };
+    let phases = session.phases;
     supervisor.stop().await;
     lab.set_faults(None);
 
@@ -227,166 +234,146 @@ fn start_variables(opts: &RehearseOptions, own: Value) -> Map<String, Value> {
     vars
 }
 
-async fn run_failover_failback(
-    lab: &LabHandle,
-    engine: &EngineHandle,
-    opts: &RehearseOptions,
-    progress: &Progress,
-    supervisor: &mut WorkerSupervisor,
-    phases: &mut Vec<PhaseReport>,
-) -> Result<(), RehearsalError> {
-    let deadline = Instant::now() + opts.real_timeout;
-    progress.line(&format!("region {LOST_REGION} is lost"));
-    lab.lose_region(LOST_REGION as usize).await.map_err(|e| RehearsalError::Lab(e.to_string()))?;
+/// What one rehearsal drives: the lab, the engine, the worker and the phases so far.
+struct Session<'a> {
+    lab: &'a LabHandle,
+    engine: &'a EngineHandle,
+    opts: &'a RehearseOptions,
+    progress: &'a Progress,
+    supervisor: &'a mut WorkerSupervisor,
+    deadline: Instant,
+    phases: Vec<PhaseReport>,
+}
 
-    let vars = start_variables(
-        opts,
-        json!({"lostRegion": LOST_REGION, "reason": "c8dr rehearse: simulated loss of region 1"}),
-    );
-    let work_before = lab.state().work_ms;
-    let mut failover = run_process(engine, "dr-failover", vars, opts, progress, supervisor, deadline).await?;
-    failover.lab_work_seconds = (lab.state().work_ms - work_before) as f64 / 1000.0;
-    // fail back only after a failover that did its job (not rejected, aborted or refused)
-    let failover_ok = failover.outcome == "completed" && failover.procedure_outcome == "completed";
-    phases.push(failover);
-    if !failover_ok {
-        return Ok(());
+impl Session<'_> {
+    async fn failover_failback(&mut self) -> Result<(), RehearsalError> {
+        self.progress.line(&format!("region {LOST_REGION} is lost"));
+        self.lab.lose_region(LOST_REGION as usize).await.map_err(|e| RehearsalError::Lab(e.to_string()))?;
+        let vars = start_variables(
+            self.opts,
+            json!({"lostRegion": LOST_REGION, "reason": "c8dr rehearse: simulated loss of region 1"}),
+        );
+        let failover = self.start_and_drive("dr-failover", vars).await?;
+        // fail back only after a failover that did its job (not rejected, aborted or refused)
+        let failover_ok = failover.outcome == "completed" && failover.procedure_outcome == "completed";
+        self.phases.push(failover);
+        if !failover_ok {
+            return Ok(());
+        }
+        self.progress.line(&format!("region {LOST_REGION} is rebuilt (empty namespace); starting failback"));
+        self.lab.recreate_region(LOST_REGION as usize).await.map_err(|e| RehearsalError::Lab(e.to_string()))?;
+        let vars = start_variables(self.opts, json!({"recreatedRegion": LOST_REGION}));
+        let failback = self.start_and_drive("dr-failback", vars).await?;
+        self.phases.push(failback);
+        Ok(())
     }
 
-    progress.line(&format!("region {LOST_REGION} is rebuilt (empty namespace); starting failback"));
-    lab.recreate_region(LOST_REGION as usize).await.map_err(|e| RehearsalError::Lab(e.to_string()))?;
-    let vars = start_variables(opts, json!({"recreatedRegion": LOST_REGION}));
-    let work_before = lab.state().work_ms;
-    let mut failback = run_process(engine, "dr-failback", vars, opts, progress, supervisor, deadline).await?;
-    failback.lab_work_seconds = (lab.state().work_ms - work_before) as f64 / 1000.0;
-    phases.push(failback);
-    Ok(())
-}
+    async fn drill(&mut self) -> Result<(), RehearsalError> {
+        let engine = self.engine;
+        let vars = start_variables(self.opts, json!({"lostRegion": LOST_REGION, "autoApprove": true}));
+        let before: BTreeSet<i64> = engine.process_instances("dr-drill").into_iter().collect();
+        engine
+            .publish_message("c8dr-drill", LAB_TARGET, Value::Object(vars), Duration::from_secs(3600), None)
+            .map_err(|e| RehearsalError::Engine(e.to_string()))?;
+        self.progress.line("published message c8dr-drill (correlation key: lab)");
+        let key = engine
+            .wait_for(Duration::from_secs(10), |e| {
+                e.process_instances("dr-drill").into_iter().find(|k| !before.contains(k))
+            })
+            .await
+            .ok_or_else(|| RehearsalError::Engine("the c8dr-drill message started no dr-drill instance".into()))?;
+        let phase = self.drive(key, "dr-drill").await?;
+        self.phases.push(phase);
+        Ok(())
+    }
 
-async fn run_drill(
-    lab: &LabHandle,
-    engine: &EngineHandle,
-    opts: &RehearseOptions,
-    progress: &Progress,
-    supervisor: &mut WorkerSupervisor,
-    phases: &mut Vec<PhaseReport>,
-) -> Result<(), RehearsalError> {
-    let deadline = Instant::now() + opts.real_timeout;
-    let vars = start_variables(opts, json!({"lostRegion": LOST_REGION, "autoApprove": true}));
-    let before: BTreeSet<i64> = engine.process_instances("dr-drill").into_iter().collect();
-    engine
-        .publish_message("c8dr-drill", LAB_TARGET, Value::Object(vars), Duration::from_secs(3600), None)
-        .map_err(|e| RehearsalError::Engine(e.to_string()))?;
-    progress.line("published message c8dr-drill (correlation key: lab)");
-    let key = engine
-        .wait_for(Duration::from_secs(10), |e| {
-            e.process_instances("dr-drill").into_iter().find(|k| !before.contains(k))
-        })
-        .await
-        .ok_or_else(|| RehearsalError::Engine("the c8dr-drill message started no dr-drill instance".into()))?;
-    let work_before = lab.state().work_ms;
-    let mut phase = drive_instance(engine, key, "dr-drill", opts, progress, supervisor, deadline).await?;
-    phase.lab_work_seconds = (lab.state().work_ms - work_before) as f64 / 1000.0;
-    phases.push(phase);
-    Ok(())
-}
+    async fn start_and_drive(
+        &mut self,
+        process: &str,
+        vars: Map<String, Value>,
+    ) -> Result<PhaseReport, RehearsalError> {
+        let key = self.engine.create_instance(process, vars).map_err(|e| RehearsalError::Engine(e.to_string()))?;
+        self.progress.line(&format!("started {process} (instance {key})"));
+        self.drive(key, process).await
+    }
 
-async fn run_process(
-    engine: &EngineHandle,
-    process: &str,
-    vars: Map<String, Value>,
-    opts: &RehearseOptions,
-    progress: &Progress,
-    supervisor: &mut WorkerSupervisor,
-    deadline: Instant,
-) -> Result<PhaseReport, RehearsalError> {
-    let key = engine.create_instance(process, vars).map_err(|e| RehearsalError::Engine(e.to_string()))?;
-    progress.line(&format!("started {process} (instance {key})"));
-    drive_instance(engine, key, process, opts, progress, supervisor, deadline).await
-}
-
-/// Answers user tasks and restarts a killed worker until the instance ends (or an incident
-/// stops it, or time runs out), then builds the phase report.
-async fn drive_instance(
-    engine: &EngineHandle,
-    key: i64,
-    process: &str,
-    opts: &RehearseOptions,
-    progress: &Progress,
-    supervisor: &mut WorkerSupervisor,
-    deadline: Instant,
-) -> Result<PhaseReport, RehearsalError> {
-    let real_start = Instant::now();
-    let mut changes = engine.changes();
-    let mut seen_events = engine.event_log().len();
-    let mut answered = BTreeSet::new();
-    let outcome = loop {
-        supervisor.restart_if_killed(progress).await?;
-        for event in engine.event_log().iter().skip(seen_events) {
-            progress.event(event);
-        }
-        seen_events = engine.event_log().len();
-        match engine.instance_state(key) {
-            Some(InstanceState::Completed) => break "completed".to_string(),
-            Some(InstanceState::Terminated) => break "terminated".to_string(),
-            _ => {}
-        }
-        let tree = instance_tree(engine, key);
-        if let Some(incident) = engine.incidents().into_iter().find(|i| tree.contains(&i.process_instance_key)) {
-            progress.line(&format!(
-                "INCIDENT at {} ({}): {} — stopping the rehearsal",
-                incident.element_id, incident.error_type, incident.message
-            ));
-            break "incident".to_string();
-        }
-        for task in engine.open_user_tasks() {
-            if !tree.contains(&task.process_instance_key) || !answered.insert(task.key) {
-                continue;
+    /// Answers user tasks and restarts a killed worker until the instance ends (or an incident
+    /// stops it, or time runs out), then builds the phase report.
+    async fn drive(&mut self, key: i64, process: &str) -> Result<PhaseReport, RehearsalError> {
+        let (engine, opts, progress, deadline) = (self.engine, self.opts, self.progress, self.deadline);
+        let work_before = self.lab.state().work_ms;
+        let real_start = Instant::now();
+        let mut changes = engine.changes();
+        let mut seen_events = engine.event_log().len();
+        let mut answered = BTreeSet::new();
+        let outcome = loop {
+            self.supervisor.restart_if_killed(progress).await?;
+            for event in engine.event_log().iter().skip(seen_events) {
+                progress.event(event);
             }
-            let answer = answer_for(&task, opts).await;
-            progress.line(&format!(
-                "user task {} ({}) answered: {}",
-                task.element_id,
-                task.form_id.as_deref().unwrap_or("-"),
-                Value::Object(answer.clone())
-            ));
-            engine.complete_user_task(task.key, answer).map_err(|e| RehearsalError::Engine(e.to_string()))?;
-        }
-        if Instant::now() > deadline {
-            return Err(RehearsalError::Timeout(opts.real_timeout));
-        }
-        let _ = tokio::time::timeout(Duration::from_millis(25), changes.changed()).await;
-    };
-    let variables = engine.variables(key);
-    let steps = step_rows(engine, key);
-    let report = variables.get("report").cloned().unwrap_or(Value::Null);
-    let sim = |from: Option<chrono::DateTime<chrono::Utc>>, to: Option<chrono::DateTime<chrono::Utc>>| match (from, to)
-    {
-        (Some(a), Some(b)) => (b - a).num_milliseconds() as f64 / 1000.0,
-        _ => 0.0,
-    };
-    let start = steps.iter().map(|s| s.start).min();
-    let end = steps.iter().filter_map(|s| s.end).max();
-    let procedure_outcome = report.get("outcome").and_then(Value::as_str).unwrap_or("").to_string();
-    let timer_wait_seconds: f64 = instance_tree(engine, key)
-        .into_iter()
-        .flat_map(|pi| engine.element_instances(pi))
-        .filter(|e| e.element_type == "INTERMEDIATE_CATCH_EVENT")
-        .map(|e| sim(Some(e.start), e.end))
-        .sum();
-    progress.line(&format!("{process} {outcome} ({procedure_outcome})"));
-    Ok(PhaseReport {
-        process: process.to_string(),
-        instance_key: key,
-        outcome,
-        procedure_outcome,
-        wall_seconds: real_start.elapsed().as_secs_f64(),
-        simulated_seconds: sim(start, end),
-        steps,
-        lab_work_seconds: 0.0,
-        timer_wait_seconds,
-        report,
-    })
+            seen_events = engine.event_log().len();
+            match engine.instance_state(key) {
+                Some(InstanceState::Completed) => break "completed".to_string(),
+                Some(InstanceState::Terminated) => break "terminated".to_string(),
+                _ => {}
+            }
+            let tree = instance_tree(engine, key);
+            if let Some(incident) = engine.incidents().into_iter().find(|i| tree.contains(&i.process_instance_key)) {
+                progress.line(&format!(
+                    "INCIDENT at {} ({}): {} — stopping the rehearsal",
+                    incident.element_id, incident.error_type, incident.message
+                ));
+                break "incident".to_string();
+            }
+            for task in engine.open_user_tasks() {
+                if !tree.contains(&task.process_instance_key) || !answered.insert(task.key) {
+                    continue;
+                }
+                let answer = answer_for(&task, opts).await;
+                progress.line(&format!(
+                    "user task {} ({}) answered: {}",
+                    task.element_id,
+                    task.form_id.as_deref().unwrap_or("-"),
+                    Value::Object(answer.clone())
+                ));
+                engine.complete_user_task(task.key, answer).map_err(|e| RehearsalError::Engine(e.to_string()))?;
+            }
+            if Instant::now() > deadline {
+                return Err(RehearsalError::Timeout(opts.real_timeout));
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(25), changes.changed()).await;
+        };
+        let variables = engine.variables(key);
+        let steps = step_rows(engine, key);
+        let report = variables.get("report").cloned().unwrap_or(Value::Null);
+        let sim =
+            |from: Option<chrono::DateTime<chrono::Utc>>, to: Option<chrono::DateTime<chrono::Utc>>| match (from, to) {
+                (Some(a), Some(b)) => (b - a).num_milliseconds() as f64 / 1000.0,
+                _ => 0.0,
+            };
+        let start = steps.iter().map(|s| s.start).min();
+        let end = steps.iter().filter_map(|s| s.end).max();
+        let procedure_outcome = report.get("outcome").and_then(Value::as_str).unwrap_or("").to_string();
+        let timer_wait_seconds: f64 = instance_tree(engine, key)
+            .into_iter()
+            .flat_map(|pi| engine.element_instances(pi))
+            .filter(|e| e.element_type == "INTERMEDIATE_CATCH_EVENT")
+            .map(|e| sim(Some(e.start), e.end))
+            .sum();
+        progress.line(&format!("{process} {outcome} ({procedure_outcome})"));
+        Ok(PhaseReport {
+            process: process.to_string(),
+            instance_key: key,
+            outcome,
+            procedure_outcome,
+            wall_seconds: real_start.elapsed().as_secs_f64(),
+            simulated_seconds: sim(start, end),
+            steps,
+            lab_work_seconds: (self.lab.state().work_ms - work_before) as f64 / 1000.0,
+            timer_wait_seconds,
+            report,
+        })
+    }
 }
 
 /// The instance and all its call-activity descendants.

@@ -582,21 +582,25 @@ async fn get_snapshots(State(c): State<RegionApi>, Path((repo, snap)): Path<(Str
     ))
 }
 
+/// An Elasticsearch request body: empty means `{}`; invalid JSON is ES's 400 `parse_exception`.
+#[allow(clippy::result_large_err)] // the error is the finished HTTP answer
+fn es_body_json(body: &[u8]) -> Result<Value, Response> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| json(es_error(400, "parse_exception", format!("failed to parse request body: {e}"))))
+}
+
 async fn create_snapshot(
     State(c): State<RegionApi>,
     Path((repo, snap)): Path<(String, String)>,
     Query(q): Q,
     body: Bytes,
 ) -> Response {
-    let v = if body.iter().all(u8::is_ascii_whitespace) {
-        json!({})
-    } else {
-        match serde_json::from_slice::<Value>(&body) {
-            Ok(v) => v,
-            Err(e) => {
-                return json(es_error(400, "parse_exception", format!("failed to parse request body: {e}")));
-            }
-        }
+    let v = match es_body_json(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let now = c.shared.now_ms();
     let created = c.shared.world().create_snapshot(c.region, &repo, &snap, &v, now);
@@ -632,15 +636,9 @@ async fn restore(
     Query(q): Q,
     body: Bytes,
 ) -> Response {
-    let v = if body.iter().all(u8::is_ascii_whitespace) {
-        json!({})
-    } else {
-        match serde_json::from_slice::<Value>(&body) {
-            Ok(v) => v,
-            Err(e) => {
-                return json(es_error(400, "parse_exception", format!("failed to parse request body: {e}")));
-            }
-        }
+    let v = match es_body_json(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let now = c.shared.now_ms();
     let started = c.shared.world().restore(c.region, &repo, &snap, &v, now);
