@@ -179,3 +179,26 @@ fn the_example_in_docs_configuration_md_loads_and_validates() {
     cfg.validate_with_env(&e).unwrap();
     assert_eq!(cfg.targets["prod"].snapshot.kind, "s3");
 }
+
+#[test]
+fn the_example_in_deploy_loads_and_validates() {
+    let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/c8dr.example.toml"));
+    let secrets = [
+        "CAMUNDA_CLIENT_SECRET",
+        "LONDON_REST_PASSWORD",
+        "LONDON_ES_API_KEY",
+        "PARIS_REST_PASSWORD",
+        "PARIS_ES_API_KEY",
+    ];
+    let e = env(&secrets.map(|k| (k, "x")));
+    let cfg = Config::load_with_env(Some(path), &e).unwrap();
+    cfg.validate_with_env(&e).unwrap();
+    let prod = &cfg.targets["prod"];
+    assert_eq!(prod.regions.len(), 2);
+    assert_eq!(prod.helm.schema_env_index, 12);
+    // a missing secret is named, not printed
+    let without = env(&[("CAMUNDA_CLIENT_SECRET", "x")]);
+    let problems = cfg.validate_with_env(&without).unwrap_err();
+    let text = format!("{problems:?}");
+    assert!(text.contains("LONDON_REST_PASSWORD"), "{text}");
+}
