@@ -23,8 +23,14 @@ use std::time::{Duration, Instant};
 /// Installs the global tracing subscriber. `format` is `human` or `json`; `RUST_LOG` filters
 /// (default `info`). Calling it twice is harmless (the second call is ignored).
 pub fn init_tracing(format: &str) -> Result<(), String> {
+    init_tracing_with_default(format, "info")
+}
+
+/// Like [`init_tracing`], with another filter when `RUST_LOG` is not set (e.g. `warn` for
+/// commands whose own output is the point, such as `c8dr rehearse`).
+pub fn init_tracing_with_default(format: &str, default_filter: &str) -> Result<(), String> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let result = match format {
         "human" => builder.try_init(),

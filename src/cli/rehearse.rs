@@ -66,7 +66,9 @@ pub async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode>
             args.bpmn.display()
         );
     }
-    let _ = c8dr::observe::init_tracing(&global.log_format);
+    // the rehearsal's progress lines are the output; worker logs only when something is wrong
+    // (RUST_LOG=info shows them all)
+    c8dr::observe::init_tracing_with_default(&global.log_format, "warn").map_err(anyhow::Error::msg)?;
     let opts = RehearseOptions {
         scenario: args.scenario,
         speed: args.speed,

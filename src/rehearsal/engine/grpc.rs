@@ -15,9 +15,17 @@ const DEFAULT_LONG_POLL_MS: i64 = 10_000;
 pub(super) async fn serve(h: EngineHandle, listener: tokio::net::TcpListener) {
     let mut shutdown = h.shutdown_signal();
     let svc = GatewayServer::new(GatewayService { h: h.clone() });
+    // No Nagle: small gRPC frames (a pushed job, a CompleteJob answer) would otherwise wait for
+    // the peer's delayed ACK, about 40 ms per round trip on loopback.
+    let incoming = tokio_stream::StreamExt::map(TcpListenerStream::new(listener), |s| {
+        if let Ok(s) = &s {
+            let _ = s.set_nodelay(true);
+        }
+        s
+    });
     let res = tonic::transport::Server::builder()
         .add_service(svc)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .serve_with_incoming_shutdown(incoming, async move {
             let _ = shutdown.wait_for(|s| *s).await;
         })
         .await;
