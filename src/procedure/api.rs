@@ -113,19 +113,66 @@ impl Operation {
             && (self.broker_id.is_some_and(|b| ids.contains(&b)) || self.brokers.iter().any(|b| ids.contains(b)))
     }
 
-    /// `"OP broker N partition P"`, as the plan shows it.
+    /// One line of the plan an approver reads. Zeebe's `brokerId` is the broker that *executes*
+    /// the operation, the brokers it concerns are in `brokers`: a BROKER_REMOVE of broker 1
+    /// arrives as `{"brokerId":0,"brokers":[1]}` and must not read "remove broker 0".
     pub fn describe(&self) -> String {
+        let list = |ids: &[u32]| ids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
         let mut s = self.operation.clone();
+        match self.operation.as_str() {
+            "BROKER_REMOVE" | "BROKER_ADD" if !self.brokers.is_empty() => {
+                s.push_str(&format!(" broker(s) [{}]", list(&self.brokers)));
+            }
+            _ => {
+                if let Some(p) = self.partition_id {
+                    s.push_str(&format!(" partition {p}"));
+                }
+                if let Some(e) = &self.exporter_id {
+                    s.push_str(&format!(" exporter {e}"));
+                }
+                if !self.brokers.is_empty() {
+                    s.push_str(&format!(", members after: [{}]", list(&self.brokers)));
+                }
+            }
+        }
         if let Some(b) = self.broker_id {
-            s.push_str(&format!(" broker {b}"));
-        }
-        if let Some(p) = self.partition_id {
-            s.push_str(&format!(" partition {p}"));
-        }
-        if let Some(e) = &self.exporter_id {
-            s.push_str(&format!(" exporter {e}"));
+            s.push_str(&format!(" (on broker {b})"));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod describe_tests {
+    use super::Operation;
+
+    #[test]
+    fn plan_lines_name_the_removed_broker_not_the_executor() {
+        let remove = Operation {
+            operation: "BROKER_REMOVE".into(),
+            broker_id: Some(0),
+            brokers: vec![1],
+            ..Operation::default()
+        };
+        assert_eq!(remove.describe(), "BROKER_REMOVE broker(s) [1] (on broker 0)");
+        let reconfigure = Operation {
+            operation: "PARTITION_FORCE_RECONFIGURE".into(),
+            broker_id: Some(0),
+            partition_id: Some(1),
+            brokers: vec![0, 2],
+            ..Operation::default()
+        };
+        assert_eq!(
+            reconfigure.describe(),
+            "PARTITION_FORCE_RECONFIGURE partition 1, members after: [0, 2] (on broker 0)"
+        );
+        let join = Operation {
+            operation: "PARTITION_JOIN".into(),
+            broker_id: Some(3),
+            partition_id: Some(3),
+            ..Operation::default()
+        };
+        assert_eq!(join.describe(), "PARTITION_JOIN partition 3 (on broker 3)");
     }
 }
 
