@@ -1,5 +1,5 @@
 //! Rehearsal engine: timers, gateways, call activities, messages and deployments.
-#[path = "engine_support.rs"]
+#[path = "engine_support/mod.rs"]
 mod support;
 
 use c8dr::gateway_protocol as pb;

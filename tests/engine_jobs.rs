@@ -1,6 +1,6 @@
 //! Rehearsal engine: service tasks, jobs, errors, timers, gateways, call activities, messages,
 //! deployments, driven through the real gRPC gateway protocol.
-#[path = "engine_support.rs"]
+#[path = "engine_support/mod.rs"]
 mod support;
 
 use c8dr::gateway_protocol as pb;

@@ -1,5 +1,5 @@
 //! Rehearsal engine: Camunda user tasks through the REST v2 subset and the in-process API.
-#[path = "engine_support.rs"]
+#[path = "engine_support/mod.rs"]
 mod support;
 
 use c8dr::rehearsal::engine::InstanceState;
