@@ -404,7 +404,16 @@ fn cat(q: &HashMap<String, String>, all_columns: &[&str], all_rows: Vec<Vec<Stri
     if q.get("format").is_some_and(|f| f == "json") {
         let arr: Vec<Value> = rows
             .iter()
-            .map(|r| Value::Object(columns.iter().zip(r).map(|(c, v)| (c.to_string(), json!(v))).collect()))
+            // An empty cell (e.g. the health or size of a closed index) is null in JSON.
+            .map(|r| {
+                Value::Object(
+                    columns
+                        .iter()
+                        .zip(r)
+                        .map(|(c, v)| (c.to_string(), if v.is_empty() { Value::Null } else { json!(v) }))
+                        .collect(),
+                )
+            })
             .collect();
         return json((200, Value::Array(arr)));
     }
@@ -447,16 +456,19 @@ fn cat_indices_impl(c: RegionApi, pattern: Option<String>, q: HashMap<String, St
         .iter()
         .map(|n| {
             let i = &es.indices[n];
-            let size = format!("{}kb", 4 + i.docs.len());
+            // A closed index reports no health, document counts or sizes.
+            let open = |v: String| if i.open { v } else { String::new() };
+            let size = open(format!("{}kb", 4 + i.docs.len()));
             vec![
-                if i.open { i.health(now).as_str().to_string() } else { String::new() },
+                open(i.health(now).as_str().to_string()),
                 if i.open { "open".into() } else { "close".into() },
                 n.clone(),
                 i.uuid.clone(),
                 "1".into(),
                 "1".into(),
-                i.docs.len().to_string(),
-                "0".into(),
+                open(i.docs.len().to_string()),
+                open("0".into()),
+                size.clone(),
                 size.clone(),
                 size,
             ]
@@ -473,6 +485,7 @@ fn cat_indices_impl(c: RegionApi, pattern: Option<String>, q: HashMap<String, St
         "docs.deleted",
         "store.size",
         "pri.store.size",
+        "dataset.size",
     ];
     cat(&q, &cols, rows)
 }

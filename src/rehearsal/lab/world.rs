@@ -704,7 +704,13 @@ impl World {
 
     pub fn put_repository(&mut self, r: usize, repo: &str, body: &Value) -> Reply {
         let kind = body.get("type").and_then(Value::as_str).unwrap_or("").to_string();
-        let settings = body.get("settings").and_then(Value::as_object).cloned().unwrap_or_default();
+        let mut settings = body.get("settings").and_then(Value::as_object).cloned().unwrap_or_default();
+        // Elasticsearch keeps settings as strings: `"readonly": true` reads back as "true".
+        for v in settings.values_mut() {
+            if let Value::Bool(_) | Value::Number(_) = v {
+                *v = Value::String(v.to_string());
+            }
+        }
         let needs = match kind.as_str() {
             "s3" | "gcs" => Some("bucket"),
             "azure" => None,
