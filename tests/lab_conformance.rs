@@ -321,17 +321,17 @@ async fn management_and_topology_answers_have_the_contract_shapes() {
     assert!(after.get("pendingChange").is_none() && after.get("lastChange").is_none(), "{after}");
     let dry_disable =
         call(&c, Method::POST, &format!("{m}/actuator/exporters/camundaregion1/disable?dryRun=true"), None).await;
-    if dry_disable.0 == 202 {
-        // Main accepts dryRun here (not verified for 8.8, contract §2.2): if the lab does, nothing changes.
-        assert_eq!(get(&c, &cluster_url).await.1, before, "an exporter dry run changed the cluster");
-    }
+    // Main accepts dryRun here too (not verified for 8.8, contract §2.2); the lab does: nothing changes.
+    conforms("contract_exporter_disable_202.json", 202, &dry_disable, PLANNED_ENUMS, &[]);
+    assert_eq!(get(&c, &cluster_url).await.1, before, "an exporter dry run changed the cluster");
+    assert_eq!(get(&c, &exporters_url).await.1, fixture("seed_exporters_both_enabled.json"));
 
     // Disable camundaregion1: 202, DISABLING while pending, a 409 for anything else meanwhile.
     lab.set_durations(slow());
     let disable = call(&c, Method::POST, &format!("{m}/actuator/exporters/camundaregion1/disable"), None).await;
     conforms("contract_exporter_disable_202.json", 202, &disable, PLANNED_ENUMS, &[]);
     let disable_id = disable.1["changeId"].as_i64().unwrap();
-    assert!(disable_id > dry.1["changeId"].as_i64().unwrap_or(i64::MIN) - 1);
+    assert!(disable_id >= dry.1["changeId"].as_i64().unwrap(), "a dry run announced a later id than the real change");
     let (_, ex) = get(&c, &exporters_url).await;
     assert_eq!(exporter_status(&ex, "camundaregion1"), "DISABLING", "{ex}");
     assert_eq!(exporter_status(&ex, "camundaregion0"), "ENABLED", "{ex}");
@@ -635,5 +635,44 @@ async fn elasticsearch_answers_have_the_documented_shapes() {
     .await;
     conforms("contract_es_restore_wait.json", 200, &restored, &[], &[]);
     assert_eq!(restored.1["snapshot"]["shards"]["failed"], 0);
+    lab.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// REST API end checks (deploy, create, search).
+
+#[tokio::test]
+async fn rest_end_check_answers_have_the_documented_shapes() {
+    let lab = lab().await;
+    let c = Client::new();
+    let rest = lab.region_urls(0).rest;
+    let bpmn =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/target/single-task.bpmn"))
+            .unwrap();
+    let part = reqwest::multipart::Part::text(bpmn).file_name("single-task.bpmn");
+    let form = reqwest::multipart::Form::new().part("resources", part);
+    let r = c.post(format!("{rest}/v2/deployments")).multipart(form).send().await.unwrap();
+    let deployed = (r.status(), r.json::<Value>().await.unwrap());
+    conforms("rest_deployment.json", 200, &deployed, &[], &[]);
+    let created = call(
+        &c,
+        Method::POST,
+        &format!("{rest}/v2/process-instances"),
+        Some(json!({"processDefinitionId": "bigVarProcess"})),
+    )
+    .await;
+    conforms("rest_create_instance.json", 200, &created, &[], &[]);
+    let found = until("the instance is searchable", || async {
+        let (s, v) = call(&c, Method::POST, &format!("{rest}/v2/process-instances/search"), Some(json!({}))).await;
+        (s == 200 && v["page"]["totalItems"] == 1).then_some(v)
+    })
+    .await;
+    conforms(
+        "rest_process_instance_search.json",
+        200,
+        &(StatusCode::OK, found),
+        &[("items[].state", &["ACTIVE", "COMPLETED", "TERMINATED"])],
+        &[],
+    );
     lab.shutdown().await;
 }

@@ -257,6 +257,11 @@ async fn search_instances(State(c): State<RegionApi>, body: Bytes) -> Response {
         let mut d = d.clone();
         if let Some(o) = d.as_object_mut() {
             o.remove("partitionId");
+            // 8.8 writes these even when empty.
+            for key in ["processDefinitionVersionTag", "parentProcessInstanceKey", "parentElementInstanceKey"] {
+                o.entry(key).or_insert(Value::Null);
+            }
+            o.entry("tags").or_insert(json!([]));
         }
         d
     }))

@@ -4,6 +4,7 @@
 //!
 //! Time only moves forward through [`World::advance`], called with the simulated time before
 //! every observation or action, so the world is deterministic for a given sequence of calls.
+use base64::Engine as _;
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -587,7 +588,7 @@ impl World {
             json!({
                 "processDefinitionId": def.bpmn_process_id, "processDefinitionVersion": def.version,
                 "tenantId": TENANT, "variables": variables, "processDefinitionKey": def.key.to_string(),
-                "processInstanceKey": key.to_string(),
+                "processInstanceKey": key.to_string(), "tags": [],
             }),
         )
     }
@@ -620,7 +621,12 @@ impl World {
         let limit = page.and_then(|p| p.get("limit")).and_then(Value::as_u64).unwrap_or(100) as usize;
         let total = matched.len();
         let items: Vec<Value> = matched.into_iter().skip(from).take(limit).collect();
-        (200, json!({"items": items, "page": {"totalItems": total}}))
+        // Cursors are opaque strings (base64 of the sort values); null on an empty page.
+        let cursor = |i: usize| json!(base64::engine::general_purpose::STANDARD.encode(format!("[{i}]")));
+        let (start, end) =
+            if items.is_empty() { (Value::Null, Value::Null) } else { (cursor(from), cursor(from + items.len() - 1)) };
+        let page = json!({"totalItems": total, "hasMoreTotalItems": false, "startCursor": start, "endCursor": end});
+        (200, json!({"items": items, "page": page}))
     }
 
     // ---- platform (Kubernetes / Helm) -----------------------------------------------------
