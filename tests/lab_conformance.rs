@@ -68,6 +68,7 @@ const PLANNED_ENUMS: Enums = &[
     ("exporters[].state", EXPORTER_STATES),
     ("plannedChanges[].operation", OPERATIONS),
 ];
+const LAST_CHANGE_ENUMS: Enums = &[(".status", CHANGE_STATUSES)];
 const TOPOLOGY_ENUMS: Enums = &[("partitions[].role", ROLES), ("partitions[].health", HEALTHS)];
 
 fn type_name(v: &Value) -> &'static str {
@@ -223,6 +224,12 @@ async fn lab() -> LabHandle {
 }
 
 async fn call(c: &Client, method: Method, url: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let (s, v, _) = call_text(c, method, url, body).await;
+    (s, v)
+}
+
+/// Also the body as sent: c8-multi-region greps the raw text (contract §1).
+async fn call_text(c: &Client, method: Method, url: &str, body: Option<Value>) -> (StatusCode, Value, String) {
     let mut rb = c.request(method.clone(), url);
     if let Some(b) = body {
         rb = rb.json(&b);
@@ -230,7 +237,8 @@ async fn call(c: &Client, method: Method, url: &str, body: Option<Value>) -> (St
     let r = rb.send().await.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
     let s = r.status();
     let text = r.text().await.unwrap();
-    (s, serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {url}: body is not JSON ({e}): {text}")))
+    let v = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {url}: body is not JSON ({e}): {text}"));
+    (s, v, text)
 }
 
 async fn get(c: &Client, url: &str) -> (StatusCode, Value) {
@@ -328,8 +336,17 @@ async fn management_and_topology_answers_have_the_contract_shapes() {
 
     // Disable camundaregion1: 202, DISABLING while pending, a 409 for anything else meanwhile.
     lab.set_durations(slow());
-    let disable = call(&c, Method::POST, &format!("{m}/actuator/exporters/camundaregion1/disable"), None).await;
+    let (s, v, text) =
+        call_text(&c, Method::POST, &format!("{m}/actuator/exporters/camundaregion1/disable"), None).await;
+    assert!(text.contains("DISABLED") && text.contains("PARTITION_DISABLE_EXPORTER"), "{text}");
+    let disable = (s, v);
     conforms("contract_exporter_disable_202.json", 202, &disable, PLANNED_ENUMS, &[]);
+    for b in disable.1["expectedTopology"].as_array().unwrap() {
+        for p in b["partitions"].as_array().unwrap() {
+            let ex = p["config"]["exporting"]["exporters"].as_array().unwrap();
+            assert!(ex.contains(&json!({"id": "camundaregion1", "state": "DISABLED"})), "{p}");
+        }
+    }
     let disable_id = disable.1["changeId"].as_i64().unwrap();
     assert!(disable_id >= dry.1["changeId"].as_i64().unwrap(), "a dry run announced a later id than the real change");
     let (_, ex) = get(&c, &exporters_url).await;
@@ -348,9 +365,11 @@ async fn management_and_topology_answers_have_the_contract_shapes() {
         "seed_last_change_after_disable.json",
         200,
         &(StatusCode::OK, done["lastChange"].clone()),
-        CLUSTER_ENUMS,
+        LAST_CHANGE_ENUMS,
         &[],
     );
+    let (_, _, text) = call_text(&c, Method::GET, &exporters_url, None).await;
+    assert!(text.contains(r#"{"exporterId":"camundaregion1","status":"DISABLED"}"#), "compact JSON: {text}");
     let ex = get(&c, &exporters_url).await;
     conforms("seed_exporters_region1_disabled.json", 200, &ex, &[("status", EXPORTER_STATUSES)], &[]);
     conforms("contract_exporters_list.json", 200, &ex, &[("status", EXPORTER_STATUSES)], &[]);
@@ -384,7 +403,7 @@ async fn management_and_topology_answers_have_the_contract_shapes() {
         "seed_last_change_after_enable.json",
         200,
         &(StatusCode::OK, done["lastChange"].clone()),
-        CLUSTER_ENUMS,
+        LAST_CHANGE_ENUMS,
         &[],
     );
     let ex = get(&c, &exporters_url).await;
@@ -417,7 +436,7 @@ async fn management_and_topology_answers_have_the_contract_shapes() {
         "seed_last_change_after_force_remove.json",
         200,
         &(StatusCode::OK, done["lastChange"].clone()),
-        CLUSTER_ENUMS,
+        LAST_CHANGE_ENUMS,
         &[],
     );
     let topo = get(&c, &format!("{}/v2/topology", r0.rest)).await;
@@ -447,13 +466,15 @@ async fn management_and_topology_answers_have_the_contract_shapes() {
     // Add back: GET /actuator/cluster while pending has lastChange and pendingChange with both
     // completed and pending operations (the contract's example).
     lab.set_durations(LabDurations { broker_op_ms: 60, ..LabDurations::fast() });
-    let add = call(
+    let (s, v, text) = call_text(
         &c,
         Method::PATCH,
         &cluster_url,
         Some(json!({"brokers": {"add": [1, 3, 5, 7]}, "partitions": {"replicationFactor": 4}})),
     )
     .await;
+    assert!(text.contains(r#""id":8,"state":"ACTIVE""#), "c8-multi-region greps this: {text}");
+    let add = (s, v);
     conforms("contract_cluster_patch_202.json", 202, &add, PLANNED_ENUMS, &[]);
     let add_id = add.1["changeId"].as_i64().unwrap();
     assert!(add_id > remove_id);
@@ -471,7 +492,13 @@ async fn management_and_topology_answers_have_the_contract_shapes() {
     assert_eq!(mid["lastChange"]["id"], remove_id);
     lab.set_durations(LabDurations::fast());
     let done = await_change(&c, &m, add_id).await;
-    conforms("seed_last_change_after_add.json", 200, &(StatusCode::OK, done["lastChange"].clone()), CLUSTER_ENUMS, &[]);
+    conforms(
+        "seed_last_change_after_add.json",
+        200,
+        &(StatusCode::OK, done["lastChange"].clone()),
+        LAST_CHANGE_ENUMS,
+        &[],
+    );
     let topo = get(&c, &format!("{}/v2/topology", r0.rest)).await;
     conforms("seed_rest_topology_after_failback.json", 200, &topo, TOPOLOGY_ENUMS, &[]);
     assert!(topo.1["brokers"].as_array().unwrap().iter().all(|b| !b["partitions"].as_array().unwrap().is_empty()));
