@@ -461,11 +461,12 @@ fn cat_indices_impl(c: RegionApi, pattern: Option<String>, q: HashMap<String, St
         .iter()
         .map(|n| {
             let i = &es.indices[n];
-            // A closed index reports no health, document counts or sizes.
+            // A closed index reports no document counts or sizes; since 7.2 closed indices are
+            // replicated and keep a health (elastic/elasticsearch#39364).
             let open = |v: String| if i.open { v } else { String::new() };
             let size = open(format!("{}kb", 4 + i.docs.len()));
             vec![
-                open(i.health(now).as_str().to_string()),
+                i.health(now).as_str().to_string(),
                 if i.open { "open".into() } else { "close".into() },
                 n.clone(),
                 i.uuid.clone(),
