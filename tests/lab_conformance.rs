@@ -551,6 +551,16 @@ async fn elasticsearch_answers_have_the_documented_shapes() {
     conforms("es_repository_get.json", 200, &repo, &[], &[]);
     let (s, _) = call(&c, Method::DELETE, &format!("{e1}/_snapshot/camunda_backup"), None).await;
     assert_eq!(s, 200);
+    for path in ["_all", "failback", "failback/_status"] {
+        let missing = get(&c, &format!("{e1}/_snapshot/camunda_backup/{path}")).await;
+        conforms(
+            "contract_es_error_repository_missing.json",
+            404,
+            &missing,
+            &es_error_enums(&["repository_missing_exception"]),
+            &[],
+        );
+    }
 
     let health = get(&c, &format!("{e0}/_cluster/health")).await;
     conforms("es_cluster_health.json", 200, &health, &[("status", ES_HEALTH)], &[]);
