@@ -150,7 +150,7 @@ impl StoredSnapshot {
     /// The snapshot object of `GET _snapshot/...` and `?wait_for_completion=true`.
     pub fn to_json(&self, now_ms: i64) -> Value {
         let finished = self.finished(now_ms);
-        let mut v = json!({
+        let v = json!({
             "snapshot": self.name,
             "uuid": self.uuid,
             "repository": self.repository,
@@ -162,8 +162,11 @@ impl StoredSnapshot {
             "state": self.state(now_ms),
             "start_time": fmt_ms(self.start_ms),
             "start_time_in_millis": self.start_ms,
+            // Verbose SnapshotInfo: a running snapshot has endTime 0, printed as the epoch, and
+            // duration max(0, endTime - startTime) = 0.
+            "end_time": fmt_ms(if finished { self.end_ms } else { 0 }),
             "end_time_in_millis": if finished { self.end_ms } else { 0 },
-            "duration_in_millis": if finished { self.end_ms - self.start_ms } else { now_ms - self.start_ms },
+            "duration_in_millis": if finished { self.end_ms - self.start_ms } else { 0 },
             "failures": self.failed_indices.iter().map(|i| json!({
                 "index": i, "index_uuid": i, "shard_id": 0,
                 "reason": "primary shard is not allocated", "status": "INTERNAL_SERVER_ERROR"
@@ -171,9 +174,6 @@ impl StoredSnapshot {
             "shards": self.shards(now_ms),
             "feature_states": [],
         });
-        if finished {
-            v["end_time"] = json!(fmt_ms(self.end_ms));
-        }
         v
     }
 
@@ -292,6 +292,8 @@ impl Elasticsearch {
             "relocating_shards": 0,
             "initializing_shards": red + yellow,
             "unassigned_shards": red,
+            // ES 8.16+; primaries being restored are initializing, not unassigned.
+            "unassigned_primary_shards": 0,
             "delayed_unassigned_shards": 0,
             "number_of_pending_tasks": 0,
             "number_of_in_flight_fetch": 0,

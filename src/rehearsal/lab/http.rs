@@ -257,6 +257,11 @@ async fn search_instances(State(c): State<RegionApi>, body: Bytes) -> Response {
         let mut d = d.clone();
         if let Some(o) = d.as_object_mut() {
             o.remove("partitionId");
+            // 8.8 writes these even when empty.
+            for key in ["processDefinitionVersionTag", "parentProcessInstanceKey", "parentElementInstanceKey"] {
+                o.entry(key).or_insert(Value::Null);
+            }
+            o.entry("tags").or_insert(json!([]));
         }
         d
     }))
@@ -404,7 +409,16 @@ fn cat(q: &HashMap<String, String>, all_columns: &[&str], all_rows: Vec<Vec<Stri
     if q.get("format").is_some_and(|f| f == "json") {
         let arr: Vec<Value> = rows
             .iter()
-            .map(|r| Value::Object(columns.iter().zip(r).map(|(c, v)| (c.to_string(), json!(v))).collect()))
+            // An empty cell (e.g. the health or size of a closed index) is null in JSON.
+            .map(|r| {
+                Value::Object(
+                    columns
+                        .iter()
+                        .zip(r)
+                        .map(|(c, v)| (c.to_string(), if v.is_empty() { Value::Null } else { json!(v) }))
+                        .collect(),
+                )
+            })
             .collect();
         return json((200, Value::Array(arr)));
     }
@@ -447,16 +461,20 @@ fn cat_indices_impl(c: RegionApi, pattern: Option<String>, q: HashMap<String, St
         .iter()
         .map(|n| {
             let i = &es.indices[n];
-            let size = format!("{}kb", 4 + i.docs.len());
+            // A closed index reports no document counts or sizes; since 7.2 closed indices are
+            // replicated and keep a health (elastic/elasticsearch#39364).
+            let open = |v: String| if i.open { v } else { String::new() };
+            let size = open(format!("{}kb", 4 + i.docs.len()));
             vec![
-                if i.open { i.health(now).as_str().to_string() } else { String::new() },
+                i.health(now).as_str().to_string(),
                 if i.open { "open".into() } else { "close".into() },
                 n.clone(),
                 i.uuid.clone(),
                 "1".into(),
                 "1".into(),
-                i.docs.len().to_string(),
-                "0".into(),
+                open(i.docs.len().to_string()),
+                open("0".into()),
+                size.clone(),
                 size.clone(),
                 size,
             ]
@@ -473,6 +491,7 @@ fn cat_indices_impl(c: RegionApi, pattern: Option<String>, q: HashMap<String, St
         "docs.deleted",
         "store.size",
         "pri.store.size",
+        "dataset.size",
     ];
     cat(&q, &cols, rows)
 }

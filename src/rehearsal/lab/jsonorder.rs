@@ -31,6 +31,7 @@ const SHAPES: &[&[&str]] = &[
         "variables",
         "processDefinitionKey",
         "processInstanceKey",
+        "tags",
     ],
 ];
 

@@ -4,6 +4,7 @@
 //!
 //! Time only moves forward through [`World::advance`], called with the simulated time before
 //! every observation or action, so the world is deterministic for a given sequence of calls.
+use base64::Engine as _;
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -587,7 +588,7 @@ impl World {
             json!({
                 "processDefinitionId": def.bpmn_process_id, "processDefinitionVersion": def.version,
                 "tenantId": TENANT, "variables": variables, "processDefinitionKey": def.key.to_string(),
-                "processInstanceKey": key.to_string(),
+                "processInstanceKey": key.to_string(), "tags": [],
             }),
         )
     }
@@ -620,7 +621,12 @@ impl World {
         let limit = page.and_then(|p| p.get("limit")).and_then(Value::as_u64).unwrap_or(100) as usize;
         let total = matched.len();
         let items: Vec<Value> = matched.into_iter().skip(from).take(limit).collect();
-        (200, json!({"items": items, "page": {"totalItems": total}}))
+        // Cursors are opaque strings (base64 of the sort values); null on an empty page.
+        let cursor = |i: usize| json!(base64::engine::general_purpose::STANDARD.encode(format!("[{i}]")));
+        let (start, end) =
+            if items.is_empty() { (Value::Null, Value::Null) } else { (cursor(from), cursor(from + items.len() - 1)) };
+        let page = json!({"totalItems": total, "hasMoreTotalItems": false, "startCursor": start, "endCursor": end});
+        (200, json!({"items": items, "page": page}))
     }
 
     // ---- platform (Kubernetes / Helm) -----------------------------------------------------
@@ -704,7 +710,13 @@ impl World {
 
     pub fn put_repository(&mut self, r: usize, repo: &str, body: &Value) -> Reply {
         let kind = body.get("type").and_then(Value::as_str).unwrap_or("").to_string();
-        let settings = body.get("settings").and_then(Value::as_object).cloned().unwrap_or_default();
+        let mut settings = body.get("settings").and_then(Value::as_object).cloned().unwrap_or_default();
+        // Elasticsearch keeps settings as strings: `"readonly": true` reads back as "true".
+        for v in settings.values_mut() {
+            if let Value::Bool(_) | Value::Number(_) = v {
+                *v = Value::String(v.to_string());
+            }
+        }
         let needs = match kind.as_str() {
             "s3" | "gcs" => Some("bucket"),
             "azure" => None,
