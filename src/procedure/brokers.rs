@@ -1,6 +1,6 @@
 //! Broker steps: assess-failover, remove-brokers (force), add-brokers (no force, original RF),
 //! await-brokers-visible.
-use super::api::{ClusterView, Mutation, MutationResult, PendingChange};
+use super::api::{ApiErrorKind, ClusterView, Mutation, MutationResult, PendingChange};
 use super::regions::{self, brokers_of};
 use super::{StepEnv, StepOutcome, StepResult, errors, exporting, plan, vars};
 use serde_json::{Value, json};
@@ -46,7 +46,9 @@ fn concurrent(p: &PendingChange) -> StepOutcome {
 }
 
 /// The lost region's gateway must not answer: if it does, the region is not gone (maybe only
-/// partitioned from the survivor) and force-removing its brokers risks split brain.
+/// partitioned from the survivor) and force-removing its brokers risks split brain. Only no
+/// answer (unreachable, timeout, 5xx) counts as silent: a 401/403/404/409 or an unparseable
+/// body is an answer from something still running there.
 async fn lost_region_silent(env: &StepEnv<'_>, lost: u8) -> Result<(), StepOutcome> {
     // guards api-contract §6.1: force-remove only when the lost region is confirmed gone
     match env.api.cluster(lost).await {
@@ -57,7 +59,14 @@ async fn lost_region_silent(env: &StepEnv<'_>, lost: u8) -> Result<(), StepOutco
                 view.brokers.len()
             ),
         )),
-        Err(_) => Ok(()),
+        Err(e) if e.kind == ApiErrorKind::Transient => Ok(()),
+        Err(e) => Err(StepOutcome::refused(
+            errors::SPLIT_BRAIN_RISK,
+            format!(
+                "the management API of lost region {lost} still answers ({}): the region is not gone; fence it before removing its brokers",
+                e.status.map_or_else(|| "an unreadable answer".to_string(), |s| format!("HTTP {s}"))
+            ),
+        )),
     }
 }
 

@@ -43,6 +43,8 @@ pub struct State {
     pub restore_fails: bool,
     /// A lost region's gateway still answers (a partition, not a loss).
     pub lost_gateway_answers: bool,
+    /// A lost region's gateway answers with this error (e.g. 401: something still answers).
+    pub lost_gateway_error: Option<ApiError>,
 }
 
 pub struct FakeTarget {
@@ -81,6 +83,7 @@ impl FakeTarget {
                 instances: vec![],
                 restore_fails: false,
                 lost_gateway_answers: false,
+                lost_gateway_error: None,
             }),
         }
     }
@@ -179,6 +182,9 @@ impl TargetApi for FakeTarget {
             let mut s = self.lock();
             fault(&mut s)?;
             if !s.lost_gateway_answers && !s.alive.iter().any(|b| b % 2 == u32::from(region)) {
+                if let Some(e) = s.lost_gateway_error.clone() {
+                    return Err(e);
+                }
                 return Err(ApiError::transient("connection refused"));
             }
             let view = ClusterView {

@@ -105,7 +105,9 @@ pub fn check_removal(
         ));
     }
     let ns = |r: u8| target.regions.get(usize::from(r)).map(|c| c.namespace.as_str()).filter(|n| !n.is_empty());
-    let in_ns = |host: &str, r: u8| ns(r).is_some_and(|n| host.contains(n));
+    // a namespace is one DNS label of the host (`camunda-zeebe-0.camunda-zeebe.<ns>.svc...`),
+    // never a substring: namespace `camunda` is a substring of every Zeebe host name
+    let in_ns = |host: &str, r: u8| ns(r).is_some_and(|n| host.split('.').any(|label| label == n));
     for b in &topology.brokers {
         if to_remove.contains(&b.node_id) {
             if in_ns(&b.host, surviving) {
@@ -242,5 +244,29 @@ mod tests {
         let mut odd_in_a = healthy_a;
         odd_in_a.push(broker(5, "camunda-a", "dead"));
         assert_eq!(code(check_removal(&t, &topo(odd_in_a), 0, &[1, 3, 5, 7])), "SURVIVING_REGION_DEGRADED");
+    }
+
+    /// A namespace is a DNS label of the host, not a substring: namespace `camunda` is a substring
+    /// of every Zeebe host (`camunda-zeebe-0.camunda-zeebe.<ns>`) and of `camunda-paris`.
+    #[test]
+    fn namespaces_match_host_labels_not_substrings() {
+        let mut t = target();
+        t.regions[0].namespace = "camunda".into();
+        t.regions[1].namespace = "camunda-paris".into();
+        let fqdn = |id: u32, ns: &str, health: &str| {
+            let mut b = broker(id, ns, health);
+            b.host.push_str(".svc.cluster.local");
+            b
+        };
+        let mut london: Vec<_> = [0, 2, 4, 6].iter().map(|i| fqdn(*i, "camunda", "healthy")).collect();
+        london.push(fqdn(3, "camunda-paris", "dead"));
+        assert_eq!(code(check_removal(&t, &topo(london.clone()), 0, &[1, 3, 5, 7])), "ok");
+        // a contradiction is still found
+        london.push(fqdn(5, "camunda", "dead"));
+        assert_eq!(code(check_removal(&t, &topo(london), 0, &[1, 3, 5, 7])), "SURVIVING_REGION_DEGRADED");
+        // and the other way round: Paris survives
+        let mut paris: Vec<_> = [1, 3, 5, 7].iter().map(|i| fqdn(*i, "camunda-paris", "healthy")).collect();
+        paris.push(fqdn(2, "camunda", "dead"));
+        assert_eq!(code(check_removal(&t, &topo(paris), 1, &[0, 2, 4, 6])), "ok");
     }
 }

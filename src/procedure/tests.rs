@@ -251,6 +251,19 @@ async fn split_brain_and_degraded_survivors_are_refused() {
     assert!(matches!(&o, StepOutcome::Refused { message, .. } if message.contains("still answers")));
     assert_eq!(code(&h.run("assess-failover", failover_vars(), &[]).await), "SPLIT_BRAIN_RISK");
     h.api.lock().lost_gateway_answers = false;
+    // the lost region's gateway answers with an error (401, 404, 409, ...): something is still
+    // there, which is not "gone" (only unreachable / timeout / 5xx count as silent)
+    for (kind, status) in [
+        (super::api::ApiErrorKind::Rejected, 401),
+        (super::api::ApiErrorKind::NotFound, 404),
+        (super::api::ApiErrorKind::Conflict, 409),
+    ] {
+        h.api.lock().lost_gateway_error = Some(super::api::ApiError::new(kind, Some(status), "answered"));
+        let o = h.run("remove-brokers", failover_vars(), &[]).await;
+        assert_eq!(code(&o), "SPLIT_BRAIN_RISK", "{status}: {o:?}");
+        assert_eq!(code(&h.run("assess-failover", failover_vars(), &[]).await), "SPLIT_BRAIN_RISK", "{status}");
+    }
+    h.api.lock().lost_gateway_error = None;
     // a surviving broker is down too
     h.api.lock().alive.remove(&2);
     assert_eq!(code(&h.run("assess-failover", failover_vars(), &[]).await), "SURVIVING_REGION_DEGRADED");
