@@ -434,3 +434,40 @@ async fn an_exporter_re_enabled_by_a_restart_is_disabled_then_enabled_with_initi
     assert!(matches!(h.run("enable-exporter", v.clone(), &[]).await, StepOutcome::Done { already_done: true, .. }));
     assert_eq!(h.mutations(), m);
 }
+
+/// The configured layout must match the live cluster before anything is forced: with
+/// `cluster_size = 4` (or left at the default 8) on a cluster of 8 (10) brokers, the removal
+/// would force-remove only part of the lost region and leave dead members behind.
+#[tokio::test]
+async fn cluster_larger_than_configured_is_refused_before_removal() {
+    let mut h = H::new();
+    h.target.cluster_size = 4;
+    h.api.lose(1);
+    for step in ["assess-failover", "remove-brokers"] {
+        let o = h.run(step, failover_vars(), &[]).await;
+        assert_eq!(code(&o), "INVALID_INPUT", "{step}: {o:?}");
+        assert!(
+            matches!(&o, StepOutcome::Refused { field: Some(f), message, .. } if f == "cluster_size" && message.contains("[4, 5, 6, 7]")),
+            "{o:?}"
+        );
+    }
+    assert_eq!(h.mutations(), 0);
+}
+
+/// add-brokers sets the replication factor from the config: a config that does not match the
+/// cluster's (halved) factor would silently change the cluster's replication factor.
+#[tokio::test]
+async fn add_brokers_refuses_a_replication_factor_that_contradicts_the_cluster() {
+    let mut h = H::new();
+    failover(&h).await;
+    h.api.start_brokers(1, 8);
+    h.api.lock().exporters.insert("camundaregion1".into(), "ENABLED".into());
+    h.target.replication_factor = 6;
+    let o = h.run("add-brokers", failback_vars(), &[]).await;
+    assert_eq!(code(&o), "INVALID_INPUT", "{o:?}");
+    assert!(matches!(&o, StepOutcome::Refused { field: Some(f), .. } if f == "replication_factor"), "{o:?}");
+    h.target.replication_factor = 4;
+    let m = h.mutations();
+    h.act_once("add-brokers", &failback_vars(), &[]).await;
+    assert_eq!(h.mutations(), m + 1);
+}
