@@ -471,3 +471,26 @@ async fn add_brokers_refuses_a_replication_factor_that_contradicts_the_cluster()
     h.act_once("add-brokers", &failback_vars(), &[]).await;
     assert_eq!(h.mutations(), m + 1);
 }
+
+/// Steps that decide from the journal (is exporting paused? did we enable this exporter?) must
+/// not guess when the journal has no record of this instance's earlier steps (file lost, a
+/// worker with another journal): they fail the job instead of mutating blindly.
+#[tokio::test]
+async fn journal_without_this_instance_history_is_not_trusted() {
+    let h = H::new();
+    failover(&h).await;
+    h.api.start_brokers(1, 8);
+    h.act_once("pause-exporting", &failback_vars(), &[]).await;
+    h.api.lock().exporters.insert("camundaregion1".into(), "ENABLED".into());
+    std::fs::remove_file(h.journal.path()).unwrap();
+    let m = h.mutations();
+    // exporting is paused (the lost journal said so): adding brokers now would be wrong
+    let o = h.run("add-brokers", failback_vars(), &[]).await;
+    assert_eq!(code(&o), "RETRY", "{o:?}");
+    assert!(matches!(&o, StepOutcome::Retry { message } if message.contains("journal")), "{o:?}");
+    // the exporter may well have been enabled by us: do not disable it
+    let o = h.run("enable-exporter", failback_vars(), &[]).await;
+    assert_eq!(code(&o), "RETRY", "{o:?}");
+    assert_eq!(h.mutations(), m, "nothing mutated on a journal without history");
+    assert_eq!(h.api.lock().exporters["camundaregion1"], "ENABLED");
+}
