@@ -20,6 +20,8 @@ pub enum Kind {
 #[derive(Debug, Default)]
 pub struct Es {
     pub repo: bool,
+    /// The repository is registered read-only.
+    pub repo_readonly: bool,
     pub indices: Vec<IndexInfo>,
     pub recoveries: Vec<RecoveryInfo>,
     pub health: String,
@@ -57,6 +59,7 @@ impl FakeTarget {
         let all: BTreeSet<u32> = (0..size).collect();
         let es = || Es {
             repo: false,
+            repo_readonly: false,
             indices: vec![idx("operate-list-view-8.3.0_")],
             recoveries: vec![],
             health: "green".into(),
@@ -286,6 +289,16 @@ impl TargetApi for FakeTarget {
         async move { r }.boxed()
     }
 
+    fn repository_readonly(&self, region: u8, _repository: String) -> BoxFuture<'_, ApiResult<Option<bool>>> {
+        let r = (|| {
+            let mut s = self.lock();
+            fault(&mut s)?;
+            let es = &s.es[usize::from(region)];
+            Ok(es.repo.then_some(es.repo_readonly))
+        })();
+        async move { r }.boxed()
+    }
+
     fn snapshots(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<Vec<SnapshotInfo>>> {
         let r = (|| {
             let mut s = self.lock();
@@ -372,12 +385,14 @@ impl TargetApi for FakeTarget {
                 Mutation::DisableExporter { exporter_id } => start(&mut s, Kind::Exporter(exporter_id, false)),
                 Mutation::EnableExporter { exporter_id, .. } => start(&mut s, Kind::Exporter(exporter_id, true)),
                 Mutation::PauseExporting | Mutation::ResumeExporting => Ok(MutationResult::Ack),
-                Mutation::RegisterRepository { .. } => {
+                Mutation::RegisterRepository { readonly, .. } => {
                     s.es[reg].repo = true;
+                    s.es[reg].repo_readonly = readonly;
                     Ok(MutationResult::Ack)
                 }
                 Mutation::DeleteRepository { .. } => {
                     s.es[reg].repo = false;
+                    s.es[reg].repo_readonly = false;
                     Ok(MutationResult::Ack)
                 }
                 Mutation::CreateSnapshot { snapshot, .. } => {

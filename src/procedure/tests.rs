@@ -494,3 +494,21 @@ async fn journal_without_this_instance_history_is_not_trusted() {
     assert_eq!(h.mutations(), m, "nothing mutated on a journal without history");
     assert_eq!(h.api.lock().exporters["camundaregion1"], "ENABLED");
 }
+
+/// A repository left read-only in the surviving region (it was the recreated region of an
+/// earlier failback, registered `readonly`) is re-registered writable: otherwise
+/// create-snapshot fails on it until an incident.
+#[tokio::test]
+async fn surviving_repository_left_readonly_is_made_writable() {
+    let h = H::new();
+    failover(&h).await;
+    {
+        let mut s = h.api.lock();
+        s.es[0].repo = true;
+        s.es[0].repo_readonly = true;
+    }
+    let v = failback_vars();
+    let o = h.act_once("register-snapshot-repo", &v, &[("region", "surviving")]).await;
+    assert_eq!(o["repositoryRegistered"], json!(true));
+    assert!(!h.api.lock().es[0].repo_readonly, "still read-only");
+}
