@@ -104,7 +104,10 @@ pub fn check_removal(
             format!("refusing to remove broker {id}: it belongs to the surviving region {surviving} by parity"),
         ));
     }
-    let ns = |r: u8| target.regions.get(usize::from(r)).map(|c| c.namespace.as_str()).filter(|n| !n.is_empty());
+    let raw = |r: u8| target.regions.get(usize::from(r)).map(|c| c.namespace.as_str()).filter(|n| !n.is_empty());
+    // the same namespace name in both regions (two Kubernetes clusters): hosts tell nothing
+    let distinct = raw(0) != raw(1);
+    let ns = |r: u8| raw(r).filter(|_| distinct);
     // a namespace is one DNS label of the host (`camunda-zeebe-0.camunda-zeebe.<ns>.svc...`),
     // never a substring: namespace `camunda` is a substring of every Zeebe host name
     let in_ns = |host: &str, r: u8| ns(r).is_some_and(|n| host.split('.').any(|label| label == n));
@@ -244,6 +247,18 @@ mod tests {
         let mut odd_in_a = healthy_a;
         odd_in_a.push(broker(5, "camunda-a", "dead"));
         assert_eq!(code(check_removal(&t, &topo(odd_in_a), 0, &[1, 3, 5, 7])), "SURVIVING_REGION_DEGRADED");
+    }
+
+    /// Two Kubernetes clusters often use the same namespace name: hosts cannot tell the regions
+    /// apart then, and the namespace cross-check must not block every failover.
+    #[test]
+    fn same_namespace_in_both_regions_skips_the_host_check() {
+        let mut t = target();
+        t.regions[0].namespace = "camunda".into();
+        t.regions[1].namespace = "camunda".into();
+        let mut brokers: Vec<_> = [0, 2, 4, 6].iter().map(|i| broker(*i, "camunda", "healthy")).collect();
+        brokers.push(broker(3, "camunda", "dead"));
+        assert_eq!(code(check_removal(&t, &topo(brokers), 0, &[1, 3, 5, 7])), "ok");
     }
 
     /// A namespace is a DNS label of the host, not a substring: namespace `camunda` is a substring
