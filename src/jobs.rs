@@ -7,7 +7,7 @@ use crate::config::{Config, TargetConfig};
 use crate::procedure::adapter::ClientTarget;
 use crate::procedure::api::TargetApi;
 use crate::procedure::drill::{NoRegionControl, RegionControl};
-use crate::procedure::journal::{EntryKind, Journal, JournalEntry};
+use crate::procedure::journal::{EntryKind, Journal, JournalEntry, scrub};
 use crate::procedure::platform::{self, LabControl, Platform};
 use crate::procedure::{StepEnv, StepInput, StepOutcome, run_step};
 use crate::target::Target;
@@ -134,6 +134,8 @@ pub fn to_job_outcome(outcome: StepOutcome, step: &str, retry_backoff: Option<Du
             JobOutcome::Complete(variables)
         }
         StepOutcome::Refused { code, message, field, mut variables } => {
+            // messages can quote client errors (URLs): never let credentials reach the engine
+            let message = scrub(&message);
             let mut last = Map::new();
             last.insert("code".into(), json!(code));
             last.insert("message".into(), json!(message));
@@ -144,7 +146,7 @@ pub fn to_job_outcome(outcome: StepOutcome, step: &str, retry_backoff: Option<Du
             variables.insert("lastError".into(), Value::Object(last));
             JobOutcome::BpmnError { code: code.to_string(), message, variables }
         }
-        StepOutcome::Retry { message } => JobOutcome::Fail { message, retry_backoff },
+        StepOutcome::Retry { message } => JobOutcome::Fail { message: scrub(&message), retry_backoff },
     }
 }
 
@@ -222,10 +224,10 @@ pub async fn handle(ctx: &StepContext, job: Job) -> JobOutcome {
             tracing::info!(job_type = %step, already_done, "step done")
         }
         StepOutcome::Refused { code, message, .. } => {
-            tracing::warn!(job_type = %step, code, %message, "step refused")
+            tracing::warn!(job_type = %step, code, message = %scrub(message), "step refused")
         }
         StepOutcome::Retry { message } => {
-            tracing::warn!(job_type = %step, %message, "step failed, will be retried")
+            tracing::warn!(job_type = %step, message = %scrub(message), "step failed, will be retried")
         }
     }
     to_job_outcome(outcome, &label, ctx.backoff())
@@ -293,6 +295,19 @@ mod tests {
             to_job_outcome(retry, "x", backoff),
             JobOutcome::Fail { message: "503".into(), retry_backoff: backoff }
         );
+        // credentials in URLs never reach the job's error message or lastError
+        let leaky = "lab control GET /x: error sending request for url (http://ops:hunter2@lab:8080/x)";
+        match to_job_outcome(StepOutcome::retry(leaky), "x", None) {
+            JobOutcome::Fail { message, .. } => assert!(!message.contains("hunter2"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        match to_job_outcome(StepOutcome::refused("PRECONDITION_FAILED", leaky), "x", None) {
+            JobOutcome::BpmnError { message, variables, .. } => {
+                assert!(!message.contains("hunter2"), "{message}");
+                assert!(!variables["lastError"].to_string().contains("hunter2"));
+            }
+            other => panic!("{other:?}"),
+        }
         assert_eq!(JOB_TYPES.len(), 25);
         assert!(JOB_TYPES.iter().all(|t| t.starts_with("c8dr.")));
     }

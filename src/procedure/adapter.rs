@@ -144,6 +144,14 @@ impl TargetApi for ClientTarget {
         async move { Ok(self.target.region(region).elasticsearch.get_repository(&repository).await?.is_some()) }.boxed()
     }
 
+    fn repository_readonly(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<Option<bool>>> {
+        async move {
+            let info = self.target.region(region).elasticsearch.get_repository(&repository).await?;
+            Ok(info.map(|i| i.readonly()))
+        }
+        .boxed()
+    }
+
     fn snapshots(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<Vec<SnapshotInfo>>> {
         async move {
             let list = self.target.region(region).elasticsearch.list_snapshots(&repository).await?;

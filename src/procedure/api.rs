@@ -407,6 +407,8 @@ pub trait TargetApi: Send + Sync {
     fn exporters(&self, region: u8) -> BoxFuture<'_, ApiResult<Vec<ExporterStatus>>>;
     /// `GET /_snapshot/{repo}`: `false` when the repository is not registered (404).
     fn repository_exists(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<bool>>;
+    /// `GET /_snapshot/{repo}`: `None` when not registered, else whether it is read-only.
+    fn repository_readonly(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<Option<bool>>>;
     /// `GET /_snapshot/{repo}/_all`. 404 `repository_missing_exception` is an error.
     fn snapshots(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<Vec<SnapshotInfo>>>;
     /// `GET /_recovery` (all recoveries, not only active ones).

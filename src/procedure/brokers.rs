@@ -1,6 +1,6 @@
 //! Broker steps: assess-failover, remove-brokers (force), add-brokers (no force, original RF),
 //! await-brokers-visible.
-use super::api::{ClusterView, Mutation, MutationResult, PendingChange};
+use super::api::{ApiErrorKind, ClusterView, Mutation, MutationResult, PendingChange};
 use super::regions::{self, brokers_of};
 use super::{StepEnv, StepOutcome, StepResult, errors, exporting, plan, vars};
 use serde_json::{Value, json};
@@ -46,7 +46,9 @@ fn concurrent(p: &PendingChange) -> StepOutcome {
 }
 
 /// The lost region's gateway must not answer: if it does, the region is not gone (maybe only
-/// partitioned from the survivor) and force-removing its brokers risks split brain.
+/// partitioned from the survivor) and force-removing its brokers risks split brain. Only no
+/// answer (unreachable, timeout, 5xx) counts as silent: a 401/403/404/409 or an unparseable
+/// body is an answer from something still running there.
 async fn lost_region_silent(env: &StepEnv<'_>, lost: u8) -> Result<(), StepOutcome> {
     // guards api-contract §6.1: force-remove only when the lost region is confirmed gone
     match env.api.cluster(lost).await {
@@ -57,8 +59,32 @@ async fn lost_region_silent(env: &StepEnv<'_>, lost: u8) -> Result<(), StepOutco
                 view.brokers.len()
             ),
         )),
-        Err(_) => Ok(()),
+        Err(e) if e.kind == ApiErrorKind::Transient => Ok(()),
+        Err(e) => Err(StepOutcome::refused(
+            errors::SPLIT_BRAIN_RISK,
+            format!(
+                "the management API of lost region {lost} still answers ({}): the region is not gone; fence it before removing its brokers",
+                e.status.map_or_else(|| "an unreadable answer".to_string(), |s| format!("HTTP {s}"))
+            ),
+        )),
     }
+}
+
+/// The configured cluster size must cover every member of the live cluster: a broker id beyond
+/// it would be neither removed nor expected, so a force removal would leave dead members behind.
+fn check_cluster_size(env: &StepEnv<'_>, cluster: &ClusterView) -> Result<(), StepOutcome> {
+    let n = env.target.cluster_size;
+    let mut beyond: Vec<u32> = cluster.brokers.iter().map(|b| b.id).filter(|id| *id >= n).collect();
+    if beyond.is_empty() {
+        return Ok(());
+    }
+    beyond.sort_unstable();
+    Err(StepOutcome::invalid(
+        "cluster_size",
+        format!(
+            "the cluster has members {beyond:?} but the target config says cluster_size = {n}: set cluster_size (and replication_factor, partition_count) to the cluster's real layout"
+        ),
+    ))
 }
 
 /// `c8dr.assess-failover`: topology of the surviving region, lost brokers by parity, dry run.
@@ -66,6 +92,7 @@ pub async fn assess_failover(env: &StepEnv<'_>) -> StepResult {
     let (surviving, lost) = regions::failover(env)?;
     let n = env.target.cluster_size;
     let cluster = env.api.cluster(surviving).await?;
+    check_cluster_size(env, &cluster)?;
     let topology = env.api.topology(surviving).await?;
     let to_remove = present(&cluster, &brokers_of(lost, n));
     let expected = plan::after_failover(env.target, surviving);
@@ -115,6 +142,7 @@ pub async fn remove_brokers(env: &StepEnv<'_>) -> StepResult {
         }
         return Err(concurrent(p));
     }
+    check_cluster_size(env, &cluster)?;
     let to_remove = present(&cluster, &lost_ids);
     if to_remove.is_empty() {
         return Ok(StepOutcome::already_done(vars([("changeId", last_change_id(&cluster))])));
@@ -172,6 +200,17 @@ pub async fn add_brokers(env: &StepEnv<'_>) -> StepResult {
         return Err(StepOutcome::refused(
             errors::PRECONDITION_FAILED,
             "exporting is paused by this process: resume exporting before adding brokers",
+        ));
+    }
+    // the replication factor comes from the config: it must be the one the failover halved
+    let halved = (env.target.replication_factor / 2).max(1);
+    if topology.replication_factor != halved {
+        return Err(StepOutcome::invalid(
+            "replication_factor",
+            format!(
+                "the cluster runs with replication factor {} but the target config says replication_factor = {} (halved by the failover: {halved}): set replication_factor to the cluster's original factor",
+                topology.replication_factor, env.target.replication_factor
+            ),
         ));
     }
     // guards api-contract §6.6: no force on add; include the original replication factor

@@ -82,6 +82,10 @@ pub async fn redisable_flipped(env: &StepEnv<'_>, surviving: u8, region: u8) -> 
         .filter(|e| matches!(e.status.as_str(), "ENABLED" | "CONFIG_NOT_FOUND" | "DISABLING"))
         .map(|e| e.exporter_id.clone())
         .collect();
+    if flipped.contains(&main) {
+        // "this instance never enabled it" must come from a journal that knows this instance
+        env.journal_calls_with_history()?;
+    }
     let Some(first) = flipped.iter().find(|id| list.iter().any(|e| &e.exporter_id == *id && e.status != "DISABLING"))
     else {
         return Ok(flipped);
@@ -122,6 +126,8 @@ pub async fn enable_exporter(env: &StepEnv<'_>) -> StepResult {
         ));
     }
     if status.as_deref() == Some("ENABLED") {
+        // "we never enabled it" must come from a journal that knows this instance
+        env.journal_calls_with_history()?;
         if enabled_by_this_instance(env)? {
             return Ok(StepOutcome::already_done(vars([("changeId", Value::Null)])));
         }

@@ -17,8 +17,10 @@ fn last_state(env: &StepEnv<'_>) -> Result<Option<bool>, StepOutcome> {
     }))
 }
 
-/// True when this process instance paused exporting and has not resumed it.
+/// True when this process instance paused exporting and has not resumed it. A journal without
+/// this instance's history cannot say "not paused": the job fails instead.
 pub fn paused_by_this_instance(env: &StepEnv<'_>) -> Result<bool, StepOutcome> {
+    env.journal_calls_with_history()?;
     Ok(last_state(env)? == Some(true))
 }
 

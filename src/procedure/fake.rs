@@ -20,6 +20,8 @@ pub enum Kind {
 #[derive(Debug, Default)]
 pub struct Es {
     pub repo: bool,
+    /// The repository is registered read-only.
+    pub repo_readonly: bool,
     pub indices: Vec<IndexInfo>,
     pub recoveries: Vec<RecoveryInfo>,
     pub health: String,
@@ -43,6 +45,8 @@ pub struct State {
     pub restore_fails: bool,
     /// A lost region's gateway still answers (a partition, not a loss).
     pub lost_gateway_answers: bool,
+    /// A lost region's gateway answers with this error (e.g. 401: something still answers).
+    pub lost_gateway_error: Option<ApiError>,
 }
 
 pub struct FakeTarget {
@@ -55,6 +59,7 @@ impl FakeTarget {
         let all: BTreeSet<u32> = (0..size).collect();
         let es = || Es {
             repo: false,
+            repo_readonly: false,
             indices: vec![idx("operate-list-view-8.3.0_")],
             recoveries: vec![],
             health: "green".into(),
@@ -81,6 +86,7 @@ impl FakeTarget {
                 instances: vec![],
                 restore_fails: false,
                 lost_gateway_answers: false,
+                lost_gateway_error: None,
             }),
         }
     }
@@ -179,6 +185,9 @@ impl TargetApi for FakeTarget {
             let mut s = self.lock();
             fault(&mut s)?;
             if !s.lost_gateway_answers && !s.alive.iter().any(|b| b % 2 == u32::from(region)) {
+                if let Some(e) = s.lost_gateway_error.clone() {
+                    return Err(e);
+                }
                 return Err(ApiError::transient("connection refused"));
             }
             let view = ClusterView {
@@ -280,6 +289,16 @@ impl TargetApi for FakeTarget {
         async move { r }.boxed()
     }
 
+    fn repository_readonly(&self, region: u8, _repository: String) -> BoxFuture<'_, ApiResult<Option<bool>>> {
+        let r = (|| {
+            let mut s = self.lock();
+            fault(&mut s)?;
+            let es = &s.es[usize::from(region)];
+            Ok(es.repo.then_some(es.repo_readonly))
+        })();
+        async move { r }.boxed()
+    }
+
     fn snapshots(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<Vec<SnapshotInfo>>> {
         let r = (|| {
             let mut s = self.lock();
@@ -366,12 +385,14 @@ impl TargetApi for FakeTarget {
                 Mutation::DisableExporter { exporter_id } => start(&mut s, Kind::Exporter(exporter_id, false)),
                 Mutation::EnableExporter { exporter_id, .. } => start(&mut s, Kind::Exporter(exporter_id, true)),
                 Mutation::PauseExporting | Mutation::ResumeExporting => Ok(MutationResult::Ack),
-                Mutation::RegisterRepository { .. } => {
+                Mutation::RegisterRepository { readonly, .. } => {
                     s.es[reg].repo = true;
+                    s.es[reg].repo_readonly = readonly;
                     Ok(MutationResult::Ack)
                 }
                 Mutation::DeleteRepository { .. } => {
                     s.es[reg].repo = false;
+                    s.es[reg].repo_readonly = false;
                     Ok(MutationResult::Ack)
                 }
                 Mutation::CreateSnapshot { snapshot, .. } => {

@@ -138,6 +138,11 @@ pub fn scrub(text: &str) -> String {
             out.push(' ');
         }
         out.push_str(&scrub_word(word));
+        // `Authorization: <scheme> <credential>`: nothing after the header name is kept
+        if word.to_ascii_lowercase().ends_with("authorization:") {
+            out.push_str(" ***");
+            break;
+        }
     }
     out
 }
@@ -223,6 +228,9 @@ mod tests {
     fn secrets_are_scrubbed() {
         assert_eq!(scrub("GET http://demo:demo@es:9200/_snapshot"), "GET http://***@es:9200/_snapshot");
         assert_eq!(scrub("login password=hunter2"), "login password=***");
+        // the doc promises "anything after Authorization:": the scheme and the credential
+        assert_eq!(scrub("sent Authorization: Basic dXNlcjpwdw== to es"), "sent Authorization: ***");
+        assert_eq!(scrub("authorization: ApiKey abc123"), "authorization: ***");
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::new(dir.path().join("j.jsonl"));
         let mut e = entry(EntryKind::Call, 1, "x");

@@ -216,6 +216,26 @@ impl StepEnv<'_> {
             .map_err(|err| StepOutcome::retry(err.to_string()))
     }
 
+    /// Calls of this process instance, for a decision that relies on what the journal does NOT
+    /// contain ("we never paused", "we never enabled it"). Such an absence only means something
+    /// when the journal knows this instance: it must hold lines of an earlier task of it (every
+    /// process starts with validate-input). Otherwise (journal file lost or replaced, a worker
+    /// writing another journal) the job fails instead of acting on a guess.
+    pub fn journal_calls_with_history(&self) -> Result<Vec<JournalEntry>, StepOutcome> {
+        let lines = self
+            .journal
+            .for_instance(self.input.process_instance_key)
+            .map_err(|err| StepOutcome::retry(err.to_string()))?;
+        if !lines.iter().any(|e| e.element_id != self.input.element_id) {
+            return Err(StepOutcome::retry(format!(
+                "the audit journal {} has no record of the earlier tasks of process instance {}: it was lost or this worker writes another journal; this step decides from the journal and will not guess (restore the journal or run the workers on one shared journal)",
+                self.journal.path().display(),
+                self.input.process_instance_key
+            )));
+        }
+        Ok(lines.into_iter().filter(|e| e.kind == EntryKind::Call).collect())
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.input.headers.get(name).map(String::as_str)
     }

@@ -51,7 +51,17 @@ impl ExpectedTopology {
         if t.replication_factor != self.replication_factor {
             p.push(format!("replicationFactor is {}, expected {}", t.replication_factor, self.replication_factor));
         }
-        for pid in 1..=self.partition_count {
+        if t.partitions_count != self.partition_count {
+            p.push(format!("partitionsCount is {}, expected {}", t.partitions_count, self.partition_count));
+        }
+        // every partition the cluster has, not only the configured ones
+        let mut pids: Vec<u32> = (1..=self.partition_count.max(t.partitions_count)).collect();
+        for b in &t.brokers {
+            pids.extend(b.partitions.iter().map(|x| x.partition_id));
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        for pid in pids {
             let replicas: Vec<_> = t
                 .brokers
                 .iter()
@@ -132,5 +142,24 @@ mod tests {
         }
         let probs = fb.problems(&no_leader);
         assert!(probs.iter().any(|p| p.contains("partition 2 has 0 healthy leaders")), "{probs:?}");
+    }
+
+    /// Partitions beyond the configured partition_count are checked too: a config with fewer
+    /// partitions than the cluster must not verify a topology with a leaderless partition.
+    #[test]
+    fn partitions_beyond_the_configured_count_are_not_ignored() {
+        let t = target(); // partition_count = 2
+        let fb = after_failback(&t);
+        let mut three = topo(&[0, 1, 2, 3], 3, 2, 4);
+        for b in &mut three.brokers {
+            for p in &mut b.partitions {
+                if p.partition_id == 3 {
+                    p.role = "follower".into();
+                }
+            }
+        }
+        let probs = fb.problems(&three);
+        assert!(probs.iter().any(|p| p.contains("partitionsCount is 3, expected 2")), "{probs:?}");
+        assert!(probs.iter().any(|p| p.contains("partition 3 has 0 healthy leaders")), "{probs:?}");
     }
 }

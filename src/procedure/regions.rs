@@ -104,8 +104,13 @@ pub fn check_removal(
             format!("refusing to remove broker {id}: it belongs to the surviving region {surviving} by parity"),
         ));
     }
-    let ns = |r: u8| target.regions.get(usize::from(r)).map(|c| c.namespace.as_str()).filter(|n| !n.is_empty());
-    let in_ns = |host: &str, r: u8| ns(r).is_some_and(|n| host.contains(n));
+    let raw = |r: u8| target.regions.get(usize::from(r)).map(|c| c.namespace.as_str()).filter(|n| !n.is_empty());
+    // the same namespace name in both regions (two Kubernetes clusters): hosts tell nothing
+    let distinct = raw(0) != raw(1);
+    let ns = |r: u8| raw(r).filter(|_| distinct);
+    // a namespace is one DNS label of the host (`camunda-zeebe-0.camunda-zeebe.<ns>.svc...`),
+    // never a substring: namespace `camunda` is a substring of every Zeebe host name
+    let in_ns = |host: &str, r: u8| ns(r).is_some_and(|n| host.split('.').any(|label| label == n));
     for b in &topology.brokers {
         if to_remove.contains(&b.node_id) {
             if in_ns(&b.host, surviving) {
@@ -242,5 +247,41 @@ mod tests {
         let mut odd_in_a = healthy_a;
         odd_in_a.push(broker(5, "camunda-a", "dead"));
         assert_eq!(code(check_removal(&t, &topo(odd_in_a), 0, &[1, 3, 5, 7])), "SURVIVING_REGION_DEGRADED");
+    }
+
+    /// Two Kubernetes clusters often use the same namespace name: hosts cannot tell the regions
+    /// apart then, and the namespace cross-check must not block every failover.
+    #[test]
+    fn same_namespace_in_both_regions_skips_the_host_check() {
+        let mut t = target();
+        t.regions[0].namespace = "camunda".into();
+        t.regions[1].namespace = "camunda".into();
+        let mut brokers: Vec<_> = [0, 2, 4, 6].iter().map(|i| broker(*i, "camunda", "healthy")).collect();
+        brokers.push(broker(3, "camunda", "dead"));
+        assert_eq!(code(check_removal(&t, &topo(brokers), 0, &[1, 3, 5, 7])), "ok");
+    }
+
+    /// A namespace is a DNS label of the host, not a substring: namespace `camunda` is a substring
+    /// of every Zeebe host (`camunda-zeebe-0.camunda-zeebe.<ns>`) and of `camunda-paris`.
+    #[test]
+    fn namespaces_match_host_labels_not_substrings() {
+        let mut t = target();
+        t.regions[0].namespace = "camunda".into();
+        t.regions[1].namespace = "camunda-paris".into();
+        let fqdn = |id: u32, ns: &str, health: &str| {
+            let mut b = broker(id, ns, health);
+            b.host.push_str(".svc.cluster.local");
+            b
+        };
+        let mut london: Vec<_> = [0, 2, 4, 6].iter().map(|i| fqdn(*i, "camunda", "healthy")).collect();
+        london.push(fqdn(3, "camunda-paris", "dead"));
+        assert_eq!(code(check_removal(&t, &topo(london.clone()), 0, &[1, 3, 5, 7])), "ok");
+        // a contradiction is still found
+        london.push(fqdn(5, "camunda", "dead"));
+        assert_eq!(code(check_removal(&t, &topo(london), 0, &[1, 3, 5, 7])), "SURVIVING_REGION_DEGRADED");
+        // and the other way round: Paris survives
+        let mut paris: Vec<_> = [1, 3, 5, 7].iter().map(|i| fqdn(*i, "camunda-paris", "healthy")).collect();
+        paris.push(fqdn(2, "camunda", "dead"));
+        assert_eq!(code(check_removal(&t, &topo(paris), 1, &[0, 2, 4, 6])), "ok");
     }
 }

@@ -33,7 +33,9 @@ pub async fn register_snapshot_repo(env: &StepEnv<'_>) -> StepResult {
     match which {
         "surviving" => {
             let region = regions::surviving(env)?;
-            if env.api.repository_exists(region, repo.clone()).await? {
+            // a read-only registration (left by an earlier failback in which this region was the
+            // recreated one) cannot take the snapshot: re-register it writable
+            if env.api.repository_readonly(region, repo.clone()).await? == Some(false) {
                 return Ok(StepOutcome::already_done(vars([("repositoryRegistered", json!(true))])));
             }
             env.mutate(region, Mutation::RegisterRepository { repository: repo, readonly: false }).await??;

@@ -251,6 +251,19 @@ async fn split_brain_and_degraded_survivors_are_refused() {
     assert!(matches!(&o, StepOutcome::Refused { message, .. } if message.contains("still answers")));
     assert_eq!(code(&h.run("assess-failover", failover_vars(), &[]).await), "SPLIT_BRAIN_RISK");
     h.api.lock().lost_gateway_answers = false;
+    // the lost region's gateway answers with an error (401, 404, 409, ...): something is still
+    // there, which is not "gone" (only unreachable / timeout / 5xx count as silent)
+    for (kind, status) in [
+        (super::api::ApiErrorKind::Rejected, 401),
+        (super::api::ApiErrorKind::NotFound, 404),
+        (super::api::ApiErrorKind::Conflict, 409),
+    ] {
+        h.api.lock().lost_gateway_error = Some(super::api::ApiError::new(kind, Some(status), "answered"));
+        let o = h.run("remove-brokers", failover_vars(), &[]).await;
+        assert_eq!(code(&o), "SPLIT_BRAIN_RISK", "{status}: {o:?}");
+        assert_eq!(code(&h.run("assess-failover", failover_vars(), &[]).await), "SPLIT_BRAIN_RISK", "{status}");
+    }
+    h.api.lock().lost_gateway_error = None;
     // a surviving broker is down too
     h.api.lock().alive.remove(&2);
     assert_eq!(code(&h.run("assess-failover", failover_vars(), &[]).await), "SURVIVING_REGION_DEGRADED");
@@ -420,4 +433,82 @@ async fn an_exporter_re_enabled_by_a_restart_is_disabled_then_enabled_with_initi
     let m = h.mutations();
     assert!(matches!(h.run("enable-exporter", v.clone(), &[]).await, StepOutcome::Done { already_done: true, .. }));
     assert_eq!(h.mutations(), m);
+}
+
+/// The configured layout must match the live cluster before anything is forced: with
+/// `cluster_size = 4` (or left at the default 8) on a cluster of 8 (10) brokers, the removal
+/// would force-remove only part of the lost region and leave dead members behind.
+#[tokio::test]
+async fn cluster_larger_than_configured_is_refused_before_removal() {
+    let mut h = H::new();
+    h.target.cluster_size = 4;
+    h.api.lose(1);
+    for step in ["assess-failover", "remove-brokers"] {
+        let o = h.run(step, failover_vars(), &[]).await;
+        assert_eq!(code(&o), "INVALID_INPUT", "{step}: {o:?}");
+        assert!(
+            matches!(&o, StepOutcome::Refused { field: Some(f), message, .. } if f == "cluster_size" && message.contains("[4, 5, 6, 7]")),
+            "{o:?}"
+        );
+    }
+    assert_eq!(h.mutations(), 0);
+}
+
+/// add-brokers sets the replication factor from the config: a config that does not match the
+/// cluster's (halved) factor would silently change the cluster's replication factor.
+#[tokio::test]
+async fn add_brokers_refuses_a_replication_factor_that_contradicts_the_cluster() {
+    let mut h = H::new();
+    failover(&h).await;
+    h.api.start_brokers(1, 8);
+    h.api.lock().exporters.insert("camundaregion1".into(), "ENABLED".into());
+    h.target.replication_factor = 6;
+    let o = h.run("add-brokers", failback_vars(), &[]).await;
+    assert_eq!(code(&o), "INVALID_INPUT", "{o:?}");
+    assert!(matches!(&o, StepOutcome::Refused { field: Some(f), .. } if f == "replication_factor"), "{o:?}");
+    h.target.replication_factor = 4;
+    let m = h.mutations();
+    h.act_once("add-brokers", &failback_vars(), &[]).await;
+    assert_eq!(h.mutations(), m + 1);
+}
+
+/// Steps that decide from the journal (is exporting paused? did we enable this exporter?) must
+/// not guess when the journal has no record of this instance's earlier steps (file lost, a
+/// worker with another journal): they fail the job instead of mutating blindly.
+#[tokio::test]
+async fn journal_without_this_instance_history_is_not_trusted() {
+    let h = H::new();
+    failover(&h).await;
+    h.api.start_brokers(1, 8);
+    h.act_once("pause-exporting", &failback_vars(), &[]).await;
+    h.api.lock().exporters.insert("camundaregion1".into(), "ENABLED".into());
+    std::fs::remove_file(h.journal.path()).unwrap();
+    let m = h.mutations();
+    // exporting is paused (the lost journal said so): adding brokers now would be wrong
+    let o = h.run("add-brokers", failback_vars(), &[]).await;
+    assert_eq!(code(&o), "RETRY", "{o:?}");
+    assert!(matches!(&o, StepOutcome::Retry { message } if message.contains("journal")), "{o:?}");
+    // the exporter may well have been enabled by us: do not disable it
+    let o = h.run("enable-exporter", failback_vars(), &[]).await;
+    assert_eq!(code(&o), "RETRY", "{o:?}");
+    assert_eq!(h.mutations(), m, "nothing mutated on a journal without history");
+    assert_eq!(h.api.lock().exporters["camundaregion1"], "ENABLED");
+}
+
+/// A repository left read-only in the surviving region (it was the recreated region of an
+/// earlier failback, registered `readonly`) is re-registered writable: otherwise
+/// create-snapshot fails on it until an incident.
+#[tokio::test]
+async fn surviving_repository_left_readonly_is_made_writable() {
+    let h = H::new();
+    failover(&h).await;
+    {
+        let mut s = h.api.lock();
+        s.es[0].repo = true;
+        s.es[0].repo_readonly = true;
+    }
+    let v = failback_vars();
+    let o = h.act_once("register-snapshot-repo", &v, &[("region", "surviving")]).await;
+    assert_eq!(o["repositoryRegistered"], json!(true));
+    assert!(!h.api.lock().es[0].repo_readonly, "still read-only");
 }

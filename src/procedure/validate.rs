@@ -8,7 +8,8 @@ type Vars = Map<String, Value>;
 
 fn show(v: &Value) -> String {
     let s = v.to_string();
-    if s.len() > 60 { format!("{}...", &s[..60]) } else { s }
+    // truncate on a char boundary: slicing bytes panics inside a multi-byte character
+    if s.chars().count() > 60 { format!("{}...", s.chars().take(60).collect::<String>()) } else { s }
 }
 
 /// A region variable: the number 0 or 1 (a JSON string "0"/"1" is accepted too).
@@ -274,6 +275,8 @@ mod tests {
             json!({"lostRegion": "one"}),
             json!({}),
             json!({"lostRegion": 0.5}),
+            // a long non-ASCII value: the message truncates it on a char boundary, no panic
+            json!({"lostRegion": "é".repeat(40)}),
         ] {
             let (code, field) = field_of(region(&vars(bad), "lostRegion").unwrap_err());
             assert_eq!(code, "INVALID_INPUT");
