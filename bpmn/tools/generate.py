@@ -62,7 +62,7 @@ def validate(m, process):
 
 
 def final_report(m, process):
-    r = report(m, m.process_id, "Report", "Report", process, "completed", '= ""')
+    r = report(m, m.process_id, "Report", "Report completed", process, "completed", '= ""')
     e = end(m, m.process_id, "End", "Completed")
     return [single(r), single(e)]
 
@@ -291,7 +291,7 @@ def failback():
         aborted_frag = single(aborted)
         aborted_frag.exit_default, aborted_frag.exit_name = True, "continue"
         f = seq(m, [frag, aborted_frag])
-        rep.x, rep.y = aborted.cx - 50, sp.bottom + 40
+        rep.x, rep.y = aborted.cx - rep.w / 2, sp.bottom + 40
         e.x, e.y = rep.right + 45, rep.cy - 18
         m.flow(aborted, rep, name="aborted", cond="= abortRequested = true", route="down")
         m.flow(rep, e)
@@ -389,7 +389,7 @@ def drill():
                      outcome, f"= {out_var}.outcome")
         e = end(m, P, "End_" + base, outcome.replace("-", " ").capitalize())
         f = seq(m, [single(c), single(ok)])
-        rep.x, rep.y = ok.cx - 50, c.bottom + 40
+        rep.x, rep.y = ok.cx - rep.w / 2, c.bottom + 40
         e.x, e.y = rep.right + 45, rep.cy - 18
         m.flow(ok, rep, name="no", route="down", default=True)
         m.flow(rep, e)

@@ -15,9 +15,9 @@ SIZES = {
     "boundaryEvent": (36, 36),
     "exclusiveGateway": (50, 50),
     "parallelGateway": (50, 50),
-    "serviceTask": (100, 80),
-    "userTask": (100, 80),
-    "callActivity": (100, 80),
+    "serviceTask": (120, 80),
+    "userTask": (120, 80),
+    "callActivity": (120, 80),
 }
 GAP = 45
 
@@ -301,6 +301,39 @@ def _container_xml(model, parent, ind):
     return out
 
 
+LABEL_H = 14  # one line of bpmn-js's 11 px label font
+
+
+def _label_width(text):
+    return max(30, min(110, 6 * len(text)))
+
+
+def _label_lines(text, width):
+    return max(1, -(-6 * len(text) // width))
+
+
+def label_bounds(model, n):
+    """Where the external label of an event or gateway goes (None: bpmn-js's default, centred
+    below the shape). Keeps labels off the flows that leave a shape downwards: a boundary event's
+    label sits right of its outgoing flow, a gateway's label above it when a flow uses its bottom."""
+    if not n.name or not (n.kind.endswith("Event") or n.kind.endswith("Gateway")):
+        return None
+    w = _label_width(n.name)
+    h = LABEL_H * _label_lines(n.name, w)
+    if n.kind == "boundaryEvent":
+        return (n.right + 2, n.bottom - 4, w, h)
+    if n.kind.endswith("Gateway"):
+        bottom_used = any(abs(f.waypoints[0][1] - n.bottom) < 1 for f in n.outgoing) or any(
+            abs(f.waypoints[-1][1] - n.bottom) < 1 for f in n.incoming)
+        top_used = any(abs(f.waypoints[0][1] - n.y) < 1 for f in n.outgoing) or any(
+            abs(f.waypoints[-1][1] - n.y) < 1 for f in n.incoming)
+        if bottom_used and not top_used:
+            return (n.cx - w / 2, n.y - 5 - h, w, h)
+        if bottom_used:  # top and bottom taken: above, left of the vertical flow
+            return (n.x - w - 2 + 12, n.y - 5 - h, w, h)
+    return None
+
+
 def to_xml(model, root_elements, process_doc, process_ext="", origin=(160, 80)):
     for n in model.order:
         n.x += origin[0]
@@ -344,6 +377,14 @@ def to_xml(model, root_elements, process_doc, process_ext="", origin=(160, 80)):
         out.append(
             f'        <dc:Bounds x="{n.x:.0f}" y="{n.y:.0f}" width="{n.w:.0f}" height="{n.h:.0f}" />'
         )
+        lb = label_bounds(model, n)
+        if lb:
+            out.append("        <bpmndi:BPMNLabel>")
+            out.append(
+                f'          <dc:Bounds x="{lb[0]:.0f}" y="{lb[1]:.0f}" width="{lb[2]:.0f}" '
+                f'height="{lb[3]:.0f}" />'
+            )
+            out.append("        </bpmndi:BPMNLabel>")
         out.append("      </bpmndi:BPMNShape>")
     for f in model.flows:
         out.append(f'      <bpmndi:BPMNEdge id="{f.id}_di" bpmnElement="{f.id}">')

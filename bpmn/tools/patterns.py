@@ -109,7 +109,7 @@ def guarded(m, parent, host_frag, host, boundary_body, boundary_name, notify_eve
     host_frag.shift(merge.right + GAP, 0)
     attach(b, host, 40)
     row_y = host.bottom + 80
-    lower_row(m, [notify], b.x + 18 - 50, row_y)
+    lower_row(m, [notify], b.x + 18 - notify.w / 2, row_y)
     end_x = lower_row(m, [ut, decide], notify.right + GAP, row_y)
     shapes = [merge] + host_frag.shapes + [b, notify, ut, decide]
     exit_ = host
@@ -201,7 +201,7 @@ def loop(m, parent, base, title, check, timeout_expr, manual_error=None):
         attach(mb, check_task, 4)
         mut = manual_ut(m, sp.id, base)
         mend = end(m, sp.id, "Manual_End_" + base, "Checked manually")
-        mut.x, mut.y = mb.x + 18 - 50, wait.bottom + 30
+        mut.x, mut.y = mb.x + 18 - mut.w / 2, wait.bottom + 30
         mend.x, mend.y = mut.right + GAP, mut.cy - 18
         m.flow(mb, mut, route="down")
         m.flow(mut, mend)
@@ -236,7 +236,7 @@ def with_manual(m, parent, task, error_id):
     join = gateway(m, parent, "Done_" + task.id)
     task.x, task.y = 0, 0
     attach(b, task, 32)
-    ut.x, ut.y = b.x + 18 - 50, task.bottom + 50
+    ut.x, ut.y = b.x + 18 - ut.w / 2, task.bottom + 50
     join.x, join.y = max(task.right, ut.right) + GAP, task.cy - 25
     m.flow(task, join)
     m.flow(b, ut, route="down")
@@ -276,7 +276,7 @@ def approval(m, parent, base, name, form, with_decision, approve_value, process,
     ut.x, ut.y = auto.right + GAP, auto.cy - 40
     shapes = [auto, ut, rem, notify, rem_end, join]
     attach(rem, ut, 32)
-    notify.x, notify.y = rem.x + 18 - 50, ut.bottom + 50
+    notify.x, notify.y = rem.x + 18 - notify.w / 2, ut.bottom + 50
     rem_end.x, rem_end.y = notify.cx - 18, notify.bottom + 30
     m.flow(auto, ut, name="no", default=True)
     m.flow(rem, notify, route="down")
@@ -288,7 +288,7 @@ def approval(m, parent, base, name, form, with_decision, approve_value, process,
         rej_end = end(m, parent, "End_" + base, reject_outcome.capitalize())
         dec.x, dec.y = ut.right + 80, auto.y
         join.x, join.y = dec.right + GAP + 20, auto.y
-        rep.x, rep.y = dec.cx - 50, ut.bottom + 50
+        rep.x, rep.y = dec.cx - rep.w / 2, ut.bottom + 50
         rej_end.x, rej_end.y = rep.right + GAP, rep.cy - 18
         m.flow(ut, dec)
         m.flow(dec, join, name=approve_value, cond=f'= decision = "{approve_value}"')
@@ -313,7 +313,7 @@ def guarded_task(m, parent, task, error_id, outcome, process, base):
     e = end(m, parent, "End_" + base, outcome.replace("-", " ").capitalize())
     task.x, task.y = 0, 0
     attach(b, task, 32)
-    rep.x, rep.y = b.x + 18 - 50, task.bottom + 50
+    rep.x, rep.y = b.x + 18 - rep.w / 2, task.bottom + 50
     e.x, e.y = rep.right + GAP, rep.cy - 18
     m.flow(b, rep, route="down")
     m.flow(rep, e)
