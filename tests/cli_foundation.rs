@@ -1,4 +1,5 @@
 //! The foundation subcommands end to end: the real binary against the fake gateway.
+#![cfg(feature = "rehearsal")] // needs the simulator (lab, engine or fake gateway)
 use c8dr::zeebe::fake_gateway::{Call, FakeGateway, FakeServer};
 use serde_json::json;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,5 @@
 //! The job worker runtime against the in-process fake gateway.
+#![cfg(feature = "rehearsal")] // needs the simulator (lab, engine or fake gateway)
 use c8dr::config::{ManagementConfig, WorkerConfig};
 use c8dr::zeebe::fake_gateway::{Call, FakeGateway, FakeServer, Via};
 use c8dr::zeebe::{GatewayClient, JobOutcome, Worker, WorkerHandle, handler_fn};

@@ -1,5 +1,6 @@
 //! The gateway client: typed RPCs, errors, Basic and OAuth credentials (token fetch, cache,
 //! refresh once on UNAUTHENTICATED) against the fake gateway and a local token endpoint.
+#![cfg(feature = "rehearsal")] // needs the simulator (lab, engine or fake gateway)
 use axum::extract::State;
 use axum::routing::post;
 use c8dr::config::{AuthConfig, ManagementConfig, SecretRef};
