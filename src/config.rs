@@ -101,6 +101,12 @@ pub struct WorkerConfig {
     pub fail_retry_backoff_ms: u64,
     /// `/metrics`, `/healthz`, `/readyz`; empty disables the endpoint.
     pub metrics_address: String,
+    /// A verification check that finds its goal not reached yet keeps observing for up to this
+    /// long (ms) before it reports "not yet" (0: observe once). Keep it under half of
+    /// `job_timeout_ms`.
+    pub check_watch_ms: u64,
+    /// How often a watching check observes again (ms).
+    pub check_poll_ms: u64,
 }
 
 impl Default for WorkerConfig {
@@ -117,6 +123,8 @@ impl Default for WorkerConfig {
             shutdown_grace_ms: 30_000,
             fail_retry_backoff_ms: 5_000,
             metrics_address: "127.0.0.1:9464".into(),
+            check_watch_ms: 20_000,
+            check_poll_ms: 2_000,
         }
     }
 }

@@ -202,3 +202,16 @@ fn the_example_in_deploy_loads_and_validates() {
     let text = format!("{problems:?}");
     assert!(text.contains("LONDON_REST_PASSWORD"), "{text}");
 }
+
+#[test]
+fn a_check_watch_that_outlives_the_job_is_refused() {
+    let f = file("[worker]\njob_timeout_ms = 10000\ncheck_watch_ms = 5000\n");
+    let cfg = Config::load_with_env(Some(f.path()), &env(&[])).unwrap();
+    let problems = cfg.validate_with_env(&env(&[])).unwrap_err();
+    let watch = problems.iter().find(|p| p.field == "worker.check_watch_ms").expect("check_watch_ms refused");
+    assert!(watch.problem.contains("job_timeout_ms"), "{watch}");
+    // the defaults (20 s watch, 60 s job timeout) pass
+    let cfg = Config::load_with_env(None, &env(&[])).unwrap();
+    let problems = cfg.validate_with_env(&env(&[])).err().unwrap_or_default();
+    assert!(!problems.iter().any(|p| p.field.starts_with("worker.")), "{problems:?}");
+}

@@ -32,6 +32,7 @@ fn fast_config() -> WorkerConfig {
         shutdown_grace_ms: 5_000,
         fail_retry_backoff_ms: 1_234,
         metrics_address: String::new(),
+        ..WorkerConfig::default()
     }
 }
 

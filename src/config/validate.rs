@@ -119,6 +119,15 @@ impl Config {
         if w.job_timeout_ms < 1000 {
             p.add("worker.job_timeout_ms", "must be at least 1000 (the job is extended at half of it)");
         }
+        if w.check_watch_ms > 0 && w.check_watch_ms >= w.job_timeout_ms / 2 {
+            p.add(
+                "worker.check_watch_ms",
+                "must be under half of worker.job_timeout_ms (a check must not outlive its job); lower it or raise job_timeout_ms (0 turns the watch off)",
+            );
+        }
+        if w.check_watch_ms > 0 && w.check_poll_ms == 0 {
+            p.add("worker.check_poll_ms", "must be > 0 while worker.check_watch_ms is set (e.g. 2000)");
+        }
         if w.request_timeout_ms == 0 {
             p.add("worker.request_timeout_ms", "must be > 0 (long-poll duration, e.g. 10000)");
         }
