@@ -1,7 +1,7 @@
 //! `c8dr config check`, and the configuration helpers every subcommand uses
 //! ([`load_config`], [`load_valid_config`], [`connect`]).
 use super::Global;
-use c8dr::config::{AuthConfig, Config, DEFAULT_CONFIG_FILE, HttpAuth, SecretRef};
+use c8dr::config::{AuthConfig, Config, DEFAULT_CONFIG_FILE, HttpAuth, SecretRef, redact_url};
 use c8dr::zeebe::GatewayClient;
 use std::path::Path;
 use std::process::ExitCode;
@@ -84,17 +84,24 @@ fn http_auth(a: &HttpAuth) -> String {
         }
         HttpAuth::Bearer { token } => format!("bearer (token {})", secret(token)),
         HttpAuth::ApiKey { key } => format!("api key ({})", secret(key)),
+        HttpAuth::Oauth { client_id, client_secret, authorization_server_url, audience, scope } => format!(
+            "oauth client {client_id} (secret {}), token url {}, audience {}, scope {}",
+            secret(client_secret),
+            redact_url(authorization_server_url),
+            audience.as_deref().unwrap_or("-"),
+            scope.as_deref().unwrap_or("-")
+        ),
     }
 }
 
-/// A human-readable summary; secrets appear only as their references.
+/// A human-readable summary; secrets appear only as their references, URLs without user info.
 pub fn summary(c: &Config) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let m = &c.management;
     let _ = writeln!(out, "management");
-    let _ = writeln!(out, "  grpc_address      {}", m.grpc_address);
-    let _ = writeln!(out, "  rest_address      {}", m.rest_address);
+    let _ = writeln!(out, "  grpc_address      {}", redact_url(&m.grpc_address));
+    let _ = writeln!(out, "  rest_address      {}", redact_url(&m.rest_address));
     if let Some(ca) = &m.ca_certificate_path {
         let _ = writeln!(out, "  ca_certificate    {}", ca.display());
     }
@@ -104,8 +111,9 @@ pub fn summary(c: &Config) -> String {
             format!("basic {username} (password {})", secret(password))
         }
         AuthConfig::Oauth { client_id, client_secret, authorization_server_url, audience, scope } => format!(
-            "oauth client {client_id} (secret {}), token url {authorization_server_url}, audience {}, scope {}",
+            "oauth client {client_id} (secret {}), token url {}, audience {}, scope {}",
             secret(client_secret),
+            redact_url(authorization_server_url),
             audience.as_deref().unwrap_or("-"),
             scope.as_deref().unwrap_or("-")
         ),
@@ -141,10 +149,10 @@ pub fn summary(c: &Config) -> String {
                 out,
                 "  region {i} {}: management {}, rest {} ({}), elasticsearch {} ({})",
                 r.name,
-                r.management_url,
-                r.rest_url,
+                redact_url(&r.management_url),
+                redact_url(&r.rest_url),
                 http_auth(&r.rest_auth),
-                r.elasticsearch_url,
+                redact_url(&r.elasticsearch_url),
                 http_auth(&r.elasticsearch_auth)
             );
         }
