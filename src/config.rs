@@ -350,12 +350,18 @@ impl<'de> Deserialize<'de> for SecretRef {
                     // Values are read as opaque strings so a wrong type never echoes them.
                     let value: Opaque = map.next_value()?;
                     match key.as_str() {
-                        "env" => out.env = Some(value.0.ok_or_else(|| serde::de::Error::custom(
-                            "secret reference `env` must be the name of an environment variable (a string)",
-                        ))?),
-                        "file" => out.file = Some(PathBuf::from(value.0.ok_or_else(|| serde::de::Error::custom(
-                            "secret reference `file` must be a file path (a string)",
-                        ))?)),
+                        "env" => {
+                            out.env = Some(value.0.ok_or_else(|| {
+                                serde::de::Error::custom(
+                                    "secret reference `env` must be the name of an environment variable (a string)",
+                                )
+                            })?)
+                        }
+                        "file" => {
+                            out.file = Some(PathBuf::from(value.0.ok_or_else(|| {
+                                serde::de::Error::custom("secret reference `file` must be a file path (a string)")
+                            })?))
+                        }
                         other => {
                             return Err(serde::de::Error::custom(format!(
                                 "unknown field `{other}` in a secret reference (only `env` or `file`); {INLINE_SECRET}"

@@ -239,8 +239,8 @@ async fn start_refuses_unknown_var_names() {
     assert!(!out.status.success());
     let t = text(&out);
     assert!(t.contains("--var approvaldue") && t.contains("did you mean approvalDue"), "{t}");
-    let out = c8dr(&config, &["start", "failback", "--target", "lab", "--recreated-region", "1", "--var", "target=x"])
-        .await;
+    let out =
+        c8dr(&config, &["start", "failback", "--target", "lab", "--recreated-region", "1", "--var", "target=x"]).await;
     assert!(!out.status.success());
     assert!(text(&out).contains("--target"), "{}", text(&out));
     assert!(!fake.calls().iter().any(|c| matches!(c, Call::CreateInstance { .. })));

@@ -464,5 +464,8 @@ async fn an_unavailable_gateway_gets_one_probe_per_backoff_step() {
     // every loop may have had one call in flight when the gate closed; after that, one probe per
     // step of the shared schedule (20 ms, x1.6, up to 30 s)
     let bound = loops + schedule_bound(elapsed, Duration::from_millis(20), c8dr::zeebe::worker::CONNECTION_BACKOFF_MAX);
-    assert!(calls <= bound, "{calls} calls in {elapsed:?} from {loops} loops; the shared back-off allows at most {bound}");
+    assert!(
+        calls <= bound,
+        "{calls} calls in {elapsed:?} from {loops} loops; the shared back-off allows at most {bound}"
+    );
 }

@@ -270,7 +270,12 @@ impl Config {
                 } else if !names.insert(r.name.clone()) {
                     p.add(rf("name"), format!("{:?} is used twice; region names must differ", r.name));
                 }
-                p.url(&rf("management_url"), &r.management_url, &["http", "https"], "nothing (the management API takes no credentials; reach it inside the cluster)");
+                p.url(
+                    &rf("management_url"),
+                    &r.management_url,
+                    &["http", "https"],
+                    "nothing (the management API takes no credentials; reach it inside the cluster)",
+                );
                 p.url(&rf("rest_url"), &r.rest_url, &["http", "https"], &rf("rest_auth"));
                 p.url(&rf("elasticsearch_url"), &r.elasticsearch_url, &["http", "https"], &rf("elasticsearch_auth"));
                 p.http_auth(&rf("rest_auth"), &r.rest_auth, env);

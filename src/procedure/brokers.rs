@@ -141,11 +141,7 @@ pub fn topology_from_cluster(cluster: &ClusterView) -> TopologyView {
                 partitions: b
                     .partitions
                     .iter()
-                    .map(|p| TopologyPartition {
-                        partition_id: p.id,
-                        role: "unknown".into(),
-                        health: "unknown".into(),
-                    })
+                    .map(|p| TopologyPartition { partition_id: p.id, role: "unknown".into(), health: "unknown".into() })
                     .collect(),
             })
             .collect(),

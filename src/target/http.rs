@@ -5,9 +5,9 @@ use crate::config::{HttpAuth, Secret, SecretError};
 use crate::zeebe::ClientError;
 use crate::zeebe::auth::{OAuthProvider, OAuthSettings};
 use bytes::Bytes;
-use std::sync::Arc;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 

@@ -190,33 +190,38 @@ mod tests {
         assert!((0.09..=0.11).contains(&again), "{again}");
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn the_gate_lets_one_probe_through_per_backoff_step() {
-        let gate = std::sync::Arc::new(Gate::new(Duration::from_millis(100), Duration::from_millis(1000)));
+        let gate = std::sync::Arc::new(Gate::new(Duration::from_millis(10), Duration::from_millis(100)));
         assert_eq!(gate.pass().await, Pass::Open);
         let (d, new_step) = gate.failure(false);
-        assert!(new_step && d >= Duration::from_millis(90));
+        assert!(new_step && d >= Duration::from_millis(9));
         // a second loop's call that was in flight does not advance the back-off
         let (_, new_step) = gate.failure(false);
         assert!(!new_step);
         assert_eq!(gate.failures(), 1);
-        // ten waiters: exactly one becomes the probe, the others wait for its outcome
-        let mut tasks = Vec::new();
+        // ten waiters: exactly one becomes the probe; the others wait for its outcome
+        let mut set = tokio::task::JoinSet::new();
         for _ in 0..10 {
             let g = gate.clone();
-            tasks.push(tokio::spawn(async move { g.pass().await }));
+            set.spawn(async move { g.pass().await });
         }
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        let finished: Vec<_> = tasks.iter().filter(|t| t.is_finished()).collect();
-        assert_eq!(finished.len(), 1, "exactly one probe after the back-off");
+        let first = set.join_next().await.unwrap().unwrap();
+        assert_eq!(first, Pass::Probe);
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(set.len(), 9);
+        assert!(set.try_join_next().is_none(), "nobody passes while the probe runs");
+        // the probe fails: a longer step, and again exactly one probe after it
+        let (d2, new_step) = gate.failure(true);
+        assert!(new_step && d2 >= Duration::from_millis(14), "{d2:?}");
+        assert_eq!(set.join_next().await.unwrap().unwrap(), Pass::Probe);
+        // the probe succeeds: everyone passes
         gate.success();
-        let mut probes = 0;
-        for t in tasks {
-            if t.await.unwrap() == Pass::Probe {
-                probes += 1;
-            }
+        while let Some(p) = set.join_next().await {
+            assert_eq!(p.unwrap(), Pass::Open);
         }
-        assert_eq!(probes, 1);
-        assert_eq!(gate.pass().await, Pass::Open);
+        assert_eq!(gate.failures(), 2);
     }
 }
