@@ -423,7 +423,7 @@ async fn a_rejecting_token_endpoint_is_not_hammered() {
     .unwrap()
     .with_failure_backoff(min, max);
     let mgmt = ManagementConfig { grpc_address: server.url(), request_timeout_ms: 5_000, ..Default::default() };
-    let client = GatewayClient::with_credentials(&mgmt, Credentials::OAuth(provider)).unwrap();
+    let client = GatewayClient::with_credentials(&mgmt, Credentials::OAuth(Box::new(provider))).unwrap();
 
     let started = std::time::Instant::now();
     let (stop, shutdown) = stop_signal();

@@ -30,7 +30,7 @@ pub const TOKEN_BACKOFF_MAX: Duration = Duration::from_secs(60);
 pub enum Credentials {
     None,
     Basic { username: String, password: SecretRef },
-    OAuth(OAuthProvider),
+    OAuth(Box<OAuthProvider>),
 }
 
 impl Credentials {
@@ -41,13 +41,13 @@ impl Credentials {
                 Self::Basic { username: username.clone(), password: password.clone() }
             }
             AuthConfig::Oauth { client_id, client_secret, authorization_server_url, audience, scope } => {
-                Self::OAuth(OAuthProvider::new(OAuthSettings {
+                Self::OAuth(Box::new(OAuthProvider::new(OAuthSettings {
                     token_url: authorization_server_url.clone(),
                     client_id: client_id.clone(),
                     client_secret: client_secret.clone(),
                     audience: audience.clone(),
                     scope: scope.clone(),
-                })?)
+                })?))
             }
         })
     }
