@@ -382,3 +382,52 @@ async fn target_rest_auth_errors_name_the_key_and_oauth_refreshes_once() {
     assert_eq!(*tokens.lock().unwrap(), 2, "one token, one refresh after the 401, then cached");
     assert_eq!(seen.lock().unwrap()[1..], ["Bearer tok1", "Bearer tok2", "Bearer tok2"]);
 }
+
+/// 12.14: a namespace that matches no broker host silently disabled the split-brain host check.
+/// `config check --online` reads the live topology and names it.
+#[tokio::test]
+async fn config_check_online_names_a_namespace_that_matches_no_broker_host() {
+    use axum::routing::get;
+    let topology = || async {
+        axum::Json(json!({
+            "brokers": [
+                {"nodeId": 0, "host": "camunda-zeebe-0.camunda-zeebe.camunda-a.svc", "port": 26501, "partitions": [], "version": "8.8.0"},
+                {"nodeId": 1, "host": "camunda-zeebe-0.camunda-zeebe.camunda-b.svc", "port": 26501, "partitions": [], "version": "8.8.0"}
+            ],
+            "clusterSize": 2, "partitionsCount": 1, "replicationFactor": 2, "gatewayVersion": "8.8.0",
+            "lastCompletedChangeId": "-1"
+        }))
+    };
+    let app = axum::Router::new().route("/r0/v2/topology", get(topology)).route("/r1/v2/topology", get(topology));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let dir = tempfile::tempdir().unwrap();
+    let write = |ns1: &str| {
+        let path = write_config(dir.path(), "http://127.0.0.1:26500", "");
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace(
+                "rest_url = \"http://127.0.0.1:1/r0\"",
+                &format!("rest_url = \"{base}/r0\"\nnamespace = \"camunda-a\""),
+            )
+            .replace(
+                "rest_url = \"http://127.0.0.1:1/r1\"",
+                &format!("rest_url = \"{base}/r1\"\nnamespace = \"{ns1}\""),
+            );
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let bad = write("camunda-x");
+    // offline, nothing can tell
+    let out = c8dr(&bad, &["config", "check"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = c8dr(&bad, &["config", "check", "--online"]).await;
+    assert!(!out.status.success(), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("targets.lab.regions[1].namespace") && t.contains("matches no broker host"), "{t}");
+    assert!(!t.contains("regions[0].namespace"), "{t}");
+    let good = write("camunda-b");
+    let out = c8dr(&good, &["config", "check", "--online"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+}

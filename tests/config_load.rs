@@ -187,7 +187,7 @@ fn the_example_in_deploy_loads_and_validates() {
         "CAMUNDA_CLIENT_SECRET",
         "LONDON_REST_PASSWORD",
         "LONDON_ES_API_KEY",
-        "PARIS_REST_PASSWORD",
+        "PARIS_REST_CLIENT_SECRET",
         "PARIS_ES_API_KEY",
     ];
     let e = env(&secrets.map(|k| (k, "x")));

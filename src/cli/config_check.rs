@@ -1,7 +1,7 @@
 //! `c8dr config check`, and the configuration helpers every subcommand uses
 //! ([`load_config`], [`load_valid_config`], [`connect`]).
 use super::Global;
-use c8dr::config::{AuthConfig, Config, DEFAULT_CONFIG_FILE, HttpAuth, SecretRef, redact_url};
+use c8dr::config::{AuthConfig, Config, ConfigProblem, DEFAULT_CONFIG_FILE, HttpAuth, SecretRef, redact_url};
 use c8dr::zeebe::GatewayClient;
 use std::path::Path;
 use std::process::ExitCode;
@@ -9,7 +9,12 @@ use std::process::ExitCode;
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Load and validate the configuration; print a summary without secrets.
-    Check {},
+    Check {
+        /// Also read each target's topology (REST /v2/topology) and check that every configured
+        /// namespace matches a broker host (otherwise the split-brain host check is skipped).
+        #[arg(long)]
+        online: bool,
+    },
 }
 
 /// Which problems a command cares about.
@@ -48,24 +53,82 @@ pub fn connect(config: &Config) -> anyhow::Result<GatewayClient> {
 
 pub async fn run(cmd: Command, global: &Global) -> anyhow::Result<ExitCode> {
     match cmd {
-        Command::Check {} => {
+        Command::Check { online } => {
             let config = load_config(global)?;
             print!("{}", summary(&config));
-            match config.validate() {
-                Ok(()) => {
-                    println!("\nconfiguration OK");
-                    Ok(ExitCode::SUCCESS)
+            let mut problems = config.validate().err().unwrap_or_default();
+            if online && problems.is_empty() {
+                for (name, target) in &config.targets {
+                    problems.extend(namespace_problems(name, target).await);
                 }
-                Err(problems) => {
-                    eprintln!("\n{} problem(s):", problems.len());
-                    for p in &problems {
-                        eprintln!("  - {p}");
-                    }
-                    Ok(ExitCode::FAILURE)
+            }
+            if problems.is_empty() {
+                println!(
+                    "\nconfiguration OK{}",
+                    if online { " (namespaces checked against the live topology)" } else { "" }
+                );
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("\n{} problem(s):", problems.len());
+                for p in &problems {
+                    eprintln!("  - {p}");
                 }
+                Ok(ExitCode::FAILURE)
             }
         }
     }
+}
+
+/// `config check --online`: every configured namespace must be a DNS label of some broker host in
+/// the live topology, or the failover's split-brain host check silently does nothing.
+async fn namespace_problems(name: &str, target: &c8dr::config::TargetConfig) -> Vec<ConfigProblem> {
+    let field = |i: usize, k: &str| format!("targets.{name}.regions[{i}].{k}");
+    let namespaces: Vec<&str> = target.regions.iter().map(|r| r.namespace.as_str()).collect();
+    if namespaces.iter().all(|n| n.is_empty()) || namespaces.windows(2).all(|w| w[0] == w[1]) {
+        // no namespaces, or the same in both clusters: the host check is skipped by design
+        return Vec::new();
+    }
+    let built = match c8dr::target::Target::from_config(name, target) {
+        Ok(t) => t,
+        Err(e) => return vec![ConfigProblem { field: e.field().to_string(), problem: e.to_string() }],
+    };
+    // one cluster: either region's gateway lists every broker
+    let mut errors = Vec::new();
+    let mut hosts = None;
+    for region in built.regions() {
+        match region.rest.topology().await {
+            Ok(t) => {
+                hosts = Some(t.brokers.iter().map(|b| b.host.clone()).collect::<Vec<_>>());
+                break;
+            }
+            Err(e) => errors.push(format!("region {}: {e}", region.id)),
+        }
+    }
+    let Some(hosts) = hosts else {
+        return vec![ConfigProblem {
+            field: format!("targets.{name}.regions"),
+            problem: format!(
+                "cannot read /v2/topology of either region to check the namespaces ({}); fix rest_url / rest_auth or run without --online",
+                errors.join("; ")
+            ),
+        }];
+    };
+    let mut problems = Vec::new();
+    for (i, ns) in namespaces.iter().enumerate() {
+        if ns.is_empty() || hosts.iter().any(|h| h.split('.').any(|label| label == *ns)) {
+            continue;
+        }
+        let shown: Vec<&str> = hosts.iter().take(4).map(String::as_str).collect();
+        problems.push(ConfigProblem {
+            field: field(i, "namespace"),
+            problem: format!(
+                "{ns:?} matches no broker host (hosts: {}); the failover's split-brain host check would be silently \
+                 skipped: set the namespace the region's brokers run in (a DNS label of their host names)",
+                shown.join(", ")
+            ),
+        });
+    }
+    problems
 }
 
 fn secret(s: &SecretRef) -> String {
