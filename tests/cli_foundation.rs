@@ -325,7 +325,19 @@ async fn target_rest_auth_errors_name_the_key_and_oauth_refreshes_once() {
     let tokens = Arc::new(Mutex::new(0u32));
     let seen = Arc::new(Mutex::new(Vec::<String>::new()));
     let (t, s) = (tokens.clone(), seen.clone());
+    let refused = Arc::new(Mutex::new(0u32));
+    let r = refused.clone();
     let app = axum::Router::new()
+        .route(
+            "/token-refusing",
+            post(move || {
+                let r = r.clone();
+                async move {
+                    *r.lock().unwrap() += 1;
+                    (axum::http::StatusCode::UNAUTHORIZED, "invalid_client")
+                }
+            }),
+        )
         .route(
             "/token",
             post(move || {
@@ -381,6 +393,24 @@ async fn target_rest_auth_errors_name_the_key_and_oauth_refreshes_once() {
     rest.topology().await.unwrap();
     assert_eq!(*tokens.lock().unwrap(), 2, "one token, one refresh after the 401, then cached");
     assert_eq!(seen.lock().unwrap()[1..], ["Bearer tok1", "Bearer tok2", "Bearer tok2"]);
+
+    // an identity provider refusing the client: the error names rest_auth, never the secret,
+    // and the next call within the back-off does not ask again
+    let refusing = HttpAuth::Oauth {
+        client_id: "c8dr".into(),
+        client_secret: SecretRef::from_env("C8DR_TEST_REST_OAUTH"),
+        authorization_server_url: format!("{base}/token-refusing"),
+        audience: None,
+        scope: None,
+    };
+    let rest = RestClient::new(&base, HttpAuthResolved::resolve(&refusing).unwrap(), Duration::from_secs(5)).unwrap();
+    let e = rest.topology().await.unwrap_err();
+    let shown = e.to_string();
+    assert_eq!(e.kind, c8dr::target::ErrorKind::Unauthorized, "{shown}");
+    assert!(shown.contains("rest_auth") && shown.contains("HTTP 401"), "{shown}");
+    assert!(!shown.contains("client-secret-456"), "{shown}");
+    assert!(rest.topology().await.is_err());
+    assert_eq!(*refused.lock().unwrap(), 1, "a refused token request is backed off");
 }
 
 /// 12.14: a namespace that matches no broker host silently disabled the split-brain host check.
