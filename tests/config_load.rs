@@ -214,6 +214,7 @@ fn a_check_watch_that_outlives_the_job_is_refused() {
     let cfg = Config::load_with_env(None, &env(&[])).unwrap();
     let problems = cfg.validate_with_env(&env(&[])).err().unwrap_or_default();
     assert!(!problems.iter().any(|p| p.field.starts_with("worker.")), "{problems:?}");
+}
 
 const SECRET: &str = "hunter2-Sup3rS3cret";
 
