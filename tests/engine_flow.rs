@@ -434,13 +434,13 @@ async fn deployment_rejects_unsupported_elements_atomically_and_versions() {
     let multi = definitions(
         r#"<bpmn:process id="mi" isExecutable="true"><bpmn:startEvent id="s"/><bpmn:serviceTask id="each"><bpmn:extensionElements><zeebe:taskDefinition type="x"/></bpmn:extensionElements><bpmn:multiInstanceLoopCharacteristics/></bpmn:serviceTask></bpmn:process>"#,
     );
-    let terminate = definitions(
-        r#"<bpmn:process id="te" isExecutable="true"><bpmn:startEvent id="s"/><bpmn:endEvent id="stop"><bpmn:terminateEventDefinition/></bpmn:endEvent></bpmn:process>"#,
+    let escalate = definitions(
+        r#"<bpmn:process id="ee" isExecutable="true"><bpmn:startEvent id="s"/><bpmn:endEvent id="up"><bpmn:escalationEventDefinition/></bpmn:endEvent></bpmn:process>"#,
     );
     for (name, xml, needle) in [
         ("l.bpmn", listener, "zeebe:executionListeners"),
         ("mi.bpmn", multi, "multiInstanceLoopCharacteristics"),
-        ("te.bpmn", terminate, "terminateEventDefinition"),
+        ("ee.bpmn", escalate, "escalationEventDefinition"),
     ] {
         let err = engine.deploy(vec![(name.into(), xml.into_bytes())]).unwrap_err().to_string();
         assert!(err.contains(needle) && err.contains(name), "{err}");
@@ -556,4 +556,126 @@ fn a_loop_without_wait_state_raises_an_incident_instead_of_overflowing() {
         })
         .unwrap();
     handle.join().expect("no stack overflow, no panic");
+}
+
+fn error_end_process() -> String {
+    definitions(&format!(
+        r#"<bpmn:error id="aborted" errorCode="ABORTED"/><bpmn:error id="other" errorCode="OTHER"/>
+<bpmn:process id="errEnd" isExecutable="true">
+  <bpmn:startEvent id="s"/>
+  <bpmn:subProcess id="step">
+    <bpmn:startEvent id="ss"/>
+    {work}
+    <bpmn:exclusiveGateway id="which" default="toOther"/>
+    <bpmn:endEvent id="throwAborted"><bpmn:errorEventDefinition errorRef="aborted"/></bpmn:endEvent>
+    <bpmn:endEvent id="throwOther"><bpmn:errorEventDefinition errorRef="other"/></bpmn:endEvent>
+    {w1}{w2}
+    <bpmn:sequenceFlow id="toAborted" sourceRef="which" targetRef="throwAborted"><bpmn:conditionExpression>=code = "ABORTED"</bpmn:conditionExpression></bpmn:sequenceFlow>
+    {w3}
+  </bpmn:subProcess>
+  <bpmn:boundaryEvent id="catchAll" attachedToRef="step"><bpmn:errorEventDefinition/></bpmn:boundaryEvent>
+  <bpmn:boundaryEvent id="catchAborted" attachedToRef="step"><bpmn:errorEventDefinition errorRef="aborted"/></bpmn:boundaryEvent>
+  <bpmn:endEvent id="e"/><bpmn:endEvent id="eAll"/><bpmn:endEvent id="eAborted"/>
+  {f1}{f2}{f3}{f4}
+</bpmn:process>
+<bpmn:process id="uncaught" isExecutable="true">
+  <bpmn:startEvent id="us"/><bpmn:endEvent id="uThrow"><bpmn:errorEventDefinition errorRef="aborted"/></bpmn:endEvent>
+  {u1}
+</bpmn:process>"#,
+        work = task("work", "t.work", ""),
+        w1 = flow("w1", "ss", "work"),
+        w2 = flow("w2", "work", "which"),
+        w3 = flow("toOther", "which", "throwOther"),
+        f1 = flow("f1", "s", "step"),
+        f2 = flow("f2", "step", "e"),
+        f3 = flow("f3", "catchAll", "eAll"),
+        f4 = flow("f4", "catchAborted", "eAborted"),
+        u1 = flow("u1", "us", "uThrow"),
+    ))
+}
+
+#[tokio::test]
+async fn error_end_event_throws_to_the_enclosing_scope_boundary_and_uncaught_is_an_incident() {
+    let (engine, mut client) = start(100.0).await;
+    deploy(&mut client, "err.bpmn", &error_end_process()).await;
+    for (code, expected, not) in [("ABORTED", "eAborted", "eAll"), ("OTHER", "eAll", "eAborted")] {
+        let pi = create(&mut client, "errEnd", json!({"code": code})).await;
+        let job = activate_one(&mut client, "t.work").await;
+        complete(&mut client, job.key, json!({})).await;
+        wait_state(&engine, pi, InstanceState::Completed).await;
+        let els = engine.element_instances(pi);
+        assert!(els.iter().any(|e| e.element_id == expected), "{code} is caught by {expected}");
+        assert!(!els.iter().any(|e| e.element_id == not || e.element_id == "e"), "{code}: only {expected}");
+        let step = els.iter().find(|e| e.element_id == "step").unwrap();
+        assert_eq!(step.state, InstanceState::Terminated, "the catching scope is terminated");
+    }
+    // no catching boundary: an incident on the end event, the instance stays active
+    let pi = create(&mut client, "uncaught", json!({})).await;
+    let inc = engine.incidents().into_iter().find(|i| i.process_instance_key == pi).expect("incident");
+    assert_eq!(inc.error_type, "UNHANDLED_ERROR_EVENT");
+    assert_eq!(inc.element_id, "uThrow");
+    assert_eq!(engine.instance_state(pi), Some(InstanceState::Active));
+    engine.shutdown();
+}
+
+#[tokio::test]
+async fn terminate_end_event_ends_its_scope_only() {
+    let (engine, mut client) = start(100.0).await;
+    let xml = definitions(&format!(
+        r#"<bpmn:process id="term" isExecutable="true">
+  <bpmn:startEvent id="s"/>
+  <bpmn:subProcess id="sub">
+    <bpmn:startEvent id="ss"/><bpmn:parallelGateway id="fork"/>{main}{watch}
+    <bpmn:endEvent id="done"><bpmn:terminateEventDefinition/></bpmn:endEvent><bpmn:endEvent id="watched"/>
+    {w1}{w2}{w3}{w4}{w5}
+  </bpmn:subProcess>
+  {after}
+  <bpmn:parallelGateway id="fork2"/>{left}{right}
+  <bpmn:endEvent id="stop"><bpmn:terminateEventDefinition/></bpmn:endEvent><bpmn:endEvent id="e"/>
+  {f1}{f2}{f3}{f4}{f5}{f6}{f7}
+</bpmn:process>"#,
+        main = task("main", "t.main", ""),
+        watch = task("watch", "t.watch", ""),
+        w1 = flow("w1", "ss", "fork"),
+        w2 = flow("w2", "fork", "main"),
+        w3 = flow("w3", "fork", "watch"),
+        w4 = flow("w4", "main", "done"),
+        w5 = flow("w5", "watch", "watched"),
+        after = task("after", "t.after", ""),
+        left = task("left", "t.left", ""),
+        right = task("right", "t.right", ""),
+        f1 = flow("f1", "s", "sub"),
+        f2 = flow("f2", "sub", "after"),
+        f3 = flow("f3", "after", "fork2"),
+        f4 = flow("f4", "fork2", "left"),
+        f5 = flow("f5", "fork2", "right"),
+        f6 = flow("f6", "left", "stop"),
+        f7 = flow("f7", "right", "e"),
+    ));
+    deploy(&mut client, "term.bpmn", &xml).await;
+    let pi = create(&mut client, "term", json!({})).await;
+    let main = activate_one(&mut client, "t.main").await;
+    let watch = activate_one(&mut client, "t.watch").await;
+    complete(&mut client, main.key, json!({})).await;
+    // the sub-process completed (the watcher was terminated) and the process went on
+    let after = activate_one(&mut client, "t.after").await;
+    let err = client
+        .complete_job(pb::CompleteJobRequest { job_key: watch.key, ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound, "the concurrent job was canceled");
+    complete(&mut client, after.key, json!({})).await;
+    // at process level: the instance completes, the concurrent branch is terminated
+    let left = activate_one(&mut client, "t.left").await;
+    let right = activate_one(&mut client, "t.right").await;
+    complete(&mut client, left.key, json!({})).await;
+    wait_state(&engine, pi, InstanceState::Completed).await;
+    let els = engine.element_instances(pi);
+    let state = |id: &str| els.iter().find(|e| e.element_id == id).map(|e| e.state);
+    assert_eq!(state("sub"), Some(InstanceState::Completed));
+    assert_eq!(state("watch"), Some(InstanceState::Terminated));
+    assert_eq!(state("right"), Some(InstanceState::Terminated));
+    assert_eq!(state("e"), None);
+    assert!(client.complete_job(pb::CompleteJobRequest { job_key: right.key, ..Default::default() }).await.is_err());
+    engine.shutdown();
 }

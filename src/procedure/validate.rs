@@ -201,7 +201,7 @@ pub fn validate_input(env: &StepEnv<'_>) -> StepResult {
                 json!(format!("{}-{}", env.target.snapshot.name_prefix, env.input.process_instance_key)),
             );
             for (f, d) in
-                [("snapshotTimeout", "PT30M"), ("restoreTimeout", "PT60M"), ("brokersVisibleTimeout", "PT20M")]
+                [("snapshotTimeout", "PT30M"), ("restoreTimeout", "PT60M"), ("brokersVisibleTimeout", "PT20M"), ("pausedWindowTimeout", "PT30M")]
             {
                 out.insert(f.into(), json!(duration(v, f, d)?));
             }
