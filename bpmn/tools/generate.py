@@ -89,7 +89,11 @@ SURVIVING_REGION_DEGRADED, CONCURRENT_CHANGE; remove brokers: INVALID_INPUT, SPL
 CONCURRENT_CHANGE; await change: CHANGE_FAILED; disable exporters: CONCURRENT_CHANGE; checks: \
 INVALID_INPUT) is caught by the step's catch-all boundary and goes to the operator decision \
 (form c8dr-step-failed): retry re-runs the whole step (steps are idempotent), abort ends through \
-Report (outcome aborted). A rejected approval ends through Report (outcome rejected). Deliberately \
+Report (outcome aborted); an abort decided inside a step (verification timeout) is an error end \
+event ABORTED caught by the step's ABORTED boundary. Approve failover and Confirm traffic rerouted \
+are gates tested by the process: only decision = "approve" / trafficRerouted = true continue; a \
+no, a missing or wrongly typed answer ends through Report (outcome rejected, with the reason) \
+before any mutation. Deliberately \
 left to incidents: technical job failures after their retries (unreachable target, 5xx), and any \
 failure of c8dr.report / c8dr.notify (nothing sensible to route to; retry them in Operate)."""
 
@@ -165,13 +169,18 @@ def failover():
 FAILBACK_DOC = """Failback: bring the recreated region back (seed procedure: failback phase, \
 eight steps). Inputs: target, recreatedRegion (+ optional approverGroup, autoApprove, \
 verifyInterval, changeTimeout, snapshotTimeout, restoreTimeout, brokersVisibleTimeout, \
-approvalDue, reminderAfter; see docs/jobs.md).
-Exporting is resumed on every path after a pause: steps 3 to 6 run inside the sub-process \
-"Exporting paused"; every abort inside it (step failed, verification timed out) runs \
-c8dr.resume-exporting before leaving it, and the gateway after it ends the process through Report.
+pausedWindowTimeout, approvalDue, reminderAfter; see docs/jobs.md).
+Every gate is tested by the process: only an explicit yes continues (a no, a missing or wrongly \
+typed answer ends through Report with the reason, before any further mutation). Aborts are error \
+end events ABORTED caught by the step's ABORTED boundary. Steps 2 to 8 run inside "Webapps off in \
+the surviving region", whose boundary turns Operate and Tasklist back on in the surviving region \
+and reports what remains to clean up (recreated release, PVCs). Steps 3 to 6 run inside \
+"Exporting paused": a watchdog asks a person every pausedWindowTimeout to keep waiting or to \
+resume exporting (which aborts), a terminate end event ends it after step 6, and every error \
+leaving it runs c8dr.resume-exporting first. Cancelling the instance bypasses all of that.
 Errors: INVALID_INPUT from Validate input ends through Report (outcome invalid-input). \
 MANUAL_STEP_REQUIRED from c8dr.helm / c8dr.verify-profiles leads to the manual-step user task \
-(form c8dr-manual-step, shows manualCommand) and continues. Every other BPMN error a step can \
+(form c8dr-manual-step, shows manualCommand) and continues only on manualStepDone = true. Every other BPMN error a step can \
 throw (preflight: RECREATED_REGION_NOT_CLEAN, PRECONDITION_FAILED; snapshot/restore: \
 REPOSITORY_MISSING, SNAPSHOT_FAILED, SNAPSHOT_MISSING, RESTORE_TARGET_NOT_EMPTY, RESTORE_FAILED; \
 enable exporter / add brokers: PRECONDITION_FAILED, CONCURRENT_CHANGE; await change: \
@@ -348,7 +357,11 @@ def failback():
         uncaught): the boundary resumes exporting, then throws ABORTED on."""
         sp = m.node("subProcess", "ExportingPaused", "Exporting paused (steps 3 to 6)", p,
                     doc="Bounded by pausedWindowTimeout (watchdog); every path out of this "
-                        "sub-process has resumed exporting.")
+                        "sub-process has resumed exporting. Cancelling the instance bypasses "
+                        "that (no BPMN element runs on cancellation): fix incidents and retry, "
+                        "or abort through a decision task; after a cancel, resume exporting by "
+                        "hand (POST /actuator/exporting/resume on the surviving region) and turn "
+                        "Operate and Tasklist back on.")
         frag = container(sp, paused_content(sp.id))
         b = m.node("boundaryEvent", "Left_ExportingPaused", "Aborted or failed", p,
                    body=error_def(), attached_to=sp,
