@@ -679,3 +679,103 @@ async fn terminate_end_event_ends_its_scope_only() {
     assert!(client.complete_job(pb::CompleteJobRequest { job_key: right.key, ..Default::default() }).await.is_err());
     engine.shutdown();
 }
+
+// ---------------------------------------------------------------------------------------------
+// The real processes (bpmn/), driven job by job: what a "no" or a missing answer does.
+
+async fn deploy_real_processes(engine: &c8dr::rehearsal::engine::EngineHandle) {
+    engine.deploy_dir(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/bpmn"))).unwrap();
+}
+
+async fn answer_task(engine: &c8dr::rehearsal::engine::EngineHandle, pi: i64, form: &str, vars: serde_json::Value) {
+    let task = engine
+        .wait_for(WAIT, |h| {
+            h.open_user_tasks().into_iter().find(|t| t.process_instance_key == pi && t.form_id.as_deref() == Some(form))
+        })
+        .await
+        .unwrap_or_else(|| panic!("no open {form} task"));
+    engine.complete_user_task(task.key, vars.as_object().cloned().unwrap()).unwrap();
+}
+
+fn normalized_inputs() -> serde_json::Value {
+    json!({
+        "target": "prod", "survivingRegion": 0, "autoApprove": false, "approverGroup": "dr-operators",
+        "approvalDue": "PT1H", "reminderAfter": "PT15M", "verifyInterval": "PT5S", "changeTimeout": "PT15M",
+        "snapshotTimeout": "PT30M", "restoreTimeout": "PT60M", "brokersVisibleTimeout": "PT20M",
+        "pausedWindowTimeout": "PT30M", "startedAt": "2026-01-01T00:00:00Z"
+    })
+}
+
+#[tokio::test]
+async fn failback_manual_step_answered_no_aborts_before_the_next_mutation() {
+    // real time: no timer of the process fires during the test
+    let (engine, mut client) = start(1.0).await;
+    deploy_real_processes(&engine).await;
+    let pi = create(&mut client, "dr-failback", json!({"target": "prod", "recreatedRegion": 1})).await;
+    let job = activate_one(&mut client, "c8dr.validate-input").await;
+    let mut inputs = normalized_inputs();
+    inputs["recreatedRegion"] = json!(1);
+    complete(&mut client, job.key, inputs).await;
+    let job = activate_one(&mut client, "c8dr.preflight-recreated").await;
+    complete(&mut client, job.key, json!({"preflight": {}})).await;
+    answer_task(&engine, pi, "c8dr-approve-failback", json!({"decision": "approve", "comment": "go"})).await;
+    let helm = activate_one(&mut client, "c8dr.helm").await;
+    client
+        .throw_error(pb::ThrowErrorRequest {
+            job_key: helm.key,
+            error_code: "MANUAL_STEP_REQUIRED".into(),
+            error_message: "helm mode is manual".into(),
+            variables: json!({"manualCommand": "helm install ..."}).to_string(),
+        })
+        .await
+        .unwrap();
+    answer_task(&engine, pi, "c8dr-manual-step", json!({"manualStepDone": false, "comment": "helm failed"})).await;
+    // the abort path: the report, and nothing else
+    let report = activate_one(&mut client, "c8dr.report").await;
+    let v = vars_of(&report);
+    assert_eq!(v["outcome"], json!("aborted"));
+    let reason = v["outcomeReason"].as_str().unwrap_or_default().to_string();
+    assert!(reason.contains("not done") && reason.contains("helm failed"), "{reason}");
+    assert!(reason.contains("Helm release") && reason.contains("PVCs"), "the cleanup is listed: {reason}");
+    for next in ["c8dr.await-brokers-visible", "c8dr.helm", "c8dr.verify-profiles"] {
+        assert!(activate(&mut client, next, 1, -1).await.is_empty(), "{next} must not run after a no");
+    }
+    complete(&mut client, report.key, json!({"report": {"outcome": "aborted"}})).await;
+    wait_state(&engine, pi, InstanceState::Completed).await;
+    engine.shutdown();
+}
+
+#[tokio::test]
+async fn failover_step_failed_without_a_decision_aborts_and_says_so() {
+    let (engine, mut client) = start(1.0).await;
+    deploy_real_processes(&engine).await;
+    let pi = create(&mut client, "dr-failover", json!({"target": "prod", "lostRegion": 1})).await;
+    let job = activate_one(&mut client, "c8dr.validate-input").await;
+    let mut inputs = normalized_inputs();
+    inputs["lostRegion"] = json!(1);
+    complete(&mut client, job.key, inputs).await;
+    let assess = activate_one(&mut client, "c8dr.assess-failover").await;
+    client
+        .throw_error(pb::ThrowErrorRequest {
+            job_key: assess.key,
+            error_code: "SPLIT_BRAIN_RISK".into(),
+            error_message: "lost region answers".into(),
+            variables: json!({"lastError": {"code": "SPLIT_BRAIN_RISK"}}).to_string(),
+        })
+        .await
+        .unwrap();
+    let notify = activate_one(&mut client, "c8dr.notify").await;
+    complete(&mut client, notify.key, json!({"notified": true})).await;
+    // the form requires a decision; the process must not rely on it
+    answer_task(&engine, pi, "c8dr-step-failed", json!({"errorDecision": true})).await;
+    let report = activate_one(&mut client, "c8dr.report").await;
+    let v = vars_of(&report);
+    assert_eq!(v["outcome"], json!("aborted"));
+    let reason = v["outcomeReason"].as_str().unwrap_or_default().to_string();
+    assert!(reason.contains("no valid answer") && reason.contains("errorDecision = true"), "{reason}");
+    assert!(activate(&mut client, "c8dr.remove-brokers", 1, -1).await.is_empty());
+    assert!(activate(&mut client, "c8dr.assess-failover", 1, -1).await.is_empty(), "not retried");
+    complete(&mut client, report.key, json!({"report": {"outcome": "aborted"}})).await;
+    wait_state(&engine, pi, InstanceState::Completed).await;
+    engine.shutdown();
+}

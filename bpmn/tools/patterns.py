@@ -255,7 +255,9 @@ def loop(m, parent, base, title, check, timeout_expr, manual_error=None):
     )
 
 
-MANUAL_REASON = ('= if manualStepDone = true then null else ' +
+MANUAL_REASON = ('= if manualStepDone = true then null else if manualStepDone = false then ' +
+                 with_comment("the manual step was not done (the operator answered no)") +
+                 ' else ' +
                  no_answer("Command run successfully?", "manualStepDone", "treated as abort"))
 
 
