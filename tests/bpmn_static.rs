@@ -406,9 +406,8 @@ fn timer_duration(node: &Node) -> Option<String> {
 
 /// A verification loop: a sub-process that waits `= verifyInterval` between checks.
 fn is_verification_loop(sp: &Node) -> bool {
-    sp.children().any(|c| {
-        is(&c, BPMN_NS, "intermediateCatchEvent") && timer_duration(&c).as_deref() == Some("= verifyInterval")
-    })
+    sp.children()
+        .any(|c| is(&c, BPMN_NS, "intermediateCatchEvent") && timer_duration(&c).as_deref() == Some("= verifyInterval"))
 }
 
 #[test]
@@ -629,7 +628,9 @@ fn flows(doc: &Document) -> Vec<(String, String, String, Option<String>)> {
 }
 
 fn node_by_id<'a>(doc: &'a Document, wanted: &str) -> Node<'a, 'a> {
-    doc.descendants().find(|n| n.is_element() && n.attribute("id") == Some(wanted)).unwrap_or_else(|| panic!("{wanted}"))
+    doc.descendants()
+        .find(|n| n.is_element() && n.attribute("id") == Some(wanted))
+        .unwrap_or_else(|| panic!("{wanted}"))
 }
 
 fn error_ref_code(doc: &Document, def: &Node) -> Option<String> {
@@ -675,9 +676,8 @@ fn aborts_are_error_end_events_caught_by_an_enclosing_scope_not_a_variable() {
             // a specific ABORTED boundary wins over the step's catch-all "step failed" boundary
             if catchers.len() > 1 {
                 assert!(
-                    catchers.iter().any(|b| b
-                        .children()
-                        .any(|d| is(&d, BPMN_NS, "errorEventDefinition") && error_ref_code(&doc, &d).as_deref() == Some(code.as_str()))),
+                    catchers.iter().any(|b| b.children().any(|d| is(&d, BPMN_NS, "errorEventDefinition")
+                        && error_ref_code(&doc, &d).as_deref() == Some(code.as_str()))),
                     "{}: {} has several catch-alls",
                     f.name,
                     id(&scope)
@@ -747,8 +747,9 @@ fn exporting_paused_is_bounded_and_every_way_out_resumes_exporting() {
     assert_eq!(into_terminate[0].1, "Step_Resume", "the scope ends after step 6");
     // no plain end event in the paused scope: every other way out is an error
     assert!(
-        !paused.children().any(|c| is(&c, BPMN_NS, "endEvent") && c.children().all(|d| !d.is_element()
-            || is(&d, BPMN_NS, "incoming") || is(&d, BPMN_NS, "documentation"))),
+        !paused.children().any(|c| is(&c, BPMN_NS, "endEvent")
+            && c.children()
+                .all(|d| !d.is_element() || is(&d, BPMN_NS, "incoming") || is(&d, BPMN_NS, "documentation"))),
         "a plain end event would leave the paused scope without resuming"
     );
     // every error leaving it: a catch-all boundary -> c8dr.resume-exporting
@@ -766,7 +767,9 @@ fn helm_task<'a>(doc: &'a Document, node: &Node<'a, 'a>) -> Option<(String, Stri
     let _ = doc;
     let headers: BTreeMap<String, String> = zeebe_children(*node, "taskHeaders")
         .flat_map(|h| h.children().filter(|c| c.is_element()))
-        .map(|h| (h.attribute("key").unwrap_or_default().to_string(), h.attribute("value").unwrap_or_default().to_string()))
+        .map(|h| {
+            (h.attribute("key").unwrap_or_default().to_string(), h.attribute("value").unwrap_or_default().to_string())
+        })
         .collect();
     Some((headers.get("action").cloned().unwrap_or_default(), headers.get("region").cloned().unwrap_or_default()))
 }

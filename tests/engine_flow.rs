@@ -659,10 +659,8 @@ async fn terminate_end_event_ends_its_scope_only() {
     complete(&mut client, main.key, json!({})).await;
     // the sub-process completed (the watcher was terminated) and the process went on
     let after = activate_one(&mut client, "t.after").await;
-    let err = client
-        .complete_job(pb::CompleteJobRequest { job_key: watch.key, ..Default::default() })
-        .await
-        .unwrap_err();
+    let err =
+        client.complete_job(pb::CompleteJobRequest { job_key: watch.key, ..Default::default() }).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound, "the concurrent job was canceled");
     complete(&mut client, after.key, json!({})).await;
     // at process level: the instance completes, the concurrent branch is terminated

@@ -275,7 +275,13 @@ mod tests {
         // the BPMN gates: `if <test> then true else false`, so a wrong type is no, not an incident
         let gate = |v: Json| eval("=if trafficRerouted = true then true else false", v);
         assert_eq!(gate(json!({"trafficRerouted": true})), json!(true));
-        for no in [json!({"trafficRerouted": false}), json!({}), json!({"trafficRerouted": null}), json!({"trafficRerouted": "yes"}), json!({"trafficRerouted": 1})] {
+        for no in [
+            json!({"trafficRerouted": false}),
+            json!({}),
+            json!({"trafficRerouted": null}),
+            json!({"trafficRerouted": "yes"}),
+            json!({"trafficRerouted": 1}),
+        ] {
             assert_eq!(gate(no.clone()), json!(false), "{no}");
         }
         let approve = |v: Json| eval("=if decision = \"approve\" then true else false", v);
