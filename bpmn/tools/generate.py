@@ -336,21 +336,23 @@ def failback():
                            "which aborts the failback (the snapshot would not be consistent).")
         decide = gateway(m, sp, "ResumeNow_" + sp, "Resume now?")
         abort = throw_aborted(m, sp, "ResumeRequested_" + sp, "Resume: abort")
-        y = main.h + 40
-        x = fork.x
+        # the watchdog row goes above the steps (their retry flows run below them)
+        top = 130
+        main.shift(0, top)
+        x = fork.x + 70
         for n in [wmerge, timer, notify, ut, decide, abort]:
             n.x = x
-            n.y = y + 40 - n.h / 2
+            n.y = 50 - n.h / 2
             x = n.right + GAP
-        m.flow(fork, wmerge, route="down")
+        m.flow(fork, wmerge)
         m.flow(wmerge, timer)
         m.flow(timer, notify)
         m.flow(notify, ut)
         m.flow(ut, decide)
         m.flow(decide, abort, name="resume", cond=explicit_yes('pausedDecision = "resume"'))
-        m.flow(decide, wmerge, name="keep waiting", default=True, route="below30")
+        m.flow(decide, wmerge, name="keep waiting", default=True, route="over20")
         shapes = main.shapes + [wmerge, timer, notify, ut, decide, abort]
-        return Frag(shapes, max(main.w, abort.right), y + 80 + 50, main.main_y, s, done)
+        return Frag(shapes, max(main.w, abort.right), main.h + top, main.main_y + top, s, done)
 
     def paused(p):
         """Steps 3 to 6. Every way out but the normal one is an error (ABORTED or anything

@@ -292,13 +292,14 @@ def with_manual(m, parent, task, error_id, gated=True, outputs=None):
         done = gateway(m, parent, "ManualDone_" + task.id, "Done?")
         abort = throw_aborted(m, parent, "NotDone_" + task.id, "Not done: abort")
         done.x, done.y = ut.right + GAP, ut.cy - 25
-        abort.x, abort.y = done.right + GAP, ut.cy - 18
-        join.x, join.y = max(task.right + GAP, done.x), task.cy - 25
+        abort.x, abort.y = done.cx - 18, done.bottom + 25
+        join.x, join.y = max(task.right, done.right) + GAP, task.cy - 25
         m.flow(ut, done)
-        m.flow(done, join, name="yes", cond=explicit_yes("manualStepDone = true"))
-        m.flow(done, abort, name="no", default=True)
+        m.flow(done, join, name="yes", cond=explicit_yes("manualStepDone = true"), route="up")
+        m.flow(done, abort, name="no", default=True, route="down")
         shapes += [done, abort]
-        right = max(join.right, abort.right)
+        right = join.right
+        bottom = abort.bottom
     else:
         join.x, join.y = max(task.right, ut.right) + GAP, task.cy - 25
         m.flow(ut, join, route="up")
