@@ -313,7 +313,10 @@ fn every_form_is_used_and_every_form_id_has_a_form_with_the_documented_fields() 
         component_keys(form, &mut keys);
         for field in fields {
             let c = keys.get(field).unwrap_or_else(|| panic!("{form_id}: no field with key {field}"));
-            if field != "comment" {
+            if c["type"] == "checkbox" {
+                // a required checkbox can only be submitted checked: the form could never say no
+                assert_ne!(c["validate"]["required"], true, "{form_id}: {field} must allow an unchecked no");
+            } else if field != "comment" {
                 assert_eq!(c["validate"]["required"], true, "{form_id}: {field} required");
             }
         }
