@@ -777,3 +777,34 @@ async fn failover_step_failed_without_a_decision_aborts_and_says_so() {
     wait_state(&engine, pi, InstanceState::Completed).await;
     engine.shutdown();
 }
+
+#[tokio::test]
+async fn error_end_event_in_a_called_process_is_caught_by_the_call_activity_boundary() {
+    let (engine, mut client) = start(100.0).await;
+    let xml = definitions(
+        r#"<bpmn:error id="aborted" errorCode="ABORTED"/>
+<bpmn:process id="caller" isExecutable="true">
+  <bpmn:startEvent id="s"/>
+  <bpmn:callActivity id="call"><bpmn:extensionElements><zeebe:calledElement processId="thrower"/></bpmn:extensionElements></bpmn:callActivity>
+  <bpmn:boundaryEvent id="caught" attachedToRef="call"><bpmn:errorEventDefinition errorRef="aborted"/></bpmn:boundaryEvent>
+  <bpmn:endEvent id="e"/><bpmn:endEvent id="eCaught"/>
+  <bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="call"/>
+  <bpmn:sequenceFlow id="f2" sourceRef="call" targetRef="e"/>
+  <bpmn:sequenceFlow id="f3" sourceRef="caught" targetRef="eCaught"/>
+</bpmn:process>
+<bpmn:process id="thrower" isExecutable="true">
+  <bpmn:startEvent id="ts"/><bpmn:endEvent id="throw"><bpmn:errorEventDefinition errorRef="aborted"/></bpmn:endEvent>
+  <bpmn:sequenceFlow id="t1" sourceRef="ts" targetRef="throw"/>
+</bpmn:process>"#,
+    );
+    deploy(&mut client, "call-err.bpmn", &xml).await;
+    let pi = create(&mut client, "caller", json!({})).await;
+    wait_state(&engine, pi, InstanceState::Completed).await;
+    let els = engine.element_instances(pi);
+    assert!(els.iter().any(|e| e.element_id == "eCaught"), "caught by the call activity's boundary");
+    assert!(!els.iter().any(|e| e.element_id == "e"));
+    let child = engine.child_instances(pi)[0];
+    assert_eq!(engine.instance_state(child), Some(InstanceState::Terminated), "the called instance is terminated");
+    assert!(engine.incidents().is_empty());
+    engine.shutdown();
+}

@@ -472,7 +472,16 @@ impl State {
         for c in children {
             self.terminate(c);
         }
-        if let Some(child) = self.elems[&key].child_pi {
+        // the called process instance: by parent link too, since a child that throws while it
+        // starts (an error end event reached synchronously) does so before `child_pi` is set
+        let called: Vec<i64> = self
+            .elems
+            .range(key + 1..)
+            .filter(|(_, c)| c.element_type == "PROCESS" && c.parent_ei == Some(key) && c.state.is_active())
+            .map(|(k, _)| *k)
+            .chain(self.elems[&key].child_pi)
+            .collect();
+        for child in called {
             self.terminate(child);
         }
         let jobs: Vec<i64> = self
