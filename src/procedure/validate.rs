@@ -200,9 +200,12 @@ pub fn validate_input(env: &StepEnv<'_>) -> StepResult {
                 "snapshotName".into(),
                 json!(format!("{}-{}", env.target.snapshot.name_prefix, env.input.process_instance_key)),
             );
-            for (f, d) in
-                [("snapshotTimeout", "PT30M"), ("restoreTimeout", "PT60M"), ("brokersVisibleTimeout", "PT20M")]
-            {
+            for (f, d) in [
+                ("snapshotTimeout", "PT30M"),
+                ("restoreTimeout", "PT60M"),
+                ("brokersVisibleTimeout", "PT20M"),
+                ("pausedWindowTimeout", "PT30M"),
+            ] {
                 out.insert(f.into(), json!(duration(v, f, d)?));
             }
             1 - recreated
