@@ -423,7 +423,11 @@ async fn manual_helm_mode_hands_the_command_to_a_person() {
     config.journal.path = dir.path().join("j.jsonl");
     let mut target = lab.target_config();
     target.helm.mode = c8dr::config::HelmMode::Manual;
-    target.helm.schema_env_index = 12;
+    let values = dir.path().join("values.yml");
+    std::fs::write(&values, "orchestration:\n  env:\n    - name: CAMUNDA_DATA_BACKUP_REPOSITORYNAME\n      value: camunda_backup\n").unwrap();
+    target.helm.chart_version = Some("13.0.0".into());
+    target.helm.base_values = vec![values.clone()];
+    target.helm.region_values = vec![vec![values.clone()], vec![values]];
     config.targets.insert("lab".into(), target);
     let ctx = StepContext::new(Arc::new(config));
     let fb = json!({"recreatedRegion": 1, "survivingRegion": 0});
@@ -435,7 +439,7 @@ async fn manual_helm_mode_hands_the_command_to_a_person() {
             assert!(
                 cmd.contains("--set orchestration.profiles.operate=false --set orchestration.profiles.tasklist=false")
             );
-            assert!(cmd.contains("orchestration.env[12].name=CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA"));
+            assert!(cmd.contains("c8dr-camunda-region1-deploy-recreated-env.yaml") && !cmd.contains("env["), "{cmd}");
             assert_eq!(variables["manualStepId"], json!("helm-deploy-recreated"));
             assert_eq!(variables["lastError"]["code"], json!("MANUAL_STEP_REQUIRED"));
         }

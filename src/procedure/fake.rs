@@ -457,8 +457,8 @@ impl FakePlatform {
         let on = PlatformStatus {
             release: true,
             pvcs: 4,
-            profiles: vec!["broker".into(), "operate".into(), "tasklist".into()],
-            create_schema: true,
+            profiles: Some(vec!["broker".into(), "operate".into(), "tasklist".into()]),
+            create_schema: Some(true),
         };
         Self { status: Mutex::new([on.clone(), on]), ..Default::default() }
     }
@@ -480,11 +480,11 @@ impl Platform for FakePlatform {
         let s = &mut st[usize::from(region)];
         s.release = true;
         s.pvcs = 4;
-        s.profiles = match action {
+        s.profiles = Some(match action {
             HelmAction::EnableWebapps => vec!["broker".into(), "operate".into(), "tasklist".into()],
             _ => vec!["broker".into()],
-        };
-        s.create_schema = action != HelmAction::DeployRecreated;
+        });
+        s.create_schema = Some(action != HelmAction::DeployRecreated);
         async move { Ok(format!("Release \"camunda\" has been upgraded ({action:?})")) }.boxed()
     }
 }

@@ -369,22 +369,55 @@ async fn drill_steps() {
 
 #[tokio::test]
 async fn manual_mode_asks_for_the_exact_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("camunda-values.yml");
+    let region1 = dir.path().join("region1.yml");
+    std::fs::write(
+        &base,
+        "orchestration:\n  env:\n    - name: CAMUNDA_DATA_BACKUP_REPOSITORYNAME\n      value: camunda_backup\n    - name: ZEEBE_BROKER_CLUSTER_INITIALCONTACTPOINTS\n      value: a,b\n",
+    )
+    .unwrap();
+    std::fs::write(&region1, "orchestration:\n  clusterSize: 8\n").unwrap();
     let mut h = H::new();
     h.target.helm.mode = HelmMode::Manual;
-    h.target.helm.schema_env_index = 12;
+    // unpinned: refused naming the key, nothing asked of a person
     let o = h.run("helm", failback_vars(), &[("action", "deploy-recreated"), ("region", "recreated")]).await;
+    match &o {
+        StepOutcome::Refused { code: "INVALID_INPUT", field: Some(f), .. } => {
+            assert!(f.ends_with("helm.chart_version"), "{f}")
+        }
+        other => panic!("{other:?}"),
+    }
+    h.target.helm.chart_version = Some("13.0.0".into());
+    h.target.helm.base_values = vec![base.clone()];
+    h.target.helm.region_values = vec![vec![dir.path().join("region0.yml")], vec![region1.clone()]];
+    let o = h.run("helm", failback_vars(), &[("action", "deploy-recreated"), ("region", "recreated")]).await;
+    let generated = dir.path().join("c8dr-camunda-region1-deploy-recreated-env.yaml");
     match o {
         StepOutcome::Refused { code: "MANUAL_STEP_REQUIRED", variables, .. } => {
             let cmd = variables["manualCommand"].as_str().unwrap();
             assert!(
-                cmd.starts_with("helm upgrade --install camunda camunda/camunda-platform --namespace camunda-b"),
+                cmd.starts_with("helm upgrade --install camunda camunda/camunda-platform --version 13.0.0 --namespace camunda-b"),
                 "{cmd}"
             );
-            assert!(cmd.contains("orchestration.env[12].value=false"), "{cmd}");
+            assert!(cmd.contains(&format!("-f {}", generated.display())), "{cmd}");
+            assert!(!cmd.contains("env["), "no indexed env override: {cmd}");
+            assert!(cmd.contains("--set optimize.enabled=false"), "{cmd}");
             assert_eq!(variables["manualStepId"], json!("helm-deploy-recreated"));
         }
         other => panic!("{other:?}"),
     }
+    // the generated file keeps every entry of the values files and adds the one variable
+    let text = std::fs::read_to_string(&generated).unwrap();
+    let v: Value = serde_yaml_ng::from_str(&text).unwrap();
+    assert_eq!(
+        v["orchestration"]["env"],
+        json!([
+            {"name": "CAMUNDA_DATA_BACKUP_REPOSITORYNAME", "value": "camunda_backup"},
+            {"name": "ZEEBE_BROKER_CLUSTER_INITIALCONTACTPOINTS", "value": "a,b"},
+            {"name": "CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA", "value": "false"}
+        ])
+    );
     assert!(h.plat.helm_calls.lock().unwrap().is_empty());
 }
 
@@ -511,4 +544,25 @@ async fn surviving_repository_left_readonly_is_made_writable() {
     let o = h.act_once("register-snapshot-repo", &v, &[("region", "surviving")]).await;
     assert_eq!(o["repositoryRegistered"], json!(true));
     assert!(!h.api.lock().es[0].repo_readonly, "still read-only");
+}
+
+/// Issue 12.2: profiles that cannot be read are not "Operate/Tasklist off": the helm step acts
+/// (its upgrade is idempotent) and verify-profiles fails the job instead of reporting verified.
+#[tokio::test]
+async fn unknown_profiles_never_satisfy_webapps_off() {
+    let h = H::new();
+    let v = failback_vars();
+    {
+        let mut st = h.plat.status.lock().unwrap();
+        st[0].profiles = None; // ConfigMap missing, renamed, not permitted or unparsable
+    }
+    done(h.run("helm", v.clone(), &[("action", "disable-webapps"), ("region", "surviving")]).await, "helm off");
+    assert_eq!(h.plat.helm_calls.lock().unwrap().as_slice(), &[(0, HelmAction::DisableWebapps)]);
+    h.plat.status.lock().unwrap()[0].profiles = None; // still unreadable after the upgrade
+    match h.run("verify-profiles", v.clone(), &[("region", "surviving"), ("expect", "webapps-off")]).await {
+        StepOutcome::Retry { message } => {
+            assert!(message.contains("cannot be read") && message.contains("kubectl get configmap"), "{message}")
+        }
+        other => panic!("unknown profiles must fail the job: {other:?}"),
+    }
 }
