@@ -196,6 +196,20 @@ pub async fn add_brokers(env: &StepEnv<'_>) -> StepResult {
             ),
         ));
     }
+    // seed failback step 5: on an 8.7-migrated installation (Optimize) the legacy pair too
+    let pairs = super::exporters::failback_pairs(env.target, &exporters, surviving, recreated);
+    if let Some((legacy, _)) = pairs.get(1) {
+        let status = exporters.iter().find(|e| &e.exporter_id == legacy).map(|e| e.status.as_str());
+        if status != Some("ENABLED") {
+            return Err(StepOutcome::refused(
+                errors::PRECONDITION_FAILED,
+                format!(
+                    "legacy exporter {legacy} is {} while the surviving region's is ENABLED: enable it with initializeFrom before adding brokers",
+                    status.unwrap_or("absent")
+                ),
+            ));
+        }
+    }
     if exporting::paused_by_this_instance(env)? {
         return Err(StepOutcome::refused(
             errors::PRECONDITION_FAILED,

@@ -63,6 +63,9 @@ pub struct RehearseOptions {
     pub extra_variables: Map<String, Value>,
     /// Cluster changes that add brokers never complete (a stuck change).
     pub stuck_adds: bool,
+    /// An 8.7-migrated installation with Optimize: the legacy `elasticsearchregionN` exporters
+    /// are configured and enabled in both regions before the loss.
+    pub legacy_exporters: bool,
     pub bpmn_dir: PathBuf,
     /// Give up after this much real time.
     pub real_timeout: Duration,
@@ -84,6 +87,7 @@ impl Default for RehearseOptions {
             answers: BTreeMap::new(),
             extra_variables: Map::new(),
             stuck_adds: false,
+            legacy_exporters: false,
             bpmn_dir: PathBuf::from("bpmn"),
             real_timeout: Duration::from_secs(600),
             job_timeout: Duration::from_secs(3),
@@ -115,6 +119,7 @@ pub async fn rehearse(opts: RehearseOptions) -> Result<RehearsalReport, Rehearsa
         durations: opts.durations,
         faults: None,
         stuck_adds: opts.stuck_adds,
+        legacy_exporters: opts.legacy_exporters,
         ..LabOptions::default()
     })
     .await

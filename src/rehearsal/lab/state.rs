@@ -279,6 +279,29 @@ impl LabState {
                 other => problems.push(format!("exporter {id} is {}", other.unwrap_or("missing"))),
             }
         }
+        // an installation with legacy exporters (8.7-migrated, Optimize) has them enabled in both
+        // regions, and both Elasticsearch clusters hold the same zeebe-record data
+        for e in self.exporters.iter().filter(|e| !e.exporter_id.starts_with("camundaregion")) {
+            if e.status != "ENABLED" {
+                problems.push(format!("exporter {} is {}", e.exporter_id, e.status));
+            }
+        }
+        if self.exporters.iter().any(|e| e.exporter_id.starts_with("elasticsearchregion")) {
+            let records = |r: usize| {
+                self.regions[r]
+                    .elasticsearch
+                    .as_ref()
+                    .and_then(|es| es.indices.get(es::INDEX_LEGACY_RECORDS).copied())
+                    .unwrap_or(0)
+            };
+            if records(0) != records(1) {
+                problems.push(format!(
+                    "legacy zeebe-record data differs: region 0 holds {} records, region 1 {}",
+                    records(0),
+                    records(1)
+                ));
+            }
+        }
         if self.exporting_paused {
             problems.push(format!("exporting is {:?}", self.exporting));
         }
