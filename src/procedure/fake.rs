@@ -22,6 +22,10 @@ pub struct Es {
     pub repo: bool,
     /// The repository is registered read-only.
     pub repo_readonly: bool,
+    /// A registration c8dr did not make (type and settings), until c8dr registers it.
+    pub repo_foreign: Option<RepositoryView>,
+    /// The settings a registration by c8dr shows (the test target's configured ones).
+    pub repo_settings: serde_json::Map<String, serde_json::Value>,
     pub indices: Vec<IndexInfo>,
     pub recoveries: Vec<RecoveryInfo>,
     pub health: String,
@@ -60,6 +64,8 @@ impl FakeTarget {
         let es = || Es {
             repo: false,
             repo_readonly: false,
+            repo_foreign: None,
+            repo_settings: Default::default(),
             indices: vec![idx("operate-list-view-8.3.0_")],
             recoveries: vec![],
             health: "green".into(),
@@ -289,17 +295,33 @@ impl TargetApi for FakeTarget {
         async move { r }.boxed()
     }
 
-    fn repository_readonly(&self, region: u8, _repository: String) -> BoxFuture<'_, ApiResult<Option<bool>>> {
+    fn repository(&self, region: u8, _repository: String) -> BoxFuture<'_, ApiResult<Option<RepositoryView>>> {
         let r = (|| {
             let mut s = self.lock();
             fault(&mut s)?;
             let es = &s.es[usize::from(region)];
-            Ok(es.repo.then_some(es.repo_readonly))
+            if !es.repo {
+                return Ok(None);
+            }
+            // c8dr's registrations: the test target's config (type s3, no settings)
+            let mut view = es
+                .repo_foreign
+                .clone()
+                .unwrap_or_else(|| RepositoryView { kind: "s3".into(), settings: es.repo_settings.clone() });
+            if es.repo_readonly {
+                view.settings.insert("readonly".into(), serde_json::Value::String("true".into()));
+            }
+            Ok(Some(view))
         })();
         async move { r }.boxed()
     }
 
-    fn snapshots(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<Vec<SnapshotInfo>>> {
+    fn snapshot(
+        &self,
+        region: u8,
+        repository: String,
+        name: String,
+    ) -> BoxFuture<'_, ApiResult<Option<SnapshotInfo>>> {
         let r = (|| {
             let mut s = self.lock();
             fault(&mut s)?;
@@ -307,14 +329,14 @@ impl TargetApi for FakeTarget {
                 return Err(ApiError::new(ApiErrorKind::NotFound, Some(404), format!("[{repository}] missing"))
                     .with_type("repository_missing_exception"));
             }
-            let list = s.bucket.clone();
+            let found = s.bucket.iter().find(|x| x.name == name).cloned();
             for snap in &mut s.bucket {
                 if snap.state == "IN_PROGRESS" {
                     snap.state = "SUCCESS".into();
                     snap.shards = ShardCounts { total: 10, failed: 0, successful: 10 };
                 }
             }
-            Ok(list)
+            Ok(found)
         })();
         async move { r }.boxed()
     }
@@ -388,11 +410,13 @@ impl TargetApi for FakeTarget {
                 Mutation::RegisterRepository { readonly, .. } => {
                     s.es[reg].repo = true;
                     s.es[reg].repo_readonly = readonly;
+                    s.es[reg].repo_foreign = None;
                     Ok(MutationResult::Ack)
                 }
                 Mutation::DeleteRepository { .. } => {
                     s.es[reg].repo = false;
                     s.es[reg].repo_readonly = false;
+                    s.es[reg].repo_foreign = None;
                     Ok(MutationResult::Ack)
                 }
                 Mutation::CreateSnapshot { snapshot, .. } => {

@@ -566,3 +566,44 @@ async fn unknown_profiles_never_satisfy_webapps_off() {
         other => panic!("unknown profiles must fail the job: {other:?}"),
     }
 }
+
+/// Issue 12.6: an existing writable registration pointing elsewhere (Camunda's own backups,
+/// another base_path) is re-registered with the configured settings, not adopted; and the
+/// recreated region's read-only registration is writable again once the restore is done.
+#[tokio::test]
+async fn a_foreign_repository_is_re_registered_and_the_recreated_one_ends_writable() {
+    let h = H::new();
+    failover(&h).await;
+    let v = failback_vars();
+    h.api.start_brokers(1, 8);
+    {
+        let mut s = h.api.lock();
+        s.es[0].repo = true;
+        s.es[0].repo_foreign = Some(super::api::RepositoryView {
+            kind: "s3".into(),
+            settings: [("bucket".to_string(), json!("camunda")), ("base_path".to_string(), json!("8-8-backups"))]
+                .into_iter()
+                .collect(),
+        });
+    }
+    let mut target = h.target.clone();
+    target.snapshot.settings.insert("base_path".into(), json!("failback"));
+    for es in &mut h.api.lock().es {
+        es.repo_settings.insert("base_path".into(), json!("failback"));
+    }
+    let h = H { target, ..h };
+    let r = h.act_once("register-snapshot-repo", &v, &[("region", "surviving")]).await;
+    assert!(r["repositoryReRegistered"].to_string().contains("base_path"), "{r:?}");
+    assert!(h.api.lock().es[0].repo_foreign.is_none(), "registered with the configured settings");
+    done(h.run("create-snapshot", v.clone(), &[]).await, "snap");
+    h.until_verified("await-snapshot", &v, &[]).await;
+    done(h.run("register-snapshot-repo", v.clone(), &[("region", "recreated")]).await, "repo2");
+    assert!(h.api.lock().es[1].repo_readonly, "read-only while restoring");
+    done(h.run("restore-snapshot", v.clone(), &[]).await, "restore");
+    let verified = h.until_verified("await-restore", &v, &[]).await;
+    assert_eq!(verified["repositoryWritable"], json!(true));
+    assert!(!h.api.lock().es[1].repo_readonly, "the recreated region's repository is writable at the end");
+    let m = h.mutations();
+    h.until_verified("await-restore", &v, &[]).await;
+    assert_eq!(h.mutations(), m, "made writable once");
+}

@@ -62,6 +62,8 @@ pub struct EsState {
     /// Snapshots visible through this region's repositories.
     pub snapshots: Vec<SnapshotState>,
     pub templates: bool,
+    /// Whose users and API keys the cluster holds (its own region unless a restore replaced them).
+    pub security_of_region: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -153,6 +155,7 @@ impl LabState {
                             })
                             .collect(),
                         templates: es.templates,
+                        security_of_region: es.security_of_region,
                     }),
                 }
             })
@@ -317,6 +320,12 @@ impl LabState {
             match &reg.elasticsearch {
                 None => problems.push(format!("region {} has no Elasticsearch", reg.region)),
                 Some(es) => {
+                    if es.security_of_region != reg.region {
+                        problems.push(format!(
+                            "Elasticsearch of region {} holds region {}'s users and API keys: a restore replaced its security feature state",
+                            reg.region, es.security_of_region
+                        ));
+                    }
                     if es.health != "green" {
                         problems.push(format!("Elasticsearch of region {} is {}", reg.region, es.health));
                     }
