@@ -2,7 +2,7 @@
 //! await-brokers-visible.
 use super::api::{ApiErrorKind, ClusterView, Mutation, MutationResult, PendingChange};
 use super::regions::{self, brokers_of};
-use super::{StepEnv, StepOutcome, StepResult, errors, exporting, plan, vars};
+use super::{StepEnv, StepOutcome, StepResult, errors, exporting, plan, validate, vars};
 use serde_json::{Value, json};
 
 /// True when the pending change contains `operation` concerning one of `brokers`.
@@ -49,25 +49,70 @@ fn concurrent(p: &PendingChange) -> StepOutcome {
 /// partitioned from the survivor) and force-removing its brokers risks split brain. Only no
 /// answer (unreachable, timeout, 5xx) counts as silent: a 401/403/404/409 or an unparseable
 /// body is an answer from something still running there.
-async fn lost_region_silent(env: &StepEnv<'_>, lost: u8) -> Result<(), StepOutcome> {
+///
+/// Some regions answer although the cluster is gone (an ingress default backend answering 404).
+/// The check stays; a person who confirmed the loss may accept exactly the observed HTTP answer
+/// with the start variable `lostRegionOverride = {"acceptAnswer": "HTTP 404", "reason": ".."}`.
+/// The acceptance is journaled and shown in the plan. A management API that lists brokers is
+/// never overridable. Returns the evidence (`lostRegionCheck`).
+async fn lost_region_silent(env: &StepEnv<'_>, lost: u8) -> Result<Value, StepOutcome> {
     // guards api-contract §6.1: force-remove only when the lost region is confirmed gone
-    match env.api.cluster(lost).await {
-        Ok(view) => Err(StepOutcome::refused(
-            errors::SPLIT_BRAIN_RISK,
-            format!(
-                "the management API of lost region {lost} still answers ({} brokers listed): the region is not gone; fence it before removing its brokers",
-                view.brokers.len()
-            ),
-        )),
-        Err(e) if e.kind == ApiErrorKind::Transient => Ok(()),
-        Err(e) => Err(StepOutcome::refused(
-            errors::SPLIT_BRAIN_RISK,
-            format!(
-                "the management API of lost region {lost} still answers ({}): the region is not gone; fence it before removing its brokers",
-                e.status.map_or_else(|| "an unreadable answer".to_string(), |s| format!("HTTP {s}"))
-            ),
-        )),
+    let answer = match env.api.cluster(lost).await {
+        Ok(view) => {
+            let evidence = json!({"silent": false, "answer": "cluster view", "brokersListed": view.brokers.len(), "overridable": false});
+            return Err(StepOutcome::refused(
+                errors::SPLIT_BRAIN_RISK,
+                format!(
+                    "the management API of lost region {lost} still answers ({} brokers listed): the region is not gone; fence it before removing its brokers",
+                    view.brokers.len()
+                ),
+            )
+            .with_var("lostRegionCheck", evidence));
+        }
+        Err(e) if e.kind == ApiErrorKind::Transient => {
+            return Ok(json!({"silent": true, "answer": Value::Null, "detail": e.message}));
+        }
+        Err(e) => e,
+    };
+    let observed = answer.status.map(|s| format!("HTTP {s}"));
+    let shown = observed.clone().unwrap_or_else(|| "an unreadable answer".to_string());
+    let over = validate::lost_region_override(&env.input.variables)?;
+    if let (Some(o), Some(seen)) = (&over, &observed)
+        && o.accept_answer == *seen
+    {
+        // recorded: the journal (audit trail), the plan (approval form) and the report
+        env.journal_call(
+            lost,
+            "split-brain-check-override",
+            &format!("GET /actuator/cluster in lost region {lost} answered {seen}"),
+            "accepted",
+            &o.reason,
+        )?;
+        return Ok(json!({
+            "silent": false,
+            "answer": seen,
+            "detail": answer.message,
+            "override": {"acceptAnswer": o.accept_answer, "reason": o.reason},
+        }));
     }
+    let evidence = json!({"silent": false, "answer": shown, "detail": answer.message, "overridable": observed.is_some()});
+    let hint = match (&observed, &over) {
+        (Some(seen), Some(o)) => format!(
+            "; lostRegionOverride accepts {:?}, but the region answered {seen:?}",
+            o.accept_answer
+        ),
+        (Some(seen), None) => format!(
+            "; if you confirmed the region is gone and this answer comes from something else (e.g. an ingress default backend), start the failover with lostRegionOverride = {{\"acceptAnswer\": \"{seen}\", \"reason\": \"<who confirmed what>\"}}"
+        ),
+        (None, _) => String::new(),
+    };
+    Err(StepOutcome::refused(
+        errors::SPLIT_BRAIN_RISK,
+        format!(
+            "the management API of lost region {lost} still answers ({shown}): the region is not gone; fence it before removing its brokers{hint}"
+        ),
+    )
+    .with_var("lostRegionCheck", evidence))
 }
 
 /// The configured cluster size must cover every member of the live cluster: a broker id beyond
@@ -97,6 +142,7 @@ pub async fn assess_failover(env: &StepEnv<'_>) -> StepResult {
     let to_remove = present(&cluster, &brokers_of(lost, n));
     let expected = plan::after_failover(env.target, surviving);
     let mut planned = Vec::new();
+    let mut lost_check = Value::Null;
     let already;
     match &cluster.pending_change {
         Some(p) if is_our_removal(p, &brokers_of(lost, n)) => {
@@ -110,7 +156,7 @@ pub async fn assess_failover(env: &StepEnv<'_>) -> StepResult {
         None => {
             already = false;
             regions::check_removal(env.target, &topology, surviving, &to_remove)?;
-            lost_region_silent(env, lost).await?;
+            lost_check = lost_region_silent(env, lost).await?;
             let dry = env.api.dry_run_remove(surviving, to_remove.clone()).await?;
             planned = dry.planned_changes;
         }
@@ -126,6 +172,7 @@ pub async fn assess_failover(env: &StepEnv<'_>) -> StepResult {
         "plannedOperations": planned.len(),
         "plannedChanges": planned.iter().take(20).map(|o| o.describe()).collect::<Vec<_>>(),
         "alreadyFailedOver": already,
+        "lostRegionCheck": lost_check,
     });
     Ok(StepOutcome::Done { variables: vars([("plan", plan)]), already_done: already })
 }
@@ -150,9 +197,11 @@ pub async fn remove_brokers(env: &StepEnv<'_>) -> StepResult {
     // guards api-contract §6.1: cross-check ids against the live topology before forcing
     let topology = env.api.topology(surviving).await?;
     regions::check_removal(env.target, &topology, surviving, &to_remove)?;
-    lost_region_silent(env, lost).await?;
+    let lost_check = lost_region_silent(env, lost).await?;
     match env.mutate(surviving, Mutation::ForceRemoveBrokers { ids: to_remove }).await?? {
-        MutationResult::Change(c) => Ok(StepOutcome::done(vars([("changeId", json!(c.change_id))]))),
+        MutationResult::Change(c) => {
+            Ok(StepOutcome::done(vars([("changeId", json!(c.change_id)), ("lostRegionCheck", lost_check)])))
+        }
         other => Err(StepOutcome::retry(format!("unexpected answer to the removal: {}", other.describe()))),
     }
 }

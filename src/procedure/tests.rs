@@ -607,3 +607,46 @@ async fn a_foreign_repository_is_re_registered_and_the_recreated_one_ends_writab
     h.until_verified("await-restore", &v, &[]).await;
     assert_eq!(h.mutations(), m, "made writable once");
 }
+
+/// Issue 12.9: a lost region behind an ingress answering 404 is still refused, with the evidence
+/// shown; an explicit override naming exactly that answer lets the failover go on, journaled
+/// and in the plan the approver sees.
+#[tokio::test]
+async fn a_404_from_the_lost_region_can_be_accepted_by_an_explicit_recorded_override() {
+    let h = H::new();
+    h.api.lose(1);
+    h.api.lock().lost_gateway_error =
+        Some(super::api::ApiError::new(super::api::ApiErrorKind::NotFound, Some(404), "404 page not found"));
+    match h.run("assess-failover", failover_vars(), &[]).await {
+        StepOutcome::Refused { code: "SPLIT_BRAIN_RISK", message, variables, .. } => {
+            assert_eq!(variables["lostRegionCheck"]["answer"], json!("HTTP 404"));
+            assert_eq!(variables["lostRegionCheck"]["overridable"], json!(true));
+            assert!(message.contains("lostRegionOverride"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // an override for another answer does not open the gate
+    let mut v = failover_vars();
+    v["lostRegionOverride"] = json!({"acceptAnswer": "HTTP 401", "reason": "ingress default backend"});
+    assert_eq!(code(&h.run("remove-brokers", v.clone(), &[]).await), "SPLIT_BRAIN_RISK");
+    // a malformed one is bad input
+    v["lostRegionOverride"] = json!({"acceptAnswer": "404"});
+    assert_eq!(code(&h.run("assess-failover", v.clone(), &[]).await), "INVALID_INPUT");
+    assert_eq!(h.mutations(), 0);
+    v["lostRegionOverride"] =
+        json!({"acceptAnswer": "HTTP 404", "reason": "ingress default backend; region confirmed down by on-call"});
+    let plan = done(h.run("assess-failover", v.clone(), &[]).await, "assess");
+    assert_eq!(plan["plan"]["lostRegionCheck"]["answer"], json!("HTTP 404"));
+    assert_eq!(
+        plan["plan"]["lostRegionCheck"]["override"]["reason"],
+        json!("ingress default backend; region confirmed down by on-call")
+    );
+    done(h.run("remove-brokers", v.clone(), &[]).await, "remove");
+    assert_eq!(h.mutations(), 1);
+    let journal = std::fs::read_to_string(h._dir.path().join("journal.jsonl")).unwrap();
+    assert!(journal.contains("split-brain-check-override") && journal.contains("confirmed down by on-call"));
+    // a management API that lists brokers is never overridable
+    let h2 = H::new();
+    let o = h2.run("assess-failover", v, &[]).await;
+    assert_eq!(code(&o), "SPLIT_BRAIN_RISK");
+}
