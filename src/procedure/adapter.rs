@@ -119,6 +119,7 @@ impl TargetApi for ClientTarget {
                                 health: p.health.as_str().to_string(),
                             })
                             .collect(),
+                        version: b.version.clone(),
                     })
                     .collect(),
                 cluster_size: t.cluster_size,

@@ -197,6 +197,9 @@ pub struct TopologyBroker {
     pub node_id: u32,
     pub host: String,
     pub partitions: Vec<TopologyPartition>,
+    /// Camunda version the broker runs (empty when not reported).
+    #[serde(default)]
+    pub version: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

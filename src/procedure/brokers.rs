@@ -206,6 +206,45 @@ pub async fn remove_brokers(env: &StepEnv<'_>) -> StepResult {
     }
 }
 
+/// Refuses (PRECONDITION_FAILED, routed to a person by the step's catch-all) when the brokers
+/// of the two regions report different versions, or a recreated broker reports none.
+fn check_versions(
+    topology: &super::api::TopologyView,
+    surviving: u8,
+    recreated: u8,
+    cluster_size: u32,
+) -> Result<(), StepOutcome> {
+    let versions = |region: u8| -> std::collections::BTreeMap<String, Vec<u32>> {
+        let ids = brokers_of(region, cluster_size);
+        let mut m: std::collections::BTreeMap<String, Vec<u32>> = Default::default();
+        for b in topology.brokers.iter().filter(|b| ids.contains(&b.node_id)) {
+            m.entry(b.version.clone()).or_default().push(b.node_id);
+        }
+        m
+    };
+    let (s, r) = (versions(surviving), versions(recreated));
+    let known = |m: &std::collections::BTreeMap<String, Vec<u32>>| m.keys().all(|v| !v.is_empty());
+    let same = s.len() == 1 && r.len() == 1 && s.keys().next() == r.keys().next() && known(&s);
+    if same {
+        return Ok(());
+    }
+    let show = |m: &std::collections::BTreeMap<String, Vec<u32>>| {
+        m.iter()
+            .map(|(v, ids)| format!("{} on brokers {ids:?}", if v.is_empty() { "unknown version" } else { v }))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Err(StepOutcome::refused(
+        errors::PRECONDITION_FAILED,
+        format!(
+            "broker versions differ: surviving region {surviving} runs {}, recreated region {recreated} runs {}: deploy the recreated region with the surviving region's chart version and values (helm.chart_version) before adding its brokers",
+            show(&s),
+            show(&r)
+        ),
+    )
+    .with_var("brokerVersions", json!({"surviving": s, "recreated": r})))
+}
+
 /// `c8dr.add-brokers`: add the recreated region's brokers with the original replication factor.
 pub async fn add_brokers(env: &StepEnv<'_>) -> StepResult {
     let (surviving, recreated) = regions::failback(env)?;
@@ -233,6 +272,10 @@ pub async fn add_brokers(env: &StepEnv<'_>) -> StepResult {
             ),
         ));
     }
+    // the recreated region must run the surviving region's Camunda version: re-adding brokers
+    // of another version (chart or image drift in the recreated region's values) mixes versions
+    // in one cluster
+    check_versions(&topology, surviving, recreated, env.target.cluster_size)?;
     let exporter = format!("{}{}", env.target.exporter_prefix, recreated);
     let exporters = env.api.exporters(surviving).await?;
     let status = exporters.iter().find(|e| e.exporter_id == exporter).map(|e| e.status.as_str());

@@ -51,6 +51,8 @@ pub struct State {
     pub lost_gateway_answers: bool,
     /// A lost region's gateway answers with this error (e.g. 401: something still answers).
     pub lost_gateway_error: Option<ApiError>,
+    /// Versions brokers report in the topology (default 8.8.0).
+    pub broker_versions: BTreeMap<u32, String>,
 }
 
 pub struct FakeTarget {
@@ -93,6 +95,7 @@ impl FakeTarget {
                 restore_fails: false,
                 lost_gateway_answers: false,
                 lost_gateway_error: None,
+                broker_versions: BTreeMap::new(),
             }),
         }
     }
@@ -240,6 +243,7 @@ impl TargetApi for FakeTarget {
                     node_id: *b,
                     host: format!("camunda-zeebe-{}.ns{}", b / 2, b % 2),
                     partitions: vec![],
+                    version: s.broker_versions.get(b).cloned().unwrap_or_else(|| "8.8.0".into()),
                 })
                 .collect();
             let rf = s.rf as usize;

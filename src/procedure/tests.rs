@@ -650,3 +650,27 @@ async fn a_404_from_the_lost_region_can_be_accepted_by_an_explicit_recorded_over
     let o = h2.run("assess-failover", v, &[]).await;
     assert_eq!(code(&o), "SPLIT_BRAIN_RISK");
 }
+
+/// Issue 12.5: brokers of another version in the recreated region are not re-added.
+#[tokio::test]
+async fn a_broker_version_mismatch_stops_the_addition() {
+    let h = H::new();
+    failover(&h).await;
+    let v = failback_vars();
+    h.api.start_brokers(1, 8);
+    for b in [1, 3, 5, 7] {
+        h.api.lock().broker_versions.insert(b, "8.8.3".into());
+    }
+    for b in [0, 2, 4, 6] {
+        h.api.lock().broker_versions.insert(b, "8.8.5".into());
+    }
+    let m = h.mutations();
+    match h.run("add-brokers", v.clone(), &[]).await {
+        StepOutcome::Refused { code: "PRECONDITION_FAILED", message, variables, .. } => {
+            assert!(message.contains("8.8.3") && message.contains("8.8.5"), "{message}");
+            assert_eq!(variables["brokerVersions"]["recreated"]["8.8.3"], json!([1, 3, 5, 7]));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.mutations(), m);
+}
