@@ -245,7 +245,8 @@ impl HelmConfig {
         if self.base_values.is_empty() {
             p.push((
                 "base_values",
-                "is empty; list the values files of your installation: without them helm upgrades with chart defaults".to_string(),
+                "is empty; list the values files of your installation: without them helm upgrades with chart defaults"
+                    .to_string(),
             ));
         }
         if self.region_values.len() != 2 || self.region_values.iter().any(Vec::is_empty) {

@@ -145,7 +145,8 @@ async fn all_steps_with_legacy_exporters_enable_the_legacy_pair() {
         .collect();
     assert_eq!(legacy, ["disable", "enable"], "failover disables it, failback enables it once");
     let resume = record.iter().filter(ok).position(|r| r.path == "/actuator/exporting/resume").unwrap();
-    let enable_at = record.iter().filter(ok).position(|r| r.path == "/actuator/exporters/elasticsearchregion1/enable").unwrap();
+    let enable_at =
+        record.iter().filter(ok).position(|r| r.path == "/actuator/exporters/elasticsearchregion1/enable").unwrap();
     assert!(enable_at < resume, "the legacy pair is enabled before exporting resumes");
     let journal = std::fs::read_to_string(t._dir.path().join("journal.jsonl")).unwrap();
     assert!(
@@ -452,7 +453,11 @@ async fn manual_helm_mode_hands_the_command_to_a_person() {
     let mut target = lab.target_config();
     target.helm.mode = c8dr::config::HelmMode::Manual;
     let values = dir.path().join("values.yml");
-    std::fs::write(&values, "orchestration:\n  env:\n    - name: CAMUNDA_DATA_BACKUP_REPOSITORYNAME\n      value: camunda_backup\n").unwrap();
+    std::fs::write(
+        &values,
+        "orchestration:\n  env:\n    - name: CAMUNDA_DATA_BACKUP_REPOSITORYNAME\n      value: camunda_backup\n",
+    )
+    .unwrap();
     target.helm.chart_version = Some("13.0.0".into());
     target.helm.base_values = vec![values.clone()];
     target.helm.region_values = vec![vec![values.clone()], vec![values]];

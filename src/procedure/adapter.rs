@@ -153,12 +153,7 @@ impl TargetApi for ClientTarget {
         .boxed()
     }
 
-    fn snapshot(
-        &self,
-        region: u8,
-        repository: String,
-        name: String,
-    ) -> BoxFuture<'_, ApiResult<Option<SnapshotInfo>>> {
+    fn snapshot(&self, region: u8, repository: String, name: String) -> BoxFuture<'_, ApiResult<Option<SnapshotInfo>>> {
         async move {
             match self.target.region(region).elasticsearch.get_snapshot(&repository, &name).await {
                 Ok(s) => Ok(Some(SnapshotInfo {
@@ -170,7 +165,9 @@ impl TargetApi for ClientTarget {
                         successful: s.shards.successful,
                     },
                 })),
-                Err(e) if e.kind == ErrorKind::NotFound && e.es_type.as_deref() == Some("snapshot_missing_exception") => {
+                Err(e)
+                    if e.kind == ErrorKind::NotFound && e.es_type.as_deref() == Some("snapshot_missing_exception") =>
+                {
                     Ok(None)
                 }
                 Err(e) => Err(e.into()),

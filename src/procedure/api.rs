@@ -433,8 +433,7 @@ pub trait TargetApi: Send + Sync {
     /// `GET /_snapshot/{repo}/{name}` (by name, never `_all`: a repository shared with
     /// Camunda's own backups may list thousands). `None` when the repository has no such
     /// snapshot (404 `snapshot_missing_exception`); 404 `repository_missing_exception` is an error.
-    fn snapshot(&self, region: u8, repository: String, name: String)
-    -> BoxFuture<'_, ApiResult<Option<SnapshotInfo>>>;
+    fn snapshot(&self, region: u8, repository: String, name: String) -> BoxFuture<'_, ApiResult<Option<SnapshotInfo>>>;
     /// `GET /_recovery` (all recoveries, not only active ones).
     fn recoveries(&self, region: u8) -> BoxFuture<'_, ApiResult<Vec<RecoveryInfo>>>;
     fn indices(&self, region: u8) -> BoxFuture<'_, ApiResult<Vec<IndexInfo>>>;

@@ -95,12 +95,12 @@ async fn lost_region_silent(env: &StepEnv<'_>, lost: u8) -> Result<Value, StepOu
             "override": {"acceptAnswer": o.accept_answer, "reason": o.reason},
         }));
     }
-    let evidence = json!({"silent": false, "answer": shown, "detail": answer.message, "overridable": observed.is_some()});
+    let evidence =
+        json!({"silent": false, "answer": shown, "detail": answer.message, "overridable": observed.is_some()});
     let hint = match (&observed, &over) {
-        (Some(seen), Some(o)) => format!(
-            "; lostRegionOverride accepts {:?}, but the region answered {seen:?}",
-            o.accept_answer
-        ),
+        (Some(seen), Some(o)) => {
+            format!("; lostRegionOverride accepts {:?}, but the region answered {seen:?}", o.accept_answer)
+        }
         (Some(seen), None) => format!(
             "; if you confirmed the region is gone and this answer comes from something else (e.g. an ingress default backend), start the failover with lostRegionOverride = {{\"acceptAnswer\": \"{seen}\", \"reason\": \"<who confirmed what>\"}}"
         ),

@@ -114,7 +114,8 @@ pub fn failback_pairs(
     surviving: u8,
     recreated: u8,
 ) -> Vec<(String, String)> {
-    let mut pairs = vec![(format!("{}{recreated}", target.exporter_prefix), format!("{}{surviving}", target.exporter_prefix))];
+    let mut pairs =
+        vec![(format!("{}{recreated}", target.exporter_prefix), format!("{}{surviving}", target.exporter_prefix))];
     let legacy_from = format!("{}{surviving}", target.legacy_exporter_prefix);
     if list.iter().any(|e| e.exporter_id == legacy_from && e.status == "ENABLED") {
         pairs.push((format!("{}{recreated}", target.legacy_exporter_prefix), legacy_from));
@@ -200,7 +201,10 @@ pub async fn enable_next(
         let change_id = match answer {
             MutationResult::Change(c) => json!(c.change_id),
             other => {
-                return Err(StepOutcome::retry(format!("unexpected answer to the exporter enable: {}", other.describe())));
+                return Err(StepOutcome::retry(format!(
+                    "unexpected answer to the exporter enable: {}",
+                    other.describe()
+                )));
             }
         };
         return Ok(EnableStep::Issued { exporter_id: id, change_id });

@@ -320,12 +320,7 @@ impl TargetApi for FakeTarget {
         async move { r }.boxed()
     }
 
-    fn snapshot(
-        &self,
-        region: u8,
-        repository: String,
-        name: String,
-    ) -> BoxFuture<'_, ApiResult<Option<SnapshotInfo>>> {
+    fn snapshot(&self, region: u8, repository: String, name: String) -> BoxFuture<'_, ApiResult<Option<SnapshotInfo>>> {
         let r = (|| {
             let mut s = self.lock();
             fault(&mut s)?;

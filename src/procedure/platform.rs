@@ -166,10 +166,7 @@ pub fn merged_orchestration_env(files: &[std::path::PathBuf]) -> Result<Vec<Valu
             Some(Value::Null) => env.clear(),
             Some(Value::Array(list)) => env = list.clone(),
             Some(_) => {
-                return Err(HelmInputError {
-                    field,
-                    message: "orchestration.env is not a list: fix the file".into(),
-                });
+                return Err(HelmInputError { field, message: "orchestration.env is not a list: fix the file".into() });
             }
         }
     }
@@ -180,7 +177,11 @@ pub fn merged_orchestration_env(files: &[std::path::PathBuf]) -> Result<Vec<Valu
 /// give: the one schema variable added (deploy of the recreated region) or removed (every
 /// other action), every other entry kept in its place. Duplicate names are refused (Helm 4's
 /// server-side apply rejects them).
-pub fn env_for_action(target: &TargetConfig, region: u8, action: HelmAction) -> Result<Option<Vec<Value>>, HelmInputError> {
+pub fn env_for_action(
+    target: &TargetConfig,
+    region: u8,
+    action: HelmAction,
+) -> Result<Option<Vec<Value>>, HelmInputError> {
     let files = values_files(target, region);
     let merged = merged_orchestration_env(&files)?;
     let mut seen = std::collections::BTreeSet::new();
@@ -209,13 +210,8 @@ pub fn env_for_action(target: &TargetConfig, region: u8, action: HelmAction) -> 
 /// base values file (so a person running the manual command finds it where the other values
 /// files are).
 pub fn generated_values_path(target: &TargetConfig, region: u8, action: HelmAction) -> std::path::PathBuf {
-    let dir = target
-        .helm
-        .base_values
-        .first()
-        .and_then(|f| f.parent())
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_default();
+    let dir =
+        target.helm.base_values.first().and_then(|f| f.parent()).map(std::path::Path::to_path_buf).unwrap_or_default();
     dir.join(format!("c8dr-{}-region{region}-{}-env.yaml", target.release, action.name()))
 }
 
@@ -370,8 +366,7 @@ pub fn parse_profiles(text: &str) -> Option<Vec<String>> {
     })?;
     let rest = text[idx..].trim_start_matches([':', ' ', '=', '"', '\'']);
     let end = rest.find(['"', '\'', '\n']).unwrap_or(rest.len());
-    let list: Vec<String> =
-        rest[..end].split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    let list: Vec<String> = rest[..end].split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
     (!list.is_empty()).then_some(list)
 }
 
@@ -434,8 +429,7 @@ impl Platform for CommandPlatform {
             sts.extend(kube_args(target, region));
             sts.extend(["-o".into(), "json".into()]);
             let (sts_ok, sts_out) = run_command(&self.kubectl, &sts, t).await?;
-            let create_schema =
-                if sts_ok { schema_creation_off(&sts_out).map(|off| !off) } else { None };
+            let create_schema = if sts_ok { schema_creation_off(&sts_out).map(|off| !off) } else { None };
             Ok(PlatformStatus { release, pvcs, profiles, create_schema })
         }
         .boxed()

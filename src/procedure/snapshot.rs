@@ -247,7 +247,10 @@ pub fn collision_hint(recreated: u8, colliding: &[String]) -> String {
     if optimize {
         causes.push("Optimize ran in the recreated region and created its optimize-* indices: deploy with optimize.enabled=false until the restore is done (step 8 turns it back on)");
     }
-    format!("region {recreated} has open Camunda indices {list}: {}; then delete them before restoring", causes.join("; and "))
+    format!(
+        "region {recreated} has open Camunda indices {list}: {}; then delete them before restoring",
+        causes.join("; and ")
+    )
 }
 
 /// `c8dr.restore-snapshot`: restore into the recreated Elasticsearch (not waiting).

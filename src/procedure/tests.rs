@@ -397,7 +397,9 @@ async fn manual_mode_asks_for_the_exact_command() {
         StepOutcome::Refused { code: "MANUAL_STEP_REQUIRED", variables, .. } => {
             let cmd = variables["manualCommand"].as_str().unwrap();
             assert!(
-                cmd.starts_with("helm upgrade --install camunda camunda/camunda-platform --version 13.0.0 --namespace camunda-b"),
+                cmd.starts_with(
+                    "helm upgrade --install camunda camunda/camunda-platform --version 13.0.0 --namespace camunda-b"
+                ),
                 "{cmd}"
             );
             assert!(cmd.contains(&format!("-f {}", generated.display())), "{cmd}");

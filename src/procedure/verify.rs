@@ -184,8 +184,9 @@ mod tests {
         };
         assert_eq!(p(&with("DISABLED"), true), vec!["exporter elasticsearchregion1 is DISABLED, expected ENABLED"]);
         assert!(p(&with("ENABLED"), true).is_empty());
-        let unused = [main.to_vec(), vec![ex("elasticsearchregion0", "DISABLED"), ex("elasticsearchregion1", "DISABLED")]]
-            .concat();
+        let unused =
+            [main.to_vec(), vec![ex("elasticsearchregion0", "DISABLED"), ex("elasticsearchregion1", "DISABLED")]]
+                .concat();
         assert!(p(&unused, true).is_empty(), "legacy exporters not in use");
     }
 }

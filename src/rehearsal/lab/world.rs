@@ -1114,7 +1114,11 @@ mod tests {
             w.regions[1].es.as_ref().unwrap().security_of_region
         };
         assert_eq!(restore(&mut w, json!({"include_global_state": true})), 0, "security replaced");
-        assert_eq!(restore(&mut w, json!({"include_global_state": true, "feature_states": []})), 0, "[] is the default");
+        assert_eq!(
+            restore(&mut w, json!({"include_global_state": true, "feature_states": []})),
+            0,
+            "[] is the default"
+        );
         assert_eq!(restore(&mut w, json!({"include_global_state": true, "feature_states": ["none"]})), 1);
         assert_eq!(restore(&mut w, json!({"include_global_state": false})), 1);
     }
