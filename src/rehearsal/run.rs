@@ -621,3 +621,32 @@ impl Progress {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rehearsal::lab::Api;
+
+    fn call(region: usize, method: &str, path: &str) -> RecordEntry {
+        RecordEntry {
+            seq: 0,
+            time: String::new(),
+            region,
+            api: Api::Elasticsearch,
+            method: method.into(),
+            path: path.into(),
+            status: 200,
+        }
+    }
+
+    #[test]
+    fn the_recreated_regions_repository_may_be_registered_twice_nothing_else() {
+        let put = call(1, "PUT", "/_snapshot/camunda_backup");
+        assert!(repeated_mutations(&[put.clone(), put.clone()]).is_empty(), "read-only, then writable");
+        assert_eq!(repeated_mutations(&[put.clone(), put.clone(), put]).len(), 1);
+        let surviving = call(0, "PUT", "/_snapshot/camunda_backup");
+        assert_eq!(repeated_mutations(&[surviving.clone(), surviving]).len(), 1);
+        let snap = call(1, "PUT", "/_snapshot/camunda_backup/s1");
+        assert_eq!(repeated_mutations(&[snap.clone(), snap]).len(), 1);
+    }
+}
