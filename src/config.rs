@@ -214,8 +214,8 @@ pub struct HelmConfig {
     /// Values files per region (index = region id), applied in order after `base_values`.
     pub base_values: Vec<PathBuf>,
     pub region_values: Vec<Vec<PathBuf>>,
-    /// Index in `orchestration.env` where c8dr may put CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA
-    /// (the first index after the env entries of your values files).
+    /// No longer used (accepted so older configs load): c8dr builds the whole
+    /// `orchestration.env` list from the values files and passes it in a generated values file.
     pub schema_env_index: u32,
     /// Timeout for one helm command (seconds).
     pub timeout_secs: u64,
@@ -233,6 +233,40 @@ impl Default for HelmConfig {
             schema_env_index: 0,
             timeout_secs: 900,
         }
+    }
+}
+
+impl HelmConfig {
+    /// What is missing for a helm call that cannot fall back to chart defaults or the latest
+    /// chart (modes `manual` and `command`): `(key under helm, problem and fix)`.
+    pub fn pinning_problems(&self) -> Vec<(&'static str, String)> {
+        let mut p = Vec::new();
+        if self.mode == HelmMode::Lab {
+            return p;
+        }
+        if self.chart_version.as_deref().is_none_or(|v| v.trim().is_empty()) {
+            p.push((
+                "chart_version",
+                "is not set; pin the chart version both regions run (e.g. \"13.0.0\"): without it helm takes the latest chart".to_string(),
+            ));
+        }
+        if self.base_values.is_empty() {
+            p.push((
+                "base_values",
+                "is empty; list the values files of your installation: without them helm upgrades with chart defaults"
+                    .to_string(),
+            ));
+        }
+        if self.region_values.len() != 2 || self.region_values.iter().any(Vec::is_empty) {
+            p.push((
+                "region_values",
+                format!(
+                    "has {} non-empty lists; give one list of values files per region (index = region id), e.g. [[\"region0.yaml\"], [\"region1.yaml\"]]",
+                    self.region_values.iter().filter(|l| !l.is_empty()).count()
+                ),
+            ));
+        }
+        p
     }
 }
 

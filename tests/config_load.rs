@@ -13,6 +13,7 @@ max_jobs_active = 4
 [targets.prod]
 cluster_size = 8
 replication_factor = 4
+helm = { chart_version = "13.0.0", base_values = ["values.yml"], region_values = [["r0.yml"], ["r1.yml"]] }
 
 [[targets.prod.regions]]
 name = "region-0"
@@ -317,4 +318,26 @@ fn targets_take_oauth_client_credentials() {
     let p = cfg.validate_with_env(&env(&[("ES_PASSWORD", "x")])).unwrap_err();
     assert!(p.iter().any(|p| p.field == "targets.prod.regions[0].rest_auth.client_secret"), "{p:?}");
     cfg.validate_with_env(&env(&[("ES_PASSWORD", "x"), ("REST_SECRET", "s")])).unwrap();
+}
+
+/// Issue 12.5: in modes manual and command a target must pin the chart version and name its
+/// values files (base and one list per region); the lab needs none.
+#[test]
+fn an_unpinned_helm_target_is_refused_outside_the_lab() {
+    let e = env(&[("ES_PASSWORD", "x")]);
+    let unpinned = GOOD.replace(
+        r#"helm = { chart_version = "13.0.0", base_values = ["values.yml"], region_values = [["r0.yml"], ["r1.yml"]] }"#,
+        r#"helm = { mode = "command", region_values = [["r0.yml"]] }"#,
+    );
+    let cfg = Config::load_with_env(Some(file(&unpinned).path()), &e).unwrap();
+    let fields: Vec<String> = cfg.validate_with_env(&e).unwrap_err().into_iter().map(|p| p.field).collect();
+    for f in ["targets.prod.helm.chart_version", "targets.prod.helm.base_values", "targets.prod.helm.region_values"] {
+        assert!(fields.iter().any(|x| x == f), "{f} not named: {fields:?}");
+    }
+    let lab = GOOD.replace(
+        r#"helm = { chart_version = "13.0.0", base_values = ["values.yml"], region_values = [["r0.yml"], ["r1.yml"]] }"#,
+        "helm = { mode = \"lab\" }\nlab_control_url = \"http://127.0.0.1:9\"",
+    );
+    let cfg = Config::load_with_env(Some(file(&lab).path()), &e).unwrap();
+    cfg.validate_with_env(&e).unwrap();
 }

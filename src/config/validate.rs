@@ -270,6 +270,10 @@ impl Config {
             }
             if t.helm.region_values.len() > 2 {
                 p.add(f("helm.region_values"), "has more than 2 entries; one list per region (index = region id)");
+            } else {
+                for (key, problem) in t.helm.pinning_problems() {
+                    p.add(f(&format!("helm.{key}")), problem);
+                }
             }
             let mut names = std::collections::BTreeSet::new();
             for (i, r) in t.regions.iter().enumerate() {
