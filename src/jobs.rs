@@ -3,7 +3,7 @@
 //! [`handle`] is what the worker runtime calls for every activated `c8dr.*` job. It resolves the
 //! target named by the variable `target` (clients built lazily and cached per target), runs the
 //! step (see `procedure`), journals it, and turns the outcome into a [`JobOutcome`].
-use crate::config::{Config, TargetConfig};
+use crate::config::{Config, TargetConfig, TransientRetryConfig};
 use crate::procedure::adapter::ClientTarget;
 use crate::procedure::api::TargetApi;
 use crate::procedure::drill::{NoRegionControl, RegionControl};
@@ -146,7 +146,72 @@ pub fn to_job_outcome(outcome: StepOutcome, step: &str, retry_backoff: Option<Du
             variables.insert("lastError".into(), Value::Object(last));
             JobOutcome::BpmnError { code: code.to_string(), message, variables }
         }
-        StepOutcome::Retry { message } => JobOutcome::Fail { message: scrub(&message), retry_backoff },
+        StepOutcome::Retry { message } => JobOutcome::fail(scrub(&message), retry_backoff),
+    }
+}
+
+/// Local variable of a failing task (set with FailJob, read back on the next activation) that
+/// carries the transient-retry budget: `{"attempts": n, "backoffMs": total, "firstFailureAt": t}`.
+pub const TRANSIENT_RETRY_VAR: &str = "c8drTransientRetry";
+
+/// How a job failure spends the transient-retry budget (`worker.transient_retry`).
+///
+/// Every `StepOutcome::Retry` is a failure worth retrying (permanent target answers are BPMN
+/// errors, see `procedure::StepOutcome::from`), and every step re-observes before acting, so a
+/// retry is safe. While the back-offs of this task's failures add up to at most `window_ms`, the
+/// job keeps its retries and the back-off doubles (from `initial_backoff_ms`, capped at
+/// `max_backoff_ms`); the attempt count travels in the task's local variable
+/// [`TRANSIENT_RETRY_VAR`], so another worker replica continues the same budget. Once the window
+/// is used up, each failure spends one job retry (with `fallback_backoff`), so an incident shows a
+/// failure that outlasted the window.
+pub fn transient_failure(
+    cfg: &TransientRetryConfig,
+    job_retries: i32,
+    retry_state: Option<&Value>,
+    message: &str,
+    fallback_backoff: Option<Duration>,
+) -> JobOutcome {
+    let message = scrub(message);
+    let prev = retry_state;
+    let attempts_before = prev.and_then(|v| v.get("attempts")).and_then(Value::as_u64).unwrap_or(0);
+    let waited_before = prev.and_then(|v| v.get("backoffMs")).and_then(Value::as_u64).unwrap_or(0);
+    let first = prev
+        .and_then(|v| v.get("firstFailureAt"))
+        .cloned()
+        .unwrap_or_else(|| json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)));
+    let attempts = attempts_before + 1;
+    let exp = u32::try_from(attempts_before.min(32)).unwrap_or(32);
+    let backoff_ms =
+        cfg.initial_backoff_ms.max(1).saturating_mul(1u64 << exp).min(cfg.max_backoff_ms.max(cfg.initial_backoff_ms).max(1));
+    let waited = waited_before.saturating_add(backoff_ms);
+    let within = job_retries > 0 && waited <= cfg.window_ms;
+    let mut state = Map::new();
+    state.insert("attempts".into(), json!(attempts));
+    state.insert("backoffMs".into(), json!(if within { waited } else { waited_before }));
+    state.insert("firstFailureAt".into(), first);
+    let variables = crate::procedure::vars([(TRANSIENT_RETRY_VAR, Value::Object(state))]);
+    if within {
+        JobOutcome::Fail {
+            message: format!(
+                "{message} (transient failure {attempts}; retried in {} s, {} s of the {} s retry window used)",
+                backoff_ms / 1000,
+                waited / 1000,
+                cfg.window_ms / 1000
+            ),
+            retry_backoff: Some(Duration::from_millis(backoff_ms)),
+            retries: Some(job_retries),
+            variables,
+        }
+    } else {
+        let message = if cfg.window_ms > 0 {
+            format!(
+                "{message} (still failing after {attempts} attempts; the {} s transient retry window is used up)",
+                cfg.window_ms / 1000
+            )
+        } else {
+            message
+        };
+        JobOutcome::Fail { message, retry_backoff: fallback_backoff, retries: None, variables }
     }
 }
 
@@ -209,6 +274,7 @@ pub async fn handle(ctx: &StepContext, job: Job) -> JobOutcome {
             return to_job_outcome(outcome, &label, ctx.backoff());
         }
     };
+    let (job_retries, retry_state) = (job.retries, job.variables.get(TRANSIENT_RETRY_VAR).cloned());
     let input = input_of(ctx, job, target_name);
     let env = StepEnv {
         input: &input,
@@ -230,7 +296,12 @@ pub async fn handle(ctx: &StepContext, job: Job) -> JobOutcome {
             tracing::warn!(job_type = %step, message = %scrub(message), "step failed, will be retried")
         }
     }
-    to_job_outcome(outcome, &label, ctx.backoff())
+    match outcome {
+        StepOutcome::Retry { message } => {
+            transient_failure(&ctx.config.worker.transient_retry, job_retries, retry_state.as_ref(), &message, ctx.backoff())
+        }
+        other => to_job_outcome(other, &label, ctx.backoff()),
+    }
 }
 
 /// The worker-runtime handler for every c8dr job type: runs [`handle`] with a shared context.
@@ -291,10 +362,7 @@ mod tests {
         );
         let retry = StepOutcome::retry("503");
         let backoff = Some(Duration::from_millis(5));
-        assert_eq!(
-            to_job_outcome(retry, "x", backoff),
-            JobOutcome::Fail { message: "503".into(), retry_backoff: backoff }
-        );
+        assert_eq!(to_job_outcome(retry, "x", backoff), JobOutcome::fail("503", backoff));
         // credentials in URLs never reach the job's error message or lastError
         let leaky = "lab control GET /x: error sending request for url (http://ops:hunter2@lab:8080/x)";
         match to_job_outcome(StepOutcome::retry(leaky), "x", None) {

@@ -209,6 +209,8 @@ fn rehearsal_config(lab: &LabHandle, engine: &EngineHandle, opts: &RehearseOptio
             shutdown_grace_ms: 2_000,
             // simulated: the engine measures back-offs on its clock
             fail_retry_backoff_ms: 5_000,
+            // simulated too: transient failures are retried for 10 simulated minutes
+            transient_retry: Default::default(),
             metrics_address: String::new(),
         },
         journal: JournalConfig { path: journal },
