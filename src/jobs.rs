@@ -5,7 +5,11 @@
 //! step (see `procedure`), journals it, and turns the outcome into a [`JobOutcome`].
 use crate::config::{Config, TargetConfig, TransientRetryConfig};
 use crate::procedure::adapter::ClientTarget;
-use crate::procedure::api::TargetApi;
+use crate::procedure::api::{
+    ApiResult, ClusterView, ExporterStatus, HealthInfo, IndexInfo, Mutation, MutationResult, PlannedChange,
+    RecoveryInfo, SnapshotInfo, TargetApi, TopologyView,
+};
+use futures::future::BoxFuture;
 use crate::procedure::drill::{NoRegionControl, RegionControl};
 use crate::procedure::journal::{EntryKind, Journal, JournalEntry, scrub};
 use crate::procedure::platform::{self, LabControl, Platform};
@@ -72,7 +76,89 @@ pub struct StepContext {
 
 fn connect_clients(name: &str, config: &TargetConfig) -> Result<Arc<dyn TargetApi>, String> {
     let target = Target::from_config(name, config).map_err(|e| e.to_string())?;
-    Ok(Arc::new(ClientTarget::new(target)))
+    Ok(Arc::new(RetryingReads::new(Arc::new(ClientTarget::new(target)))))
+}
+
+/// Observations (reads, and the management dry run, which changes nothing) retried in place on a
+/// transient error, a few times with a short doubling pause: a step that reads five things
+/// before it acts would otherwise fail whole on any one of them (with 30 % of requests failing,
+/// five reads all succeed only 17 % of the time). The one mutating call is never retried here: a
+/// failed mutation fails the job, and the next attempt re-observes before acting.
+pub struct RetryingReads {
+    inner: Arc<dyn TargetApi>,
+    attempts: u32,
+    first_pause: Duration,
+}
+
+impl RetryingReads {
+    /// Attempts per read, and the pause after the first failure (doubled after each further one).
+    pub const ATTEMPTS: u32 = 4;
+    pub const FIRST_PAUSE: Duration = Duration::from_millis(200);
+
+    pub fn new(inner: Arc<dyn TargetApi>) -> Self {
+        Self { inner, attempts: Self::ATTEMPTS, first_pause: Self::FIRST_PAUSE }
+    }
+
+    fn read<'a, T: Send + 'a>(
+        &'a self,
+        what: &'static str,
+        call: impl Fn() -> BoxFuture<'a, ApiResult<T>> + Send + 'a,
+    ) -> BoxFuture<'a, ApiResult<T>> {
+        Box::pin(async move {
+            let mut pause = self.first_pause;
+            let mut attempt = 1;
+            loop {
+                match call().await {
+                    Err(e) if e.is_transient() && attempt < self.attempts => {
+                        tracing::debug!(read = what, attempt, pause_ms = pause.as_millis() as u64, error = %scrub(&e.message), "transient read failure; retrying");
+                        tokio::time::sleep(pause).await;
+                        pause = pause.saturating_mul(2);
+                        attempt += 1;
+                    }
+                    other => return other,
+                }
+            }
+        })
+    }
+}
+
+impl TargetApi for RetryingReads {
+    fn cluster(&self, region: u8) -> BoxFuture<'_, ApiResult<ClusterView>> {
+        self.read("cluster", move || self.inner.cluster(region))
+    }
+    fn dry_run_remove(&self, region: u8, ids: Vec<u32>) -> BoxFuture<'_, ApiResult<PlannedChange>> {
+        self.read("dry_run_remove", move || self.inner.dry_run_remove(region, ids.clone()))
+    }
+    fn topology(&self, region: u8) -> BoxFuture<'_, ApiResult<TopologyView>> {
+        self.read("topology", move || self.inner.topology(region))
+    }
+    fn exporters(&self, region: u8) -> BoxFuture<'_, ApiResult<Vec<ExporterStatus>>> {
+        self.read("exporters", move || self.inner.exporters(region))
+    }
+    fn repository_exists(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<bool>> {
+        self.read("repository_exists", move || self.inner.repository_exists(region, repository.clone()))
+    }
+    fn repository_readonly(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<Option<bool>>> {
+        self.read("repository_readonly", move || self.inner.repository_readonly(region, repository.clone()))
+    }
+    fn snapshots(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<Vec<SnapshotInfo>>> {
+        self.read("snapshots", move || self.inner.snapshots(region, repository.clone()))
+    }
+    fn recoveries(&self, region: u8) -> BoxFuture<'_, ApiResult<Vec<RecoveryInfo>>> {
+        self.read("recoveries", move || self.inner.recoveries(region))
+    }
+    fn indices(&self, region: u8) -> BoxFuture<'_, ApiResult<Vec<IndexInfo>>> {
+        self.read("indices", move || self.inner.indices(region))
+    }
+    fn health(&self, region: u8) -> BoxFuture<'_, ApiResult<HealthInfo>> {
+        self.read("health", move || self.inner.health(region))
+    }
+    fn process_instances(&self, region: u8, bpmn_process_id: String) -> BoxFuture<'_, ApiResult<Vec<String>>> {
+        self.read("process_instances", move || self.inner.process_instances(region, bpmn_process_id.clone()))
+    }
+    fn mutate(&self, region: u8, mutation: Mutation) -> BoxFuture<'_, ApiResult<MutationResult>> {
+        self.inner.mutate(region, mutation)
+    }
 }
 
 impl StepContext {
@@ -378,6 +464,65 @@ mod tests {
         }
         assert_eq!(JOB_TYPES.len(), 25);
         assert!(JOB_TYPES.iter().all(|t| t.starts_with("c8dr.")));
+    }
+
+    /// Transient failures keep the job's retries while the back-offs fit the window, doubling
+    /// up to the cap; the budget travels in the task-local variable, so a second worker (a fresh
+    /// activation carrying the variable) continues it. Before, every failure spent one of the
+    /// BPMN's 3 retries with a fixed 5 s back-off: an incident after seconds.
+    #[test]
+    fn transient_failures_spend_a_window_of_back_offs_before_the_job_retries() {
+        let cfg = TransientRetryConfig { window_ms: 100_000, initial_backoff_ms: 5_000, max_backoff_ms: 30_000 };
+        let fallback = Some(Duration::from_millis(1_234));
+        let mut state: Option<Value> = None;
+        let mut backoffs = Vec::new();
+        loop {
+            match transient_failure(&cfg, 3, state.as_ref(), "target unavailable: 503", fallback) {
+                JobOutcome::Fail { retries: Some(r), retry_backoff: Some(b), variables, message } => {
+                    assert_eq!(r, 3, "retries are kept while the window lasts");
+                    assert!(message.starts_with("target unavailable: 503 (transient failure"), "{message}");
+                    backoffs.push(b.as_millis() as u64);
+                    state = variables.get(TRANSIENT_RETRY_VAR).cloned();
+                }
+                JobOutcome::Fail { retries: None, retry_backoff, message, variables } => {
+                    assert_eq!(retry_backoff, fallback);
+                    assert!(message.contains("transient retry window is used up"), "{message}");
+                    assert_eq!(variables[TRANSIENT_RETRY_VAR]["attempts"], json!(backoffs.len() + 1));
+                    break;
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(backoffs.len() < 50, "the window never ends");
+        }
+        assert_eq!(backoffs, [5_000, 10_000, 20_000, 30_000, 30_000]);
+        assert!(backoffs.iter().sum::<u64>() <= cfg.window_ms);
+        // window 0: the old behaviour, one retry spent per failure
+        let off = TransientRetryConfig { window_ms: 0, ..cfg };
+        assert!(matches!(transient_failure(&off, 3, None, "x", fallback), JobOutcome::Fail { retries: None, .. }));
+        // a job without retries left (an operator's 0) is not revived by the budget
+        assert!(matches!(transient_failure(&cfg, 0, None, "x", fallback), JobOutcome::Fail { retries: None, .. }));
+        // secrets in the message never reach the engine
+        match transient_failure(&cfg, 3, None, "GET http://u:hunter2@es/x: 503", None) {
+            JobOutcome::Fail { message, .. } => assert!(!message.contains("hunter2"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A permanent rejection (4xx) is a BPMN error with the target's answer, not a retry.
+    #[test]
+    fn a_permanent_rejection_goes_to_a_person() {
+        use crate::procedure::api::{ApiError, ApiErrorKind};
+        let e = ApiError::new(ApiErrorKind::Rejected, Some(400), "unknown field [foo] at http://u:pw@es/_snapshot");
+        match to_job_outcome(StepOutcome::from(e), "register", None) {
+            JobOutcome::BpmnError { code, message, variables } => {
+                assert_eq!(code, "TARGET_REJECTED");
+                assert!(message.contains("HTTP 400") && message.contains("unknown field [foo]"), "{message}");
+                assert!(!message.contains("pw@") && !Value::Object(variables).to_string().contains("pw@"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let transient = ApiError::new(ApiErrorKind::Transient, Some(503), "unavailable");
+        assert!(matches!(StepOutcome::from(transient), StepOutcome::Retry { .. }));
     }
 
     #[test]
