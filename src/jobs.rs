@@ -508,6 +508,23 @@ mod tests {
         }
     }
 
+    /// Reads are retried in place on transient errors; the mutating call never is.
+    #[tokio::test]
+    async fn reads_are_retried_in_place_mutations_are_not() {
+        use crate::procedure::fake::FakeTarget;
+        let fake = Arc::new(FakeTarget::healthy(8, 8, 4));
+        let api = RetryingReads { inner: fake.clone(), attempts: 4, first_pause: Duration::from_millis(1) };
+        fake.lock().fail_next = 3;
+        assert!(api.cluster(0).await.is_ok(), "three transient failures, fourth attempt answers");
+        fake.lock().fail_next = 4;
+        assert!(api.cluster(0).await.is_err_and(|e| e.is_transient()), "after four attempts the error is the step's");
+        fake.lock().fail_next = 1;
+        let m = Mutation::PauseExporting;
+        assert!(api.mutate(0, m).await.is_err(), "a failed mutation is not retried here");
+        assert_eq!(fake.mutations(), 0);
+        assert_eq!(fake.lock().fail_next, 0);
+    }
+
     /// A permanent rejection (4xx) is a BPMN error with the target's answer, not a retry.
     #[test]
     fn a_permanent_rejection_goes_to_a_person() {
