@@ -525,6 +525,68 @@ mod tests {
         assert_eq!(fake.lock().fail_next, 0);
     }
 
+    /// Steps never decide from a journal that cannot be trusted: a damaged line that may be this
+    /// instance's mutating call, or a journal moved away while the worker runs, fail the job with
+    /// the reason and nothing is mutated. (Before: the damaged line was skipped, so resume-exporting
+    /// saw no resume and resumed again; the moved journal read as empty.)
+    #[tokio::test]
+    async fn steps_do_not_decide_from_a_damaged_or_moved_journal() {
+        use crate::procedure::fake::{FakePlatform, FakeTarget};
+        use crate::procedure::{StepEnv, StepInput, run_step};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let pik = 2251799813685249_i64;
+        let torn_resume = format!(
+            r#"{{"time":"2026-01-01T00:00:00Z","kind":"call","target":"lab","step":"c8dr.resume-exporting","elementId":"resume","processInstanceKey":{pik},"jobKey":1,"worker":"w","region":0,"action":"resume-expo"#
+        );
+        std::fs::write(&path, format!("{torn_resume}\n")).unwrap();
+        let journal = Journal::new(&path);
+        let api = FakeTarget::healthy(8, 8, 4);
+        let plat = FakePlatform::running();
+        let target = crate::procedure::regions::tests_support::target();
+        let input = |step: &str| StepInput {
+            target_name: "lab".into(),
+            step: format!("c8dr.{step}"),
+            variables: crate::procedure::vars([("survivingRegion", json!(0)), ("lostRegion", json!(1))]),
+            process_instance_key: pik,
+            job_key: 1,
+            worker: "w".into(),
+            element_id: step.into(),
+            ..Default::default()
+        };
+        let run = |input: StepInput| {
+            let (api, plat, target, journal) = (&api, &plat, &target, &journal);
+            async move {
+                let env =
+                    StepEnv { input: &input, target, api, platform: plat, drill: plat, journal };
+                run_step(&env).await
+            }
+        };
+        match run(input("resume-exporting")).await {
+            StepOutcome::Retry { message } => assert!(message.contains("damaged"), "{message}"),
+            other => panic!("decided from a damaged journal: {other:?}"),
+        }
+        assert_eq!(api.mutations(), 0);
+
+        // the damaged line is fixed by a person: now the journal is trusted and the step acts
+        std::fs::write(&path, "").unwrap();
+        let journal = Journal::new(&path);
+        let env_input = input("pause-exporting");
+        let env = StepEnv { input: &env_input, target: &target, api: &api, platform: &plat, drill: &plat, journal: &journal };
+        assert!(matches!(run_step(&env).await, StepOutcome::Done { .. }));
+        assert_eq!(api.mutations(), 1);
+        // moved away while the worker runs: nothing decided, nothing written anywhere
+        std::fs::rename(&path, dir.path().join("moved.jsonl")).unwrap();
+        let env_input = input("resume-exporting");
+        let env = StepEnv { input: &env_input, target: &target, api: &api, platform: &plat, drill: &plat, journal: &journal };
+        match run_step(&env).await {
+            StepOutcome::Retry { message } => assert!(message.contains("moved"), "{message}"),
+            other => panic!("decided from a moved journal: {other:?}"),
+        }
+        assert_eq!(api.mutations(), 1);
+        assert!(!path.exists());
+    }
+
     /// A permanent rejection (4xx) is a BPMN error with the target's answer, not a retry.
     #[test]
     fn a_permanent_rejection_goes_to_a_person() {
