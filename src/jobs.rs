@@ -9,13 +9,13 @@ use crate::procedure::api::{
     ApiResult, ClusterView, ExporterStatus, HealthInfo, IndexInfo, Mutation, MutationResult, PlannedChange,
     RecoveryInfo, SnapshotInfo, TargetApi, TopologyView,
 };
-use futures::future::BoxFuture;
 use crate::procedure::drill::{NoRegionControl, RegionControl};
 use crate::procedure::journal::{EntryKind, Journal, JournalEntry, scrub};
 use crate::procedure::platform::{self, LabControl, Platform};
 use crate::procedure::{StepEnv, StepInput, StepOutcome, run_step};
 use crate::target::Target;
 use crate::zeebe::{Job, JobOutcome};
+use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -267,8 +267,11 @@ pub fn transient_failure(
         .unwrap_or_else(|| json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)));
     let attempts = attempts_before + 1;
     let exp = u32::try_from(attempts_before.min(32)).unwrap_or(32);
-    let backoff_ms =
-        cfg.initial_backoff_ms.max(1).saturating_mul(1u64 << exp).min(cfg.max_backoff_ms.max(cfg.initial_backoff_ms).max(1));
+    let backoff_ms = cfg
+        .initial_backoff_ms
+        .max(1)
+        .saturating_mul(1u64 << exp)
+        .min(cfg.max_backoff_ms.max(cfg.initial_backoff_ms).max(1));
     let waited = waited_before.saturating_add(backoff_ms);
     let within = job_retries > 0 && waited <= cfg.window_ms;
     let mut state = Map::new();
@@ -383,9 +386,13 @@ pub async fn handle(ctx: &StepContext, job: Job) -> JobOutcome {
         }
     }
     match outcome {
-        StepOutcome::Retry { message } => {
-            transient_failure(&ctx.config.worker.transient_retry, job_retries, retry_state.as_ref(), &message, ctx.backoff())
-        }
+        StepOutcome::Retry { message } => transient_failure(
+            &ctx.config.worker.transient_retry,
+            job_retries,
+            retry_state.as_ref(),
+            &message,
+            ctx.backoff(),
+        ),
         other => to_job_outcome(other, &label, ctx.backoff()),
     }
 }
@@ -557,8 +564,7 @@ mod tests {
         let run = |input: StepInput| {
             let (api, plat, target, journal) = (&api, &plat, &target, &journal);
             async move {
-                let env =
-                    StepEnv { input: &input, target, api, platform: plat, drill: plat, journal };
+                let env = StepEnv { input: &input, target, api, platform: plat, drill: plat, journal };
                 run_step(&env).await
             }
         };
@@ -572,13 +578,15 @@ mod tests {
         std::fs::write(&path, "").unwrap();
         let journal = Journal::new(&path);
         let env_input = input("pause-exporting");
-        let env = StepEnv { input: &env_input, target: &target, api: &api, platform: &plat, drill: &plat, journal: &journal };
+        let env =
+            StepEnv { input: &env_input, target: &target, api: &api, platform: &plat, drill: &plat, journal: &journal };
         assert!(matches!(run_step(&env).await, StepOutcome::Done { .. }));
         assert_eq!(api.mutations(), 1);
         // moved away while the worker runs: nothing decided, nothing written anywhere
         std::fs::rename(&path, dir.path().join("moved.jsonl")).unwrap();
         let env_input = input("resume-exporting");
-        let env = StepEnv { input: &env_input, target: &target, api: &api, platform: &plat, drill: &plat, journal: &journal };
+        let env =
+            StepEnv { input: &env_input, target: &target, api: &api, platform: &plat, drill: &plat, journal: &journal };
         match run_step(&env).await {
             StepOutcome::Retry { message } => assert!(message.contains("moved"), "{message}"),
             other => panic!("decided from a moved journal: {other:?}"),

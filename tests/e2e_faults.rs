@@ -57,7 +57,8 @@ async fn a_permanent_rejection_reaches_a_person_instead_of_an_incident() {
     let failback = report.phase("dr-failback").expect("failback phase");
     assert_eq!(failback.outcome, "completed", "the failback ends through its report, not an incident");
     assert_eq!(failback.procedure_outcome, "aborted", "{}", failback.report);
-    let asked = failback.steps.iter().filter(|s| s.element_type == "USER_TASK" && s.element_id.starts_with("StepFailed"));
+    let asked =
+        failback.steps.iter().filter(|s| s.element_type == "USER_TASK" && s.element_id.starts_with("StepFailed"));
     assert_eq!(asked.count(), 1, "one step failed and a person was asked: {:?}", failback.steps);
     // c8dr's own report: the step was refused at its first attempt, not retried
     let steps = failback.report["steps"].as_array().expect("report steps");

@@ -94,6 +94,9 @@ fn identity(_m: &std::fs::Metadata) -> Option<(u64, u64)> {
     None
 }
 
+/// A line that is not valid JSON: its 1-based number and its bytes.
+type DamagedLine = (usize, Vec<u8>);
+
 /// At most this many characters of a damaged line are quoted in logs and errors.
 const FRAGMENT_CHARS: usize = 120;
 
@@ -139,12 +142,8 @@ impl Journal {
         if let Some(dir) = self.inner.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| self.io(e))?;
         }
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .open(&self.inner.path)
-            .map_err(|e| self.io(e))?;
+        let mut f =
+            OpenOptions::new().create(true).append(true).read(true).open(&self.inner.path).map_err(|e| self.io(e))?;
         let len = f.metadata().map_err(|e| self.io(e))?.len();
         if len > 0 {
             // the last line, up to 64 KiB back (journal lines are far shorter)
@@ -192,7 +191,7 @@ impl Journal {
     }
 
     /// Every readable line, with the damaged ones (not valid JSON) as (line number, bytes).
-    fn read_all(&self) -> Result<(Vec<JournalEntry>, Vec<(usize, Vec<u8>)>), JournalError> {
+    fn read_all(&self) -> Result<(Vec<JournalEntry>, Vec<DamagedLine>), JournalError> {
         let guard = self.inner.file.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(f) = guard.as_ref() {
             self.check_same_file(f)?;
