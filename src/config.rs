@@ -104,6 +104,12 @@ pub struct WorkerConfig {
     pub transient_retry: TransientRetryConfig,
     /// `/metrics`, `/healthz`, `/readyz`; empty disables the endpoint.
     pub metrics_address: String,
+    /// A verification check that finds its goal not reached yet keeps observing for up to this
+    /// long (ms) before it reports "not yet" (0: observe once). Keep it under half of
+    /// `job_timeout_ms`.
+    pub check_watch_ms: u64,
+    /// How often a watching check observes again (ms).
+    pub check_poll_ms: u64,
 }
 
 impl Default for WorkerConfig {
@@ -121,6 +127,8 @@ impl Default for WorkerConfig {
             fail_retry_backoff_ms: 5_000,
             transient_retry: TransientRetryConfig::default(),
             metrics_address: "127.0.0.1:9464".into(),
+            check_watch_ms: 20_000,
+            check_poll_ms: 2_000,
         }
     }
 }
@@ -306,16 +314,166 @@ pub enum HttpAuth {
     ApiKey {
         key: SecretRef,
     },
+    /// OAuth 2.0 client credentials (the 8.8 REST API behind Keycloak / Entra / Okta): the token
+    /// is cached, refreshed before it expires and once more on HTTP 401.
+    Oauth {
+        client_id: String,
+        client_secret: SecretRef,
+        /// Token endpoint, e.g. `https://idp/realms/camunda-platform/protocol/openid-connect/token`.
+        authorization_server_url: String,
+        #[serde(default)]
+        audience: Option<String>,
+        #[serde(default)]
+        scope: Option<String>,
+    },
+}
+
+/// True when `url` carries user info (`scheme://user:pass@host`). Credentials never go into
+/// URLs: they would be printed wherever the URL is.
+pub fn url_has_credentials(url: &str) -> bool {
+    match url::Url::parse(url.trim()) {
+        Ok(u) => !u.username().is_empty() || u.password().is_some(),
+        // Unparseable: look for user info between the scheme and the first '/'.
+        Err(_) => url
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.split(['/', '?', '#']).next().is_some_and(|auth| auth.contains('@'))),
+    }
+}
+
+/// `url` with any user info replaced by `***`, for messages and summaries.
+pub fn redact_url(url: &str) -> String {
+    if !url_has_credentials(url) {
+        return url.to_string();
+    }
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            let authority = &rest[..end];
+            let host = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
+            format!("{scheme}://***@{host}{}", &rest[end..])
+        }
+        None => "***".into(),
+    }
 }
 
 /// Where a secret lives: an environment variable or a file. Never the secret itself.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+///
+/// Deserialising anything but `{ env = "VAR" }` / `{ file = "/path" }` fails with a message that
+/// never contains the rejected value (a secret written inline would otherwise be echoed).
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct SecretRef {
-    #[serde(default)]
     pub env: Option<String>,
-    #[serde(default)]
     pub file: Option<PathBuf>,
+}
+
+/// The error for a value where a [`SecretRef`] belongs; the value itself is never included.
+pub const INLINE_SECRET: &str = "a secret must be a reference, not the value: write { env = \"VAR\" } (and export VAR) \
+     or { file = \"/path\" }; the value given here is not shown";
+
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = SecretRef;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a secret reference { env = \"VAR\" } or { file = \"/path\" }")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<SecretRef, A::Error> {
+                let mut out = SecretRef::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    // Values are read as opaque strings so a wrong type never echoes them.
+                    let value: Opaque = map.next_value()?;
+                    match key.as_str() {
+                        "env" => {
+                            out.env = Some(value.0.ok_or_else(|| {
+                                serde::de::Error::custom(
+                                    "secret reference `env` must be the name of an environment variable (a string)",
+                                )
+                            })?)
+                        }
+                        "file" => {
+                            out.file = Some(PathBuf::from(value.0.ok_or_else(|| {
+                                serde::de::Error::custom("secret reference `file` must be a file path (a string)")
+                            })?))
+                        }
+                        other => {
+                            return Err(serde::de::Error::custom(format!(
+                                "unknown field `{other}` in a secret reference (only `env` or `file`); {INLINE_SECRET}"
+                            )));
+                        }
+                    }
+                }
+                Ok(out)
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<SecretRef, E> {
+                Ok(SecretRef::default())
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<SecretRef, E> {
+                Ok(SecretRef::default())
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<SecretRef, E> {
+                Err(E::custom(INLINE_SECRET))
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<SecretRef, E> {
+                Err(E::custom(INLINE_SECRET))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<SecretRef, E> {
+                Err(E::custom(INLINE_SECRET))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<SecretRef, E> {
+                Err(E::custom(INLINE_SECRET))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<SecretRef, E> {
+                Err(E::custom(INLINE_SECRET))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<SecretRef, A::Error> {
+                Err(serde::de::Error::custom(INLINE_SECRET))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// Any value; keeps it only when it is a string. Never prints what it rejected.
+struct Opaque(Option<String>);
+
+impl<'de> Deserialize<'de> for Opaque {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Opaque;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Opaque, E> {
+                Ok(Opaque(Some(v.to_string())))
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Opaque, E> {
+                Ok(Opaque(None))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Opaque, E> {
+                Ok(Opaque(None))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Opaque, E> {
+                Ok(Opaque(None))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Opaque, E> {
+                Ok(Opaque(None))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Opaque, E> {
+                Ok(Opaque(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Opaque, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Opaque(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Opaque, A::Error> {
+                while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Opaque(None))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
 }
 
 /// Why a secret could not be read; names the reference, never the value.
@@ -327,6 +485,8 @@ pub enum SecretError {
     EnvMissing(String),
     #[error("secret file {path}: {source}")]
     File { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Unusable(String),
 }
 
 impl SecretRef {

@@ -12,7 +12,7 @@ use crate::procedure::api::{
 use crate::procedure::drill::{NoRegionControl, RegionControl};
 use crate::procedure::journal::{EntryKind, Journal, JournalEntry, scrub};
 use crate::procedure::platform::{self, LabControl, Platform};
-use crate::procedure::{StepEnv, StepInput, StepOutcome, run_step};
+use crate::procedure::{StepEnv, StepInput, StepOutcome, Watch, run_step_watching};
 use crate::target::Target;
 use crate::zeebe::{Job, JobOutcome};
 use futures::future::BoxFuture;
@@ -194,6 +194,15 @@ impl StepContext {
         Ok(h)
     }
 
+    /// How long verification checks keep observing (`[worker] check_watch_ms`, `check_poll_ms`).
+    fn watch(&self) -> Option<Watch> {
+        let w = &self.config.worker;
+        (w.check_watch_ms > 0 && w.check_poll_ms > 0).then(|| Watch {
+            window: Duration::from_millis(w.check_watch_ms),
+            poll: Duration::from_millis(w.check_poll_ms),
+        })
+    }
+
     fn backoff(&self) -> Option<Duration> {
         Some(Duration::from_millis(self.config.worker.fail_retry_backoff_ms))
     }
@@ -373,7 +382,7 @@ pub async fn handle(ctx: &StepContext, job: Job) -> JobOutcome {
         drill: handles.region_control.as_ref(),
         journal: &ctx.journal,
     };
-    let outcome = run_step(&env).instrument(span).await;
+    let outcome = run_step_watching(&env, ctx.watch()).instrument(span).await;
     match &outcome {
         StepOutcome::Done { already_done, .. } => {
             tracing::info!(job_type = %step, already_done, "step done")

@@ -14,6 +14,7 @@ pub mod config;
 pub mod jobs;
 pub mod observe;
 pub mod procedure;
+#[cfg(feature = "rehearsal")]
 pub mod rehearsal;
 pub mod target;
 pub mod zeebe;

@@ -31,7 +31,9 @@ pub fn init_tracing(format: &str) -> Result<(), String> {
 pub fn init_tracing_with_default(format: &str, default_filter: &str) -> Result<(), String> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour only on a terminal: redirected to a file or a pipe, logs carry no ANSI codes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     let result = match format {
         "human" => builder.try_init(),
         "json" => builder.json().with_current_span(true).with_span_list(false).try_init(),
@@ -268,5 +270,78 @@ mod tests {
         stale.topology_ok();
         std::thread::sleep(Duration::from_millis(5));
         assert!(!stale.is_ready());
+    }
+}
+
+/// Rate limit for repeated identical log lines: the first occurrence of a key is logged, then at
+/// most one line per `every`, saying how many were suppressed in between ("repeated N times").
+#[derive(Debug)]
+pub struct LogLimiter {
+    every: Duration,
+    seen: std::sync::Mutex<std::collections::HashMap<String, (tokio::time::Instant, u64)>>,
+}
+
+/// What to do with one occurrence of a repeated line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogDecision {
+    /// Log it; `suppressed` identical lines were dropped since the last one logged.
+    Log { suppressed: u64 },
+    /// Drop it (counted, reported with the next line logged).
+    Suppress,
+}
+
+impl LogLimiter {
+    pub fn new(every: Duration) -> Self {
+        Self { every, seen: std::sync::Mutex::new(std::collections::HashMap::new()) }
+    }
+
+    /// Decides for one occurrence of `key` now.
+    pub fn check(&self, key: &str) -> LogDecision {
+        self.check_at(key, tokio::time::Instant::now())
+    }
+
+    /// [`LogLimiter::check`] at an explicit instant.
+    pub fn check_at(&self, key: &str, now: tokio::time::Instant) -> LogDecision {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() > 1024 {
+            // bounded memory: forget keys not logged for a while
+            let every = self.every;
+            seen.retain(|_, (at, _)| now.saturating_duration_since(*at) < every);
+        }
+        match seen.get_mut(key) {
+            Some((last, suppressed)) if now.saturating_duration_since(*last) < self.every => {
+                *suppressed += 1;
+                LogDecision::Suppress
+            }
+            Some((last, suppressed)) => {
+                let n = *suppressed;
+                *last = now;
+                *suppressed = 0;
+                LogDecision::Log { suppressed: n }
+            }
+            None => {
+                seen.insert(key.to_string(), (now, 0));
+                LogDecision::Log { suppressed: 0 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod limiter_tests {
+    use super::*;
+
+    #[test]
+    fn logs_the_first_then_at_most_once_per_window_with_the_count() {
+        let l = LogLimiter::new(Duration::from_secs(30));
+        let t0 = tokio::time::Instant::now();
+        assert_eq!(l.check_at("a", t0), LogDecision::Log { suppressed: 0 });
+        for i in 1..=100 {
+            assert_eq!(l.check_at("a", t0 + Duration::from_millis(i * 100)), LogDecision::Suppress);
+        }
+        // another key is independent
+        assert_eq!(l.check_at("b", t0 + Duration::from_secs(1)), LogDecision::Log { suppressed: 0 });
+        assert_eq!(l.check_at("a", t0 + Duration::from_secs(30)), LogDecision::Log { suppressed: 100 });
+        assert_eq!(l.check_at("a", t0 + Duration::from_secs(31)), LogDecision::Suppress);
     }
 }

@@ -187,7 +187,7 @@ fn the_example_in_deploy_loads_and_validates() {
         "CAMUNDA_CLIENT_SECRET",
         "LONDON_REST_PASSWORD",
         "LONDON_ES_API_KEY",
-        "PARIS_REST_PASSWORD",
+        "PARIS_REST_CLIENT_SECRET",
         "PARIS_ES_API_KEY",
     ];
     let e = env(&secrets.map(|k| (k, "x")));
@@ -201,4 +201,120 @@ fn the_example_in_deploy_loads_and_validates() {
     let problems = cfg.validate_with_env(&without).unwrap_err();
     let text = format!("{problems:?}");
     assert!(text.contains("LONDON_REST_PASSWORD"), "{text}");
+}
+
+#[test]
+fn a_check_watch_that_outlives_the_job_is_refused() {
+    let f = file("[worker]\njob_timeout_ms = 10000\ncheck_watch_ms = 5000\n");
+    let cfg = Config::load_with_env(Some(f.path()), &env(&[])).unwrap();
+    let problems = cfg.validate_with_env(&env(&[])).unwrap_err();
+    let watch = problems.iter().find(|p| p.field == "worker.check_watch_ms").expect("check_watch_ms refused");
+    assert!(watch.problem.contains("job_timeout_ms"), "{watch}");
+    // the defaults (20 s watch, 60 s job timeout) pass
+    let cfg = Config::load_with_env(None, &env(&[])).unwrap();
+    let problems = cfg.validate_with_env(&env(&[])).err().unwrap_or_default();
+    assert!(!problems.iter().any(|p| p.field.starts_with("worker.")), "{problems:?}");
+}
+
+const SECRET: &str = "hunter2-Sup3rS3cret";
+
+fn basic_management(password: &str) -> String {
+    format!("[management.auth]\nmethod = \"basic\"\nusername = \"u\"\npassword = {password}\n")
+}
+
+/// 12.11: a secret written inline was printed in full by the parse error.
+#[test]
+fn an_inline_secret_is_refused_without_echo() {
+    for text in [
+        basic_management(&format!("\"{SECRET}\"")),
+        // unquoted: a TOML syntax error, whose report quotes the line
+        basic_management(SECRET),
+        basic_management(&format!("{{ env = \"X\", value = \"{SECRET}\" }}")),
+        format!(
+            "[targets.prod]\n[[targets.prod.regions]]\nname = \"a\"\nmanagement_url = \"http://a:9600\"\nrest_url = \"http://a:8080\"\nelasticsearch_url = \"http://a:9200\"\nrest_auth = {{ method = \"bearer\", token = \"{SECRET}\" }}\n"
+        ),
+    ] {
+        let e = Config::from_toml_str(&text, "c8dr.toml").unwrap_err();
+        let shown = e.to_string();
+        assert!(!shown.contains(SECRET) && !shown.contains("hunter2"), "the secret leaked: {shown}");
+        assert!(shown.contains("c8dr.toml"), "{shown}");
+    }
+    let e = Config::from_toml_str(&basic_management(&format!("\"{SECRET}\"")), "c8dr.toml").unwrap_err().to_string();
+    assert!(e.contains("management.auth") && e.contains("env = ") && e.contains("file = "), "{e}");
+}
+
+/// 12.11: the same through a C8DR_ variable.
+#[test]
+fn an_inline_secret_in_a_c8dr_variable_is_refused_without_echo() {
+    let f = file(&basic_management("{ env = \"PW\" }"));
+    let e = Config::load_with_env(Some(f.path()), &env(&[("C8DR_MANAGEMENT__AUTH__PASSWORD", SECRET)]))
+        .unwrap_err()
+        .to_string();
+    assert!(!e.contains(SECRET), "the secret leaked: {e}");
+    assert!(e.contains("C8DR_MANAGEMENT__AUTH__PASSWORD") && e.contains("env = "), "{e}");
+    // a number is refused the same way (try_parsing turns it into one)
+    let e = Config::load_with_env(Some(f.path()), &env(&[("C8DR_MANAGEMENT__AUTH__PASSWORD", "8675309")]))
+        .unwrap_err()
+        .to_string();
+    assert!(!e.contains("8675309"), "the secret leaked: {e}");
+}
+
+fn problems(text: &str, e: &BTreeMap<String, String>) -> Vec<c8dr::config::ConfigProblem> {
+    Config::from_toml_str(text, "t.toml").unwrap().validate_with_env(e).unwrap_err()
+}
+
+/// 12.11: credentials inside URLs are refused, naming the key and the fix, never the value.
+#[test]
+fn credentials_in_urls_are_refused_without_echo() {
+    let text = GOOD
+        .replace("http://r0:8080", &format!("http://admin:{SECRET}@r0:8080"))
+        .replace("http://127.0.0.1:26500", &format!("https://c:{SECRET}@gw:443"));
+    let p = problems(&text, &env(&[("ES_PASSWORD", "x")]));
+    let shown = format!("{p:?}");
+    assert!(!shown.contains(SECRET), "the secret leaked: {shown}");
+    let rest = p.iter().find(|p| p.field == "targets.prod.regions[0].rest_url").expect("rest_url refused");
+    assert!(rest.problem.contains("targets.prod.regions[0].rest_auth"), "{rest}");
+    let grpc = p.iter().find(|p| p.field == "management.grpc_address").expect("grpc_address refused");
+    assert!(grpc.problem.contains("management.auth"), "{grpc}");
+}
+
+/// 12.14: what breaks a failover is caught by `config check`, each naming the key and the fix.
+#[test]
+fn validation_catches_what_breaks_a_failover() {
+    let e = env(&[("ES_PASSWORD", "x")]);
+    // both regions at one URL
+    let p = problems(&GOOD.replace("http://r1:8080", "http://r0:8080/"), &e);
+    let same = p.iter().find(|p| p.field == "targets.prod.regions[1].rest_url").expect("identical URLs refused");
+    assert!(same.problem.contains("same URL as regions[0].rest_url"), "{same}");
+    // a journal path that is a directory
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("{GOOD}\n[journal]\npath = \"{}\"\n", dir.path().display());
+    let p = problems(&text, &e);
+    let journal = p.iter().find(|p| p.field == "journal.path").expect("directory refused");
+    assert!(journal.problem.contains("is a directory"), "{journal}");
+    // a namespace that can never be a DNS label of a broker host, and one region without one
+    let text = GOOD.replacen("name = \"region-0\"", "name = \"region-0\"\nnamespace = \"Camunda.London\"", 1);
+    let p = problems(&text, &e);
+    let ns = p.iter().find(|p| p.field == "targets.prod.regions[0].namespace").expect("namespace refused");
+    assert!(ns.problem.contains("split-brain"), "{ns}");
+    let text = GOOD.replacen("name = \"region-0\"", "name = \"region-0\"\nnamespace = \"camunda-london\"", 1);
+    let p = problems(&text, &e);
+    assert!(p.iter().any(|p| p.field == "targets.prod.regions[1].namespace"), "{p:?}");
+    // the good file still passes
+    Config::from_toml_str(GOOD, "t.toml").unwrap().validate_with_env(&e).unwrap();
+}
+
+/// 12.10: targets take OAuth client credentials for the REST API.
+#[test]
+fn targets_take_oauth_client_credentials() {
+    let text = GOOD.replacen(
+        "elasticsearch_url = \"http://r0:9200\"",
+        "elasticsearch_url = \"http://r0:9200\"\nrest_auth = { method = \"oauth\", client_id = \"c8dr\", client_secret = { env = \"REST_SECRET\" }, authorization_server_url = \"https://idp/token\", audience = \"orchestration-api\" }",
+        1,
+    );
+    let cfg = Config::from_toml_str(&text, "t.toml").unwrap();
+    assert!(matches!(cfg.targets["prod"].regions[0].rest_auth, c8dr::config::HttpAuth::Oauth { .. }));
+    let p = cfg.validate_with_env(&env(&[("ES_PASSWORD", "x")])).unwrap_err();
+    assert!(p.iter().any(|p| p.field == "targets.prod.regions[0].rest_auth.client_secret"), "{p:?}");
+    cfg.validate_with_env(&env(&[("ES_PASSWORD", "x"), ("REST_SECRET", "s")])).unwrap();
 }

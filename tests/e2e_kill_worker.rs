@@ -1,5 +1,6 @@
 //! End-to-end: the worker is killed right after a step acted and before it completed the job, at
 //! every job type in turn. Every run must end restored with no mutation done twice.
+#![cfg(feature = "rehearsal")] // needs the simulator (lab, engine or fake gateway)
 use c8dr::rehearsal::lab::LabDurations;
 use c8dr::rehearsal::run::{RehearseOptions, Scenario, rehearse};
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! End-to-end: the real BPMN (bpmn/) on the rehearsal engine, the real worker and step handlers,
 //! against the lab, on an accelerated clock. Each test is one rehearsal.
+#![cfg(feature = "rehearsal")] // needs the simulator (lab, engine or fake gateway)
 use c8dr::rehearsal::lab::{FaultConfig, LabDurations};
 use c8dr::rehearsal::report::RehearsalReport;
 use c8dr::rehearsal::run::{RehearseOptions, Scenario, rehearse};

@@ -1,4 +1,5 @@
 //! Rehearsal engine: timers, gateways, call activities, messages and deployments.
+#![cfg(feature = "rehearsal")] // needs the simulator (lab, engine or fake gateway)
 #[path = "engine_support/mod.rs"]
 mod support;
 

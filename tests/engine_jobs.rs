@@ -1,5 +1,6 @@
 //! Rehearsal engine: service tasks, jobs, errors, timers, gateways, call activities, messages,
 //! deployments, driven through the real gRPC gateway protocol.
+#![cfg(feature = "rehearsal")] // needs the simulator (lab, engine or fake gateway)
 #[path = "engine_support/mod.rs"]
 mod support;
 

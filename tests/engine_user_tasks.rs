@@ -1,4 +1,5 @@
 //! Rehearsal engine: Camunda user tasks through the REST v2 subset and the in-process API.
+#![cfg(feature = "rehearsal")] // needs the simulator (lab, engine or fake gateway)
 #[path = "engine_support/mod.rs"]
 mod support;
 

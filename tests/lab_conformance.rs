@@ -5,6 +5,7 @@
 //! enum-like strings (states, statuses, operations, ES error types) from the contract's sets.
 //! Plus the asynchrony claims shapes cannot show (ENABLING/DISABLING, omitted lastChange /
 //! pendingChange, pause 200/500, increasing changeIds, dry runs apply nothing).
+#![cfg(feature = "rehearsal")] // needs the simulator (lab, engine or fake gateway)
 use c8dr::rehearsal::lab::{HelmAction, HelmRequest, Lab, LabDurations, LabHandle, LabOptions};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};

@@ -1,5 +1,6 @@
 //! The full manual dual-region procedure (seed: failover, then failback in its order) against the
 //! lab with raw HTTP, asserting the contract's status codes and shapes.
+#![cfg(feature = "rehearsal")] // needs the simulator (lab, engine or fake gateway)
 use c8dr::rehearsal::lab::{Lab, LabDurations, LabHandle, LabOptions};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};

@@ -1,5 +1,6 @@
 //! Region loss and recreation, quorum, the exporting quirk, stuck changes, faults and the
 //! control API.
+#![cfg(feature = "rehearsal")] // needs the simulator (lab, engine or fake gateway)
 use c8dr::rehearsal::lab::{FaultConfig, HelmAction, HelmRequest, Lab, LabDurations, LabHandle, LabOptions};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};

@@ -1,4 +1,5 @@
 //! What Camunda and Elasticsearch reject, the lab rejects with the same status and body shape.
+#![cfg(feature = "rehearsal")] // needs the simulator (lab, engine or fake gateway)
 use c8dr::rehearsal::lab::{Lab, LabDurations, LabHandle, LabOptions};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};

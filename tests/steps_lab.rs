@@ -2,6 +2,7 @@
 //! then failback in the seed order (a drill's lose/recreate included), every mutating step run
 //! twice (a crash between act and complete) mutating once, and the end state is the restored
 //! dual-region installation. Plus bad input, unknown targets and injected faults.
+#![cfg(feature = "rehearsal")] // needs the simulator (lab, engine or fake gateway)
 use c8dr::config::{Config, TargetConfig};
 use c8dr::jobs::{self, StepContext};
 use c8dr::rehearsal::lab::{FaultConfig, Lab, LabDurations, LabHandle, LabOptions};

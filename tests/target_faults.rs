@@ -2,6 +2,7 @@
 //! truncated bodies): every failure is classified as a transient `TargetError` of the right
 //! kind (so the worker retries instead of routing a BPMN error), nothing panics, and the calls
 //! that are not hit still succeed. Deterministic: the lab's faults follow a seed.
+#![cfg(feature = "rehearsal")] // needs the simulator (lab, engine or fake gateway)
 use c8dr::rehearsal::lab::{FaultConfig, Lab, LabDurations, LabOptions};
 use c8dr::target::{Api, ErrorKind, Target, TargetError};
 use std::collections::BTreeMap;

@@ -2,6 +2,7 @@
 //! through the target clients against the simulated lab. Region 1 is lost and rebuilt; every
 //! asynchronous change is awaited by its `changeId`. Ends with 8 brokers, RF 4, one healthy
 //! leader per partition, both exporters enabled and the data visible in both regions.
+#![cfg(feature = "rehearsal")] // needs the simulator (lab, engine or fake gateway)
 use c8dr::rehearsal::lab::{Lab, LabDurations, LabOptions};
 use c8dr::target::models::elasticsearch::{HealthStatus, SnapshotState};
 use c8dr::target::models::management::{BrokerStatus, ClusterPatch, ExporterStatusKind, OperationKind};

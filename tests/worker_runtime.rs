@@ -1,4 +1,5 @@
 //! The job worker runtime against the in-process fake gateway.
+#![cfg(feature = "rehearsal")] // needs the simulator (lab, engine or fake gateway)
 use c8dr::config::{ManagementConfig, WorkerConfig};
 use c8dr::zeebe::fake_gateway::{Call, FakeGateway, FakeServer, Via};
 use c8dr::zeebe::{GatewayClient, JobOutcome, Worker, WorkerHandle, handler_fn};
@@ -32,6 +33,7 @@ fn fast_config() -> WorkerConfig {
         fail_retry_backoff_ms: 1_234,
         transient_retry: Default::default(),
         metrics_address: String::new(),
+        ..WorkerConfig::default()
     }
 }
 
@@ -355,4 +357,115 @@ async fn abort_kills_running_handlers_like_a_crash() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(finished.load(Ordering::SeqCst), 0, "the handler kept running after abort");
     assert!(!fake.calls().iter().any(|c| matches!(c, Call::Complete { .. })));
+}
+
+/// The most calls a back-off schedule allows within `elapsed`: one at once, then one after
+/// each delay (`min`, ×1.6 up to `max`, each at least 90% of its base because of the jitter).
+fn schedule_bound(elapsed: Duration, min: Duration, max: Duration) -> usize {
+    let mut calls = 1;
+    let mut at = Duration::ZERO;
+    let mut base = min;
+    loop {
+        at += base.mul_f64(0.9);
+        if at > elapsed {
+            return calls;
+        }
+        calls += 1;
+        base = base.mul_f64(1.6).min(max);
+    }
+}
+
+const MANY_TYPES: usize = 20;
+
+fn many_handlers(client: GatewayClient, cfg: WorkerConfig) -> Worker {
+    let mut b = Worker::builder(client, cfg);
+    for i in 0..MANY_TYPES {
+        b = b.handler(format!("c8dr.t{i}"), handler_fn(|_| async { complete_empty() }));
+    }
+    b.build()
+}
+
+/// 12.13: a token endpoint answering 401 got 602 requests in 15 s from one worker (every loop
+/// of every job type asked on its own). Now failed token requests back off in one place.
+#[tokio::test]
+async fn a_rejecting_token_endpoint_is_not_hammered() {
+    use axum::routing::post;
+    use c8dr::config::SecretRef;
+    use c8dr::zeebe::auth::{Credentials, OAuthProvider, OAuthSettings};
+    let (hits_tx, mut hits) = tokio::sync::watch::channel(0usize);
+    let hits_tx = Arc::new(hits_tx);
+    let app = axum::Router::new().route(
+        "/token",
+        post(move || {
+            let hits_tx = hits_tx.clone();
+            async move {
+                hits_tx.send_modify(|n| *n += 1);
+                (axum::http::StatusCode::UNAUTHORIZED, "invalid_client")
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let token_url = format!("http://{}/token", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    // SAFETY: test-only variable with a unique name.
+    unsafe { std::env::set_var("C8DR_TEST_WORKER_TOKEN_SECRET", "not-the-right-one") };
+
+    let fake = FakeGateway::new();
+    let server = fake.serve().await.unwrap();
+    let (min, max) = (Duration::from_millis(100), Duration::from_millis(400));
+    let provider = OAuthProvider::new(OAuthSettings {
+        token_url,
+        client_id: "c8dr".into(),
+        client_secret: SecretRef::from_env("C8DR_TEST_WORKER_TOKEN_SECRET"),
+        audience: None,
+        scope: None,
+    })
+    .unwrap()
+    .with_failure_backoff(min, max);
+    let mgmt = ManagementConfig { grpc_address: server.url(), request_timeout_ms: 5_000, ..Default::default() };
+    let client = GatewayClient::with_credentials(&mgmt, Credentials::OAuth(Box::new(provider))).unwrap();
+
+    let started = std::time::Instant::now();
+    let (stop, shutdown) = stop_signal();
+    let handle = many_handlers(client, fast_config()).spawn(shutdown);
+    // wait (bounded) until the endpoint was asked a few times, then stop
+    let _ = tokio::time::timeout(WAIT, hits.wait_for(|n| *n >= 3)).await;
+    stop.send(()).unwrap();
+    handle.join().await.unwrap();
+    let elapsed = started.elapsed();
+    let requests = *hits.borrow();
+    let bound = schedule_bound(elapsed, min, max);
+    assert!(requests >= 3, "the token endpoint was asked {requests} times in {elapsed:?}");
+    assert!(
+        requests <= bound,
+        "{requests} token requests in {elapsed:?} from {MANY_TYPES} job types; the back-off allows at most {bound}"
+    );
+    // no gateway call went out without a token
+    assert!(fake.calls().is_empty(), "{:?}", fake.calls());
+}
+
+/// 12.13: an unreachable gateway got one call per loop per local back-off (746 WARN lines in
+/// 30 s). Now connection errors close one gate for all loops: one probe per back-off step.
+#[tokio::test]
+async fn an_unavailable_gateway_gets_one_probe_per_backoff_step() {
+    let (fake, _server, client) = setup().await;
+    fake.fail_next(&["ActivateJobs", "StreamActivatedJobs"], tonic::Code::Unavailable, 100_000);
+    let cfg = WorkerConfig { backoff_min_ms: 20, backoff_max_ms: 50, ..fast_config() };
+    let loops = 2 * MANY_TYPES; // a stream and a poll loop per job type
+    let started = std::time::Instant::now();
+    let (stop, shutdown) = stop_signal();
+    let handle = many_handlers(client, cfg).spawn(shutdown);
+    let rejected = |c: &[Call]| count(c, |c| matches!(c, Call::Rejected { code: tonic::Code::Unavailable, .. }));
+    assert!(fake.wait_for(WAIT, |c| rejected(c) >= loops + 4).await, "the gateway was not retried");
+    stop.send(()).unwrap();
+    handle.join().await.unwrap();
+    let elapsed = started.elapsed();
+    let calls = rejected(&fake.calls());
+    // every loop may have had one call in flight when the gate closed; after that, one probe per
+    // step of the shared schedule (20 ms, x1.6, up to 30 s)
+    let bound = loops + schedule_bound(elapsed, Duration::from_millis(20), c8dr::zeebe::worker::CONNECTION_BACKOFF_MAX);
+    assert!(
+        calls <= bound,
+        "{calls} calls in {elapsed:?} from {loops} loops; the shared back-off allows at most {bound}"
+    );
 }

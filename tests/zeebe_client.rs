@@ -1,5 +1,6 @@
 //! The gateway client: typed RPCs, errors, Basic and OAuth credentials (token fetch, cache,
 //! refresh once on UNAUTHENTICATED) against the fake gateway and a local token endpoint.
+#![cfg(feature = "rehearsal")] // needs the simulator (lab, engine or fake gateway)
 use axum::extract::State;
 use axum::routing::post;
 use c8dr::config::{AuthConfig, ManagementConfig, SecretRef};
@@ -245,4 +246,41 @@ async fn tls_with_a_configured_ca_certificate() {
     missing.ca_certificate_path = Some(fixture("absent.pem"));
     let e = GatewayClient::connect(&missing).unwrap_err();
     assert!(matches!(e, ClientError::CaCertificate { .. }) && e.to_string().contains("ca_certificate_path"), "{e}");
+}
+
+/// 10.6: `grpc_address` pointed at an HTTP port (the REST API, 8080) answered "gRPC status
+/// Unimplemented ... HTTP 404". The error now says what it looks like and names the fix.
+#[tokio::test]
+async fn a_grpc_address_at_an_http_port_names_the_grpc_port() {
+    let app = axum::Router::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = GatewayClient::connect(&mgmt(&url, AuthConfig::None)).unwrap();
+    let e = client.topology().await.unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, ClientError::NotGrpc { .. }), "{e:?}");
+    assert!(text.contains("REST port") && text.contains("26500") && text.contains("management.grpc_address"), "{text}");
+}
+
+/// The mapping itself, as tonic reports an HTTP answer without grpc-status.
+#[test]
+fn http_404_without_grpc_status_is_not_grpc() {
+    let status =
+        tonic::Status::new(tonic::Code::Unimplemented, "grpc-status header missing, mapped from HTTP status code 404");
+    let e = ClientError::from_status("Topology", "http://gw:8080", &status);
+    assert!(e.to_string().contains("usually 26500"), "{e}");
+    // a real Unimplemented from a gateway stays what it is
+    let e = ClientError::from_status("Topology", "http://gw:26500", &tonic::Status::unimplemented("no such rpc"));
+    assert!(matches!(e, ClientError::Other { .. }), "{e:?}");
+}
+
+/// 12.11: credentials inside the gateway URL are refused, and never shown.
+#[test]
+fn credentials_in_the_grpc_address_are_refused_without_echo() {
+    let e = GatewayClient::connect(&mgmt("https://worker:hunter2@gw.example:443", AuthConfig::None)).unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, ClientError::InvalidAddress { .. }), "{e:?}");
+    assert!(!text.contains("hunter2") && !text.contains("worker:"), "{text}");
+    assert!(text.contains("management.auth"), "{text}");
 }

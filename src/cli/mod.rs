@@ -3,12 +3,16 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+#[cfg(feature = "rehearsal")]
 pub mod bench;
 pub mod config_check;
 pub mod deploy;
 pub mod drill;
+#[cfg(feature = "rehearsal")]
 pub mod engine;
+#[cfg(feature = "rehearsal")]
 pub mod lab;
+#[cfg(feature = "rehearsal")]
 pub mod rehearse;
 pub mod start;
 pub mod topology;
@@ -51,12 +55,16 @@ pub enum Command {
     #[command(subcommand)]
     Config(config_check::Command),
     /// Run the simulated dual-region installation (the lab) standalone and print its URLs.
+    #[cfg(feature = "rehearsal")]
     Lab(lab::Args),
     /// Run the rehearsal engine alone (Zeebe gRPC gateway + REST v2 subset).
+    #[cfg(feature = "rehearsal")]
     Engine(engine::Args),
     /// Rehearse failover and failback (or a drill) end to end on this machine.
+    #[cfg(feature = "rehearsal")]
     Rehearse(rehearse::Args),
     /// Measure activation latency, worker memory and rehearsal overhead.
+    #[cfg(feature = "rehearsal")]
     Bench(bench::Args),
 }
 
@@ -78,9 +86,13 @@ pub fn main() -> ExitCode {
             Command::Drill(c) => drill::run(c, &g).await,
             Command::Topology(a) => topology::run(a, &g).await,
             Command::Config(c) => config_check::run(c, &g).await,
+            #[cfg(feature = "rehearsal")]
             Command::Lab(a) => lab::run(a, &g).await,
+            #[cfg(feature = "rehearsal")]
             Command::Engine(a) => engine::run(a, &g).await,
+            #[cfg(feature = "rehearsal")]
             Command::Rehearse(a) => rehearse::run(a, &g).await,
+            #[cfg(feature = "rehearsal")]
             Command::Bench(a) => bench::run(a, &g).await,
         }
     });

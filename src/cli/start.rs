@@ -56,6 +56,58 @@ pub fn parse_vars(vars: &[String]) -> anyhow::Result<Map<String, Value>> {
     Ok(out)
 }
 
+/// Inputs `--var` may set, per process (docs/jobs.md "Process inputs"); the target and the
+/// region have their own flags.
+pub const FAILOVER_VARS: &[&str] = &[
+    "approverGroup",
+    "autoApprove",
+    "verifyInterval",
+    "changeTimeout",
+    "approvalDue",
+    "reminderAfter",
+    "survivingRegion",
+];
+pub const FAILBACK_VARS: &[&str] = &[
+    "approverGroup",
+    "autoApprove",
+    "verifyInterval",
+    "changeTimeout",
+    "approvalDue",
+    "reminderAfter",
+    "snapshotTimeout",
+    "restoreTimeout",
+    "brokersVisibleTimeout",
+    "survivingRegion",
+];
+
+/// Refuses `--var` names the process does not read (a typo would silently keep the default).
+pub fn check_var_names(process_id: &str, vars: &Map<String, Value>, known: &[&str]) -> anyhow::Result<()> {
+    for name in vars.keys() {
+        if known.contains(&name.as_str()) {
+            continue;
+        }
+        let flag = match name.as_str() {
+            "target" => Some("--target"),
+            "lostRegion" => Some("--lost-region"),
+            "recreatedRegion" => Some("--recreated-region"),
+            "reason" => Some("--reason"),
+            _ => None,
+        };
+        match flag {
+            Some(flag) => anyhow::bail!("--var {name}: set it with {flag}, not --var"),
+            None => {
+                let near = known.iter().find(|k| k.eq_ignore_ascii_case(name));
+                let hint = near.map(|k| format!(" (did you mean {k}?)")).unwrap_or_default();
+                anyhow::bail!(
+                    "--var {name}: {process_id} has no input {name:?}{hint}; known inputs: {} (see docs/jobs.md)",
+                    known.join(", ")
+                )
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Checks that `target` exists in the configuration and `region` is 0 or 1.
 pub fn check_target_and_region(config: &Config, target: &str, flag: &str, region: i64) -> anyhow::Result<()> {
     if !config.targets.contains_key(target) {
@@ -76,6 +128,7 @@ pub async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode>
         Process::Failover { target, lost_region, reason, vars } => {
             check_target_and_region(&config, &target, "lost-region", lost_region)?;
             let mut v = parse_vars(&vars)?;
+            check_var_names("dr-failover", &v, FAILOVER_VARS)?;
             v.insert("target".into(), target.into());
             v.insert("lostRegion".into(), lost_region.into());
             v.insert("reason".into(), reason.into());
@@ -84,6 +137,7 @@ pub async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode>
         Process::Failback { target, recreated_region, vars } => {
             check_target_and_region(&config, &target, "recreated-region", recreated_region)?;
             let mut v = parse_vars(&vars)?;
+            check_var_names("dr-failback", &v, FAILBACK_VARS)?;
             v.insert("target".into(), target.into());
             v.insert("recreatedRegion".into(), recreated_region.into());
             ("dr-failback", v)
@@ -91,10 +145,14 @@ pub async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode>
     };
     vars.retain(|_, v| !v.is_null());
     let client = connect(&config)?;
-    let created = client
-        .create_process_instance(process_id, &vars)
-        .await
-        .with_context(|| format!("cannot start {process_id} (is it deployed? run `c8dr deploy`)"))?;
+    let created = client.create_process_instance(process_id, &vars).await.map_err(|e| match e {
+        // only NOT_FOUND means the process is missing; anything else (unreachable gateway,
+        // credentials, wrong port) says its own cause and fix
+        c8dr::zeebe::ClientError::NotFound { .. } => {
+            anyhow::anyhow!("cannot start {process_id}: {e}; deploy the processes first with `c8dr deploy`")
+        }
+        other => anyhow::anyhow!("cannot start {process_id}: {other}"),
+    })?;
     println!(
         "started {} version {}: process instance {}",
         created.bpmn_process_id, created.version, created.process_instance_key

@@ -39,7 +39,7 @@ impl Config {
         let mut config = match &file {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
-                    .map_err(|e| ConfigError::Read { path: p.clone(), reason: e.to_string() })?;
+                    .map_err(|e| ConfigError::Read { path: p.clone(), reason: scrub(&e.to_string()) })?;
                 Self::from_toml_str(&text, &p.display().to_string())?
             }
             None => Config::default(),
@@ -53,10 +53,10 @@ impl Config {
         let built = config::Config::builder()
             .add_source(config::File::from_str(text, config::FileFormat::Toml))
             .build()
-            .map_err(|e| ConfigError::Parse { source_name: source_name.into(), reason: e.to_string() })?;
+            .map_err(|e| ConfigError::Parse { source_name: source_name.into(), reason: scrub(&e.to_string()) })?;
         built
             .try_deserialize()
-            .map_err(|e| ConfigError::Parse { source_name: source_name.into(), reason: e.to_string() })
+            .map_err(|e| ConfigError::Parse { source_name: source_name.into(), reason: scrub(&e.to_string()) })
     }
 }
 
@@ -76,7 +76,7 @@ fn apply_c8dr_env(config: Config, env: &BTreeMap<String, String>) -> Result<Conf
     let names: Vec<&String> = vars.keys().collect();
     let source_name = format!("environment ({})", names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
     let base = toml::to_string(&config)
-        .map_err(|e| ConfigError::Parse { source_name: "configuration".into(), reason: e.to_string() })?;
+        .map_err(|e| ConfigError::Parse { source_name: "configuration".into(), reason: scrub(&e.to_string()) })?;
     let built = config::Config::builder()
         .add_source(config::File::from_str(&base, config::FileFormat::Toml))
         .add_source(
@@ -87,8 +87,8 @@ fn apply_c8dr_env(config: Config, env: &BTreeMap<String, String>) -> Result<Conf
                 .source(Some(vars)),
         )
         .build()
-        .map_err(|e| ConfigError::Parse { source_name: source_name.clone(), reason: e.to_string() })?;
-    built.try_deserialize().map_err(|e| ConfigError::Parse { source_name, reason: e.to_string() })
+        .map_err(|e| ConfigError::Parse { source_name: source_name.clone(), reason: scrub(&e.to_string()) })?;
+    built.try_deserialize().map_err(|e| ConfigError::Parse { source_name, reason: scrub(&e.to_string()) })
 }
 
 /// The first of `names` that is set and not blank.
@@ -168,5 +168,32 @@ fn apply_camunda_env(config: &mut Config, env: &BTreeMap<String, String>) {
                 "ZEEBE_BASIC_AUTH_PASSWORD"
             };
         m.auth = AuthConfig::Basic { username: user.to_string(), password: SecretRef::from_env(password_var) };
+    }
+}
+
+/// A parse error without the quoted source lines: TOML syntax errors show the offending line,
+/// which may hold a secret written inline (`password = hunter2`). Line and column stay.
+fn scrub(reason: &str) -> String {
+    let kept: Vec<&str> = reason
+        .lines()
+        .filter(|line| {
+            let t = line.trim_start();
+            let t = t.trim_start_matches(|c: char| c.is_ascii_digit()).trim_start();
+            !t.starts_with('|')
+        })
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .collect();
+    kept.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn scrub_drops_the_quoted_source_line() {
+        let raw = "TOML parse error at line 4, column 12\n  |\n4 | password = hunter2\n  |            ^^^^^^^\nstring values must be quoted, expected literal string\n";
+        let s = super::scrub(raw);
+        assert!(!s.contains("hunter2"), "{s}");
+        assert!(s.contains("line 4, column 12") && s.contains("must be quoted"), "{s}");
     }
 }

@@ -23,7 +23,19 @@ impl Problems {
         self.0.push(ConfigProblem { field: field.into(), problem: problem.into() });
     }
 
-    fn url(&mut self, field: &str, value: &str, schemes: &[&str]) {
+    /// `auth_key` names where credentials for this URL belong (they never go into the URL).
+    fn url(&mut self, field: &str, value: &str, schemes: &[&str], auth_key: &str) {
+        if super::url_has_credentials(value) {
+            // The value is never echoed: it holds a password.
+            self.add(
+                field,
+                format!(
+                    "contains credentials (user:password@host); remove them from the URL and configure {auth_key} \
+                     with a secret reference instead (the value is not shown)"
+                ),
+            );
+            return;
+        }
         match url::Url::parse(value) {
             Err(e) => {
                 self.add(field, format!("{value:?} is not a URL ({e}); write it like {}://host:port", schemes[0]))
@@ -59,7 +71,49 @@ impl Problems {
             }
             HttpAuth::Bearer { token } => self.secret(&format!("{field}.token"), token, env),
             HttpAuth::ApiKey { key } => self.secret(&format!("{field}.key"), key, env),
+            HttpAuth::Oauth { client_id, client_secret, authorization_server_url, .. } => {
+                if client_id.trim().is_empty() {
+                    self.add(format!("{field}.client_id"), "is empty; set the OAuth client id");
+                }
+                self.secret(&format!("{field}.client_secret"), client_secret, env);
+                if authorization_server_url.trim().is_empty() {
+                    self.add(
+                        format!("{field}.authorization_server_url"),
+                        "is empty; set the token endpoint (e.g. https://idp/realms/camunda-platform/protocol/openid-connect/token)",
+                    );
+                } else {
+                    self.url(
+                        &format!("{field}.authorization_server_url"),
+                        authorization_server_url,
+                        &["https", "http"],
+                        &format!("{field}.client_id and client_secret"),
+                    );
+                }
+            }
         }
+    }
+}
+
+/// A Kubernetes namespace name (RFC 1123 label).
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Two URLs naming the same endpoint (scheme, host, port and path; case and a trailing '/'
+/// ignored).
+fn same_url(a: &str, b: &str) -> bool {
+    match (url::Url::parse(a.trim()), url::Url::parse(b.trim())) {
+        (Ok(x), Ok(y)) => {
+            x.scheme() == y.scheme()
+                && x.host_str() == y.host_str()
+                && x.port_or_known_default() == y.port_or_known_default()
+                && x.path().trim_end_matches('/') == y.path().trim_end_matches('/')
+        }
+        _ => a.trim().trim_end_matches('/').eq_ignore_ascii_case(b.trim().trim_end_matches('/')),
     }
 }
 
@@ -75,8 +129,8 @@ impl Config {
     pub fn validate_with_env(&self, env: &BTreeMap<String, String>) -> Result<(), Vec<ConfigProblem>> {
         let mut p = Problems(Vec::new());
         let m = &self.management;
-        p.url("management.grpc_address", &m.grpc_address, &["http", "https", "grpc", "grpcs"]);
-        p.url("management.rest_address", &m.rest_address, &["http", "https"]);
+        p.url("management.grpc_address", &m.grpc_address, &["http", "https", "grpc", "grpcs"], "management.auth");
+        p.url("management.rest_address", &m.rest_address, &["http", "https"], "management.auth");
         if let Some(ca) = &m.ca_certificate_path
             && !ca.exists()
         {
@@ -104,7 +158,12 @@ impl Config {
                         "is empty; set the token endpoint (or CAMUNDA_AUTHORIZATION_SERVER_URL)",
                     );
                 } else {
-                    p.url("management.auth.authorization_server_url", authorization_server_url, &["https", "http"]);
+                    p.url(
+                        "management.auth.authorization_server_url",
+                        authorization_server_url,
+                        &["https", "http"],
+                        "management.auth.client_id and client_secret",
+                    );
                 }
             }
         }
@@ -119,6 +178,15 @@ impl Config {
         if w.job_timeout_ms < 1000 {
             p.add("worker.job_timeout_ms", "must be at least 1000 (the job is extended at half of it)");
         }
+        if w.check_watch_ms > 0 && w.check_watch_ms >= w.job_timeout_ms / 2 {
+            p.add(
+                "worker.check_watch_ms",
+                "must be under half of worker.job_timeout_ms (a check must not outlive its job); lower it or raise job_timeout_ms (0 turns the watch off)",
+            );
+        }
+        if w.check_watch_ms > 0 && w.check_poll_ms == 0 {
+            p.add("worker.check_poll_ms", "must be > 0 while worker.check_watch_ms is set (e.g. 2000)");
+        }
         if w.request_timeout_ms == 0 {
             p.add("worker.request_timeout_ms", "must be > 0 (long-poll duration, e.g. 10000)");
         }
@@ -131,8 +199,18 @@ impl Config {
                 format!("{:?} is not host:port (e.g. 127.0.0.1:9464); use \"\" to disable", w.metrics_address),
             );
         }
-        if self.journal.path.as_os_str().is_empty() {
+        let journal = &self.journal.path;
+        if journal.as_os_str().is_empty() {
             p.add("journal.path", "is empty; set a file path for the audit journal");
+        } else if journal.is_dir() {
+            p.add(
+                "journal.path",
+                format!(
+                    "{} is a directory; set a file path inside it (e.g. {}/c8dr-journal.jsonl)",
+                    journal.display(),
+                    journal.display()
+                ),
+            );
         }
 
         for (name, t) in &self.targets {
@@ -182,7 +260,7 @@ impl Config {
                 p.add(f("snapshot.repository"), "is empty; name the Elasticsearch snapshot repository");
             }
             if let Some(u) = &t.lab_control_url {
-                p.url(&f("lab_control_url"), u, &["http", "https"]);
+                p.url(&f("lab_control_url"), u, &["http", "https"], "nothing (the lab takes no credentials)");
             }
             if t.helm.mode == HelmMode::Lab && t.lab_control_url.is_none() {
                 p.add(
@@ -201,13 +279,59 @@ impl Config {
                 } else if !names.insert(r.name.clone()) {
                     p.add(rf("name"), format!("{:?} is used twice; region names must differ", r.name));
                 }
-                p.url(&rf("management_url"), &r.management_url, &["http", "https"]);
-                p.url(&rf("rest_url"), &r.rest_url, &["http", "https"]);
-                p.url(&rf("elasticsearch_url"), &r.elasticsearch_url, &["http", "https"]);
+                p.url(
+                    &rf("management_url"),
+                    &r.management_url,
+                    &["http", "https"],
+                    "nothing (the management API takes no credentials; reach it inside the cluster)",
+                );
+                p.url(&rf("rest_url"), &r.rest_url, &["http", "https"], &rf("rest_auth"));
+                p.url(&rf("elasticsearch_url"), &r.elasticsearch_url, &["http", "https"], &rf("elasticsearch_auth"));
                 p.http_auth(&rf("rest_auth"), &r.rest_auth, env);
                 p.http_auth(&rf("elasticsearch_auth"), &r.elasticsearch_auth, env);
                 if r.timeout_ms == 0 {
                     p.add(rf("timeout_ms"), "must be > 0");
+                }
+                if !r.namespace.is_empty() && !is_dns_label(&r.namespace) {
+                    p.add(
+                        rf("namespace"),
+                        format!(
+                            "{:?} is not a Kubernetes namespace name (lower-case letters, digits, '-'); it can match no \
+                             broker host, which silently disables the split-brain host check: set the namespace of the \
+                             Camunda release",
+                            r.namespace
+                        ),
+                    );
+                }
+            }
+            if let [r0, r1] = t.regions.as_slice() {
+                for (key, a, b) in [
+                    ("management_url", &r0.management_url, &r1.management_url),
+                    ("rest_url", &r0.rest_url, &r1.rest_url),
+                    ("elasticsearch_url", &r0.elasticsearch_url, &r1.elasticsearch_url),
+                ] {
+                    if !a.trim().is_empty() && same_url(a, b) {
+                        p.add(
+                            format!("targets.{name}.regions[1].{key}"),
+                            format!(
+                                "is the same URL as regions[0].{key}; each region needs its own endpoint (a failover \
+                                 would read and change the surviving region while believing it is the lost one): \
+                                 point it at region {:?}",
+                                r1.name
+                            ),
+                        );
+                    }
+                }
+                match (r0.namespace.is_empty(), r1.namespace.is_empty()) {
+                    (true, false) | (false, true) => {
+                        let i = if r0.namespace.is_empty() { 0 } else { 1 };
+                        p.add(
+                            format!("targets.{name}.regions[{i}].namespace"),
+                            "is empty while the other region has one; the split-brain host check needs both (set the \
+                             namespace of this region's Camunda release)",
+                        );
+                    }
+                    _ => {}
                 }
             }
         }

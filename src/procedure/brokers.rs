@@ -1,6 +1,8 @@
 //! Broker steps: assess-failover, remove-brokers (force), add-brokers (no force, original RF),
 //! await-brokers-visible.
-use super::api::{ApiErrorKind, ClusterView, Mutation, MutationResult, PendingChange};
+use super::api::{
+    ApiErrorKind, ClusterView, Mutation, MutationResult, PendingChange, TopologyBroker, TopologyPartition, TopologyView,
+};
 use super::regions::{self, brokers_of};
 use super::{StepEnv, StepOutcome, StepResult, errors, exporting, plan, vars};
 use serde_json::{Value, json};
@@ -87,13 +89,75 @@ fn check_cluster_size(env: &StepEnv<'_>, cluster: &ClusterView) -> Result<(), St
     ))
 }
 
+/// Where the safety checks' topology came from.
+pub const TOPOLOGY_FROM_REST: &str = "rest-api";
+pub const TOPOLOGY_FROM_MANAGEMENT: &str = "management-api";
+
+/// The surviving region's topology for the removal safety checks: `GET /v2/topology`, or, when
+/// the REST API refuses or lacks it (401/403 without working `rest_auth`, 404), the members and
+/// partitions of `/actuator/cluster` (already read as `cluster`). That fallback has no partition
+/// health and no broker hosts: the "lost broker still healthy" and namespace checks cannot run,
+/// so the plan says so (`topologySource`, `topologyNote`) and the approver decides with that
+/// knowledge. Transient REST errors are retried, not replaced.
+async fn safety_topology(
+    env: &StepEnv<'_>,
+    region: u8,
+    cluster: &ClusterView,
+) -> Result<(TopologyView, &'static str, Option<String>), StepOutcome> {
+    match env.api.topology(region).await {
+        Ok(t) => Ok((t, TOPOLOGY_FROM_REST, None)),
+        Err(e) if matches!(e.kind, ApiErrorKind::Rejected | ApiErrorKind::NotFound) => {
+            let note = format!(
+                "REST /v2/topology of region {region} is unavailable ({}{}); the topology comes from the \
+                 management API /actuator/cluster, which shows no partition health and no broker hosts: \
+                 the lost brokers' health and the namespace cross-check were not verified, only that the \
+                 lost region's management API is silent",
+                e.status.map(|s| format!("HTTP {s}: ")).unwrap_or_default(),
+                e.message
+            );
+            tracing::warn!(region, "{note}");
+            Ok((topology_from_cluster(cluster), TOPOLOGY_FROM_MANAGEMENT, Some(note)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A topology view built from `/actuator/cluster`: members and their partitions, role and
+/// health `unknown`, no hosts.
+pub fn topology_from_cluster(cluster: &ClusterView) -> TopologyView {
+    let mut replicas: std::collections::BTreeMap<u32, u32> = std::collections::BTreeMap::new();
+    for b in &cluster.brokers {
+        for p in &b.partitions {
+            *replicas.entry(p.id).or_default() += 1;
+        }
+    }
+    TopologyView {
+        brokers: cluster
+            .brokers
+            .iter()
+            .map(|b| TopologyBroker {
+                node_id: b.id,
+                host: String::new(),
+                partitions: b
+                    .partitions
+                    .iter()
+                    .map(|p| TopologyPartition { partition_id: p.id, role: "unknown".into(), health: "unknown".into() })
+                    .collect(),
+            })
+            .collect(),
+        cluster_size: cluster.brokers.len() as u32,
+        partitions_count: replicas.len() as u32,
+        replication_factor: replicas.values().copied().max().unwrap_or(0),
+    }
+}
+
 /// `c8dr.assess-failover`: topology of the surviving region, lost brokers by parity, dry run.
 pub async fn assess_failover(env: &StepEnv<'_>) -> StepResult {
     let (surviving, lost) = regions::failover(env)?;
     let n = env.target.cluster_size;
     let cluster = env.api.cluster(surviving).await?;
     check_cluster_size(env, &cluster)?;
-    let topology = env.api.topology(surviving).await?;
+    let (topology, topology_source, topology_note) = safety_topology(env, surviving, &cluster).await?;
     let to_remove = present(&cluster, &brokers_of(lost, n));
     let expected = plan::after_failover(env.target, surviving);
     let mut planned = Vec::new();
@@ -115,7 +179,7 @@ pub async fn assess_failover(env: &StepEnv<'_>) -> StepResult {
             planned = dry.planned_changes;
         }
     }
-    let plan = json!({
+    let mut plan = json!({
         "survivingRegion": surviving,
         "lostRegion": lost,
         "brokersToRemove": to_remove,
@@ -126,7 +190,11 @@ pub async fn assess_failover(env: &StepEnv<'_>) -> StepResult {
         "plannedOperations": planned.len(),
         "plannedChanges": planned.iter().take(20).map(|o| o.describe()).collect::<Vec<_>>(),
         "alreadyFailedOver": already,
+        "topologySource": topology_source,
     });
+    if let Some(note) = topology_note {
+        plan["topologyNote"] = json!(note);
+    }
     Ok(StepOutcome::Done { variables: vars([("plan", plan)]), already_done: already })
 }
 
@@ -148,7 +216,7 @@ pub async fn remove_brokers(env: &StepEnv<'_>) -> StepResult {
         return Ok(StepOutcome::already_done(vars([("changeId", last_change_id(&cluster))])));
     }
     // guards api-contract §6.1: cross-check ids against the live topology before forcing
-    let topology = env.api.topology(surviving).await?;
+    let (topology, _, _) = safety_topology(env, surviving, &cluster).await?;
     regions::check_removal(env.target, &topology, surviving, &to_remove)?;
     lost_region_silent(env, lost).await?;
     match env.mutate(surviving, Mutation::ForceRemoveBrokers { ids: to_remove }).await?? {

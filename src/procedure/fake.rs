@@ -47,6 +47,8 @@ pub struct State {
     pub lost_gateway_answers: bool,
     /// A lost region's gateway answers with this error (e.g. 401: something still answers).
     pub lost_gateway_error: Option<ApiError>,
+    /// `GET /v2/topology` answers with this error (e.g. 401: the REST API needs credentials).
+    pub rest_topology_error: Option<ApiError>,
 }
 
 pub struct FakeTarget {
@@ -87,6 +89,7 @@ impl FakeTarget {
                 restore_fails: false,
                 lost_gateway_answers: false,
                 lost_gateway_error: None,
+                rest_topology_error: None,
             }),
         }
     }
@@ -125,6 +128,18 @@ fn fault(s: &mut State) -> ApiResult<()> {
         return Err(ApiError::transient("injected fault: 503"));
     }
     Ok(())
+}
+
+/// The partitions member `id` replicates (the same layout as the fake topology), with the
+/// exporters' states, as `/actuator/cluster` lists them.
+fn member_partitions(s: &State, id: u32) -> Vec<ClusterPartition> {
+    let members: Vec<u32> = s.members.iter().copied().collect();
+    let rf = s.rf as usize;
+    let exporters: Vec<(String, String)> = s.exporters.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    (1..=s.partitions)
+        .filter(|pid| (0..rf.min(members.len())).any(|r| members[(*pid as usize * rf + r) % members.len()] == id))
+        .map(|pid| ClusterPartition { id: pid, state: "ACTIVE".into(), exporters: exporters.clone() })
+        .collect()
 }
 
 fn complete_pending(s: &mut State) {
@@ -194,7 +209,7 @@ impl TargetApi for FakeTarget {
                 brokers: s
                     .members
                     .iter()
-                    .map(|id| ClusterBroker { id: *id, state: "ACTIVE".into(), partitions: vec![] })
+                    .map(|id| ClusterBroker { id: *id, state: "ACTIVE".into(), partitions: member_partitions(&s, *id) })
                     .collect(),
                 last_change: s.last.clone(),
                 pending_change: s.pending.as_ref().map(|(id, k)| PendingChange {
@@ -226,6 +241,9 @@ impl TargetApi for FakeTarget {
         let r = (|| {
             let mut s = self.lock();
             fault(&mut s)?;
+            if let Some(e) = s.rest_topology_error.clone() {
+                return Err(e);
+            }
             let members: Vec<u32> = s.members.iter().copied().collect();
             let mut brokers: Vec<TopologyBroker> = s
                 .alive

@@ -3,7 +3,8 @@
 //!
 //! Every step is a reconciler (DESIGN §3): validate inputs (INVALID_INPUT before any call),
 //! observe, decide (already done / precondition violated / act), act once, complete. Steps never
-//! sleep. Every mutating call goes through [`StepEnv::mutate`] (or [`StepEnv::journal_call`] for
+//! sleep; only a verification check is observed again, for a bounded window, by
+//! [`run_step_watching`]. Every mutating call goes through [`StepEnv::mutate`] (or [`StepEnv::journal_call`] for
 //! platform calls), which writes it to the audit journal.
 pub mod adapter;
 pub mod api;
@@ -260,12 +261,64 @@ pub fn vars<const N: usize>(pairs: [(&str, Value); N]) -> Map<String, Value> {
 
 /// Runs the step named by `env.input.step`, journaling the attempt and the outcome.
 pub async fn run_step(env: &StepEnv<'_>) -> StepOutcome {
+    run_step_watching(env, None).await
+}
+
+/// How long a verification check keeps observing before it reports "not yet".
+///
+/// A check (a step that completes with `verified`) that finds its goal not reached yet observes
+/// again every `poll` until it holds or `window` has passed, then completes with the last
+/// observation. The process's loop timer (`verifyInterval`) still paces the attempts, and every
+/// attempt is still an element instance in Operate; the watch only lets an attempt notice the end
+/// of a change, snapshot or restore when it happens instead of at the next attempt, and cuts the
+/// number of attempts. The window must stay well under the job timeout (the worker extends the
+/// job at half of it anyway). Checks only read, so observing again is always safe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watch {
+    pub window: std::time::Duration,
+    pub poll: std::time::Duration,
+}
+
+/// Whether `outcome` is a check that completed with `verified: false`.
+fn not_yet_verified(outcome: &StepOutcome) -> bool {
+    matches!(outcome, StepOutcome::Done { variables, .. } if variables.get("verified") == Some(&Value::Bool(false)))
+}
+
+/// Runs one step like [`run_step`]; a check that is not verified yet is observed again as
+/// [`Watch`] says. A transient failure while watching ends the watch with the last observation
+/// (the loop's next attempt observes again); a refusal is reported as it is.
+pub async fn run_step_watching(env: &StepEnv<'_>, watch: Option<Watch>) -> StepOutcome {
     if let Err(o) = env.journal_attempt() {
         return o;
     }
-    let result = dispatch(env).await;
-    let outcome = result.unwrap_or_else(|o| o);
+    let first = dispatch(env).await.unwrap_or_else(|o| o);
+    let outcome = watch_check(first, watch, || async { dispatch(env).await.unwrap_or_else(|o| o) }).await;
     env.journal_outcome(outcome)
+}
+
+/// The watch of [`run_step_watching`]: observes again with `observe` while `first` (and each
+/// later observation) is a check not verified yet, within the window.
+async fn watch_check<F, Fut>(first: StepOutcome, watch: Option<Watch>, mut observe: F) -> StepOutcome
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StepOutcome>,
+{
+    let mut outcome = first;
+    let Some(w) = watch.filter(|w| !w.window.is_zero() && !w.poll.is_zero()) else {
+        return outcome;
+    };
+    let deadline = tokio::time::Instant::now() + w.window;
+    while not_yet_verified(&outcome) && tokio::time::Instant::now() + w.poll <= deadline {
+        tokio::time::sleep(w.poll).await;
+        match observe().await {
+            StepOutcome::Retry { message } => {
+                tracing::debug!(%message, "check failed while watching; reporting the last observation");
+                break;
+            }
+            next => outcome = next,
+        }
+    }
+    outcome
 }
 
 async fn dispatch(env: &StepEnv<'_>) -> StepResult {
@@ -299,6 +352,79 @@ async fn dispatch(env: &StepEnv<'_>) -> StepResult {
             "jobType",
             format!("unknown job type `{other}`: this worker handles c8dr.* types only"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod watch_tests {
+    use super::{StepOutcome, Watch, watch_check};
+    use serde_json::{Map, Value, json};
+    use std::cell::Cell;
+    use std::time::Duration;
+
+    fn check(verified: bool) -> StepOutcome {
+        let mut v = Map::new();
+        v.insert("verified".into(), json!(verified));
+        StepOutcome::done(v)
+    }
+
+    fn verified(o: &StepOutcome) -> Option<bool> {
+        match o {
+            StepOutcome::Done { variables, .. } => variables.get("verified").and_then(Value::as_bool),
+            _ => None,
+        }
+    }
+
+    const W: Option<Watch> = Some(Watch { window: Duration::from_secs(10), poll: Duration::from_secs(1) });
+
+    #[tokio::test(start_paused = true)]
+    async fn a_check_that_becomes_verified_within_the_window_reports_verified() {
+        let calls = Cell::new(0);
+        let out = watch_check(check(false), W, || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move { check(n >= 3) }
+        })
+        .await;
+        assert_eq!(verified(&out), Some(true));
+        assert_eq!(calls.get(), 3, "stops observing once verified");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_watch_is_bounded_by_its_window() {
+        let calls = Cell::new(0);
+        let out = watch_check(check(false), W, || {
+            calls.set(calls.get() + 1);
+            async { check(false) }
+        })
+        .await;
+        assert_eq!(verified(&out), Some(false));
+        assert_eq!(calls.get(), 10, "one observation per poll within the 10 s window");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_transient_failure_while_watching_reports_the_last_observation() {
+        let out = watch_check(check(false), W, || async { StepOutcome::retry("503") }).await;
+        assert_eq!(verified(&out), Some(false));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_while_watching_is_reported() {
+        let out = watch_check(check(false), W, || async { StepOutcome::refused("X", "gone") }).await;
+        assert!(matches!(out, StepOutcome::Refused { code: "X", .. }));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_watch_or_a_verified_or_mutating_outcome_is_not_observed_again() {
+        let calls = Cell::new(0);
+        let mut observe = || {
+            calls.set(calls.get() + 1);
+            async { check(true) }
+        };
+        watch_check(check(false), None, &mut observe).await;
+        watch_check(check(true), W, &mut observe).await;
+        watch_check(StepOutcome::done(Map::new()), W, &mut observe).await;
+        assert_eq!(calls.get(), 0);
     }
 }
 

@@ -512,3 +512,31 @@ async fn surviving_repository_left_readonly_is_made_writable() {
     assert_eq!(o["repositoryRegistered"], json!(true));
     assert!(!h.api.lock().es[0].repo_readonly, "still read-only");
 }
+
+/// 12.10: the 8.8 REST API needs credentials; when `/v2/topology` is refused, assess-failover
+/// falls back to the management API and says so in the plan the approver sees. A transient REST
+/// error is still retried, never replaced.
+#[tokio::test]
+async fn assess_failover_falls_back_to_the_management_api_and_says_so() {
+    let h = H::new();
+    h.api.lose(1);
+    let plan = done(h.run("assess-failover", failover_vars(), &[]).await, "assess");
+    assert_eq!(plan["plan"]["topologySource"], json!("rest-api"));
+    assert!(plan["plan"].get("topologyNote").is_none());
+
+    h.api.lock().rest_topology_error =
+        Some(super::api::ApiError::new(super::api::ApiErrorKind::Rejected, Some(401), "Unauthorized"));
+    let plan = done(h.run("assess-failover", failover_vars(), &[]).await, "assess (fallback)");
+    assert_eq!(plan["plan"]["topologySource"], json!("management-api"));
+    assert_eq!(plan["plan"]["brokersToRemove"], json!([1, 3, 5, 7]));
+    let note = plan["plan"]["topologyNote"].as_str().unwrap();
+    assert!(note.contains("HTTP 401") && note.contains("health") && note.contains("/actuator/cluster"), "{note}");
+    assert_eq!(h.mutations(), 0, "assessing mutates nothing");
+    // the lost region still answering is refused with the fallback too
+    h.api.lock().lost_gateway_answers = true;
+    assert_eq!(code(&h.run("assess-failover", failover_vars(), &[]).await), "SPLIT_BRAIN_RISK");
+    h.api.lock().lost_gateway_answers = false;
+    // a transient REST failure is a retry, not a fallback
+    h.api.lock().rest_topology_error = Some(super::api::ApiError::transient("503"));
+    assert_eq!(code(&h.run("assess-failover", failover_vars(), &[]).await), "RETRY");
+}

@@ -86,7 +86,8 @@ impl Default for RehearseOptions {
             stuck_adds: false,
             bpmn_dir: PathBuf::from("bpmn"),
             real_timeout: Duration::from_secs(600),
-            job_timeout: Duration::from_secs(3),
+            // long enough for a check to watch for a minute of simulated time at x20 (see Watch)
+            job_timeout: Duration::from_secs(10),
             progress: true,
         }
     }
@@ -212,12 +213,21 @@ fn rehearsal_config(lab: &LabHandle, engine: &EngineHandle, opts: &RehearseOptio
             // simulated too: transient failures are retried for 10 simulated minutes
             transient_retry: Default::default(),
             metrics_address: String::new(),
+            // checks keep observing for 60 s, every 0.25 s (simulated; the worker runs in real time)
+            check_watch_ms: real_ms(60_000.0, opts.speed)
+                .min((opts.job_timeout.as_millis() as u64 / 2).saturating_sub(1)),
+            check_poll_ms: real_ms(250.0, opts.speed).max(1),
         },
         journal: JournalConfig { path: journal },
         targets: BTreeMap::new(),
     };
     config.targets.insert(LAB_TARGET.into(), lab.target_config());
     config
+}
+
+/// Real milliseconds that correspond to `simulated_ms` at clock `speed`.
+fn real_ms(simulated_ms: f64, speed: f64) -> u64 {
+    (simulated_ms / speed).round() as u64
 }
 
 /// Start variables: the rehearsal's defaults, the scenario's own, then the caller's extras

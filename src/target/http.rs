@@ -2,14 +2,17 @@
 //! transport failures and error bodies to [`TargetError`].
 use super::error::{Api, ErrorKind, TargetError};
 use crate::config::{HttpAuth, Secret, SecretError};
+use crate::zeebe::ClientError;
+use crate::zeebe::auth::{OAuthProvider, OAuthSettings};
 use bytes::Bytes;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
 /// Credentials for one API, resolved from [`HttpAuth`] secret references.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub enum HttpAuthResolved {
     #[default]
     None,
@@ -21,10 +24,28 @@ pub enum HttpAuthResolved {
     Bearer(Secret),
     /// `Authorization: ApiKey <key>` (Elasticsearch API keys, base64 `id:key`).
     ApiKey(Secret),
+    /// `Authorization: Bearer <token>` from OAuth client credentials (the provider the
+    /// management connection uses too): cached, refreshed before expiry and once on HTTP 401.
+    OAuth(Arc<OAuthProvider>),
 }
 
+impl PartialEq for HttpAuthResolved {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::None, Self::None) => true,
+            (Self::Basic { username: a, password: p }, Self::Basic { username: b, password: q }) => a == b && p == q,
+            (Self::Bearer(a), Self::Bearer(b)) | (Self::ApiKey(a), Self::ApiKey(b)) => a == b,
+            (Self::OAuth(a), Self::OAuth(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for HttpAuthResolved {}
+
 impl HttpAuthResolved {
-    /// Reads the secrets a config entry points at.
+    /// Reads the secrets a config entry points at (an OAuth client secret is checked here and
+    /// read again at each token request).
     pub fn resolve(auth: &HttpAuth) -> Result<Self, SecretError> {
         Ok(match auth {
             HttpAuth::None => HttpAuthResolved::None,
@@ -33,19 +54,77 @@ impl HttpAuthResolved {
             }
             HttpAuth::Bearer { token } => HttpAuthResolved::Bearer(token.resolve()?),
             HttpAuth::ApiKey { key } => HttpAuthResolved::ApiKey(key.resolve()?),
+            HttpAuth::Oauth { client_id, client_secret, authorization_server_url, audience, scope } => {
+                client_secret.resolve()?;
+                let provider = OAuthProvider::new(OAuthSettings {
+                    token_url: authorization_server_url.clone(),
+                    client_id: client_id.clone(),
+                    client_secret: client_secret.clone(),
+                    audience: audience.clone(),
+                    scope: scope.clone(),
+                })
+                .map_err(|e| SecretError::Unusable(e.to_string()))?;
+                HttpAuthResolved::OAuth(Arc::new(provider))
+            }
         })
     }
 
-    fn apply(&self, request: RequestBuilder) -> RequestBuilder {
+    /// OAuth credentials whose token can be refreshed after a 401.
+    fn refreshable(&self) -> Option<&OAuthProvider> {
         match self {
+            HttpAuthResolved::OAuth(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    async fn apply(&self, api: Api, request: RequestBuilder) -> Result<RequestBuilder, TargetError> {
+        Ok(match self {
             HttpAuthResolved::None => request,
             HttpAuthResolved::Basic { username, password } => request.basic_auth(username, Some(password.expose())),
             HttpAuthResolved::Bearer(token) => request.bearer_auth(token.expose()),
             HttpAuthResolved::ApiKey(key) => {
                 request.header(reqwest::header::AUTHORIZATION, format!("ApiKey {}", key.expose()))
             }
-        }
+            HttpAuthResolved::OAuth(provider) => {
+                let token = provider.token().await.map_err(|e| token_error(api, &e))?;
+                request.bearer_auth(token)
+            }
+        })
     }
+}
+
+/// The config key holding the credentials of `api` in a region.
+pub(crate) fn auth_key(api: Api) -> &'static str {
+    match api {
+        Api::Rest => "rest_auth",
+        Api::Elasticsearch => "elasticsearch_auth",
+        Api::Management => "management_url (the management API takes no credentials)",
+    }
+}
+
+/// A failed token request for a target API, naming the config key to fix.
+fn token_error(api: Api, e: &ClientError) -> TargetError {
+    let kind = match e {
+        ClientError::TokenRejected { .. } | ClientError::Secret(_) => ErrorKind::Unauthorized,
+        _ => ErrorKind::Unreachable,
+    };
+    // ClientError's text names management.auth; say which key of the target it is instead.
+    let detail = match e {
+        ClientError::TokenRejected { url, status, body } => {
+            format!("the identity provider at {url} rejected the client credentials (HTTP {status}): {body}")
+        }
+        ClientError::TokenEndpoint { url, reason } => format!("cannot fetch an OAuth token from {url}: {reason}"),
+        ClientError::Secret(s) => format!("cannot read the client secret: {s}"),
+        other => other.to_string(),
+    };
+    TargetError::new(
+        api,
+        kind,
+        format!(
+            "{detail}; check the region's {} (client_id, client_secret, authorization_server_url, audience, scope)",
+            auth_key(api)
+        ),
+    )
 }
 
 /// Request body variants.
@@ -81,19 +160,33 @@ impl HttpCore {
             TargetError::new(
                 api,
                 ErrorKind::InvalidRequest,
-                format!("invalid base URL {:?}: {e} (expected e.g. http://host:port)", redact(base_url)),
+                format!(
+                    "invalid base URL {:?}: {e} (expected e.g. http://host:port)",
+                    crate::config::redact_url(base_url)
+                ),
             )
         })?;
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
             return Err(TargetError::new(
                 api,
                 ErrorKind::InvalidRequest,
-                format!("invalid base URL {:?}: scheme must be http or https", redact(base_url)),
+                format!("invalid base URL {:?}: scheme must be http or https", crate::config::redact_url(base_url)),
             ));
         }
-        // Credentials belong in the auth config, not in the URL: drop them so they never show up.
-        let _ = base.set_username("");
-        let _ = base.set_password(None);
+        // Credentials belong in the auth config, not in the URL (they would be printed wherever
+        // the URL is): refuse them, without showing them.
+        if !base.username().is_empty() || base.password().is_some() {
+            return Err(TargetError::new(
+                api,
+                ErrorKind::InvalidRequest,
+                format!(
+                    "the URL {} contains credentials; remove them and configure the region's {} with a secret \
+                     reference instead",
+                    crate::config::redact_url(base_url),
+                    auth_key(api)
+                ),
+            ));
+        }
         base.set_query(None);
         base.set_fragment(None);
         let client = reqwest::Client::builder()
@@ -134,15 +227,34 @@ impl HttpCore {
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
         }
-        let mut request = self.client.request(method.clone(), url.clone());
-        request = self.auth.apply(request);
-        request = match body {
-            Body::None => request,
-            Body::Json(value) => request.json(&value),
-            Body::Multipart(form) => request.multipart(form),
+        // A multipart body cannot be sent twice: no token refresh retry for it.
+        let (mut body, mut multipart) = match body {
+            Body::Multipart(form) => (None, Some(form)),
+            other => (Some(other), None),
         };
-        tracing::debug!(api = %self.api, %method, url = %url, "target request");
-        let response = request.send().await.map_err(|e| self.transport_error(&method, &url, &e))?;
+        let mut refreshed = false;
+        let response = loop {
+            let mut request = self.auth.apply(self.api, self.client.request(method.clone(), url.clone())).await?;
+            request = match (&body, multipart.take()) {
+                (_, Some(form)) => request.multipart(form),
+                (Some(Body::Json(value)), None) => request.json(value),
+                _ => request,
+            };
+            tracing::debug!(api = %self.api, %method, url = %url, "target request");
+            let response = request.send().await.map_err(|e| self.transport_error(&method, &url, &e))?;
+            if response.status() == StatusCode::UNAUTHORIZED
+                && !refreshed
+                && body.is_some()
+                && let Some(provider) = self.auth.refreshable()
+            {
+                tracing::info!(api = %self.api, "HTTP 401: refreshing the OAuth token once");
+                provider.invalidate().await;
+                refreshed = true;
+                continue;
+            }
+            body.take();
+            break response;
+        };
         let status = response.status();
         let body = response.bytes().await.map_err(|e| self.transport_error(&method, &url, &e))?;
         tracing::debug!(api = %self.api, %method, url = %url, status = status.as_u16(), "target response");
@@ -166,11 +278,24 @@ impl HttpCore {
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
         }
-        let request = self
-            .auth
-            .apply(self.client.request(method.clone(), url.clone()))
-            .timeout(self.timeout.saturating_add(server_wait));
-        let response = request.send().await.map_err(|e| self.transport_error(&method, &url, &e))?;
+        let mut refreshed = false;
+        let response = loop {
+            let request = self
+                .auth
+                .apply(self.api, self.client.request(method.clone(), url.clone()))
+                .await?
+                .timeout(self.timeout.saturating_add(server_wait));
+            let response = request.send().await.map_err(|e| self.transport_error(&method, &url, &e))?;
+            if response.status() == StatusCode::UNAUTHORIZED
+                && !refreshed
+                && let Some(provider) = self.auth.refreshable()
+            {
+                provider.invalidate().await;
+                refreshed = true;
+                continue;
+            }
+            break response;
+        };
         let status = response.status();
         let body = response.bytes().await.map_err(|e| self.transport_error(&method, &url, &e))?;
         Ok(Raw { status, body })
@@ -254,6 +379,18 @@ impl HttpCore {
         {
             kind = ErrorKind::NotFound;
         }
+        let message = if kind == ErrorKind::Unauthorized {
+            let verb = if status == 401 { "rejected the credentials" } else { "denied the request" };
+            format!(
+                "{message}; the {} {verb}: check the region's {} in the target configuration (method, user \
+                 name / secret reference, and that the secret is current{})",
+                self.api,
+                auth_key(self.api),
+                if status == 403 { ", and the user's permissions" } else { "" }
+            )
+        } else {
+            message
+        };
         TargetError { es_type, ..TargetError::new(self.api, kind, message) }
             .with_request(method.as_str(), url.as_str())
             .with_status(status)
@@ -323,16 +460,6 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     message
 }
 
-/// A URL string with user info removed, for messages about unparseable URLs.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}***@{}", &url[..scheme_end + 3], &url[at + 1..])
-        }
-        _ => url.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,13 +483,18 @@ mod tests {
 
     #[test]
     fn urls_drop_credentials_and_encode_segments() {
-        let core = HttpCore::new(
+        let err = HttpCore::new(
             Api::Elasticsearch,
             "http://elastic:changeme@es:9200/prefix/",
             HttpAuthResolved::None,
             Duration::from_secs(1),
         )
-        .unwrap();
+        .unwrap_err();
+        assert!(!err.to_string().contains("changeme"), "{err}");
+        assert!(err.to_string().contains("elasticsearch_auth"), "{err}");
+        let core =
+            HttpCore::new(Api::Elasticsearch, "http://es:9200/prefix/", HttpAuthResolved::None, Duration::from_secs(1))
+                .unwrap();
         assert_eq!(core.url(&["_snapshot", "a b", "c/d"]).as_str(), "http://es:9200/prefix/_snapshot/a%20b/c%2Fd");
         let err = HttpCore::new(Api::Rest, "ftp://x", HttpAuthResolved::None, Duration::from_secs(1)).unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidRequest);

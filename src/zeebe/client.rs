@@ -51,7 +51,14 @@ impl GatewayClient {
     /// Like [`GatewayClient::connect`] with explicit credentials.
     pub fn with_credentials(cfg: &ManagementConfig, credentials: Credentials) -> Result<Self, ClientError> {
         let address = cfg.grpc_address.trim().to_string();
-        let invalid = |reason: String| ClientError::InvalidAddress { address: address.clone(), reason };
+        let invalid =
+            |reason: String| ClientError::InvalidAddress { address: crate::config::redact_url(&address), reason };
+        if crate::config::url_has_credentials(&address) {
+            // printed by `topology` and the worker's start line: refuse, never show them
+            return Err(invalid(
+                "it contains credentials (user:password@); remove them and configure management.auth instead".into(),
+            ));
+        }
         let uri: http::Uri = address.parse().map_err(|e| invalid(format!("not a URI ({e})")))?;
         let tls = match uri.scheme_str() {
             Some("http") | Some("grpc") => false,

@@ -57,6 +57,12 @@ pub enum ClientError {
          management.request_timeout_ms or check the network"
     )]
     Timeout { rpc: &'static str, timeout_ms: u64 },
+    #[error(
+        "gateway {address} answered {rpc} with plain HTTP ({message}): this looks like the REST port (8080) \
+         or another HTTP server, not the Zeebe gRPC gateway; set management.grpc_address (or \
+         CAMUNDA_GRPC_ADDRESS) to the gRPC port, usually 26500 (http://host:26500)"
+    )]
+    NotGrpc { rpc: &'static str, address: String, message: String },
     #[error("{rpc} failed with gRPC status {code:?}: {message}")]
     Other { rpc: &'static str, code: tonic::Code, message: String },
 }
@@ -69,6 +75,10 @@ impl ClientError {
             tonic::Code::Unavailable => Self::Unavailable { rpc, address: address.to_string(), message },
             tonic::Code::Unknown if is_transport_message(&message) => {
                 Self::Unavailable { rpc, address: address.to_string(), message }
+            }
+            // tonic maps an answer without grpc-status from its HTTP status: 404 -> Unimplemented
+            tonic::Code::Unimplemented if message.contains("HTTP status code") => {
+                Self::NotGrpc { rpc, address: address.to_string(), message }
             }
             tonic::Code::Unauthenticated => Self::Unauthenticated { rpc, message },
             tonic::Code::PermissionDenied => Self::PermissionDenied { rpc, message },
@@ -94,6 +104,7 @@ impl ClientError {
             Self::ResourceExhausted { .. } => tonic::Code::ResourceExhausted,
             Self::Timeout { .. } => tonic::Code::DeadlineExceeded,
             Self::Other { code, .. } => *code,
+            Self::NotGrpc { .. } => tonic::Code::Unimplemented,
             _ => return None,
         })
     }
@@ -131,6 +142,7 @@ impl ClientError {
             Self::FailedPrecondition { .. } => "failed_precondition",
             Self::ResourceExhausted { .. } => "resource_exhausted",
             Self::Timeout { .. } => "timeout",
+            Self::NotGrpc { .. } => "not_grpc",
             Self::Other { .. } => "other",
         }
     }

@@ -6,7 +6,12 @@
 //!   while it is open), asking for the free slots whenever fewer than 70% of `max_jobs_active`
 //!   handlers run, and pausing `poll_interval_ms` after an empty poll;
 //! - at most `max_jobs_active` handlers at once;
-//! - exponential back-off with jitter (factor 1.6, ±10%) after gateway errors;
+//! - exponential back-off with jitter (factor 1.6, ±10%) after gateway errors; connection and
+//!   credential errors (gateway unreachable, token endpoint failing or refusing) close one
+//!   [`Gate`] shared by all loops, so a failing gateway or identity provider sees one probe per
+//!   back-off step, not one call per loop;
+//! - repeated identical error lines are rate-limited: the first is logged, then at most one per
+//!   [`LOG_REPEAT_WINDOW`] saying how many were suppressed;
 //! - outcomes become CompleteJob / FailJob (`retries - 1`, retry back-off) / ThrowError;
 //!   NOT_FOUND on those is logged (the job timed out or was cancelled), never fatal;
 //! - a handler still running at half the job timeout gets UpdateJobTimeout, repeatedly;
@@ -15,13 +20,13 @@
 //! [`Worker::run`] returns after its shutdown future completes and the in-flight jobs finished
 //! (or `shutdown_grace_ms` ran out). Dropping the run future (or [`WorkerHandle::abort`]) stops
 //! everything at once, handlers included: rehearsals use this to simulate a crash.
-use super::backoff::Backoff;
+use super::backoff::{Backoff, Gate, Pass};
 use super::client::GatewayClient;
 use super::error::ClientError;
 use super::job::{Job, JobOutcome};
 use crate::config::WorkerConfig;
 use crate::gateway_protocol as pb;
-use crate::observe::{Health, Metrics};
+use crate::observe::{Health, LogDecision, LogLimiter, Metrics};
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -48,6 +53,24 @@ where
 const POLL_THRESHOLD: f64 = 0.7;
 /// How often a complete/fail/throw is attempted when the gateway is unreachable or overloaded.
 const REPORT_ATTEMPTS: u32 = 5;
+/// An identical error line is logged at most once per this window (with the suppressed count).
+pub const LOG_REPEAT_WINDOW: Duration = Duration::from_secs(30);
+/// Longest pause of the shared connection gate: at least this, or `backoff_max_ms` if longer.
+pub const CONNECTION_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Errors every call would hit alike until something outside changes: they close the shared
+/// [`Gate`] instead of being retried by each loop on its own.
+pub fn is_connection_error(e: &ClientError) -> bool {
+    matches!(
+        e,
+        ClientError::Unavailable { .. }
+            | ClientError::Unauthenticated { .. }
+            | ClientError::TokenEndpoint { .. }
+            | ClientError::TokenRejected { .. }
+            | ClientError::Secret(_)
+            | ClientError::NotGrpc { .. }
+    )
+}
 
 /// Why the worker could not run.
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +167,8 @@ struct TypeCtx {
     running: AtomicUsize,
     freed: Notify,
     total_running: Arc<AtomicUsize>,
+    gate: Arc<Gate>,
+    log: Arc<LogLimiter>,
 }
 
 type JobTasks = Arc<Mutex<JoinSet<()>>>;
@@ -181,6 +206,11 @@ impl Worker {
         // Owned by this future only: dropping it aborts the loops and then every job task.
         let job_tasks: JobTasks = Arc::new(Mutex::new(JoinSet::new()));
         let mut loops = JoinSet::new();
+        let gate = Arc::new(Gate::new(
+            Duration::from_millis(self.config.backoff_min_ms),
+            Duration::from_millis(self.config.backoff_max_ms).max(CONNECTION_BACKOFF_MAX),
+        ));
+        let log = Arc::new(LogLimiter::new(LOG_REPEAT_WINDOW));
         self.metrics.set_handlers(self.handlers.len());
         if self.handlers.is_empty() {
             tracing::warn!("no job handlers registered: the worker activates nothing");
@@ -196,6 +226,8 @@ impl Worker {
                 running: AtomicUsize::new(0),
                 freed: Notify::new(),
                 total_running: total_running.clone(),
+                gate: gate.clone(),
+                log: log.clone(),
             });
             if self.config.stream_enabled {
                 loops.spawn(stream_loop(ctx.clone(), job_tasks.clone(), stop_rx.clone()));
@@ -208,6 +240,7 @@ impl Worker {
                 health.clone(),
                 *interval,
                 self.metrics.clone(),
+                log.clone(),
                 stop_rx.clone(),
             ));
         }
@@ -301,12 +334,25 @@ async fn poll_loop(ctx: Arc<TypeCtx>, tasks: JobTasks, mut stop: watch::Receiver
             request_timeout: ctx.config.request_timeout_ms as i64,
             tenant_ids: Vec::new(),
         };
+        let pass = tokio::select! {
+            p = ctx.gate.pass() => p,
+            _ = stopped(&mut stop) => return,
+        };
         let result = tokio::select! {
             r = ctx.client.activate_jobs(req) => r,
             _ = stopped(&mut stop) => return,
         };
         match result {
+            Err(e) if is_connection_error(&e) => {
+                ctx.metrics.gateway_error("ActivateJobs", e.kind());
+                let (delay, new_step) = ctx.gate.failure(pass == Pass::Probe);
+                if new_step {
+                    log_gateway_error(&ctx, "ActivateJobs", &e, delay);
+                }
+                // the gate makes every loop wait out the delay
+            }
             Ok(jobs) => {
+                ctx.gate.success();
                 backoff.reset();
                 let empty = jobs.is_empty();
                 for job in jobs {
@@ -322,9 +368,11 @@ async fn poll_loop(ctx: Arc<TypeCtx>, tasks: JobTasks, mut stop: watch::Receiver
                 }
             }
             Err(e) => {
+                // the gateway answered: the connection is fine, this call was not
+                ctx.gate.success();
                 ctx.metrics.gateway_error("ActivateJobs", e.kind());
                 let delay = backoff.next_delay();
-                log_gateway_error(&ctx.job_type, "ActivateJobs", &e, delay);
+                log_gateway_error(&ctx, "ActivateJobs", &e, delay);
                 if sleep_or_stop(delay, &mut stop).await {
                     return;
                 }
@@ -351,21 +399,35 @@ async fn stream_loop(ctx: Arc<TypeCtx>, tasks: JobTasks, mut stop: watch::Receiv
             fetch_variable: Vec::new(),
             tenant_ids: Vec::new(),
         };
+        let pass = tokio::select! {
+            p = ctx.gate.pass() => p,
+            _ = stopped(&mut stop) => return,
+        };
         let opened = tokio::select! {
             r = ctx.client.stream_activated_jobs(req) => r,
             _ = stopped(&mut stop) => return,
         };
         match opened {
+            Err(e) if is_connection_error(&e) => {
+                ctx.metrics.gateway_error("StreamActivatedJobs", e.kind());
+                let (delay, new_step) = ctx.gate.failure(pass == Pass::Probe);
+                if new_step {
+                    log_gateway_error(&ctx, "StreamActivatedJobs", &e, delay);
+                }
+                continue;
+            }
             Err(e) => {
+                ctx.gate.success();
                 ctx.metrics.gateway_error("StreamActivatedJobs", e.kind());
                 let delay = backoff.next_delay();
-                log_gateway_error(&ctx.job_type, "StreamActivatedJobs", &e, delay);
+                log_gateway_error(&ctx, "StreamActivatedJobs", &e, delay);
                 if sleep_or_stop(delay, &mut stop).await {
                     return;
                 }
                 continue;
             }
             Ok(mut stream) => {
+                ctx.gate.success();
                 backoff.reset();
                 tracing::debug!(job_type = %ctx.job_type, "job stream open");
                 loop {
@@ -389,7 +451,12 @@ async fn stream_loop(ctx: Arc<TypeCtx>, tasks: JobTasks, mut stop: watch::Receiv
                         Err(status) => {
                             let e = ClientError::from_status("StreamActivatedJobs", ctx.client.address(), &status);
                             ctx.metrics.gateway_error("StreamActivatedJobs", e.kind());
-                            tracing::warn!(job_type = %ctx.job_type, error = %e, "job stream failed; reopening");
+                            if is_connection_error(&e) {
+                                ctx.gate.failure(false);
+                            }
+                            if let LogDecision::Log { suppressed } = ctx.log.check(&e.to_string()) {
+                                tracing::warn!(job_type = %ctx.job_type, error = %e, suppressed, "job stream failed; reopening");
+                            }
                             break;
                         }
                     }
@@ -408,6 +475,7 @@ async fn topology_loop(
     health: Arc<Health>,
     interval: Duration,
     metrics: Arc<Metrics>,
+    log: Arc<LogLimiter>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -415,7 +483,9 @@ async fn topology_loop(
             Ok(_) => health.topology_ok(),
             Err(e) => {
                 metrics.gateway_error("Topology", e.kind());
-                tracing::warn!(error = %e, "readiness check: Topology failed");
+                if let LogDecision::Log { suppressed } = log.check(&format!("Topology|{e}")) {
+                    tracing::warn!(error = %e, suppressed, "readiness check: Topology failed");
+                }
             }
         }
         if sleep_or_stop(interval, &mut stop).await {
@@ -424,10 +494,22 @@ async fn topology_loop(
     }
 }
 
-fn log_gateway_error(job_type: &str, rpc: &str, e: &ClientError, delay: Duration) {
+/// Logs a failed gateway call, rate-limited per identical error text (all job types share it:
+/// one cause, one line).
+fn log_gateway_error(ctx: &TypeCtx, rpc: &str, e: &ClientError, delay: Duration) {
+    let LogDecision::Log { suppressed } = ctx.log.check(&e.to_string()) else {
+        return;
+    };
+    let job_type = ctx.job_type.as_str();
     let backoff_ms = delay.as_millis() as u64;
     if e.is_retryable() {
-        tracing::warn!(job_type, rpc, backoff_ms, error = %e, "gateway call failed; backing off");
+        if suppressed > 0 {
+            tracing::warn!(job_type, rpc, backoff_ms, suppressed, error = %e, "gateway call failed; backing off (repeated {suppressed} times since the last report)");
+        } else {
+            tracing::warn!(job_type, rpc, backoff_ms, error = %e, "gateway call failed; backing off");
+        }
+    } else if suppressed > 0 {
+        tracing::error!(job_type, rpc, backoff_ms, suppressed, error = %e, "gateway call failed; backing off (repeated {suppressed} times since the last report)");
     } else {
         tracing::error!(job_type, rpc, backoff_ms, error = %e, "gateway call failed; backing off");
     }

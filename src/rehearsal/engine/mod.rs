@@ -198,8 +198,10 @@ async fn drive_time(h: EngineHandle) {
         if *shutdown.borrow() {
             return;
         }
-        let next = h.with(|s| s.tick());
+        // mark changes seen *before* the tick: a change made after the tick (a new timer, say)
+        // must wake this loop, or that timer fires only at the next 1 s wake-up
         changes.borrow_and_update();
+        let next = h.with(|s| s.tick());
         let wait = match next {
             Some(due) => h.shared.clock.real_deadline(due).saturating_duration_since(std::time::Instant::now()),
             None => Duration::from_secs(1),
