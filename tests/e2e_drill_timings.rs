@@ -1,6 +1,7 @@
 //! End-to-end drill (real BPMN, rehearsal engine, real worker, lab): each phase of a drill
 //! measures its own time. The failover and failback are called by the drill and inherit its
 //! `startedAt` variable; their reports must not count the drill's earlier time as their own.
+#![cfg(feature = "rehearsal")] // needs the simulator (lab, engine)
 use c8dr::rehearsal::lab::LabDurations;
 use c8dr::rehearsal::run::{RehearseOptions, Scenario, rehearse};
 use chrono::{DateTime, Utc};

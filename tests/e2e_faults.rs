@@ -2,6 +2,7 @@
 //! lab answering 30 % of all region API requests with 500/503 (a fixed seed, so the same faults
 //! every run). Transient failures must be retried with back-off (worker.transient_retry) instead
 //! of spending the BPMN's few job retries in seconds and ending in an incident.
+#![cfg(feature = "rehearsal")] // needs the simulator (lab, engine)
 use c8dr::rehearsal::lab::{Api, FaultConfig, LabDurations};
 use c8dr::rehearsal::run::{RehearseOptions, rehearse};
 use std::time::Duration;
