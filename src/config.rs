@@ -99,6 +99,9 @@ pub struct WorkerConfig {
     pub shutdown_grace_ms: u64,
     /// Retry back-off asked of the engine when a step fails transiently (ms).
     pub fail_retry_backoff_ms: u64,
+    /// How long a step failing transiently (target unreachable, 5xx) is retried before its job
+    /// retries are spent, and with which back-off (`[worker.transient_retry]`).
+    pub transient_retry: TransientRetryConfig,
     /// `/metrics`, `/healthz`, `/readyz`; empty disables the endpoint.
     pub metrics_address: String,
     /// A verification check that finds its goal not reached yet keeps observing for up to this
@@ -122,10 +125,33 @@ impl Default for WorkerConfig {
             backoff_max_ms: 5_000,
             shutdown_grace_ms: 30_000,
             fail_retry_backoff_ms: 5_000,
+            transient_retry: TransientRetryConfig::default(),
             metrics_address: "127.0.0.1:9464".into(),
             check_watch_ms: 20_000,
             check_poll_ms: 2_000,
         }
+    }
+}
+
+/// Retrying transient step failures: exponential back-off (`initial_backoff_ms`, doubling, capped
+/// at `max_backoff_ms`) while the back-offs add up to at most `window_ms`; the job's own retries
+/// are kept meanwhile and only spent once the window is used up. Times are the engine's (the
+/// engine waits the back-off), so any worker replica continues the same budget.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransientRetryConfig {
+    /// Total back-off a step may spend on transient failures (ms). 0 disables the budget (every
+    /// failure spends one job retry).
+    pub window_ms: u64,
+    /// First back-off (ms); doubled after each further failure.
+    pub initial_backoff_ms: u64,
+    /// Cap of one back-off (ms).
+    pub max_backoff_ms: u64,
+}
+
+impl Default for TransientRetryConfig {
+    fn default() -> Self {
+        Self { window_ms: 600_000, initial_backoff_ms: 5_000, max_backoff_ms: 60_000 }
     }
 }
 

@@ -217,6 +217,22 @@ fn a_check_watch_that_outlives_the_job_is_refused() {
     assert!(!problems.iter().any(|p| p.field.starts_with("worker.")), "{problems:?}");
 }
 
+/// 12.16: the transient retry window is read from `[worker.transient_retry]` and a back-off
+/// schedule that cannot work is refused naming the key.
+#[test]
+fn the_transient_retry_window_is_configured_and_checked() {
+    let f = file("[worker.transient_retry]\nwindow_ms = 300000\ninitial_backoff_ms = 2000\nmax_backoff_ms = 30000\n");
+    let cfg = Config::load_with_env(Some(f.path()), &env(&[])).unwrap();
+    let tr = &cfg.worker.transient_retry;
+    assert_eq!((tr.window_ms, tr.initial_backoff_ms, tr.max_backoff_ms), (300_000, 2_000, 30_000));
+    let f = file("[worker.transient_retry]\ninitial_backoff_ms = 0\n");
+    let cfg = Config::load_with_env(Some(f.path()), &env(&[])).unwrap();
+    let problems = cfg.validate_with_env(&env(&[])).unwrap_err();
+    assert!(problems.iter().any(|p| p.field == "worker.transient_retry.initial_backoff_ms"), "{problems:?}");
+    let f = file("[worker.transient_retry]\nwindow_minutes = 10\n");
+    assert!(Config::load_with_env(Some(f.path()), &env(&[])).is_err(), "unknown keys are refused");
+}
+
 const SECRET: &str = "hunter2-Sup3rS3cret";
 
 fn basic_management(password: &str) -> String {

@@ -311,8 +311,11 @@ async fn injected_faults_fail_the_job_for_a_retry() {
     t.lab.set_faults(Some(FaultConfig { seed: 7, error_rate: 1.0, ..Default::default() }));
     let fo = json!({"lostRegion": 1, "survivingRegion": 0});
     match t.run("verify-topology", &fo, &[("expect", "degraded")]).await {
-        JobOutcome::Fail { retry_backoff, .. } => {
-            assert_eq!(retry_backoff, Some(Duration::from_millis(10)))
+        JobOutcome::Fail { retry_backoff, retries, .. } => {
+            // transient: the job's retries are kept and the back-off is the first of
+            // worker.transient_retry (not fail_retry_backoff_ms, used once the window is spent)
+            let first = c8dr::config::TransientRetryConfig::default().initial_backoff_ms;
+            assert_eq!((retry_backoff, retries), (Some(Duration::from_millis(first)), Some(3)))
         }
         other => panic!("{other:?}"),
     }

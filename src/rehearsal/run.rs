@@ -215,6 +215,8 @@ fn rehearsal_config(lab: &LabHandle, engine: &EngineHandle, opts: &RehearseOptio
             shutdown_grace_ms: 2_000,
             // simulated: the engine measures back-offs on its clock
             fail_retry_backoff_ms: 5_000,
+            // simulated too: transient failures are retried for 10 simulated minutes
+            transient_retry: Default::default(),
             metrics_address: String::new(),
             // checks keep observing for 60 s, every 0.25 s (simulated; the worker runs in real time)
             check_watch_ms: real_ms(60_000.0, opts.speed)
