@@ -7,7 +7,7 @@ use crate::config::{Config, TargetConfig, TransientRetryConfig};
 use crate::procedure::adapter::ClientTarget;
 use crate::procedure::api::{
     ApiResult, ClusterView, ExporterStatus, HealthInfo, IndexInfo, Mutation, MutationResult, PlannedChange,
-    RecoveryInfo, SnapshotInfo, TargetApi, TopologyView,
+    RecoveryInfo, RepositoryView, SnapshotInfo, TargetApi, TopologyView,
 };
 use crate::procedure::drill::{NoRegionControl, RegionControl};
 use crate::procedure::journal::{EntryKind, Journal, JournalEntry, scrub};
@@ -138,11 +138,11 @@ impl TargetApi for RetryingReads {
     fn repository_exists(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<bool>> {
         self.read("repository_exists", move || self.inner.repository_exists(region, repository.clone()))
     }
-    fn repository_readonly(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<Option<bool>>> {
-        self.read("repository_readonly", move || self.inner.repository_readonly(region, repository.clone()))
+    fn repository(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<Option<RepositoryView>>> {
+        self.read("repository", move || self.inner.repository(region, repository.clone()))
     }
-    fn snapshots(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<Vec<SnapshotInfo>>> {
-        self.read("snapshots", move || self.inner.snapshots(region, repository.clone()))
+    fn snapshot(&self, region: u8, repository: String, name: String) -> BoxFuture<'_, ApiResult<Option<SnapshotInfo>>> {
+        self.read("snapshot", move || self.inner.snapshot(region, repository.clone(), name.clone()))
     }
     fn recoveries(&self, region: u8) -> BoxFuture<'_, ApiResult<Vec<RecoveryInfo>>> {
         self.read("recoveries", move || self.inner.recoveries(region))

@@ -25,6 +25,8 @@ async fn setup(options: LabOptions) -> T {
     let mut config = Config::default();
     config.journal.path = dir.path().join("journal.jsonl");
     config.worker.fail_retry_backoff_ms = 10;
+    // these tests drive each check one observation at a time (the watch is tested in procedure)
+    config.worker.check_watch_ms = 0;
     let mut target: TargetConfig = lab.target_config();
     for r in &mut target.regions {
         r.timeout_ms = 2_000;
@@ -453,6 +455,7 @@ async fn manual_helm_mode_hands_the_command_to_a_person() {
     let lab = Lab::start(LabOptions { durations: LabDurations::fast(), ..Default::default() }).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
+    config.worker.check_watch_ms = 0;
     config.journal.path = dir.path().join("j.jsonl");
     let mut target = lab.target_config();
     target.helm.mode = c8dr::config::HelmMode::Manual;
