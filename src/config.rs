@@ -160,11 +160,14 @@ impl Default for TransientRetryConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct JournalConfig {
     pub path: PathBuf,
+    /// Sync every line to disk before the step goes on (keep it on in production: the journal is
+    /// the audit record of every mutating call). Rehearsals turn it off for their temporary journal.
+    pub fsync: bool,
 }
 
 impl Default for JournalConfig {
     fn default() -> Self {
-        Self { path: PathBuf::from("c8dr-journal.jsonl") }
+        Self { path: PathBuf::from("c8dr-journal.jsonl"), fsync: true }
     }
 }
 

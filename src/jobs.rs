@@ -164,7 +164,7 @@ impl TargetApi for RetryingReads {
 impl StepContext {
     /// Context with the real target clients; journal at `config.journal.path`.
     pub fn new(config: Arc<Config>) -> Self {
-        let journal = Journal::new(config.journal.path.clone());
+        let journal = Journal::with_fsync(config.journal.path.clone(), config.journal.fsync);
         let worker_name = config.worker.name.clone();
         Self::with_connector(config, journal, worker_name, Box::new(connect_clients))
     }

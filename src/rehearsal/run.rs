@@ -218,12 +218,13 @@ fn rehearsal_config(lab: &LabHandle, engine: &EngineHandle, opts: &RehearseOptio
             // simulated too: transient failures are retried for 10 simulated minutes
             transient_retry: Default::default(),
             metrics_address: String::new(),
-            // checks keep observing for 60 s, every 0.25 s (simulated; the worker runs in real time)
-            check_watch_ms: real_ms(60_000.0, opts.speed)
+            // checks keep observing for 120 s, every 0.1 s (simulated; the worker runs in real time)
+            check_watch_ms: real_ms(120_000.0, opts.speed)
                 .min((opts.job_timeout.as_millis() as u64 / 2).saturating_sub(1)),
-            check_poll_ms: real_ms(250.0, opts.speed).max(1),
+            check_poll_ms: real_ms(100.0, opts.speed).max(1),
         },
-        journal: JournalConfig { path: journal },
+        // a throwaway journal in a temporary directory: not synced line by line (see Journal::with_fsync)
+        journal: JournalConfig { path: journal, fsync: false },
         targets: BTreeMap::new(),
     };
     config.targets.insert(LAB_TARGET.into(), lab.target_config());
