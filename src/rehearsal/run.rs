@@ -218,6 +218,7 @@ fn rehearsal_config(lab: &LabHandle, engine: &EngineHandle, opts: &RehearseOptio
         },
         journal: JournalConfig { path: journal },
         targets: BTreeMap::new(),
+        notifications: Default::default(),
     };
     config.targets.insert(LAB_TARGET.into(), lab.target_config());
     config
