@@ -143,8 +143,9 @@ impl Event {
         if let Some(s) = rto {
             message.push_str(&format!(" (recovery time {s:.1} s)"));
         }
-        if let Some(reason) = report.get("outcomeReason").filter(|v| !v.is_null()) {
-            let r = reason.as_str().map(str::to_string).unwrap_or_else(|| reason.to_string());
+        let reason = report.get("outcomeReason").filter(|v| !v.is_null());
+        let reason = reason.map(|r| r.as_str().map(str::to_string).unwrap_or_else(|| r.to_string()));
+        if let Some(r) = reason.filter(|r| !r.trim().is_empty()) {
             message.push_str(&format!("; reason: {}", crate::procedure::journal::scrub(&r)));
         }
         let mut details = Map::new();

@@ -211,7 +211,8 @@ async fn events_go_only_to_webhooks_that_want_them_and_the_outcome_carries_the_r
     let n = Notifier::new(config(vec![a, b], 2));
     // not wanted by either
     notify_step(Some(&n), &step_failed_input()).await.unwrap();
-    let report = json!({"process": "failover", "outcome": "completed", "recoveryTimeSeconds": 312.5});
+    let report =
+        json!({"process": "failover", "outcome": "completed", "recoveryTimeSeconds": 312.5, "outcomeReason": ""});
     let deliveries = n.send(&Event::outcome(&step_failed_input(), &report)).await;
     assert_eq!(deliveries.len(), 1);
     let r = rx_a.lock().unwrap();
@@ -221,6 +222,7 @@ async fn events_go_only_to_webhooks_that_want_them_and_the_outcome_carries_the_r
     assert_eq!(body["severity"], "info");
     assert_eq!(body["details"]["recoveryTimeSeconds"], json!(312.5));
     assert!(body["message"].as_str().unwrap().contains("312.5 s"), "{body}");
+    assert!(!body["message"].as_str().unwrap().contains("reason"), "no empty reason: {body}");
     assert!(rx_b.lock().unwrap().posts.is_empty());
 }
 

@@ -8,6 +8,9 @@ use c8dr::rehearsal::lab::{Lab, LabDurations, LabOptions};
 use serde_json::Value;
 use std::process::Command;
 
+#[path = "engine_support/mod.rs"]
+mod support;
+
 fn entry(kind: EntryKind, pik: i64, step: &str, action: &str, secs: i64, region: Option<u8>) -> JournalEntry {
     JournalEntry {
         time: chrono::DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap(),
@@ -105,5 +108,59 @@ async fn status_shows_a_lost_region_as_unreachable_and_the_journal_state() {
     assert!(text.contains("region 1") && text.contains("UNREACHABLE"), "{text}");
     assert!(text.contains("running DR processes: UNKNOWN"), "{text}");
     assert!(text.contains("recovery time 95.0 s"), "{text}");
+    lab.shutdown().await;
+}
+
+/// A process with one service task no worker takes: it stays at that step.
+fn waiting_process(id: &str, task_name: &str) -> String {
+    support::definitions(&format!(
+        r#"<bpmn:process id="{id}" isExecutable="true"><bpmn:startEvent id="s"/>
+<bpmn:serviceTask id="RemoveBrokers" name="{task_name}"><bpmn:extensionElements><zeebe:taskDefinition type="c8dr.remove-brokers" retries="3"/></bpmn:extensionElements></bpmn:serviceTask>
+<bpmn:endEvent id="e"/>{}{}</bpmn:process>"#,
+        support::flow("f1", "s", "RemoveBrokers"),
+        support::flow("f2", "RemoveBrokers", "e"),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_the_running_dr_process_and_its_current_step() {
+    let lab = Lab::start(LabOptions { durations: LabDurations::fast(), ..Default::default() }).await.unwrap();
+    let (engine, mut client) = support::start(1.0).await;
+    support::deploy(
+        &mut client,
+        "dr-failover.bpmn",
+        &waiting_process("dr-failover", "Remove lost brokers from the Zeebe cluster"),
+    )
+    .await;
+    support::deploy(&mut client, "other.bpmn", &waiting_process("other", "Not a DR step")).await;
+    let failover = support::create(&mut client, "dr-failover", serde_json::json!({"target": "lab"})).await;
+    support::create(&mut client, "other", serde_json::json!({})).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        management: ManagementConfig {
+            rest_address: engine.rest_url(),
+            grpc_address: engine.grpc_url(),
+            ..Default::default()
+        },
+        journal: JournalConfig { path: dir.path().join("journal.jsonl") },
+        ..Default::default()
+    };
+    config.targets.insert("lab".into(), lab.target_config());
+    let config_path = dir.path().join("c8dr.toml");
+    std::fs::write(&config_path, toml::to_string(&config).unwrap()).unwrap();
+
+    let (_, out) = status(&config_path, false);
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let p = &v["runningProcesses"];
+    assert_eq!(p["reachable"], true, "{out}");
+    let instances = p["instances"].as_array().unwrap();
+    assert_eq!(instances.len(), 1, "only DR processes are listed: {out}");
+    assert_eq!(instances[0]["process"], "dr-failover");
+    assert_eq!(instances[0]["processInstanceKey"], failover.to_string());
+    assert_eq!(instances[0]["currentSteps"][0]["elementId"], "RemoveBrokers", "{out}");
+    let (_, text) = status(&config_path, true);
+    println!("{text}");
+    assert!(text.contains("now at: Remove lost brokers from the Zeebe cluster"), "{text}");
     lab.shutdown().await;
 }
