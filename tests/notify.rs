@@ -264,4 +264,26 @@ headers = { "Authorization" = { env = "C8DR_TEST_UNSET_VAR" } }
     assert!(has("notifications.webhooks[0].routing_key"), "{text:#?}");
     assert!(has("notifications.webhooks[1].url"), "{text:#?}");
     assert!(has("notifications.webhooks[1].headers.Authorization"), "{text:#?}");
+    assert!(!has("notifications.webhooks[0].timeout_ms"), "defaults fit in the job: {text:#?}");
+
+    let slow: c8dr::config::Config = toml::from_str(
+        r#"
+[worker]
+job_timeout_ms = 20000
+
+[[notifications.webhooks]]
+name = "slow"
+kind = "generic"
+url = "https://hooks.example/c8dr"
+timeout_ms = 10000
+"#,
+    )
+    .unwrap();
+    let problems = slow.validate_with_env(&Default::default()).unwrap_err();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.field == "notifications.webhooks[0].timeout_ms" && p.problem.contains("job_timeout_ms")),
+        "{problems:#?}"
+    );
 }

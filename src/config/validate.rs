@@ -383,6 +383,19 @@ impl Config {
             if w.timeout_ms == 0 {
                 p.add(f("timeout_ms"), "must be > 0 (e.g. 5000)");
             }
+            // every try of every webhook must fit in the job: otherwise the job times out while
+            // notifying and another worker notifies again
+            let budget = u64::from(n.max_attempts).saturating_mul(w.timeout_ms.saturating_add(n.backoff_max_ms));
+            if budget >= self.worker.job_timeout_ms {
+                p.add(
+                    f("timeout_ms"),
+                    format!(
+                        "with notifications.max_attempts = {} and backoff_max_ms = {}, retries may take {budget} ms, not under \
+                         worker.job_timeout_ms = {}: lower timeout_ms, max_attempts or backoff_max_ms, or raise job_timeout_ms",
+                        n.max_attempts, n.backoff_max_ms, self.worker.job_timeout_ms
+                    ),
+                );
+            }
             for e in &w.events {
                 if e.trim().is_empty() || e.contains(char::is_whitespace) {
                     p.add(f("events"), format!("{e:?} is not an event name (e.g. step-failed, outcome)"));
