@@ -292,10 +292,6 @@ async fn process_status(config: &Config) -> Value {
     json!({"reachable": true, "at": where_, "instances": instances})
 }
 
-fn yes_no(b: bool) -> &'static str {
-    if b { "yes" } else { "no" }
-}
-
 /// The human screen.
 fn render(s: &Value) -> String {
     use std::fmt::Write;
@@ -353,10 +349,15 @@ fn render(s: &Value) -> String {
             for p in t["partitions"].as_array().into_iter().flatten() {
                 let unhealthy = p["unhealthy"].as_array().map(|a| a.len()).unwrap_or(0);
                 if p["leaders"] != json!(1) || unhealthy > 0 {
+                    let list: Vec<&str> =
+                        p["unhealthy"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
                     let _ = writeln!(
                         o,
-                        "    partition {}: {} replicas, {} leaders, unhealthy: {}",
-                        p["id"], p["replicas"], p["leaders"], p["unhealthy"]
+                        "    partition {}: {} replicas, {} leaders{}",
+                        p["id"],
+                        p["replicas"],
+                        p["leaders"],
+                        if list.is_empty() { String::new() } else { format!("; {}", list.join(", ")) }
                     );
                 }
             }
@@ -396,21 +397,21 @@ fn render(s: &Value) -> String {
     if ep["known"] == json!(true) {
         for r in ep["regions"].as_array().into_iter().flatten() {
             let paused = r["paused"] == json!(true);
-            let _ = writeln!(
-                o,
-                "exporting paused (journal), region {}: {}{}",
-                r["region"],
-                yes_no(paused),
-                if paused {
-                    format!(
-                        " since {} by process instance {}",
-                        r["since"].as_str().unwrap_or("?"),
-                        r["processInstanceKey"].as_str().unwrap_or("?")
-                    )
-                } else {
-                    String::new()
-                }
-            );
+            let _ = if paused {
+                writeln!(
+                    o,
+                    "exporting, region {}: PAUSED by c8dr since {} (process instance {})",
+                    r["region"],
+                    r["since"].as_str().unwrap_or("?"),
+                    r["processInstanceKey"].as_str().unwrap_or("?")
+                )
+            } else {
+                writeln!(
+                    o,
+                    "exporting, region {}: not paused by c8dr (journal; no API reports a pause made by hand)",
+                    r["region"]
+                )
+            };
         }
     } else {
         let _ = writeln!(o, "exporting paused: UNKNOWN (journal unreadable: {})", ep["error"].as_str().unwrap_or("?"));
