@@ -80,7 +80,7 @@ pub struct WebhookConfig {
     #[serde(default)]
     pub routing_key: Option<SecretRef>,
     /// Event names this webhook receives (`approval-reminder`, `verification-timeout`,
-    /// `step-failed`, `paused-window`, `outcome`, ...); empty: all events.
+    /// `step-failed`, `paused-window-exceeded`, `outcome`, ...); empty: all events.
     #[serde(default)]
     pub events: Vec<String>,
     /// Targets this webhook is for; empty: all targets.
@@ -168,6 +168,9 @@ pub struct WorkerConfig {
     pub shutdown_grace_ms: u64,
     /// Retry back-off asked of the engine when a step fails transiently (ms).
     pub fail_retry_backoff_ms: u64,
+    /// How long a step failing transiently (target unreachable, 5xx) is retried before its job
+    /// retries are spent, and with which back-off (`[worker.transient_retry]`).
+    pub transient_retry: TransientRetryConfig,
     /// `/metrics`, `/healthz`, `/readyz`; empty disables the endpoint.
     pub metrics_address: String,
     /// A verification check that finds its goal not reached yet keeps observing for up to this
@@ -191,10 +194,33 @@ impl Default for WorkerConfig {
             backoff_max_ms: 5_000,
             shutdown_grace_ms: 30_000,
             fail_retry_backoff_ms: 5_000,
+            transient_retry: TransientRetryConfig::default(),
             metrics_address: "127.0.0.1:9464".into(),
             check_watch_ms: 20_000,
             check_poll_ms: 2_000,
         }
+    }
+}
+
+/// Retrying transient step failures: exponential back-off (`initial_backoff_ms`, doubling, capped
+/// at `max_backoff_ms`) while the back-offs add up to at most `window_ms`; the job's own retries
+/// are kept meanwhile and only spent once the window is used up. Times are the engine's (the
+/// engine waits the back-off), so any worker replica continues the same budget.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransientRetryConfig {
+    /// Total back-off a step may spend on transient failures (ms). 0 disables the budget (every
+    /// failure spends one job retry).
+    pub window_ms: u64,
+    /// First back-off (ms); doubled after each further failure.
+    pub initial_backoff_ms: u64,
+    /// Cap of one back-off (ms).
+    pub max_backoff_ms: u64,
+}
+
+impl Default for TransientRetryConfig {
+    fn default() -> Self {
+        Self { window_ms: 600_000, initial_backoff_ms: 5_000, max_backoff_ms: 60_000 }
     }
 }
 
@@ -283,8 +309,8 @@ pub struct HelmConfig {
     /// Values files per region (index = region id), applied in order after `base_values`.
     pub base_values: Vec<PathBuf>,
     pub region_values: Vec<Vec<PathBuf>>,
-    /// Index in `orchestration.env` where c8dr may put CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA
-    /// (the first index after the env entries of your values files).
+    /// No longer used (accepted so older configs load): c8dr builds the whole
+    /// `orchestration.env` list from the values files and passes it in a generated values file.
     pub schema_env_index: u32,
     /// Timeout for one helm command (seconds).
     pub timeout_secs: u64,
@@ -302,6 +328,40 @@ impl Default for HelmConfig {
             schema_env_index: 0,
             timeout_secs: 900,
         }
+    }
+}
+
+impl HelmConfig {
+    /// What is missing for a helm call that cannot fall back to chart defaults or the latest
+    /// chart (modes `manual` and `command`): `(key under helm, problem and fix)`.
+    pub fn pinning_problems(&self) -> Vec<(&'static str, String)> {
+        let mut p = Vec::new();
+        if self.mode == HelmMode::Lab {
+            return p;
+        }
+        if self.chart_version.as_deref().is_none_or(|v| v.trim().is_empty()) {
+            p.push((
+                "chart_version",
+                "is not set; pin the chart version both regions run (e.g. \"13.0.0\"): without it helm takes the latest chart".to_string(),
+            ));
+        }
+        if self.base_values.is_empty() {
+            p.push((
+                "base_values",
+                "is empty; list the values files of your installation: without them helm upgrades with chart defaults"
+                    .to_string(),
+            ));
+        }
+        if self.region_values.len() != 2 || self.region_values.iter().any(Vec::is_empty) {
+            p.push((
+                "region_values",
+                format!(
+                    "has {} non-empty lists; give one list of values files per region (index = region id), e.g. [[\"region0.yaml\"], [\"region1.yaml\"]]",
+                    self.region_values.iter().filter(|l| !l.is_empty()).count()
+                ),
+            ));
+        }
+        p
     }
 }
 

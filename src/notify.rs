@@ -49,7 +49,7 @@ impl Severity {
     /// The default for an event name (a task header `severity` overrides it).
     pub fn for_event(event: &str) -> Self {
         match event {
-            "step-failed" | "verification-timeout" => Severity::Error,
+            "step-failed" | "verification-timeout" | "paused-window-exceeded" => Severity::Error,
             "outcome" => Severity::Info,
             _ => Severity::Warning,
         }
@@ -59,7 +59,7 @@ impl Severity {
 /// One notification.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
-    /// `approval-reminder`, `verification-timeout`, `step-failed`, `paused-window`, `outcome`, ...
+    /// `approval-reminder`, `verification-timeout`, `step-failed`, `paused-window-exceeded`, `outcome`, ...
     pub event: String,
     pub target: String,
     pub process_instance_key: i64,
@@ -95,9 +95,11 @@ impl Event {
                         format!("A verification did not succeed in time ({}); a person must decide", input.element_id)
                     }
                     "step-failed" => format!("Step {} failed; a person must decide", failed_step.unwrap_or("?")),
-                    "paused-window" => "Exporting has been paused for long: the paused window is nearing its limit; \
-                                        resume exporting or finish the failback"
-                        .to_string(),
+                    "paused-window" | "paused-window-exceeded" => {
+                        "Exporting has been paused for longer than the paused window (pausedWindowTimeout): log \
+                         compaction is blocked and disks fill; resume exporting or finish the failback"
+                            .to_string()
+                    }
                     other => format!("c8dr {other} ({})", input.element_id),
                 };
                 if let Some(e) = &error_msg {

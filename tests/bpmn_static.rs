@@ -314,7 +314,10 @@ fn every_form_is_used_and_every_form_id_has_a_form_with_the_documented_fields() 
         component_keys(form, &mut keys);
         for field in fields {
             let c = keys.get(field).unwrap_or_else(|| panic!("{form_id}: no field with key {field}"));
-            if field != "comment" {
+            if c["type"] == "checkbox" {
+                // a required checkbox can only be submitted checked: the form could never say no
+                assert_ne!(c["validate"]["required"], true, "{form_id}: {field} must allow an unchecked no");
+            } else if field != "comment" {
                 assert_eq!(c["validate"]["required"], true, "{form_id}: {field} required");
             }
         }
@@ -322,6 +325,9 @@ fn every_form_is_used_and_every_form_id_has_a_form_with_the_documented_fields() 
     let unused: Vec<_> = forms.keys().filter(|k| !used.contains(*k)).collect();
     assert!(unused.is_empty(), "forms used by no user task: {unused:?}");
 }
+
+/// Error codes the processes throw themselves (error end events), never a job.
+const PROCESS_ERRORS: [&str; 1] = ["ABORTED"];
 
 #[test]
 fn error_codes_exist_in_the_code_and_error_refs_resolve() {
@@ -332,9 +338,13 @@ fn error_codes_exist_in_the_code_and_error_refs_resolve() {
         let mut ids = BTreeSet::new();
         for e in bpmn_elems(&doc, "error") {
             let code = e.attribute("errorCode").expect("errorCode");
+            ids.insert(id(&e).to_string());
+            if PROCESS_ERRORS.contains(&code) {
+                assert!(!known.contains(code), "{code} is process-internal: no job may throw it");
+                continue;
+            }
             assert!(known.contains(code), "{}: error code {code} not in errors.rs", f.name);
             assert!(errors_rs.contains(&format!("\"{code}\"")), "{code} in errors.rs");
-            ids.insert(id(&e).to_string());
         }
         for d in bpmn_elems(&doc, "errorEventDefinition") {
             if let Some(r) = d.attribute("errorRef") {
@@ -393,14 +403,24 @@ fn has_timer(node: &Node) -> bool {
     node.children().any(|c| is(&c, BPMN_NS, "timerEventDefinition"))
 }
 
+/// The text of a timer event's duration, if any.
+fn timer_duration(node: &Node) -> Option<String> {
+    node.descendants().find(|c| is(c, BPMN_NS, "timeDuration")).and_then(|d| d.text()).map(|t| t.trim().to_string())
+}
+
+/// A verification loop: a sub-process that waits `= verifyInterval` between checks.
+fn is_verification_loop(sp: &Node) -> bool {
+    sp.children()
+        .any(|c| is(&c, BPMN_NS, "intermediateCatchEvent") && timer_duration(&c).as_deref() == Some("= verifyInterval"))
+}
+
 #[test]
 fn every_verification_loop_has_an_interrupting_timer_boundary() {
     let mut loops = 0;
     for f in bpmn_files() {
         let doc = f.doc();
         for sp in bpmn_elems(&doc, "subProcess") {
-            let waits = sp.children().any(|c| is(&c, BPMN_NS, "intermediateCatchEvent") && has_timer(&c));
-            if !waits {
+            if !is_verification_loop(&sp) {
                 continue;
             }
             loops += 1;
@@ -576,8 +596,7 @@ fn verification_loops_run_check_tasks_only() {
     for f in bpmn_files() {
         let doc = f.doc();
         for sp in bpmn_elems(&doc, "subProcess") {
-            let is_loop = sp.children().any(|c| is(&c, BPMN_NS, "intermediateCatchEvent") && has_timer(&c));
-            if !is_loop {
+            if !is_verification_loop(&sp) {
                 continue;
             }
             for task in sp.children().filter(|c| is(c, BPMN_NS, "serviceTask")) {
@@ -591,4 +610,209 @@ fn verification_loops_run_check_tasks_only() {
             }
         }
     }
+}
+
+/// Sequence flows of a document: (id, source, target, condition).
+fn flows(doc: &Document) -> Vec<(String, String, String, Option<String>)> {
+    bpmn_elems(doc, "sequenceFlow")
+        .map(|f| {
+            let cond = f
+                .children()
+                .find(|c| is(c, BPMN_NS, "conditionExpression"))
+                .and_then(|c| c.text())
+                .map(|t| t.trim().to_string());
+            (
+                id(&f).to_string(),
+                f.attribute("sourceRef").unwrap_or_default().to_string(),
+                f.attribute("targetRef").unwrap_or_default().to_string(),
+                cond,
+            )
+        })
+        .collect()
+}
+
+fn node_by_id<'a>(doc: &'a Document, wanted: &str) -> Node<'a, 'a> {
+    doc.descendants()
+        .find(|n| n.is_element() && n.attribute("id") == Some(wanted))
+        .unwrap_or_else(|| panic!("{wanted}"))
+}
+
+fn error_ref_code(doc: &Document, def: &Node) -> Option<String> {
+    let r = def.attribute("errorRef")?;
+    bpmn_elems(doc, "error").find(|e| id(e) == r).and_then(|e| e.attribute("errorCode")).map(str::to_string)
+}
+
+/// Boundary events attached to `host` that catch `code` (by code or catch-all).
+fn catching_boundaries<'a>(doc: &'a Document, host: &str, code: &str) -> Vec<Node<'a, 'a>> {
+    bpmn_elems(doc, "boundaryEvent")
+        .filter(|b| b.attribute("attachedToRef") == Some(host))
+        .filter(|b| {
+            b.children().filter(|c| is(c, BPMN_NS, "errorEventDefinition")).any(|d| match error_ref_code(doc, &d) {
+                None => true,
+                Some(c) => c == code,
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn aborts_are_error_end_events_caught_by_an_enclosing_scope_not_a_variable() {
+    for f in bpmn_files() {
+        let text = read(&root().join("bpmn").join(&f.name));
+        assert!(!text.contains("abortRequested"), "{}: the abortRequested variable is gone", f.name);
+        let doc = f.doc();
+        let mut throws = 0;
+        for e in bpmn_elems(&doc, "endEvent") {
+            let Some(def) = e.children().find(|c| is(c, BPMN_NS, "errorEventDefinition")) else {
+                continue;
+            };
+            throws += 1;
+            let code = error_ref_code(&doc, &def).unwrap_or_else(|| panic!("{}: {} throws no code", f.name, id(&e)));
+            assert!(PROCESS_ERRORS.contains(&code.as_str()), "{}: {} throws {code}", f.name, id(&e));
+            // an enclosing sub-process must catch it (an uncaught error is an incident)
+            let scope = e
+                .ancestors()
+                .skip(1)
+                .filter(|a| is(a, BPMN_NS, "subProcess"))
+                .find(|a| !catching_boundaries(&doc, id(a), &code).is_empty());
+            let scope = scope.unwrap_or_else(|| panic!("{}: {} is not caught (an incident)", f.name, id(&e)));
+            let catchers = catching_boundaries(&doc, id(&scope), &code);
+            // a specific ABORTED boundary wins over the step's catch-all "step failed" boundary
+            if catchers.len() > 1 {
+                assert!(
+                    catchers.iter().any(|b| b.children().any(|d| is(&d, BPMN_NS, "errorEventDefinition")
+                        && error_ref_code(&doc, &d).as_deref() == Some(code.as_str()))),
+                    "{}: {} has several catch-alls",
+                    f.name,
+                    id(&scope)
+                );
+            }
+        }
+        assert!(throws > 0, "{}: no abort is modelled as an error end event", f.name);
+    }
+}
+
+/// User tasks on an abort path (after the decision to abort): their answer is reported, there is
+/// nothing left to gate.
+const ABORT_PATH_TASKS: [&str; 1] = ["ManualStep_RestoreWebappsSurviving"];
+
+#[test]
+fn every_user_task_answer_is_tested_by_a_gateway_that_fails_closed() {
+    let mut gates = 0;
+    for f in bpmn_files() {
+        let doc = f.doc();
+        let flows = flows(&doc);
+        for task in bpmn_elems(&doc, "userTask") {
+            let out: Vec<_> = flows.iter().filter(|fl| fl.1 == id(&task)).collect();
+            assert_eq!(out.len(), 1, "{}: {}", f.name, id(&task));
+            if ABORT_PATH_TASKS.contains(&id(&task)) {
+                // on an abort path: nothing left to stop; the answer is recorded for the report
+                continue;
+            }
+            let gw = node_by_id(&doc, &out[0].2);
+            assert!(is(&gw, BPMN_NS, "exclusiveGateway"), "{}: {} is not followed by a gateway", f.name, id(&task));
+            let default = gw.attribute("default").unwrap_or_else(|| panic!("{}: {} has no default", f.name, id(&gw)));
+            let gw_out: Vec<_> = flows.iter().filter(|fl| fl.1 == id(&gw)).collect();
+            assert_eq!(gw_out.len(), 2, "{}: {} answers yes or otherwise", f.name, id(&gw));
+            for fl in gw_out.iter().filter(|fl| fl.0 != default) {
+                let cond = fl.3.clone().unwrap_or_default();
+                assert!(
+                    cond.starts_with("= if ") && cond.ends_with(" then true else false"),
+                    "{}: {} tests {cond:?}: a wrong type must be false, not an incident",
+                    f.name,
+                    fl.0
+                );
+            }
+            gates += 1;
+        }
+    }
+    assert!(gates >= 15, "expected a gate after every user task, found {gates}");
+}
+
+#[test]
+fn exporting_paused_is_bounded_and_every_way_out_resumes_exporting() {
+    let f = bpmn_files().into_iter().find(|f| f.name == "dr-failback.bpmn").expect("failback");
+    let doc = f.doc();
+    let flows = flows(&doc);
+    let paused = node_by_id(&doc, "ExportingPaused");
+    // the watchdog: a timer on pausedWindowTimeout inside the paused scope
+    assert!(
+        paused.descendants().any(|c| is(&c, BPMN_NS, "intermediateCatchEvent")
+            && timer_duration(&c).as_deref() == Some("= pausedWindowTimeout")),
+        "no pausedWindowTimeout watchdog"
+    );
+    // the normal way out: a terminate end event (ends the watchdog) after step 6 resumed
+    let terminate: Vec<_> = paused
+        .children()
+        .filter(|c| is(c, BPMN_NS, "endEvent") && c.children().any(|d| is(&d, BPMN_NS, "terminateEventDefinition")))
+        .collect();
+    assert_eq!(terminate.len(), 1);
+    let into_terminate: Vec<_> = flows.iter().filter(|fl| fl.2 == id(&terminate[0])).collect();
+    assert_eq!(into_terminate[0].1, "Step_Resume", "the scope ends after step 6");
+    // no plain end event in the paused scope: every other way out is an error
+    assert!(
+        !paused.children().any(|c| is(&c, BPMN_NS, "endEvent")
+            && c.children()
+                .all(|d| !d.is_element() || is(&d, BPMN_NS, "incoming") || is(&d, BPMN_NS, "documentation"))),
+        "a plain end event would leave the paused scope without resuming"
+    );
+    // every error leaving it: a catch-all boundary -> c8dr.resume-exporting
+    let b = catching_boundaries(&doc, "ExportingPaused", "ANY_CODE");
+    assert_eq!(b.len(), 1, "one catch-all boundary on the paused scope");
+    let next = flows.iter().find(|fl| fl.1 == id(&b[0])).expect("boundary flow");
+    let task = node_by_id(&doc, &next.2);
+    assert_eq!(own_ext(task, "taskDefinition")[0].attribute("type"), Some("c8dr.resume-exporting"));
+}
+
+fn helm_task<'a>(doc: &'a Document, node: &Node<'a, 'a>) -> Option<(String, String)> {
+    if !is(node, BPMN_NS, "serviceTask") || own_ext(*node, "taskDefinition")[0].attribute("type") != Some("c8dr.helm") {
+        return None;
+    }
+    let _ = doc;
+    let headers: BTreeMap<String, String> = zeebe_children(*node, "taskHeaders")
+        .flat_map(|h| h.children().filter(|c| c.is_element()))
+        .map(|h| {
+            (h.attribute("key").unwrap_or_default().to_string(), h.attribute("value").unwrap_or_default().to_string())
+        })
+        .collect();
+    Some((headers.get("action").cloned().unwrap_or_default(), headers.get("region").cloned().unwrap_or_default()))
+}
+
+#[test]
+fn failback_aborts_after_step_2_turn_the_surviving_webapps_back_on() {
+    let f = bpmn_files().into_iter().find(|f| f.name == "dr-failback.bpmn").expect("failback");
+    let doc = f.doc();
+    let flows = flows(&doc);
+    let scope = node_by_id(&doc, "SurvivingWebappsOff");
+    for inside in ["Step_WebappsOff", "ExportingPaused", "Step_AddBrokers", "Step_WebappsOn"] {
+        assert!(scope.children().any(|c| c.attribute("id") == Some(inside)), "{inside} runs with webapps off");
+    }
+    let b = catching_boundaries(&doc, "SurvivingWebappsOff", "ABORTED");
+    assert_eq!(b.len(), 1);
+    let next = flows.iter().find(|fl| fl.1 == id(&b[0])).expect("boundary flow");
+    let task = node_by_id(&doc, &next.2);
+    assert_eq!(helm_task(&doc, &task), Some(("enable-webapps".into(), "surviving".into())));
+}
+
+#[test]
+fn step_8_enables_the_surviving_region_first_then_the_recreated_one() {
+    let f = bpmn_files().into_iter().find(|f| f.name == "dr-failback.bpmn").expect("failback");
+    let doc = f.doc();
+    let flows = flows(&doc);
+    let step = node_by_id(&doc, "Step_WebappsOn");
+    // follow the main path from the step's start event
+    let mut cur = step.children().find(|c| is(c, BPMN_NS, "startEvent")).map(|s| id(&s).to_string()).expect("start");
+    let mut order = Vec::new();
+    for _ in 0..20 {
+        let node = node_by_id(&doc, &cur);
+        if let Some((action, region)) = helm_task(&doc, &node) {
+            order.push(format!("{action} {region}"));
+        }
+        let out: Vec<_> = flows.iter().filter(|fl| fl.1 == cur).collect();
+        let Some(next) = out.iter().find(|fl| fl.3.is_none() || out.len() == 1).or(out.first()) else {
+            break;
+        };
+        cur = next.2.clone();
+    }
+    assert_eq!(order, vec!["enable-webapps surviving", "enable-webapps recreated"]);
 }

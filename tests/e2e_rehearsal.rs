@@ -154,3 +154,138 @@ async fn engine_rejects_a_bpmn_with_an_unsupported_element() {
     let text = err.to_string();
     assert!(text.contains("script"), "the message names the element: {text}");
 }
+
+fn surviving_profiles(report: &RehearsalReport) -> Vec<String> {
+    let regions = report.lab_state.pointer("/regions").and_then(Value::as_array).expect("regions");
+    let surviving = regions.iter().find(|r| r["region"] == json!(0)).expect("region 0");
+    surviving["profiles"].as_array().expect("profiles").iter().filter_map(|p| p.as_str().map(str::to_string)).collect()
+}
+
+fn reason(phase: &c8dr::rehearsal::report::PhaseReport) -> String {
+    phase.report.pointer("/outcomeReason").map(|r| r.to_string()).unwrap_or_default()
+}
+
+/// Item 12.1: only an explicit yes at "Confirm traffic rerouted" lets the failover remove brokers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_not_rerouted_or_no_answer_ends_without_any_mutation() {
+    let cases = [
+        (json!({"trafficRerouted": false, "comment": "DNS still points to region 1"}), "not rerouted"),
+        (json!({"comment": "closed the form"}), "trafficRerouted = missing"),
+        (json!({"trafficRerouted": null}), "trafficRerouted = missing"),
+        (json!({"trafficRerouted": "yes"}), "trafficRerouted = yes"),
+    ];
+    for (answer, needle) in cases {
+        let mut opts = options();
+        opts.answers.insert("c8dr-confirm-traffic".into(), vars(answer.clone()));
+        let report = run(opts).await;
+        let failover = report.phase("dr-failover").expect("failover phase");
+        assert_eq!(failover.outcome, "completed", "{answer}: the process ends, no incident");
+        assert_eq!(failover.procedure_outcome, "rejected", "{answer}");
+        assert!(report.incidents.is_empty(), "{answer}: {:?}", report.incidents);
+        assert_eq!(report.mutations, 0, "{answer}: nothing reached the installation");
+        assert!(
+            !failover.steps.iter().any(|s| s.element_id == "RemoveBrokers"),
+            "{answer}: the brokers were not removed"
+        );
+        assert!(report.phase("dr-failback").is_none());
+        let why = reason(failover);
+        assert!(why.contains(needle), "{answer}: the reason is reported: {why}");
+    }
+}
+
+/// Item 12.1: an approval with a missing decision is not an approval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approval_without_a_decision_is_reported_as_no_answer() {
+    let mut opts = options();
+    opts.answers.insert("c8dr-approve-failover".into(), vars(json!({"decision": 1})));
+    let report = run(opts).await;
+    let failover = report.phase("dr-failover").expect("failover phase");
+    assert_eq!(failover.procedure_outcome, "rejected");
+    assert!(report.incidents.is_empty(), "{:?}", report.incidents);
+    assert_eq!(report.mutations, 0);
+    let why = reason(failover);
+    assert!(why.contains("no valid answer") && why.contains("decision = 1"), "{why}");
+}
+
+/// Items 12.8 and 9.6: an abort after step 2 (here in step 7, a stuck change) turns Operate and
+/// Tasklist back on in the surviving region and the report says what remains to clean up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_after_webapps_off_turns_them_back_on_and_lists_the_cleanup() {
+    let mut opts = options();
+    opts.stuck_adds = true;
+    opts.extra_variables = vars(json!({"changeTimeout": "PT3M"}));
+    let report = run(opts).await;
+    let failback = report.phase("dr-failback").expect("failback phase");
+    assert_eq!(failback.outcome, "completed", "aborted by the operator, not an incident");
+    assert_eq!(failback.procedure_outcome, "aborted");
+    assert!(!exporting_paused(&report), "exporting was resumed");
+    let profiles = surviving_profiles(&report);
+    assert!(
+        profiles.iter().any(|p| p == "operate") && profiles.iter().any(|p| p == "tasklist"),
+        "Operate and Tasklist are on again in the surviving region: {profiles:?}"
+    );
+    let why = reason(failback);
+    assert!(why.contains("aborted by the operator"), "{why}");
+    assert!(why.contains("Helm release") && why.contains("PVCs"), "the cleanup is listed: {why}");
+    assert!(why.contains("on again in the surviving region"), "{why}");
+}
+
+/// Item 12.7: exporting paused longer than pausedWindowTimeout escalates to a person; "resume"
+/// resumes exporting, aborts the failback and turns the surviving webapps back on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_window_exceeded_lets_a_person_resume_exporting() {
+    let mut opts = options();
+    // the snapshot takes far longer than the paused window (but not than its own timeout)
+    opts.durations = LabDurations { snapshot_ms: 10 * 3_600_000, ..durations() };
+    opts.extra_variables = vars(json!({"snapshotTimeout": "PT24H", "pausedWindowTimeout": "PT5M"}));
+    opts.answers.insert(
+        "c8dr-paused-window".into(),
+        vars(json!({"pausedDecision": "resume", "comment": "log compaction matters more"})),
+    );
+    let report = run(opts).await;
+    let failback = report.phase("dr-failback").expect("failback phase");
+    assert_eq!(failback.outcome, "completed", "no incident");
+    assert_eq!(failback.procedure_outcome, "aborted");
+    assert!(!exporting_paused(&report), "exporting was resumed");
+    assert!(surviving_profiles(&report).iter().any(|p| p == "operate"), "webapps on again");
+    let why = reason(failback);
+    assert!(why.contains("pausedWindowTimeout") && why.contains("log compaction matters more"), "{why}");
+    assert!(
+        failback.steps.iter().any(|s| s.element_id.starts_with("PausedWindow_")),
+        "the paused-window user task was shown"
+    );
+}
+
+/// Item 12.7: without an answer (or "wait"), the failback keeps going and restores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_window_keep_waiting_still_restores() {
+    let mut opts = options();
+    opts.extra_variables = vars(json!({"pausedWindowTimeout": "PT3S"}));
+    opts.answers.insert("c8dr-paused-window".into(), vars(json!({"pausedDecision": "wait", "comment": "almost done"})));
+    let report = run(opts).await;
+    assert!(report.restored(), "not restored: {:?} / {:?}", report.final_problems, report.error);
+    let failback = report.phase("dr-failback").expect("failback phase");
+    assert!(
+        failback.steps.iter().any(|s| s.element_id.starts_with("PausedWindow_")),
+        "the watchdog asked at least once"
+    );
+}
+
+/// Issue 12.3: `c8dr rehearse --legacy-exporters`: an 8.7-migrated installation with Optimize
+/// (legacy `elasticsearchregionN` exporters enabled in both regions before the loss) ends with
+/// them enabled in both regions again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_then_failback_with_legacy_exporters_enables_them_in_both_regions() {
+    let report = run(RehearseOptions { legacy_exporters: true, ..options() }).await;
+    assert!(report.restored(), "not restored: {:?} / {:?}", report.final_problems, report.error);
+    assert!(report.incidents.is_empty(), "{:?}", report.incidents);
+    for r in 0..2 {
+        let id = format!("elasticsearchregion{r}");
+        let exporters = report.lab_state["exporters"].as_array().unwrap();
+        assert!(
+            exporters.iter().any(|e| e["exporterId"] == json!(id) && e["status"] == json!("ENABLED")),
+            "{id}: {exporters:?}"
+        );
+    }
+    assert!(report.mutations_repeated.is_empty(), "{:?}", report.mutations_repeated);
+}

@@ -435,13 +435,13 @@ async fn deployment_rejects_unsupported_elements_atomically_and_versions() {
     let multi = definitions(
         r#"<bpmn:process id="mi" isExecutable="true"><bpmn:startEvent id="s"/><bpmn:serviceTask id="each"><bpmn:extensionElements><zeebe:taskDefinition type="x"/></bpmn:extensionElements><bpmn:multiInstanceLoopCharacteristics/></bpmn:serviceTask></bpmn:process>"#,
     );
-    let terminate = definitions(
-        r#"<bpmn:process id="te" isExecutable="true"><bpmn:startEvent id="s"/><bpmn:endEvent id="stop"><bpmn:terminateEventDefinition/></bpmn:endEvent></bpmn:process>"#,
+    let escalate = definitions(
+        r#"<bpmn:process id="ee" isExecutable="true"><bpmn:startEvent id="s"/><bpmn:endEvent id="up"><bpmn:escalationEventDefinition/></bpmn:endEvent></bpmn:process>"#,
     );
     for (name, xml, needle) in [
         ("l.bpmn", listener, "zeebe:executionListeners"),
         ("mi.bpmn", multi, "multiInstanceLoopCharacteristics"),
-        ("te.bpmn", terminate, "terminateEventDefinition"),
+        ("ee.bpmn", escalate, "escalationEventDefinition"),
     ] {
         let err = engine.deploy(vec![(name.into(), xml.into_bytes())]).unwrap_err().to_string();
         assert!(err.contains(needle) && err.contains(name), "{err}");
@@ -557,4 +557,255 @@ fn a_loop_without_wait_state_raises_an_incident_instead_of_overflowing() {
         })
         .unwrap();
     handle.join().expect("no stack overflow, no panic");
+}
+
+fn error_end_process() -> String {
+    definitions(&format!(
+        r#"<bpmn:error id="aborted" errorCode="ABORTED"/><bpmn:error id="other" errorCode="OTHER"/>
+<bpmn:process id="errEnd" isExecutable="true">
+  <bpmn:startEvent id="s"/>
+  <bpmn:subProcess id="step">
+    <bpmn:startEvent id="ss"/>
+    {work}
+    <bpmn:exclusiveGateway id="which" default="toOther"/>
+    <bpmn:endEvent id="throwAborted"><bpmn:errorEventDefinition errorRef="aborted"/></bpmn:endEvent>
+    <bpmn:endEvent id="throwOther"><bpmn:errorEventDefinition errorRef="other"/></bpmn:endEvent>
+    {w1}{w2}
+    <bpmn:sequenceFlow id="toAborted" sourceRef="which" targetRef="throwAborted"><bpmn:conditionExpression>=code = "ABORTED"</bpmn:conditionExpression></bpmn:sequenceFlow>
+    {w3}
+  </bpmn:subProcess>
+  <bpmn:boundaryEvent id="catchAll" attachedToRef="step"><bpmn:errorEventDefinition/></bpmn:boundaryEvent>
+  <bpmn:boundaryEvent id="catchAborted" attachedToRef="step"><bpmn:errorEventDefinition errorRef="aborted"/></bpmn:boundaryEvent>
+  <bpmn:endEvent id="e"/><bpmn:endEvent id="eAll"/><bpmn:endEvent id="eAborted"/>
+  {f1}{f2}{f3}{f4}
+</bpmn:process>
+<bpmn:process id="uncaught" isExecutable="true">
+  <bpmn:startEvent id="us"/><bpmn:endEvent id="uThrow"><bpmn:errorEventDefinition errorRef="aborted"/></bpmn:endEvent>
+  {u1}
+</bpmn:process>"#,
+        work = task("work", "t.work", ""),
+        w1 = flow("w1", "ss", "work"),
+        w2 = flow("w2", "work", "which"),
+        w3 = flow("toOther", "which", "throwOther"),
+        f1 = flow("f1", "s", "step"),
+        f2 = flow("f2", "step", "e"),
+        f3 = flow("f3", "catchAll", "eAll"),
+        f4 = flow("f4", "catchAborted", "eAborted"),
+        u1 = flow("u1", "us", "uThrow"),
+    ))
+}
+
+#[tokio::test]
+async fn error_end_event_throws_to_the_enclosing_scope_boundary_and_uncaught_is_an_incident() {
+    let (engine, mut client) = start(100.0).await;
+    deploy(&mut client, "err.bpmn", &error_end_process()).await;
+    for (code, expected, not) in [("ABORTED", "eAborted", "eAll"), ("OTHER", "eAll", "eAborted")] {
+        let pi = create(&mut client, "errEnd", json!({"code": code})).await;
+        let job = activate_one(&mut client, "t.work").await;
+        complete(&mut client, job.key, json!({})).await;
+        wait_state(&engine, pi, InstanceState::Completed).await;
+        let els = engine.element_instances(pi);
+        assert!(els.iter().any(|e| e.element_id == expected), "{code} is caught by {expected}");
+        assert!(!els.iter().any(|e| e.element_id == not || e.element_id == "e"), "{code}: only {expected}");
+        let step = els.iter().find(|e| e.element_id == "step").unwrap();
+        assert_eq!(step.state, InstanceState::Terminated, "the catching scope is terminated");
+    }
+    // no catching boundary: an incident on the end event, the instance stays active
+    let pi = create(&mut client, "uncaught", json!({})).await;
+    let inc = engine.incidents().into_iter().find(|i| i.process_instance_key == pi).expect("incident");
+    assert_eq!(inc.error_type, "UNHANDLED_ERROR_EVENT");
+    assert_eq!(inc.element_id, "uThrow");
+    assert_eq!(engine.instance_state(pi), Some(InstanceState::Active));
+    engine.shutdown();
+}
+
+#[tokio::test]
+async fn terminate_end_event_ends_its_scope_only() {
+    let (engine, mut client) = start(100.0).await;
+    let xml = definitions(&format!(
+        r#"<bpmn:process id="term" isExecutable="true">
+  <bpmn:startEvent id="s"/>
+  <bpmn:subProcess id="sub">
+    <bpmn:startEvent id="ss"/><bpmn:parallelGateway id="fork"/>{main}{watch}
+    <bpmn:endEvent id="done"><bpmn:terminateEventDefinition/></bpmn:endEvent><bpmn:endEvent id="watched"/>
+    {w1}{w2}{w3}{w4}{w5}
+  </bpmn:subProcess>
+  {after}
+  <bpmn:parallelGateway id="fork2"/>{left}{right}
+  <bpmn:endEvent id="stop"><bpmn:terminateEventDefinition/></bpmn:endEvent><bpmn:endEvent id="e"/>
+  {f1}{f2}{f3}{f4}{f5}{f6}{f7}
+</bpmn:process>"#,
+        main = task("main", "t.main", ""),
+        watch = task("watch", "t.watch", ""),
+        w1 = flow("w1", "ss", "fork"),
+        w2 = flow("w2", "fork", "main"),
+        w3 = flow("w3", "fork", "watch"),
+        w4 = flow("w4", "main", "done"),
+        w5 = flow("w5", "watch", "watched"),
+        after = task("after", "t.after", ""),
+        left = task("left", "t.left", ""),
+        right = task("right", "t.right", ""),
+        f1 = flow("f1", "s", "sub"),
+        f2 = flow("f2", "sub", "after"),
+        f3 = flow("f3", "after", "fork2"),
+        f4 = flow("f4", "fork2", "left"),
+        f5 = flow("f5", "fork2", "right"),
+        f6 = flow("f6", "left", "stop"),
+        f7 = flow("f7", "right", "e"),
+    ));
+    deploy(&mut client, "term.bpmn", &xml).await;
+    let pi = create(&mut client, "term", json!({})).await;
+    let main = activate_one(&mut client, "t.main").await;
+    let watch = activate_one(&mut client, "t.watch").await;
+    complete(&mut client, main.key, json!({})).await;
+    // the sub-process completed (the watcher was terminated) and the process went on
+    let after = activate_one(&mut client, "t.after").await;
+    let err =
+        client.complete_job(pb::CompleteJobRequest { job_key: watch.key, ..Default::default() }).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound, "the concurrent job was canceled");
+    complete(&mut client, after.key, json!({})).await;
+    // at process level: the instance completes, the concurrent branch is terminated
+    let left = activate_one(&mut client, "t.left").await;
+    let right = activate_one(&mut client, "t.right").await;
+    complete(&mut client, left.key, json!({})).await;
+    wait_state(&engine, pi, InstanceState::Completed).await;
+    let els = engine.element_instances(pi);
+    let state = |id: &str| els.iter().find(|e| e.element_id == id).map(|e| e.state);
+    assert_eq!(state("sub"), Some(InstanceState::Completed));
+    assert_eq!(state("watch"), Some(InstanceState::Terminated));
+    assert_eq!(state("right"), Some(InstanceState::Terminated));
+    assert_eq!(state("e"), None);
+    assert!(client.complete_job(pb::CompleteJobRequest { job_key: right.key, ..Default::default() }).await.is_err());
+    engine.shutdown();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The real processes (bpmn/), driven job by job: what a "no" or a missing answer does.
+
+async fn deploy_real_processes(engine: &c8dr::rehearsal::engine::EngineHandle) {
+    engine.deploy_dir(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/bpmn"))).unwrap();
+}
+
+async fn answer_task(engine: &c8dr::rehearsal::engine::EngineHandle, pi: i64, form: &str, vars: serde_json::Value) {
+    let task = engine
+        .wait_for(WAIT, |h| {
+            h.open_user_tasks().into_iter().find(|t| t.process_instance_key == pi && t.form_id.as_deref() == Some(form))
+        })
+        .await
+        .unwrap_or_else(|| panic!("no open {form} task"));
+    engine.complete_user_task(task.key, vars.as_object().cloned().unwrap()).unwrap();
+}
+
+fn normalized_inputs() -> serde_json::Value {
+    json!({
+        "target": "prod", "survivingRegion": 0, "autoApprove": false, "approverGroup": "dr-operators",
+        "approvalDue": "PT1H", "reminderAfter": "PT15M", "verifyInterval": "PT5S", "changeTimeout": "PT15M",
+        "snapshotTimeout": "PT30M", "restoreTimeout": "PT60M", "brokersVisibleTimeout": "PT20M",
+        "pausedWindowTimeout": "PT30M", "startedAt": "2026-01-01T00:00:00Z"
+    })
+}
+
+#[tokio::test]
+async fn failback_manual_step_answered_no_aborts_before_the_next_mutation() {
+    // real time: no timer of the process fires during the test
+    let (engine, mut client) = start(1.0).await;
+    deploy_real_processes(&engine).await;
+    let pi = create(&mut client, "dr-failback", json!({"target": "prod", "recreatedRegion": 1})).await;
+    let job = activate_one(&mut client, "c8dr.validate-input").await;
+    let mut inputs = normalized_inputs();
+    inputs["recreatedRegion"] = json!(1);
+    complete(&mut client, job.key, inputs).await;
+    let job = activate_one(&mut client, "c8dr.preflight-recreated").await;
+    complete(&mut client, job.key, json!({"preflight": {}})).await;
+    answer_task(&engine, pi, "c8dr-approve-failback", json!({"decision": "approve", "comment": "go"})).await;
+    let helm = activate_one(&mut client, "c8dr.helm").await;
+    client
+        .throw_error(pb::ThrowErrorRequest {
+            job_key: helm.key,
+            error_code: "MANUAL_STEP_REQUIRED".into(),
+            error_message: "helm mode is manual".into(),
+            variables: json!({"manualCommand": "helm install ..."}).to_string(),
+        })
+        .await
+        .unwrap();
+    answer_task(&engine, pi, "c8dr-manual-step", json!({"manualStepDone": false, "comment": "helm failed"})).await;
+    // the abort path: the report, and nothing else
+    let report = activate_one(&mut client, "c8dr.report").await;
+    let v = vars_of(&report);
+    assert_eq!(v["outcome"], json!("aborted"));
+    let reason = v["outcomeReason"].as_str().unwrap_or_default().to_string();
+    assert!(reason.contains("not done") && reason.contains("helm failed"), "{reason}");
+    assert!(reason.contains("Helm release") && reason.contains("PVCs"), "the cleanup is listed: {reason}");
+    for next in ["c8dr.await-brokers-visible", "c8dr.helm", "c8dr.verify-profiles"] {
+        assert!(activate(&mut client, next, 1, -1).await.is_empty(), "{next} must not run after a no");
+    }
+    complete(&mut client, report.key, json!({"report": {"outcome": "aborted"}})).await;
+    wait_state(&engine, pi, InstanceState::Completed).await;
+    engine.shutdown();
+}
+
+#[tokio::test]
+async fn failover_step_failed_without_a_decision_aborts_and_says_so() {
+    let (engine, mut client) = start(1.0).await;
+    deploy_real_processes(&engine).await;
+    let pi = create(&mut client, "dr-failover", json!({"target": "prod", "lostRegion": 1})).await;
+    let job = activate_one(&mut client, "c8dr.validate-input").await;
+    let mut inputs = normalized_inputs();
+    inputs["lostRegion"] = json!(1);
+    complete(&mut client, job.key, inputs).await;
+    let assess = activate_one(&mut client, "c8dr.assess-failover").await;
+    client
+        .throw_error(pb::ThrowErrorRequest {
+            job_key: assess.key,
+            error_code: "SPLIT_BRAIN_RISK".into(),
+            error_message: "lost region answers".into(),
+            variables: json!({"lastError": {"code": "SPLIT_BRAIN_RISK"}}).to_string(),
+        })
+        .await
+        .unwrap();
+    let notify = activate_one(&mut client, "c8dr.notify").await;
+    complete(&mut client, notify.key, json!({"notified": true})).await;
+    // the form requires a decision; the process must not rely on it
+    answer_task(&engine, pi, "c8dr-step-failed", json!({"errorDecision": true})).await;
+    let report = activate_one(&mut client, "c8dr.report").await;
+    let v = vars_of(&report);
+    assert_eq!(v["outcome"], json!("aborted"));
+    let reason = v["outcomeReason"].as_str().unwrap_or_default().to_string();
+    assert!(reason.contains("no valid answer") && reason.contains("errorDecision = true"), "{reason}");
+    assert!(activate(&mut client, "c8dr.remove-brokers", 1, -1).await.is_empty());
+    assert!(activate(&mut client, "c8dr.assess-failover", 1, -1).await.is_empty(), "not retried");
+    complete(&mut client, report.key, json!({"report": {"outcome": "aborted"}})).await;
+    wait_state(&engine, pi, InstanceState::Completed).await;
+    engine.shutdown();
+}
+
+#[tokio::test]
+async fn error_end_event_in_a_called_process_is_caught_by_the_call_activity_boundary() {
+    let (engine, mut client) = start(100.0).await;
+    let xml = definitions(
+        r#"<bpmn:error id="aborted" errorCode="ABORTED"/>
+<bpmn:process id="caller" isExecutable="true">
+  <bpmn:startEvent id="s"/>
+  <bpmn:callActivity id="call"><bpmn:extensionElements><zeebe:calledElement processId="thrower"/></bpmn:extensionElements></bpmn:callActivity>
+  <bpmn:boundaryEvent id="caught" attachedToRef="call"><bpmn:errorEventDefinition errorRef="aborted"/></bpmn:boundaryEvent>
+  <bpmn:endEvent id="e"/><bpmn:endEvent id="eCaught"/>
+  <bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="call"/>
+  <bpmn:sequenceFlow id="f2" sourceRef="call" targetRef="e"/>
+  <bpmn:sequenceFlow id="f3" sourceRef="caught" targetRef="eCaught"/>
+</bpmn:process>
+<bpmn:process id="thrower" isExecutable="true">
+  <bpmn:startEvent id="ts"/><bpmn:endEvent id="throw"><bpmn:errorEventDefinition errorRef="aborted"/></bpmn:endEvent>
+  <bpmn:sequenceFlow id="t1" sourceRef="ts" targetRef="throw"/>
+</bpmn:process>"#,
+    );
+    deploy(&mut client, "call-err.bpmn", &xml).await;
+    let pi = create(&mut client, "caller", json!({})).await;
+    wait_state(&engine, pi, InstanceState::Completed).await;
+    let els = engine.element_instances(pi);
+    assert!(els.iter().any(|e| e.element_id == "eCaught"), "caught by the call activity's boundary");
+    assert!(!els.iter().any(|e| e.element_id == "e"));
+    let child = engine.child_instances(pi)[0];
+    assert_eq!(engine.instance_state(child), Some(InstanceState::Terminated), "the called instance is terminated");
+    assert!(engine.incidents().is_empty());
+    engine.shutdown();
 }

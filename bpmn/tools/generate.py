@@ -12,10 +12,10 @@ import sys
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(__file__))
 
-from layout import Frag, Model, container, pad, seq, single, to_xml  # noqa: E402
+from layout import GAP, Frag, Model, attach, container, pad, seq, single, to_xml  # noqa: E402
 from patterns import (  # noqa: E402
-    approval, end, error_def, guarded_task, loop, optional_await, report, service, start, step,
-    with_manual, gateway,
+    approval, end, error_def, explicit_yes, guarded_task, loop, no_answer, optional_await, report,
+    service, start, step, throw_aborted, timer_def, user_task, with_comment, with_manual, gateway,
 )
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
@@ -24,6 +24,7 @@ ERRORS = {
     "INVALID_INPUT": "Invalid input",
     "MANUAL_STEP_REQUIRED": "Manual step required",
     "DRILL_NOT_ALLOWED": "Drill not allowed",
+    "ABORTED": "Aborted",
 }
 
 
@@ -33,10 +34,15 @@ def error_elements(codes):
     ]
 
 
-def process_abort_tail(m, base, process):
+ABORT_REASON = '(if abortReason = null then "aborted" else abortReason)'
+
+
+def process_abort_tail(m, base, process, cleanup=None):
+    """Report aborted (reason: abortReason, set by the decision that aborted) -> end."""
+    reason = f"= {ABORT_REASON}" + (f' + ". {cleanup}"' if cleanup else "")
     return [
         report(m, m.process_id, "ReportAborted_" + base, "Report aborted", process, "aborted",
-               "= comment"),
+               reason),
         end(m, m.process_id, "EndAborted_" + base, "Aborted"),
     ]
 
@@ -83,7 +89,11 @@ SURVIVING_REGION_DEGRADED, CONCURRENT_CHANGE; remove brokers: INVALID_INPUT, SPL
 CONCURRENT_CHANGE; await change: CHANGE_FAILED; disable exporters: CONCURRENT_CHANGE; checks: \
 INVALID_INPUT) is caught by the step's catch-all boundary and goes to the operator decision \
 (form c8dr-step-failed): retry re-runs the whole step (steps are idempotent), abort ends through \
-Report (outcome aborted). A rejected approval ends through Report (outcome rejected). Deliberately \
+Report (outcome aborted); an abort decided inside a step (verification timeout) is an error end \
+event ABORTED caught by the step's ABORTED boundary. Approve failover and Confirm traffic rerouted \
+are gates tested by the process: only decision = "approve" / trafficRerouted = true continue; a \
+no, a missing or wrongly typed answer ends through Report (outcome rejected, with the reason) \
+before any mutation. Deliberately \
 left to incidents: technical job failures after their retries (unreachable target, 5xx), and any \
 failure of c8dr.report / c8dr.notify (nothing sensible to route to; retry them in Operate)."""
 
@@ -133,20 +143,23 @@ def failover():
               lambda sp: inner(m, sp, assess), "failover", can_abort_inside=False,
               doc="Topology of the surviving region, lost brokers by parity, dry-run of the "
                   "removal: the plan shown in the approval."),
-        approval(m, P, "ApproveFailover", "Approve failover", "c8dr-approve-failover", True,
-                 "approve", "failover", "rejected",
+        approval(m, P, "ApproveFailover", "Approve failover", "c8dr-approve-failover",
+                 ("decision", '"approve"', '"reject"'), "Approved?", "approve",
+                 "rejected by the approver", "failover", "rejected",
                  "Shows plan.brokersToRemove and the dry-run's expected topology."),
         approval(m, P, "ConfirmTraffic", "Confirm traffic rerouted", "c8dr-confirm-traffic",
-                 False, None, "failover", None,
+                 ("trafficRerouted", "true", "false"), "Rerouted?", "rerouted",
+                 "traffic is not rerouted to the surviving region (the operator answered no)",
+                 "failover", "rejected",
                  "DNS / load balancers are outside c8dr: the operator confirms that traffic "
-                 "goes to the surviving region."),
+                 "goes to the surviving region. Only trafficRerouted = true continues."),
         step_(m, P, "RemoveBrokers", "Remove lost brokers from the Zeebe cluster",
               lambda sp: inner(m, sp, remove), "failover"),
         step_(m, P, "DisableExporters", "Disable the exporters to the lost region",
               lambda sp: inner(m, sp, exporters), "failover"),
     ] + final_report(m, "failover")
     seq(m, frags)
-    roots = error_elements(["INVALID_INPUT"])
+    roots = error_elements(["INVALID_INPUT", "ABORTED"])
     return to_xml(m, roots, FAILOVER_DOC)
 
 
@@ -156,13 +169,18 @@ def failover():
 FAILBACK_DOC = """Failback: bring the recreated region back (seed procedure: failback phase, \
 eight steps). Inputs: target, recreatedRegion (+ optional approverGroup, autoApprove, \
 verifyInterval, changeTimeout, snapshotTimeout, restoreTimeout, brokersVisibleTimeout, \
-approvalDue, reminderAfter; see docs/jobs.md).
-Exporting is resumed on every path after a pause: steps 3 to 6 run inside the sub-process \
-"Exporting paused"; every abort inside it (step failed, verification timed out) runs \
-c8dr.resume-exporting before leaving it, and the gateway after it ends the process through Report.
+pausedWindowTimeout, approvalDue, reminderAfter; see docs/jobs.md).
+Every gate is tested by the process: only an explicit yes continues (a no, a missing or wrongly \
+typed answer ends through Report with the reason, before any further mutation). Aborts are error \
+end events ABORTED caught by the step's ABORTED boundary. Steps 2 to 8 run inside "Webapps off in \
+the surviving region", whose boundary turns Operate and Tasklist back on in the surviving region \
+and reports what remains to clean up (recreated release, PVCs). Steps 3 to 6 run inside \
+"Exporting paused": a watchdog asks a person every pausedWindowTimeout to keep waiting or to \
+resume exporting (which aborts), a terminate end event ends it after step 6, and every error \
+leaving it runs c8dr.resume-exporting first. Cancelling the instance bypasses all of that.
 Errors: INVALID_INPUT from Validate input ends through Report (outcome invalid-input). \
 MANUAL_STEP_REQUIRED from c8dr.helm / c8dr.verify-profiles leads to the manual-step user task \
-(form c8dr-manual-step, shows manualCommand) and continues. Every other BPMN error a step can \
+(form c8dr-manual-step, shows manualCommand) and continues only on manualStepDone = true. Every other BPMN error a step can \
 throw (preflight: RECREATED_REGION_NOT_CLEAN, PRECONDITION_FAILED; snapshot/restore: \
 REPOSITORY_MISSING, SNAPSHOT_FAILED, SNAPSHOT_MISSING, RESTORE_TARGET_NOT_EMPTY, RESTORE_FAILED; \
 enable exporter / add brokers: PRECONDITION_FAILED, CONCURRENT_CHANGE; await change: \
@@ -171,6 +189,10 @@ operator decision (form c8dr-step-failed): retry re-runs the step, abort ends th
 Deliberately left to incidents: technical job failures after their retries, failures of \
 c8dr.report / c8dr.notify, and a failing c8dr.resume-exporting on an abort path (exporting must \
 be resumed: fix the cause and retry the job in Operate rather than end with exporting paused)."""
+
+
+CLEANUP = ("Remaining to clean up before a new failback: the recreated region's Helm release "
+           "and its PVCs (helm uninstall, then delete the PVCs)")
 
 
 def failback():
@@ -254,72 +276,178 @@ def failback():
         ]
 
     def webapps_on(p):
-        helm = service(m, p, "HelmEnableWebapps", "Enable Operate and Tasklist",
-                       "c8dr.helm", {"action": "enable-webapps", "region": "both"})
+        # surviving region first (it serves traffic), then the recreated one
+        on_surviving = service(m, p, "HelmEnableWebappsSurviving",
+                               "Enable Operate and Tasklist (surviving)", "c8dr.helm",
+                               {"action": "enable-webapps", "region": "surviving"})
+        on_recreated = service(m, p, "HelmEnableWebappsRecreated",
+                               "Enable Operate and Tasklist (recreated)", "c8dr.helm",
+                               {"action": "enable-webapps", "region": "recreated"})
         return [
-            with_manual(m, p, helm, MANUAL),
+            with_manual(m, p, on_surviving, MANUAL),
+            with_manual(m, p, on_recreated, MANUAL),
             loop(m, p, "WebappsOn", "Verify webapps on",
                  check_task(m, "WebappsOnCheck", "Verify profiles (webapps on)",
                             "c8dr.verify-profiles", {"region": "both", "expect": "webapps-on"}),
                  "= changeTimeout", manual_error=MANUAL),
         ]
 
-    def paused_section(p):
-        def tail(base):
-            return [
-                service(m, p, "ResumeAfterAbort_" + base, "Resume exporting",
-                        "c8dr.resume-exporting", retries=10),
-                end(m, p, "PausedAborted_" + base, "Aborted, exporting resumed"),
-            ]
+    def rethrow(p, base):
+        return [throw_aborted(m, p, "Rethrow_" + base, "Aborted")]
+
+    def paused_steps(p):
         return [
             step(m, p, "Pause", "3. Pause Camunda exporters",
-                 lambda sp: inner(m, sp, pause), tail("Pause"), False),
+                 lambda sp: inner(m, sp, pause), rethrow(p, "Pause"), False),
             step(m, p, "Backup", "4. Create and restore Elasticsearch backup",
-                 lambda sp: inner(m, sp, backup), tail("Backup"), True),
+                 lambda sp: inner(m, sp, backup), rethrow(p, "Backup"), True),
             step(m, p, "InitExporter", "5. Initialize the exporter to the recreated region",
-                 lambda sp: inner(m, sp, init_exporter), tail("InitExporter"), True),
+                 lambda sp: inner(m, sp, init_exporter), rethrow(p, "InitExporter"), True),
             step(m, p, "Resume", "6. Reactivate Camunda exporters",
-                 lambda sp: inner(m, sp, resume), tail("Resume"), False),
+                 lambda sp: inner(m, sp, resume), rethrow(p, "Resume"), False),
         ]
 
-    def paused():
-        sp = m.node("subProcess", "ExportingPaused", "Exporting paused (steps 3 to 6)", P,
-                    doc="Every path out of this sub-process has resumed exporting.")
-        frag = container(sp, inner(m, sp.id, paused_section))
-        aborted = gateway(m, P, "Aborted_ExportingPaused", "Aborted?")
-        rep, e = process_abort_tail(m, "ExportingPaused", "failback")
-        aborted_frag = single(aborted)
-        aborted_frag.exit_default, aborted_frag.exit_name = True, "continue"
-        f = seq(m, [frag, aborted_frag])
-        rep.x, rep.y = aborted.cx - rep.w / 2, sp.bottom + 40
-        e.x, e.y = rep.right + 45, rep.cy - 18
-        m.flow(aborted, rep, name="aborted", cond="= abortRequested = true", route="down")
+    def paused_content(sp):
+        """start -> fork: the steps 3 to 6 (ending in a terminate end event, which ends the
+        watchdog too) | the watchdog: every pausedWindowTimeout, a person decides to keep waiting
+        or to resume exporting (which aborts the failback)."""
+        s = start(m, sp, "Start_" + sp)
+        fork = m.node("parallelGateway", "Fork_" + sp, None, sp)
+        steps = seq(m, paused_steps(sp))
+        done = m.node("endEvent", "Done_" + sp, "Exporting resumed", sp,
+                      body="<bpmn:terminateEventDefinition />",
+                      doc="Ends the sub-process, the watchdog branch included.")
+        main = seq(m, [single(s), single(fork), steps, single(done)])
+        wmerge = gateway(m, sp, "WatchMerge_" + sp)
+        timer = m.node("intermediateCatchEvent", "PausedTooLong_" + sp,
+                       "pausedWindowTimeout elapsed", sp, body=timer_def("= pausedWindowTimeout"))
+        notify = service(m, sp, "NotifyPaused_" + sp, "Notify operators", "c8dr.notify",
+                         {"event": "paused-window-exceeded"})
+        reason = ('= if pausedDecision = "resume" then '
+                  + with_comment("exporting was paused longer than pausedWindowTimeout; "
+                                 "the operator resumed exporting, which aborts the failback")
+                  + ' else null')
+        ut = user_task(m, sp, "PausedWindow_" + sp, "Exporting paused too long: resume or wait?",
+                       "c8dr-paused-window",
+                       outputs=[("= pausedDecision", "pausedDecision"), ("= comment", "comment"),
+                                (reason, "abortReason")],
+                       doc="Exporting has been paused for pausedWindowTimeout (log compaction is "
+                           "stopped meanwhile). Keep waiting (the default) or resume exporting, "
+                           "which aborts the failback (the snapshot would not be consistent).")
+        decide = gateway(m, sp, "ResumeNow_" + sp, "Resume now?")
+        abort = throw_aborted(m, sp, "ResumeRequested_" + sp, "Resume: abort")
+        # the watchdog row goes above the steps (their retry flows run below them)
+        top = 130
+        main.shift(0, top)
+        x = fork.x + 70
+        for n in [wmerge, timer, notify, ut, decide, abort]:
+            n.x = x
+            n.y = 50 - n.h / 2
+            x = n.right + GAP
+        m.flow(fork, wmerge)
+        m.flow(wmerge, timer)
+        m.flow(timer, notify)
+        m.flow(notify, ut)
+        m.flow(ut, decide)
+        m.flow(decide, abort, name="resume", cond=explicit_yes('pausedDecision = "resume"'))
+        m.flow(decide, wmerge, name="keep waiting", default=True, route="over20")
+        shapes = main.shapes + [wmerge, timer, notify, ut, decide, abort]
+        return Frag(shapes, max(main.w, abort.right), main.h + top, main.main_y + top, s, done)
+
+    def paused(p):
+        """Steps 3 to 6. Every way out but the normal one is an error (ABORTED or anything
+        uncaught): the boundary resumes exporting, then throws ABORTED on."""
+        sp = m.node("subProcess", "ExportingPaused", "Exporting paused (steps 3 to 6)", p,
+                    doc="Bounded by pausedWindowTimeout (watchdog); every path out of this "
+                        "sub-process has resumed exporting. Cancelling the instance bypasses "
+                        "that (no BPMN element runs on cancellation): fix incidents and retry, "
+                        "or abort through a decision task; after a cancel, resume exporting by "
+                        "hand (POST /actuator/exporting/resume on the surviving region) and turn "
+                        "Operate and Tasklist back on.")
+        frag = container(sp, paused_content(sp.id))
+        b = m.node("boundaryEvent", "Left_ExportingPaused", "Aborted or failed", p,
+                   body=error_def(), attached_to=sp,
+                   doc="Catches every error leaving the paused scope (ABORTED included).")
+        res = service(m, p, "ResumeAfterAbort", "Resume exporting", "c8dr.resume-exporting",
+                      retries=10)
+        out = throw_aborted(m, p, "Rethrow_ExportingPaused", "Aborted, exporting resumed")
+        attach(b, sp, 40)
+        res.x, res.y = b.cx - res.w / 2, sp.bottom + 40
+        out.x, out.y = res.right + GAP, res.cy - 18
+        m.flow(b, res, route="down")
+        m.flow(res, out)
+        return Frag(frag.shapes + [b, res, out], max(frag.w, out.right), res.bottom + 20,
+                    frag.main_y, sp, sp)
+
+    def webapps_off_scope():
+        """Steps 2 to 8 run with Operate and Tasklist off in the surviving region: an abort
+        anywhere in here turns them back on before the report."""
+        sp = m.node("subProcess", "SurvivingWebappsOff", "Webapps off in the surviving region "
+                    "(steps 2 to 8)", P,
+                    doc="Every abort inside (ABORTED, or any uncaught error) turns Operate and "
+                        "Tasklist back on in the surviving region and reports what remains.")
+
+        def content(p):
+            return [
+                step(m, p, "WebappsOff", "2. Deactivate Operate and Tasklist in the surviving "
+                     "region", lambda s2: inner(m, s2, webapps_off), rethrow(p, "WebappsOff"),
+                     True),
+                paused(p),
+                step(m, p, "AddBrokers", "7. Add the new brokers to the Zeebe cluster",
+                     lambda s2: inner(m, s2, add), rethrow(p, "AddBrokers"), True),
+                step(m, p, "WebappsOn", "8. Start Operate and Tasklist (surviving, then "
+                     "recreated)", lambda s2: inner(m, s2, webapps_on), rethrow(p, "WebappsOn"),
+                     True),
+            ]
+        frag = container(sp, inner(m, sp.id, content))
+        b = m.node("boundaryEvent", "Aborted_SurvivingWebappsOff", "Aborted", P,
+                   body=error_def(), attached_to=sp,
+                   doc="Catches ABORTED (and any uncaught error) from steps 2 to 8.")
+        restore = service(m, P, "RestoreWebappsSurviving", "Enable Operate and Tasklist "
+                          "(surviving)", "c8dr.helm",
+                          {"action": "enable-webapps", "region": "surviving"},
+                          outputs=[("= true", "webappsRestored")])
+        manual = with_manual(m, P, restore, MANUAL, gated=False, outputs=[
+            ("= manualStepDone", "manualStepDone"), ("= comment", "comment"),
+            (explicit_yes("manualStepDone = true"), "webappsRestored")])
+        webapps = ('(if webappsRestored = true then "Operate and Tasklist are on again in the '
+                   'surviving region. " else "Operate and Tasklist are still OFF in the '
+                   'surviving region (the manual step was not confirmed): run manualCommand. ")')
+        reason = (f"= {ABORT_REASON} + \". \" + {webapps} + \"{CLEANUP}\"")
+        rep = report(m, P, "ReportAborted_SurvivingWebappsOff", "Report aborted", "failback",
+                     "aborted", reason)
+        e = end(m, P, "EndAborted_SurvivingWebappsOff", "Aborted, webapps on")
+        attach(b, sp, 40)
+        manual.shift(b.cx - 60, sp.bottom + 40)
+        rep.x, rep.y = max(x.right for x in manual.shapes) + GAP, manual.entry.cy - rep.h / 2
+        e.x, e.y = rep.right + GAP, rep.cy - 18
+        m.flow(b, restore, route="down")
+        m.flow(manual.exit, rep)
         m.flow(rep, e)
-        return Frag(f.shapes + [rep, e], max(f.w, e.right), rep.bottom + 20, f.main_y,
-                    f.entry, f.exit, exit_default=True, exit_name="continue")
+        shapes = frag.shapes + [b] + manual.shapes + [rep, e]
+        return Frag(shapes, max(frag.w, e.right), max(x.bottom for x in shapes) + 20,
+                    frag.main_y, sp, sp)
 
     frags = [
         single(start(m, P, "Start", "Region recreated")),
         validate(m, "failback"),
         step_(m, P, "Preflight", "Preflight: recreated region clean",
               lambda sp: inner(m, sp, preflight), "failback", can_abort_inside=False),
-        approval(m, P, "ApproveFailback", "Approve failback", "c8dr-approve-failback", True,
-                 "approve", "failback", "rejected", "Shows the preflight findings."),
+        approval(m, P, "ApproveFailback", "Approve failback", "c8dr-approve-failback",
+                 ("decision", '"approve"', '"reject"'), "Approved?", "approve",
+                 "rejected by the approver", "failback", "rejected",
+                 "Shows the preflight findings."),
         step_(m, P, "Deploy", "1. Deploy Camunda 8 in the recreated region",
-              lambda sp: inner(m, sp, deploy), "failback"),
-        step_(m, P, "WebappsOff", "2. Deactivate Operate and Tasklist in the surviving region",
-              lambda sp: inner(m, sp, webapps_off), "failback"),
-        paused(),
-        step_(m, P, "AddBrokers", "7. Add the new brokers to the Zeebe cluster",
-              lambda sp: inner(m, sp, add), "failback"),
-        step_(m, P, "WebappsOn", "8. Start Operate and Tasklist",
-              lambda sp: inner(m, sp, webapps_on), "failback"),
+              lambda sp: inner(m, sp, deploy), "failback",
+              tail=process_abort_tail(m, "Deploy", "failback", CLEANUP)),
+        webapps_off_scope(),
         approval(m, P, "ConfirmRestored", "Confirm service restored", "c8dr-confirm-restored",
-                 True, "confirm", "failback", "not-confirmed",
-                 "Shows the final topology and exporters."),
+                 ("decision", '"confirm"', '"reject"'), "Confirmed?", "confirm",
+                 "the operator did not confirm that the service is restored", "failback",
+                 "not-confirmed", "Shows the final topology and exporters."),
     ] + final_report(m, "failback")
     seq(m, frags)
-    roots = error_elements(["INVALID_INPUT", "MANUAL_STEP_REQUIRED"])
+    roots = error_elements(["INVALID_INPUT", "MANUAL_STEP_REQUIRED", "ABORTED"])
     return to_xml(m, roots, FAILBACK_DOC)
 
 
@@ -417,7 +545,7 @@ def drill():
               lambda sp: inner(m, sp, after_failback), "drill"),
     ] + final_report(m, "drill")
     seq(m, frags)
-    roots = [msg] + error_elements(["INVALID_INPUT", "DRILL_NOT_ALLOWED"])
+    roots = [msg] + error_elements(["INVALID_INPUT", "DRILL_NOT_ALLOWED", "ABORTED"])
     return to_xml(m, roots, DRILL_DOC)
 
 

@@ -69,6 +69,27 @@ def error_def(error_id=None):
     return "<bpmn:errorEventDefinition />"
 
 
+def explicit_yes(test):
+    """A gate condition that is true only for an explicit yes: a missing, null or wrongly typed
+    answer makes `test` null or false, and `if` turns that into false (the default flow, which
+    ends without mutations) instead of a condition incident."""
+    return f"= if {test} then true else false"
+
+
+def shown(var):
+    """FEEL: the value of `var` for a message, `missing` when null."""
+    return f'(if {var} = null then "missing" else string({var}))'
+
+
+def with_comment(prefix):
+    """FEEL: a string literal prefix + ": comment" when a comment was given."""
+    return f'"{prefix}" + (if comment = null then "" else ": " + string(comment))'
+
+
+def no_answer(question, var, consequence):
+    return (f'"no valid answer to \'{question}\' ({var} = " + {shown(var)} + "): {consequence}"')
+
+
 def report(m, parent, base, name, process, outcome, reason):
     return service(
         m, parent, base, name, "c8dr.report", {"process": process},
@@ -90,20 +111,18 @@ def lower_row(m, items, x0, y):
 
 
 def guarded(m, parent, host_frag, host, boundary_body, boundary_name, notify_event, ut, decision_var,
-            abort_tail, aborted_gateway, boundary_doc=None, non_interrupting=False):
+            abort_tail, catch_aborted, boundary_doc=None):
     """The host (a step sub-process or a verification loop), an interrupting boundary event on it
-    -> c8dr.notify -> an operator decision (retry | abort); retry re-enters the host through a
-    merge gateway, abort runs `abort_tail` (a list of nodes in `parent`, last one an end event).
-    With `aborted_gateway`, an exclusive gateway after the host routes `abortRequested = true`
-    (an abort decided inside the host) to the same abort tail."""
+    -> c8dr.notify -> an operator decision (retry | anything else aborts); retry re-enters the host
+    through a merge gateway, abort runs `abort_tail` (a list of nodes in `parent`, last one an end
+    event). With `catch_aborted`, an ABORTED error boundary on the host (an abort decided inside
+    it, thrown by an error end event) joins the same abort tail."""
     merge = gateway(m, parent, "Merge_" + host.id)
     b = m.node("boundaryEvent", "Boundary_" + host.id, boundary_name, parent, body=boundary_body,
                attached_to=host, doc=boundary_doc)
     notify = service(m, parent, "Notify_" + host.id, "Notify operators", "c8dr.notify",
                      {"event": notify_event})
-    decide = gateway(m, parent, "Decide_" + host.id, "Retry or abort?")
-    aborted = gateway(m, parent, "Aborted_" + host.id, "Aborted?") if aborted_gateway else None
-    abort_merge = gateway(m, parent, "AbortMerge_" + host.id) if aborted_gateway else None
+    decide = gateway(m, parent, "Decide_" + host.id, "Retry?")
 
     merge.x, merge.y = 0, host_frag.main_y - 25
     host_frag.shift(merge.right + GAP, 0)
@@ -112,14 +131,23 @@ def guarded(m, parent, host_frag, host, boundary_body, boundary_name, notify_eve
     lower_row(m, [notify], b.x + 18 - notify.w / 2, row_y)
     end_x = lower_row(m, [ut, decide], notify.right + GAP, row_y)
     shapes = [merge] + host_frag.shapes + [b, notify, ut, decide]
-    exit_ = host
-    if aborted_gateway:
-        ax = max(end_x + GAP, host.right + GAP)
-        aborted.x, aborted.y = ax, host_frag.main_y - 25
-        abort_merge.x, abort_merge.y = ax, row_y - 25
+    first_abort = abort_tail[0]
+    if catch_aborted:
+        ab = m.node("boundaryEvent", "Aborted_" + host.id, "Aborted", parent,
+                    body=error_def("Error_ABORTED"), attached_to=host,
+                    doc="An abort decided inside this step (error end event ABORTED).")
+        abort_merge = gateway(m, parent, "AbortMerge_" + host.id)
+        # the ABORTED boundary sits right of the decision row and drops straight into the merge
+        offset = max(host.w - 70, end_x + GAP + 25 - 18 - host.x)
+        if offset + 36 + 30 > host.w:
+            host.w = offset + 36 + 30
+        attach(ab, host, offset)
+        abort_merge.x, abort_merge.y = ab.cx - 25, row_y - 25
         end_x = abort_merge.right
-        shapes += [aborted, abort_merge]
-        exit_ = aborted
+        shapes += [ab, abort_merge]
+        m.flow(ab, abort_merge, route="down")
+        m.flow(abort_merge, abort_tail[0])
+        first_abort = abort_merge
     end_x = lower_row(m, abort_tail, end_x + GAP, row_y)
     shapes += abort_tail
 
@@ -127,33 +155,34 @@ def guarded(m, parent, host_frag, host, boundary_body, boundary_name, notify_eve
     m.flow(b, notify, route="down")
     m.flow(notify, ut)
     m.flow(ut, decide)
-    m.flow(decide, merge, name="retry", cond=f'= {decision_var} = "retry"', route="below30")
-    first_abort = abort_merge if aborted_gateway else abort_tail[0]
+    m.flow(decide, merge, name="retry", cond=explicit_yes(f'{decision_var} = "retry"'),
+           route="below30")
     m.flow(decide, first_abort, name="abort", default=True)
-    if aborted_gateway:
-        m.flow(host, aborted)
-        m.flow(aborted, abort_merge, name="aborted", cond="= abortRequested = true", route="down")
-        m.flow(abort_merge, abort_tail[0])
     for x, y in zip(abort_tail, abort_tail[1:]):
         m.flow(x, y)
     w = max(s.right for s in shapes)
     h = max(s.bottom for s in shapes) + 50
-    return Frag(shapes, w, h, host_frag.main_y, merge, exit_,
-                exit_default=aborted_gateway, exit_name="continue" if aborted_gateway else None)
+    return Frag(shapes, w, h, host_frag.main_y, merge, host)
 
 
-def decision_outputs(var):
-    return [
-        (f"= {var}", var),
-        ("= comment", "comment"),
-        (f'= if {var} = "retry" then false else true', "abortRequested"),
-    ]
+def decision_outputs(var, question):
+    """A retry/abort decision: the answer, the comment and `abortReason` (null on retry; anything
+    but an explicit retry aborts, and says why)."""
+    reason = (f'= if {var} = "retry" then null else if {var} = "abort" then '
+              f'{with_comment("aborted by the operator")} else '
+              f'{no_answer(question, var, "treated as abort")}')
+    return [(f"= {var}", var), ("= comment", "comment"), (reason, "abortReason")]
+
+
+def throw_aborted(m, parent, base, name="Aborted"):
+    """An error end event throwing ABORTED to the enclosing step's (or scope's) boundary."""
+    return m.node("endEvent", base, name, parent, body=error_def("Error_ABORTED"))
 
 
 def step_failed_ut(m, parent, host):
     return user_task(
         m, parent, "StepFailed_" + host.id, "Step failed: retry or abort?", "c8dr-step-failed",
-        outputs=decision_outputs("errorDecision"),
+        outputs=decision_outputs("errorDecision", "Step failed: retry or abort?"),
         doc="A step threw a BPMN error (lastError). The operator fixes the cause and retries the "
             "whole step (every step is idempotent), or aborts.",
     )
@@ -161,7 +190,8 @@ def step_failed_ut(m, parent, host):
 
 def step(m, parent, base, title, build_inner, abort_tail, can_abort_inside, doc=None):
     """A labelled embedded sub-process for one step of the procedure, with a catch-all error
-    boundary -> c8dr.notify (step-failed) -> operator decision (c8dr-step-failed)."""
+    boundary -> c8dr.notify (step-failed) -> operator decision (c8dr-step-failed), and (when
+    `can_abort_inside`) an ABORTED boundary for aborts decided inside the step."""
     sp = m.node("subProcess", "Step_" + base, title, parent, doc=doc)
     inner = build_inner(sp.id)
     frag = container(sp, inner)
@@ -176,7 +206,7 @@ def step(m, parent, base, title, build_inner, abort_tail, can_abort_inside, doc=
 def loop(m, parent, base, title, check, timeout_expr, manual_error=None):
     """The verification loop (DESIGN.md section 5): check -> verified? -> done, else wait
     `verifyInterval` and check again; interrupting timer boundary -> verification-timeout decision.
-    The abort path ends the enclosing scope with `abortRequested = true`."""
+    The abort path throws ABORTED (error end event) to the enclosing step."""
     sp = m.node("subProcess", "Loop_" + base, title, parent,
                 doc=f"Verification loop; gives up after {timeout_expr.lstrip('= ')}.")
     s = start(m, sp.id, "Start_" + base)
@@ -200,49 +230,81 @@ def loop(m, parent, base, title, check, timeout_expr, manual_error=None):
                     body=error_def(manual_error), attached_to=check_task)
         attach(mb, check_task, 4)
         mut = manual_ut(m, sp.id, base)
+        mdone = gateway(m, sp.id, "ManualDone_" + base, "Done?")
         mend = end(m, sp.id, "Manual_End_" + base, "Checked manually")
+        mabort = throw_aborted(m, sp.id, "Manual_NotDone_" + base, "Not done: abort")
         mut.x, mut.y = mb.x + 18 - mut.w / 2, wait.bottom + 30
-        mend.x, mend.y = mut.right + GAP, mut.cy - 18
+        mdone.x, mdone.y = mut.right + GAP, mut.cy - 25
+        mend.x, mend.y = mdone.right + GAP, mut.cy - 18
+        mabort.x, mabort.y = mdone.cx - 18, mut.bottom + 20
         m.flow(mb, mut, route="down")
-        m.flow(mut, mend)
-        shapes += [mb, mut, mend]
+        m.flow(mut, mdone)
+        m.flow(mdone, mend, name="yes", cond=explicit_yes("manualStepDone = true"))
+        m.flow(mdone, mabort, name="no", default=True, route="down")
+        shapes += [mb, mut, mdone, mend, mabort]
     inner = Frag(shapes, main.w, max(s.bottom for s in shapes), main.main_y, s, done)
     frag = container(sp, inner)
     ut = user_task(
         m, parent, "Timeout_" + base, "Verification timed out: retry or abort?",
-        "c8dr-verification-timeout", outputs=decision_outputs("timeoutDecision"),
+        "c8dr-verification-timeout", outputs=decision_outputs("timeoutDecision", "Verification timed out: retry or abort?"),
         doc="The check did not verify in time; retry re-enters the loop.",
     )
     return guarded(
         m, parent, frag, sp, timer_def(timeout_expr), "Timed out", "verification-timeout", ut,
-        "timeoutDecision", [end(m, parent, "Aborted_" + base, "Aborted")], False,
+        "timeoutDecision", [throw_aborted(m, parent, "Aborted_" + base)], False,
     )
 
 
-def manual_ut(m, parent, base):
+MANUAL_REASON = ('= if manualStepDone = true then null else if manualStepDone = false then ' +
+                 with_comment("the manual step was not done (the operator answered no)") +
+                 ' else ' +
+                 no_answer("Command run successfully?", "manualStepDone", "treated as abort"))
+
+
+def manual_ut(m, parent, base, outputs=None):
     return user_task(
         m, parent, "ManualStep_" + base, "Run the manual step", "c8dr-manual-step",
+        outputs=outputs if outputs is not None else [
+            ("= manualStepDone", "manualStepDone"), ("= comment", "comment"),
+            (MANUAL_REASON, "abortReason")],
         doc="MANUAL_STEP_REQUIRED: the form shows manualCommand; the operator runs it and "
-            "confirms; the process continues.",
+            "confirms (manualStepDone = true) and the process continues; any other answer aborts.",
     )
 
 
-def with_manual(m, parent, task, error_id):
-    """A task whose MANUAL_STEP_REQUIRED error leads to the c8dr-manual-step user task, after
-    which the process continues as if the task had completed."""
+def with_manual(m, parent, task, error_id, gated=True, outputs=None):
+    """A task whose MANUAL_STEP_REQUIRED error leads to the c8dr-manual-step user task. Gated:
+    only an explicit manualStepDone = true continues as if the task had completed, anything else
+    throws ABORTED to the enclosing step. Not gated (abort paths, which cannot abort again): the
+    process continues and `outputs` record the answer."""
     b = m.node("boundaryEvent", "Manual_" + task.id, "Manual step required", parent,
                body=error_def(error_id), attached_to=task)
-    ut = manual_ut(m, parent, task.id)
+    ut = manual_ut(m, parent, task.id, outputs)
     join = gateway(m, parent, "Done_" + task.id)
     task.x, task.y = 0, 0
     attach(b, task, 32)
     ut.x, ut.y = b.x + 18 - ut.w / 2, task.bottom + 50
-    join.x, join.y = max(task.right, ut.right) + GAP, task.cy - 25
+    shapes = [task, b, ut, join]
     m.flow(task, join)
     m.flow(b, ut, route="down")
-    m.flow(ut, join, route="up")
-    shapes = [task, b, ut, join]
-    return Frag(shapes, join.right, ut.bottom + 20, task.cy, task, join)
+    bottom = ut.bottom
+    if gated:
+        done = gateway(m, parent, "ManualDone_" + task.id, "Done?")
+        abort = throw_aborted(m, parent, "NotDone_" + task.id, "Not done: abort")
+        done.x, done.y = ut.right + GAP, ut.cy - 25
+        abort.x, abort.y = done.cx - 18, done.bottom + 25
+        join.x, join.y = max(task.right, done.right) + GAP, task.cy - 25
+        m.flow(ut, done)
+        m.flow(done, join, name="yes", cond=explicit_yes("manualStepDone = true"), route="up")
+        m.flow(done, abort, name="no", default=True, route="down")
+        shapes += [done, abort]
+        right = join.right
+        bottom = abort.bottom
+    else:
+        join.x, join.y = max(task.right, ut.right) + GAP, task.cy - 25
+        m.flow(ut, join, route="up")
+        right = join.right
+    return Frag(shapes, right, bottom + 20, task.cy, task, join)
 
 
 def optional_await(m, parent, base, action_frag, title):
@@ -259,10 +321,12 @@ def optional_await(m, parent, base, action_frag, title):
     return pad(frag, top=40)
 
 
-def approval(m, parent, base, name, form, with_decision, approve_value, process, reject_outcome,
-             doc):
+def approval(m, parent, base, name, form, gate, gate_name, yes_label, no_text, process,
+             reject_outcome, doc):
     """Skipped when autoApprove = true; Camunda user task with a linked form, candidate group,
-    due date and a non-interrupting reminder; a rejection ends the process through c8dr.report."""
+    due date and a non-interrupting reminder. `gate` = (variable, FEEL yes value, FEEL no value):
+    anything but the yes value ends the process through c8dr.report (outcome `reject_outcome`,
+    reason: the explicit no with its comment, or which answer was missing or invalid)."""
     auto = gateway(m, parent, "Auto_" + base, "Auto-approve?")
     ut = user_task(m, parent, base, name, form, doc=doc)
     rem = m.node("boundaryEvent", "Reminder_" + base, "Reminder", parent,
@@ -281,23 +345,24 @@ def approval(m, parent, base, name, form, with_decision, approve_value, process,
     m.flow(auto, ut, name="no", default=True)
     m.flow(rem, notify, route="down")
     m.flow(notify, rem_end, route="down")
-    if with_decision:
-        dec = gateway(m, parent, "Decision_" + base, "Decision?")
-        rep = report(m, parent, "Report_" + base, "Report " + reject_outcome, process,
-                     reject_outcome, "= comment")
-        rej_end = end(m, parent, "End_" + base, reject_outcome.capitalize())
-        dec.x, dec.y = ut.right + 80, auto.y
-        join.x, join.y = dec.right + GAP + 20, auto.y
-        rep.x, rep.y = dec.cx - rep.w / 2, ut.bottom + 50
-        rej_end.x, rej_end.y = rep.right + GAP, rep.cy - 18
-        m.flow(ut, dec)
-        m.flow(dec, join, name=approve_value, cond=f'= decision = "{approve_value}"')
-        m.flow(dec, rep, name=reject_outcome, route="down", default=True)
-        m.flow(rep, rej_end)
-        shapes += [dec, rep, rej_end]
-    else:
-        join.x, join.y = ut.right + GAP + 20, auto.y
-        m.flow(ut, join)
+    # the gate: only an explicit yes continues; no, missing, null or a wrong type ends the
+    # process through c8dr.report with the reason, before any further mutation
+    var, yes, no_value = gate
+    dec = gateway(m, parent, "Decision_" + base, gate_name)
+    reason = (f"= if {var} = {no_value} then {with_comment(no_text)} else "
+              f'{no_answer(name, var, "nothing further was changed")}')
+    rep = report(m, parent, "Report_" + base, "Report " + reject_outcome, process,
+                 reject_outcome, reason)
+    rej_end = end(m, parent, "End_" + base, reject_outcome.replace("-", " ").capitalize())
+    dec.x, dec.y = ut.right + 80, auto.y
+    join.x, join.y = dec.right + GAP + 20, auto.y
+    rep.x, rep.y = dec.cx - rep.w / 2, ut.bottom + 50
+    rej_end.x, rej_end.y = rep.right + GAP, rep.cy - 18
+    m.flow(ut, dec)
+    m.flow(dec, join, name=yes_label, cond=explicit_yes(f"{var} = {yes}"))
+    m.flow(dec, rep, name="otherwise", route="down", default=True)
+    m.flow(rep, rej_end)
+    shapes += [dec, rep, rej_end]
     m.flow(auto, join, name="yes", cond="= autoApprove = true", route="over20")
     w = max(s.right for s in shapes)
     h = max(s.bottom for s in shapes) + 20

@@ -29,6 +29,10 @@ pub struct Args {
     /// Answer user tasks in the terminal instead of approving automatically.
     #[arg(long)]
     pub interactive: bool,
+    /// Rehearse an 8.7-migrated installation with Optimize: the legacy `elasticsearchregionN`
+    /// exporters are enabled in both regions before the loss and must be again at the end.
+    #[arg(long)]
+    pub legacy_exporters: bool,
     /// Use short lab durations (seconds instead of minutes of simulated work).
     #[arg(long)]
     pub fast: bool,
@@ -88,6 +92,7 @@ pub async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode>
             ..FaultConfig::default()
         }),
         kill_worker_at: args.kill_worker_at,
+        legacy_exporters: args.legacy_exporters,
         approver: if args.interactive { Approver::Interactive } else { Approver::Auto },
         bpmn_dir: args.bpmn,
         real_timeout: Duration::from_secs(args.timeout_secs),

@@ -193,6 +193,13 @@ impl Config {
         if w.backoff_min_ms == 0 || w.backoff_min_ms > w.backoff_max_ms {
             p.add("worker.backoff_min_ms", "must be > 0 and not above worker.backoff_max_ms");
         }
+        let tr = &w.transient_retry;
+        if tr.window_ms > 0 && (tr.initial_backoff_ms == 0 || tr.initial_backoff_ms > tr.max_backoff_ms) {
+            p.add(
+                "worker.transient_retry.initial_backoff_ms",
+                "must be > 0 and not above worker.transient_retry.max_backoff_ms (e.g. 5000 and 60000), or set window_ms = 0",
+            );
+        }
         if !w.metrics_address.is_empty() && w.metrics_address.parse::<std::net::SocketAddr>().is_err() {
             p.add(
                 "worker.metrics_address",
@@ -270,6 +277,10 @@ impl Config {
             }
             if t.helm.region_values.len() > 2 {
                 p.add(f("helm.region_values"), "has more than 2 entries; one list per region (index = region id)");
+            } else {
+                for (key, problem) in t.helm.pinning_problems() {
+                    p.add(f(&format!("helm.{key}")), problem);
+                }
             }
             let mut names = std::collections::BTreeSet::new();
             for (i, r) in t.regions.iter().enumerate() {

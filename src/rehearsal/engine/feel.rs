@@ -271,6 +271,30 @@ mod tests {
     }
 
     #[test]
+    fn gate_conditions_are_false_for_anything_but_an_explicit_yes() {
+        // the BPMN gates: `if <test> then true else false`, so a wrong type is no, not an incident
+        let gate = |v: Json| eval("=if trafficRerouted = true then true else false", v);
+        assert_eq!(gate(json!({"trafficRerouted": true})), json!(true));
+        for no in [
+            json!({"trafficRerouted": false}),
+            json!({}),
+            json!({"trafficRerouted": null}),
+            json!({"trafficRerouted": "yes"}),
+            json!({"trafficRerouted": 1}),
+        ] {
+            assert_eq!(gate(no.clone()), json!(false), "{no}");
+        }
+        let approve = |v: Json| eval("=if decision = \"approve\" then true else false", v);
+        assert_eq!(approve(json!({"decision": "approve"})), json!(true));
+        assert_eq!(approve(json!({"decision": 1})), json!(false));
+        assert_eq!(approve(json!({"decision": ["approve"]})), json!(false));
+        let shown = "=(if d = null then \"missing\" else string(d))";
+        assert_eq!(eval(shown, json!({})), json!("missing"));
+        assert_eq!(eval(shown, json!({"d": 1})), json!("1"));
+        assert_eq!(eval(shown, json!({"d": "yes"})), json!("yes"));
+    }
+
+    #[test]
     fn temporal_values_become_iso_strings() {
         assert_eq!(eval("=duration(\"PT5S\")", json!({})), json!("PT5S"));
         let due = eval("=now() + duration(d)", json!({"d": "PT1H"}));

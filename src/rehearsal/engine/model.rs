@@ -34,6 +34,14 @@ pub enum ElementKind {
         message: Option<String>,
     },
     EndEvent,
+    /// Error end event: throws `error_code` to the nearest error boundary of the enclosing
+    /// scopes (through call activities), which terminates that scope; uncaught -> incident.
+    ErrorEnd {
+        error_code: String,
+    },
+    /// Terminate end event: terminates every other element instance of its flow scope, which
+    /// then completes (a sub-process takes its outgoing flows; a process instance completes).
+    TerminateEnd,
     ServiceTask {
         job_type: String,
         retries: String,
@@ -70,7 +78,7 @@ impl ElementKind {
     pub fn type_name(&self) -> &'static str {
         match self {
             ElementKind::StartEvent { .. } => "START_EVENT",
-            ElementKind::EndEvent => "END_EVENT",
+            ElementKind::EndEvent | ElementKind::ErrorEnd { .. } | ElementKind::TerminateEnd => "END_EVENT",
             ElementKind::ServiceTask { .. } => "SERVICE_TASK",
             ElementKind::UserTask(_) => "USER_TASK",
             ElementKind::ExclusiveGateway { .. } => "EXCLUSIVE_GATEWAY",

@@ -207,11 +207,7 @@ fn parse_scope(ctx: &Ctx, scope_node: Node, scope: Option<&str>, proc: &mut Proc
             "documentation" | "extensionElements" | "textAnnotation" | "association" | "laneSet" | "group"
             | "incoming" | "outgoing" => continue,
             "startEvent" => parse_start(ctx, &n)?,
-            "endEvent" => {
-                check_children(ctx, &n, tag, &[])?;
-                check_extensions(ctx, &n, &["ioMapping", "properties"])?;
-                ElementKind::EndEvent
-            }
+            "endEvent" => parse_end(ctx, &n)?,
             "serviceTask" => parse_service_task(ctx, &n)?,
             "userTask" => parse_user_task(ctx, &n)?,
             "exclusiveGateway" => {
@@ -387,6 +383,35 @@ fn parse_start(ctx: &Ctx, n: &Node) -> Result<ElementKind, ParseError> {
     Ok(ElementKind::StartEvent { message })
 }
 
+fn parse_end(ctx: &Ctx, n: &Node) -> Result<ElementKind, ParseError> {
+    let id = id_of(n);
+    check_children(ctx, n, "endEvent", &["errorEventDefinition", "terminateEventDefinition"])?;
+    if let Some(e) = child(*n, "errorEventDefinition") {
+        // the engine throws no error variables: input mappings on an error end event are rejected
+        check_extensions(ctx, n, &["properties"])?;
+        let r = e
+            .attribute("errorRef")
+            .ok_or_else(|| ctx.err(format!("error end event '{id}' has no errorRef (it must reference an error)")))?;
+        let code = ctx
+            .errors
+            .get(r)
+            .ok_or_else(|| ctx.err(format!("error end event '{id}' references unknown error '{r}'")))?;
+        if code.trim().is_empty() {
+            return Err(ctx.err(format!("error end event '{id}': error '{r}' has no errorCode")));
+        }
+        if code.trim_start().starts_with('=') {
+            return Err(ctx.unsupported(&id, "endEvent", " with an errorCode expression (only static codes are)"));
+        }
+        return Ok(ElementKind::ErrorEnd { error_code: code.clone() });
+    }
+    if child(*n, "terminateEventDefinition").is_some() {
+        check_extensions(ctx, n, &["properties"])?;
+        return Ok(ElementKind::TerminateEnd);
+    }
+    check_extensions(ctx, n, &["ioMapping", "properties"])?;
+    Ok(ElementKind::EndEvent)
+}
+
 fn parse_service_task(ctx: &Ctx, n: &Node) -> Result<ElementKind, ParseError> {
     let id = id_of(n);
     check_children(ctx, n, "serviceTask", &[])?;
@@ -547,6 +572,23 @@ mod tests {
     }
 
     #[test]
+    fn error_and_terminate_end_events() {
+        let xml = defs(
+            r#"<bpmn:error id="e" errorCode="ABORTED"/>
+<bpmn:process id="p" isExecutable="true">
+  <bpmn:startEvent id="s"/><bpmn:endEvent id="err"><bpmn:errorEventDefinition errorRef="e"/></bpmn:endEvent>
+  <bpmn:endEvent id="term"><bpmn:terminateEventDefinition/></bpmn:endEvent><bpmn:endEvent id="plain"/>
+</bpmn:process>"#,
+        );
+        let d = parse_bpmn("p.bpmn", &xml).unwrap();
+        let p = &d.processes[0];
+        assert_eq!(p.element("err").kind, ElementKind::ErrorEnd { error_code: "ABORTED".into() });
+        assert_eq!(p.element("term").kind, ElementKind::TerminateEnd);
+        assert_eq!(p.element("plain").kind, ElementKind::EndEvent);
+        assert_eq!(p.element("term").kind.type_name(), "END_EVENT");
+    }
+
+    #[test]
     fn rejections_name_file_element_and_type() {
         let cases = [
             (
@@ -566,6 +608,22 @@ mod tests {
                 "zeebe:taskDefinition",
             ),
             (r#"<bpmn:signal id="sig"/><bpmn:process id="p"><bpmn:startEvent id="s"/></bpmn:process>"#, "signal"),
+            (
+                r#"<bpmn:process id="p"><bpmn:startEvent id="s"/><bpmn:endEvent id="x"><bpmn:escalationEventDefinition/></bpmn:endEvent></bpmn:process>"#,
+                "escalationEventDefinition",
+            ),
+            (
+                r#"<bpmn:process id="p"><bpmn:startEvent id="s"/><bpmn:endEvent id="x"><bpmn:errorEventDefinition/></bpmn:endEvent></bpmn:process>"#,
+                "no errorRef",
+            ),
+            (
+                r#"<bpmn:error id="e" errorCode="=code"/><bpmn:process id="p"><bpmn:startEvent id="s"/><bpmn:endEvent id="x"><bpmn:errorEventDefinition errorRef="e"/></bpmn:endEvent></bpmn:process>"#,
+                "errorCode expression",
+            ),
+            (
+                r#"<bpmn:process id="p"><bpmn:startEvent id="s"/><bpmn:endEvent id="x"><bpmn:extensionElements><zeebe:ioMapping><zeebe:input source="=1" target="a"/></zeebe:ioMapping></bpmn:extensionElements><bpmn:terminateEventDefinition/></bpmn:endEvent></bpmn:process>"#,
+                "zeebe:ioMapping",
+            ),
         ];
         for (body, needle) in cases {
             let err = parse_bpmn("x.bpmn", &defs(body)).unwrap_err().to_string();

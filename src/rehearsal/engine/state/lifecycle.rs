@@ -178,6 +178,37 @@ impl State {
                     e.child_pi = Some(child);
                 }
             }
+            ElementKind::ErrorEnd { error_code } => {
+                let Some((attached, boundary)) = self.find_catch(key, error_code) else {
+                    let m = format!(
+                        "Expected to throw an error event with the code '{error_code}', but it was not caught. No error events are available in the scope."
+                    );
+                    self.raise_incident(key, "UNHANDLED_ERROR_EVENT", m, None, Retry::Activate(key));
+                    return;
+                };
+                self.mark_activated(key);
+                self.log("ERROR", "THROWN", key, Some(key), error_code.clone());
+                // interrupting: terminates the catching scope, this end event included
+                self.trigger_boundary(attached, &boundary, true, Map::new());
+            }
+            ElementKind::TerminateEnd => {
+                self.mark_activated(key);
+                let scope = self.elems[&key].flow_scope.expect("scope");
+                let others: Vec<i64> = self
+                    .elems
+                    .range(scope + 1..)
+                    .filter(|(k, c)| **k != key && c.flow_scope == Some(scope) && c.state.is_active())
+                    .map(|(k, _)| *k)
+                    .collect();
+                for c in others {
+                    self.terminate(c);
+                }
+                if let Some(s) = self.elems.get_mut(&scope) {
+                    s.joins.clear();
+                }
+                // completing the end event completes the (now empty) flow scope
+                self.complete(key);
+            }
             ElementKind::StartEvent { .. }
             | ElementKind::EndEvent
             | ElementKind::ExclusiveGateway { .. }
@@ -441,7 +472,16 @@ impl State {
         for c in children {
             self.terminate(c);
         }
-        if let Some(child) = self.elems[&key].child_pi {
+        // the called process instance: by parent link too, since a child that throws while it
+        // starts (an error end event reached synchronously) does so before `child_pi` is set
+        let called: Vec<i64> = self
+            .elems
+            .range(key + 1..)
+            .filter(|(_, c)| c.element_type == "PROCESS" && c.parent_ei == Some(key) && c.state.is_active())
+            .map(|(k, _)| *k)
+            .chain(self.elems[&key].child_pi)
+            .collect();
+        for child in called {
             self.terminate(child);
         }
         let jobs: Vec<i64> = self

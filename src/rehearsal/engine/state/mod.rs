@@ -219,7 +219,7 @@ pub struct JobStream {
 #[serde(rename_all = "camelCase")]
 pub struct LogEvent {
     pub time: DateTime<Utc>,
-    /// PROCESS_INSTANCE, JOB, USER_TASK, INCIDENT, MESSAGE, TIMER
+    /// PROCESS_INSTANCE, JOB, USER_TASK, INCIDENT, MESSAGE, TIMER, ERROR (thrown by an end event)
     pub value_type: &'static str,
     /// ELEMENT_ACTIVATING, ELEMENT_ACTIVATED, ELEMENT_COMPLETED, ELEMENT_TERMINATED, CREATED,
     /// ACTIVATED, COMPLETED, FAILED, TIMED_OUT, ERROR_THROWN, RETRIES_UPDATED, CANCELED,
