@@ -24,6 +24,75 @@ pub struct Config {
     pub journal: JournalConfig,
     /// Named dual-region installations; the process variable `target` picks one.
     pub targets: BTreeMap<String, TargetConfig>,
+    /// Webhooks `c8dr.notify` and `c8dr.report` post to (none: notifications are only logged).
+    pub notifications: NotificationsConfig,
+}
+
+/// `[notifications]`: where `c8dr.notify` (approval reminders, verification timeouts, step
+/// failures, a long paused-exporting window, ...) and the final outcome of `c8dr.report` go.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationsConfig {
+    /// `[[notifications.webhooks]]`, each receiving the events it lists.
+    pub webhooks: Vec<WebhookConfig>,
+    /// Tries per webhook and event (first try included); 5xx, 429 and network errors are retried.
+    pub max_attempts: u32,
+    /// Back-off before the second try (ms); doubled each try, capped, with jitter.
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        Self { webhooks: Vec::new(), max_attempts: 4, backoff_initial_ms: 500, backoff_max_ms: 4_000 }
+    }
+}
+
+/// The payload format of a webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookKind {
+    /// c8dr's own JSON (event, target, processInstanceKey, elementId, severity, message, time).
+    Generic,
+    /// Slack incoming webhook (`text` + blocks); Mattermost and Teams workflows accept it too.
+    Slack,
+    /// PagerDuty Events API v2 (`routing_key`, `event_action: trigger`, `dedup_key`, `payload`).
+    Pagerduty,
+}
+
+/// One `[[notifications.webhooks]]` entry.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Shown in logs and in the step's variables (the URL never is).
+    pub name: String,
+    pub kind: WebhookKind,
+    /// Receiver URL. A URL that is itself a credential (Slack incoming webhooks) belongs in
+    /// `url_secret` instead. PagerDuty defaults to `https://events.pagerduty.com/v2/enqueue`.
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub url_secret: Option<SecretRef>,
+    /// Extra request headers, values as secret references (e.g. `Authorization`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, SecretRef>,
+    /// PagerDuty integration (routing) key; required for `kind = "pagerduty"`.
+    #[serde(default)]
+    pub routing_key: Option<SecretRef>,
+    /// Event names this webhook receives (`approval-reminder`, `verification-timeout`,
+    /// `step-failed`, `paused-window-exceeded`, `outcome`, ...); empty: all events.
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// Targets this webhook is for; empty: all targets.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// Timeout of one POST (ms).
+    #[serde(default = "defaults::webhook_timeout_ms")]
+    pub timeout_ms: u64,
+    /// When true, a notification this webhook keeps refusing fails the job (the engine retries
+    /// it, then raises an incident). Default false: the process goes on with `notified: false`.
+    #[serde(default)]
+    pub required: bool,
 }
 
 /// How to reach the management Camunda (the one that runs c8dr's BPMN).
@@ -592,5 +661,8 @@ pub mod defaults {
     }
     pub fn http_timeout_ms() -> u64 {
         10_000
+    }
+    pub fn webhook_timeout_ms() -> u64 {
+        5_000
     }
 }

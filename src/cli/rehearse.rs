@@ -48,6 +48,9 @@ pub struct Args {
     /// No progress lines, only the report.
     #[arg(long)]
     pub quiet: bool,
+    /// Post the rehearsal's notifications (generic JSON webhook) to this URL.
+    #[arg(long, value_name = "URL")]
+    pub notify_url: Option<String>,
 }
 
 pub async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
@@ -73,6 +76,12 @@ pub async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode>
     // the rehearsal's progress lines are the output; worker logs only when something is wrong
     // (RUST_LOG=info shows them all)
     c8dr::observe::init_tracing_with_default(&global.log_format, "warn").map_err(anyhow::Error::msg)?;
+    if let Some(url) = args.notify_url {
+        c8dr::notify::install(c8dr::config::NotificationsConfig {
+            webhooks: vec![c8dr::notify::generic_webhook("rehearsal", &url)],
+            ..Default::default()
+        });
+    }
     let opts = RehearseOptions {
         scenario: args.scenario,
         speed: args.speed,

@@ -346,8 +346,8 @@ async fn dispatch(env: &StepEnv<'_>) -> StepResult {
         "c8dr.drill-guard" => drill::drill_guard(env),
         "c8dr.drill-canaries" => drill::drill_canaries(env).await,
         "c8dr.drill-region" => drill::drill_region(env).await,
-        "c8dr.notify" => report::notify(env),
-        "c8dr.report" => report::report(env),
+        "c8dr.notify" => report::notify(env).await,
+        "c8dr.report" => report::report(env).await,
         other => Err(StepOutcome::invalid(
             "jobType",
             format!("unknown job type `{other}`: this worker handles c8dr.* types only"),

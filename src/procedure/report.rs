@@ -62,7 +62,7 @@ fn seconds(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
 }
 
 /// `c8dr.report` (header `process`).
-pub fn report(env: &StepEnv<'_>) -> StepResult {
+pub async fn report(env: &StepEnv<'_>) -> StepResult {
     let process = env.header("process").unwrap_or("");
     if !matches!(process, "failover" | "failback" | "drill") {
         return Err(StepOutcome::invalid(
@@ -80,7 +80,8 @@ pub fn report(env: &StepEnv<'_>) -> StepResult {
         &env.input.variables,
         Utc::now(),
     );
-    Ok(StepOutcome::done(vars([("report", report)])))
+    let notified = notify_outcome(env, &report).await;
+    Ok(StepOutcome::done(vars([("report", report), ("outcomeNotified", notified)])))
 }
 
 /// The report of one process instance from its own journal lines, completed at `completed`.
@@ -152,17 +153,21 @@ pub fn build_report(
     report
 }
 
-/// `c8dr.notify` (header `event`): logged and journaled (as the step outcome).
-pub fn notify(env: &StepEnv<'_>) -> StepResult {
-    let event = env.header("event").unwrap_or("notification");
-    tracing::warn!(
-        event,
-        target = %env.input.target_name,
-        process_instance_key = env.input.process_instance_key,
-        element_id = %env.input.element_id,
-        "c8dr notification"
-    );
-    Ok(StepOutcome::done(vars([("notified", json!(true))])))
+/// The final outcome to the webhooks (event `outcome`). Never fails the report: a receiver that
+/// does not answer is logged and shows as `outcomeNotified: false`.
+async fn notify_outcome(env: &StepEnv<'_>, report: &Value) -> Value {
+    let event = crate::notify::Event::outcome(env.input, report);
+    let notifier = crate::notify::installed();
+    match crate::notify::deliver(notifier.as_deref(), &event).await {
+        Ok(v) => v.get("notified").cloned().unwrap_or(json!(false)),
+        Err(_) => json!(false),
+    }
+}
+
+/// `c8dr.notify` (header `event`): logged, and posted to the webhooks of `[notifications]`
+/// that want the event (see `crate::notify`).
+pub async fn notify(env: &StepEnv<'_>) -> StepResult {
+    crate::notify::notify_step(crate::notify::installed().as_deref(), env.input).await
 }
 
 #[cfg(test)]

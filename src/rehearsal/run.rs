@@ -226,6 +226,7 @@ fn rehearsal_config(lab: &LabHandle, engine: &EngineHandle, opts: &RehearseOptio
         // a throwaway journal in a temporary directory: not synced line by line (see Journal::with_fsync)
         journal: JournalConfig { path: journal, fsync: false },
         targets: BTreeMap::new(),
+        notifications: Default::default(),
     };
     config.targets.insert(LAB_TARGET.into(), lab.target_config());
     config
