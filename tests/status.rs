@@ -57,7 +57,7 @@ async fn status_shows_a_lost_region_as_unreachable_and_the_journal_state() {
             request_timeout_ms: 2_000,
             ..Default::default()
         },
-        journal: JournalConfig { path: journal_path.clone() },
+        journal: JournalConfig { path: journal_path.clone(), fsync: true },
         ..Default::default()
     };
     config.targets.insert("lab".into(), lab.target_config());
@@ -143,7 +143,7 @@ async fn status_shows_the_running_dr_process_and_its_current_step() {
             grpc_address: engine.grpc_url(),
             ..Default::default()
         },
-        journal: JournalConfig { path: dir.path().join("journal.jsonl") },
+        journal: JournalConfig { path: dir.path().join("journal.jsonl"), fsync: true },
         ..Default::default()
     };
     config.targets.insert("lab".into(), lab.target_config());
