@@ -48,6 +48,8 @@ fn router(h: EngineHandle) -> Router {
         .route("/v2/incidents/search", post(search_incidents))
         .route("/v2/element-instances/search", post(search_element_instances))
         .route("/v2/variables/search", post(search_variables))
+        .layer(axum::middleware::from_fn(problem_instance))
+        .layer(axum::middleware::from_fn(|req, next| super::record_rest("engine", req, next)))
         .with_state(h)
 }
 
@@ -61,6 +63,28 @@ fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
     };
     let body = json!({"type": "about:blank", "title": title, "status": status.as_u16(), "detail": detail.into()});
     (status, [(axum::http::header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+}
+
+/// Fills a problem detail's `instance` with the request path, as the orchestration cluster does.
+async fn problem_instance(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let path = req.uri().path().to_string();
+    let res = next.run(req).await;
+    let is_problem = res
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !is_problem {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+    let mut p: Json = serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({}));
+    if let Some(o) = p.as_object_mut() {
+        o.entry("instance").or_insert(Json::String(path));
+    }
+    let out = p.to_string();
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(out))
 }
 
 fn command_error(e: CommandError) -> Response {

@@ -35,7 +35,9 @@ pub(crate) fn region_router(shared: Arc<Shared>, region: usize, api: Api) -> Rou
     let ctx = RegionApi { shared, region, api };
     let router = match api {
         Api::Management => management(),
-        Api::Rest => rest(),
+        Api::Rest => rest().layer(axum::middleware::from_fn(|req, next| {
+            crate::rehearsal::engine::record_rest("lab", req, next)
+        })),
         Api::Elasticsearch => elasticsearch(),
     };
     router.layer(from_fn_with_state(ctx.clone(), middleware)).with_state(ctx)
