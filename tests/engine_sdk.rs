@@ -3,10 +3,10 @@
 //! default gzip compression, streaming workers, the REST clients with the 8.8 OpenAPI response
 //! validation on), plus the gateway features it needs checked from Rust (gzip requests,
 //! CreateProcessInstanceWithResult, PATCH /v2/jobs + incident resolution, `--log-format`).
-#[path = "engine_support/mod.rs"]
-mod support;
 #[path = "node_support/mod.rs"]
 mod node_support;
+#[path = "engine_support/mod.rs"]
+mod support;
 
 use c8dr::gateway_protocol as pb;
 use c8dr::gateway_protocol::gateway_client::GatewayClient;
@@ -36,7 +36,10 @@ async fn the_stock_node_sdk_drives_the_engine() {
         .unwrap_or_else(|e| panic!("no result from the SDK script ({e}):\n{stdout}\nstderr:\n{stderr}"));
     let passed: Vec<&str> = report["passed"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
     eprintln!("@camunda8/sdk against the rehearsal engine, passed:\n  {}", passed.join("\n  "));
-    assert!(out.status.success() && report["failed"].as_array().is_some_and(Vec::is_empty), "failed: {report:#}\n{stderr}");
+    assert!(
+        out.status.success() && report["failed"].as_array().is_some_and(Vec::is_empty),
+        "failed: {report:#}\n{stderr}"
+    );
     assert_eq!(passed.len(), 13, "{report:#}");
 }
 
@@ -109,7 +112,12 @@ async fn raising_retries_over_rest_then_resolving_the_incident_reactivates_the_j
     let pi = create(&mut client, "one", json!({})).await;
     let job = activate_one(&mut client, "t.one").await;
     client
-        .fail_job(pb::FailJobRequest { job_key: job.key, retries: 0, error_message: "boom".into(), ..Default::default() })
+        .fail_job(pb::FailJobRequest {
+            job_key: job.key,
+            retries: 0,
+            error_message: "boom".into(),
+            ..Default::default()
+        })
         .await
         .unwrap();
     let incident = engine.incidents().into_iter().find(|i| i.process_instance_key == pi).expect("incident");

@@ -3,10 +3,10 @@
 //! see tests/node_support). Every answer given during an end-to-end rehearsal (engine and lab)
 //! and during a sweep over every engine endpoint is recorded and validated by
 //! tests/node/rest-schemas.mjs. Without npm or the npm registry this test FAILS.
-#[path = "engine_support/mod.rs"]
-mod support;
 #[path = "node_support/mod.rs"]
 mod node_support;
+#[path = "engine_support/mod.rs"]
+mod support;
 
 use c8dr::rehearsal::engine::{RestExchange, record_rest_exchanges, take_rest_exchanges};
 use c8dr::rehearsal::lab::{Lab, LabDurations, LabOptions};
@@ -136,8 +136,8 @@ async fn sweep_engine() -> BTreeSet<String> {
     call(Method::POST, format!("{base}/element-instances/search"), Some(json!({}))).await;
     call(Method::POST, format!("{base}/process-definitions/search"), Some(json!({}))).await;
     call(Method::GET, format!("{base}/topology"), None).await;
-    let (st, _) = call(Method::POST, format!("{base}/user-tasks/{ut}/assignment"), Some(json!({"assignee": "ops-1"})))
-        .await;
+    let (st, _) =
+        call(Method::POST, format!("{base}/user-tasks/{ut}/assignment"), Some(json!({"assignee": "ops-1"}))).await;
     assert_eq!(st, 204);
     call(Method::POST, format!("{base}/user-tasks/search"), Some(json!({"filter": {"assignee": "ops-1"}}))).await;
     let (st, _) = call(
@@ -298,7 +298,9 @@ async fn lab_rejects_malformed_search_requests_with_a_problem() {
     // well-formed requests still work
     let resp = client
         .post(format!("{rest}/v2/process-instances/search"))
-        .json(&json!({"filter": {}, "sort": [{"field": "startDate", "order": "desc"}], "page": {"from": 0, "limit": 10}}))
+        .json(
+            &json!({"filter": {}, "sort": [{"field": "startDate", "order": "desc"}], "page": {"from": 0, "limit": 10}}),
+        )
         .send()
         .await
         .unwrap();

@@ -223,7 +223,9 @@ impl Gateway for GatewayService {
     ) -> Result<Response<pb::CreateProcessInstanceWithResultResponse>, Status> {
         let r = request.into_inner();
         let Some(create) = r.request else {
-            return Err(Status::invalid_argument("Expected a CreateProcessInstanceRequest in 'request', but none given"));
+            return Err(Status::invalid_argument(
+                "Expected a CreateProcessInstanceRequest in 'request', but none given",
+            ));
         };
         let wait_ms = if r.request_timeout > 0 { r.request_timeout } else { DEFAULT_REQUEST_TIMEOUT_MS };
         let (def, pi) = self.create(create)?;

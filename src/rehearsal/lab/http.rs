@@ -35,9 +35,9 @@ pub(crate) fn region_router(shared: Arc<Shared>, region: usize, api: Api) -> Rou
     let ctx = RegionApi { shared, region, api };
     let router = match api {
         Api::Management => management(),
-        Api::Rest => rest().layer(axum::middleware::from_fn(|req, next| {
-            crate::rehearsal::engine::record_rest("lab", req, next)
-        })),
+        Api::Rest => {
+            rest().layer(axum::middleware::from_fn(|req, next| crate::rehearsal::engine::record_rest("lab", req, next)))
+        }
         Api::Elasticsearch => elasticsearch(),
     };
     router.layer(from_fn_with_state(ctx.clone(), middleware)).with_state(ctx)
@@ -283,10 +283,8 @@ fn search_request(body: &[u8], path: &str) -> Result<Value, Response> {
             return Err(bad(format!("Expected 'page' to be an object, but was {page}")));
         };
         for field in ["from", "limit"] {
-            if let Some(n) = p.get(field).filter(|n| !n.is_null()) {
-                if !n.is_u64() {
-                    return Err(bad(format!("Expected 'page.{field}' to be a non-negative integer, but was {n}")));
-                }
+            if let Some(n) = p.get(field).filter(|n| !n.is_null() && !n.is_u64()) {
+                return Err(bad(format!("Expected 'page.{field}' to be a non-negative integer, but was {n}")));
             }
         }
         for field in ["before", "after"] {
