@@ -187,8 +187,23 @@ fn shape_diffs(want: &Value, got: &Value, enums: Enums, maps: &[&str]) -> Vec<St
 
 /// Asserts the lab's answer `(status, body)` has the shape of fixture `name` answered `status`.
 fn conforms(name: &str, want_status: u16, got: &(StatusCode, Value), enums: Enums, maps: &[&str]) {
+    conforms_to(name, &fixture(name), want_status, got, enums, maps);
+}
+
+/// Like [`conforms`] with the fixture's `null` item fields left out: the fixture is the 8.9
+/// form (absent optional fields as `null`, which c8dr must parse too), the lab answers as 8.8
+/// (absent fields left out).
+fn conforms_8_8(name: &str, want_status: u16, got: &(StatusCode, Value), enums: Enums, maps: &[&str]) {
+    let mut want = fixture(name);
+    for item in want["items"].as_array_mut().into_iter().flatten().filter_map(Value::as_object_mut) {
+        item.retain(|_, v| !v.is_null());
+    }
+    conforms_to(name, &want, want_status, got, enums, maps);
+}
+
+fn conforms_to(name: &str, want: &Value, want_status: u16, got: &(StatusCode, Value), enums: Enums, maps: &[&str]) {
     assert_eq!(got.0.as_u16(), want_status, "{name}: HTTP status; lab answered {}", got.1);
-    let diffs = shape_diffs(&fixture(name), &got.1, enums, maps);
+    let diffs = shape_diffs(want, &got.1, enums, maps);
     assert!(
         diffs.is_empty(),
         "{name}: the lab's answer differs in shape:\n  {}\nlab answer: {}",
@@ -707,7 +722,7 @@ async fn rest_end_check_answers_have_the_documented_shapes() {
         (s == 200 && v["page"]["totalItems"] == 1).then_some(v)
     })
     .await;
-    conforms(
+    conforms_8_8(
         "rest_process_instance_search.json",
         200,
         &(StatusCode::OK, found),

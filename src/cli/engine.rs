@@ -26,8 +26,8 @@ pub struct Args {
     pub deploy: Option<PathBuf>,
 }
 
-pub async fn run(args: Args, _global: &super::Global) -> anyhow::Result<ExitCode> {
-    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).try_init();
+pub async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
+    c8dr::observe::init_tracing(&global.log_format).map_err(anyhow::Error::msg)?;
     if !(args.speed.is_finite() && args.speed > 0.0) {
         anyhow::bail!("--speed must be a positive number (e.g. 1, 60, 1000), got {}", args.speed);
     }

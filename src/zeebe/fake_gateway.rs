@@ -445,6 +445,14 @@ impl Gateway for FakeGateway {
         Ok(Response::new(pb::CompleteJobResponse {}))
     }
 
+    async fn create_process_instance_with_result(
+        &self,
+        request: Request<pb::CreateProcessInstanceWithResultRequest>,
+    ) -> Result<Response<pb::CreateProcessInstanceWithResultResponse>, Status> {
+        self.admit("CreateProcessInstanceWithResult", &request)?;
+        Err(Status::unimplemented("the fake gateway does not run processes"))
+    }
+
     async fn create_process_instance(
         &self,
         request: Request<pb::CreateProcessInstanceRequest>,

@@ -7,14 +7,20 @@ use futures::Stream;
 use std::pin::Pin;
 use std::time::Duration;
 use tokio_stream::wrappers::{TcpListenerStream, UnboundedReceiverStream};
+use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
 /// The gateway's default long-polling timeout (ms) when a request gives 0.
 const DEFAULT_LONG_POLL_MS: i64 = 10_000;
+/// The gateway's default request timeout (ms), used by CreateProcessInstanceWithResult when the
+/// request gives none.
+const DEFAULT_REQUEST_TIMEOUT_MS: i64 = 15_000;
 
 pub(super) async fn serve(h: EngineHandle, listener: tokio::net::TcpListener) {
     let mut shutdown = h.shutdown_signal();
-    let svc = GatewayServer::new(GatewayService { h: h.clone() });
+    // Zeebe's gateway takes gzip-compressed requests (the official Node SDK always sends gzip)
+    // as well as uncompressed ones (c8dr's own client); answers stay uncompressed.
+    let svc = GatewayServer::new(GatewayService { h: h.clone() }).accept_compressed(CompressionEncoding::Gzip);
     // No Nagle: small gRPC frames (a pushed job, a CompleteJob answer) would otherwise wait for
     // the peer's delayed ACK, about 40 ms per round trip on loopback.
     let incoming = tokio_stream::StreamExt::map(TcpListenerStream::new(listener), |s| {
@@ -54,6 +60,22 @@ fn vars(text: &str) -> Result<serde_json::Map<String, serde_json::Value>, Status
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 impl GatewayService {
+    /// Validates and runs a CreateProcessInstance command.
+    fn create(&self, r: pb::CreateProcessInstanceRequest) -> Result<(super::state::DeployedProcess, i64), Status> {
+        if r.process_definition_key <= 0 && r.bpmn_process_id.trim().is_empty() {
+            return Err(Status::invalid_argument(
+                "Expected either a bpmnProcessId or a processDefinitionKey, but none given",
+            ));
+        }
+        if !r.start_instructions.is_empty() || !r.runtime_instructions.is_empty() {
+            return Err(Status::invalid_argument(
+                "start and runtime instructions are not supported by the rehearsal engine",
+            ));
+        }
+        let v = vars(&r.variables)?;
+        self.h.with(|s| s.create_instance(r.process_definition_key, &r.bpmn_process_id, r.version, v)).map_err(status)
+    }
+
     /// A real job timeout (ms) as a simulated one.
     fn sim_ms(&self, real_ms: i64) -> i64 {
         (real_ms as f64 * self.h.clock().speed()).round() as i64
@@ -185,27 +207,58 @@ impl Gateway for GatewayService {
         &self,
         request: Request<pb::CreateProcessInstanceRequest>,
     ) -> Result<Response<pb::CreateProcessInstanceResponse>, Status> {
-        let r = request.into_inner();
-        if r.process_definition_key <= 0 && r.bpmn_process_id.trim().is_empty() {
-            return Err(Status::invalid_argument(
-                "Expected either a bpmnProcessId or a processDefinitionKey, but none given",
-            ));
-        }
-        if !r.start_instructions.is_empty() || !r.runtime_instructions.is_empty() {
-            return Err(Status::invalid_argument(
-                "start and runtime instructions are not supported by the rehearsal engine",
-            ));
-        }
-        let v = vars(&r.variables)?;
-        let (def, pi) = self
-            .h
-            .with(|s| s.create_instance(r.process_definition_key, &r.bpmn_process_id, r.version, v))
-            .map_err(status)?;
+        let (def, pi) = self.create(request.into_inner())?;
         Ok(Response::new(pb::CreateProcessInstanceResponse {
             process_definition_key: def.key,
             bpmn_process_id: def.bpmn_process_id,
             version: def.version,
             process_instance_key: pi,
+            tenant_id: "<default>".into(),
+        }))
+    }
+
+    async fn create_process_instance_with_result(
+        &self,
+        request: Request<pb::CreateProcessInstanceWithResultRequest>,
+    ) -> Result<Response<pb::CreateProcessInstanceWithResultResponse>, Status> {
+        let r = request.into_inner();
+        let Some(create) = r.request else {
+            return Err(Status::invalid_argument(
+                "Expected a CreateProcessInstanceRequest in 'request', but none given",
+            ));
+        };
+        let wait_ms = if r.request_timeout > 0 { r.request_timeout } else { DEFAULT_REQUEST_TIMEOUT_MS };
+        let (def, pi) = self.create(create)?;
+        let mut shutdown = self.h.shutdown_signal();
+        let ended = tokio::select! {
+            ended = self.h.wait_for(Duration::from_millis(wait_ms as u64), |h| {
+                h.instance_state(pi).filter(|s| *s != super::InstanceState::Active)
+            }) => ended,
+            _ = shutdown.wait_for(|s| *s) => return Err(Status::unavailable("the rehearsal engine is shutting down")),
+        };
+        match ended {
+            Some(super::InstanceState::Completed) => {}
+            Some(_) => {
+                return Err(Status::aborted(format!(
+                    "Expected to receive the result of process instance '{pi}', but it was terminated"
+                )));
+            }
+            None => {
+                return Err(Status::deadline_exceeded(format!(
+                    "Time out between gateway and broker: the process instance '{pi}' did not complete within {wait_ms} ms"
+                )));
+            }
+        }
+        let mut variables = self.h.variables(pi);
+        if !r.fetch_variables.is_empty() {
+            variables.retain(|k, _| r.fetch_variables.contains(k));
+        }
+        Ok(Response::new(pb::CreateProcessInstanceWithResultResponse {
+            process_definition_key: def.key,
+            bpmn_process_id: def.bpmn_process_id,
+            version: def.version,
+            process_instance_key: pi,
+            variables: serde_json::Value::Object(variables).to_string(),
             tenant_id: "<default>".into(),
         }))
     }

@@ -36,6 +36,58 @@ use tokio::sync::watch;
 
 pub use state::{CommandError as EngineCommandError, LogEvent};
 
+/// One REST request and its answer, as seen by [`record_rest_exchanges`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RestExchange {
+    /// `engine` (the rehearsal engine) or `lab` (a lab region's orchestration REST API).
+    pub server: &'static str,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+static REST_RECORDING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static REST_EXCHANGES: Mutex<Vec<RestExchange>> = Mutex::new(Vec::new());
+
+/// From now on, every REST v2 answer of every engine and lab region in this process is kept
+/// (for conformance checks against Camunda's schemas); [`take_rest_exchanges`] hands them out.
+pub fn record_rest_exchanges() {
+    REST_RECORDING.store(true, Ordering::SeqCst);
+}
+
+/// The exchanges recorded so far (and forgets them).
+pub fn take_rest_exchanges() -> Vec<RestExchange> {
+    std::mem::take(&mut *REST_EXCHANGES.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// Axum middleware: records the exchange when [`record_rest_exchanges`] is on.
+pub(crate) async fn record_rest(
+    server: &'static str,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if !REST_RECORDING.load(Ordering::Relaxed) {
+        return next.run(req).await;
+    }
+    let (method, path) = (req.method().to_string(), req.uri().path().to_string());
+    let res = next.run(req).await;
+    let (parts, body) = res.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let content_type =
+        parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    REST_EXCHANGES.lock().unwrap_or_else(|p| p.into_inner()).push(RestExchange {
+        server,
+        method,
+        path,
+        status: parts.status.as_u16(),
+        content_type,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    });
+    axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
 /// How to start the engine.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {

@@ -1,13 +1,17 @@
 //! The Camunda 8.8 orchestration cluster REST API (v2) subset of the rehearsal engine:
 //! user tasks (search, assignment, completion, form), process instances, incidents, element
-//! instances and variables. Keys are strings; pages are `{"items":[..],"page":{"totalItems":n}}`.
+//! instances and variables, process definitions, jobs (retries and timeout) and incident
+//! resolution. Keys are strings; pages are `{"items":[..],"page":{"totalItems":n}}`.
+//!
+//! Absent optional fields are left out, never sent as `null`: Camunda 8.8's schemas declare
+//! them as optional strings (sending `null` started with 8.9).
 use super::state::{CommandError, ElemState, State, UserTaskState, iso};
 use super::{EngineHandle, InstanceState, view_state};
 use axum::Router;
 use axum::extract::{Path, State as AxState};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use serde_json::{Map, Value as Json, json};
 
 pub(super) async fn serve(h: EngineHandle, listener: tokio::net::TcpListener) {
@@ -31,6 +35,10 @@ fn router(h: EngineHandle) -> Router {
         .route("/v2/user-tasks/{key}/assignment", post(assign_user_task))
         .route("/v2/user-tasks/{key}/completion", post(complete_user_task))
         .route("/v2/user-tasks/{key}/form", get(user_task_form))
+        .route("/v2/user-tasks/{key}/variables/search", post(search_user_task_variables))
+        .route("/v2/process-definitions/search", post(search_process_definitions))
+        .route("/v2/jobs/{key}", patch(update_job))
+        .route("/v2/incidents/{key}", get(get_incident))
         .route("/v2/process-instances/search", post(search_process_instances))
         .route("/v2/process-instances/{key}", get(get_process_instance))
         .route("/v2/process-instances", post(create_process_instance))
@@ -40,6 +48,8 @@ fn router(h: EngineHandle) -> Router {
         .route("/v2/incidents/search", post(search_incidents))
         .route("/v2/element-instances/search", post(search_element_instances))
         .route("/v2/variables/search", post(search_variables))
+        .layer(axum::middleware::from_fn(problem_instance))
+        .layer(axum::middleware::from_fn(|req, next| super::record_rest("engine", req, next)))
         .with_state(h)
 }
 
@@ -53,6 +63,28 @@ fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
     };
     let body = json!({"type": "about:blank", "title": title, "status": status.as_u16(), "detail": detail.into()});
     (status, [(axum::http::header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+}
+
+/// Fills a problem detail's `instance` with the request path, as the orchestration cluster does.
+async fn problem_instance(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let path = req.uri().path().to_string();
+    let res = next.run(req).await;
+    let is_problem = res
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !is_problem {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+    let mut p: Json = serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({}));
+    if let Some(o) = p.as_object_mut() {
+        o.entry("instance").or_insert(Json::String(path));
+    }
+    let out = p.to_string();
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(out))
 }
 
 fn command_error(e: CommandError) -> Response {
@@ -140,7 +172,15 @@ fn page(b: &Map<String, Json>, items: Vec<Json>) -> Json {
     let from = p.and_then(|p| p.get("from")).and_then(|v| v.as_u64()).unwrap_or(0) as usize;
     let limit = p.and_then(|p| p.get("limit")).and_then(|v| v.as_u64()).unwrap_or(100) as usize;
     let items: Vec<Json> = items.into_iter().skip(from).take(limit).collect();
-    json!({"items": items, "page": {"totalItems": total, "startCursor": null, "endCursor": null}})
+    json!({"items": items, "page": {"totalItems": total}})
+}
+
+/// Leaves out the fields of an object whose value is `null` (8.8 omits absent optional fields).
+fn without_nulls(v: Json) -> Json {
+    match v {
+        Json::Object(m) => Json::Object(m.into_iter().filter(|(_, v)| !v.is_null()).collect()),
+        other => other,
+    }
 }
 
 fn instance_state_name(s: InstanceState) -> &'static str {
@@ -154,7 +194,7 @@ fn instance_state_name(s: InstanceState) -> &'static str {
 fn user_task_json(s: &State, key: i64) -> Json {
     let t = &s.user_tasks[&key];
     let version = s.processes.iter().find(|p| p.key == t.def_key).map_or(0, |p| p.version);
-    json!({
+    without_nulls(json!({
         "userTaskKey": t.key.to_string(),
         "name": t.name.clone().unwrap_or_else(|| t.element_id.clone()),
         "state": match t.state { UserTaskState::Created => "CREATED", UserTaskState::Completed => "COMPLETED", UserTaskState::Canceled => "CANCELED" },
@@ -175,7 +215,7 @@ fn user_task_json(s: &State, key: i64) -> Json {
         "priority": t.priority,
         "tenantId": "<default>",
         "customHeaders": {},
-    })
+    }))
 }
 
 async fn topology(AxState(h): AxState<EngineHandle>) -> Response {
@@ -277,7 +317,7 @@ fn process_instance_json(s: &State, key: i64) -> Json {
     let e = &s.elems[&key];
     let d = s.processes.iter().find(|p| p.key == e.def_key);
     let parent = e.parent_ei.and_then(|p| s.elems.get(&p));
-    json!({
+    without_nulls(json!({
         "processInstanceKey": key.to_string(),
         "processDefinitionId": e.bpmn_process_id,
         "processDefinitionName": d.and_then(|d| d.process.name.clone()).unwrap_or_else(|| e.bpmn_process_id.clone()),
@@ -290,7 +330,7 @@ fn process_instance_json(s: &State, key: i64) -> Json {
         "state": instance_state_name(view_state(e.state)),
         "hasIncident": s.incidents.values().any(|i| i.active && i.pi_key == key),
         "tenantId": "<default>",
-    })
+    }))
 }
 
 async fn search_process_instances(AxState(h): AxState<EngineHandle>, bytes: axum::body::Bytes) -> Response {
@@ -319,32 +359,40 @@ async fn get_process_instance(AxState(h): AxState<EngineHandle>, Path(key): Path
     }
 }
 
+fn incident_json(i: &super::state::IncidentRec) -> Json {
+    without_nulls(json!({
+        "incidentKey": i.key.to_string(),
+        "processDefinitionKey": i.def_key.to_string(),
+        "processDefinitionId": i.bpmn_process_id,
+        "processInstanceKey": i.pi_key.to_string(),
+        "errorType": i.error_type,
+        "errorMessage": i.message,
+        "elementId": i.element_id,
+        "elementInstanceKey": i.ei_key.to_string(),
+        "creationTime": iso(i.creation_time),
+        "state": if i.active { "ACTIVE" } else { "RESOLVED" },
+        "jobKey": i.job_key.map(|k| k.to_string()),
+        "tenantId": "<default>",
+    }))
+}
+
+async fn get_incident(AxState(h): AxState<EngineHandle>, Path(key): Path<String>) -> Response {
+    let key = match parse_key(&key) {
+        Ok(k) => k,
+        Err(r) => return r.into_response(),
+    };
+    match h.read(|s| s.incidents.get(&key).map(incident_json)) {
+        Some(i) => axum::Json(i).into_response(),
+        None => problem(StatusCode::NOT_FOUND, format!("Incident with key '{key}' not found")),
+    }
+}
+
 async fn search_incidents(AxState(h): AxState<EngineHandle>, bytes: axum::body::Bytes) -> Response {
     let b = match body(&bytes) {
         Ok(b) => b,
         Err(r) => return r.into_response(),
     };
-    let items = h.read(|s| {
-        s.incidents
-            .values()
-            .map(|i| {
-                json!({
-                    "incidentKey": i.key.to_string(),
-                    "processDefinitionKey": i.def_key.to_string(),
-                    "processDefinitionId": i.bpmn_process_id,
-                    "processInstanceKey": i.pi_key.to_string(),
-                    "errorType": i.error_type,
-                    "errorMessage": i.message,
-                    "elementId": i.element_id,
-                    "elementInstanceKey": i.ei_key.to_string(),
-                    "creationTime": iso(i.creation_time),
-                    "state": if i.active { "ACTIVE" } else { "RESOLVED" },
-                    "jobKey": i.job_key.map(|k| k.to_string()),
-                    "tenantId": "<default>",
-                })
-            })
-            .collect::<Vec<_>>()
-    });
+    let items = h.read(|s| s.incidents.values().map(incident_json).collect::<Vec<_>>());
     axum::Json(page(&b, items)).into_response()
 }
 
@@ -366,7 +414,7 @@ async fn search_element_instances(AxState(h): AxState<EngineHandle>, bytes: axum
                     .and_then(|p| p.process.elements.get(&e.element_id))
                     .and_then(|el| el.name.clone())
                     .unwrap_or_else(|| e.element_id.clone());
-                json!({
+                without_nulls(json!({
                     "elementInstanceKey": e.key.to_string(),
                     "processInstanceKey": e.pi_key.to_string(),
                     "processDefinitionKey": e.def_key.to_string(),
@@ -380,7 +428,7 @@ async fn search_element_instances(AxState(h): AxState<EngineHandle>, bytes: axum
                     "hasIncident": incident.is_some(),
                     "incidentKey": incident.map(|i| i.key.to_string()),
                     "tenantId": "<default>",
-                })
+                }))
             })
             .collect::<Vec<_>>()
     });
@@ -403,20 +451,125 @@ async fn search_variables(AxState(h): AxState<EngineHandle>, bytes: axum::body::
             let mut names: Vec<(&String, &Json)> = s.vars[scope].iter().collect();
             names.sort_by(|a, b| a.0.cmp(b.0));
             for (name, value) in names {
-                items.push(json!({
-                    "variableKey": variable_key(*scope, name).to_string(),
-                    "name": name,
-                    "value": value.to_string(),
-                    "isTruncated": false,
-                    "scopeKey": scope.to_string(),
-                    "processInstanceKey": e.pi_key.to_string(),
-                    "tenantId": "<default>",
-                }));
+                items.push(variable_json(*scope, e.pi_key, name, value));
             }
         }
         items
     });
     axum::Json(page(&b, items)).into_response()
+}
+
+fn variable_json(scope: i64, pi_key: i64, name: &str, value: &Json) -> Json {
+    json!({
+        "variableKey": variable_key(scope, name).to_string(),
+        "name": name,
+        "value": value.to_string(),
+        "isTruncated": false,
+        "scopeKey": scope.to_string(),
+        "processInstanceKey": pi_key.to_string(),
+        "tenantId": "<default>",
+    })
+}
+
+/// `POST /v2/user-tasks/{key}/variables/search`: the variables of the task's scope and of every
+/// enclosing scope up to its process instance (innermost scope first), each with its scope key.
+async fn search_user_task_variables(
+    AxState(h): AxState<EngineHandle>,
+    Path(key): Path<String>,
+    bytes: axum::body::Bytes,
+) -> Response {
+    let (key, b) = match (parse_key(&key), body(&bytes)) {
+        (Ok(k), Ok(b)) => (k, b),
+        (Err(r), _) | (_, Err(r)) => return r.into_response(),
+    };
+    let items = h.read(|s| {
+        let t = s.user_tasks.get(&key)?;
+        let mut items = Vec::new();
+        let mut scope = Some(t.ei_key);
+        while let Some(k) = scope {
+            if let Some(vars) = s.vars.get(&k) {
+                let mut names: Vec<(&String, &Json)> = vars.iter().collect();
+                names.sort_by(|a, b| a.0.cmp(b.0));
+                for (name, value) in names {
+                    items.push(variable_json(k, t.pi_key, name, value));
+                }
+            }
+            scope = s.elems.get(&k).and_then(|e| e.flow_scope);
+        }
+        Some(items)
+    });
+    match items {
+        Some(items) => axum::Json(page(&b, items)).into_response(),
+        None => problem(StatusCode::NOT_FOUND, format!("User task with key '{key}' not found")),
+    }
+}
+
+/// `POST /v2/process-definitions/search`: every deployed version.
+async fn search_process_definitions(AxState(h): AxState<EngineHandle>, bytes: axum::body::Bytes) -> Response {
+    let b = match body(&bytes) {
+        Ok(b) => b,
+        Err(r) => return r.into_response(),
+    };
+    let items = h.read(|s| {
+        s.processes
+            .iter()
+            .map(|p| {
+                without_nulls(json!({
+                    "processDefinitionKey": p.key.to_string(),
+                    "processDefinitionId": p.bpmn_process_id,
+                    "name": p.process.name,
+                    "resourceName": p.resource_name,
+                    "version": p.version,
+                    "tenantId": "<default>",
+                    "hasStartForm": false,
+                }))
+            })
+            .collect::<Vec<_>>()
+    });
+    axum::Json(page(&b, items)).into_response()
+}
+
+/// `PATCH /v2/jobs/{key}` with `{"changeset": {"retries": n, "timeout": ms}}`: either may be
+/// absent or null (unchanged). The timeout is real milliseconds from now, like the gateway's.
+async fn update_job(AxState(h): AxState<EngineHandle>, Path(key): Path<String>, bytes: axum::body::Bytes) -> Response {
+    let (key, b) = match (parse_key(&key), body(&bytes)) {
+        (Ok(k), Ok(b)) => (k, b),
+        (Err(r), _) | (_, Err(r)) => return r.into_response(),
+    };
+    let Some(changeset) = b.get("changeset").and_then(Json::as_object) else {
+        return problem(StatusCode::BAD_REQUEST, "No changeset provided: send {\"changeset\": {\"retries\": n}}");
+    };
+    let number = |field: &str| match changeset.get(field) {
+        None | Some(Json::Null) => Ok(None),
+        Some(v) => v
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| Rejected(StatusCode::BAD_REQUEST, format!("'changeset.{field}' must be an integer"))),
+    };
+    let (retries, timeout) = match (number("retries"), number("timeout")) {
+        (Ok(r), Ok(t)) => (r, t),
+        (Err(r), _) | (_, Err(r)) => return r.into_response(),
+    };
+    if retries.is_none() && timeout.is_none() {
+        return problem(StatusCode::BAD_REQUEST, "The changeset is empty: give 'retries' and/or 'timeout'");
+    }
+    let speed = h.clock().speed();
+    let res = h.with(|s| {
+        if let Some(r) = retries {
+            let r = i32::try_from(r).map_err(|_| {
+                CommandError::InvalidArgument(format!("Expected retries to be a 32-bit number, but was '{r}'"))
+            })?;
+            s.update_job_retries(key, r)?;
+        }
+        if let Some(t) = timeout {
+            s.update_job_timeout(key, (t as f64 * speed).round() as i64)?;
+        }
+        Ok(())
+    });
+    match res {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => command_error(e),
+    }
 }
 
 fn object_field(b: &Map<String, Json>, field: &str) -> Result<Map<String, Json>, Rejected> {

@@ -35,7 +35,9 @@ pub(crate) fn region_router(shared: Arc<Shared>, region: usize, api: Api) -> Rou
     let ctx = RegionApi { shared, region, api };
     let router = match api {
         Api::Management => management(),
-        Api::Rest => rest(),
+        Api::Rest => {
+            rest().layer(axum::middleware::from_fn(|req, next| crate::rehearsal::engine::record_rest("lab", req, next)))
+        }
         Api::Elasticsearch => elasticsearch(),
     };
     router.layer(from_fn_with_state(ctx.clone(), middleware)).with_state(ctx)
@@ -247,20 +249,77 @@ async fn create_instance(State(c): State<RegionApi>, body: Bytes) -> Response {
     problem_json(c.shared.world().create_instance(&v, now))
 }
 
+/// Checks the shape of a search request as 8.8 does (`filter` an object, `sort` a list of
+/// `{field, order}`, `page` an object with integer `from`/`limit` and string cursors); a
+/// malformed one is a 400 problem naming the field.
+#[allow(clippy::result_large_err)] // the error is the finished HTTP answer
+fn search_request(body: &[u8], path: &str) -> Result<Value, Response> {
+    let v = body_json(body, path)?;
+    let bad = |detail: String| problem_json(problem(400, "Bad Request", detail, path));
+    let Some(o) = v.as_object() else {
+        return Err(bad("The search request must be a JSON object".into()));
+    };
+    if let Some(f) = o.get("filter").filter(|f| !f.is_null() && !f.is_object()) {
+        return Err(bad(format!("Expected 'filter' to be an object, but was {f}")));
+    }
+    if let Some(sort) = o.get("sort").filter(|s| !s.is_null()) {
+        let Some(list) = sort.as_array() else {
+            return Err(bad(format!("Expected 'sort' to be a list of {{field, order}}, but was {sort}")));
+        };
+        for s in list {
+            if !s.get("field").is_some_and(Value::is_string) {
+                return Err(bad(format!("Expected every 'sort' entry to have a string 'field', but got {s}")));
+            }
+            if let Some(order) = s.get("order").filter(|o| !o.is_null()) {
+                let ok = order.as_str().is_some_and(|o| matches!(o.to_ascii_uppercase().as_str(), "ASC" | "DESC"));
+                if !ok {
+                    return Err(bad(format!("Expected 'sort.order' to be ASC or DESC, but was {order}")));
+                }
+            }
+        }
+    }
+    if let Some(page) = o.get("page").filter(|p| !p.is_null()) {
+        let Some(p) = page.as_object() else {
+            return Err(bad(format!("Expected 'page' to be an object, but was {page}")));
+        };
+        for field in ["from", "limit"] {
+            if let Some(n) = p.get(field).filter(|n| !n.is_null() && !n.is_u64()) {
+                return Err(bad(format!("Expected 'page.{field}' to be a non-negative integer, but was {n}")));
+            }
+        }
+        for field in ["before", "after"] {
+            if let Some(c) = p.get(field).filter(|c| !c.is_null() && !c.is_string()) {
+                return Err(bad(format!("Expected 'page.{field}' to be a cursor string, but was {c}")));
+            }
+        }
+    }
+    Ok(v)
+}
+
+/// A search answer as 8.8 sends it: absent optional fields (items' and the page's cursors on an
+/// empty page) are left out, not `null` (sending `null` started with 8.9).
+fn search_answer((status, mut body): Reply) -> Response {
+    if let Some(items) = body.get_mut("items").and_then(Value::as_array_mut) {
+        for item in items.iter_mut().filter_map(Value::as_object_mut) {
+            item.retain(|_, v| !v.is_null());
+        }
+    }
+    if let Some(page) = body.get_mut("page").and_then(Value::as_object_mut) {
+        page.retain(|_, v| !v.is_null());
+    }
+    problem_json((status, body))
+}
+
 async fn search_instances(State(c): State<RegionApi>, body: Bytes) -> Response {
-    let v = match body_json(&body, "/v2/process-instances/search") {
+    let v = match search_request(&body, "/v2/process-instances/search") {
         Ok(v) => v,
         Err(r) => return r,
     };
     let w = c.shared.world();
-    json(w.search(c.region, es::INDEX_LIST_VIEW, &v, |d| {
+    search_answer(w.search(c.region, es::INDEX_LIST_VIEW, &v, |d| {
         let mut d = d.clone();
         if let Some(o) = d.as_object_mut() {
             o.remove("partitionId");
-            // 8.8 writes these even when empty.
-            for key in ["processDefinitionVersionTag", "parentProcessInstanceKey", "parentElementInstanceKey"] {
-                o.entry(key).or_insert(Value::Null);
-            }
             o.entry("tags").or_insert(json!([]));
         }
         d
@@ -268,15 +327,16 @@ async fn search_instances(State(c): State<RegionApi>, body: Bytes) -> Response {
 }
 
 async fn search_definitions(State(c): State<RegionApi>, body: Bytes) -> Response {
-    let v = match body_json(&body, "/v2/process-definitions/search") {
+    let v = match search_request(&body, "/v2/process-definitions/search") {
         Ok(v) => v,
         Err(r) => return r,
     };
     let w = c.shared.world();
-    json(w.search(c.region, es::INDEX_PROCESS_DEFINITION, &v, |d| {
+    search_answer(w.search(c.region, es::INDEX_PROCESS_DEFINITION, &v, |d| {
         json!({
             "processDefinitionKey": d["key"], "processDefinitionId": d["bpmnProcessId"], "name": d["name"],
             "version": d["version"], "resourceName": d["resourceName"], "tenantId": d["tenantId"],
+            "hasStartForm": false,
         })
     }))
 }

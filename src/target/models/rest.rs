@@ -210,3 +210,43 @@ pub struct PageInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub has_more_total_items: Option<bool>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 8.8 leaves absent optional fields out; 8.9 sends them as `null` (camunda/camunda#46183).
+    /// c8dr reads both the same way.
+    #[test]
+    fn process_instance_search_parses_absent_and_null_optional_fields_alike() {
+        let absent = r#"{"items":[{"processInstanceKey":"2251799813685249","processDefinitionId":"p",
+            "processDefinitionKey":"2251799813685248","processDefinitionVersion":1,"state":"ACTIVE",
+            "startDate":"2026-01-01T00:00:00.000Z","hasIncident":false,"tenantId":"<default>"}],
+            "page":{"totalItems":1}}"#;
+        let null = r#"{"items":[{"processInstanceKey":"2251799813685249","processDefinitionId":"p",
+            "processDefinitionKey":"2251799813685248","processDefinitionVersion":1,"state":"ACTIVE",
+            "startDate":"2026-01-01T00:00:00.000Z","hasIncident":false,"tenantId":"<default>",
+            "processDefinitionName":null,"processDefinitionVersionTag":null,"endDate":null,
+            "parentProcessInstanceKey":null,"parentElementInstanceKey":null}],
+            "page":{"totalItems":1,"startCursor":null,"endCursor":null}}"#;
+        let a: SearchPage<ProcessInstance> = serde_json::from_str(absent).expect("absent fields parse");
+        let n: SearchPage<ProcessInstance> = serde_json::from_str(null).expect("null fields parse");
+        assert_eq!(a, n);
+        assert_eq!(a.items[0].end_date, None);
+        assert_eq!(a.items[0].process_definition_name, None);
+        assert_eq!(a.page.total_items, 1);
+    }
+
+    #[test]
+    fn process_definition_search_parses_absent_and_null_optional_fields_alike() {
+        let absent = r#"{"items":[{"processDefinitionKey":"1","processDefinitionId":"p","version":2,
+            "tenantId":"<default>","hasStartForm":false}],"page":{"totalItems":1}}"#;
+        let null = r#"{"items":[{"processDefinitionKey":"1","processDefinitionId":"p","version":2,
+            "tenantId":"<default>","hasStartForm":false,"name":null,"resourceName":null,"versionTag":null}],
+            "page":{"totalItems":1,"startCursor":null,"endCursor":null,"hasMoreTotalItems":null}}"#;
+        let a: SearchPage<ProcessDefinition> = serde_json::from_str(absent).expect("absent fields parse");
+        let n: SearchPage<ProcessDefinition> = serde_json::from_str(null).expect("null fields parse");
+        assert_eq!(a, n);
+        assert_eq!(a.items[0].name, None);
+    }
+}
