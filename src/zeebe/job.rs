@@ -32,6 +32,9 @@ pub enum JobOutcome {
     Complete(Map<String, Value>),
     /// FailJob with `retries - 1`; the engine waits `retry_backoff` before the next attempt.
     Fail { message: String, retry_backoff: Option<Duration> },
+    /// CompleteJob of a user task listener job: no variables, and a JobResult (type
+    /// `userTask`) that denies the lifecycle transition with this reason when `deny` is Some.
+    CompleteListener { deny: Option<String> },
     /// ThrowError: a business outcome the process routes by `code`.
     BpmnError { code: String, message: String, variables: Map<String, Value> },
 }
