@@ -36,6 +36,8 @@ pub struct PhaseReport {
     pub timer_wait_seconds: f64,
     /// The `report` variable the process produced (c8dr.report).
     pub report: Value,
+    /// User task completions the approval guard denied: "<task> by <who>: <reason>".
+    pub denials: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
