@@ -415,18 +415,27 @@ impl Session<'_> {
     /// once a completion went through (or the task was canceled meanwhile), false when the
     /// task listener denied every approver's completion (the reasons go to `denials`).
     async fn complete_as_approvers(
-        &self,
+        &mut self,
         task: &UserTaskView,
         answer: Map<String, Value>,
         denials: &mut Vec<String>,
     ) -> Result<bool, RehearsalError> {
-        let engine = self.engine;
-        for who in &self.opts.approvers {
+        let (engine, opts, progress) = (self.engine, self.opts, self.progress);
+        for who in &opts.approvers {
             engine.assign_user_task(task.key, who).map_err(|e| RehearsalError::Engine(e.to_string()))?;
-            match engine.complete_user_task_held(task.key, answer.clone()).await {
+            // the completion waits for the listener job: keep restarting a killed worker meanwhile
+            let held = engine.complete_user_task_held(task.key, answer.clone());
+            tokio::pin!(held);
+            let result = loop {
+                tokio::select! {
+                    r = &mut held => break r,
+                    _ = tokio::time::sleep(Duration::from_millis(25)) => self.supervisor.restart_if_killed(progress).await?,
+                }
+            };
+            match result {
                 Ok(()) | Err(CompletionError::Canceled(_)) => return Ok(true),
                 Err(CompletionError::Denied { reason, .. }) => {
-                    self.progress.line(&format!("{} completed by {who}: denied — {reason}", task.element_id));
+                    progress.line(&format!("{} completed by {who}: denied — {reason}", task.element_id));
                     denials.push(format!("{} by {who}: {reason}", task.element_id));
                 }
                 Err(e) => return Err(RehearsalError::Engine(e.to_string())),
