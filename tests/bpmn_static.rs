@@ -146,8 +146,10 @@ fn service_tasks(doc: &Document) -> Vec<(String, String, BTreeMap<String, String
         .collect()
 }
 
-/// (user task id, formId, [(eventType, job type)]) of every user task.
-fn user_task_listeners(doc: &Document) -> Vec<(String, String, Vec<(String, String)>)> {
+/// (user task id, formId, [(eventType, job type)]) of a user task.
+type TaskListeners = (String, String, Vec<(String, String)>);
+
+fn user_task_listeners(doc: &Document) -> Vec<TaskListeners> {
     bpmn_elems(doc, "userTask")
         .map(|t| {
             let form = own_ext(t, "formDefinition")

@@ -48,7 +48,7 @@ fn gate_of(element_id: &str) -> Option<Gate> {
     }
 }
 
-fn text<'a>(v: Option<&'a Value>) -> Option<&'a str> {
+fn text(v: Option<&Value>) -> Option<&str> {
     v.and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
 }
 
