@@ -24,6 +24,75 @@ pub struct Config {
     pub journal: JournalConfig,
     /// Named dual-region installations; the process variable `target` picks one.
     pub targets: BTreeMap<String, TargetConfig>,
+    /// Webhooks `c8dr.notify` and `c8dr.report` post to (none: notifications are only logged).
+    pub notifications: NotificationsConfig,
+}
+
+/// `[notifications]`: where `c8dr.notify` (approval reminders, verification timeouts, step
+/// failures, a long paused-exporting window, ...) and the final outcome of `c8dr.report` go.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationsConfig {
+    /// `[[notifications.webhooks]]`, each receiving the events it lists.
+    pub webhooks: Vec<WebhookConfig>,
+    /// Tries per webhook and event (first try included); 5xx, 429 and network errors are retried.
+    pub max_attempts: u32,
+    /// Back-off before the second try (ms); doubled each try, capped, with jitter.
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        Self { webhooks: Vec::new(), max_attempts: 4, backoff_initial_ms: 500, backoff_max_ms: 4_000 }
+    }
+}
+
+/// The payload format of a webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookKind {
+    /// c8dr's own JSON (event, target, processInstanceKey, elementId, severity, message, time).
+    Generic,
+    /// Slack incoming webhook (`text` + blocks); Mattermost and Teams workflows accept it too.
+    Slack,
+    /// PagerDuty Events API v2 (`routing_key`, `event_action: trigger`, `dedup_key`, `payload`).
+    Pagerduty,
+}
+
+/// One `[[notifications.webhooks]]` entry.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Shown in logs and in the step's variables (the URL never is).
+    pub name: String,
+    pub kind: WebhookKind,
+    /// Receiver URL. A URL that is itself a credential (Slack incoming webhooks) belongs in
+    /// `url_secret` instead. PagerDuty defaults to `https://events.pagerduty.com/v2/enqueue`.
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub url_secret: Option<SecretRef>,
+    /// Extra request headers, values as secret references (e.g. `Authorization`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, SecretRef>,
+    /// PagerDuty integration (routing) key; required for `kind = "pagerduty"`.
+    #[serde(default)]
+    pub routing_key: Option<SecretRef>,
+    /// Event names this webhook receives (`approval-reminder`, `verification-timeout`,
+    /// `step-failed`, `paused-window-exceeded`, `outcome`, ...); empty: all events.
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// Targets this webhook is for; empty: all targets.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// Timeout of one POST (ms).
+    #[serde(default = "defaults::webhook_timeout_ms")]
+    pub timeout_ms: u64,
+    /// When true, a notification this webhook keeps refusing fails the job (the engine retries
+    /// it, then raises an incident). Default false: the process goes on with `notified: false`.
+    #[serde(default)]
+    pub required: bool,
 }
 
 /// How to reach the management Camunda (the one that runs c8dr's BPMN).
@@ -99,6 +168,9 @@ pub struct WorkerConfig {
     pub shutdown_grace_ms: u64,
     /// Retry back-off asked of the engine when a step fails transiently (ms).
     pub fail_retry_backoff_ms: u64,
+    /// How long a step failing transiently (target unreachable, 5xx) is retried before its job
+    /// retries are spent, and with which back-off (`[worker.transient_retry]`).
+    pub transient_retry: TransientRetryConfig,
     /// `/metrics`, `/healthz`, `/readyz`; empty disables the endpoint.
     pub metrics_address: String,
     /// A verification check that finds its goal not reached yet keeps observing for up to this
@@ -122,10 +194,33 @@ impl Default for WorkerConfig {
             backoff_max_ms: 5_000,
             shutdown_grace_ms: 30_000,
             fail_retry_backoff_ms: 5_000,
+            transient_retry: TransientRetryConfig::default(),
             metrics_address: "127.0.0.1:9464".into(),
             check_watch_ms: 20_000,
             check_poll_ms: 2_000,
         }
+    }
+}
+
+/// Retrying transient step failures: exponential back-off (`initial_backoff_ms`, doubling, capped
+/// at `max_backoff_ms`) while the back-offs add up to at most `window_ms`; the job's own retries
+/// are kept meanwhile and only spent once the window is used up. Times are the engine's (the
+/// engine waits the back-off), so any worker replica continues the same budget.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransientRetryConfig {
+    /// Total back-off a step may spend on transient failures (ms). 0 disables the budget (every
+    /// failure spends one job retry).
+    pub window_ms: u64,
+    /// First back-off (ms); doubled after each further failure.
+    pub initial_backoff_ms: u64,
+    /// Cap of one back-off (ms).
+    pub max_backoff_ms: u64,
+}
+
+impl Default for TransientRetryConfig {
+    fn default() -> Self {
+        Self { window_ms: 600_000, initial_backoff_ms: 5_000, max_backoff_ms: 60_000 }
     }
 }
 
@@ -134,11 +229,14 @@ impl Default for WorkerConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct JournalConfig {
     pub path: PathBuf,
+    /// Sync every line to disk before the step goes on (keep it on in production: the journal is
+    /// the audit record of every mutating call). Rehearsals turn it off for their temporary journal.
+    pub fsync: bool,
 }
 
 impl Default for JournalConfig {
     fn default() -> Self {
-        Self { path: PathBuf::from("c8dr-journal.jsonl") }
+        Self { path: PathBuf::from("c8dr-journal.jsonl"), fsync: true }
     }
 }
 
@@ -218,8 +316,8 @@ pub struct HelmConfig {
     /// Values files per region (index = region id), applied in order after `base_values`.
     pub base_values: Vec<PathBuf>,
     pub region_values: Vec<Vec<PathBuf>>,
-    /// Index in `orchestration.env` where c8dr may put CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA
-    /// (the first index after the env entries of your values files).
+    /// No longer used (accepted so older configs load): c8dr builds the whole
+    /// `orchestration.env` list from the values files and passes it in a generated values file.
     pub schema_env_index: u32,
     /// Timeout for one helm command (seconds).
     pub timeout_secs: u64,
@@ -237,6 +335,40 @@ impl Default for HelmConfig {
             schema_env_index: 0,
             timeout_secs: 900,
         }
+    }
+}
+
+impl HelmConfig {
+    /// What is missing for a helm call that cannot fall back to chart defaults or the latest
+    /// chart (modes `manual` and `command`): `(key under helm, problem and fix)`.
+    pub fn pinning_problems(&self) -> Vec<(&'static str, String)> {
+        let mut p = Vec::new();
+        if self.mode == HelmMode::Lab {
+            return p;
+        }
+        if self.chart_version.as_deref().is_none_or(|v| v.trim().is_empty()) {
+            p.push((
+                "chart_version",
+                "is not set; pin the chart version both regions run (e.g. \"13.0.0\"): without it helm takes the latest chart".to_string(),
+            ));
+        }
+        if self.base_values.is_empty() {
+            p.push((
+                "base_values",
+                "is empty; list the values files of your installation: without them helm upgrades with chart defaults"
+                    .to_string(),
+            ));
+        }
+        if self.region_values.len() != 2 || self.region_values.iter().any(Vec::is_empty) {
+            p.push((
+                "region_values",
+                format!(
+                    "has {} non-empty lists; give one list of values files per region (index = region id), e.g. [[\"region0.yaml\"], [\"region1.yaml\"]]",
+                    self.region_values.iter().filter(|l| !l.is_empty()).count()
+                ),
+            ));
+        }
+        p
     }
 }
 
@@ -536,5 +668,8 @@ pub mod defaults {
     }
     pub fn http_timeout_ms() -> u64 {
         10_000
+    }
+    pub fn webhook_timeout_ms() -> u64 {
+        5_000
     }
 }

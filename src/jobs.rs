@@ -3,15 +3,19 @@
 //! [`handle`] is what the worker runtime calls for every activated `c8dr.*` job. It resolves the
 //! target named by the variable `target` (clients built lazily and cached per target), runs the
 //! step (see `procedure`), journals it, and turns the outcome into a [`JobOutcome`].
-use crate::config::{Config, TargetConfig};
+use crate::config::{Config, TargetConfig, TransientRetryConfig};
 use crate::procedure::adapter::ClientTarget;
-use crate::procedure::api::TargetApi;
+use crate::procedure::api::{
+    ApiResult, ClusterView, ExporterStatus, HealthInfo, IndexInfo, Mutation, MutationResult, PlannedChange,
+    RecoveryInfo, RepositoryView, SnapshotInfo, TargetApi, TopologyView,
+};
 use crate::procedure::drill::{NoRegionControl, RegionControl};
 use crate::procedure::journal::{EntryKind, Journal, JournalEntry, scrub};
 use crate::procedure::platform::{self, LabControl, Platform};
 use crate::procedure::{StepEnv, StepInput, StepOutcome, Watch, run_step_watching};
 use crate::target::Target;
 use crate::zeebe::{Job, JobOutcome};
+use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -73,13 +77,95 @@ pub struct StepContext {
 
 fn connect_clients(name: &str, config: &TargetConfig) -> Result<Arc<dyn TargetApi>, String> {
     let target = Target::from_config(name, config).map_err(|e| e.to_string())?;
-    Ok(Arc::new(ClientTarget::new(target)))
+    Ok(Arc::new(RetryingReads::new(Arc::new(ClientTarget::new(target)))))
+}
+
+/// Observations (reads, and the management dry run, which changes nothing) retried in place on a
+/// transient error, a few times with a short doubling pause: a step that reads five things
+/// before it acts would otherwise fail whole on any one of them (with 30 % of requests failing,
+/// five reads all succeed only 17 % of the time). The one mutating call is never retried here: a
+/// failed mutation fails the job, and the next attempt re-observes before acting.
+pub struct RetryingReads {
+    inner: Arc<dyn TargetApi>,
+    attempts: u32,
+    first_pause: Duration,
+}
+
+impl RetryingReads {
+    /// Attempts per read, and the pause after the first failure (doubled after each further one).
+    pub const ATTEMPTS: u32 = 4;
+    pub const FIRST_PAUSE: Duration = Duration::from_millis(200);
+
+    pub fn new(inner: Arc<dyn TargetApi>) -> Self {
+        Self { inner, attempts: Self::ATTEMPTS, first_pause: Self::FIRST_PAUSE }
+    }
+
+    fn read<'a, T: Send + 'a>(
+        &'a self,
+        what: &'static str,
+        call: impl Fn() -> BoxFuture<'a, ApiResult<T>> + Send + 'a,
+    ) -> BoxFuture<'a, ApiResult<T>> {
+        Box::pin(async move {
+            let mut pause = self.first_pause;
+            let mut attempt = 1;
+            loop {
+                match call().await {
+                    Err(e) if e.is_transient() && attempt < self.attempts => {
+                        tracing::debug!(read = what, attempt, pause_ms = pause.as_millis() as u64, error = %scrub(&e.message), "transient read failure; retrying");
+                        tokio::time::sleep(pause).await;
+                        pause = pause.saturating_mul(2);
+                        attempt += 1;
+                    }
+                    other => return other,
+                }
+            }
+        })
+    }
+}
+
+impl TargetApi for RetryingReads {
+    fn cluster(&self, region: u8) -> BoxFuture<'_, ApiResult<ClusterView>> {
+        self.read("cluster", move || self.inner.cluster(region))
+    }
+    fn dry_run_remove(&self, region: u8, ids: Vec<u32>) -> BoxFuture<'_, ApiResult<PlannedChange>> {
+        self.read("dry_run_remove", move || self.inner.dry_run_remove(region, ids.clone()))
+    }
+    fn topology(&self, region: u8) -> BoxFuture<'_, ApiResult<TopologyView>> {
+        self.read("topology", move || self.inner.topology(region))
+    }
+    fn exporters(&self, region: u8) -> BoxFuture<'_, ApiResult<Vec<ExporterStatus>>> {
+        self.read("exporters", move || self.inner.exporters(region))
+    }
+    fn repository_exists(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<bool>> {
+        self.read("repository_exists", move || self.inner.repository_exists(region, repository.clone()))
+    }
+    fn repository(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<Option<RepositoryView>>> {
+        self.read("repository", move || self.inner.repository(region, repository.clone()))
+    }
+    fn snapshot(&self, region: u8, repository: String, name: String) -> BoxFuture<'_, ApiResult<Option<SnapshotInfo>>> {
+        self.read("snapshot", move || self.inner.snapshot(region, repository.clone(), name.clone()))
+    }
+    fn recoveries(&self, region: u8) -> BoxFuture<'_, ApiResult<Vec<RecoveryInfo>>> {
+        self.read("recoveries", move || self.inner.recoveries(region))
+    }
+    fn indices(&self, region: u8) -> BoxFuture<'_, ApiResult<Vec<IndexInfo>>> {
+        self.read("indices", move || self.inner.indices(region))
+    }
+    fn health(&self, region: u8) -> BoxFuture<'_, ApiResult<HealthInfo>> {
+        self.read("health", move || self.inner.health(region))
+    }
+    fn process_instances(&self, region: u8, bpmn_process_id: String) -> BoxFuture<'_, ApiResult<Vec<String>>> {
+        self.read("process_instances", move || self.inner.process_instances(region, bpmn_process_id.clone()))
+    }
+    fn mutate(&self, region: u8, mutation: Mutation) -> BoxFuture<'_, ApiResult<MutationResult>> {
+        self.inner.mutate(region, mutation)
+    }
 }
 
 impl StepContext {
     /// Context with the real target clients; journal at `config.journal.path`.
     pub fn new(config: Arc<Config>) -> Self {
-        let journal = Journal::new(config.journal.path.clone());
+        let journal = Journal::with_fsync(config.journal.path.clone(), config.journal.fsync);
         let worker_name = config.worker.name.clone();
         Self::with_connector(config, journal, worker_name, Box::new(connect_clients))
     }
@@ -156,8 +242,76 @@ pub fn to_job_outcome(outcome: StepOutcome, step: &str, retry_backoff: Option<Du
             variables.insert("lastError".into(), Value::Object(last));
             JobOutcome::BpmnError { code: code.to_string(), message, variables }
         }
-        StepOutcome::Retry { message } => JobOutcome::Fail { message: scrub(&message), retry_backoff },
+        StepOutcome::Retry { message } => JobOutcome::fail(scrub(&message), retry_backoff),
         StepOutcome::Verdict { deny } => JobOutcome::CompleteListener { deny: deny.map(|m| scrub(&m)) },
+    }
+}
+
+/// Local variable of a failing task (set with FailJob, read back on the next activation) that
+/// carries the transient-retry budget: `{"attempts": n, "backoffMs": total, "firstFailureAt": t}`.
+pub const TRANSIENT_RETRY_VAR: &str = "c8drTransientRetry";
+
+/// How a job failure spends the transient-retry budget (`worker.transient_retry`).
+///
+/// Every `StepOutcome::Retry` is a failure worth retrying (permanent target answers are BPMN
+/// errors, see `procedure::StepOutcome::from`), and every step re-observes before acting, so a
+/// retry is safe. While the back-offs of this task's failures add up to at most `window_ms`, the
+/// job keeps its retries and the back-off doubles (from `initial_backoff_ms`, capped at
+/// `max_backoff_ms`); the attempt count travels in the task's local variable
+/// [`TRANSIENT_RETRY_VAR`], so another worker replica continues the same budget. Once the window
+/// is used up, each failure spends one job retry (with `fallback_backoff`), so an incident shows a
+/// failure that outlasted the window.
+pub fn transient_failure(
+    cfg: &TransientRetryConfig,
+    job_retries: i32,
+    retry_state: Option<&Value>,
+    message: &str,
+    fallback_backoff: Option<Duration>,
+) -> JobOutcome {
+    let message = scrub(message);
+    let prev = retry_state;
+    let attempts_before = prev.and_then(|v| v.get("attempts")).and_then(Value::as_u64).unwrap_or(0);
+    let waited_before = prev.and_then(|v| v.get("backoffMs")).and_then(Value::as_u64).unwrap_or(0);
+    let first = prev
+        .and_then(|v| v.get("firstFailureAt"))
+        .cloned()
+        .unwrap_or_else(|| json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)));
+    let attempts = attempts_before + 1;
+    let exp = u32::try_from(attempts_before.min(32)).unwrap_or(32);
+    let backoff_ms = cfg
+        .initial_backoff_ms
+        .max(1)
+        .saturating_mul(1u64 << exp)
+        .min(cfg.max_backoff_ms.max(cfg.initial_backoff_ms).max(1));
+    let waited = waited_before.saturating_add(backoff_ms);
+    let within = job_retries > 0 && waited <= cfg.window_ms;
+    let mut state = Map::new();
+    state.insert("attempts".into(), json!(attempts));
+    state.insert("backoffMs".into(), json!(if within { waited } else { waited_before }));
+    state.insert("firstFailureAt".into(), first);
+    let variables = crate::procedure::vars([(TRANSIENT_RETRY_VAR, Value::Object(state))]);
+    if within {
+        JobOutcome::Fail {
+            message: format!(
+                "{message} (transient failure {attempts}; retried in {} s, {} s of the {} s retry window used)",
+                backoff_ms / 1000,
+                waited / 1000,
+                cfg.window_ms / 1000
+            ),
+            retry_backoff: Some(Duration::from_millis(backoff_ms)),
+            retries: Some(job_retries),
+            variables,
+        }
+    } else {
+        let message = if cfg.window_ms > 0 {
+            format!(
+                "{message} (still failing after {attempts} attempts; the {} s transient retry window is used up)",
+                cfg.window_ms / 1000
+            )
+        } else {
+            message
+        };
+        JobOutcome::Fail { message, retry_backoff: fallback_backoff, retries: None, variables }
     }
 }
 
@@ -220,6 +374,7 @@ pub async fn handle(ctx: &StepContext, job: Job) -> JobOutcome {
             return to_job_outcome(outcome, &label, ctx.backoff());
         }
     };
+    let (job_retries, retry_state) = (job.retries, job.variables.get(TRANSIENT_RETRY_VAR).cloned());
     let input = input_of(ctx, job, target_name);
     let env = StepEnv {
         input: &input,
@@ -245,7 +400,16 @@ pub async fn handle(ctx: &StepContext, job: Job) -> JobOutcome {
             tracing::warn!(job_type = %step, reason = %scrub(reason), "transition denied")
         }
     }
-    to_job_outcome(outcome, &label, ctx.backoff())
+    match outcome {
+        StepOutcome::Retry { message } => transient_failure(
+            &ctx.config.worker.transient_retry,
+            job_retries,
+            retry_state.as_ref(),
+            &message,
+            ctx.backoff(),
+        ),
+        other => to_job_outcome(other, &label, ctx.backoff()),
+    }
 }
 
 /// The worker-runtime handler for every c8dr job type: runs [`handle`] with a shared context.
@@ -306,10 +470,7 @@ mod tests {
         );
         let retry = StepOutcome::retry("503");
         let backoff = Some(Duration::from_millis(5));
-        assert_eq!(
-            to_job_outcome(retry, "x", backoff),
-            JobOutcome::Fail { message: "503".into(), retry_backoff: backoff }
-        );
+        assert_eq!(to_job_outcome(retry, "x", backoff), JobOutcome::fail("503", backoff));
         // credentials in URLs never reach the job's error message or lastError
         let leaky = "lab control GET /x: error sending request for url (http://ops:hunter2@lab:8080/x)";
         match to_job_outcome(StepOutcome::retry(leaky), "x", None) {
@@ -325,6 +486,145 @@ mod tests {
         }
         assert_eq!(JOB_TYPES.len(), 26);
         assert!(JOB_TYPES.iter().all(|t| t.starts_with("c8dr.")));
+    }
+
+    /// Transient failures keep the job's retries while the back-offs fit the window, doubling
+    /// up to the cap; the budget travels in the task-local variable, so a second worker (a fresh
+    /// activation carrying the variable) continues it. Before, every failure spent one of the
+    /// BPMN's 3 retries with a fixed 5 s back-off: an incident after seconds.
+    #[test]
+    fn transient_failures_spend_a_window_of_back_offs_before_the_job_retries() {
+        let cfg = TransientRetryConfig { window_ms: 100_000, initial_backoff_ms: 5_000, max_backoff_ms: 30_000 };
+        let fallback = Some(Duration::from_millis(1_234));
+        let mut state: Option<Value> = None;
+        let mut backoffs = Vec::new();
+        loop {
+            match transient_failure(&cfg, 3, state.as_ref(), "target unavailable: 503", fallback) {
+                JobOutcome::Fail { retries: Some(r), retry_backoff: Some(b), variables, message } => {
+                    assert_eq!(r, 3, "retries are kept while the window lasts");
+                    assert!(message.starts_with("target unavailable: 503 (transient failure"), "{message}");
+                    backoffs.push(b.as_millis() as u64);
+                    state = variables.get(TRANSIENT_RETRY_VAR).cloned();
+                }
+                JobOutcome::Fail { retries: None, retry_backoff, message, variables } => {
+                    assert_eq!(retry_backoff, fallback);
+                    assert!(message.contains("transient retry window is used up"), "{message}");
+                    assert_eq!(variables[TRANSIENT_RETRY_VAR]["attempts"], json!(backoffs.len() + 1));
+                    break;
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(backoffs.len() < 50, "the window never ends");
+        }
+        assert_eq!(backoffs, [5_000, 10_000, 20_000, 30_000, 30_000]);
+        assert!(backoffs.iter().sum::<u64>() <= cfg.window_ms);
+        // window 0: the old behaviour, one retry spent per failure
+        let off = TransientRetryConfig { window_ms: 0, ..cfg };
+        assert!(matches!(transient_failure(&off, 3, None, "x", fallback), JobOutcome::Fail { retries: None, .. }));
+        // a job without retries left (an operator's 0) is not revived by the budget
+        assert!(matches!(transient_failure(&cfg, 0, None, "x", fallback), JobOutcome::Fail { retries: None, .. }));
+        // secrets in the message never reach the engine
+        match transient_failure(&cfg, 3, None, "GET http://u:hunter2@es/x: 503", None) {
+            JobOutcome::Fail { message, .. } => assert!(!message.contains("hunter2"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Reads are retried in place on transient errors; the mutating call never is.
+    #[tokio::test]
+    async fn reads_are_retried_in_place_mutations_are_not() {
+        use crate::procedure::fake::FakeTarget;
+        let fake = Arc::new(FakeTarget::healthy(8, 8, 4));
+        let api = RetryingReads { inner: fake.clone(), attempts: 4, first_pause: Duration::from_millis(1) };
+        fake.lock().fail_next = 3;
+        assert!(api.cluster(0).await.is_ok(), "three transient failures, fourth attempt answers");
+        fake.lock().fail_next = 4;
+        assert!(api.cluster(0).await.is_err_and(|e| e.is_transient()), "after four attempts the error is the step's");
+        fake.lock().fail_next = 1;
+        let m = Mutation::PauseExporting;
+        assert!(api.mutate(0, m).await.is_err(), "a failed mutation is not retried here");
+        assert_eq!(fake.mutations(), 0);
+        assert_eq!(fake.lock().fail_next, 0);
+    }
+
+    /// Steps never decide from a journal that cannot be trusted: a damaged line that may be this
+    /// instance's mutating call, or a journal moved away while the worker runs, fail the job with
+    /// the reason and nothing is mutated. (Before: the damaged line was skipped, so resume-exporting
+    /// saw no resume and resumed again; the moved journal read as empty.)
+    #[tokio::test]
+    async fn steps_do_not_decide_from_a_damaged_or_moved_journal() {
+        use crate::procedure::fake::{FakePlatform, FakeTarget};
+        use crate::procedure::{StepEnv, StepInput, run_step};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let pik = 2251799813685249_i64;
+        let torn_resume = format!(
+            r#"{{"time":"2026-01-01T00:00:00Z","kind":"call","target":"lab","step":"c8dr.resume-exporting","elementId":"resume","processInstanceKey":{pik},"jobKey":1,"worker":"w","region":0,"action":"resume-expo"#
+        );
+        std::fs::write(&path, format!("{torn_resume}\n")).unwrap();
+        let journal = Journal::new(&path);
+        let api = FakeTarget::healthy(8, 8, 4);
+        let plat = FakePlatform::running();
+        let target = crate::procedure::regions::tests_support::target();
+        let input = |step: &str| StepInput {
+            target_name: "lab".into(),
+            step: format!("c8dr.{step}"),
+            variables: crate::procedure::vars([("survivingRegion", json!(0)), ("lostRegion", json!(1))]),
+            process_instance_key: pik,
+            job_key: 1,
+            worker: "w".into(),
+            element_id: step.into(),
+            ..Default::default()
+        };
+        let run = |input: StepInput| {
+            let (api, plat, target, journal) = (&api, &plat, &target, &journal);
+            async move {
+                let env = StepEnv { input: &input, target, api, platform: plat, drill: plat, journal };
+                run_step(&env).await
+            }
+        };
+        match run(input("resume-exporting")).await {
+            StepOutcome::Retry { message } => assert!(message.contains("damaged"), "{message}"),
+            other => panic!("decided from a damaged journal: {other:?}"),
+        }
+        assert_eq!(api.mutations(), 0);
+
+        // the damaged line is fixed by a person: now the journal is trusted and the step acts
+        std::fs::write(&path, "").unwrap();
+        let journal = Journal::new(&path);
+        let env_input = input("pause-exporting");
+        let env =
+            StepEnv { input: &env_input, target: &target, api: &api, platform: &plat, drill: &plat, journal: &journal };
+        assert!(matches!(run_step(&env).await, StepOutcome::Done { .. }));
+        assert_eq!(api.mutations(), 1);
+        // moved away while the worker runs: nothing decided, nothing written anywhere
+        std::fs::rename(&path, dir.path().join("moved.jsonl")).unwrap();
+        let env_input = input("resume-exporting");
+        let env =
+            StepEnv { input: &env_input, target: &target, api: &api, platform: &plat, drill: &plat, journal: &journal };
+        match run_step(&env).await {
+            StepOutcome::Retry { message } => assert!(message.contains("moved"), "{message}"),
+            other => panic!("decided from a moved journal: {other:?}"),
+        }
+        assert_eq!(api.mutations(), 1);
+        assert!(!path.exists());
+    }
+
+    /// A permanent rejection (4xx) is a BPMN error with the target's answer, not a retry.
+    #[test]
+    fn a_permanent_rejection_goes_to_a_person() {
+        use crate::procedure::api::{ApiError, ApiErrorKind};
+        let e = ApiError::new(ApiErrorKind::Rejected, Some(400), "unknown field [foo] at http://u:pw@es/_snapshot");
+        match to_job_outcome(StepOutcome::from(e), "register", None) {
+            JobOutcome::BpmnError { code, message, variables } => {
+                assert_eq!(code, "TARGET_REJECTED");
+                assert!(message.contains("HTTP 400") && message.contains("unknown field [foo]"), "{message}");
+                assert!(!message.contains("pw@") && !Value::Object(variables).to_string().contains("pw@"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let transient = ApiError::new(ApiErrorKind::Transient, Some(503), "unavailable");
+        assert!(matches!(StepOutcome::from(transient), StepOutcome::Retry { .. }));
     }
 
     #[test]

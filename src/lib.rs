@@ -12,6 +12,7 @@ pub mod gateway_protocol {
 
 pub mod config;
 pub mod jobs;
+pub mod notify;
 pub mod observe;
 pub mod procedure;
 #[cfg(feature = "rehearsal")]

@@ -25,6 +25,10 @@ path = "{journal}"
 
 [targets.lab]
 drill_allowed = true
+[targets.lab.helm]
+chart_version = "13.0.0"
+base_values = ["values.yml"]
+region_values = [["r0.yml"], ["r1.yml"]]
 
 [[targets.lab.regions]]
 name = "region-0"

@@ -13,6 +13,7 @@ max_jobs_active = 4
 [targets.prod]
 cluster_size = 8
 replication_factor = 4
+helm = { chart_version = "13.0.0", base_values = ["values.yml"], region_values = [["r0.yml"], ["r1.yml"]] }
 
 [[targets.prod.regions]]
 name = "region-0"
@@ -216,6 +217,22 @@ fn a_check_watch_that_outlives_the_job_is_refused() {
     assert!(!problems.iter().any(|p| p.field.starts_with("worker.")), "{problems:?}");
 }
 
+/// 12.16: the transient retry window is read from `[worker.transient_retry]` and a back-off
+/// schedule that cannot work is refused naming the key.
+#[test]
+fn the_transient_retry_window_is_configured_and_checked() {
+    let f = file("[worker.transient_retry]\nwindow_ms = 300000\ninitial_backoff_ms = 2000\nmax_backoff_ms = 30000\n");
+    let cfg = Config::load_with_env(Some(f.path()), &env(&[])).unwrap();
+    let tr = &cfg.worker.transient_retry;
+    assert_eq!((tr.window_ms, tr.initial_backoff_ms, tr.max_backoff_ms), (300_000, 2_000, 30_000));
+    let f = file("[worker.transient_retry]\ninitial_backoff_ms = 0\n");
+    let cfg = Config::load_with_env(Some(f.path()), &env(&[])).unwrap();
+    let problems = cfg.validate_with_env(&env(&[])).unwrap_err();
+    assert!(problems.iter().any(|p| p.field == "worker.transient_retry.initial_backoff_ms"), "{problems:?}");
+    let f = file("[worker.transient_retry]\nwindow_minutes = 10\n");
+    assert!(Config::load_with_env(Some(f.path()), &env(&[])).is_err(), "unknown keys are refused");
+}
+
 const SECRET: &str = "hunter2-Sup3rS3cret";
 
 fn basic_management(password: &str) -> String {
@@ -317,4 +334,26 @@ fn targets_take_oauth_client_credentials() {
     let p = cfg.validate_with_env(&env(&[("ES_PASSWORD", "x")])).unwrap_err();
     assert!(p.iter().any(|p| p.field == "targets.prod.regions[0].rest_auth.client_secret"), "{p:?}");
     cfg.validate_with_env(&env(&[("ES_PASSWORD", "x"), ("REST_SECRET", "s")])).unwrap();
+}
+
+/// Issue 12.5: in modes manual and command a target must pin the chart version and name its
+/// values files (base and one list per region); the lab needs none.
+#[test]
+fn an_unpinned_helm_target_is_refused_outside_the_lab() {
+    let e = env(&[("ES_PASSWORD", "x")]);
+    let unpinned = GOOD.replace(
+        r#"helm = { chart_version = "13.0.0", base_values = ["values.yml"], region_values = [["r0.yml"], ["r1.yml"]] }"#,
+        r#"helm = { mode = "command", region_values = [["r0.yml"]] }"#,
+    );
+    let cfg = Config::load_with_env(Some(file(&unpinned).path()), &e).unwrap();
+    let fields: Vec<String> = cfg.validate_with_env(&e).unwrap_err().into_iter().map(|p| p.field).collect();
+    for f in ["targets.prod.helm.chart_version", "targets.prod.helm.base_values", "targets.prod.helm.region_values"] {
+        assert!(fields.iter().any(|x| x == f), "{f} not named: {fields:?}");
+    }
+    let lab = GOOD.replace(
+        r#"helm = { chart_version = "13.0.0", base_values = ["values.yml"], region_values = [["r0.yml"], ["r1.yml"]] }"#,
+        "helm = { mode = \"lab\" }\nlab_control_url = \"http://127.0.0.1:9\"",
+    );
+    let cfg = Config::load_with_env(Some(file(&lab).path()), &e).unwrap();
+    cfg.validate_with_env(&e).unwrap();
 }

@@ -270,6 +270,24 @@ async fn paused_window_keep_waiting_still_restores() {
         failback.steps.iter().any(|s| s.element_id.starts_with("PausedWindow_")),
         "the watchdog asked at least once"
     );
+}
+
+/// Issue 12.3: `c8dr rehearse --legacy-exporters`: an 8.7-migrated installation with Optimize
+/// (legacy `elasticsearchregionN` exporters enabled in both regions before the loss) ends with
+/// them enabled in both regions again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_then_failback_with_legacy_exporters_enables_them_in_both_regions() {
+    let report = run(RehearseOptions { legacy_exporters: true, ..options() }).await;
+    assert!(report.restored(), "not restored: {:?} / {:?}", report.final_problems, report.error);
+    assert!(report.incidents.is_empty(), "{:?}", report.incidents);
+    for r in 0..2 {
+        let id = format!("elasticsearchregion{r}");
+        let exporters = report.lab_state["exporters"].as_array().unwrap();
+        assert!(
+            exporters.iter().any(|e| e["exporterId"] == json!(id) && e["status"] == json!("ENABLED")),
+            "{id}: {exporters:?}"
+        );
+    }
     assert!(report.mutations_repeated.is_empty(), "{:?}", report.mutations_repeated);
 }
 

@@ -233,7 +233,10 @@ async fn manual_failover_and_failback_restore_the_dual_region_cluster() {
     let (s, v) = post(
         &c,
         &format!("{}/_snapshot/camunda_backup/failback/_restore", r1.elasticsearch),
-        Some(json!({"include_global_state": true})),
+        // the seed's body plus `feature_states: ["none"]`: with global state, Elasticsearch
+        // restores every feature state by default, security included, and the recreated
+        // cluster would lose its own users and API keys (docs/elasticsearch.md)
+        Some(json!({"include_global_state": true, "feature_states": ["none"]})),
     )
     .await;
     assert_eq!((s, v), (StatusCode::OK, json!({"accepted": true})));

@@ -25,6 +25,8 @@ async fn setup(options: LabOptions) -> T {
     let mut config = Config::default();
     config.journal.path = dir.path().join("journal.jsonl");
     config.worker.fail_retry_backoff_ms = 10;
+    // these tests drive each check one observation at a time (the watch is tested in procedure)
+    config.worker.check_watch_ms = 0;
     let mut target: TargetConfig = lab.target_config();
     for r in &mut target.regions {
         r.timeout_ms = 2_000;
@@ -113,7 +115,7 @@ fn code(o: &JobOutcome) -> &str {
 
 #[tokio::test]
 async fn all_steps_failover_then_failback_restore_the_dual_region_state() {
-    all_steps(fast_lab().await).await;
+    all_steps(&fast_lab().await).await;
 }
 
 /// Camunda before 8.8.25 (#52260): the helm upgrade of the surviving region re-enables the
@@ -122,7 +124,7 @@ async fn all_steps_failover_then_failback_restore_the_dual_region_state() {
 async fn all_steps_with_exporters_re_enabled_by_restarts() {
     let t = setup(LabOptions { durations: LabDurations::fast(), exporter_flip_on_restart: true, ..Default::default() })
         .await;
-    let lab_record = all_steps(t).await;
+    let lab_record = all_steps(&t).await;
     let enables: Vec<_> = lab_record
         .iter()
         .filter(|r| r.path.contains("/actuator/exporters/camundaregion1/") && (200..300).contains(&r.status))
@@ -131,7 +133,33 @@ async fn all_steps_with_exporters_re_enabled_by_restarts() {
     assert_eq!(enables, ["disable", "disable", "enable"], "failover disable, re-disable after the restart, enable");
 }
 
-async fn all_steps(t: T) -> Vec<c8dr::rehearsal::lab::RecordEntry> {
+/// Issue 12.3: an 8.7-migrated installation with Optimize. The failback enables
+/// `elasticsearchregion1` with `initializeFrom: elasticsearchregion0` after the main exporter,
+/// before exporting resumes, and the end state has both legacy exporters enabled.
+#[tokio::test]
+async fn all_steps_with_legacy_exporters_enable_the_legacy_pair() {
+    let t = setup(LabOptions { durations: LabDurations::fast(), legacy_exporters: true, ..Default::default() }).await;
+    let record = all_steps(&t).await;
+    let ok = |r: &&c8dr::rehearsal::lab::RecordEntry| (200..300).contains(&r.status);
+    let legacy: Vec<_> = record
+        .iter()
+        .filter(ok)
+        .filter(|r| r.path.starts_with("/actuator/exporters/elasticsearchregion1/"))
+        .map(|r| r.path.rsplit('/').next().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(legacy, ["disable", "enable"], "failover disables it, failback enables it once");
+    let resume = record.iter().filter(ok).position(|r| r.path == "/actuator/exporting/resume").unwrap();
+    let enable_at =
+        record.iter().filter(ok).position(|r| r.path == "/actuator/exporters/elasticsearchregion1/enable").unwrap();
+    assert!(enable_at < resume, "the legacy pair is enabled before exporting resumes");
+    let journal = std::fs::read_to_string(t._dir.path().join("journal.jsonl")).unwrap();
+    assert!(
+        journal.contains("POST /actuator/exporters/elasticsearchregion1/enable initializeFrom=elasticsearchregion0"),
+        "initializeFrom the surviving legacy exporter"
+    );
+}
+
+async fn all_steps(t: &T) -> Vec<c8dr::rehearsal::lab::RecordEntry> {
     let input =
         t.complete("validate-input", &json!({"lostRegion": 1, "autoApprove": true}), &[("process", "drill")]).await;
     assert_eq!(input["survivingRegion"], json!(0));
@@ -197,6 +225,9 @@ async fn all_steps(t: T) -> Vec<c8dr::rehearsal::lab::RecordEntry> {
     let enabled = t.act_once("enable-exporter", &fb, &[]).await;
     let cv = json!({"recreatedRegion": 1, "survivingRegion": 0, "changeId": enabled["changeId"]});
     t.until_verified("await-change", &cv, &[]).await;
+    // the BPMN verifies the exporters before it resumes exporting (and this check enables the
+    // legacy exporter of an Optimize installation)
+    t.until_verified("verify-exporters", &fb, &[("expect", "full")]).await;
     t.act_once("resume-exporting", &fb, &[]).await;
     let added = t.act_once("add-brokers", &fb, &[]).await;
     let cv = json!({"recreatedRegion": 1, "survivingRegion": 0, "changeId": added["changeId"]});
@@ -283,8 +314,11 @@ async fn injected_faults_fail_the_job_for_a_retry() {
     t.lab.set_faults(Some(FaultConfig { seed: 7, error_rate: 1.0, ..Default::default() }));
     let fo = json!({"lostRegion": 1, "survivingRegion": 0});
     match t.run("verify-topology", &fo, &[("expect", "degraded")]).await {
-        JobOutcome::Fail { retry_backoff, .. } => {
-            assert_eq!(retry_backoff, Some(Duration::from_millis(10)))
+        JobOutcome::Fail { retry_backoff, retries, .. } => {
+            // transient: the job's retries are kept and the back-off is the first of
+            // worker.transient_retry (not fail_retry_backoff_ms, used once the window is spent)
+            let first = c8dr::config::TransientRetryConfig::default().initial_backoff_ms;
+            assert_eq!((retry_backoff, retries), (Some(Duration::from_millis(first)), Some(3)))
         }
         other => panic!("{other:?}"),
     }
@@ -422,10 +456,19 @@ async fn manual_helm_mode_hands_the_command_to_a_person() {
     let lab = Lab::start(LabOptions { durations: LabDurations::fast(), ..Default::default() }).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
+    config.worker.check_watch_ms = 0;
     config.journal.path = dir.path().join("j.jsonl");
     let mut target = lab.target_config();
     target.helm.mode = c8dr::config::HelmMode::Manual;
-    target.helm.schema_env_index = 12;
+    let values = dir.path().join("values.yml");
+    std::fs::write(
+        &values,
+        "orchestration:\n  env:\n    - name: CAMUNDA_DATA_BACKUP_REPOSITORYNAME\n      value: camunda_backup\n",
+    )
+    .unwrap();
+    target.helm.chart_version = Some("13.0.0".into());
+    target.helm.base_values = vec![values.clone()];
+    target.helm.region_values = vec![vec![values.clone()], vec![values]];
     config.targets.insert("lab".into(), target);
     let ctx = StepContext::new(Arc::new(config));
     let fb = json!({"recreatedRegion": 1, "survivingRegion": 0});
@@ -437,7 +480,7 @@ async fn manual_helm_mode_hands_the_command_to_a_person() {
             assert!(
                 cmd.contains("--set orchestration.profiles.operate=false --set orchestration.profiles.tasklist=false")
             );
-            assert!(cmd.contains("orchestration.env[12].name=CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA"));
+            assert!(cmd.contains("c8dr-camunda-region1-deploy-recreated-env.yaml") && !cmd.contains("env["), "{cmd}");
             assert_eq!(variables["manualStepId"], json!("helm-deploy-recreated"));
             assert_eq!(variables["lastError"]["code"], json!("MANUAL_STEP_REQUIRED"));
         }
@@ -512,8 +555,11 @@ async fn under_injected_faults_every_change_is_made_exactly_once() {
     let patches = handled.get(&(0, "PATCH".to_string(), "/actuator/cluster".to_string())).copied().unwrap_or(0);
     assert_eq!(patches, 2, "one removal and one addition: {handled:?}");
     for (k, n) in &handled {
+        // the recreated region's repository: registered read-only for the restore, then
+        // writable once the restore is done (Camunda's own backups there use it)
+        let expected = if *k == (1, "PUT".to_string(), "/_snapshot/camunda_backup".to_string()) { 2 } else { 1 };
         if k.2 != "/actuator/cluster" {
-            assert_eq!(*n, 1, "{k:?} handled {n} times: {handled:?}");
+            assert_eq!(*n, expected, "{k:?} handled {n} times: {handled:?}");
         }
     }
     let state = t.lab.state();

@@ -328,7 +328,8 @@ async fn elasticsearch_requests_and_answers() {
     mock.route("POST", "/_snapshot/camunda_backup/failback/_restore", reply(200, fixture("contract_es_accepted.json")));
     es.restore_snapshot("camunda_backup", "failback", true, Some(&["a".to_string(), "b".to_string()])).await.unwrap();
     let body: serde_json::Value = serde_json::from_str(&mock.last().body).unwrap();
-    assert_eq!(body, serde_json::json!({"include_global_state":true,"indices":"a,b"}));
+    // never the feature states (security): docs/elasticsearch.md
+    assert_eq!(body, serde_json::json!({"include_global_state":true,"feature_states":["none"],"indices":"a,b"}));
 
     mock.route("GET", "/_recovery", reply(200, fixture("es_recovery_active.json")));
     let r = es.recoveries(true).await.unwrap();

@@ -61,3 +61,25 @@ async fn injected_faults_are_transient_errors_of_the_right_kind() {
     r0.management.get_cluster().await.unwrap();
     r0.elasticsearch.camunda_indices().await.unwrap();
 }
+
+/// A permanent rejection (400) from any of the three APIs is an `InvalidRequest` with its
+/// status and the server's message, and not transient: the steps route it to a person
+/// (TARGET_REJECTED) instead of retrying it.
+#[tokio::test]
+async fn injected_rejections_are_permanent_errors() {
+    let lab = Lab::start(LabOptions { durations: LabDurations::fast(), ..Default::default() }).await.unwrap();
+    let target = Target::from_config("lab", &lab.target_config()).unwrap();
+    lab.set_faults(Some(FaultConfig { seed: 3, reject_rate: 1.0, ..Default::default() }));
+    let r0 = target.region(0);
+    let results: Vec<(Api, Result<(), TargetError>)> = vec![
+        (Api::Management, r0.management.get_cluster().await.map(drop)),
+        (Api::Rest, r0.rest.topology().await.map(drop)),
+        (Api::Elasticsearch, r0.elasticsearch.cluster_health().await.map(drop)),
+    ];
+    for (api, result) in results {
+        let e = result.expect_err("every request is rejected");
+        assert_eq!((e.api, e.kind, e.status), (api, ErrorKind::InvalidRequest, Some(400)), "{e}");
+        assert!(!e.is_transient(), "{e}");
+        assert!(e.message.contains("lab: injected fault"), "the server's message is kept: {e}");
+    }
+}

@@ -31,6 +31,7 @@ fn fast_config() -> WorkerConfig {
         backoff_max_ms: 50,
         shutdown_grace_ms: 5_000,
         fail_retry_backoff_ms: 1_234,
+        transient_retry: Default::default(),
         metrics_address: String::new(),
         ..WorkerConfig::default()
     }
@@ -161,10 +162,7 @@ async fn a_failure_sends_retries_minus_one_and_the_retry_backoff() {
             "c8dr.x",
             handler_fn(|job| async move {
                 let explicit = job.variables["explicit"].as_bool().unwrap_or(false);
-                JobOutcome::Fail {
-                    message: "target unreachable".into(),
-                    retry_backoff: explicit.then(|| Duration::from_millis(777)),
-                }
+                JobOutcome::fail("target unreachable", explicit.then(|| Duration::from_millis(777)))
             }),
         )
         .build();

@@ -15,6 +15,7 @@ pub mod lab;
 #[cfg(feature = "rehearsal")]
 pub mod rehearse;
 pub mod start;
+pub mod status;
 pub mod topology;
 pub mod worker;
 
@@ -49,6 +50,9 @@ pub enum Command {
     /// DR drills: publish the c8dr-drill message that starts a drill.
     #[command(subcommand)]
     Drill(drill::Command),
+    /// One screen on a target: regions, brokers, partitions, exporters, pending change, snapshot
+    /// repository, paused exporting, the running DR process and the last drill.
+    Status(status::Args),
     /// Show the management Camunda's topology (checks connectivity and credentials).
     Topology(topology::Args),
     /// Configuration tools.
@@ -85,6 +89,7 @@ pub fn main() -> ExitCode {
             Command::Start(a) => start::run(a, &g).await,
             Command::Drill(c) => drill::run(c, &g).await,
             Command::Topology(a) => topology::run(a, &g).await,
+            Command::Status(a) => status::run(a, &g).await,
             Command::Config(c) => config_check::run(c, &g).await,
             #[cfg(feature = "rehearsal")]
             Command::Lab(a) => lab::run(a, &g).await,

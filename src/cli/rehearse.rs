@@ -29,6 +29,10 @@ pub struct Args {
     /// Answer user tasks in the terminal instead of approving automatically.
     #[arg(long)]
     pub interactive: bool,
+    /// Rehearse an 8.7-migrated installation with Optimize: the legacy `elasticsearchregionN`
+    /// exporters are enabled in both regions before the loss and must be again at the end.
+    #[arg(long)]
+    pub legacy_exporters: bool,
     /// Use short lab durations (seconds instead of minutes of simulated work).
     #[arg(long)]
     pub fast: bool,
@@ -44,6 +48,9 @@ pub struct Args {
     /// No progress lines, only the report.
     #[arg(long)]
     pub quiet: bool,
+    /// Post the rehearsal's notifications (generic JSON webhook) to this URL.
+    #[arg(long, value_name = "URL")]
+    pub notify_url: Option<String>,
 }
 
 pub async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
@@ -69,6 +76,12 @@ pub async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode>
     // the rehearsal's progress lines are the output; worker logs only when something is wrong
     // (RUST_LOG=info shows them all)
     c8dr::observe::init_tracing_with_default(&global.log_format, "warn").map_err(anyhow::Error::msg)?;
+    if let Some(url) = args.notify_url {
+        c8dr::notify::install(c8dr::config::NotificationsConfig {
+            webhooks: vec![c8dr::notify::generic_webhook("rehearsal", &url)],
+            ..Default::default()
+        });
+    }
     let opts = RehearseOptions {
         scenario: args.scenario,
         speed: args.speed,
@@ -79,6 +92,7 @@ pub async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode>
             ..FaultConfig::default()
         }),
         kill_worker_at: args.kill_worker_at,
+        legacy_exporters: args.legacy_exporters,
         approver: if args.interactive { Approver::Interactive } else { Approver::Auto },
         bpmn_dir: args.bpmn,
         real_timeout: Duration::from_secs(args.timeout_secs),

@@ -21,6 +21,7 @@ pub struct Args {}
 /// Registers the step handlers: every job type of `c8dr::jobs::JOB_TYPES`, all sharing one
 /// step context (target clients, audit journal at `journal.path`).
 fn register_step_handlers(mut builder: WorkerBuilder, config: &Config) -> WorkerBuilder {
+    c8dr::notify::install(config.notifications.clone());
     let ctx = Arc::new(c8dr::jobs::StepContext::new(Arc::new(config.clone())));
     for job_type in c8dr::jobs::JOB_TYPES {
         builder = builder.handler(*job_type, c8dr::jobs::handler(ctx.clone()));

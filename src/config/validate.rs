@@ -1,5 +1,5 @@
 //! [`Config::validate`]: every problem at once, each naming the field and the fix.
-use super::{AuthConfig, Config, HelmMode, HttpAuth, SecretRef};
+use super::{AuthConfig, Config, HelmMode, HttpAuth, SecretRef, WebhookKind};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -193,6 +193,13 @@ impl Config {
         if w.backoff_min_ms == 0 || w.backoff_min_ms > w.backoff_max_ms {
             p.add("worker.backoff_min_ms", "must be > 0 and not above worker.backoff_max_ms");
         }
+        let tr = &w.transient_retry;
+        if tr.window_ms > 0 && (tr.initial_backoff_ms == 0 || tr.initial_backoff_ms > tr.max_backoff_ms) {
+            p.add(
+                "worker.transient_retry.initial_backoff_ms",
+                "must be > 0 and not above worker.transient_retry.max_backoff_ms (e.g. 5000 and 60000), or set window_ms = 0",
+            );
+        }
         if !w.metrics_address.is_empty() && w.metrics_address.parse::<std::net::SocketAddr>().is_err() {
             p.add(
                 "worker.metrics_address",
@@ -270,6 +277,10 @@ impl Config {
             }
             if t.helm.region_values.len() > 2 {
                 p.add(f("helm.region_values"), "has more than 2 entries; one list per region (index = region id)");
+            } else {
+                for (key, problem) in t.helm.pinning_problems() {
+                    p.add(f(&format!("helm.{key}")), problem);
+                }
             }
             let mut names = std::collections::BTreeSet::new();
             for (i, r) in t.regions.iter().enumerate() {
@@ -335,6 +346,83 @@ impl Config {
                 }
             }
         }
+        self.validate_notifications(&mut p, env);
         if p.0.is_empty() { Ok(()) } else { Err(p.0) }
+    }
+
+    fn validate_notifications(&self, p: &mut Problems, env: &BTreeMap<String, String>) {
+        let n = &self.notifications;
+        if n.max_attempts == 0 || n.max_attempts > 10 {
+            p.add("notifications.max_attempts", format!("is {}; must be between 1 and 10", n.max_attempts));
+        }
+        if n.backoff_initial_ms == 0 || n.backoff_initial_ms > n.backoff_max_ms {
+            p.add("notifications.backoff_initial_ms", "must be > 0 and not above notifications.backoff_max_ms");
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, w) in n.webhooks.iter().enumerate() {
+            let f = |k: &str| format!("notifications.webhooks[{i}].{k}");
+            if w.name.trim().is_empty() {
+                p.add(f("name"), "is empty; name the webhook (it is what logs show instead of the URL)");
+            } else if !names.insert(w.name.clone()) {
+                p.add(f("name"), format!("{:?} is used twice; webhook names must differ", w.name));
+            }
+            match (&w.url, &w.url_secret) {
+                (Some(_), Some(_)) => p.add(f("url"), "and url_secret are both set; keep one"),
+                (Some(u), None) => p.url(&f("url"), u, &["https", "http"], &f("url_secret or headers")),
+                (None, Some(s)) => p.secret(&f("url_secret"), s, env),
+                (None, None) if w.kind != WebhookKind::Pagerduty => p.add(
+                    f("url"),
+                    "is not set; set url = \"https://...\" or, when the URL is itself a credential (Slack), url_secret = { env = \"VAR\" }",
+                ),
+                (None, None) => {}
+            }
+            for (h, s) in &w.headers {
+                if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                    p.add(f("headers"), format!("{h:?} is not a valid HTTP header name"));
+                }
+                p.secret(&format!("{}.{h}", f("headers")), s, env);
+            }
+            match (&w.routing_key, w.kind) {
+                (Some(s), WebhookKind::Pagerduty) => p.secret(&f("routing_key"), s, env),
+                (None, WebhookKind::Pagerduty) => p.add(
+                    f("routing_key"),
+                    "is not set; a PagerDuty webhook needs the integration key: routing_key = { env = \"PD_ROUTING_KEY\" }",
+                ),
+                (Some(_), _) => p.add(f("routing_key"), "is only used by kind = \"pagerduty\"; remove it"),
+                (None, _) => {}
+            }
+            if w.timeout_ms == 0 {
+                p.add(f("timeout_ms"), "must be > 0 (e.g. 5000)");
+            }
+            // every try of every webhook must fit in the job: otherwise the job times out while
+            // notifying and another worker notifies again
+            let budget = u64::from(n.max_attempts).saturating_mul(w.timeout_ms.saturating_add(n.backoff_max_ms));
+            if budget >= self.worker.job_timeout_ms {
+                p.add(
+                    f("timeout_ms"),
+                    format!(
+                        "with notifications.max_attempts = {} and backoff_max_ms = {}, retries may take {budget} ms, not under \
+                         worker.job_timeout_ms = {}: lower timeout_ms, max_attempts or backoff_max_ms, or raise job_timeout_ms",
+                        n.max_attempts, n.backoff_max_ms, self.worker.job_timeout_ms
+                    ),
+                );
+            }
+            for e in &w.events {
+                if e.trim().is_empty() || e.contains(char::is_whitespace) {
+                    p.add(f("events"), format!("{e:?} is not an event name (e.g. step-failed, outcome)"));
+                }
+            }
+            for t in &w.targets {
+                if !self.targets.contains_key(t) {
+                    p.add(
+                        f("targets"),
+                        format!(
+                            "{t:?} is not a configured target; use one of {:?}",
+                            self.targets.keys().collect::<Vec<_>>()
+                        ),
+                    );
+                }
+            }
+        }
     }
 }

@@ -119,6 +119,7 @@ impl TargetApi for ClientTarget {
                                 health: p.health.as_str().to_string(),
                             })
                             .collect(),
+                        version: b.version.clone(),
                     })
                     .collect(),
                 cluster_size: t.cluster_size,
@@ -144,20 +145,18 @@ impl TargetApi for ClientTarget {
         async move { Ok(self.target.region(region).elasticsearch.get_repository(&repository).await?.is_some()) }.boxed()
     }
 
-    fn repository_readonly(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<Option<bool>>> {
+    fn repository(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<Option<RepositoryView>>> {
         async move {
             let info = self.target.region(region).elasticsearch.get_repository(&repository).await?;
-            Ok(info.map(|i| i.readonly()))
+            Ok(info.map(|i| RepositoryView { kind: i.kind, settings: i.settings }))
         }
         .boxed()
     }
 
-    fn snapshots(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<Vec<SnapshotInfo>>> {
+    fn snapshot(&self, region: u8, repository: String, name: String) -> BoxFuture<'_, ApiResult<Option<SnapshotInfo>>> {
         async move {
-            let list = self.target.region(region).elasticsearch.list_snapshots(&repository).await?;
-            Ok(list
-                .into_iter()
-                .map(|s| SnapshotInfo {
+            match self.target.region(region).elasticsearch.get_snapshot(&repository, &name).await {
+                Ok(s) => Ok(Some(SnapshotInfo {
                     name: s.snapshot,
                     state: s.state.as_str().to_string(),
                     shards: ShardCounts {
@@ -165,8 +164,14 @@ impl TargetApi for ClientTarget {
                         failed: s.shards.failed,
                         successful: s.shards.successful,
                     },
-                })
-                .collect())
+                })),
+                Err(e)
+                    if e.kind == ErrorKind::NotFound && e.es_type.as_deref() == Some("snapshot_missing_exception") =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(e.into()),
+            }
         }
         .boxed()
     }
@@ -268,6 +273,7 @@ impl TargetApi for ClientTarget {
                     MutationResult::Ack
                 }
                 Mutation::RestoreSnapshot { repository, snapshot } => {
+                    // never the feature states (security: the recreated cluster's users and API keys)
                     r.elasticsearch.restore_snapshot(&repository, &snapshot, true, None).await?;
                     MutationResult::Ack
                 }
@@ -282,5 +288,75 @@ impl TargetApi for ClientTarget {
             })
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// An Elasticsearch stand-in on 127.0.0.1 that logs every request; `_all` fails, so a
+    /// listing would show.
+    async fn es_server() -> (String, Arc<Mutex<Vec<String>>>) {
+        use axum::extract::Request;
+        use axum::http::StatusCode;
+        use axum::response::IntoResponse;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l = log.clone();
+        let app = axum::Router::new().fallback(move |req: Request| {
+            let l = l.clone();
+            async move {
+                let path = req.uri().path().to_string();
+                let body = req.into_body();
+                let body = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+                l.lock().unwrap().push(format!("{path} {}", String::from_utf8_lossy(&body)));
+                let json = |code: StatusCode, v: serde_json::Value| (code, axum::Json(v)).into_response();
+                match path.as_str() {
+                    "/_snapshot/camunda_backup/_all" => json(StatusCode::INTERNAL_SERVER_ERROR, serde_json::json!({})),
+                    "/_snapshot/camunda_backup/s1" => json(
+                        StatusCode::OK,
+                        serde_json::json!({"snapshots": [{"snapshot": "s1", "uuid": "u", "state": "SUCCESS",
+                            "indices": [], "shards": {"total": 2, "failed": 0, "successful": 2}}]}),
+                    ),
+                    "/_snapshot/camunda_backup/s2" => json(
+                        StatusCode::NOT_FOUND,
+                        serde_json::json!({"error": {"type": "snapshot_missing_exception", "reason": "[camunda_backup:s2] is missing"}, "status": 404}),
+                    ),
+                    "/_snapshot/camunda_backup/s1/_restore" => json(StatusCode::OK, serde_json::json!({"accepted": true})),
+                    _ => json(StatusCode::NOT_FOUND, serde_json::json!({"error": {"type": "repository_missing_exception", "reason": "missing"}, "status": 404})),
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, log)
+    }
+
+    /// Issue 12.9 / 12.6: the snapshot is read by name (never `_all`), and the restore asks for
+    /// no feature states (the recreated cluster keeps its users and API keys).
+    #[tokio::test]
+    async fn snapshots_are_read_by_name_and_restored_without_feature_states() {
+        let (url, log) = es_server().await;
+        let mut cfg = crate::procedure::regions::tests_support::target();
+        for r in &mut cfg.regions {
+            r.elasticsearch_url = url.clone();
+        }
+        let t = ClientTarget::new(Target::from_config("t", &cfg).unwrap());
+        let s1 = t.snapshot(0, "camunda_backup".into(), "s1".into()).await.unwrap().unwrap();
+        assert_eq!((s1.name.as_str(), s1.state.as_str(), s1.shards.failed), ("s1", "SUCCESS", 0));
+        assert_eq!(t.snapshot(0, "camunda_backup".into(), "s2".into()).await.unwrap(), None);
+        let missing = t.snapshot(0, "other".into(), "s1".into()).await.unwrap_err();
+        assert!(missing.is_es("repository_missing_exception"), "{missing:?}");
+        t.mutate(1, Mutation::RestoreSnapshot { repository: "camunda_backup".into(), snapshot: "s1".into() })
+            .await
+            .unwrap();
+        let log = log.lock().unwrap().clone();
+        assert!(!log.iter().any(|l| l.contains("_all")), "{log:?}");
+        let restore = log.iter().find(|l| l.contains("/_restore")).unwrap();
+        let body: serde_json::Value = serde_json::from_str(restore.split_once(' ').unwrap().1).unwrap();
+        assert_eq!(body["include_global_state"], serde_json::json!(true));
+        assert_eq!(body["feature_states"], serde_json::json!(["none"]));
     }
 }

@@ -197,6 +197,9 @@ pub struct TopologyBroker {
     pub node_id: u32,
     pub host: String,
     pub partitions: Vec<TopologyPartition>,
+    /// Camunda version the broker runs (empty when not reported).
+    #[serde(default)]
+    pub version: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -225,6 +228,24 @@ pub struct SnapshotInfo {
     pub name: String,
     pub state: String,
     pub shards: ShardCounts,
+}
+
+/// `GET /_snapshot/{repo}`: a registration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RepositoryView {
+    pub kind: String,
+    /// As Elasticsearch returns them (values usually strings, `"readonly": "true"`).
+    pub settings: serde_json::Map<String, serde_json::Value>,
+}
+
+impl RepositoryView {
+    pub fn readonly(&self) -> bool {
+        match self.settings.get("readonly") {
+            Some(serde_json::Value::Bool(b)) => *b,
+            Some(serde_json::Value::String(s)) => s.eq_ignore_ascii_case("true"),
+            _ => false,
+        }
+    }
 }
 
 /// One shard recovery from `GET /_recovery`.
@@ -362,7 +383,7 @@ impl Mutation {
                 format!("PUT /_snapshot/{repository}/{snapshot} include_global_state=true")
             }
             Mutation::RestoreSnapshot { repository, snapshot } => format!(
-                "POST /_snapshot/{repository}/{snapshot}/_restore include_global_state=true wait_for_completion=false"
+                "POST /_snapshot/{repository}/{snapshot}/_restore include_global_state=true feature_states=[\"none\"] wait_for_completion=false"
             ),
             Mutation::DeployProcess { resource_name, .. } => {
                 format!("POST /v2/deployments resources={resource_name}")
@@ -407,10 +428,12 @@ pub trait TargetApi: Send + Sync {
     fn exporters(&self, region: u8) -> BoxFuture<'_, ApiResult<Vec<ExporterStatus>>>;
     /// `GET /_snapshot/{repo}`: `false` when the repository is not registered (404).
     fn repository_exists(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<bool>>;
-    /// `GET /_snapshot/{repo}`: `None` when not registered, else whether it is read-only.
-    fn repository_readonly(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<Option<bool>>>;
-    /// `GET /_snapshot/{repo}/_all`. 404 `repository_missing_exception` is an error.
-    fn snapshots(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<Vec<SnapshotInfo>>>;
+    /// `GET /_snapshot/{repo}`: `None` when not registered, else its type and settings.
+    fn repository(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<Option<RepositoryView>>>;
+    /// `GET /_snapshot/{repo}/{name}` (by name, never `_all`: a repository shared with
+    /// Camunda's own backups may list thousands). `None` when the repository has no such
+    /// snapshot (404 `snapshot_missing_exception`); 404 `repository_missing_exception` is an error.
+    fn snapshot(&self, region: u8, repository: String, name: String) -> BoxFuture<'_, ApiResult<Option<SnapshotInfo>>>;
     /// `GET /_recovery` (all recoveries, not only active ones).
     fn recoveries(&self, region: u8) -> BoxFuture<'_, ApiResult<Vec<RecoveryInfo>>>;
     fn indices(&self, region: u8) -> BoxFuture<'_, ApiResult<Vec<IndexInfo>>>;

@@ -4,7 +4,7 @@ use super::api::{
     ApiErrorKind, ClusterView, Mutation, MutationResult, PendingChange, TopologyBroker, TopologyPartition, TopologyView,
 };
 use super::regions::{self, brokers_of};
-use super::{StepEnv, StepOutcome, StepResult, errors, exporting, plan, vars};
+use super::{StepEnv, StepOutcome, StepResult, errors, exporting, plan, validate, vars};
 use serde_json::{Value, json};
 
 /// True when the pending change contains `operation` concerning one of `brokers`.
@@ -51,25 +51,70 @@ fn concurrent(p: &PendingChange) -> StepOutcome {
 /// partitioned from the survivor) and force-removing its brokers risks split brain. Only no
 /// answer (unreachable, timeout, 5xx) counts as silent: a 401/403/404/409 or an unparseable
 /// body is an answer from something still running there.
-async fn lost_region_silent(env: &StepEnv<'_>, lost: u8) -> Result<(), StepOutcome> {
+///
+/// Some regions answer although the cluster is gone (an ingress default backend answering 404).
+/// The check stays; a person who confirmed the loss may accept exactly the observed HTTP answer
+/// with the start variable `lostRegionOverride = {"acceptAnswer": "HTTP 404", "reason": ".."}`.
+/// The acceptance is journaled and shown in the plan. A management API that lists brokers is
+/// never overridable. Returns the evidence (`lostRegionCheck`).
+async fn lost_region_silent(env: &StepEnv<'_>, lost: u8) -> Result<Value, StepOutcome> {
     // guards api-contract §6.1: force-remove only when the lost region is confirmed gone
-    match env.api.cluster(lost).await {
-        Ok(view) => Err(StepOutcome::refused(
-            errors::SPLIT_BRAIN_RISK,
-            format!(
-                "the management API of lost region {lost} still answers ({} brokers listed): the region is not gone; fence it before removing its brokers",
-                view.brokers.len()
-            ),
-        )),
-        Err(e) if e.kind == ApiErrorKind::Transient => Ok(()),
-        Err(e) => Err(StepOutcome::refused(
-            errors::SPLIT_BRAIN_RISK,
-            format!(
-                "the management API of lost region {lost} still answers ({}): the region is not gone; fence it before removing its brokers",
-                e.status.map_or_else(|| "an unreadable answer".to_string(), |s| format!("HTTP {s}"))
-            ),
-        )),
+    let answer = match env.api.cluster(lost).await {
+        Ok(view) => {
+            let evidence = json!({"silent": false, "answer": "cluster view", "brokersListed": view.brokers.len(), "overridable": false});
+            return Err(StepOutcome::refused(
+                errors::SPLIT_BRAIN_RISK,
+                format!(
+                    "the management API of lost region {lost} still answers ({} brokers listed): the region is not gone; fence it before removing its brokers",
+                    view.brokers.len()
+                ),
+            )
+            .with_var("lostRegionCheck", evidence));
+        }
+        Err(e) if e.kind == ApiErrorKind::Transient => {
+            return Ok(json!({"silent": true, "answer": Value::Null, "detail": e.message}));
+        }
+        Err(e) => e,
+    };
+    let observed = answer.status.map(|s| format!("HTTP {s}"));
+    let shown = observed.clone().unwrap_or_else(|| "an unreadable answer".to_string());
+    let over = validate::lost_region_override(&env.input.variables)?;
+    if let (Some(o), Some(seen)) = (&over, &observed)
+        && o.accept_answer == *seen
+    {
+        // recorded: the journal (audit trail), the plan (approval form) and the report
+        env.journal_call(
+            lost,
+            "split-brain-check-override",
+            &format!("GET /actuator/cluster in lost region {lost} answered {seen}"),
+            "accepted",
+            &o.reason,
+        )?;
+        return Ok(json!({
+            "silent": false,
+            "answer": seen,
+            "detail": answer.message,
+            "override": {"acceptAnswer": o.accept_answer, "reason": o.reason},
+        }));
     }
+    let evidence =
+        json!({"silent": false, "answer": shown, "detail": answer.message, "overridable": observed.is_some()});
+    let hint = match (&observed, &over) {
+        (Some(seen), Some(o)) => {
+            format!("; lostRegionOverride accepts {:?}, but the region answered {seen:?}", o.accept_answer)
+        }
+        (Some(seen), None) => format!(
+            "; if you confirmed the region is gone and this answer comes from something else (e.g. an ingress default backend), start the failover with lostRegionOverride = {{\"acceptAnswer\": \"{seen}\", \"reason\": \"<who confirmed what>\"}}"
+        ),
+        (None, _) => String::new(),
+    };
+    Err(StepOutcome::refused(
+        errors::SPLIT_BRAIN_RISK,
+        format!(
+            "the management API of lost region {lost} still answers ({shown}): the region is not gone; fence it before removing its brokers{hint}"
+        ),
+    )
+    .with_var("lostRegionCheck", evidence))
 }
 
 /// The configured cluster size must cover every member of the live cluster: a broker id beyond
@@ -138,6 +183,8 @@ pub fn topology_from_cluster(cluster: &ClusterView) -> TopologyView {
             .map(|b| TopologyBroker {
                 node_id: b.id,
                 host: String::new(),
+                // the management API does not say which version a broker runs
+                version: String::new(),
                 partitions: b
                     .partitions
                     .iter()
@@ -161,6 +208,7 @@ pub async fn assess_failover(env: &StepEnv<'_>) -> StepResult {
     let to_remove = present(&cluster, &brokers_of(lost, n));
     let expected = plan::after_failover(env.target, surviving);
     let mut planned = Vec::new();
+    let mut lost_check = Value::Null;
     let already;
     match &cluster.pending_change {
         Some(p) if is_our_removal(p, &brokers_of(lost, n)) => {
@@ -174,7 +222,7 @@ pub async fn assess_failover(env: &StepEnv<'_>) -> StepResult {
         None => {
             already = false;
             regions::check_removal(env.target, &topology, surviving, &to_remove)?;
-            lost_region_silent(env, lost).await?;
+            lost_check = lost_region_silent(env, lost).await?;
             let dry = env.api.dry_run_remove(surviving, to_remove.clone()).await?;
             planned = dry.planned_changes;
         }
@@ -191,6 +239,7 @@ pub async fn assess_failover(env: &StepEnv<'_>) -> StepResult {
         "plannedChanges": planned.iter().take(20).map(|o| o.describe()).collect::<Vec<_>>(),
         "alreadyFailedOver": already,
         "topologySource": topology_source,
+        "lostRegionCheck": lost_check,
     });
     if let Some(note) = topology_note {
         plan["topologyNote"] = json!(note);
@@ -218,11 +267,52 @@ pub async fn remove_brokers(env: &StepEnv<'_>) -> StepResult {
     // guards api-contract §6.1: cross-check ids against the live topology before forcing
     let (topology, _, _) = safety_topology(env, surviving, &cluster).await?;
     regions::check_removal(env.target, &topology, surviving, &to_remove)?;
-    lost_region_silent(env, lost).await?;
+    let lost_check = lost_region_silent(env, lost).await?;
     match env.mutate(surviving, Mutation::ForceRemoveBrokers { ids: to_remove }).await?? {
-        MutationResult::Change(c) => Ok(StepOutcome::done(vars([("changeId", json!(c.change_id))]))),
+        MutationResult::Change(c) => {
+            Ok(StepOutcome::done(vars([("changeId", json!(c.change_id)), ("lostRegionCheck", lost_check)])))
+        }
         other => Err(StepOutcome::retry(format!("unexpected answer to the removal: {}", other.describe()))),
     }
+}
+
+/// Refuses (PRECONDITION_FAILED, routed to a person by the step's catch-all) when the brokers
+/// of the two regions report different versions, or a recreated broker reports none.
+fn check_versions(
+    topology: &super::api::TopologyView,
+    surviving: u8,
+    recreated: u8,
+    cluster_size: u32,
+) -> Result<(), StepOutcome> {
+    let versions = |region: u8| -> std::collections::BTreeMap<String, Vec<u32>> {
+        let ids = brokers_of(region, cluster_size);
+        let mut m: std::collections::BTreeMap<String, Vec<u32>> = Default::default();
+        for b in topology.brokers.iter().filter(|b| ids.contains(&b.node_id)) {
+            m.entry(b.version.clone()).or_default().push(b.node_id);
+        }
+        m
+    };
+    let (s, r) = (versions(surviving), versions(recreated));
+    let known = |m: &std::collections::BTreeMap<String, Vec<u32>>| m.keys().all(|v| !v.is_empty());
+    let same = s.len() == 1 && r.len() == 1 && s.keys().next() == r.keys().next() && known(&s);
+    if same {
+        return Ok(());
+    }
+    let show = |m: &std::collections::BTreeMap<String, Vec<u32>>| {
+        m.iter()
+            .map(|(v, ids)| format!("{} on brokers {ids:?}", if v.is_empty() { "unknown version" } else { v }))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Err(StepOutcome::refused(
+        errors::PRECONDITION_FAILED,
+        format!(
+            "broker versions differ: surviving region {surviving} runs {}, recreated region {recreated} runs {}: deploy the recreated region with the surviving region's chart version and values (helm.chart_version) before adding its brokers",
+            show(&s),
+            show(&r)
+        ),
+    )
+    .with_var("brokerVersions", json!({"surviving": s, "recreated": r})))
 }
 
 /// `c8dr.add-brokers`: add the recreated region's brokers with the original replication factor.
@@ -252,6 +342,10 @@ pub async fn add_brokers(env: &StepEnv<'_>) -> StepResult {
             ),
         ));
     }
+    // the recreated region must run the surviving region's Camunda version: re-adding brokers
+    // of another version (chart or image drift in the recreated region's values) mixes versions
+    // in one cluster
+    check_versions(&topology, surviving, recreated, env.target.cluster_size)?;
     let exporter = format!("{}{}", env.target.exporter_prefix, recreated);
     let exporters = env.api.exporters(surviving).await?;
     let status = exporters.iter().find(|e| e.exporter_id == exporter).map(|e| e.status.as_str());
@@ -263,6 +357,20 @@ pub async fn add_brokers(env: &StepEnv<'_>) -> StepResult {
                 status.unwrap_or("absent")
             ),
         ));
+    }
+    // seed failback step 5: on an 8.7-migrated installation (Optimize) the legacy pair too
+    let pairs = super::exporters::failback_pairs(env.target, &exporters, surviving, recreated);
+    if let Some((legacy, _)) = pairs.get(1) {
+        let status = exporters.iter().find(|e| &e.exporter_id == legacy).map(|e| e.status.as_str());
+        if status != Some("ENABLED") {
+            return Err(StepOutcome::refused(
+                errors::PRECONDITION_FAILED,
+                format!(
+                    "legacy exporter {legacy} is {} while the surviving region's is ENABLED: enable it with initializeFrom before adding brokers",
+                    status.unwrap_or("absent")
+                ),
+            ));
+        }
     }
     if exporting::paused_by_this_instance(env)? {
         return Err(StepOutcome::refused(

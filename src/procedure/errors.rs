@@ -35,6 +35,10 @@ pub const RESTORE_FAILED: &str = "RESTORE_FAILED";
 /// Drill canary instances are missing where they must be visible.
 pub const CANARIES_MISSING: &str = "CANARIES_MISSING";
 
+/// The target answered a permanent error (400, 401, 403, 422, ...): retrying cannot help, a
+/// person must fix the cause; the message carries the target's answer.
+pub const TARGET_REJECTED: &str = "TARGET_REJECTED";
+
 /// Every code above, for checks and documentation.
 pub const ALL: &[&str] = &[
     INVALID_INPUT,
@@ -52,4 +56,5 @@ pub const ALL: &[&str] = &[
     RESTORE_TARGET_NOT_EMPTY,
     RESTORE_FAILED,
     CANARIES_MISSING,
+    TARGET_REJECTED,
 ];

@@ -60,29 +60,36 @@ pub async fn disable_exporters(env: &StepEnv<'_>) -> StepResult {
     Ok(change_id_of(answer, "the exporter disable")?.with_var("exportersDone", json!(to_disable.len() == 1)))
 }
 
-/// True when this process instance asked to enable an exporter (answered, or possibly applied
+/// True when this process instance asked to enable exporter `id` (answered, or possibly applied
 /// with an unreadable answer; a 4xx rejection does not count).
-fn enabled_by_this_instance(env: &StepEnv<'_>) -> Result<bool, StepOutcome> {
-    Ok(env.journal_calls()?.iter().any(|e| e.action == "enable-exporter" && !e.status.starts_with('4')))
+fn enabled_by_this_instance(env: &StepEnv<'_>, id: &str) -> Result<bool, StepOutcome> {
+    let path = format!("/exporters/{id}/enable");
+    Ok(env
+        .journal_calls()?
+        .iter()
+        .any(|e| e.action == "enable-exporter" && !e.status.starts_with('4') && e.request.contains(&path)))
 }
 
 /// Exporters of `region` (as seen from `surviving`) that were disabled by the failover but are
 /// enabled again although this process instance did not enable them: a broker restart after a
 /// helm upgrade re-enabled them (#52260). Starts disabling the first one when no change is
-/// pending. Returns the ids found.
+/// pending. Returns the ids found. An exporter this instance enabled (the main one, or the
+/// legacy one of an Optimize installation) is never disabled.
 pub async fn redisable_flipped(env: &StepEnv<'_>, surviving: u8, region: u8) -> Result<Vec<String>, StepOutcome> {
     // guards api-contract §6.11: re-check exporters after any helm upgrade / restart
     let main = format!("{}{region}", env.target.exporter_prefix);
     let legacy = format!("{}{region}", env.target.legacy_exporter_prefix);
-    let ours = enabled_by_this_instance(env)?;
     let list = env.api.exporters(surviving).await?;
-    let flipped: Vec<String> = list
-        .iter()
-        .filter(|e| (e.exporter_id == main && !ours) || e.exporter_id == legacy)
-        .filter(|e| matches!(e.status.as_str(), "ENABLED" | "CONFIG_NOT_FOUND" | "DISABLING"))
-        .map(|e| e.exporter_id.clone())
-        .collect();
-    if flipped.contains(&main) {
+    let mut flipped = Vec::new();
+    for e in &list {
+        if (e.exporter_id == main || e.exporter_id == legacy)
+            && matches!(e.status.as_str(), "ENABLED" | "CONFIG_NOT_FOUND" | "DISABLING")
+            && !enabled_by_this_instance(env, &e.exporter_id)?
+        {
+            flipped.push(e.exporter_id.clone());
+        }
+    }
+    if !flipped.is_empty() {
         // "this instance never enabled it" must come from a journal that knows this instance
         env.journal_calls_with_history()?;
     }
@@ -97,23 +104,53 @@ pub async fn redisable_flipped(env: &StepEnv<'_>, surviving: u8, region: u8) -> 
     Ok(flipped)
 }
 
-/// `c8dr.enable-exporter`: the recreated region's exporter, initialized from the survivor's.
-pub async fn enable_exporter(env: &StepEnv<'_>) -> StepResult {
-    let (surviving, recreated) = regions::failback(env)?;
-    let snapshot = match env.var("snapshotName") {
-        Some(_) => Some(validate::snapshot_name(&env.input.variables, "snapshotName")?),
-        None => None,
-    };
-    let id = format!("{}{recreated}", env.target.exporter_prefix);
-    let from = format!("{}{surviving}", env.target.exporter_prefix);
+/// The exporters the failback enables in the recreated region, each with the surviving
+/// exporter it is initialized from: the main pair, and (seed failback step 5, installations
+/// migrated from 8.7 with Optimize) the legacy pair when the surviving region's legacy exporter
+/// is enabled.
+pub fn failback_pairs(
+    target: &crate::config::TargetConfig,
+    list: &[super::api::ExporterStatus],
+    surviving: u8,
+    recreated: u8,
+) -> Vec<(String, String)> {
+    let mut pairs =
+        vec![(format!("{}{recreated}", target.exporter_prefix), format!("{}{surviving}", target.exporter_prefix))];
+    let legacy_from = format!("{}{surviving}", target.legacy_exporter_prefix);
+    if list.iter().any(|e| e.exporter_id == legacy_from && e.status == "ENABLED") {
+        pairs.push((format!("{}{recreated}", target.legacy_exporter_prefix), legacy_from));
+    }
+    pairs
+}
+
+/// What [`enable_next`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EnableStep {
+    /// Enabled this exporter; the change to await.
+    Issued { exporter_id: String, change_id: Value },
+    /// An enable of ours is pending.
+    Pending { change_id: i64 },
+    /// Every exporter of the pairs is enabled by this instance.
+    AllEnabled,
+}
+
+/// Enables the next exporter of [`failback_pairs`] that this instance has not enabled yet
+/// (with `initializeFrom`, after the restore finished). One change at a time.
+pub async fn enable_next(
+    env: &StepEnv<'_>,
+    surviving: u8,
+    recreated: u8,
+    snapshot: Option<&str>,
+) -> Result<EnableStep, StepOutcome> {
     let list = env.api.exporters(surviving).await?;
-    let status = list.iter().find(|e| e.exporter_id == id).map(|e| e.status.clone());
+    let pairs = failback_pairs(env.target, &list, surviving, recreated);
+    let ids: Vec<String> = pairs.iter().map(|(id, _)| id.clone()).collect();
     let cluster = env.api.cluster(surviving).await?;
     if let Some(p) = pending(&cluster) {
-        if exporter_change(p, "PARTITION_ENABLE_EXPORTER", std::slice::from_ref(&id)).is_some() {
-            return Ok(StepOutcome::already_done(vars([("changeId", json!(p.id))])));
+        if exporter_change(p, "PARTITION_ENABLE_EXPORTER", &ids).is_some() {
+            return Ok(EnableStep::Pending { change_id: p.id });
         }
-        if exporter_change(p, "PARTITION_DISABLE_EXPORTER", std::slice::from_ref(&id)).is_some() {
+        if let Some(id) = exporter_change(p, "PARTITION_DISABLE_EXPORTER", &ids) {
             return Err(StepOutcome::retry(format!(
                 "exporter {id} is being disabled (change {}); the enable follows once it completed",
                 p.id
@@ -122,42 +159,73 @@ pub async fn enable_exporter(env: &StepEnv<'_>) -> StepResult {
         // guards api-contract §6.3
         return Err(StepOutcome::refused(
             errors::CONCURRENT_CHANGE,
-            format!("another cluster change (id {}) is pending; enable {id} once it finished", p.id),
+            format!("another cluster change (id {}) is pending; enable {} once it finished", p.id, ids.join(", ")),
         ));
     }
-    if status.as_deref() == Some("ENABLED") {
-        // "we never enabled it" must come from a journal that knows this instance
-        env.journal_calls_with_history()?;
-        if enabled_by_this_instance(env)? {
-            return Ok(StepOutcome::already_done(vars([("changeId", Value::Null)])));
+    for (id, from) in pairs {
+        let status = list.iter().find(|e| e.exporter_id == id).map(|e| e.status.clone());
+        if status.as_deref() == Some("ENABLED") {
+            // "we never enabled it" must come from a journal that knows this instance
+            env.journal_calls_with_history()?;
+            if enabled_by_this_instance(env, &id)? {
+                continue;
+            }
+            // guards api-contract §6.11 / §6.9: ENABLED although we never enabled it: a broker
+            // restart re-enabled it (#52260) without initializeFrom; disable it, enable it
+            // properly on the next attempt
+            let answer = env.mutate(surviving, Mutation::DisableExporter { exporter_id: id.clone() }).await??;
+            return Err(StepOutcome::retry(format!(
+                "exporter {id} was re-enabled by a broker restart without initializeFrom: disabling it first ({}); the enable follows",
+                answer.describe()
+            )));
         }
-        // guards api-contract §6.11 / §6.9: ENABLED although we never enabled it: a broker
-        // restart re-enabled it (#52260) without initializeFrom; disable it, enable it properly
-        // on the next attempt
-        let answer = env.mutate(surviving, Mutation::DisableExporter { exporter_id: id.clone() }).await??;
-        return Err(StepOutcome::retry(format!(
-            "exporter {id} was re-enabled by a broker restart without initializeFrom: disabling it first ({}); the enable follows",
-            answer.describe()
-        )));
+        // the restore must be finished: the exporter starts writing into the recreated ES
+        let recoveries = env.api.recoveries(recreated).await?;
+        let repo = &env.target.snapshot.repository;
+        let active: Vec<_> =
+            recoveries.iter().filter(|r| r.kind.eq_ignore_ascii_case("snapshot") && r.is_active()).collect();
+        let restored = snapshot.is_none_or(|s| recoveries.iter().any(|r| r.is_from_snapshot(repo, s)));
+        if !active.is_empty() || !restored {
+            return Err(StepOutcome::refused(
+                errors::PRECONDITION_FAILED,
+                format!(
+                    "the restore into region {recreated} is not finished ({} active snapshot recoveries{}): await the restore first",
+                    active.len(),
+                    if restored { "" } else { ", none from our snapshot" }
+                ),
+            ));
+        }
+        // guards api-contract §6.9: enable with initializeFrom, never without
+        let m = Mutation::EnableExporter { exporter_id: id.clone(), initialize_from: Some(from) };
+        let answer = env.mutate(surviving, m).await??;
+        let change_id = match answer {
+            MutationResult::Change(c) => json!(c.change_id),
+            other => {
+                return Err(StepOutcome::retry(format!(
+                    "unexpected answer to the exporter enable: {}",
+                    other.describe()
+                )));
+            }
+        };
+        return Ok(EnableStep::Issued { exporter_id: id, change_id });
     }
-    // the restore must be finished: the exporter starts writing into the recreated ES
-    let recoveries = env.api.recoveries(recreated).await?;
-    let repo = &env.target.snapshot.repository;
-    let active: Vec<_> =
-        recoveries.iter().filter(|r| r.kind.eq_ignore_ascii_case("snapshot") && r.is_active()).collect();
-    let restored = snapshot.as_ref().is_none_or(|s| recoveries.iter().any(|r| r.is_from_snapshot(repo, s)));
-    if !active.is_empty() || !restored {
-        return Err(StepOutcome::refused(
-            errors::PRECONDITION_FAILED,
-            format!(
-                "the restore into region {recreated} is not finished ({} active snapshot recoveries{}): await the restore first",
-                active.len(),
-                if restored { "" } else { ", none from our snapshot" }
-            ),
-        ));
+    Ok(EnableStep::AllEnabled)
+}
+
+/// `c8dr.enable-exporter`: the recreated region's exporter (and, on Optimize installations, its
+/// legacy exporter), initialized from the survivor's. One enable per call: the process awaits
+/// the change, and verify-exporters (expect full) enables the legacy exporter next.
+pub async fn enable_exporter(env: &StepEnv<'_>) -> StepResult {
+    let (surviving, recreated) = regions::failback(env)?;
+    let snapshot = match env.var("snapshotName") {
+        Some(_) => Some(validate::snapshot_name(&env.input.variables, "snapshotName")?),
+        None => None,
+    };
+    match enable_next(env, surviving, recreated, snapshot.as_deref()).await? {
+        EnableStep::Issued { exporter_id, change_id } => {
+            Ok(StepOutcome::done(vars([("changeId", change_id), ("exporterEnabled", json!(exporter_id))])))
+        }
+        EnableStep::Pending { change_id } => Ok(StepOutcome::already_done(vars([("changeId", json!(change_id))]))),
+        EnableStep::AllEnabled => Ok(StepOutcome::already_done(vars([("changeId", Value::Null)]))),
     }
-    // guards api-contract §6.9: enable with initializeFrom, never without
-    let m = Mutation::EnableExporter { exporter_id: id, initialize_from: Some(from) };
-    let answer = env.mutate(surviving, m).await??;
-    change_id_of(answer, "the exporter enable")
 }

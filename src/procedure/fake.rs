@@ -22,6 +22,10 @@ pub struct Es {
     pub repo: bool,
     /// The repository is registered read-only.
     pub repo_readonly: bool,
+    /// A registration c8dr did not make (type and settings), until c8dr registers it.
+    pub repo_foreign: Option<RepositoryView>,
+    /// The settings a registration by c8dr shows (the test target's configured ones).
+    pub repo_settings: serde_json::Map<String, serde_json::Value>,
     pub indices: Vec<IndexInfo>,
     pub recoveries: Vec<RecoveryInfo>,
     pub health: String,
@@ -49,6 +53,8 @@ pub struct State {
     pub lost_gateway_error: Option<ApiError>,
     /// `GET /v2/topology` answers with this error (e.g. 401: the REST API needs credentials).
     pub rest_topology_error: Option<ApiError>,
+    /// Versions brokers report in the topology (default 8.8.0).
+    pub broker_versions: BTreeMap<u32, String>,
 }
 
 pub struct FakeTarget {
@@ -62,6 +68,8 @@ impl FakeTarget {
         let es = || Es {
             repo: false,
             repo_readonly: false,
+            repo_foreign: None,
+            repo_settings: Default::default(),
             indices: vec![idx("operate-list-view-8.3.0_")],
             recoveries: vec![],
             health: "green".into(),
@@ -90,6 +98,7 @@ impl FakeTarget {
                 lost_gateway_answers: false,
                 lost_gateway_error: None,
                 rest_topology_error: None,
+                broker_versions: BTreeMap::new(),
             }),
         }
     }
@@ -252,6 +261,7 @@ impl TargetApi for FakeTarget {
                     node_id: *b,
                     host: format!("camunda-zeebe-{}.ns{}", b / 2, b % 2),
                     partitions: vec![],
+                    version: s.broker_versions.get(b).cloned().unwrap_or_else(|| "8.8.0".into()),
                 })
                 .collect();
             let rf = s.rf as usize;
@@ -307,17 +317,28 @@ impl TargetApi for FakeTarget {
         async move { r }.boxed()
     }
 
-    fn repository_readonly(&self, region: u8, _repository: String) -> BoxFuture<'_, ApiResult<Option<bool>>> {
+    fn repository(&self, region: u8, _repository: String) -> BoxFuture<'_, ApiResult<Option<RepositoryView>>> {
         let r = (|| {
             let mut s = self.lock();
             fault(&mut s)?;
             let es = &s.es[usize::from(region)];
-            Ok(es.repo.then_some(es.repo_readonly))
+            if !es.repo {
+                return Ok(None);
+            }
+            // c8dr's registrations: the test target's config (type s3, no settings)
+            let mut view = es
+                .repo_foreign
+                .clone()
+                .unwrap_or_else(|| RepositoryView { kind: "s3".into(), settings: es.repo_settings.clone() });
+            if es.repo_readonly {
+                view.settings.insert("readonly".into(), serde_json::Value::String("true".into()));
+            }
+            Ok(Some(view))
         })();
         async move { r }.boxed()
     }
 
-    fn snapshots(&self, region: u8, repository: String) -> BoxFuture<'_, ApiResult<Vec<SnapshotInfo>>> {
+    fn snapshot(&self, region: u8, repository: String, name: String) -> BoxFuture<'_, ApiResult<Option<SnapshotInfo>>> {
         let r = (|| {
             let mut s = self.lock();
             fault(&mut s)?;
@@ -325,14 +346,14 @@ impl TargetApi for FakeTarget {
                 return Err(ApiError::new(ApiErrorKind::NotFound, Some(404), format!("[{repository}] missing"))
                     .with_type("repository_missing_exception"));
             }
-            let list = s.bucket.clone();
+            let found = s.bucket.iter().find(|x| x.name == name).cloned();
             for snap in &mut s.bucket {
                 if snap.state == "IN_PROGRESS" {
                     snap.state = "SUCCESS".into();
                     snap.shards = ShardCounts { total: 10, failed: 0, successful: 10 };
                 }
             }
-            Ok(list)
+            Ok(found)
         })();
         async move { r }.boxed()
     }
@@ -406,11 +427,13 @@ impl TargetApi for FakeTarget {
                 Mutation::RegisterRepository { readonly, .. } => {
                     s.es[reg].repo = true;
                     s.es[reg].repo_readonly = readonly;
+                    s.es[reg].repo_foreign = None;
                     Ok(MutationResult::Ack)
                 }
                 Mutation::DeleteRepository { .. } => {
                     s.es[reg].repo = false;
                     s.es[reg].repo_readonly = false;
+                    s.es[reg].repo_foreign = None;
                     Ok(MutationResult::Ack)
                 }
                 Mutation::CreateSnapshot { snapshot, .. } => {
@@ -475,8 +498,8 @@ impl FakePlatform {
         let on = PlatformStatus {
             release: true,
             pvcs: 4,
-            profiles: vec!["broker".into(), "operate".into(), "tasklist".into()],
-            create_schema: true,
+            profiles: Some(vec!["broker".into(), "operate".into(), "tasklist".into()]),
+            create_schema: Some(true),
         };
         Self { status: Mutex::new([on.clone(), on]), ..Default::default() }
     }
@@ -498,11 +521,11 @@ impl Platform for FakePlatform {
         let s = &mut st[usize::from(region)];
         s.release = true;
         s.pvcs = 4;
-        s.profiles = match action {
+        s.profiles = Some(match action {
             HelmAction::EnableWebapps => vec!["broker".into(), "operate".into(), "tasklist".into()],
             _ => vec!["broker".into()],
-        };
-        s.create_schema = action != HelmAction::DeployRecreated;
+        });
+        s.create_schema = Some(action != HelmAction::DeployRecreated);
         async move { Ok(format!("Release \"camunda\" has been upgraded ({action:?})")) }.boxed()
     }
 }

@@ -89,11 +89,20 @@ impl StepOutcome {
     }
 }
 
-/// Any target error not handled by the step itself fails the job: transient ones (unreachable,
-/// 5xx, malformed, injected) are retried by the engine; others too, with the answer in the
-/// message, until retries run out and an incident shows it.
+/// Any target error not handled by the step itself: a permanent rejection (4xx other than 404 and
+/// 409) is the BPMN error TARGET_REJECTED with the answer; the others (unreachable, 5xx,
+/// malformed, 404, 409) fail the job, retried with back-off within `worker.transient_retry`.
 impl From<ApiError> for StepOutcome {
     fn from(e: ApiError) -> Self {
+        // a permanent answer (400, 401, 403, 422, ...) does not get better by retrying: it goes to
+        // a person (the step's catch-all "Step failed") with the target's answer
+        if e.kind == ApiErrorKind::Rejected {
+            let status = e.status.map(|s| format!(" (HTTP {s})")).unwrap_or_default();
+            return StepOutcome::refused(
+                errors::TARGET_REJECTED,
+                format!("target rejected the request{status}: {}; fix the cause, then retry the step", e.message),
+            );
+        }
         // guards api-contract §6.17: slow/transient regions (DNS convergence) fail the job for a
         // retry with back-off; every step re-observes on the next attempt, so re-runs are safe
         let what = match e.kind {
@@ -344,8 +353,8 @@ async fn dispatch(env: &StepEnv<'_>) -> StepResult {
         "c8dr.drill-guard" => drill::drill_guard(env),
         "c8dr.drill-canaries" => drill::drill_canaries(env).await,
         "c8dr.drill-region" => drill::drill_region(env).await,
-        "c8dr.notify" => report::notify(env),
-        "c8dr.report" => report::report(env),
+        "c8dr.notify" => report::notify(env).await,
+        "c8dr.report" => report::report(env).await,
         "c8dr.approval-guard" => approval::approval_guard(env),
         other => Err(StepOutcome::invalid(
             "jobType",

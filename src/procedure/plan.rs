@@ -101,8 +101,10 @@ mod tests {
     }
 
     fn topo(brokers: &[u32], partitions: u32, rf: u32, size: u32) -> TopologyView {
-        let mut out: Vec<TopologyBroker> =
-            brokers.iter().map(|id| TopologyBroker { node_id: *id, host: String::new(), partitions: vec![] }).collect();
+        let mut out: Vec<TopologyBroker> = brokers
+            .iter()
+            .map(|id| TopologyBroker { node_id: *id, host: String::new(), partitions: vec![], version: String::new() })
+            .collect();
         for pid in 1..=partitions {
             for r in 0..rf as usize {
                 let b = &mut out[(pid as usize * rf as usize + r) % brokers.len()];
@@ -128,7 +130,12 @@ mod tests {
         assert!(fo.problems(&topo(&[1, 3], 2, 1, 2)).is_empty());
         // gossiping non-members do not count
         let mut with_ghost = topo(&[1, 3], 2, 1, 2);
-        with_ghost.brokers.push(TopologyBroker { node_id: 0, host: String::new(), partitions: vec![] });
+        with_ghost.brokers.push(TopologyBroker {
+            node_id: 0,
+            host: String::new(),
+            partitions: vec![],
+            version: String::new(),
+        });
         assert!(fo.problems(&with_ghost).is_empty());
         assert!(!fb.problems(&with_ghost).is_empty());
         // a missing leader

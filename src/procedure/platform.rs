@@ -11,20 +11,26 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::time::Duration;
 
-/// What the platform shows of one region's Camunda release.
+/// What the platform shows of one region's Camunda release. `None` is "could not be read"
+/// (ConfigMap or statefulset missing, renamed, not permitted, unparsable): unknown is never
+/// "off" and never satisfies a goal.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PlatformStatus {
     pub release: bool,
+    /// PVCs of the release (label `app.kubernetes.io/instance=<release>`), not the namespace's.
     pub pvcs: u32,
     /// Active Spring profiles of the orchestration cluster (`broker`, `operate`, ...).
-    pub profiles: Vec<String>,
-    pub create_schema: bool,
+    #[serde(default)]
+    pub profiles: Option<Vec<String>>,
+    #[serde(default)]
+    pub create_schema: Option<bool>,
 }
 
 impl PlatformStatus {
-    pub fn webapps_on(&self) -> bool {
-        self.profiles.iter().any(|p| p == "operate" || p == "tasklist")
+    /// `Some(true)` when Operate or Tasklist run, `None` when the profiles are unknown.
+    pub fn webapps_on(&self) -> Option<bool> {
+        self.profiles.as_ref().map(|ps| ps.iter().any(|p| p == "operate" || p == "tasklist"))
     }
 }
 
@@ -61,12 +67,13 @@ impl HelmAction {
     fn create_schema(self) -> bool {
         self != Self::DeployRecreated
     }
-    /// True when `s` already is what this action produces.
+    /// True when `s` already is what this action produces. Unknown profiles or schema flag
+    /// never hold.
     pub fn holds(self, s: &PlatformStatus) -> bool {
         match self {
-            Self::DeployRecreated => s.release && !s.webapps_on() && !s.create_schema,
-            Self::DisableWebapps => s.release && !s.webapps_on(),
-            Self::EnableWebapps => s.release && s.webapps_on() && s.create_schema,
+            Self::DeployRecreated => s.release && s.webapps_on() == Some(false) && s.create_schema == Some(false),
+            Self::DisableWebapps => s.release && s.webapps_on() == Some(false),
+            Self::EnableWebapps => s.release && s.webapps_on() == Some(true) && s.create_schema == Some(true),
         }
     }
 }
@@ -108,8 +115,130 @@ pub fn for_target(target: &TargetConfig) -> Box<dyn Platform> {
 
 // ---------------------------------------------------------------- commands
 
-/// `helm upgrade --install ...` arguments for `action` in `region` (without the binary).
-pub fn helm_args(target: &TargetConfig, region: u8, action: HelmAction) -> Vec<String> {
+/// The variable the recreated region's deploy sets to `false` (api-contract §6.12).
+pub const CREATE_SCHEMA_ENV: &str = "CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA";
+
+/// A Helm setting or values file that does not allow a safe helm call; names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct HelmInputError {
+    pub field: String,
+    pub message: String,
+}
+
+/// In `manual` and `command` mode a helm call must not fall back to chart defaults or the latest
+/// chart: `chart_version`, `base_values` and one values list per region are required.
+pub fn check_pinned(target_name: &str, target: &TargetConfig) -> Result<(), HelmInputError> {
+    if target.helm.mode == HelmMode::Lab {
+        return Ok(());
+    }
+    match target.helm.pinning_problems().into_iter().next() {
+        None => Ok(()),
+        Some((key, message)) => Err(HelmInputError { field: format!("targets.{target_name}.helm.{key}"), message }),
+    }
+}
+
+/// The values files helm gets for `region`, in order.
+pub fn values_files(target: &TargetConfig, region: u8) -> Vec<std::path::PathBuf> {
+    let h = &target.helm;
+    h.base_values.iter().chain(h.region_values.get(usize::from(region)).into_iter().flatten()).cloned().collect()
+}
+
+/// `orchestration.env` as Helm computes it from `files`: maps merge, lists are replaced, so the
+/// last file that sets the list wins (chart default: empty).
+pub fn merged_orchestration_env(files: &[std::path::PathBuf]) -> Result<Vec<Value>, HelmInputError> {
+    let mut env: Vec<Value> = Vec::new();
+    for f in files {
+        let field = format!("helm values file {}", f.display());
+        let text = std::fs::read_to_string(f).map_err(|e| HelmInputError {
+            field: field.clone(),
+            message: format!("cannot be read ({e}): c8dr needs the values files helm uses to build the env list"),
+        })?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let v: Value = serde_yaml_ng::from_str(&text).map_err(|e| HelmInputError {
+            field: field.clone(),
+            message: format!("is not valid YAML ({e}): fix the file"),
+        })?;
+        match v.pointer("/orchestration/env") {
+            None => {}
+            Some(Value::Null) => env.clear(),
+            Some(Value::Array(list)) => env = list.clone(),
+            Some(_) => {
+                return Err(HelmInputError { field, message: "orchestration.env is not a list: fix the file".into() });
+            }
+        }
+    }
+    Ok(env)
+}
+
+/// The whole `orchestration.env` list for `action`, when it differs from what the values files
+/// give: the one schema variable added (deploy of the recreated region) or removed (every
+/// other action), every other entry kept in its place. Duplicate names are refused (Helm 4's
+/// server-side apply rejects them).
+pub fn env_for_action(
+    target: &TargetConfig,
+    region: u8,
+    action: HelmAction,
+) -> Result<Option<Vec<Value>>, HelmInputError> {
+    let files = values_files(target, region);
+    let merged = merged_orchestration_env(&files)?;
+    let mut seen = std::collections::BTreeSet::new();
+    for e in &merged {
+        if let Some(name) = e.get("name").and_then(Value::as_str)
+            && !seen.insert(name.to_string())
+        {
+            return Err(HelmInputError {
+                field: "helm values files".into(),
+                message: format!(
+                    "orchestration.env of region {region} (from {}) names {name} twice: remove the duplicate",
+                    files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+    }
+    let mut env: Vec<Value> =
+        merged.iter().filter(|e| e.get("name").and_then(Value::as_str) != Some(CREATE_SCHEMA_ENV)).cloned().collect();
+    if !action.create_schema() {
+        env.push(json!({"name": CREATE_SCHEMA_ENV, "value": "false"}));
+    }
+    Ok((env != merged).then_some(env))
+}
+
+/// Where the generated env values file of `action` in `region` is written: beside the first
+/// base values file (so a person running the manual command finds it where the other values
+/// files are).
+pub fn generated_values_path(target: &TargetConfig, region: u8, action: HelmAction) -> std::path::PathBuf {
+    let dir =
+        target.helm.base_values.first().and_then(|f| f.parent()).map(std::path::Path::to_path_buf).unwrap_or_default();
+    dir.join(format!("c8dr-{}-region{region}-{}-env.yaml", target.release, action.name()))
+}
+
+fn write_generated(path: &std::path::Path, env: &[Value]) -> Result<(), HelmInputError> {
+    let field = format!("generated values file {}", path.display());
+    let text = serde_yaml_ng::to_string(&json!({"orchestration": {"env": env}}))
+        .map_err(|e| HelmInputError { field: field.clone(), message: format!("cannot be rendered: {e}") })?;
+    let body = format!(
+        "# generated by c8dr: orchestration.env of your values files with {CREATE_SCHEMA_ENV} set for this helm call\n{text}"
+    );
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600); // env values may hold credentials, like the values files
+    }
+    use std::io::Write;
+    opts.open(path).and_then(|mut f| f.write_all(body.as_bytes())).map_err(|e| HelmInputError {
+        field,
+        message: format!("cannot be written ({e}): make the directory of the first base values file writable"),
+    })
+}
+
+/// `helm upgrade --install ...` arguments for `action` in `region` (without the binary). When
+/// the env list must change, writes the whole list to a generated values file passed last.
+pub fn helm_args(target: &TargetConfig, region: u8, action: HelmAction) -> Result<Vec<String>, HelmInputError> {
     let h: &HelmConfig = &target.helm;
     let rc = target.regions.get(usize::from(region));
     let mut a: Vec<String> = vec!["upgrade".into(), "--install".into(), target.release.clone(), h.chart.clone()];
@@ -124,8 +253,15 @@ pub fn helm_args(target: &TargetConfig, region: u8, action: HelmAction) -> Vec<S
             a.extend(["--kube-context".into(), ctx.clone()]);
         }
     }
-    for f in h.base_values.iter().chain(h.region_values.get(usize::from(region)).into_iter().flatten()) {
+    for f in values_files(target, region) {
         a.extend(["-f".into(), f.display().to_string()]);
+    }
+    // guards api-contract §6.12: no schema creation in the recreated region before the restore;
+    // the whole env list, never an indexed --set that overwrites an entry of the values files
+    if let Some(env) = env_for_action(target, region, action)? {
+        let path = generated_values_path(target, region, action);
+        write_generated(&path, &env)?;
+        a.extend(["-f".into(), path.display().to_string()]);
     }
     if !action.webapps() {
         // guards api-contract §6.18: Operate/Tasklist stay off until brokers are re-added
@@ -136,17 +272,13 @@ pub fn helm_args(target: &TargetConfig, region: u8, action: HelmAction) -> Vec<S
             "orchestration.profiles.tasklist=false".into(),
         ]);
     }
-    if !action.create_schema() {
-        // guards api-contract §6.12: no schema creation in the recreated region before the restore
-        let i = h.schema_env_index;
-        a.extend([
-            "--set-string".into(),
-            format!(
-                "orchestration.env[{i}].name=CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA,orchestration.env[{i}].value=false"
-            ),
-        ]);
+    if action == HelmAction::DeployRecreated {
+        // Optimize would create optimize-* indices in the empty Elasticsearch and the restore
+        // would collide with them: off until step 8 (enable-webapps) upgrades with the values
+        // files alone
+        a.extend(["--set".into(), "optimize.enabled=false".into()]);
     }
-    a
+    Ok(a)
 }
 
 fn shell_quote(s: &str) -> String {
@@ -199,7 +331,10 @@ impl Platform for ManualPlatform {
         region: u8,
         action: HelmAction,
     ) -> BoxFuture<'a, Result<String, PlatformError>> {
-        let command = command_line(&target.helm.binary, &helm_args(target, region, action));
+        let command = match helm_args(target, region, action) {
+            Ok(args) => command_line(&target.helm.binary, &args),
+            Err(e) => return async move { Err(PlatformError::Failed(e.to_string())) }.boxed(),
+        };
         async move { Err(PlatformError::Manual { command }) }.boxed()
     }
 }
@@ -222,33 +357,32 @@ pub async fn run_command(binary: &str, args: &[String], timeout: Duration) -> Re
     Ok((out.status.success(), text))
 }
 
-/// The value of `spring.profiles.active` in a configmap dump.
-pub fn parse_profiles(text: &str) -> Vec<String> {
+/// The value of `spring.profiles.active` in a configmap dump; `None` when the dump does not
+/// name the active profiles (renamed key, another layout): unknown, not "no profiles".
+pub fn parse_profiles(text: &str) -> Option<Vec<String>> {
     let idx = text.find("spring.profiles.active").map(|i| i + "spring.profiles.active".len()).or_else(|| {
         let p = text.find("profiles:")?;
         text[p..].find("active:").map(|a| p + a + "active:".len())
-    });
-    let Some(i) = idx else { return Vec::new() };
-    let rest = text[i..].trim_start_matches([':', ' ', '=', '"', '\'']);
+    })?;
+    let rest = text[idx..].trim_start_matches([':', ' ', '=', '"', '\'']);
     let end = rest.find(['"', '\'', '\n']).unwrap_or(rest.len());
-    rest[..end].split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+    let list: Vec<String> = rest[..end].split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    (!list.is_empty()).then_some(list)
 }
 
-/// True when a statefulset (JSON) sets `CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA=false` on a
-/// container.
-pub fn schema_creation_off(statefulset_json: &str) -> bool {
-    let Ok(v) = serde_json::from_str::<Value>(statefulset_json) else {
-        return false;
-    };
-    let containers = v["spec"]["template"]["spec"]["containers"].as_array().cloned().unwrap_or_default();
-    containers.iter().any(|c| {
+/// `Some(true)` when a statefulset (JSON) sets `CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA=false`
+/// on a container, `Some(false)` when it does not, `None` when the JSON is no statefulset.
+pub fn schema_creation_off(statefulset_json: &str) -> Option<bool> {
+    let v = serde_json::from_str::<Value>(statefulset_json).ok()?;
+    let containers = v.pointer("/spec/template/spec/containers")?.as_array()?.clone();
+    Some(containers.iter().any(|c| {
         c["env"].as_array().is_some_and(|env| {
             env.iter().any(|e| {
                 e["name"] == "CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA"
                     && e["value"].as_str().is_some_and(|x| x.eq_ignore_ascii_case("false"))
             })
         })
-    })
+    }))
 }
 
 impl Platform for CommandPlatform {
@@ -269,7 +403,16 @@ impl Platform for CommandPlatform {
                 }
             }
             let (release, _) = run_command(&target.helm.binary, &helm, t).await?;
-            let mut pvc = vec!["get".to_string(), "pvc".into(), "-o".into(), "name".into()];
+            // only the release's own PVCs: a pre-provisioned Elasticsearch (ECK) in the same
+            // namespace is not a leftover of the lost release
+            let mut pvc = vec![
+                "get".to_string(),
+                "pvc".into(),
+                "-l".into(),
+                format!("app.kubernetes.io/instance={}", target.release),
+                "-o".into(),
+                "name".into(),
+            ];
             pvc.extend(kube_args(target, region));
             let (ok, out) = run_command(&self.kubectl, &pvc, t).await?;
             if !ok {
@@ -281,12 +424,12 @@ impl Platform for CommandPlatform {
             cm.extend(kube_args(target, region));
             cm.extend(["-o".into(), "yaml".into()]);
             let (cm_ok, cm_out) = run_command(&self.kubectl, &cm, t).await?;
-            let profiles = if cm_ok { parse_profiles(&cm_out) } else { Vec::new() };
+            let profiles = if cm_ok { parse_profiles(&cm_out) } else { None };
             let mut sts = vec!["get".to_string(), "statefulset".into(), format!("{}-zeebe", target.release)];
             sts.extend(kube_args(target, region));
             sts.extend(["-o".into(), "json".into()]);
             let (sts_ok, sts_out) = run_command(&self.kubectl, &sts, t).await?;
-            let create_schema = !(sts_ok && schema_creation_off(&sts_out));
+            let create_schema = if sts_ok { schema_creation_off(&sts_out).map(|off| !off) } else { None };
             Ok(PlatformStatus { release, pvcs, profiles, create_schema })
         }
         .boxed()
@@ -298,7 +441,7 @@ impl Platform for CommandPlatform {
         action: HelmAction,
     ) -> BoxFuture<'a, Result<String, PlatformError>> {
         async move {
-            let args = helm_args(target, region, action);
+            let args = helm_args(target, region, action).map_err(|e| PlatformError::Failed(e.to_string()))?;
             let (ok, out) =
                 run_command(&target.helm.binary, &args, Duration::from_secs(target.helm.timeout_secs.max(1))).await?;
             if ok { Ok(out) } else { Err(PlatformError::Failed(format!("helm failed: {}", tail(&out, 2000)))) }
@@ -465,9 +608,17 @@ pub async fn helm_step(env: &StepEnv<'_>) -> StepResult {
     };
     let targets = regions::from_header(env, &["surviving", "recreated", "both"])?;
     let step_id = format!("helm-{}", action.name());
+    let invalid = |e: HelmInputError| StepOutcome::invalid(&e.field, e.message);
+    check_pinned(&env.input.target_name, env.target).map_err(invalid)?;
+    // the exact command (and the generated env values file) for every mode but the lab's
+    let request = |region: u8| -> Result<String, StepOutcome> {
+        if env.target.helm.mode == HelmMode::Lab {
+            return Ok(format!("lab helm {} region {region}", action.name()));
+        }
+        Ok(command_line(&env.target.helm.binary, &helm_args(env.target, region, action).map_err(invalid)?))
+    };
     if env.target.helm.mode == HelmMode::Manual {
-        let cmds: Vec<String> =
-            targets.iter().map(|r| command_line(&env.target.helm.binary, &helm_args(env.target, *r, action))).collect();
+        let cmds = targets.iter().map(|r| request(*r)).collect::<Result<Vec<String>, StepOutcome>>()?;
         return Err(manual(env, &step_id, cmds.join("\n")));
     }
     let mut output = String::new();
@@ -478,10 +629,12 @@ pub async fn helm_step(env: &StepEnv<'_>) -> StepResult {
             Err(PlatformError::Manual { command }) => return Err(manual(env, &step_id, command)),
             Err(PlatformError::Failed(m)) => return Err(StepOutcome::retry(m)),
         };
+        // unknown profiles or schema flag never hold: the (idempotent) upgrade runs and
+        // verify-profiles must then read them
         if action.holds(&status) {
             continue;
         }
-        let request = command_line(&env.target.helm.binary, &helm_args(env.target, region, action));
+        let request = request(region)?;
         let result = env.platform.helm(env.target, region, action).await;
         match result {
             Ok(out) => {
@@ -520,7 +673,17 @@ pub async fn verify_profiles(env: &StepEnv<'_>) -> StepResult {
     for region in targets {
         match env.platform.status(env.target, region).await {
             Ok(s) => {
-                ok &= s.release && s.webapps_on() == want_on;
+                let Some(on) = s.webapps_on() else {
+                    // unknown is never "off" (nor "on"): fail the job; its retries end in an
+                    // incident a person sees
+                    return Err(StepOutcome::retry(format!(
+                        "the active profiles of region {region} cannot be read (ConfigMap {}-zeebe-configuration-unified missing, renamed, not permitted or without spring.profiles.active): c8dr does not assume Operate/Tasklist are {}; check with: {}",
+                        env.target.release,
+                        if want_on { "on" } else { "off" },
+                        profiles_command(env.target, region)
+                    )));
+                };
+                ok &= s.release && on == want_on;
                 profiles.insert(region.to_string(), json!(s.profiles));
             }
             Err(PlatformError::Manual { command }) => {
@@ -547,32 +710,102 @@ pub async fn verify_profiles(env: &StepEnv<'_>) -> StepResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
+    use std::path::Path;
 
-    fn target() -> TargetConfig {
+    /// A pinned target whose values files live in `dir`.
+    fn target(dir: &Path) -> TargetConfig {
         let mut t = super::super::regions::tests_support::target();
+        let base = dir.join("base.yaml");
+        std::fs::write(
+            &base,
+            "orchestration:\n  env:\n    - name: CAMUNDA_DATA_BACKUP_REPOSITORYNAME\n      value: camunda_backup\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("region0.yaml"), "orchestration:\n  clusterSize: 8\n").unwrap();
+        // the region file replaces the base file's list (Helm replaces lists)
+        std::fs::write(
+            dir.join("region1.yaml"),
+            "orchestration:\n  env:\n    - name: ZEEBE_BROKER_CLUSTER_INITIALCONTACTPOINTS\n      value: a,b\n    - name: CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA\n      value: \"true\"\n",
+        )
+        .unwrap();
         t.helm.chart_version = Some("13.0.0".into());
-        t.helm.base_values = vec![PathBuf::from("base.yaml")];
-        t.helm.region_values = vec![vec![PathBuf::from("region0.yaml")], vec![PathBuf::from("region1.yaml")]];
-        t.helm.schema_env_index = 12;
+        t.helm.base_values = vec![base];
+        t.helm.region_values = vec![vec![dir.join("region0.yaml")], vec![dir.join("region1.yaml")]];
         t.regions[1].kube_context = Some("ctx-b".into());
         t
     }
 
+    fn generated_env(path: &Path) -> Value {
+        let v: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        v["orchestration"]["env"].clone()
+    }
+
     #[test]
     fn helm_command_for_the_recreated_region() {
-        let t = target();
-        let cmd = command_line("helm", &helm_args(&t, 1, HelmAction::DeployRecreated));
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let t = target(dir.path());
+        let cmd = command_line("helm", &helm_args(&t, 1, HelmAction::DeployRecreated).unwrap());
         assert_eq!(
             cmd,
-            "helm upgrade --install camunda camunda/camunda-platform --version 13.0.0 --namespace camunda-b --kube-context ctx-b \
-             -f base.yaml -f region1.yaml --set orchestration.profiles.operate=false --set orchestration.profiles.tasklist=false \
-             --set-string orchestration.env[12].name=CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA,orchestration.env[12].value=false"
+            format!(
+                "helm upgrade --install camunda camunda/camunda-platform --version 13.0.0 --namespace camunda-b --kube-context ctx-b \
+             -f {d}/base.yaml -f {d}/region1.yaml -f {d}/c8dr-camunda-region1-deploy-recreated-env.yaml \
+             --set orchestration.profiles.operate=false --set orchestration.profiles.tasklist=false --set optimize.enabled=false"
+            )
         );
-        let full = command_line("helm", &helm_args(&t, 0, HelmAction::EnableWebapps));
-        assert!(!full.contains("--set") && full.contains("region0.yaml"), "{full}");
-        let off = command_line("helm", &helm_args(&t, 0, HelmAction::DisableWebapps));
-        assert!(off.contains("operate=false") && !off.contains("CREATESCHEMA"), "{off}");
+        // the whole list of the last file that sets it, the variable replaced (never twice)
+        assert_eq!(
+            generated_env(&dir.path().join("c8dr-camunda-region1-deploy-recreated-env.yaml")),
+            json!([
+                {"name": "ZEEBE_BROKER_CLUSTER_INITIALCONTACTPOINTS", "value": "a,b"},
+                {"name": CREATE_SCHEMA_ENV, "value": "false"}
+            ])
+        );
+        // step 8 in region 1: the values files alone would keep it; the generated list drops it
+        let on = command_line("helm", &helm_args(&t, 1, HelmAction::EnableWebapps).unwrap());
+        assert!(on.contains("c8dr-camunda-region1-enable-webapps-env.yaml") && !on.contains("--set"), "{on}");
+        assert_eq!(
+            generated_env(&dir.path().join("c8dr-camunda-region1-enable-webapps-env.yaml")),
+            json!([{"name": "ZEEBE_BROKER_CLUSTER_INITIALCONTACTPOINTS", "value": "a,b"}])
+        );
+        // region 0: nothing to change in the env list, no generated file, Optimize as configured
+        let full = command_line("helm", &helm_args(&t, 0, HelmAction::EnableWebapps).unwrap());
+        assert!(!full.contains("--set") && full.ends_with(&format!("-f {d}/base.yaml -f {d}/region0.yaml")), "{full}");
+        let off = command_line("helm", &helm_args(&t, 0, HelmAction::DisableWebapps).unwrap());
+        assert!(off.contains("operate=false") && !off.contains("env.yaml") && !off.contains("optimize"), "{off}");
+    }
+
+    #[test]
+    fn duplicate_env_names_and_unreadable_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = target(dir.path());
+        std::fs::write(
+            dir.path().join("region0.yaml"),
+            "orchestration:\n  env:\n    - name: A\n      value: x\n    - name: A\n      value: y\n",
+        )
+        .unwrap();
+        let e = helm_args(&t, 0, HelmAction::DeployRecreated).unwrap_err();
+        assert!(e.message.contains("names A twice"), "{e}");
+        t.helm.region_values[1] = vec![dir.path().join("missing.yaml")];
+        let e = helm_args(&t, 1, HelmAction::DeployRecreated).unwrap_err();
+        assert!(e.field.contains("missing.yaml") && e.message.contains("cannot be read"), "{e}");
+    }
+
+    #[test]
+    fn unpinned_targets_are_refused_outside_the_lab() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = target(dir.path());
+        t.helm.mode = HelmMode::Command;
+        assert!(check_pinned("prod", &t).is_ok());
+        t.helm.region_values.pop();
+        assert_eq!(check_pinned("prod", &t).unwrap_err().field, "targets.prod.helm.region_values");
+        t.helm.base_values.clear();
+        assert_eq!(check_pinned("prod", &t).unwrap_err().field, "targets.prod.helm.base_values");
+        t.helm.chart_version = None;
+        assert_eq!(check_pinned("prod", &t).unwrap_err().field, "targets.prod.helm.chart_version");
+        t.helm.mode = HelmMode::Lab;
+        assert!(check_pinned("prod", &t).is_ok());
     }
 
     #[test]
@@ -580,8 +813,8 @@ mod tests {
         let s = |release, profiles: &[&str], create_schema| PlatformStatus {
             release,
             pvcs: 0,
-            profiles: profiles.iter().map(|p| p.to_string()).collect(),
-            create_schema,
+            profiles: Some(profiles.iter().map(|p| p.to_string()).collect()),
+            create_schema: Some(create_schema),
         };
         assert!(HelmAction::DeployRecreated.holds(&s(true, &["broker"], false)));
         assert!(!HelmAction::DeployRecreated.holds(&s(true, &["broker"], true)));
@@ -590,35 +823,50 @@ mod tests {
         assert!(!HelmAction::DisableWebapps.holds(&s(true, &["broker", "operate"], true)));
         assert!(HelmAction::EnableWebapps.holds(&s(true, &["broker", "operate", "tasklist"], true)));
         assert!(!HelmAction::EnableWebapps.holds(&s(true, &["broker", "operate", "tasklist"], false)));
+        // unknown is never "off" (nor "on"): no goal holds
+        let unknown = PlatformStatus { release: true, pvcs: 0, profiles: None, create_schema: None };
+        for a in [HelmAction::DeployRecreated, HelmAction::DisableWebapps, HelmAction::EnableWebapps] {
+            assert!(!a.holds(&unknown), "{a:?}");
+        }
+        let mut schema_unknown = s(true, &["broker", "operate", "tasklist"], true);
+        schema_unknown.create_schema = None;
+        assert!(!HelmAction::EnableWebapps.holds(&schema_unknown));
     }
 
     #[test]
     fn profiles_from_configmap() {
         let y = "data:\n  application.yaml: |\n    spring.profiles.active: \"broker,identity,consolidated-auth\"\n";
-        assert_eq!(parse_profiles(y), vec!["broker", "identity", "consolidated-auth"]);
-        assert!(parse_profiles("nothing").is_empty());
+        assert_eq!(parse_profiles(y), Some(vec!["broker".into(), "identity".into(), "consolidated-auth".into()]));
+        assert_eq!(parse_profiles("nothing"), None);
+    }
+
+    fn script(dir: &Path, name: &str, body: &str) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p.display().to_string()
     }
 
     #[tokio::test]
     async fn command_mode_reads_release_pvcs_profiles_and_schema_flag() {
-        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let write = |name: &str, body: &str| {
-            let p = dir.path().join(name);
-            std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-            p.display().to_string()
-        };
-        let helm = write("helm", "[ \"$1\" = status ] && echo deployed");
-        let kubectl = write(
+        let helm = script(dir.path(), "helm", "[ \"$1\" = status ] && echo deployed");
+        // a pre-provisioned (ECK) Elasticsearch PVC shares the namespace: only the release's count
+        let kubectl = script(
+            dir.path(),
             "kubectl",
             r#"case "$2" in
-  pvc) printf 'persistentvolumeclaim/data-camunda-zeebe-0\npersistentvolumeclaim/data-camunda-zeebe-1\n' ;;
+  pvc) if [ "$3" = "-l" ] && [ "$4" = "app.kubernetes.io/instance=camunda" ]; then
+         printf 'persistentvolumeclaim/data-camunda-zeebe-0\npersistentvolumeclaim/data-camunda-zeebe-1\n'
+       else
+         printf 'persistentvolumeclaim/data-camunda-zeebe-0\npersistentvolumeclaim/data-camunda-zeebe-1\npersistentvolumeclaim/elasticsearch-data-es-default-0\n'
+       fi ;;
   configmap) printf 'data:\n  application.yaml: |\n    spring.profiles.active: "broker,identity,consolidated-auth"\n' ;;
   statefulset) echo '{"spec":{"template":{"spec":{"containers":[{"env":[{"name":"CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA","value":"false"}]}]}}}}' ;;
 esac"#,
         );
-        let mut t = target();
+        let mut t = target(dir.path());
         t.helm.binary = helm;
         let p = CommandPlatform { kubectl };
         let s = p.status(&t, 1).await.unwrap();
@@ -627,36 +875,54 @@ esac"#,
             PlatformStatus {
                 release: true,
                 pvcs: 2,
-                profiles: vec!["broker".into(), "identity".into(), "consolidated-auth".into()],
-                create_schema: false,
+                profiles: Some(vec!["broker".into(), "identity".into(), "consolidated-auth".into()]),
+                create_schema: Some(false),
             }
         );
         assert!(HelmAction::DeployRecreated.holds(&s));
-        assert!(!schema_creation_off("{}"));
+        assert_eq!(schema_creation_off("{}"), None);
+    }
+
+    #[tokio::test]
+    async fn command_mode_unreadable_profiles_are_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        let helm = script(dir.path(), "helm", "[ \"$1\" = status ] && echo deployed");
+        // the ConfigMap is not there (renamed, or not permitted): kubectl fails
+        let kubectl = script(
+            dir.path(),
+            "kubectl",
+            r#"case "$2" in
+  pvc) printf 'persistentvolumeclaim/data-camunda-zeebe-0\n' ;;
+  configmap) echo 'Error from server (Forbidden): configmaps is forbidden' >&2; exit 1 ;;
+  statefulset) echo 'Error from server (NotFound)' >&2; exit 1 ;;
+esac"#,
+        );
+        let mut t = target(dir.path());
+        t.helm.binary = helm;
+        let s = CommandPlatform { kubectl }.status(&t, 0).await.unwrap();
+        assert_eq!((s.profiles.clone(), s.create_schema), (None, None));
+        assert!(!HelmAction::DisableWebapps.holds(&s), "unknown profiles are not 'webapps off'");
     }
 
     #[tokio::test]
     async fn command_mode_runs_helm_with_exact_args() {
-        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("args.log");
-        let script = dir.path().join("helm");
-        std::fs::write(&script, format!("#!/bin/sh\necho \"$@\" >> {}\necho deployed\n", log.display())).unwrap();
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let mut t = target();
+        let bin = script(dir.path(), "helm", &format!("echo \"$@\" >> {}\necho deployed", log.display()));
+        let mut t = target(dir.path());
         t.helm.mode = HelmMode::Command;
-        t.helm.binary = script.display().to_string();
+        t.helm.binary = bin.clone();
         let p = CommandPlatform { kubectl: "kubectl".into() };
         let out = p.helm(&t, 1, HelmAction::DeployRecreated).await.unwrap();
         assert!(out.contains("deployed"));
         let logged = std::fs::read_to_string(&log).unwrap();
-        assert_eq!(logged.trim(), helm_args(&t, 1, HelmAction::DeployRecreated).join(" "));
+        assert_eq!(logged.trim(), helm_args(&t, 1, HelmAction::DeployRecreated).unwrap().join(" "));
         // a failing helm is a retryable failure with its output
-        std::fs::write(&script, "#!/bin/sh\necho boom >&2\nexit 3\n").unwrap();
+        script(dir.path(), "helm", "echo boom >&2\nexit 3");
         let err = p.helm(&t, 1, HelmAction::DeployRecreated).await.unwrap_err();
         assert!(matches!(err, PlatformError::Failed(m) if m.contains("boom")));
         // and a hanging one times out
-        std::fs::write(&script, "#!/bin/sh\nsleep 5\n").unwrap();
+        script(dir.path(), "helm", "sleep 5");
         let err = run_command(&t.helm.binary, &[], Duration::from_millis(200)).await.unwrap_err();
         assert!(matches!(err, PlatformError::Failed(m) if m.contains("timed out")));
     }

@@ -205,6 +205,7 @@ mod tests {
             node_id: id,
             host: format!("camunda-zeebe-{}.camunda-zeebe.{ns}", id / 2),
             partitions: vec![TopologyPartition { partition_id: 1, role: "follower".into(), health: health.into() }],
+            version: "8.8.0".into(),
         }
     }
 

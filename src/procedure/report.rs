@@ -62,7 +62,7 @@ fn seconds(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
 }
 
 /// `c8dr.report` (header `process`).
-pub fn report(env: &StepEnv<'_>) -> StepResult {
+pub async fn report(env: &StepEnv<'_>) -> StepResult {
     let process = env.header("process").unwrap_or("");
     if !matches!(process, "failover" | "failback" | "drill") {
         return Err(StepOutcome::invalid(
@@ -72,29 +72,56 @@ pub fn report(env: &StepEnv<'_>) -> StepResult {
     }
     let entries =
         env.journal.for_instance(env.input.process_instance_key).map_err(|e| StepOutcome::retry(e.to_string()))?;
-    let lines = steps(&entries);
-    let completed = Utc::now();
-    let started = time_var(env.var("startedAt")).or_else(|| lines.first().map(|s| s.start)).unwrap_or(completed);
+    let report = build_report(
+        process,
+        &env.input.target_name,
+        env.input.process_instance_key,
+        &entries,
+        &env.input.variables,
+        Utc::now(),
+    );
+    let notified = notify_outcome(env, &report).await;
+    Ok(StepOutcome::done(vars([("report", report), ("outcomeNotified", notified)])))
+}
+
+/// The report of one process instance from its own journal lines, completed at `completed`.
+///
+/// Every figure is measured by this worker's clock (`"clock": "wall"`, the journal's times). The
+/// instance's own start is its first journal line: a `startedAt` variable is not used for that
+/// when the journal has lines, because a called process (failover / failback in a drill) inherits
+/// the caller's `startedAt` and would count the caller's time as its own.
+pub fn build_report(
+    process: &str,
+    target: &str,
+    process_instance_key: i64,
+    entries: &[JournalEntry],
+    variables: &serde_json::Map<String, Value>,
+    completed: DateTime<Utc>,
+) -> Value {
+    let var = |name: &str| variables.get(name).filter(|v| !v.is_null());
+    let lines = steps(entries);
+    let started = lines.first().map(|s| s.start).or_else(|| time_var(var("startedAt"))).unwrap_or(completed);
     let duration = seconds(started, completed);
     // The process says how it ended (input mapping `outcome` on each report task: completed,
     // rejected, not-confirmed, aborted, invalid-input, refused, ...); a retried step's old
     // `lastError` must not turn a completed run into an aborted one.
-    let outcome =
-        env.var("outcome").and_then(Value::as_str).filter(|s| !s.is_empty()).unwrap_or("completed").to_string();
-    let outcome_reason = env.var("outcomeReason").cloned().unwrap_or(Value::Null);
+    let outcome = var("outcome").and_then(Value::as_str).filter(|s| !s.is_empty()).unwrap_or("completed").to_string();
+    let outcome_reason = var("outcomeReason").cloned().unwrap_or(Value::Null);
     let step_json: Vec<Value> = lines
         .iter()
         .map(|s| {
             json!({
                 "step": s.step, "jobType": s.job_type, "start": rfc(s.start), "end": s.end.map(rfc),
+                "seconds": s.end.map(|e| seconds(s.start, e)),
                 "attempts": s.attempts, "mutations": s.mutations, "outcome": s.outcome,
             })
         })
         .collect();
     let mut report = json!({
         "process": process,
-        "target": env.input.target_name,
-        "processInstanceKey": env.input.process_instance_key.to_string(),
+        "target": target,
+        "processInstanceKey": process_instance_key.to_string(),
+        "clock": "wall",
         "startedAt": rfc(started),
         "completedAt": rfc(completed),
         "durationSeconds": duration,
@@ -105,9 +132,9 @@ pub fn report(env: &StepEnv<'_>) -> StepResult {
         "outcomeReason": outcome_reason,
     });
     if process == "drill" {
-        let lost_at = time_var(env.var("regionLostAt"));
-        let fo = env.var("failoverReport").cloned().unwrap_or(Value::Null);
-        let fb = env.var("failbackReport").cloned().unwrap_or(Value::Null);
+        let lost_at = time_var(var("regionLostAt"));
+        let fo = var("failoverReport").cloned().unwrap_or(Value::Null);
+        let fb = var("failbackReport").cloned().unwrap_or(Value::Null);
         let fo_done = time_var(fo.get("completedAt"));
         let fb_done = time_var(fb.get("completedAt"));
         // recovery: from the region loss to the end of the failover (service back in one region)
@@ -123,20 +150,24 @@ pub fn report(env: &StepEnv<'_>) -> StepResult {
         report["failoverReport"] = fo;
         report["failbackReport"] = fb;
     }
-    Ok(StepOutcome::done(vars([("report", report)])))
+    report
 }
 
-/// `c8dr.notify` (header `event`): logged and journaled (as the step outcome).
-pub fn notify(env: &StepEnv<'_>) -> StepResult {
-    let event = env.header("event").unwrap_or("notification");
-    tracing::warn!(
-        event,
-        target = %env.input.target_name,
-        process_instance_key = env.input.process_instance_key,
-        element_id = %env.input.element_id,
-        "c8dr notification"
-    );
-    Ok(StepOutcome::done(vars([("notified", json!(true))])))
+/// The final outcome to the webhooks (event `outcome`). Never fails the report: a receiver that
+/// does not answer is logged and shows as `outcomeNotified: false`.
+async fn notify_outcome(env: &StepEnv<'_>, report: &Value) -> Value {
+    let event = crate::notify::Event::outcome(env.input, report);
+    let notifier = crate::notify::installed();
+    match crate::notify::deliver(notifier.as_deref(), &event).await {
+        Ok(v) => v.get("notified").cloned().unwrap_or(json!(false)),
+        Err(_) => json!(false),
+    }
+}
+
+/// `c8dr.notify` (header `event`): logged, and posted to the webhooks of `[notifications]`
+/// that want the event (see `crate::notify`).
+pub async fn notify(env: &StepEnv<'_>) -> StepResult {
+    crate::notify::notify_step(crate::notify::installed().as_deref(), env.input).await
 }
 
 #[cfg(test)]
@@ -178,5 +209,46 @@ mod tests {
         assert_eq!((s[0].attempts, s[0].mutations, s[0].outcome.as_str()), (2, 1, "done"));
         assert_eq!(s[0].end.unwrap() - s[0].start, chrono::Duration::seconds(7));
         assert_eq!(s[1].step, "await");
+    }
+
+    /// A failback called by a drill inherits the drill's `startedAt`; before, its report counted
+    /// the drill's earlier time (lose, failover, recreate) as the failback's own.
+    #[test]
+    fn a_called_process_measures_its_own_time_not_the_inherited_start() {
+        let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let inherited = crate::procedure::vars([("startedAt", json!(rfc(t0)))]);
+        // the failback's own steps run from t0 + 100 s to t0 + 124 s; its report at t0 + 125 s
+        let j = vec![
+            e(EntryKind::Attempt, "validate", 100, "attempt"),
+            e(EntryKind::Outcome, "validate", 101, "done"),
+            e(EntryKind::Attempt, "add", 110, "attempt"),
+            e(EntryKind::Outcome, "add", 124, "done"),
+        ];
+        let r = build_report("failback", "t", 1, &j, &inherited, t0 + chrono::Duration::seconds(125));
+        assert_eq!(r["durationSeconds"], json!(25.0), "{r}");
+        assert_eq!(r["recoveryTimeSeconds"], json!(25.0));
+        assert_eq!(r["startedAt"], json!(rfc(t0 + chrono::Duration::seconds(100))));
+        assert_eq!(r["clock"], json!("wall"));
+        assert_eq!(r["steps"][1]["seconds"], json!(14.0));
+        // no journal lines (nothing ran): the variable is the only start there is
+        let r = build_report("failback", "t", 1, &[], &inherited, t0 + chrono::Duration::seconds(5));
+        assert_eq!(r["durationSeconds"], json!(5.0));
+    }
+
+    /// The drill's recovery times come from its phases' own completion times.
+    #[test]
+    fn drill_report_uses_the_phase_reports() {
+        let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let at = |s: i64| json!(rfc(t0 + chrono::Duration::seconds(s)));
+        let v = crate::procedure::vars([
+            ("regionLostAt", at(10)),
+            ("failoverReport", json!({"completedAt": at(40), "durationSeconds": 28.0})),
+            ("failbackReport", json!({"completedAt": at(100), "durationSeconds": 24.0})),
+        ]);
+        let j = vec![e(EntryKind::Attempt, "guard", 0, "attempt"), e(EntryKind::Outcome, "guard", 1, "done")];
+        let r = build_report("drill", "t", 1, &j, &v, t0 + chrono::Duration::seconds(101));
+        assert_eq!(r["recoveryTimeSeconds"], json!(30.0));
+        assert_eq!(r["fullRecoveryTimeSeconds"], json!(90.0));
+        assert_eq!(r["durationSeconds"], json!(101.0));
     }
 }

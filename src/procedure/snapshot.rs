@@ -1,8 +1,9 @@
 //! Elasticsearch snapshot steps: register-snapshot-repo, create-snapshot, await-snapshot,
 //! restore-snapshot, await-restore.
-use super::api::{ApiError, ApiErrorKind, ApiResult, Mutation, SnapshotInfo};
+use super::api::{ApiError, ApiErrorKind, ApiResult, Mutation, RepositoryView, SnapshotInfo};
 use super::{StepEnv, StepOutcome, StepResult, errors, regions, validate, vars};
-use serde_json::json;
+use crate::config::SnapshotConfig;
+use serde_json::{Value, json};
 
 /// Camunda's indices (api-contract §6.12): the target model's list, one source of truth.
 pub use crate::target::models::elasticsearch::is_camunda_index;
@@ -12,14 +13,43 @@ fn repo_missing(e: &ApiError) -> bool {
         || (e.kind == ApiErrorKind::NotFound && !e.is_es("snapshot_missing_exception"))
 }
 
-/// The snapshot `name` in `region`, `Ok(None)` when the repository has no such snapshot and
-/// `Err(None)` when the repository itself is missing.
+/// The snapshot `name` in `region` (read by name), `Ok(None)` when the repository has no such
+/// snapshot and `Err(None)` when the repository itself is missing.
 async fn find_snapshot(env: &StepEnv<'_>, region: u8, name: &str) -> Result<Option<SnapshotInfo>, Option<ApiError>> {
-    match env.api.snapshots(region, env.target.snapshot.repository.clone()).await {
-        Ok(list) => Ok(list.into_iter().find(|s| s.name == name)),
+    match env.api.snapshot(region, env.target.snapshot.repository.clone(), name.to_string()).await {
+        Ok(found) => Ok(found),
+        Err(e) if e.is_es("snapshot_missing_exception") => Ok(None),
         Err(e) if repo_missing(&e) => Err(None),
         Err(e) => Err(Some(e)),
     }
+}
+
+/// A setting value as Elasticsearch reports it (strings): `true` -> `"true"`.
+fn setting_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// How a registration differs from the configured type and settings (`readonly` aside): empty
+/// when it is the configured repository.
+pub fn repository_mismatch(cfg: &SnapshotConfig, r: &RepositoryView) -> Vec<String> {
+    let mut diff = Vec::new();
+    if !r.kind.eq_ignore_ascii_case(&cfg.kind) {
+        diff.push(format!("type is {:?}, configured {:?}", r.kind, cfg.kind));
+    }
+    for (k, want) in &cfg.settings {
+        let want = setting_text(want);
+        match r.settings.get(k).map(setting_text) {
+            Some(have) if have == want => {}
+            // setting values are not shown: they may name buckets or clients an operator
+            // considers sensitive; the key is enough to find the difference
+            Some(_) => diff.push(format!("setting {k} differs from the configured value")),
+            None => diff.push(format!("setting {k} is not set")),
+        }
+    }
+    diff
 }
 
 fn snapshot_name(env: &StepEnv<'_>) -> Result<String, StepOutcome> {
@@ -33,13 +63,26 @@ pub async fn register_snapshot_repo(env: &StepEnv<'_>) -> StepResult {
     match which {
         "surviving" => {
             let region = regions::surviving(env)?;
-            // a read-only registration (left by an earlier failback in which this region was the
-            // recreated one) cannot take the snapshot: re-register it writable
-            if env.api.repository_readonly(region, repo.clone()).await? == Some(false) {
-                return Ok(StepOutcome::already_done(vars([("repositoryRegistered", json!(true))])));
-            }
+            // an existing registration is adopted only when it is the configured repository and
+            // writable: the 8.8 reference values register `camunda_backup` for Camunda's own
+            // backups, possibly elsewhere (another base_path), and the snapshot would land where
+            // the recreated region never looks. A read-only one (left by an older failback)
+            // cannot take the snapshot either. Both are re-registered (PUT replaces).
+            let reason = match env.api.repository(region, repo.clone()).await? {
+                Some(r) => {
+                    let mut diff = repository_mismatch(&env.target.snapshot, &r);
+                    if r.readonly() {
+                        diff.push("registered read-only".into());
+                    }
+                    if diff.is_empty() {
+                        return Ok(StepOutcome::already_done(vars([("repositoryRegistered", json!(true))])));
+                    }
+                    json!(diff)
+                }
+                None => Value::Null,
+            };
             env.mutate(region, Mutation::RegisterRepository { repository: repo, readonly: false }).await??;
-            Ok(StepOutcome::done(vars([("repositoryRegistered", json!(true))])))
+            Ok(StepOutcome::done(vars([("repositoryRegistered", json!(true)), ("repositoryReRegistered", reason)])))
         }
         "recreated" => register_in_recreated(env, repo).await,
         other => Err(StepOutcome::invalid(
@@ -81,12 +124,14 @@ async fn register_in_recreated(env: &StepEnv<'_>, repo: String) -> StepResult {
         }
         Err(Some(e)) => return Err(e.into()),
     }
-    let exists = env.api.repository_exists(recreated, repo.clone()).await?;
-    if exists && visible(env, recreated, &name).await? {
+    let registered = env.api.repository(recreated, repo.clone()).await?;
+    let exists = registered.is_some();
+    let matches = registered.as_ref().is_some_and(|r| repository_mismatch(&env.target.snapshot, r).is_empty());
+    if matches && visible(env, recreated, &name).await? {
         return Ok(StepOutcome::already_done(vars([("repositoryRegistered", json!(true))])));
     }
     if exists {
-        // registered but the snapshot is not visible: delete and re-register once (§6.14)
+        // registered elsewhere, or the snapshot is not visible: delete and re-register once (§6.14)
         env.mutate(recreated, Mutation::DeleteRepository { repository: repo.clone() }).await??;
     }
     // guards api-contract §6.14: the recreated region only reads: readonly
@@ -184,6 +229,30 @@ pub async fn await_snapshot(env: &StepEnv<'_>) -> StepResult {
     }
 }
 
+/// Why the recreated region holds indices the restore would collide with, and the fix: the
+/// cause differs by index family (Optimize's own indices come from Optimize running, not from
+/// the orchestration cluster's schema creation).
+pub fn collision_hint(recreated: u8, colliding: &[String]) -> String {
+    let list = format!(
+        "{:?}{}",
+        colliding.iter().take(10).collect::<Vec<_>>(),
+        if colliding.len() > 10 { " ..." } else { "" }
+    );
+    let optimize = colliding.iter().any(|i| i.starts_with("optimize-"));
+    let schema = colliding.iter().any(|i| !i.starts_with("optimize-"));
+    let mut causes = Vec::new();
+    if schema {
+        causes.push("the orchestration cluster created its schema: deploy with CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA=false");
+    }
+    if optimize {
+        causes.push("Optimize ran in the recreated region and created its optimize-* indices: deploy with optimize.enabled=false until the restore is done (step 8 turns it back on)");
+    }
+    format!(
+        "region {recreated} has open Camunda indices {list}: {}; then delete them before restoring",
+        causes.join("; and ")
+    )
+}
+
 /// `c8dr.restore-snapshot`: restore into the recreated Elasticsearch (not waiting).
 pub async fn restore_snapshot(env: &StepEnv<'_>) -> StepResult {
     let (_, recreated) = regions::failback(env)?;
@@ -195,7 +264,7 @@ pub async fn restore_snapshot(env: &StepEnv<'_>) -> StepResult {
     if ours(&env.api.recoveries(recreated).await?) {
         return Ok(StepOutcome::already_done(started()));
     }
-    if !env.api.repository_exists(recreated, repo.clone()).await? {
+    if env.api.repository(recreated, repo.clone()).await?.is_none() {
         return Err(StepOutcome::refused(
             errors::REPOSITORY_MISSING,
             format!("repository {repo} is not registered in region {recreated}: register it (region recreated) first"),
@@ -221,14 +290,7 @@ pub async fn restore_snapshot(env: &StepEnv<'_>) -> StepResult {
         .map(|i| i.name)
         .collect();
     if !colliding.is_empty() {
-        return Err(StepOutcome::refused(
-            errors::RESTORE_TARGET_NOT_EMPTY,
-            format!(
-                "region {recreated} has open Camunda indices {:?}{}: deploy with CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA=false and delete them before restoring",
-                colliding.iter().take(10).collect::<Vec<_>>(),
-                if colliding.len() > 10 { " ..." } else { "" }
-            ),
-        ));
+        return Err(StepOutcome::refused(errors::RESTORE_TARGET_NOT_EMPTY, collision_hint(recreated, &colliding)));
     }
     match env.mutate(recreated, Mutation::RestoreSnapshot { repository: repo.clone(), snapshot: name.clone() }).await? {
         Ok(_) => Ok(StepOutcome::done(started())),
@@ -266,5 +328,55 @@ pub async fn await_restore(env: &StepEnv<'_>) -> StepResult {
         .with_var("restoreProgress", progress));
     }
     let verified = active == 0 && ours > 0 && health.status == "green";
-    Ok(StepOutcome::done(vars([("verified", json!(verified)), ("restoreProgress", progress)])))
+    if verified {
+        // the read-only registration served the restore; Camunda's own backups in the recreated
+        // region use the same repository: leave it writable (re-registered once, observed first)
+        if let Some(r) = env.api.repository(recreated, repo.clone()).await?
+            && r.readonly()
+        {
+            env.mutate(recreated, Mutation::RegisterRepository { repository: repo.clone(), readonly: false }).await??;
+        }
+    }
+    Ok(StepOutcome::done(vars([
+        ("verified", json!(verified)),
+        ("restoreProgress", progress),
+        ("repositoryWritable", json!(verified)),
+    ])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_collision_hint_names_the_cause() {
+        let h = collision_hint(1, &["optimize-process-instance_v1".into()]);
+        assert!(h.contains("optimize.enabled=false") && !h.contains("CREATESCHEMA"), "{h}");
+        let h = collision_hint(1, &["operate-list-view-8.8.0_".into()]);
+        assert!(h.contains("CREATESCHEMA=false") && !h.contains("optimize.enabled"), "{h}");
+        let h = collision_hint(1, &["operate-list-view-8.8.0_".into(), "optimize-x".into()]);
+        assert!(h.contains("CREATESCHEMA=false") && h.contains("optimize.enabled=false"), "{h}");
+    }
+
+    #[test]
+    fn repository_settings_are_compared_as_elasticsearch_reports_them() {
+        let mut cfg = SnapshotConfig::default();
+        cfg.settings.insert("bucket".into(), json!("dr"));
+        cfg.settings.insert("base_path".into(), json!("failback"));
+        cfg.settings.insert("compress".into(), json!(true));
+        let view = |kind: &str, base: &str| RepositoryView {
+            kind: kind.into(),
+            settings: [("bucket", "dr"), ("base_path", base), ("compress", "true"), ("readonly", "true")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect(),
+        };
+        assert!(repository_mismatch(&cfg, &view("s3", "failback")).is_empty());
+        assert_eq!(
+            repository_mismatch(&cfg, &view("s3", "8-8-backups")),
+            vec!["setting base_path differs from the configured value"]
+        );
+        assert_eq!(repository_mismatch(&cfg, &view("gcs", "failback")).len(), 1);
+        assert!(view("s3", "x").readonly());
+    }
 }

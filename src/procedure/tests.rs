@@ -370,22 +370,57 @@ async fn drill_steps() {
 
 #[tokio::test]
 async fn manual_mode_asks_for_the_exact_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("camunda-values.yml");
+    let region1 = dir.path().join("region1.yml");
+    std::fs::write(
+        &base,
+        "orchestration:\n  env:\n    - name: CAMUNDA_DATA_BACKUP_REPOSITORYNAME\n      value: camunda_backup\n    - name: ZEEBE_BROKER_CLUSTER_INITIALCONTACTPOINTS\n      value: a,b\n",
+    )
+    .unwrap();
+    std::fs::write(&region1, "orchestration:\n  clusterSize: 8\n").unwrap();
     let mut h = H::new();
     h.target.helm.mode = HelmMode::Manual;
-    h.target.helm.schema_env_index = 12;
+    // unpinned: refused naming the key, nothing asked of a person
     let o = h.run("helm", failback_vars(), &[("action", "deploy-recreated"), ("region", "recreated")]).await;
+    match &o {
+        StepOutcome::Refused { code: "INVALID_INPUT", field: Some(f), .. } => {
+            assert!(f.ends_with("helm.chart_version"), "{f}")
+        }
+        other => panic!("{other:?}"),
+    }
+    h.target.helm.chart_version = Some("13.0.0".into());
+    h.target.helm.base_values = vec![base.clone()];
+    h.target.helm.region_values = vec![vec![dir.path().join("region0.yml")], vec![region1.clone()]];
+    let o = h.run("helm", failback_vars(), &[("action", "deploy-recreated"), ("region", "recreated")]).await;
+    let generated = dir.path().join("c8dr-camunda-region1-deploy-recreated-env.yaml");
     match o {
         StepOutcome::Refused { code: "MANUAL_STEP_REQUIRED", variables, .. } => {
             let cmd = variables["manualCommand"].as_str().unwrap();
             assert!(
-                cmd.starts_with("helm upgrade --install camunda camunda/camunda-platform --namespace camunda-b"),
+                cmd.starts_with(
+                    "helm upgrade --install camunda camunda/camunda-platform --version 13.0.0 --namespace camunda-b"
+                ),
                 "{cmd}"
             );
-            assert!(cmd.contains("orchestration.env[12].value=false"), "{cmd}");
+            assert!(cmd.contains(&format!("-f {}", generated.display())), "{cmd}");
+            assert!(!cmd.contains("env["), "no indexed env override: {cmd}");
+            assert!(cmd.contains("--set optimize.enabled=false"), "{cmd}");
             assert_eq!(variables["manualStepId"], json!("helm-deploy-recreated"));
         }
         other => panic!("{other:?}"),
     }
+    // the generated file keeps every entry of the values files and adds the one variable
+    let text = std::fs::read_to_string(&generated).unwrap();
+    let v: Value = serde_yaml_ng::from_str(&text).unwrap();
+    assert_eq!(
+        v["orchestration"]["env"],
+        json!([
+            {"name": "CAMUNDA_DATA_BACKUP_REPOSITORYNAME", "value": "camunda_backup"},
+            {"name": "ZEEBE_BROKER_CLUSTER_INITIALCONTACTPOINTS", "value": "a,b"},
+            {"name": "CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA", "value": "false"}
+        ])
+    );
     assert!(h.plat.helm_calls.lock().unwrap().is_empty());
 }
 
@@ -540,4 +575,133 @@ async fn assess_failover_falls_back_to_the_management_api_and_says_so() {
     // a transient REST failure is a retry, not a fallback
     h.api.lock().rest_topology_error = Some(super::api::ApiError::transient("503"));
     assert_eq!(code(&h.run("assess-failover", failover_vars(), &[]).await), "RETRY");
+}
+
+/// Issue 12.2: profiles that cannot be read are not "Operate/Tasklist off": the helm step acts
+/// (its upgrade is idempotent) and verify-profiles fails the job instead of reporting verified.
+#[tokio::test]
+async fn unknown_profiles_never_satisfy_webapps_off() {
+    let h = H::new();
+    let v = failback_vars();
+    {
+        let mut st = h.plat.status.lock().unwrap();
+        st[0].profiles = None; // ConfigMap missing, renamed, not permitted or unparsable
+    }
+    done(h.run("helm", v.clone(), &[("action", "disable-webapps"), ("region", "surviving")]).await, "helm off");
+    assert_eq!(h.plat.helm_calls.lock().unwrap().as_slice(), &[(0, HelmAction::DisableWebapps)]);
+    h.plat.status.lock().unwrap()[0].profiles = None; // still unreadable after the upgrade
+    match h.run("verify-profiles", v.clone(), &[("region", "surviving"), ("expect", "webapps-off")]).await {
+        StepOutcome::Retry { message } => {
+            assert!(message.contains("cannot be read") && message.contains("kubectl get configmap"), "{message}")
+        }
+        other => panic!("unknown profiles must fail the job: {other:?}"),
+    }
+}
+
+/// Issue 12.6: an existing writable registration pointing elsewhere (Camunda's own backups,
+/// another base_path) is re-registered with the configured settings, not adopted; and the
+/// recreated region's read-only registration is writable again once the restore is done.
+#[tokio::test]
+async fn a_foreign_repository_is_re_registered_and_the_recreated_one_ends_writable() {
+    let h = H::new();
+    failover(&h).await;
+    let v = failback_vars();
+    h.api.start_brokers(1, 8);
+    {
+        let mut s = h.api.lock();
+        s.es[0].repo = true;
+        s.es[0].repo_foreign = Some(super::api::RepositoryView {
+            kind: "s3".into(),
+            settings: [("bucket".to_string(), json!("camunda")), ("base_path".to_string(), json!("8-8-backups"))]
+                .into_iter()
+                .collect(),
+        });
+    }
+    let mut target = h.target.clone();
+    target.snapshot.settings.insert("base_path".into(), json!("failback"));
+    for es in &mut h.api.lock().es {
+        es.repo_settings.insert("base_path".into(), json!("failback"));
+    }
+    let h = H { target, ..h };
+    let r = h.act_once("register-snapshot-repo", &v, &[("region", "surviving")]).await;
+    assert!(r["repositoryReRegistered"].to_string().contains("base_path"), "{r:?}");
+    assert!(h.api.lock().es[0].repo_foreign.is_none(), "registered with the configured settings");
+    done(h.run("create-snapshot", v.clone(), &[]).await, "snap");
+    h.until_verified("await-snapshot", &v, &[]).await;
+    done(h.run("register-snapshot-repo", v.clone(), &[("region", "recreated")]).await, "repo2");
+    assert!(h.api.lock().es[1].repo_readonly, "read-only while restoring");
+    done(h.run("restore-snapshot", v.clone(), &[]).await, "restore");
+    let verified = h.until_verified("await-restore", &v, &[]).await;
+    assert_eq!(verified["repositoryWritable"], json!(true));
+    assert!(!h.api.lock().es[1].repo_readonly, "the recreated region's repository is writable at the end");
+    let m = h.mutations();
+    h.until_verified("await-restore", &v, &[]).await;
+    assert_eq!(h.mutations(), m, "made writable once");
+}
+
+/// Issue 12.9: a lost region behind an ingress answering 404 is still refused, with the evidence
+/// shown; an explicit override naming exactly that answer lets the failover go on, journaled
+/// and in the plan the approver sees.
+#[tokio::test]
+async fn a_404_from_the_lost_region_can_be_accepted_by_an_explicit_recorded_override() {
+    let h = H::new();
+    h.api.lose(1);
+    h.api.lock().lost_gateway_error =
+        Some(super::api::ApiError::new(super::api::ApiErrorKind::NotFound, Some(404), "404 page not found"));
+    match h.run("assess-failover", failover_vars(), &[]).await {
+        StepOutcome::Refused { code: "SPLIT_BRAIN_RISK", message, variables, .. } => {
+            assert_eq!(variables["lostRegionCheck"]["answer"], json!("HTTP 404"));
+            assert_eq!(variables["lostRegionCheck"]["overridable"], json!(true));
+            assert!(message.contains("lostRegionOverride"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // an override for another answer does not open the gate
+    let mut v = failover_vars();
+    v["lostRegionOverride"] = json!({"acceptAnswer": "HTTP 401", "reason": "ingress default backend"});
+    assert_eq!(code(&h.run("remove-brokers", v.clone(), &[]).await), "SPLIT_BRAIN_RISK");
+    // a malformed one is bad input
+    v["lostRegionOverride"] = json!({"acceptAnswer": "404"});
+    assert_eq!(code(&h.run("assess-failover", v.clone(), &[]).await), "INVALID_INPUT");
+    assert_eq!(h.mutations(), 0);
+    v["lostRegionOverride"] =
+        json!({"acceptAnswer": "HTTP 404", "reason": "ingress default backend; region confirmed down by on-call"});
+    let plan = done(h.run("assess-failover", v.clone(), &[]).await, "assess");
+    assert_eq!(plan["plan"]["lostRegionCheck"]["answer"], json!("HTTP 404"));
+    assert_eq!(
+        plan["plan"]["lostRegionCheck"]["override"]["reason"],
+        json!("ingress default backend; region confirmed down by on-call")
+    );
+    done(h.run("remove-brokers", v.clone(), &[]).await, "remove");
+    assert_eq!(h.mutations(), 1);
+    let journal = std::fs::read_to_string(h._dir.path().join("journal.jsonl")).unwrap();
+    assert!(journal.contains("split-brain-check-override") && journal.contains("confirmed down by on-call"));
+    // a management API that lists brokers is never overridable
+    let h2 = H::new();
+    let o = h2.run("assess-failover", v, &[]).await;
+    assert_eq!(code(&o), "SPLIT_BRAIN_RISK");
+}
+
+/// Issue 12.5: brokers of another version in the recreated region are not re-added.
+#[tokio::test]
+async fn a_broker_version_mismatch_stops_the_addition() {
+    let h = H::new();
+    failover(&h).await;
+    let v = failback_vars();
+    h.api.start_brokers(1, 8);
+    for b in [1, 3, 5, 7] {
+        h.api.lock().broker_versions.insert(b, "8.8.3".into());
+    }
+    for b in [0, 2, 4, 6] {
+        h.api.lock().broker_versions.insert(b, "8.8.5".into());
+    }
+    let m = h.mutations();
+    match h.run("add-brokers", v.clone(), &[]).await {
+        StepOutcome::Refused { code: "PRECONDITION_FAILED", message, variables, .. } => {
+            assert!(message.contains("8.8.3") && message.contains("8.8.5"), "{message}");
+            assert_eq!(variables["brokerVersions"]["recreated"]["8.8.3"], json!([1, 3, 5, 7]));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.mutations(), m);
 }

@@ -122,6 +122,49 @@ pub fn snapshot_name(vars: &Vars, field: &str) -> Result<String, StepOutcome> {
 }
 
 /// ISO-8601 durations as FEEL takes them: `PnDTnHnMnS` (seconds may be fractional), e.g. `PT5S`.
+/// `lostRegionOverride`: a person accepts one exact answer of the lost region's management API
+/// (e.g. an ingress default backend's 404) as "the region is gone".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostRegionOverride {
+    /// `HTTP <status>`, exactly as the split-brain check reports it.
+    pub accept_answer: String,
+    /// Who confirmed the loss and how (recorded in the journal and the report).
+    pub reason: String,
+}
+
+/// The optional `lostRegionOverride` variable, validated.
+pub fn lost_region_override(vars: &Vars) -> Result<Option<LostRegionOverride>, StepOutcome> {
+    const FIELD: &str = "lostRegionOverride";
+    let Some(v) = vars.get(FIELD).filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let bad = |why: &str| {
+        StepOutcome::invalid(
+            FIELD,
+            format!(
+                "lostRegionOverride {why}: give {{\"acceptAnswer\": \"HTTP 404\", \"reason\": \"who confirmed the region is gone and how\"}}"
+            ),
+        )
+    };
+    let Some(obj) = v.as_object() else { return Err(bad("must be an object")) };
+    if let Some(k) = obj.keys().find(|k| *k != "acceptAnswer" && *k != "reason") {
+        return Err(bad(&format!("has an unknown key {:?}", k.chars().take(40).collect::<String>())));
+    }
+    let answer = obj.get("acceptAnswer").and_then(Value::as_str).unwrap_or("");
+    let ok_answer = answer.len() == 8
+        && answer.starts_with("HTTP ")
+        && answer[5..].chars().all(|c| c.is_ascii_digit())
+        && matches!(answer.as_bytes()[5], b'1'..=b'4');
+    if !ok_answer {
+        return Err(bad("acceptAnswer must be an HTTP status below 500 as the check reports it, e.g. \"HTTP 404\""));
+    }
+    let reason = obj.get("reason").and_then(Value::as_str).unwrap_or("").trim();
+    if reason.chars().count() < 3 || reason.chars().count() > 500 {
+        return Err(bad("reason must be 3 to 500 characters"));
+    }
+    Ok(Some(LostRegionOverride { accept_answer: answer.to_string(), reason: reason.to_string() }))
+}
+
 pub fn is_iso_duration(s: &str) -> bool {
     let Some(rest) = s.strip_prefix('P') else {
         return false;
@@ -186,6 +229,12 @@ pub fn validate_input(env: &StepEnv<'_>) -> StepResult {
             out.insert("lostRegion".into(), json!(lost));
             if process == "failover" {
                 out.insert("reason".into(), json!(optional_string(v, "reason", "")?));
+                if let Some(o) = lost_region_override(v)? {
+                    out.insert(
+                        "lostRegionOverride".into(),
+                        json!({"acceptAnswer": o.accept_answer, "reason": o.reason}),
+                    );
+                }
             } else {
                 out.insert("recreatedRegion".into(), json!(lost));
                 out.insert("canaryCount".into(), json!(int_in(v, "canaryCount", 6, 1, 100)?));

@@ -1,8 +1,9 @@
 //! Checks used in verification loops: verify-topology and verify-exporters. They always
 //! complete with `verified: bool` (the process waits and loops).
 use super::api::ExporterStatus;
-use super::{StepEnv, StepOutcome, StepResult, plan, regions, vars};
-use serde_json::json;
+use super::exporters::{self, EnableStep};
+use super::{StepEnv, StepOutcome, StepResult, plan, regions, validate, vars};
+use serde_json::{Value, json};
 
 pub async fn verify_topology(env: &StepEnv<'_>) -> StepResult {
     let expect = env.header("expect").unwrap_or("");
@@ -41,7 +42,8 @@ pub async fn verify_topology(env: &StepEnv<'_>) -> StepResult {
 }
 
 /// Problems with the exporter list for `expect` (`failover`: surviving ENABLED, the other
-/// region's (and its legacy one, when present) DISABLED; `full`: both ENABLED).
+/// region's (and its legacy one, when present) DISABLED; `full`: both ENABLED, and both legacy
+/// exporters when the surviving region's legacy exporter is enabled).
 pub fn exporter_problems(
     list: &[ExporterStatus],
     prefix: &str,
@@ -61,6 +63,10 @@ pub fn exporter_problems(
     want(format!("{prefix}{surviving}"), "ENABLED", true);
     if expect_full {
         want(format!("{prefix}{other}"), "ENABLED", true);
+        // seed failback step 5: an 8.7-migrated installation (Optimize) keeps its legacy pair
+        if status(&format!("{legacy_prefix}{surviving}")).as_deref() == Some("ENABLED") {
+            want(format!("{legacy_prefix}{other}"), "ENABLED", true);
+        }
     } else {
         // guards api-contract §6.11: CONFIG_NOT_FOUND or ENABLED after a restart is not disabled
         want(format!("{prefix}{other}"), "DISABLED", true);
@@ -83,6 +89,26 @@ pub async fn verify_exporters(env: &StepEnv<'_>) -> StepResult {
     };
     let surviving = regions::surviving(env)?;
     let other = regions::other(env)?;
+    // during a failback, once the main exporter of the recreated region is enabled (by this
+    // instance, after the restore), the legacy one follows here: one change at a time, the
+    // process loops on this check until both pairs are enabled
+    let mut issued = Value::Null;
+    if full && let Some(recreated) = validate::optional_region(&env.input.variables, "recreatedRegion")? {
+        let list = env.api.exporters(surviving).await?;
+        let main = format!("{}{recreated}", env.target.exporter_prefix);
+        let main_enabled = list.iter().any(|e| e.exporter_id == main && e.status == "ENABLED");
+        if main_enabled && exporters::failback_pairs(env.target, &list, surviving, recreated).len() > 1 {
+            let snapshot = match env.var("snapshotName") {
+                Some(_) => Some(validate::snapshot_name(&env.input.variables, "snapshotName")?),
+                None => None,
+            };
+            if let EnableStep::Issued { exporter_id, change_id } =
+                exporters::enable_next(env, surviving, recreated, snapshot.as_deref()).await?
+            {
+                issued = json!({"exporterId": exporter_id, "changeId": change_id});
+            }
+        }
+    }
     let list = env.api.exporters(surviving).await?;
     let mut problems = exporter_problems(
         &list,
@@ -110,8 +136,12 @@ pub async fn verify_exporters(env: &StepEnv<'_>) -> StepResult {
         .filter_map(|i| i.docs)
         .sum();
     let exporters: Vec<_> = list.iter().map(|e| json!({"exporterId": e.exporter_id, "status": e.status})).collect();
+    if !issued.is_null() {
+        problems.push(format!("enabling exporter {} (change {})", issued["exporterId"], issued["changeId"]));
+    }
     Ok(StepOutcome::done(vars([
         ("verified", json!(problems.is_empty())),
+        ("exporterEnabled", issued),
         ("exporters", json!(exporters)),
         ("exporterProblems", json!(problems)),
         ("survivingDocuments", json!(docs)),
@@ -145,5 +175,18 @@ mod tests {
         );
         assert!(p(&[ex("camundaregion0", "ENABLED"), ex("camundaregion1", "ENABLED")], true).is_empty());
         assert_eq!(p(&[ex("camundaregion0", "ENABLED")], true).len(), 1);
+        // full: the legacy pair counts when the surviving legacy exporter is enabled
+        let main = [ex("camundaregion0", "ENABLED"), ex("camundaregion1", "ENABLED")];
+        let with = |l1: &str| {
+            let mut v = main.to_vec();
+            v.extend([ex("elasticsearchregion0", "ENABLED"), ex("elasticsearchregion1", l1)]);
+            v
+        };
+        assert_eq!(p(&with("DISABLED"), true), vec!["exporter elasticsearchregion1 is DISABLED, expected ENABLED"]);
+        assert!(p(&with("ENABLED"), true).is_empty());
+        let unused =
+            [main.to_vec(), vec![ex("elasticsearchregion0", "DISABLED"), ex("elasticsearchregion1", "DISABLED")]]
+                .concat();
+        assert!(p(&unused, true).is_empty(), "legacy exporters not in use");
     }
 }

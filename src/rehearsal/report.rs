@@ -26,15 +26,20 @@ pub struct PhaseReport {
     pub outcome: String,
     /// The process's own verdict (`report.outcome` variable), e.g. completed / rejected / aborted.
     pub procedure_outcome: String,
+    /// Real time this phase took to drive (wall clock of the machine running the rehearsal).
     pub wall_seconds: f64,
     /// Simulated time from the first to the last step: the recovery time of the phase.
     pub simulated_seconds: f64,
+    /// Step start/end times are on the simulated clock (the engine's).
     pub steps: Vec<StepRow>,
     /// Simulated seconds of work the installation performed during the phase (lab accounting).
+    #[serde(rename = "labWorkSimulatedSeconds")]
     pub lab_work_seconds: f64,
     /// Simulated seconds spent waiting on BPMN timers (verification intervals).
+    #[serde(rename = "timerWaitSimulatedSeconds")]
     pub timer_wait_seconds: f64,
-    /// The `report` variable the process produced (c8dr.report).
+    /// The `report` variable the process produced (c8dr.report). Its figures are on the
+    /// worker's clock, which is the wall clock (`report.clock` says so), not the simulated one.
     pub report: Value,
     /// User task completions the approval guard denied: "<task> by <who>: <reason>".
     pub denials: Vec<String>,
@@ -98,8 +103,17 @@ impl RehearsalReport {
                 "  installation's own work {:.0} s, BPMN timer waits {:.0} s (simulated)",
                 phase.lab_work_seconds, phase.timer_wait_seconds
             );
+            if let Some(d) = phase.report.get("durationSeconds").and_then(Value::as_f64) {
+                let clock = phase.report.get("clock").and_then(Value::as_str).unwrap_or("wall");
+                let _ = writeln!(out, "  c8dr's own report: {d:.1} s ({clock} clock of the worker)");
+            }
+            for (name, key) in [("failover", "failoverReport"), ("failback", "failbackReport")] {
+                if let Some(d) = phase.report.pointer(&format!("/{key}/durationSeconds")).and_then(Value::as_f64) {
+                    let _ = writeln!(out, "  {name} (called): {d:.1} s (wall clock of the worker)");
+                }
+            }
             let t0 = phase.steps.first().map(|s| s.start);
-            let _ = writeln!(out, "  {:>8} {:>8}  {:>8}  {:<14} step", "start", "end", "attempts", "type");
+            let _ = writeln!(out, "  {:>8} {:>8}  {:>8}  {:<14} step (simulated)", "start", "end", "attempts", "type");
             for s in &phase.steps {
                 let off = |t: DateTime<Utc>| t0.map(|t0| (t - t0).num_milliseconds() as f64 / 1000.0).unwrap_or(0.0);
                 let end = s.end.map(|e| format!("{:>7.1}s", off(e))).unwrap_or_else(|| "    open".into());

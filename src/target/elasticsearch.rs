@@ -101,9 +101,15 @@ impl ElasticsearchClient {
         Ok(list.snapshots)
     }
 
-    /// `POST /_snapshot/{repo}/{snap}/_restore` `{"include_global_state": .., "indices": ..}`
-    /// without waiting (`{"accepted":true}`). An open index with the same name → 500
-    /// `snapshot_restore_exception`.
+    /// `POST /_snapshot/{repo}/{snap}/_restore` `{"include_global_state": .., "feature_states":
+    /// ["none"], "indices": ..}` without waiting (`{"accepted":true}`). An open index with the
+    /// same name → 500 `snapshot_restore_exception`.
+    ///
+    /// With `include_global_state: true` Elasticsearch restores every feature state of the
+    /// snapshot by default, `security` included, which would replace the target cluster's own
+    /// users, roles and API keys with the source cluster's. `["none"]` restores no feature state
+    /// (templates, ILM policies and other global metadata still come back); an empty list would
+    /// mean the default. docs/elasticsearch.md.
     pub async fn restore_snapshot(
         &self,
         repo: &str,
@@ -112,7 +118,7 @@ impl ElasticsearchClient {
         indices: Option<&[String]>,
     ) -> Result<(), TargetError> {
         let segments = ["_snapshot", repo, snap, "_restore"];
-        let mut body = serde_json::json!({ "include_global_state": include_global_state });
+        let mut body = serde_json::json!({ "include_global_state": include_global_state, "feature_states": ["none"] });
         if let Some(indices) = indices {
             body["indices"] = serde_json::Value::String(indices.join(","));
         }

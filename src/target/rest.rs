@@ -74,6 +74,16 @@ impl RestClient {
         self.search(&["v2", "process-definitions", "search"], filter, limit).await
     }
 
+    /// `POST /v2/element-instances/search` `{"filter": filter, "page": {"limit": limit}}`; items as
+    /// the server sends them (elementId, elementName, type, state, startDate, ...).
+    pub async fn search_element_instances(
+        &self,
+        filter: serde_json::Value,
+        limit: u32,
+    ) -> Result<SearchPage<serde_json::Value>, TargetError> {
+        self.search(&["v2", "element-instances", "search"], filter, limit).await
+    }
+
     async fn search<T: serde::de::DeserializeOwned>(
         &self,
         segments: &[&str],

@@ -290,12 +290,25 @@ impl GatewayClient {
         error_message: &str,
         retry_backoff: Option<Duration>,
     ) -> Result<(), ClientError> {
+        self.fail_job_with_variables(job_key, retries, error_message, retry_backoff, &Map::new()).await
+    }
+
+    /// FailJob that also sets `variables` in the job's local scope (the task), where the next
+    /// activation of the same job sees them.
+    pub async fn fail_job_with_variables(
+        &self,
+        job_key: i64,
+        retries: i32,
+        error_message: &str,
+        retry_backoff: Option<Duration>,
+        variables: &Map<String, Value>,
+    ) -> Result<(), ClientError> {
         let msg = pb::FailJobRequest {
             job_key,
             retries,
             error_message: error_message.to_string(),
             retry_back_off: retry_backoff.map(|d| d.as_millis() as i64).unwrap_or(0),
-            variables: String::new(),
+            variables: if variables.is_empty() { String::new() } else { Value::Object(variables.clone()).to_string() },
         };
         self.call("FailJob", msg, self.request_timeout, |mut c, r| async move { c.fail_job(r).await }).await.map(|_| ())
     }

@@ -30,8 +30,11 @@ pub struct Job {
 pub enum JobOutcome {
     /// CompleteJob with these variables (a JSON object).
     Complete(Map<String, Value>),
-    /// FailJob with `retries - 1`; the engine waits `retry_backoff` before the next attempt.
-    Fail { message: String, retry_backoff: Option<Duration> },
+    /// FailJob; the engine waits `retry_backoff` before the next attempt. `retries`: the job's
+    /// retries to set (`None`: the activated job's `retries - 1`; `Some(job.retries)` keeps them,
+    /// e.g. while a transient-retry budget lasts). `variables` are set in the job's local scope
+    /// (FailJob `variables`), where the next activation, by any worker, sees them.
+    Fail { message: String, retry_backoff: Option<Duration>, retries: Option<i32>, variables: Map<String, Value> },
     /// CompleteJob of a user task listener job: no variables, and a JobResult (type
     /// `userTask`) that denies the lifecycle transition with this reason when `deny` is Some.
     CompleteListener { deny: Option<String> },
@@ -46,6 +49,13 @@ pub enum JobDecodeError {
     Variables(String),
     #[error("job custom headers are not a JSON object of strings: {0}")]
     Headers(String),
+}
+
+impl JobOutcome {
+    /// FailJob spending one retry (`retries - 1`), no variables.
+    pub fn fail(message: impl Into<String>, retry_backoff: Option<Duration>) -> Self {
+        JobOutcome::Fail { message: message.into(), retry_backoff, retries: None, variables: Map::new() }
+    }
 }
 
 impl Job {

@@ -551,7 +551,7 @@ async fn handle_job(ctx: Arc<TypeCtx>, raw: pb::ActivatedJob, permit: OwnedSemap
         let key = raw.key;
         let retries = raw.retries;
         let (outcome, label) = match Job::from_activated(&raw) {
-            Err(e) => (JobOutcome::Fail { message: e.to_string(), retry_backoff: None }, "fail"),
+            Err(e) => (JobOutcome::fail(e.to_string(), None), "fail"),
             Ok(job) => run_handler(&ctx, job).await,
         };
         let elapsed = started.elapsed();
@@ -611,7 +611,7 @@ async fn run_handler(ctx: &Arc<TypeCtx>, job: Job) -> (JobOutcome, &'static str)
                 "handler task was cancelled".to_string()
             };
             tracing::error!(%message, "job handler panicked; failing the job");
-            (JobOutcome::Fail { message, retry_backoff: None }, "panic")
+            (JobOutcome::fail(message, None), "panic")
         }
     }
 }
@@ -626,10 +626,16 @@ async fn report(ctx: &TypeCtx, key: i64, retries: i32, outcome: &JobOutcome) {
     for attempt in 1..=REPORT_ATTEMPTS {
         let (rpc, result) = match outcome {
             JobOutcome::Complete(vars) => ("CompleteJob", ctx.client.complete_job(key, vars).await),
-            JobOutcome::Fail { message, retry_backoff } => (
+            JobOutcome::Fail { message, retry_backoff, retries: keep, variables } => (
                 "FailJob",
                 ctx.client
-                    .fail_job(key, (retries - 1).max(0), message, Some(retry_backoff.unwrap_or(default_backoff)))
+                    .fail_job_with_variables(
+                        key,
+                        keep.unwrap_or(retries - 1).max(0),
+                        message,
+                        Some(retry_backoff.unwrap_or(default_backoff)),
+                        variables,
+                    )
                     .await,
             ),
             JobOutcome::BpmnError { code, message, variables } => {

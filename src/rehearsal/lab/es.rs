@@ -233,6 +233,9 @@ pub struct Elasticsearch {
     pub repositories: BTreeMap<String, Repository>,
     /// Index templates etc. (global state) present.
     pub templates: bool,
+    /// Whose users, roles and API keys (the `security` feature state) this cluster holds: its
+    /// own region's, unless a restore with global state and feature states replaced them.
+    pub security_of_region: usize,
     pub created_ms: i64,
 }
 
@@ -243,6 +246,7 @@ impl Elasticsearch {
             indices: BTreeMap::new(),
             repositories: BTreeMap::new(),
             templates: false,
+            security_of_region: region,
             created_ms: now_ms,
         };
         if with_schema {

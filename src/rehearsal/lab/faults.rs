@@ -40,6 +40,8 @@ pub fn decide(cfg: &FaultConfig, counter: u64) -> Fault {
         Fault::Error(if rng.random_bool(0.5) { 500 } else { 503 })
     } else if x < cfg.drop_rate + cfg.error_rate + cfg.malformed_rate {
         Fault::Malformed
+    } else if x < cfg.drop_rate + cfg.error_rate + cfg.malformed_rate + cfg.reject_rate {
+        Fault::Error(400)
     } else {
         Fault::None
     }
@@ -59,7 +61,8 @@ fn error_for(api: Api, status: u16, path: &str) -> Response {
             json_response(s, &b, "application/json")
         }
         Api::Rest => {
-            let (s, b) = problem(status, "INTERNAL", "lab: injected fault", path);
+            let title = if status < 500 { "Bad Request" } else { "INTERNAL" };
+            let (s, b) = problem(status, title, "lab: injected fault", path);
             json_response(s, &b, "application/problem+json")
         }
         Api::Elasticsearch => {
@@ -166,5 +169,8 @@ mod tests {
         assert!(a.contains(&Fault::None) && a.iter().any(|f| matches!(f, Fault::Error(_))));
         let other = FaultConfig { seed: 8, ..cfg };
         assert_ne!(a, (0..50).map(|i| decide(&other, i)).collect::<Vec<_>>());
+        // permanent rejections: 400, never a 5xx
+        let reject = FaultConfig { seed: 7, reject_rate: 1.0, ..Default::default() };
+        assert!((0..50).all(|i| decide(&reject, i) == Fault::Error(400)));
     }
 }

@@ -97,6 +97,9 @@ pub struct FaultConfig {
     pub drop_rate: f64,
     /// Share of requests handled normally but answered with a truncated body.
     pub malformed_rate: f64,
+    /// Share of requests rejected with 400 without being handled: a permanent error, which
+    /// retrying cannot fix (the procedure must route it to a person, not retry it).
+    pub reject_rate: f64,
     /// APIs the faults apply to; empty = all three.
     pub apis: Vec<Api>,
     /// Path prefixes the faults apply to (e.g. `/actuator/exporting`, `/_snapshot`); empty = all.
@@ -111,6 +114,7 @@ impl Default for FaultConfig {
             latency_ms: 0,
             drop_rate: 0.0,
             malformed_rate: 0.0,
+            reject_rate: 0.0,
             apis: Vec::new(),
             paths: Vec::new(),
         }

@@ -62,6 +62,8 @@ pub struct EsState {
     /// Snapshots visible through this region's repositories.
     pub snapshots: Vec<SnapshotState>,
     pub templates: bool,
+    /// Whose users and API keys the cluster holds (its own region unless a restore replaced them).
+    pub security_of_region: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -153,6 +155,7 @@ impl LabState {
                             })
                             .collect(),
                         templates: es.templates,
+                        security_of_region: es.security_of_region,
                     }),
                 }
             })
@@ -279,6 +282,29 @@ impl LabState {
                 other => problems.push(format!("exporter {id} is {}", other.unwrap_or("missing"))),
             }
         }
+        // an installation with legacy exporters (8.7-migrated, Optimize) has them enabled in both
+        // regions, and both Elasticsearch clusters hold the same zeebe-record data
+        for e in self.exporters.iter().filter(|e| !e.exporter_id.starts_with("camundaregion")) {
+            if e.status != "ENABLED" {
+                problems.push(format!("exporter {} is {}", e.exporter_id, e.status));
+            }
+        }
+        if self.exporters.iter().any(|e| e.exporter_id.starts_with("elasticsearchregion")) {
+            let records = |r: usize| {
+                self.regions[r]
+                    .elasticsearch
+                    .as_ref()
+                    .and_then(|es| es.indices.get(es::INDEX_LEGACY_RECORDS).copied())
+                    .unwrap_or(0)
+            };
+            if records(0) != records(1) {
+                problems.push(format!(
+                    "legacy zeebe-record data differs: region 0 holds {} records, region 1 {}",
+                    records(0),
+                    records(1)
+                ));
+            }
+        }
         if self.exporting_paused {
             problems.push(format!("exporting is {:?}", self.exporting));
         }
@@ -294,6 +320,12 @@ impl LabState {
             match &reg.elasticsearch {
                 None => problems.push(format!("region {} has no Elasticsearch", reg.region)),
                 Some(es) => {
+                    if es.security_of_region != reg.region {
+                        problems.push(format!(
+                            "Elasticsearch of region {} holds region {}'s users and API keys: a restore replaced its security feature state",
+                            reg.region, es.security_of_region
+                        ));
+                    }
                     if es.health != "green" {
                         problems.push(format!("Elasticsearch of region {} is {}", reg.region, es.health));
                     }

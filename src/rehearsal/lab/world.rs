@@ -979,6 +979,16 @@ impl World {
         if global && s.templates {
             es.templates = true;
         }
+        // With global state, every feature state of the snapshot is restored unless the request
+        // names `["none"]` (an empty list means the default): `security` replaces this cluster's
+        // users and API keys with the snapshot cluster's.
+        let no_features = body
+            .get("feature_states")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.len() == 1 && a[0].as_str() == Some("none"));
+        if global && !no_features {
+            es.security_of_region = s.origin_region;
+        }
         self.work_ms += restore_ms as u64;
         Ok((wanted, primary_done))
     }
@@ -1084,5 +1094,32 @@ mod tests {
         w.advance(10_000);
         assert!(w.cluster.pending.is_none());
         assert_eq!(w.exporting("pause", false, 10_000).1["status"], 204);
+    }
+
+    /// With global state, Elasticsearch restores every feature state (security included) unless
+    /// the request says `feature_states: ["none"]`.
+    #[test]
+    fn a_restore_with_global_state_replaces_security_unless_feature_states_none() {
+        let mut w = world();
+        let repo = json!({"type": "fs", "settings": {"location": "/backups"}});
+        for r in 0..2 {
+            assert_eq!(w.put_repository(r, "camunda_backup", &repo).0, 200);
+        }
+        w.create_snapshot(0, "camunda_backup", "s1", &json!({"include_global_state": true}), 0).unwrap();
+        let restore = |w: &mut World, body: Value| {
+            let es = w.regions[1].es.as_mut().unwrap();
+            es.indices.clear();
+            es.security_of_region = 1;
+            w.restore(1, "camunda_backup", "s1", &body, 100).unwrap();
+            w.regions[1].es.as_ref().unwrap().security_of_region
+        };
+        assert_eq!(restore(&mut w, json!({"include_global_state": true})), 0, "security replaced");
+        assert_eq!(
+            restore(&mut w, json!({"include_global_state": true, "feature_states": []})),
+            0,
+            "[] is the default"
+        );
+        assert_eq!(restore(&mut w, json!({"include_global_state": true, "feature_states": ["none"]})), 1);
+        assert_eq!(restore(&mut w, json!({"include_global_state": false})), 1);
     }
 }
