@@ -272,6 +272,10 @@ pub struct TargetConfig {
     /// loss and by `helm.mode = "lab"`. Absent for real installations.
     #[serde(default)]
     pub lab_control_url: Option<String>,
+    /// Four-eyes approvals (job `c8dr.approval-guard`): the process initiator cannot approve,
+    /// and an approver must be known. Default true; a drill target may set false.
+    #[serde(default = "defaults::four_eyes")]
+    pub four_eyes: bool,
 }
 
 /// Elasticsearch snapshot repository used to copy the surviving region's data.
@@ -649,6 +653,9 @@ pub mod defaults {
     }
     pub fn replication_factor() -> u32 {
         4
+    }
+    pub fn four_eyes() -> bool {
+        true
     }
     pub fn release() -> String {
         "camunda".into()

@@ -49,6 +49,7 @@ pub const JOB_TYPES: &[&str] = &[
     "c8dr.drill-region",
     "c8dr.notify",
     "c8dr.report",
+    "c8dr.approval-guard",
 ];
 
 pub fn job_types() -> &'static [&'static str] {
@@ -242,6 +243,7 @@ pub fn to_job_outcome(outcome: StepOutcome, step: &str, retry_backoff: Option<Du
             JobOutcome::BpmnError { code: code.to_string(), message, variables }
         }
         StepOutcome::Retry { message } => JobOutcome::fail(scrub(&message), retry_backoff),
+        StepOutcome::Verdict { deny } => JobOutcome::CompleteListener { deny: deny.map(|m| scrub(&m)) },
     }
 }
 
@@ -393,6 +395,10 @@ pub async fn handle(ctx: &StepContext, job: Job) -> JobOutcome {
         StepOutcome::Retry { message } => {
             tracing::warn!(job_type = %step, message = %scrub(message), "step failed, will be retried")
         }
+        StepOutcome::Verdict { deny: None } => tracing::info!(job_type = %step, "transition allowed"),
+        StepOutcome::Verdict { deny: Some(reason) } => {
+            tracing::warn!(job_type = %step, reason = %scrub(reason), "transition denied")
+        }
     }
     match outcome {
         StepOutcome::Retry { message } => transient_failure(
@@ -478,7 +484,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(JOB_TYPES.len(), 25);
+        assert_eq!(JOB_TYPES.len(), 26);
         assert!(JOB_TYPES.iter().all(|t| t.starts_with("c8dr.")));
     }
 

@@ -132,6 +132,8 @@ async fn deploy_start_drill_and_topology_talk_to_the_gateway() {
             "drill",
             "--var",
             "verifyInterval=PT10S",
+            "--initiated-by",
+            "alice",
         ],
     )
     .await;
@@ -140,7 +142,7 @@ async fn deploy_start_drill_and_topology_talk_to_the_gateway() {
     assert!(fake.calls().contains(&Call::CreateInstance {
         bpmn_process_id: "dr-failover".into(),
         version: -1,
-        variables: json!({"target": "lab", "lostRegion": 1, "reason": "drill", "verifyInterval": "PT10S"}),
+        variables: json!({"target": "lab", "lostRegion": 1, "reason": "drill", "verifyInterval": "PT10S", "initiatedBy": "alice"}),
     }));
 
     let out = c8dr(&config, &["start", "failback", "--target", "nope", "--recreated-region", "0"]).await;
@@ -260,7 +262,8 @@ async fn start_against_an_unreachable_gateway_says_so() {
     drop(listener);
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &url, "");
-    let out = c8dr(&config, &["start", "failover", "--target", "lab", "--lost-region", "1"]).await;
+    let out =
+        c8dr(&config, &["start", "failover", "--target", "lab", "--lost-region", "1", "--initiated-by", "alice"]).await;
     assert!(!out.status.success());
     let t = text(&out);
     assert!(!t.contains("deployed"), "{t}");
@@ -465,4 +468,28 @@ async fn config_check_online_names_a_namespace_that_matches_no_broker_host() {
     let good = write("camunda-b");
     let out = c8dr(&good, &["config", "check", "--online"]).await;
     assert!(out.status.success(), "{}", text(&out));
+}
+
+/// Issue 10.4: with four-eyes on, `start` refuses to start a process nobody is known to have
+/// started (no --initiated-by, no $USER/$LOGNAME): every approval would be denied later.
+#[tokio::test]
+async fn start_without_an_initiator_is_refused_under_four_eyes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "http://127.0.0.1:9", "");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(bin())
+            .arg("--config")
+            .arg(&config)
+            .args(["start", "failover", "--target", "lab", "--lost-region", "1"])
+            .env_remove("C8DR_CONFIG")
+            .env_remove("USER")
+            .env_remove("LOGNAME")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    let t = text(&out);
+    assert!(t.contains("--initiated-by") && t.contains("four-eyes"), "{t}");
 }

@@ -98,4 +98,5 @@ kill_tests! {
     kill_at_enable_exporter => "c8dr.enable-exporter",
     kill_at_add_brokers => "c8dr.add-brokers",
     kill_at_report => "c8dr.report",
+    kill_at_approval_guard => "c8dr.approval-guard",
 }

@@ -171,8 +171,9 @@ async fn traffic_not_rerouted_or_no_answer_ends_without_any_mutation() {
     let cases = [
         (json!({"trafficRerouted": false, "comment": "DNS still points to region 1"}), "not rerouted"),
         (json!({"comment": "closed the form"}), "trafficRerouted = missing"),
-        (json!({"trafficRerouted": null}), "trafficRerouted = missing"),
-        (json!({"trafficRerouted": "yes"}), "trafficRerouted = yes"),
+        // (a rejection needs a comment, or the approval guard denies the completion)
+        (json!({"trafficRerouted": null, "comment": "n/a"}), "trafficRerouted = missing"),
+        (json!({"trafficRerouted": "yes", "comment": "typed it"}), "trafficRerouted = yes"),
     ];
     for (answer, needle) in cases {
         let mut opts = options();
@@ -197,7 +198,7 @@ async fn traffic_not_rerouted_or_no_answer_ends_without_any_mutation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approval_without_a_decision_is_reported_as_no_answer() {
     let mut opts = options();
-    opts.answers.insert("c8dr-approve-failover".into(), vars(json!({"decision": 1})));
+    opts.answers.insert("c8dr-approve-failover".into(), vars(json!({"decision": 1, "comment": "typo"})));
     let report = run(opts).await;
     let failover = report.phase("dr-failover").expect("failover phase");
     assert_eq!(failover.procedure_outcome, "rejected");
@@ -288,4 +289,51 @@ async fn failover_then_failback_with_legacy_exporters_enables_them_in_both_regio
         );
     }
     assert!(report.mutations_repeated.is_empty(), "{:?}", report.mutations_repeated);
+}
+
+/// Issue 10.4, four-eyes: the initiator's approval is denied by the completing listener (the task
+/// stays open, the reason is reported) and a second approver's completion goes through, at every
+/// approval task; the installation is restored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_eyes_denies_the_initiator_and_a_second_approver_restores() {
+    let opts =
+        RehearseOptions { initiator: "alice".into(), approvers: vec!["alice".into(), "bob".into()], ..options() };
+    let report = run(opts).await;
+    assert!(report.restored(), "not restored: {:?} / {:?}", report.final_problems, report.error);
+    for (phase, tasks) in [
+        ("dr-failover", ["ApproveFailover", "ConfirmTraffic"]),
+        ("dr-failback", ["ApproveFailback", "ConfirmRestored"]),
+    ] {
+        let p = report.phase(phase).expect("phase");
+        assert_eq!(p.procedure_outcome, "completed", "{phase}");
+        for task in tasks {
+            let denial = p.denials.iter().find(|d| d.starts_with(&format!("{task} by alice:")));
+            let denial = denial.unwrap_or_else(|| panic!("{phase}: {task} by alice not denied: {:?}", p.denials));
+            assert!(denial.contains("alice started this process"), "{denial}");
+        }
+        assert!(!p.denials.iter().any(|d| d.contains(" by bob:")), "{:?}", p.denials);
+    }
+}
+
+/// Issue 10.4: a rejection without a reason is denied: the task stays open, nothing is changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejection_without_a_reason_is_denied() {
+    let mut opts = options();
+    opts.answers.insert("c8dr-approve-failover".into(), vars(json!({"decision": "reject"})));
+    let report = run(opts).await;
+    let failover = report.phase("dr-failover").expect("failover phase");
+    assert_eq!(failover.outcome, "denied", "the completion did not go through");
+    assert!(failover.denials.iter().any(|d| d.contains("needs a reason")), "{:?}", failover.denials);
+    assert_eq!(report.mutations, 0);
+    assert!(report.phase("dr-failback").is_none());
+}
+
+/// Issue 10.4: a target with four_eyes = false (a drill target) lets the initiator approve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_eyes_waived_lets_the_initiator_approve() {
+    let opts =
+        RehearseOptions { initiator: "alice".into(), approvers: vec!["alice".into()], four_eyes: false, ..options() };
+    let report = run(opts).await;
+    assert!(report.restored(), "not restored: {:?} / {:?}", report.final_problems, report.error);
+    assert!(report.phases.iter().all(|p| p.denials.is_empty()));
 }

@@ -4,9 +4,11 @@
 mod support;
 
 use c8dr::gateway_protocol as pb;
+use c8dr::gateway_protocol::gateway_client::GatewayClient;
 use c8dr::rehearsal::engine::InstanceState;
 use serde_json::json;
 use support::*;
+use tonic::transport::Channel;
 
 fn boundary_timer(id: &str, attached: &str, duration: &str, interrupting: bool) -> String {
     format!(
@@ -686,7 +688,13 @@ async fn deploy_real_processes(engine: &c8dr::rehearsal::engine::EngineHandle) {
     engine.deploy_dir(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/bpmn"))).unwrap();
 }
 
-async fn answer_task(engine: &c8dr::rehearsal::engine::EngineHandle, pi: i64, form: &str, vars: serde_json::Value) {
+async fn answer_task(
+    engine: &c8dr::rehearsal::engine::EngineHandle,
+    client: &mut GatewayClient<Channel>,
+    pi: i64,
+    form: &str,
+    vars: serde_json::Value,
+) {
     let task = engine
         .wait_for(WAIT, |h| {
             h.open_user_tasks().into_iter().find(|t| t.process_instance_key == pi && t.form_id.as_deref() == Some(form))
@@ -694,6 +702,18 @@ async fn answer_task(engine: &c8dr::rehearsal::engine::EngineHandle, pi: i64, fo
         .await
         .unwrap_or_else(|| panic!("no open {form} task"));
     engine.complete_user_task(task.key, vars.as_object().cloned().unwrap()).unwrap();
+    // approval tasks hold the completion for their four-eyes listener: let it through
+    for job in activate(client, "c8dr.approval-guard", 1, -1).await {
+        assert_eq!(job.kind, 2, "a task listener job");
+        client
+            .complete_job(pb::CompleteJobRequest {
+                job_key: job.key,
+                variables: String::new(),
+                result: Some(pb::JobResult { denied: Some(false), ..Default::default() }),
+            })
+            .await
+            .unwrap();
+    }
 }
 
 fn normalized_inputs() -> serde_json::Value {
@@ -717,7 +737,8 @@ async fn failback_manual_step_answered_no_aborts_before_the_next_mutation() {
     complete(&mut client, job.key, inputs).await;
     let job = activate_one(&mut client, "c8dr.preflight-recreated").await;
     complete(&mut client, job.key, json!({"preflight": {}})).await;
-    answer_task(&engine, pi, "c8dr-approve-failback", json!({"decision": "approve", "comment": "go"})).await;
+    answer_task(&engine, &mut client, pi, "c8dr-approve-failback", json!({"decision": "approve", "comment": "go"}))
+        .await;
     let helm = activate_one(&mut client, "c8dr.helm").await;
     client
         .throw_error(pb::ThrowErrorRequest {
@@ -728,7 +749,14 @@ async fn failback_manual_step_answered_no_aborts_before_the_next_mutation() {
         })
         .await
         .unwrap();
-    answer_task(&engine, pi, "c8dr-manual-step", json!({"manualStepDone": false, "comment": "helm failed"})).await;
+    answer_task(
+        &engine,
+        &mut client,
+        pi,
+        "c8dr-manual-step",
+        json!({"manualStepDone": false, "comment": "helm failed"}),
+    )
+    .await;
     // the abort path: the report, and nothing else
     let report = activate_one(&mut client, "c8dr.report").await;
     let v = vars_of(&report);
@@ -766,7 +794,7 @@ async fn failover_step_failed_without_a_decision_aborts_and_says_so() {
     let notify = activate_one(&mut client, "c8dr.notify").await;
     complete(&mut client, notify.key, json!({"notified": true})).await;
     // the form requires a decision; the process must not rely on it
-    answer_task(&engine, pi, "c8dr-step-failed", json!({"errorDecision": true})).await;
+    answer_task(&engine, &mut client, pi, "c8dr-step-failed", json!({"errorDecision": true})).await;
     let report = activate_one(&mut client, "c8dr.report").await;
     let v = vars_of(&report);
     assert_eq!(v["outcome"], json!("aborted"));

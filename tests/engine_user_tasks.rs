@@ -3,6 +3,7 @@
 #[path = "engine_support/mod.rs"]
 mod support;
 
+use c8dr::gateway_protocol as pb;
 use c8dr::rehearsal::engine::InstanceState;
 use serde_json::{Value, json};
 use support::*;
@@ -222,5 +223,111 @@ async fn process_instances_messages_and_incidents_through_rest() {
     )
     .await;
     assert_eq!(status, 409);
+    engine.shutdown();
+}
+
+fn guarded_process(event: &str) -> String {
+    approval_process().replace(
+        r#"<zeebe:priorityDefinition priority="80"/>"#,
+        &format!(
+            r#"<zeebe:priorityDefinition priority="80"/><zeebe:taskListeners><zeebe:taskListener eventType="{event}" type="t.guard" retries="2"/></zeebe:taskListeners>"#
+        ),
+    )
+}
+
+/// Camunda 8.8 completing task listeners: the REST completion is held until the listener job
+/// completes; a denial rejects it (409 with the reason), the task stays CREATED with its
+/// assignee and the completion's variables are not applied; an accepted completion goes through.
+#[tokio::test]
+async fn completing_listener_holds_and_can_deny_the_completion() {
+    let (engine, mut client) = start(100.0).await;
+    engine
+        .deploy(vec![
+            ("approve.bpmn".into(), guarded_process("completing").into_bytes()),
+            ("approve.form".into(), FORM.as_bytes().to_vec()),
+        ])
+        .unwrap();
+    let pi = create(&mut client, "approve", json!({"approverGroup": "ops", "approvalDue": "PT1H"})).await;
+    let task = engine.wait_for(WAIT, |h| h.open_user_tasks().into_iter().next()).await.expect("user task");
+    engine.assign_user_task(task.key, "alice").unwrap();
+    let rest = engine.rest_url();
+    let url = format!("{rest}/v2/user-tasks/{}/completion", task.key);
+    let held = tokio::spawn({
+        let url = url.clone();
+        async move { post(&url, json!({"variables": {"decision": "approve", "comment": "mine"}})).await }
+    });
+    let job = activate_one(&mut client, "t.guard").await;
+    assert_eq!(job.kind, 2, "TASK_LISTENER");
+    assert_eq!(job.listener_event_type, 2, "COMPLETING");
+    assert_eq!(job.retries, 2);
+    let ut = job.user_task.clone().expect("userTask properties");
+    assert_eq!(ut.assignee.as_deref(), Some("alice"));
+    assert_eq!(ut.action.as_deref(), Some("complete"));
+    assert_eq!(ut.user_task_key, Some(task.key));
+    let headers: Value = serde_json::from_str(&job.custom_headers).unwrap();
+    assert_eq!(headers["io.camunda.zeebe:assignee"], "alice");
+    assert_eq!(vars_of(&job)["decision"], "approve", "the listener sees the completion's variables");
+    // while held: COMPLETING, and a second completion is rejected
+    let (_, page) = post(&format!("{rest}/v2/user-tasks/search"), json!({"filter": {"state": "COMPLETING"}})).await;
+    assert_eq!(page["page"]["totalItems"], 1);
+    assert!(!held.is_finished());
+    // a listener job cannot complete with variables
+    let err = client
+        .complete_job(pb::CompleteJobRequest { job_key: job.key, variables: r#"{"x":1}"#.into(), result: None })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    client
+        .complete_job(pb::CompleteJobRequest {
+            job_key: job.key,
+            variables: String::new(),
+            result: Some(pb::JobResult {
+                denied: Some(true),
+                denied_reason: Some("four-eyes: alice started this process".into()),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let (status, problem) = held.await.unwrap();
+    assert_eq!(status, 409, "{problem}");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("was denied by Task Listener"), "{detail}");
+    assert!(detail.contains("four-eyes: alice started this process"), "{detail}");
+    let open = engine.open_user_tasks();
+    assert_eq!(open.len(), 1, "the task stays open");
+    assert_eq!(open[0].assignee.as_deref(), Some("alice"), "with its assignee");
+    assert!(!engine.variables(pi).contains_key("decision"), "the denied completion's variables are not applied");
+    assert_eq!(engine.instance_state(pi), Some(InstanceState::Active));
+
+    // another approver: the listener accepts, the task completes with its variables
+    engine.assign_user_task(task.key, "bob").unwrap();
+    let held =
+        tokio::spawn(async move { post(&url, json!({"variables": {"decision": "approve", "comment": "ok"}})).await });
+    let job = activate_one(&mut client, "t.guard").await;
+    assert_eq!(job.user_task.as_ref().and_then(|u| u.assignee.as_deref()), Some("bob"));
+    client
+        .complete_job(pb::CompleteJobRequest {
+            job_key: job.key,
+            variables: String::new(),
+            result: Some(pb::JobResult { denied: Some(false), ..Default::default() }),
+        })
+        .await
+        .unwrap();
+    let (status, body) = held.await.unwrap();
+    assert_eq!(status, 204, "{body}");
+    let next = activate_one(&mut client, "t.remove").await;
+    assert_eq!(vars_of(&next)["decision"], "approve");
+    assert!(engine.event_log().iter().any(|e| e.intent == "COMPLETION_DENIED"));
+    engine.shutdown();
+}
+
+#[tokio::test]
+async fn task_listeners_other_than_completing_are_refused_at_deployment() {
+    let (engine, _client) = start(100.0).await;
+    let err = engine.deploy(vec![("approve.bpmn".into(), guarded_process("assigning").into_bytes())]).unwrap_err();
+    assert!(err.to_string().contains("'assigning' task listener"), "{err}");
+    let err = engine.deploy(vec![("approve.bpmn".into(), guarded_process("finishing").into_bytes())]).unwrap_err();
+    assert!(err.to_string().contains("eventType 'finishing'"), "{err}");
     engine.shutdown();
 }

@@ -109,6 +109,7 @@ fn code(o: &JobOutcome) -> &str {
         JobOutcome::BpmnError { code, .. } => code,
         JobOutcome::Fail { .. } => "FAIL",
         JobOutcome::Complete(_) => "COMPLETE",
+        JobOutcome::CompleteListener { .. } => "LISTENER",
     }
 }
 

@@ -328,7 +328,7 @@ def failback():
                                  "the operator resumed exporting, which aborts the failback")
                   + ' else null')
         ut = user_task(m, sp, "PausedWindow_" + sp, "Exporting paused too long: resume or wait?",
-                       "c8dr-paused-window",
+                       "c8dr-paused-window", guard=True,
                        outputs=[("= pausedDecision", "pausedDecision"), ("= comment", "comment"),
                                 (reason, "abortReason")],
                        doc="Exporting has been paused for pausedWindowTimeout (log compaction is "

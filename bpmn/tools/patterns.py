@@ -33,7 +33,16 @@ def service(m, parent, base, name, job, headers=None, retries=3, inputs=(), outp
     return m.node("serviceTask", base, name, parent, ext="\n".join(ext), doc=doc)
 
 
-def user_task(m, parent, base, name, form, due="approvalDue", outputs=(), doc=None):
+# Four-eyes (Camunda 8.8 user task listener): denies a completion by the process initiator or
+# a rejection without a reason (docs/jobs.md "Four-eyes approvals").
+APPROVAL_GUARD = [
+    "<zeebe:taskListeners>",
+    '<zeebe:taskListener eventType="completing" type="c8dr.approval-guard" retries="3" />',
+    "</zeebe:taskListeners>",
+]
+
+
+def user_task(m, parent, base, name, form, due="approvalDue", outputs=(), doc=None, guard=False):
     ext = [
         "<zeebe:userTask />",
         f'<zeebe:formDefinition formId="{form}" bindingType="deployment" />',
@@ -41,6 +50,8 @@ def user_task(m, parent, base, name, form, due="approvalDue", outputs=(), doc=No
         f'<zeebe:taskSchedule dueDate="= now() + duration({due})" />',
         io((), outputs),
     ]
+    if guard:
+        ext.extend(APPROVAL_GUARD)
     return m.node("userTask", base, name, parent, ext="\n".join(ext), doc=doc)
 
 
@@ -328,7 +339,7 @@ def approval(m, parent, base, name, form, gate, gate_name, yes_label, no_text, p
     anything but the yes value ends the process through c8dr.report (outcome `reject_outcome`,
     reason: the explicit no with its comment, or which answer was missing or invalid)."""
     auto = gateway(m, parent, "Auto_" + base, "Auto-approve?")
-    ut = user_task(m, parent, base, name, form, doc=doc)
+    ut = user_task(m, parent, base, name, form, doc=doc, guard=True)
     rem = m.node("boundaryEvent", "Reminder_" + base, "Reminder", parent,
                  body=timer_def("= reminderAfter"), attached_to=ut,
                  attrs={"cancelActivity": "false"})

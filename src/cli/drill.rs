@@ -25,6 +25,9 @@ pub enum Command {
         /// Candidate group of the approval tasks.
         #[arg(long, default_value = "dr-operators")]
         approver_group: String,
+        /// Who triggers the drill (variable `initiatedBy`, four-eyes). Default: $USER.
+        #[arg(long, value_name = "NAME")]
+        initiated_by: Option<String>,
     },
 }
 
@@ -47,7 +50,7 @@ pub fn drill_message(target: &str, lost_region: i64, auto_approve: bool, approve
 }
 
 pub async fn run(cmd: Command, global: &super::Global) -> anyhow::Result<ExitCode> {
-    let Command::Trigger { target, lost_region, auto_approve, approver_group } = cmd;
+    let Command::Trigger { target, lost_region, auto_approve, approver_group, initiated_by } = cmd;
     let config = load_valid_config(global, Scope::Management)?;
     check_target_and_region(&config, &target, "lost-region", lost_region)?;
     if !config.targets[&target].drill_allowed {
@@ -55,7 +58,11 @@ pub async fn run(cmd: Command, global: &super::Global) -> anyhow::Result<ExitCod
             "warning: targets.{target}.drill_allowed is false: the drill process will refuse to run (DRILL_NOT_ALLOWED)"
         );
     }
-    let message = drill_message(&target, lost_region, auto_approve, &approver_group);
+    let mut message = drill_message(&target, lost_region, auto_approve, &approver_group);
+    let login = std::env::var("USER").ok().or_else(|| std::env::var("LOGNAME").ok());
+    if let Some(who) = super::start::initiator(initiated_by, login) {
+        message.variables.insert("initiatedBy".into(), who.into());
+    }
     let client = connect(&config)?;
     let published = client.publish_message(&message).await?;
     println!(

@@ -10,6 +10,15 @@ use std::process::ExitCode;
 pub struct Args {
     #[command(subcommand)]
     pub process: Process,
+    /// Who starts the process (variable `initiatedBy`): four-eyes lets someone else approve.
+    /// Default: $USER (or $LOGNAME).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub initiated_by: Option<String>,
+}
+
+/// The initiator: the flag, else the login name; None when neither is set (or blank).
+pub fn initiator(flag: Option<String>, login: Option<String>) -> Option<String> {
+    flag.or(login).map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -91,6 +100,7 @@ pub fn check_var_names(process_id: &str, vars: &Map<String, Value>, known: &[&st
             "lostRegion" => Some("--lost-region"),
             "recreatedRegion" => Some("--recreated-region"),
             "reason" => Some("--reason"),
+            "initiatedBy" => Some("--initiated-by"),
             _ => None,
         };
         match flag {
@@ -143,6 +153,20 @@ pub async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode>
             ("dr-failback", v)
         }
     };
+    let login = std::env::var("USER").ok().or_else(|| std::env::var("LOGNAME").ok());
+    match initiator(args.initiated_by, login) {
+        Some(who) => {
+            vars.insert("initiatedBy".into(), who.into());
+        }
+        None => {
+            let target = vars.get("target").and_then(Value::as_str).unwrap_or_default();
+            if config.targets.get(target).is_some_and(|t| t.four_eyes) {
+                anyhow::bail!(
+                    "--initiated-by is missing and $USER is not set: four-eyes (target {target:?}) needs to know who starts the process; pass --initiated-by NAME"
+                );
+            }
+        }
+    }
     vars.retain(|_, v| !v.is_null());
     let client = connect(&config)?;
     let created = client.create_process_instance(process_id, &vars).await.map_err(|e| match e {
@@ -158,4 +182,30 @@ pub async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode>
         created.bpmn_process_id, created.version, created.process_instance_key
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn the_initiator_comes_from_the_flag_else_the_login_name() {
+        assert_eq!(initiator(Some("alice".into()), Some("root".into())).as_deref(), Some("alice"));
+        assert_eq!(initiator(None, Some("bob".into())).as_deref(), Some("bob"));
+        assert_eq!(initiator(Some("  ".into()), None), None);
+        assert_eq!(initiator(None, None), None);
+        let cli =
+            Cli::parse_from(["start", "failover", "--target", "prod", "--lost-region", "1", "--initiated-by", "carol"]);
+        assert_eq!(cli.args.initiated_by.as_deref(), Some("carol"));
+        let vars = parse_vars(&["initiatedBy=mallory".to_string()]).unwrap();
+        let err = check_var_names("dr-failover", &vars, FAILOVER_VARS).unwrap_err().to_string();
+        assert!(err.contains("--initiated-by"), "{err}");
+    }
 }

@@ -8,6 +8,7 @@
 //! platform calls), which writes it to the audit journal.
 pub mod adapter;
 pub mod api;
+pub mod approval;
 pub mod brokers;
 pub mod change;
 pub mod drill;
@@ -40,6 +41,9 @@ pub enum StepOutcome {
     Refused { code: &'static str, message: String, field: Option<String>, variables: Map<String, Value> },
     /// Fail the job: the engine retries it after a back-off.
     Retry { message: String },
+    /// A user task listener's verdict: let the lifecycle transition go ahead (`deny` None) or
+    /// deny it with the reason Tasklist shows. Completes the listener job without variables.
+    Verdict { deny: Option<String> },
 }
 
 impl StepOutcome {
@@ -70,6 +74,8 @@ impl StepOutcome {
             StepOutcome::Done { .. } => "done",
             StepOutcome::Refused { .. } => "refused",
             StepOutcome::Retry { .. } => "retry",
+            StepOutcome::Verdict { deny: None } => "allowed",
+            StepOutcome::Verdict { deny: Some(_) } => "denied",
         }
     }
     pub fn with_var(mut self, key: &str, value: Value) -> Self {
@@ -77,7 +83,7 @@ impl StepOutcome {
             StepOutcome::Done { variables, .. } | StepOutcome::Refused { variables, .. } => {
                 variables.insert(key.to_string(), value);
             }
-            StepOutcome::Retry { .. } => {}
+            StepOutcome::Retry { .. } | StepOutcome::Verdict { .. } => {}
         }
         self
     }
@@ -211,6 +217,7 @@ impl StepEnv<'_> {
                 e.message = message.clone();
             }
             StepOutcome::Retry { message } => e.message = message.clone(),
+            StepOutcome::Verdict { deny } => e.message = deny.clone().unwrap_or_default(),
         }
         match self.journal.append(&e) {
             Ok(()) => outcome,
@@ -348,6 +355,7 @@ async fn dispatch(env: &StepEnv<'_>) -> StepResult {
         "c8dr.drill-region" => drill::drill_region(env).await,
         "c8dr.notify" => report::notify(env).await,
         "c8dr.report" => report::report(env).await,
+        "c8dr.approval-guard" => approval::approval_guard(env),
         other => Err(StepOutcome::invalid(
             "jobType",
             format!("unknown job type `{other}`: this worker handles c8dr.* types only"),

@@ -108,6 +108,7 @@ fn code(o: &StepOutcome) -> &'static str {
         StepOutcome::Refused { code, .. } => code,
         StepOutcome::Retry { .. } => "RETRY",
         StepOutcome::Done { .. } => "DONE",
+        StepOutcome::Verdict { .. } => "VERDICT",
     }
 }
 

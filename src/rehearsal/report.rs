@@ -41,6 +41,8 @@ pub struct PhaseReport {
     /// The `report` variable the process produced (c8dr.report). Its figures are on the
     /// worker's clock, which is the wall clock (`report.clock` says so), not the simulated one.
     pub report: Value,
+    /// User task completions the approval guard denied: "<task> by <who>: <reason>".
+    pub denials: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -7,7 +7,7 @@
 use crate::config::{Config, JournalConfig, ManagementConfig, WorkerConfig};
 use crate::jobs::{self, StepContext};
 use crate::rehearsal::clock::Clock;
-use crate::rehearsal::engine::{Engine, EngineHandle, EngineOptions, InstanceState, UserTaskView};
+use crate::rehearsal::engine::{CompletionError, Engine, EngineHandle, EngineOptions, InstanceState, UserTaskView};
 use crate::rehearsal::lab::{FaultConfig, Lab, LabDurations, LabHandle, LabOptions, RecordEntry};
 use crate::rehearsal::report::{PhaseReport, RehearsalReport, StepRow};
 use crate::zeebe::worker::{Handler, Worker, WorkerHandle};
@@ -73,6 +73,13 @@ pub struct RehearseOptions {
     pub job_timeout: Duration,
     /// Print progress lines while running.
     pub progress: bool,
+    /// Who starts the processes (start variable `initiatedBy`; four-eyes: cannot approve).
+    pub initiator: String,
+    /// Who answers user tasks, in turn: the task is assigned to the first, and when the
+    /// approval guard denies the completion, to the next one (a second pair of eyes).
+    pub approvers: Vec<String>,
+    /// `four_eyes` of the lab target (false waives four-eyes, as a drill target may).
+    pub four_eyes: bool,
 }
 
 impl Default for RehearseOptions {
@@ -93,6 +100,9 @@ impl Default for RehearseOptions {
             // long enough for a check to watch for a minute of simulated time at x20 (see Watch)
             job_timeout: Duration::from_secs(10),
             progress: true,
+            initiator: "rehearsal-initiator".into(),
+            approvers: vec!["rehearsal-approver".into()],
+            four_eyes: true,
         }
     }
 }
@@ -228,7 +238,9 @@ fn rehearsal_config(lab: &LabHandle, engine: &EngineHandle, opts: &RehearseOptio
         targets: BTreeMap::new(),
         notifications: Default::default(),
     };
-    config.targets.insert(LAB_TARGET.into(), lab.target_config());
+    let mut target = lab.target_config();
+    target.four_eyes = opts.four_eyes;
+    config.targets.insert(LAB_TARGET.into(), target);
     config
 }
 
@@ -244,6 +256,7 @@ fn start_variables(opts: &RehearseOptions, own: Value) -> Map<String, Value> {
     vars.insert("target".into(), json!(LAB_TARGET));
     vars.insert("approverGroup".into(), json!("dr-operators"));
     vars.insert("verifyInterval".into(), json!("PT5S"));
+    vars.insert("initiatedBy".into(), json!(opts.initiator));
     if let Value::Object(own) = own {
         vars.extend(own);
     }
@@ -325,6 +338,7 @@ impl Session<'_> {
         let mut changes = engine.changes();
         let mut seen_events = engine.event_log().len();
         let mut answered = BTreeSet::new();
+        let mut denials = Vec::new();
         let outcome = loop {
             self.supervisor.restart_if_killed(progress).await?;
             for event in engine.event_log().iter().skip(seen_events) {
@@ -344,6 +358,7 @@ impl Session<'_> {
                 ));
                 break "incident".to_string();
             }
+            let mut denied = false;
             for task in engine.open_user_tasks() {
                 if !tree.contains(&task.process_instance_key) || !answered.insert(task.key) {
                     continue;
@@ -355,7 +370,17 @@ impl Session<'_> {
                     task.form_id.as_deref().unwrap_or("-"),
                     Value::Object(answer.clone())
                 ));
-                engine.complete_user_task(task.key, answer).map_err(|e| RehearsalError::Engine(e.to_string()))?;
+                if !self.complete_as_approvers(&task, answer, &mut denials).await? {
+                    if matches!(opts.approver, Approver::Interactive) {
+                        answered.remove(&task.key); // ask again, the reason was shown
+                    } else {
+                        denied = true;
+                    }
+                }
+            }
+            if denied {
+                progress.line("every approver's completion was denied — stopping the rehearsal");
+                break "denied".to_string();
             }
             if Instant::now() > deadline {
                 return Err(RehearsalError::Timeout(opts.real_timeout));
@@ -391,7 +416,41 @@ impl Session<'_> {
             lab_work_seconds: (self.lab.state().work_ms - work_before) as f64 / 1000.0,
             timer_wait_seconds,
             report,
+            denials,
         })
+    }
+
+    /// Completes a user task as the approvers in turn (assigned first, as Tasklist does): true
+    /// once a completion went through (or the task was canceled meanwhile), false when the
+    /// task listener denied every approver's completion (the reasons go to `denials`).
+    async fn complete_as_approvers(
+        &mut self,
+        task: &UserTaskView,
+        answer: Map<String, Value>,
+        denials: &mut Vec<String>,
+    ) -> Result<bool, RehearsalError> {
+        let (engine, opts, progress) = (self.engine, self.opts, self.progress);
+        for who in &opts.approvers {
+            engine.assign_user_task(task.key, who).map_err(|e| RehearsalError::Engine(e.to_string()))?;
+            // the completion waits for the listener job: keep restarting a killed worker meanwhile
+            let held = engine.complete_user_task_held(task.key, answer.clone());
+            tokio::pin!(held);
+            let result = loop {
+                tokio::select! {
+                    r = &mut held => break r,
+                    _ = tokio::time::sleep(Duration::from_millis(25)) => self.supervisor.restart_if_killed(progress).await?,
+                }
+            };
+            match result {
+                Ok(()) | Err(CompletionError::Canceled(_)) => return Ok(true),
+                Err(CompletionError::Denied { reason, .. }) => {
+                    progress.line(&format!("{} completed by {who}: denied — {reason}", task.element_id));
+                    denials.push(format!("{} by {who}: {reason}", task.element_id));
+                }
+                Err(e) => return Err(RehearsalError::Engine(e.to_string())),
+            }
+        }
+        Ok(false)
     }
 }
 

@@ -267,6 +267,21 @@ impl GatewayClient {
             .map(|_| ())
     }
 
+    /// CompleteJob of a user task listener job (Camunda 8.8): no variables (the engine rejects
+    /// them), a JobResult of type `userTask`, denied with `deny` as the reason when Some.
+    pub async fn complete_listener_job(&self, job_key: i64, deny: Option<&str>) -> Result<(), ClientError> {
+        let result = pb::JobResult {
+            r#type: Some("userTask".into()),
+            denied: Some(deny.is_some()),
+            denied_reason: deny.map(str::to_string),
+            ..Default::default()
+        };
+        let msg = pb::CompleteJobRequest { job_key, variables: String::new(), result: Some(result) };
+        self.call("CompleteJob", msg, self.request_timeout, |mut c, r| async move { c.complete_job(r).await })
+            .await
+            .map(|_| ())
+    }
+
     /// FailJob: `retries` is what is left (the caller passes `job.retries - 1`).
     pub async fn fail_job(
         &self,

@@ -35,6 +35,9 @@ pub enum JobOutcome {
     /// e.g. while a transient-retry budget lasts). `variables` are set in the job's local scope
     /// (FailJob `variables`), where the next activation, by any worker, sees them.
     Fail { message: String, retry_backoff: Option<Duration>, retries: Option<i32>, variables: Map<String, Value> },
+    /// CompleteJob of a user task listener job: no variables, and a JobResult (type
+    /// `userTask`) that denies the lifecycle transition with this reason when `deny` is Some.
+    CompleteListener { deny: Option<String> },
     /// ThrowError: a business outcome the process routes by `code`.
     BpmnError { code: String, message: String, variables: Map<String, Value> },
 }

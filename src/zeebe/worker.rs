@@ -593,6 +593,8 @@ async fn run_handler(ctx: &Arc<TypeCtx>, job: Job) -> (JobOutcome, &'static str)
                 JobOutcome::Complete(_) => "complete",
                 JobOutcome::Fail { .. } => "fail",
                 JobOutcome::BpmnError { .. } => "bpmn_error",
+                JobOutcome::CompleteListener { deny: None } => "complete",
+                JobOutcome::CompleteListener { deny: Some(_) } => "deny",
             };
             (outcome, label)
         }
@@ -638,6 +640,9 @@ async fn report(ctx: &TypeCtx, key: i64, retries: i32, outcome: &JobOutcome) {
             ),
             JobOutcome::BpmnError { code, message, variables } => {
                 ("ThrowError", ctx.client.throw_error(key, code, message, variables).await)
+            }
+            JobOutcome::CompleteListener { deny } => {
+                ("CompleteJob", ctx.client.complete_listener_job(key, deny.as_deref()).await)
             }
         };
         match result {

@@ -199,7 +199,13 @@ impl Gateway for GatewayService {
     ) -> Result<Response<pb::CompleteJobResponse>, Status> {
         let r = request.into_inner();
         let v = vars(&r.variables)?;
-        self.h.with(|s| s.complete_job(r.job_key, v)).map_err(status)?;
+        let result = r.result.as_ref().map(|res| super::state::user_tasks::ListenerResult {
+            denied: res.denied.unwrap_or(false),
+            denied_reason: res.denied_reason.clone().unwrap_or_default(),
+            corrected_assignee: res.corrections.as_ref().and_then(|c| c.assignee.clone()),
+            corrected_priority: res.corrections.as_ref().and_then(|c| c.priority),
+        });
+        self.h.with(|s| s.complete_job_with_result(r.job_key, v, result)).map_err(status)?;
         Ok(Response::new(pb::CompleteJobResponse {}))
     }
 

@@ -27,6 +27,7 @@ pub mod state;
 
 use crate::rehearsal::clock::Clock;
 use serde_json::{Map, Value as Json};
+use state::user_tasks::CompletionOutcome;
 use state::{CommandError, ElemState, State, UserTaskState};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -111,6 +112,28 @@ pub enum EngineError {
     Command(#[from] CommandError),
     #[error("a deployment resource cannot be read: {0}")]
     Resource(String),
+}
+
+/// How long a held user task completion waits for its task listeners (real time) before the
+/// request fails with 504, as the gateway's request timeout does.
+const COMPLETION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why a user task completion did not go through.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CompletionError {
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    /// Camunda 8.8's rejection text.
+    #[error(
+        "Command 'COMPLETE' rejected with code 'INVALID_STATE': Completion of the User Task with key '{key}' was denied by Task Listener. Reason to deny: '{reason}'"
+    )]
+    Denied { key: i64, reason: String },
+    #[error("Expected to complete user task with key '{0}', but it was canceled while its task listeners ran")]
+    Canceled(i64),
+    #[error(
+        "The request timed out while user task '{0}' waited for its task listeners: is a worker for the listener job type running?"
+    )]
+    Timeout(i64),
 }
 
 /// The engine itself; see [`Engine::start`].
@@ -450,6 +473,29 @@ impl EngineHandle {
 
     pub fn complete_user_task(&self, key: i64, variables: Map<String, Json>) -> Result<(), EngineError> {
         Ok(self.with(|s| s.complete_user_task(key, variables))?)
+    }
+
+    /// Completes a user task as `POST /v2/user-tasks/{key}/completion` does in Camunda 8.8:
+    /// returns once its `completing` task listeners decided (the task completed, or a listener
+    /// denied the completion and the task is CREATED again with its assignee).
+    pub async fn complete_user_task_held(&self, key: i64, variables: Map<String, Json>) -> Result<(), CompletionError> {
+        let attempt = self.with(|s| s.begin_complete_user_task(key, variables)).map_err(CompletionError::Command)?;
+        let outcome = self
+            .wait_for(COMPLETION_TIMEOUT, |h| {
+                h.read(|s| s.completion_outcome(attempt)).filter(|o| *o != CompletionOutcome::Pending)
+            })
+            .await;
+        match outcome {
+            Some(CompletionOutcome::Completed) => Ok(()),
+            Some(CompletionOutcome::Denied(reason)) => Err(CompletionError::Denied { key, reason }),
+            Some(CompletionOutcome::Canceled) => Err(CompletionError::Canceled(key)),
+            Some(CompletionOutcome::Pending) | None => Err(CompletionError::Timeout(key)),
+        }
+    }
+
+    /// Assigns a user task (`POST /v2/user-tasks/{key}/assignment`).
+    pub fn assign_user_task(&self, key: i64, assignee: &str) -> Result<(), EngineError> {
+        Ok(self.with(|s| s.assign_user_task(key, Some(assignee.to_string())))?)
     }
 
     pub fn instance_state(&self, process_instance_key: i64) -> Option<InstanceState> {

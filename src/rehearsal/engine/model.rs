@@ -25,6 +25,16 @@ pub struct UserTaskDef {
     pub due_date: Option<String>,
     pub follow_up_date: Option<String>,
     pub priority: Option<String>,
+    /// `zeebe:taskListeners` of event type `completing`, in model order (the only event type
+    /// the rehearsal engine runs; others are rejected at deployment).
+    pub completing_listeners: Vec<TaskListenerDef>,
+}
+
+/// A `zeebe:taskListener`: job type and retries (static or FEEL, evaluated at job creation).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskListenerDef {
+    pub job_type: String,
+    pub retries: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]

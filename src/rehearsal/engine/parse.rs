@@ -449,6 +449,7 @@ fn parse_user_task(ctx: &Ctx, n: &Node) -> Result<ElementKind, ParseError> {
             "priorityDefinition",
             "ioMapping",
             "properties",
+            "taskListeners",
         ],
     )?;
     if zeebe_ext(*n, "userTask").is_none() {
@@ -464,6 +465,7 @@ fn parse_user_task(ctx: &Ctx, n: &Node) -> Result<ElementKind, ParseError> {
     {
         return Err(ctx.err(format!("user task '{id}': zeebe:formDefinition must use formId (linked form)")));
     }
+    let completing_listeners = parse_task_listeners(ctx, &id, *n)?;
     let attr = |ext: &str, a: &str| zeebe_ext(*n, ext).and_then(|e| e.attribute(a)).map(str::to_string);
     Ok(ElementKind::UserTask(Box::new(UserTaskDef {
         form_id: attr("formDefinition", "formId"),
@@ -473,7 +475,49 @@ fn parse_user_task(ctx: &Ctx, n: &Node) -> Result<ElementKind, ParseError> {
         due_date: attr("taskSchedule", "dueDate"),
         follow_up_date: attr("taskSchedule", "followUpDate"),
         priority: attr("priorityDefinition", "priority"),
+        completing_listeners,
     })))
+}
+
+/// `zeebe:taskListeners`: Camunda 8.8 accepts the event types creating, assigning, updating,
+/// completing and canceling; the rehearsal engine runs `completing` listeners and rejects the
+/// others at deployment rather than ignoring them.
+fn parse_task_listeners(ctx: &Ctx, id: &str, n: Node) -> Result<Vec<TaskListenerDef>, ParseError> {
+    let Some(ls) = zeebe_ext(n, "taskListeners") else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for l in ls.children().filter(is_zeebe) {
+        if l.tag_name().name() != "taskListener" {
+            return Err(ctx.err(format!(
+                "user task '{id}': zeebe:taskListeners may only contain zeebe:taskListener, found zeebe:{}",
+                l.tag_name().name()
+            )));
+        }
+        let event = l.attribute("eventType").unwrap_or_default();
+        match event {
+            "completing" => {}
+            "creating" | "assigning" | "updating" | "canceling" => {
+                return Err(ctx.unsupported(
+                    id,
+                    "userTask",
+                    &format!(" with a '{event}' task listener (the rehearsal engine runs 'completing' listeners only)"),
+                ));
+            }
+            other => {
+                return Err(ctx.err(format!(
+                    "user task '{id}': task listener eventType '{other}' is not one of creating, assigning, updating, completing, canceling"
+                )));
+            }
+        }
+        let job_type = l
+            .attribute("type")
+            .filter(|t| !t.trim().is_empty())
+            .ok_or_else(|| ctx.err(format!("user task '{id}': a task listener has no job type (attribute type)")))?;
+        let retries = l.attribute("retries").unwrap_or("3").to_string();
+        out.push(TaskListenerDef { job_type: job_type.to_string(), retries });
+    }
+    Ok(out)
 }
 
 fn parse_timer(ctx: &Ctx, id: &str, t: Node, allow_date: bool) -> Result<TimerDef, ParseError> {

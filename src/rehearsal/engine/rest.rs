@@ -197,7 +197,7 @@ fn user_task_json(s: &State, key: i64) -> Json {
     without_nulls(json!({
         "userTaskKey": t.key.to_string(),
         "name": t.name.clone().unwrap_or_else(|| t.element_id.clone()),
-        "state": match t.state { UserTaskState::Created => "CREATED", UserTaskState::Completed => "COMPLETED", UserTaskState::Canceled => "CANCELED" },
+        "state": match t.state { UserTaskState::Created => "CREATED", UserTaskState::Completing => "COMPLETING", UserTaskState::Completed => "COMPLETED", UserTaskState::Canceled => "CANCELED" },
         "assignee": t.assignee,
         "elementId": t.element_id,
         "elementInstanceKey": t.ei_key.to_string(),
@@ -287,9 +287,21 @@ async fn complete_user_task(
         Some(Json::Object(m)) => m.clone(),
         Some(_) => return problem(StatusCode::BAD_REQUEST, "'variables' must be a JSON object"),
     };
-    match h.with(|s| s.complete_user_task(key, vars)) {
+    match h.complete_user_task_held(key, vars).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => command_error(e),
+        Err(e) => completion_error(e),
+    }
+}
+
+/// A rejected completion as Camunda 8.8 answers it (a denial is 409 INVALID_STATE with the
+/// listener's reason; listeners still running after the request timeout give 504).
+fn completion_error(e: super::CompletionError) -> Response {
+    match e {
+        super::CompletionError::Command(e) => command_error(e),
+        super::CompletionError::Denied { .. } | super::CompletionError::Canceled(_) => {
+            problem(StatusCode::CONFLICT, e.to_string())
+        }
+        super::CompletionError::Timeout(_) => problem(StatusCode::GATEWAY_TIMEOUT, e.to_string()),
     }
 }
 

@@ -395,6 +395,7 @@ impl LabHandle {
             helm: HelmConfig { mode: HelmMode::Lab, ..Default::default() },
             regions,
             lab_control_url: Some(self.control_url()),
+            four_eyes: true,
         }
     }
 

@@ -23,8 +23,36 @@ impl State {
     }
 
     pub fn complete_job(&mut self, key: i64, vars: Map<String, Json>) -> R<()> {
+        self.complete_job_with_result(key, vars, None)
+    }
+
+    /// CompleteJob with an optional `result` (user task listeners: denied, deniedReason,
+    /// corrections). A task listener job completes without variables, as in Camunda 8.8.
+    pub fn complete_job_with_result(
+        &mut self,
+        key: i64,
+        vars: Map<String, Json>,
+        result: Option<user_tasks::ListenerResult>,
+    ) -> R<()> {
         self.job_mut(key, "complete")?;
         self.check_no_incident(key, "complete")?;
+        let j = self.jobs.get_mut(&key).expect("job");
+        if let Some(task) = j.user_task_key {
+            if !vars.is_empty() {
+                return Err(CommandError::InvalidArgument(format!(
+                    "Expected to complete task listener job with key '{key}' without variables, but variables were provided: task listener jobs cannot be completed with variables"
+                )));
+            }
+            j.state = JobState::Completed;
+            let ei = j.ei_key;
+            let detail = match &result {
+                Some(r) if r.denied => format!("denied: {}", r.denied_reason),
+                _ => String::new(),
+            };
+            self.log("JOB", "COMPLETED", key, Some(ei), detail);
+            self.listener_job_completed(task, result.as_ref());
+            return Ok(());
+        }
         let j = self.jobs.get_mut(&key).expect("job");
         j.state = JobState::Completed;
         let ei = j.ei_key;
@@ -62,7 +90,9 @@ impl State {
         } else {
             self.jobs.get_mut(&key).expect("job").state = JobState::Failed;
             let m = if message.is_empty() { "No more retries left.".to_string() } else { message.to_string() };
-            self.raise_incident(ei, "JOB_NO_RETRIES", m, Some(key), Retry::Job(key));
+            let kind =
+                if self.jobs[&key].user_task_key.is_some() { "TASK_LISTENER_NO_RETRIES" } else { "JOB_NO_RETRIES" };
+            self.raise_incident(ei, kind, m, Some(key), Retry::Job(key));
         }
         Ok(())
     }
@@ -70,6 +100,11 @@ impl State {
     pub fn throw_error(&mut self, key: i64, code: &str, message: &str, vars: Map<String, Json>) -> R<()> {
         self.job_mut(key, "throw an error for")?;
         self.check_no_incident(key, "throw an error for")?;
+        if self.jobs[&key].user_task_key.is_some() {
+            return Err(CommandError::FailedPrecondition(format!(
+                "Expected to throw an error for job with key '{key}', but it is a task listener job: task listeners cannot throw BPMN errors (deny the transition or fail the job)"
+            )));
+        }
         let j = self.jobs.get_mut(&key).expect("job");
         j.state = JobState::ErrorThrown;
         j.error_message = message.to_string();
@@ -136,6 +171,11 @@ impl State {
     pub(super) fn to_activated(&self, key: i64, fetch: &[String]) -> ActivatedJob {
         let j = &self.jobs[&key];
         let mut vars = self.visible(j.ei_key);
+        // a completing listener sees the variables the completion carries
+        let task = j.user_task_key.and_then(|t| self.user_tasks.get(&t));
+        if let Some(p) = task.and_then(|t| t.completing.as_ref()) {
+            vars.extend(p.variables.clone());
+        }
         if !fetch.is_empty() {
             vars.retain(|k, _| fetch.contains(k));
         }
@@ -154,9 +194,20 @@ impl State {
             deadline: j.deadline,
             variables: Json::Object(vars).to_string(),
             tenant_id: "<default>".into(),
-            user_task: None,
-            kind: 0,
-            listener_event_type: 6,
+            user_task: task.map(|t| crate::gateway_protocol::UserTaskProperties {
+                action: Some("complete".into()),
+                assignee: t.assignee.clone(),
+                candidate_groups: t.candidate_groups.clone(),
+                candidate_users: t.candidate_users.clone(),
+                changed_attributes: Vec::new(),
+                due_date: t.due_date.clone(),
+                follow_up_date: t.follow_up_date.clone(),
+                form_key: t.form_key,
+                priority: Some(t.priority),
+                user_task_key: Some(t.key),
+            }),
+            kind: j.kind,
+            listener_event_type: j.listener_event_type,
         }
     }
 

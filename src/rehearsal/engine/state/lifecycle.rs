@@ -97,6 +97,9 @@ impl State {
                     deadline: -1,
                     retry_at: 0,
                     error_message: String::new(),
+                    kind: 0,
+                    listener_event_type: 6,
+                    user_task_key: None,
                 };
                 let detail = format!("type={} retries={}", job.job_type, job.retries);
                 self.jobs.insert(job_key, job);
@@ -497,10 +500,14 @@ impl State {
         let tasks: Vec<i64> = self
             .user_tasks
             .values()
-            .filter(|t| t.ei_key == key && t.state == UserTaskState::Created)
+            .filter(|t| t.ei_key == key && matches!(t.state, UserTaskState::Created | UserTaskState::Completing))
             .map(|t| t.key)
             .collect();
         for t in tasks {
+            let ut = self.user_tasks.get_mut(&t).expect("task");
+            if let Some(p) = ut.completing.take() {
+                self.completions.insert(p.attempt, super::user_tasks::CompletionOutcome::Canceled);
+            }
             let ut = self.user_tasks.get_mut(&t).expect("task");
             ut.state = UserTaskState::Canceled;
             ut.completion_date = Some(self.now);

@@ -17,7 +17,7 @@ mod jobs;
 mod lifecycle;
 mod messages;
 mod time;
-mod user_tasks;
+pub mod user_tasks;
 mod variables;
 
 /// Errors of engine commands, mapped to Zeebe's gRPC status codes.
@@ -123,12 +123,20 @@ pub struct JobRec {
     /// Simulated epoch ms before which a failed job is not activatable (back-off); 0 = none.
     pub retry_at: i64,
     pub error_message: String,
+    /// ActivatedJob.JobKind: 0 BPMN_ELEMENT, 2 TASK_LISTENER.
+    pub kind: i32,
+    /// ActivatedJob.ListenerEventType: 6 UNSPECIFIED, 2 COMPLETING.
+    pub listener_event_type: i32,
+    /// Task listener jobs: the user task whose lifecycle transition waits for this job.
+    pub user_task_key: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum UserTaskState {
     Created,
+    /// A completion waits for its `completing` task listeners.
+    Completing,
     Completed,
     Canceled,
 }
@@ -153,6 +161,8 @@ pub struct UserTaskRec {
     pub form_key: Option<i64>,
     pub creation_date: DateTime<Utc>,
     pub completion_date: Option<DateTime<Utc>>,
+    /// The completion held by `completing` task listeners (state Completing).
+    pub completing: Option<user_tasks::PendingCompletion>,
 }
 
 /// What resolving an incident retries.
@@ -248,6 +258,9 @@ pub struct State {
     pub streams: Vec<JobStream>,
     stream_rr: usize,
     pub log: Vec<LogEvent>,
+    /// Outcome of every user task completion request, by attempt (see `begin_complete_user_task`).
+    pub completions: BTreeMap<u64, user_tasks::CompletionOutcome>,
+    next_completion: u64,
     /// Simulated now, set by the caller before every command.
     pub now: DateTime<Utc>,
     /// Elements activated in a row without a wait state (guards against modeled endless loops).
@@ -288,6 +301,8 @@ impl State {
             streams: Vec::new(),
             stream_rr: 0,
             log: Vec::new(),
+            completions: BTreeMap::new(),
+            next_completion: 0,
             now,
             depth: 0,
         }
