@@ -3,6 +3,7 @@
 //! default gzip compression, streaming workers, the REST clients with the 8.8 OpenAPI response
 //! validation on), plus the gateway features it needs checked from Rust (gzip requests,
 //! CreateProcessInstanceWithResult, PATCH /v2/jobs + incident resolution, `--log-format`).
+#![cfg(feature = "rehearsal")] // needs the simulator (lab, engine or fake gateway)
 #[path = "node_support/mod.rs"]
 mod node_support;
 #[path = "engine_support/mod.rs"]

@@ -3,6 +3,7 @@
 //! see tests/node_support). Every answer given during an end-to-end rehearsal (engine and lab)
 //! and during a sweep over every engine endpoint is recorded and validated by
 //! tests/node/rest-schemas.mjs. Without npm or the npm registry this test FAILS.
+#![cfg(feature = "rehearsal")] // needs the simulator (lab, engine or fake gateway)
 #[path = "node_support/mod.rs"]
 mod node_support;
 #[path = "engine_support/mod.rs"]
