@@ -216,11 +216,16 @@ pub struct TransientRetryConfig {
     pub initial_backoff_ms: u64,
     /// Cap of one back-off (ms).
     pub max_backoff_ms: u64,
+    /// A read the target answered with a 5xx or a malformed body is retried in place, up to 4
+    /// attempts, after this pause (ms), doubled each time. Unanswered reads (connection refused,
+    /// timeout) are not retried in place: a lost region's silence is what the split-brain check
+    /// expects, and the job-level back-off above covers the rest.
+    pub read_pause_ms: u64,
 }
 
 impl Default for TransientRetryConfig {
     fn default() -> Self {
-        Self { window_ms: 600_000, initial_backoff_ms: 5_000, max_backoff_ms: 60_000 }
+        Self { window_ms: 600_000, initial_backoff_ms: 5_000, max_backoff_ms: 60_000, read_pause_ms: 200 }
     }
 }
 

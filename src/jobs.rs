@@ -6,8 +6,8 @@
 use crate::config::{Config, TargetConfig, TransientRetryConfig};
 use crate::procedure::adapter::ClientTarget;
 use crate::procedure::api::{
-    ApiResult, ClusterView, ExporterStatus, HealthInfo, IndexInfo, Mutation, MutationResult, PlannedChange,
-    RecoveryInfo, RepositoryView, SnapshotInfo, TargetApi, TopologyView,
+    ApiError, ApiErrorKind, ApiResult, ClusterView, ExporterStatus, HealthInfo, IndexInfo, Mutation, MutationResult,
+    PlannedChange, RecoveryInfo, RepositoryView, SnapshotInfo, TargetApi, TopologyView,
 };
 use crate::procedure::drill::{NoRegionControl, RegionControl};
 use crate::procedure::journal::{EntryKind, Journal, JournalEntry, scrub};
@@ -75,9 +75,12 @@ pub struct StepContext {
     targets: Mutex<HashMap<String, Arc<TargetHandles>>>,
 }
 
-fn connect_clients(name: &str, config: &TargetConfig) -> Result<Arc<dyn TargetApi>, String> {
-    let target = Target::from_config(name, config).map_err(|e| e.to_string())?;
-    Ok(Arc::new(RetryingReads::new(Arc::new(ClientTarget::new(target)))))
+/// The real clients of a target, their reads retried in place after `read_pause`.
+fn connect_clients(read_pause: Duration) -> Box<Connector> {
+    Box::new(move |name: &str, config: &TargetConfig| {
+        let target = Target::from_config(name, config).map_err(|e| e.to_string())?;
+        Ok(Arc::new(RetryingReads::new(Arc::new(ClientTarget::new(target)), read_pause)) as Arc<dyn TargetApi>)
+    })
 }
 
 /// Observations (reads, and the management dry run, which changes nothing) retried in place on a
@@ -92,12 +95,22 @@ pub struct RetryingReads {
 }
 
 impl RetryingReads {
-    /// Attempts per read, and the pause after the first failure (doubled after each further one).
+    /// Attempts per read.
     pub const ATTEMPTS: u32 = 4;
-    pub const FIRST_PAUSE: Duration = Duration::from_millis(200);
 
-    pub fn new(inner: Arc<dyn TargetApi>) -> Self {
-        Self { inner, attempts: Self::ATTEMPTS, first_pause: Self::FIRST_PAUSE }
+    /// `first_pause`: the pause after the first failure (doubled after each further one).
+    pub fn new(inner: Arc<dyn TargetApi>, first_pause: Duration) -> Self {
+        Self { inner, attempts: Self::ATTEMPTS, first_pause }
+    }
+
+    /// Retried in place: the target answered, with a 5xx or a body we could not parse. An
+    /// unanswered read (connection refused, timeout: `status` none) is returned at once.
+    fn retry_in_place(e: &ApiError) -> bool {
+        match e.kind {
+            ApiErrorKind::Malformed => true,
+            ApiErrorKind::Transient => e.status.is_some(),
+            _ => false,
+        }
     }
 
     fn read<'a, T: Send + 'a>(
@@ -110,7 +123,7 @@ impl RetryingReads {
             let mut attempt = 1;
             loop {
                 match call().await {
-                    Err(e) if e.is_transient() && attempt < self.attempts => {
+                    Err(e) if Self::retry_in_place(&e) && attempt < self.attempts => {
                         tracing::debug!(read = what, attempt, pause_ms = pause.as_millis() as u64, error = %scrub(&e.message), "transient read failure; retrying");
                         tokio::time::sleep(pause).await;
                         pause = pause.saturating_mul(2);
@@ -167,7 +180,8 @@ impl StepContext {
     pub fn new(config: Arc<Config>) -> Self {
         let journal = Journal::with_fsync(config.journal.path.clone(), config.journal.fsync);
         let worker_name = config.worker.name.clone();
-        Self::with_connector(config, journal, worker_name, Box::new(connect_clients))
+        let read_pause = Duration::from_millis(config.worker.transient_retry.read_pause_ms);
+        Self::with_connector(config, journal, worker_name, connect_clients(read_pause))
     }
 
     /// Context with a custom target port (tests, simulations).
@@ -178,6 +192,18 @@ impl StepContext {
         connector: Box<Connector>,
     ) -> Self {
         Self { config, journal, worker_name, connector, targets: Mutex::new(HashMap::new()) }
+    }
+
+    /// Builds every configured target's clients now rather than at its first job (loading TLS
+    /// roots and building HTTP clients takes tens of milliseconds): a worker started at 3 a.m. is
+    /// ready when the failover's first job arrives, and a target that cannot be built is logged
+    /// at start. Such a target is tried again (and refused with INVALID_INPUT) at its first job.
+    pub fn connect_all(&self) {
+        for (name, target) in &self.config.targets {
+            if let Err(e) = self.handles(name, target) {
+                tracing::warn!(target = %name, error = %scrub(&e), "target clients cannot be built; its jobs will be refused");
+            }
+        }
     }
 
     fn handles(&self, name: &str, config: &TargetConfig) -> Result<Arc<TargetHandles>, String> {
@@ -494,7 +520,12 @@ mod tests {
     /// BPMN's 3 retries with a fixed 5 s back-off: an incident after seconds.
     #[test]
     fn transient_failures_spend_a_window_of_back_offs_before_the_job_retries() {
-        let cfg = TransientRetryConfig { window_ms: 100_000, initial_backoff_ms: 5_000, max_backoff_ms: 30_000 };
+        let cfg = TransientRetryConfig {
+            window_ms: 100_000,
+            initial_backoff_ms: 5_000,
+            max_backoff_ms: 30_000,
+            read_pause_ms: 1,
+        };
         let fallback = Some(Duration::from_millis(1_234));
         let mut state: Option<Value> = None;
         let mut backoffs = Vec::new();
@@ -545,6 +576,17 @@ mod tests {
         assert!(api.mutate(0, m).await.is_err(), "a failed mutation is not retried here");
         assert_eq!(fake.mutations(), 0);
         assert_eq!(fake.lock().fail_next, 0);
+    }
+
+    /// Only answered failures are retried in place: a lost region's silence (connection refused,
+    /// no status) is what the split-brain check expects to see at once, not 1.4 s later.
+    #[test]
+    fn unanswered_reads_are_not_retried_in_place() {
+        use crate::procedure::api::{ApiError, ApiErrorKind};
+        assert!(RetryingReads::retry_in_place(&ApiError::new(ApiErrorKind::Transient, Some(503), "503")));
+        assert!(RetryingReads::retry_in_place(&ApiError::new(ApiErrorKind::Malformed, Some(200), "bad json")));
+        assert!(!RetryingReads::retry_in_place(&ApiError::transient("connection refused")));
+        assert!(!RetryingReads::retry_in_place(&ApiError::new(ApiErrorKind::Rejected, Some(400), "bad")));
     }
 
     /// Steps never decide from a journal that cannot be trusted: a damaged line that may be this

@@ -447,15 +447,24 @@ pub fn installed() -> Option<Arc<Notifier>> {
 /// webhook got it, false when none is configured or all failed) and `notifications` (one entry
 /// per webhook). Fails (`Err`, a job retry) only when a `required` webhook failed.
 pub async fn deliver(notifier: Option<&Notifier>, event: &Event) -> Result<Map<String, Value>, StepOutcome> {
-    tracing::warn!(
-        event = %event.event,
-        target = %event.target,
-        process_instance_key = event.process_instance_key,
-        element_id = %event.element_id,
-        severity = event.severity.as_str(),
-        message = %event.message,
-        "c8dr notification"
-    );
+    // the log line is as loud as the event: an outcome that completed is not a warning
+    macro_rules! log_event {
+        ($level:ident) => {
+            tracing::$level!(
+                event = %event.event,
+                target = %event.target,
+                process_instance_key = event.process_instance_key,
+                element_id = %event.element_id,
+                severity = event.severity.as_str(),
+                message = %event.message,
+                "c8dr notification"
+            )
+        };
+    }
+    match event.severity {
+        Severity::Info => log_event!(info),
+        Severity::Warning | Severity::Error | Severity::Critical => log_event!(warn),
+    }
     let deliveries = match notifier {
         Some(n) => n.send(event).await,
         None => Vec::new(),

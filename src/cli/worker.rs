@@ -23,6 +23,7 @@ pub struct Args {}
 fn register_step_handlers(mut builder: WorkerBuilder, config: &Config) -> WorkerBuilder {
     c8dr::notify::install(config.notifications.clone());
     let ctx = Arc::new(c8dr::jobs::StepContext::new(Arc::new(config.clone())));
+    ctx.connect_all();
     for job_type in c8dr::jobs::JOB_TYPES {
         builder = builder.handler(*job_type, c8dr::jobs::handler(ctx.clone()));
     }

@@ -134,7 +134,7 @@ pub fn idx(name: &str) -> IndexInfo {
 fn fault(s: &mut State) -> ApiResult<()> {
     if s.fail_next > 0 {
         s.fail_next -= 1;
-        return Err(ApiError::transient("injected fault: 503"));
+        return Err(ApiError::new(super::api::ApiErrorKind::Transient, Some(503), "injected fault: 503"));
     }
     Ok(())
 }

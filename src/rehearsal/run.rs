@@ -4,7 +4,7 @@
 //!
 //! Everything here uses the public pieces like any user would: the lab through [`LabHandle`], the
 //! engine through [`EngineHandle`] and gRPC, the worker through [`Worker`] and [`jobs`].
-use crate::config::{Config, JournalConfig, ManagementConfig, WorkerConfig};
+use crate::config::{Config, JournalConfig, ManagementConfig, TransientRetryConfig, WorkerConfig};
 use crate::jobs::{self, StepContext};
 use crate::rehearsal::clock::Clock;
 use crate::rehearsal::engine::{CompletionError, Engine, EngineHandle, EngineOptions, InstanceState, UserTaskView};
@@ -97,8 +97,9 @@ impl Default for RehearseOptions {
             legacy_exporters: false,
             bpmn_dir: PathBuf::from("bpmn"),
             real_timeout: Duration::from_secs(600),
-            // long enough for a check to watch for a minute of simulated time at x20 (see Watch)
-            job_timeout: Duration::from_secs(10),
+            // long enough for a check to watch for 150 s of simulated time at x20 (see Watch); a
+            // worker killed mid-job (--kill-worker-at) is replaced after this much real time
+            job_timeout: Duration::from_secs(15),
             progress: true,
             initiator: "rehearsal-initiator".into(),
             approvers: vec!["rehearsal-approver".into()],
@@ -226,10 +227,15 @@ fn rehearsal_config(lab: &LabHandle, engine: &EngineHandle, opts: &RehearseOptio
             // simulated: the engine measures back-offs on its clock
             fail_retry_backoff_ms: 5_000,
             // simulated too: transient failures are retried for 10 simulated minutes
-            transient_retry: Default::default(),
+            transient_retry: TransientRetryConfig {
+                // the worker pauses in real time: 1 s simulated
+                read_pause_ms: real_ms(1_000.0, opts.speed).max(1),
+                ..Default::default()
+            },
             metrics_address: String::new(),
-            // checks keep observing for 120 s, every 0.1 s (simulated; the worker runs in real time)
-            check_watch_ms: real_ms(120_000.0, opts.speed)
+            // checks keep observing for up to 240 s, every 0.1 s (simulated; the worker runs in real
+            // time), within half the job timeout
+            check_watch_ms: real_ms(240_000.0, opts.speed)
                 .min((opts.job_timeout.as_millis() as u64 / 2).saturating_sub(1)),
             check_poll_ms: real_ms(100.0, opts.speed).max(1),
         },
@@ -572,6 +578,7 @@ impl WorkerSupervisor {
     fn start(config: Arc<Config>, kill_at: Option<String>) -> Result<Self, RehearsalError> {
         let (kill_tx, kill_rx) = mpsc::unbounded_channel();
         let ctx = Arc::new(StepContext::new(config.clone()));
+        ctx.connect_all();
         let mut s = Self {
             config,
             ctx,
