@@ -178,7 +178,7 @@ impl TargetApi for ClientTarget {
 
     fn recoveries(&self, region: u8) -> BoxFuture<'_, ApiResult<Vec<RecoveryInfo>>> {
         async move {
-            // guards api-contract §6.13: all recoveries (not active_only) to recognize our restore
+            // guards docs/target-apis.md §6.13: all recoveries (not active_only) to recognize our restore
             let list = self.target.region(region).elasticsearch.recoveries(false).await?;
             Ok(list
                 .into_iter()

@@ -34,9 +34,9 @@ fn last_change_id(cluster: &ClusterView) -> Value {
     cluster.last_change.as_ref().map_or(Value::Null, |c| json!(c.id))
 }
 
-/// A pending change that is not ours: refuse (api-contract §6.3: a new change would get 409).
+/// A pending change that is not ours: refuse (docs/target-apis.md §6.3: a new change would get 409).
 fn concurrent(p: &PendingChange) -> StepOutcome {
-    // guards api-contract §6.3
+    // guards docs/target-apis.md §6.3
     let ops: Vec<String> = p.pending.iter().take(5).map(|o| o.describe()).collect();
     StepOutcome::refused(
         errors::CONCURRENT_CHANGE,
@@ -58,7 +58,7 @@ fn concurrent(p: &PendingChange) -> StepOutcome {
 /// The acceptance is journaled and shown in the plan. A management API that lists brokers is
 /// never overridable. Returns the evidence (`lostRegionCheck`).
 async fn lost_region_silent(env: &StepEnv<'_>, lost: u8) -> Result<Value, StepOutcome> {
-    // guards api-contract §6.1: force-remove only when the lost region is confirmed gone
+    // guards docs/target-apis.md §6.1: force-remove only when the lost region is confirmed gone
     let answer = match env.api.cluster(lost).await {
         Ok(view) => {
             let evidence = json!({"silent": false, "answer": "cluster view", "brokersListed": view.brokers.len(), "overridable": false});
@@ -252,7 +252,7 @@ pub async fn remove_brokers(env: &StepEnv<'_>) -> StepResult {
     let (surviving, lost) = regions::failover(env)?;
     let lost_ids = brokers_of(lost, env.target.cluster_size);
     let cluster = env.api.cluster(surviving).await?;
-    // guards api-contract §6.2: observe first; re-running force-remove after success fails
+    // guards docs/target-apis.md §6.2: observe first; re-running force-remove after success fails
     if let Some(p) = &cluster.pending_change {
         if is_our_removal(p, &lost_ids) {
             return Ok(StepOutcome::already_done(vars([("changeId", json!(p.id))])));
@@ -264,7 +264,7 @@ pub async fn remove_brokers(env: &StepEnv<'_>) -> StepResult {
     if to_remove.is_empty() {
         return Ok(StepOutcome::already_done(vars([("changeId", last_change_id(&cluster))])));
     }
-    // guards api-contract §6.1: cross-check ids against the live topology before forcing
+    // guards docs/target-apis.md §6.1: cross-check ids against the live topology before forcing
     let (topology, _, _) = safety_topology(env, surviving, &cluster).await?;
     regions::check_removal(env.target, &topology, surviving, &to_remove)?;
     let lost_check = lost_region_silent(env, lost).await?;
@@ -330,7 +330,7 @@ pub async fn add_brokers(env: &StepEnv<'_>) -> StepResult {
     if missing.is_empty() {
         return Ok(StepOutcome::already_done(vars([("changeId", last_change_id(&cluster))])));
     }
-    // guards api-contract §6.7: only after the brokers run, the exporter is enabled and exporting resumed
+    // guards docs/target-apis.md §6.7: only after the brokers run, the exporter is enabled and exporting resumed
     let topology = env.api.topology(surviving).await?;
     let invisible: Vec<u32> =
         missing.iter().copied().filter(|id| !topology.brokers.iter().any(|b| b.node_id == *id)).collect();
@@ -389,7 +389,7 @@ pub async fn add_brokers(env: &StepEnv<'_>) -> StepResult {
             ),
         ));
     }
-    // guards api-contract §6.6: no force on add; include the original replication factor
+    // guards docs/target-apis.md §6.6: no force on add; include the original replication factor
     let m = Mutation::AddBrokers { ids: missing, replication_factor: env.target.replication_factor };
     match env.mutate(surviving, m).await?? {
         MutationResult::Change(c) => Ok(StepOutcome::done(vars([("changeId", json!(c.change_id))]))),

@@ -1,4 +1,4 @@
-//! `c8dr.await-change`: one check of a cluster change by id (api-contract §6.5, the zeebe-chaos
+//! `c8dr.await-change`: one check of a cluster change by id (docs/target-apis.md §6.5, the zeebe-chaos
 //! algorithm): lastChange.id == id -> COMPLETED ok, FAILED/CANCELLED terminal; lastChange.id > id
 //! -> superseded; pendingChange.id == id -> in progress; else not started.
 use super::api::ClusterView;
@@ -16,7 +16,7 @@ pub enum ChangeState {
 }
 
 pub fn judge(cluster: &ClusterView, id: i64) -> ChangeState {
-    // guards api-contract §6.5: judge by changeId, never by substring
+    // guards docs/target-apis.md §6.5: judge by changeId, never by substring
     if let Some(last) = &cluster.last_change {
         if last.id == id {
             return match last.status.as_str() {
@@ -59,7 +59,7 @@ pub async fn await_change(env: &StepEnv<'_>) -> StepResult {
             return Err(StepOutcome::refused(errors::CHANGE_FAILED, format!("cluster change {id} ended {s}")));
         }
     };
-    // guards api-contract §6.4: surface what a stuck change still waits for
+    // guards docs/target-apis.md §6.4: surface what a stuck change still waits for
     Ok(StepOutcome::done(vars([
         ("verified", json!(verified)),
         ("changeStatus", json!(status)),

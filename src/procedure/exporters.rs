@@ -35,7 +35,7 @@ pub async fn disable_exporters(env: &StepEnv<'_>) -> StepResult {
     let candidates =
         [format!("{}{lost}", env.target.exporter_prefix), format!("{}{lost}", env.target.legacy_exporter_prefix)];
     let list = env.api.exporters(surviving).await?;
-    // guards api-contract §6.11: CONFIG_NOT_FOUND / re-enabled exporters must be disabled explicitly
+    // guards docs/target-apis.md §6.11: CONFIG_NOT_FOUND / re-enabled exporters must be disabled explicitly
     let to_disable: Vec<String> = candidates
         .iter()
         .filter(|id| list.iter().any(|e| &e.exporter_id == *id && e.status != "DISABLED"))
@@ -43,7 +43,7 @@ pub async fn disable_exporters(env: &StepEnv<'_>) -> StepResult {
         .collect();
     let cluster = env.api.cluster(surviving).await?;
     if let Some(p) = pending(&cluster) {
-        // guards api-contract §6.2 / §6.3: adopt our own pending disable, refuse a foreign change
+        // guards docs/target-apis.md §6.2 / §6.3: adopt our own pending disable, refuse a foreign change
         if let Some(id) = exporter_change(p, "PARTITION_DISABLE_EXPORTER", &to_disable) {
             let done = to_disable.iter().all(|x| *x == id);
             return Ok(StepOutcome::already_done(vars([("changeId", json!(p.id)), ("exportersDone", json!(done))])));
@@ -76,7 +76,7 @@ fn enabled_by_this_instance(env: &StepEnv<'_>, id: &str) -> Result<bool, StepOut
 /// pending. Returns the ids found. An exporter this instance enabled (the main one, or the
 /// legacy one of an Optimize installation) is never disabled.
 pub async fn redisable_flipped(env: &StepEnv<'_>, surviving: u8, region: u8) -> Result<Vec<String>, StepOutcome> {
-    // guards api-contract §6.11: re-check exporters after any helm upgrade / restart
+    // guards docs/target-apis.md §6.11: re-check exporters after any helm upgrade / restart
     let main = format!("{}{region}", env.target.exporter_prefix);
     let legacy = format!("{}{region}", env.target.legacy_exporter_prefix);
     let list = env.api.exporters(surviving).await?;
@@ -156,7 +156,7 @@ pub async fn enable_next(
                 p.id
             )));
         }
-        // guards api-contract §6.3
+        // guards docs/target-apis.md §6.3
         return Err(StepOutcome::refused(
             errors::CONCURRENT_CHANGE,
             format!("another cluster change (id {}) is pending; enable {} once it finished", p.id, ids.join(", ")),
@@ -170,7 +170,7 @@ pub async fn enable_next(
             if enabled_by_this_instance(env, &id)? {
                 continue;
             }
-            // guards api-contract §6.11 / §6.9: ENABLED although we never enabled it: a broker
+            // guards docs/target-apis.md §6.11 / §6.9: ENABLED although we never enabled it: a broker
             // restart re-enabled it (#52260) without initializeFrom; disable it, enable it
             // properly on the next attempt
             let answer = env.mutate(surviving, Mutation::DisableExporter { exporter_id: id.clone() }).await??;
@@ -195,7 +195,7 @@ pub async fn enable_next(
                 ),
             ));
         }
-        // guards api-contract §6.9: enable with initializeFrom, never without
+        // guards docs/target-apis.md §6.9: enable with initializeFrom, never without
         let m = Mutation::EnableExporter { exporter_id: id.clone(), initialize_from: Some(from) };
         let answer = env.mutate(surviving, m).await??;
         let change_id = match answer {

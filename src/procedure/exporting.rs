@@ -1,7 +1,7 @@
 //! pause-exporting / resume-exporting. No status endpoint exists, so idempotency comes from the
 //! audit journal (docs/jobs.md): a successful pause (resume) recorded for the same process
 //! instance after the last resume (pause) makes the step a no-op. The body-status quirk of the
-//! exporting API (HTTP 200 with `status: 500`, api-contract §6.8) is judged by the target client
+//! exporting API (HTTP 200 with `status: 500`, docs/target-apis.md §6.8) is judged by the target client
 //! and arrives here as an error, so a failed pause is never journaled as `ok`.
 use super::api::Mutation;
 use super::{StepEnv, StepOutcome, StepResult, regions, vars};
@@ -29,7 +29,7 @@ pub async fn pause_exporting(env: &StepEnv<'_>) -> StepResult {
     if last_state(env)? == Some(true) {
         return Ok(StepOutcome::already_done(vars([("exportingPaused", json!(true))])));
     }
-    // guards api-contract §6.8: a pause failing in the body (status 500) is an error, retried
+    // guards docs/target-apis.md §6.8: a pause failing in the body (status 500) is an error, retried
     env.mutate(surviving, Mutation::PauseExporting).await??;
     Ok(StepOutcome::done(vars([("exportingPaused", json!(true))])))
 }
@@ -39,7 +39,7 @@ pub async fn resume_exporting(env: &StepEnv<'_>) -> StepResult {
     if last_state(env)? == Some(false) {
         return Ok(StepOutcome::already_done(vars([("exportingPaused", json!(false))])));
     }
-    // guards api-contract §6.8: always resume (also when nothing is recorded: resuming is safe)
+    // guards docs/target-apis.md §6.8: always resume (also when nothing is recorded: resuming is safe)
     env.mutate(surviving, Mutation::ResumeExporting).await??;
     Ok(StepOutcome::done(vars([("exportingPaused", json!(false))])))
 }

@@ -103,7 +103,7 @@ impl From<ApiError> for StepOutcome {
                 format!("target rejected the request{status}: {}; fix the cause, then retry the step", e.message),
             );
         }
-        // guards api-contract §6.17: slow/transient regions (DNS convergence) fail the job for a
+        // guards docs/target-apis.md §6.17: slow/transient regions (DNS convergence) fail the job for a
         // retry with back-off; every step re-observes on the next attempt, so re-runs are safe
         let what = match e.kind {
             ApiErrorKind::Transient => "target unavailable",

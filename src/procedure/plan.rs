@@ -1,6 +1,6 @@
 //! Expected topologies: after failover the surviving half (N/2 brokers, RF/2), after failback
 //! the full cluster (N, RF). And the check of a live `/v2/topology` against them
-//! (api-contract §6.16: count only brokers with partitions; one healthy leader per partition).
+//! (docs/target-apis.md §6.16: count only brokers with partitions; one healthy leader per partition).
 use super::api::TopologyView;
 use super::regions::brokers_of;
 use crate::config::TargetConfig;
@@ -38,7 +38,7 @@ pub fn after_failback(target: &TargetConfig) -> ExpectedTopology {
 impl ExpectedTopology {
     /// Human-readable problems; empty when the topology matches.
     pub fn problems(&self, t: &TopologyView) -> Vec<String> {
-        // guards api-contract §6.16: non-member brokers (empty partitions) do not count
+        // guards docs/target-apis.md §6.16: non-member brokers (empty partitions) do not count
         let mut p = Vec::new();
         let mut members: Vec<u32> = t.brokers.iter().filter(|b| !b.partitions.is_empty()).map(|b| b.node_id).collect();
         members.sort_unstable();

@@ -115,7 +115,7 @@ pub fn for_target(target: &TargetConfig) -> Box<dyn Platform> {
 
 // ---------------------------------------------------------------- commands
 
-/// The variable the recreated region's deploy sets to `false` (api-contract §6.12).
+/// The variable the recreated region's deploy sets to `false` (docs/target-apis.md §6.12).
 pub const CREATE_SCHEMA_ENV: &str = "CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA";
 
 /// A Helm setting or values file that does not allow a safe helm call; names the field.
@@ -256,7 +256,7 @@ pub fn helm_args(target: &TargetConfig, region: u8, action: HelmAction) -> Resul
     for f in values_files(target, region) {
         a.extend(["-f".into(), f.display().to_string()]);
     }
-    // guards api-contract §6.12: no schema creation in the recreated region before the restore;
+    // guards docs/target-apis.md §6.12: no schema creation in the recreated region before the restore;
     // the whole env list, never an indexed --set that overwrites an entry of the values files
     if let Some(env) = env_for_action(target, region, action)? {
         let path = generated_values_path(target, region, action);
@@ -264,7 +264,7 @@ pub fn helm_args(target: &TargetConfig, region: u8, action: HelmAction) -> Resul
         a.extend(["-f".into(), path.display().to_string()]);
     }
     if !action.webapps() {
-        // guards api-contract §6.18: Operate/Tasklist stay off until brokers are re-added
+        // guards docs/target-apis.md §6.18: Operate/Tasklist stay off until brokers are re-added
         a.extend([
             "--set".into(),
             "orchestration.profiles.operate=false".into(),
@@ -667,7 +667,7 @@ pub async fn verify_profiles(env: &StepEnv<'_>) -> StepResult {
         }
     };
     let targets = regions::from_header(env, &["surviving", "recreated", "both"])?;
-    // guards api-contract §6.18: check the active profiles, not only the helm exit code
+    // guards docs/target-apis.md §6.18: check the active profiles, not only the helm exit code
     let mut profiles = Map::new();
     let mut ok = true;
     for region in targets {

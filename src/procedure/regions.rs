@@ -1,6 +1,6 @@
 //! Regions and broker parity: brokers of region r are the ids with `id % 2 == r`. Resolution of
 //! surviving / lost / recreated regions from variables and the `region` header, and the
-//! cross-check of a planned removal against the live topology (api-contract §6.1).
+//! cross-check of a planned removal against the live topology (docs/target-apis.md §6.1).
 use super::api::TopologyView;
 use super::validate;
 use super::{StepEnv, StepOutcome, errors};
@@ -86,7 +86,7 @@ pub fn from_header(env: &StepEnv<'_>, allowed: &[&str]) -> Result<Vec<u8>, StepO
     })
 }
 
-/// Problems that make removing `to_remove` unsafe (api-contract §6.1), judged on the surviving
+/// Problems that make removing `to_remove` unsafe (docs/target-apis.md §6.1), judged on the surviving
 /// region's `/v2/topology`: a broker to remove that still shows healthy partitions (the lost
 /// region may not be gone: SPLIT_BRAIN_RISK), a broker to remove whose host is in the surviving
 /// namespace, or surviving brokers missing / hosted in the lost namespace (parity contradicted:
@@ -97,7 +97,7 @@ pub fn check_removal(
     surviving: u8,
     to_remove: &[u32],
 ) -> Result<(), StepOutcome> {
-    // guards api-contract §6.1: never remove a broker of the surviving region
+    // guards docs/target-apis.md §6.1: never remove a broker of the surviving region
     if let Some(id) = to_remove.iter().find(|id| region_of(**id) == surviving) {
         return Err(StepOutcome::refused(
             errors::SPLIT_BRAIN_RISK,

@@ -5,7 +5,7 @@ use super::{StepEnv, StepOutcome, StepResult, errors, regions, validate, vars};
 use crate::config::SnapshotConfig;
 use serde_json::{Value, json};
 
-/// Camunda's indices (api-contract §6.12): the target model's list, one source of truth.
+/// Camunda's indices (docs/target-apis.md §6.12): the target model's list, one source of truth.
 pub use crate::target::models::elasticsearch::is_camunda_index;
 
 fn repo_missing(e: &ApiError) -> bool {
@@ -104,7 +104,7 @@ async fn visible(env: &StepEnv<'_>, region: u8, name: &str) -> ApiResult<bool> {
 async fn register_in_recreated(env: &StepEnv<'_>, repo: String) -> StepResult {
     let (surviving, recreated) = regions::failback(env)?;
     let name = snapshot_name(env)?;
-    // guards api-contract §6.14: register in the recreated region only once the snapshot exists
+    // guards docs/target-apis.md §6.14: register in the recreated region only once the snapshot exists
     match find_snapshot(env, surviving, &name).await {
         Ok(Some(s)) if s.state == "SUCCESS" => {}
         Ok(found) => {
@@ -134,7 +134,7 @@ async fn register_in_recreated(env: &StepEnv<'_>, repo: String) -> StepResult {
         // registered elsewhere, or the snapshot is not visible: delete and re-register once (§6.14)
         env.mutate(recreated, Mutation::DeleteRepository { repository: repo.clone() }).await??;
     }
-    // guards api-contract §6.14: the recreated region only reads: readonly
+    // guards docs/target-apis.md §6.14: the recreated region only reads: readonly
     env.mutate(recreated, Mutation::RegisterRepository { repository: repo.clone(), readonly: true }).await??;
     if visible(env, recreated, &name).await? {
         return Ok(StepOutcome::done(vars([("repositoryRegistered", json!(true))])));
@@ -166,7 +166,7 @@ pub async fn create_snapshot(env: &StepEnv<'_>) -> StepResult {
             ),
         )
     };
-    // guards api-contract §6.2: observe first; a taken name answers 400
+    // guards docs/target-apis.md §6.2: observe first; a taken name answers 400
     match find_snapshot(env, surviving, &name).await {
         Ok(Some(_)) => return Ok(StepOutcome::already_done(done())),
         Ok(None) => {}
@@ -208,7 +208,7 @@ pub async fn await_snapshot(env: &StepEnv<'_>) -> StepResult {
         Err(Some(e)) => return Err(e.into()),
     };
     let shards = json!({"total": s.shards.total, "failed": s.shards.failed, "successful": s.shards.successful});
-    // guards api-contract §6.15: state SUCCESS and shards.failed == 0, not a substring
+    // guards docs/target-apis.md §6.15: state SUCCESS and shards.failed == 0, not a substring
     match s.state.as_str() {
         "IN_PROGRESS" | "STARTED" | "INIT" => Ok(StepOutcome::done(vars([
             ("verified", json!(false)),
@@ -259,7 +259,7 @@ pub async fn restore_snapshot(env: &StepEnv<'_>) -> StepResult {
     let name = snapshot_name(env)?;
     let repo = env.target.snapshot.repository.clone();
     let started = || vars([("restoreStarted", json!(true))]);
-    // guards api-contract §6.13: observe recoveries first; never re-issue a restore blindly
+    // guards docs/target-apis.md §6.13: observe recoveries first; never re-issue a restore blindly
     let ours = |list: &[super::api::RecoveryInfo]| list.iter().any(|r| r.is_from_snapshot(&repo, &name));
     if ours(&env.api.recoveries(recreated).await?) {
         return Ok(StepOutcome::already_done(started()));
@@ -280,7 +280,7 @@ pub async fn restore_snapshot(env: &StepEnv<'_>) -> StepResult {
         }
         Err(Some(e)) => return Err(e.into()),
     }
-    // guards api-contract §6.12: open Camunda indices would collide with the restore
+    // guards docs/target-apis.md §6.12: open Camunda indices would collide with the restore
     let colliding: Vec<String> = env
         .api
         .indices(recreated)

@@ -68,7 +68,7 @@ pub fn exporter_problems(
             want(format!("{legacy_prefix}{other}"), "ENABLED", true);
         }
     } else {
-        // guards api-contract §6.11: CONFIG_NOT_FOUND or ENABLED after a restart is not disabled
+        // guards docs/target-apis.md §6.11: CONFIG_NOT_FOUND or ENABLED after a restart is not disabled
         want(format!("{prefix}{other}"), "DISABLED", true);
         want(format!("{legacy_prefix}{other}"), "DISABLED", false);
     }
@@ -118,7 +118,7 @@ pub async fn verify_exporters(env: &StepEnv<'_>) -> StepResult {
         other,
         full,
     );
-    // guards api-contract §6.10: after disabling, the surviving exporter must still be able to
+    // guards docs/target-apis.md §6.10: after disabling, the surviving exporter must still be able to
     // write: its Elasticsearch answers and is not red; its Camunda document count is reported
     // so successive checks (and the operator) see new data arriving
     let health = env.api.health(surviving).await?;

@@ -1,4 +1,4 @@
-//! Judging a topology change by its id (api-contract.md §2.1 "Completion algorithm", §6.5):
+//! Judging a topology change by its id (docs/target-apis.md §2.1 "How a change is judged", §6.5):
 //! never by substring, never by "no pendingChange" alone.
 use super::models::management::{ChangeStatus, ClusterTopology};
 

@@ -1,5 +1,5 @@
 //! Client of a region's Elasticsearch: snapshot repository, snapshots, restore, recoveries,
-//! cluster health, Camunda indices (api-contract.md §5). Never waits server-side
+//! cluster health, Camunda indices (docs/target-apis.md §5). Never waits server-side
 //! (`wait_for_completion` is never set): callers poll, so a client timeout never leads to a
 //! blindly re-issued restore (§6.13).
 use super::error::{Api, ErrorKind, TargetError};

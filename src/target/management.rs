@@ -1,5 +1,5 @@
 //! Client of the Zeebe management API (gateway port 9600): cluster topology and changes,
-//! exporters, exporting pause/resume (api-contract.md §2). Unauthenticated by default.
+//! exporters, exporting pause/resume (docs/target-apis.md §2). Unauthenticated by default.
 use super::change::{ChangeVerdict, judge_change};
 use super::error::{Api, ErrorKind, TargetError};
 use super::http::{Body, HttpAuthResolved, HttpCore};

@@ -1,5 +1,5 @@
 //! Client of the Orchestration Cluster REST API v2 (port 8080): topology, deployments, process
-//! instances (api-contract.md §3, §1 end checks).
+//! instances (docs/target-apis.md §3).
 use super::error::{Api, ErrorKind, TargetError};
 use super::http::{Body, HttpAuthResolved, HttpCore};
 use super::models::rest::{

@@ -1,6 +1,6 @@
 //! The Zeebe cluster configuration as the management API sees it: brokers, partition replicas
 //! with priorities and exporter config, and asynchronous configuration changes made of
-//! operations that complete one after another (api-contract.md §2.1, §2.2).
+//! operations that complete one after another (docs/target-apis.md §2.1, §2.2).
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};

@@ -1,5 +1,5 @@
 //! One region's Elasticsearch: indices with documents, snapshot repositories, restores modeled
-//! as shard recoveries, and the shared bucket where snapshots live (api-contract.md §5).
+//! as shard recoveries, and the shared bucket where snapshots live (docs/target-apis.md §5).
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;

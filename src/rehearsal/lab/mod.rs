@@ -1,5 +1,5 @@
 //! The lab: a simulated Camunda 8.8 dual-region installation served on 127.0.0.1, faithful to
-//! /work/shared/api-contract.md (status codes, JSON shapes, error bodies, asynchrony).
+//! docs/target-apis.md (status codes, JSON shapes, error bodies, asynchrony).
 //!
 //! Per region three HTTP servers: the management API (`/actuator/...`), the Orchestration
 //! Cluster REST API (`/v2/...`) and Elasticsearch; plus one control server (docs/jobs.md, "Lab

@@ -1,5 +1,5 @@
 //! Elasticsearch models: snapshot repositories, snapshots, shard recoveries, cluster health,
-//! `_cat/indices` (api-contract.md §5).
+//! `_cat/indices` (docs/target-apis.md §5).
 use super::{lenient_u64, open_enum};
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,4 @@
-//! Zeebe management API models (`/actuator/cluster`, `/actuator/exporters`), api-contract.md §2.
+//! Zeebe management API models (`/actuator/cluster`, `/actuator/exporters`), docs/target-apis.md §2.
 use super::open_enum;
 use serde::{Deserialize, Serialize};
 

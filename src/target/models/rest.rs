@@ -1,5 +1,5 @@
 //! Orchestration Cluster REST API models (`/v2/topology`, deployments, process instances),
-//! api-contract.md §3. Keys are strings in 8.8; numbers are accepted too.
+//! docs/target-apis.md §3. Keys are strings in 8.8; numbers are accepted too.
 use super::{key_string, open_enum, opt_key_string};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
