@@ -1,0 +1,272 @@
+//! What `c8dr rehearse` prints while it runs: one line per finished step, named as in the BPMN,
+//! and, while a verification loop waits, a spinner with the attempt count, the elapsed time and
+//! what the last check saw. Without a terminal (a log file, a pipe): plain lines, no ANSI codes.
+use crate::rehearsal::clock::Clock;
+use crate::rehearsal::engine::{EngineHandle, InstanceState, LogEvent};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// A verification loop being watched: a sub-process whose check ran more than once or that
+/// waits on its timer.
+#[derive(Debug, Clone)]
+struct Watched {
+    name: String,
+    attempts: usize,
+    wall_start: Instant,
+    sim_start: chrono::DateTime<chrono::Utc>,
+    last_saw: String,
+}
+
+/// Progress output on stderr; lines carry the simulated time since the rehearsal started.
+pub struct Progress {
+    enabled: bool,
+    clock: Clock,
+    terminal: bool,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    bar: Option<ProgressBar>,
+    /// (process instance, element id) -> completions seen: loop attempts after the first are
+    /// not printed (the spinner counts them).
+    completed: BTreeMap<(i64, String), usize>,
+    /// Sub-process element instance key -> the loop being watched.
+    loops: BTreeMap<i64, Watched>,
+}
+
+impl Progress {
+    /// `enabled` false prints nothing; the spinner only when stderr is a terminal.
+    pub fn new(enabled: bool, clock: Clock) -> Self {
+        Self::with_terminal(enabled, clock, std::io::stderr().is_terminal())
+    }
+
+    pub fn with_terminal(enabled: bool, clock: Clock, terminal: bool) -> Self {
+        Self { enabled, clock, terminal, inner: Mutex::new(Inner::default()) }
+    }
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A line, above the spinner when there is one.
+    pub fn line(&self, text: &str) {
+        if !self.enabled {
+            return;
+        }
+        let text = format_line(self.clock.elapsed().as_secs_f64(), text);
+        match &self.inner().bar {
+            Some(bar) => bar.suspend(|| eprintln!("{text}")),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    /// Prints what an engine event means for the operator, if anything.
+    pub fn event(&self, engine: &EngineHandle, e: &LogEvent) {
+        if !self.enabled {
+            return;
+        }
+        let name = || {
+            engine.element_name(&e.bpmn_process_id, &e.element_id).unwrap_or_else(|| e.element_id.replace('_', " "))
+        };
+        let detail = if e.detail.is_empty() { String::new() } else { format!(" — {}", e.detail) };
+        let text = match (e.value_type, e.intent, e.element_type.as_str()) {
+            ("PROCESS_INSTANCE", "ELEMENT_COMPLETED", "SERVICE_TASK" | "USER_TASK" | "CALL_ACTIVITY") => {
+                let n = {
+                    let mut inner = self.inner();
+                    let n = inner.completed.entry((e.process_instance_key, e.element_id.clone())).or_default();
+                    *n += 1;
+                    *n
+                };
+                // a verification loop's later checks: the spinner and the loop's end say it
+                (n == 1).then(|| format!("done: {}", name()))
+            }
+            ("PROCESS_INSTANCE", "ELEMENT_COMPLETED", "SUB_PROCESS") => {
+                let watched = self.inner().loops.remove(&e.key);
+                self.clear_bar_if_idle();
+                watched.map(|w| {
+                    let sim = (self.clock.now() - w.sim_start).num_milliseconds() as f64 / 1000.0;
+                    format!(
+                        "done: {} after {} checks, {} simulated ({} wall)",
+                        w.name,
+                        w.attempts,
+                        crate::rehearsal::report::secs(sim, 0),
+                        crate::rehearsal::report::secs(w.wall_start.elapsed().as_secs_f64(), 1)
+                    )
+                })
+            }
+            ("PROCESS_INSTANCE", "ELEMENT_COMPLETED", "PROCESS") => {
+                Some(format!("finished: process {}", e.bpmn_process_id))
+            }
+            ("JOB", "FAILED", _) => Some(format!("step failed: {}{detail}", name())),
+            ("JOB", "ERROR_THROWN", _) => Some(format!("step refused: {}{detail}", name())),
+            ("JOB", "TIMED_OUT", _) => Some(format!("step timed out (the worker did not answer): {}", name())),
+            ("INCIDENT", intent, _) => Some(format!("incident {}: {}{detail}", intent.to_lowercase(), name())),
+            ("TIMER", "TRIGGERED", t) if t != "INTERMEDIATE_CATCH_EVENT" => Some(format!("timer fired: {}", name())),
+            _ => None,
+        };
+        if let Some(text) = text {
+            self.line(&text);
+        }
+    }
+
+    /// Looks at the running instances and updates the spinner (terminal) or prints a plain line
+    /// when a loop's last check saw something new (no terminal).
+    pub fn watch(&self, engine: &EngineHandle, tree: &BTreeSet<i64>) {
+        if !self.enabled {
+            return;
+        }
+        let mut current = None;
+        for &pi in tree {
+            let elements = engine.element_instances(pi);
+            for sub in elements.iter().filter(|e| e.element_type == "SUB_PROCESS" && e.state == InstanceState::Active)
+            {
+                let inside = elements.iter().filter(|c| c.flow_scope_key == Some(sub.key));
+                let (mut checks, mut waiting) = (0, false);
+                for c in inside {
+                    checks += usize::from(c.element_type == "SERVICE_TASK");
+                    waiting |= c.element_type == "INTERMEDIATE_CATCH_EVENT" && c.state == InstanceState::Active;
+                }
+                if checks > 1 || waiting {
+                    let name = sub.name.clone().unwrap_or_else(|| sub.element_id.clone());
+                    current = Some((sub.key, name, checks, sub.start, check_summary(&engine.variables(pi))));
+                }
+            }
+        }
+        let Some((key, name, attempts, sim_start, saw)) = current else {
+            self.clear_bar_if_idle();
+            return;
+        };
+        let mut inner = self.inner();
+        let w = inner.loops.entry(key).or_insert_with(|| Watched {
+            name,
+            attempts,
+            wall_start: Instant::now(),
+            sim_start,
+            last_saw: String::new(),
+        });
+        w.attempts = attempts;
+        let changed = w.last_saw != saw;
+        w.last_saw = saw;
+        let sim = (self.clock.now() - w.sim_start).num_milliseconds() as f64 / 1000.0;
+        let msg = loop_message(w, sim, w.wall_start.elapsed());
+        if self.terminal {
+            let bar = inner.bar.get_or_insert_with(|| {
+                let bar = ProgressBar::new_spinner();
+                bar.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+                bar.enable_steady_tick(Duration::from_millis(120));
+                bar
+            });
+            bar.set_message(msg);
+        } else if changed {
+            drop(inner);
+            self.line(&msg);
+        }
+    }
+
+    fn clear_bar_if_idle(&self) {
+        let mut inner = self.inner();
+        if inner.loops.is_empty() {
+            if let Some(bar) = inner.bar.take() {
+                bar.finish_and_clear();
+            }
+        }
+    }
+
+    /// Removes the spinner (end of a phase).
+    pub fn finish(&self) {
+        let mut inner = self.inner();
+        inner.loops.clear();
+        if let Some(bar) = inner.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// `[   12.0 s] text`: the simulated time since the rehearsal started, with its unit.
+pub fn format_line(sim_seconds: f64, text: &str) -> String {
+    format!("[{:>10} sim] {text}", crate::rehearsal::report::secs(sim_seconds, 1))
+}
+
+fn loop_message(w: &Watched, sim_seconds: f64, wall: Duration) -> String {
+    let saw = if w.last_saw.is_empty() { String::new() } else { format!(" — last check: {}", w.last_saw) };
+    format!(
+        "waiting: {} — check {}, {} simulated ({} wall){saw}",
+        w.name,
+        w.attempts,
+        crate::rehearsal::report::secs(sim_seconds, 0),
+        crate::rehearsal::report::secs(wall.as_secs_f64(), 1)
+    )
+}
+
+/// What the last verification check saw, from its output variables (c8dr.await-change's
+/// `changeProgress`, the snapshot and restore checks' states, a verification's problems).
+pub fn check_summary(vars: &Map<String, Value>) -> String {
+    let mut parts = Vec::new();
+    if let Some(p) = vars.get("changeProgress").filter(|p| p.is_object()) {
+        let n = |k: &str| p.get(k).and_then(Value::as_u64).unwrap_or(0);
+        let (done, pending) = (n("completed"), n("pending"));
+        let id = match vars.get("changeId") {
+            Some(Value::Null) | None => String::new(),
+            Some(Value::String(s)) => format!(" {s}"),
+            Some(v) => format!(" {v}"),
+        };
+        let status = vars.get("changeStatus").and_then(Value::as_str).unwrap_or("");
+        if pending > 0 || done > 0 {
+            parts.push(format!("change{id}: {done} of {} operations", done + pending));
+        } else if !status.is_empty() {
+            parts.push(format!("change{id}: {}", status.to_lowercase().replace('_', " ")));
+        }
+    }
+    for (key, label) in [("snapshotState", "snapshot"), ("restoreState", "restore")] {
+        if let Some(s) = vars.get(key).and_then(Value::as_str) {
+            parts.push(format!("{label} {}", s.to_lowercase().replace('_', " ")));
+        }
+    }
+    if let Some(Value::Array(problems)) = vars.get("problems") {
+        if let Some(first) = problems.first().and_then(Value::as_str) {
+            parts.push(format!("{} open: {first}", problems.len()));
+        }
+    }
+    parts.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn map(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn a_change_check_reads_as_operations_done_of_total() {
+        let v = map(json!({"changeId": 12, "changeStatus": "IN_PROGRESS", "changeProgress": {"completed": 3, "pending": 5}}));
+        assert_eq!(check_summary(&v), "change 12: 3 of 8 operations");
+        let v = map(json!({"changeId": null, "changeStatus": "NOT_STARTED", "changeProgress": {"completed": 0, "pending": 0}}));
+        assert_eq!(check_summary(&v), "change: not started");
+        assert_eq!(check_summary(&map(json!({"problems": ["partition 3 has no leader", "x"]}))), "2 open: partition 3 has no leader");
+    }
+
+    #[test]
+    fn lines_name_the_unit_and_never_minus_zero() {
+        assert_eq!(format_line(-0.01, "x"), "[     0.0 s sim] x");
+        let w = Watched {
+            name: "Await broker removal".into(),
+            attempts: 3,
+            wall_start: Instant::now(),
+            sim_start: chrono::Utc::now(),
+            last_saw: "change 12: 3 of 8 operations".into(),
+        };
+        let m = loop_message(&w, 45.2, Duration::from_millis(2_260));
+        assert_eq!(
+            m,
+            "waiting: Await broker removal — check 3, 45 s simulated (2.3 s wall) — last check: change 12: 3 of 8 operations"
+        );
+    }
+}
