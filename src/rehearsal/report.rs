@@ -244,7 +244,7 @@ mod tests {
         StepRow {
             process_instance_key: pi,
             element_id: id.into(),
-            name: format!("name of {id}"),
+            name: format!("{id} as named in the BPMN"),
             element_type: "SERVICE_TASK".into(),
             start: t(start_ms),
             end: end_ms.map(t),
@@ -263,7 +263,7 @@ mod tests {
         ];
         let g = group_steps(&steps);
         assert_eq!(g.len(), 3, "{g:?}");
-        assert_eq!(g[1].name, "name of AwaitRemovalCheck");
+        assert_eq!(g[1].name, "AwaitRemovalCheck as named in the BPMN");
         assert_eq!((g[1].start, g[1].end, g[1].attempts), (1.0, Some(11.2), 4));
         assert_eq!(g[2].end, None, "an open instance keeps the row open");
     }
@@ -315,7 +315,7 @@ mod tests {
         let text = report(vec![phase("completed", "rejected")]).render();
         assert!(!text.contains("recovery time"), "{text}");
         assert!(!text.contains("-0"), "{text}");
-        assert_eq!(text.matches("name of AwaitRemovalCheck").count(), 1, "{text}");
+        assert_eq!(text.matches("AwaitRemovalCheck as named in the BPMN").count(), 1, "{text}");
         assert!(!text.lines().any(|l| l.ends_with(" AwaitRemovalCheck")), "the BPMN name, not the id: {text}");
         let text = report(vec![phase("completed", "completed")]).render();
         assert!(text.contains("recovery time 0 s simulated"), "{text}");
