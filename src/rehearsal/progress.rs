@@ -3,12 +3,18 @@
 //! what the last check saw. Without a terminal (a log file, a pipe): plain lines, no ANSI codes.
 use crate::rehearsal::clock::Clock;
 use crate::rehearsal::engine::{EngineHandle, InstanceState, LogEvent};
+use crate::rehearsal::report::secs;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// Sub-processes of our BPMN that are verification loops (check, wait, check again).
+const LOOP_PREFIX: &str = "Loop_";
+/// Sub-processes that are one numbered step of the seed's procedure.
+const STEP_PREFIX: &str = "Step_";
 
 /// A verification loop being watched: a sub-process whose check ran more than once or that
 /// waits on its timer.
@@ -19,6 +25,8 @@ struct Watched {
     wall_start: Instant,
     sim_start: chrono::DateTime<chrono::Utc>,
     last_saw: String,
+    /// The instance's variables when the loop was first seen.
+    baseline: Map<String, Value>,
 }
 
 /// Progress output on stderr; lines carry the simulated time since the rehearsal started.
@@ -70,9 +78,8 @@ impl Progress {
         if !self.enabled {
             return;
         }
-        let name = || {
-            engine.element_name(&e.bpmn_process_id, &e.element_id).unwrap_or_else(|| e.element_id.replace('_', " "))
-        };
+        let name =
+            || engine.element_name(&e.bpmn_process_id, &e.element_id).unwrap_or_else(|| e.element_id.replace('_', " "));
         let detail = if e.detail.is_empty() { String::new() } else { format!(" — {}", e.detail) };
         let text = match (e.value_type, e.intent, e.element_type.as_str()) {
             ("PROCESS_INSTANCE", "ELEMENT_COMPLETED", "SERVICE_TASK" | "USER_TASK" | "CALL_ACTIVITY") => {
@@ -88,16 +95,27 @@ impl Progress {
             ("PROCESS_INSTANCE", "ELEMENT_COMPLETED", "SUB_PROCESS") => {
                 let watched = self.inner().loops.remove(&e.key);
                 self.clear_bar_if_idle();
-                watched.map(|w| {
-                    let sim = (self.clock.now() - w.sim_start).num_milliseconds() as f64 / 1000.0;
-                    format!(
-                        "done: {} after {} checks, {} simulated ({} wall)",
-                        w.name,
-                        w.attempts,
-                        crate::rehearsal::report::secs(sim, 0),
-                        crate::rehearsal::report::secs(w.wall_start.elapsed().as_secs_f64(), 1)
-                    )
-                })
+                match watched {
+                    Some(w) => {
+                        let sim = (self.clock.now() - w.sim_start).num_milliseconds() as f64 / 1000.0;
+                        Some(format!(
+                            "verified: {} after {} {}, {} simulated ({} wall)",
+                            w.name,
+                            w.attempts,
+                            if w.attempts == 1 { "check" } else { "checks" },
+                            secs(sim, 0),
+                            secs(w.wall_start.elapsed().as_secs_f64(), 1)
+                        ))
+                    }
+                    // an unnamed scope adds nothing; a named one is a step of the procedure
+                    None => engine.element_name(&e.bpmn_process_id, &e.element_id).map(|n| {
+                        if e.element_id.starts_with(STEP_PREFIX) {
+                            format!("step done: {n}")
+                        } else {
+                            format!("done: {n}")
+                        }
+                    }),
+                }
             }
             ("PROCESS_INSTANCE", "ELEMENT_COMPLETED", "PROCESS") => {
                 Some(format!("finished: process {}", e.bpmn_process_id))
@@ -123,21 +141,21 @@ impl Progress {
         let mut current = None;
         for &pi in tree {
             let elements = engine.element_instances(pi);
-            for sub in elements.iter().filter(|e| e.element_type == "SUB_PROCESS" && e.state == InstanceState::Active)
-            {
-                let inside = elements.iter().filter(|c| c.flow_scope_key == Some(sub.key));
-                let (mut checks, mut waiting) = (0, false);
-                for c in inside {
-                    checks += usize::from(c.element_type == "SERVICE_TASK");
-                    waiting |= c.element_type == "INTERMEDIATE_CATCH_EVENT" && c.state == InstanceState::Active;
-                }
-                if checks > 1 || waiting {
-                    let name = sub.name.clone().unwrap_or_else(|| sub.element_id.clone());
-                    current = Some((sub.key, name, checks, sub.start, check_summary(&engine.variables(pi))));
-                }
+            let loops = elements.iter().filter(|e| {
+                e.element_type == "SUB_PROCESS"
+                    && e.state == InstanceState::Active
+                    && e.element_id.starts_with(LOOP_PREFIX)
+            });
+            for sub in loops {
+                let checks = elements
+                    .iter()
+                    .filter(|c| c.flow_scope_key == Some(sub.key) && c.element_type == "SERVICE_TASK")
+                    .count();
+                let name = sub.name.clone().unwrap_or_else(|| sub.element_id.clone());
+                current = Some((sub.key, name, checks, sub.start, engine.variables(pi)));
             }
         }
-        let Some((key, name, attempts, sim_start, saw)) = current else {
+        let Some((key, name, attempts, sim_start, vars)) = current else {
             self.clear_bar_if_idle();
             return;
         };
@@ -148,8 +166,18 @@ impl Progress {
             wall_start: Instant::now(),
             sim_start,
             last_saw: String::new(),
+            baseline: vars.clone(),
         });
         w.attempts = attempts;
+        // only what changed since the loop started: the earlier steps' outputs are not news
+        let mut fresh: Map<String, Value> =
+            vars.iter().filter(|(k, v)| w.baseline.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        if fresh.contains_key("changeProgress") {
+            if let Some(id) = vars.get("changeId") {
+                fresh.insert("changeId".into(), id.clone());
+            }
+        }
+        let saw = check_summary(&fresh);
         let changed = w.last_saw != saw;
         w.last_saw = saw;
         let sim = (self.clock.now() - w.sim_start).num_milliseconds() as f64 / 1000.0;
@@ -157,7 +185,10 @@ impl Progress {
         if self.terminal {
             let bar = inner.bar.get_or_insert_with(|| {
                 let bar = ProgressBar::new_spinner();
-                bar.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
                 bar.enable_steady_tick(Duration::from_millis(120));
                 bar
             });
@@ -189,7 +220,7 @@ impl Progress {
 
 /// `[   12.0 s] text`: the simulated time since the rehearsal started, with its unit.
 pub fn format_line(sim_seconds: f64, text: &str) -> String {
-    format!("[{:>10} sim] {text}", crate::rehearsal::report::secs(sim_seconds, 1))
+    format!("[{:>10} sim] {text}", secs(sim_seconds, 1))
 }
 
 fn loop_message(w: &Watched, sim_seconds: f64, wall: Duration) -> String {
@@ -198,8 +229,8 @@ fn loop_message(w: &Watched, sim_seconds: f64, wall: Duration) -> String {
         "waiting: {} — check {}, {} simulated ({} wall){saw}",
         w.name,
         w.attempts,
-        crate::rehearsal::report::secs(sim_seconds, 0),
-        crate::rehearsal::report::secs(wall.as_secs_f64(), 1)
+        secs(sim_seconds, 0),
+        secs(wall.as_secs_f64(), 1)
     )
 }
 
@@ -246,11 +277,18 @@ mod tests {
 
     #[test]
     fn a_change_check_reads_as_operations_done_of_total() {
-        let v = map(json!({"changeId": 12, "changeStatus": "IN_PROGRESS", "changeProgress": {"completed": 3, "pending": 5}}));
+        let v = map(
+            json!({"changeId": 12, "changeStatus": "IN_PROGRESS", "changeProgress": {"completed": 3, "pending": 5}}),
+        );
         assert_eq!(check_summary(&v), "change 12: 3 of 8 operations");
-        let v = map(json!({"changeId": null, "changeStatus": "NOT_STARTED", "changeProgress": {"completed": 0, "pending": 0}}));
+        let v = map(
+            json!({"changeId": null, "changeStatus": "NOT_STARTED", "changeProgress": {"completed": 0, "pending": 0}}),
+        );
         assert_eq!(check_summary(&v), "change: not started");
-        assert_eq!(check_summary(&map(json!({"problems": ["partition 3 has no leader", "x"]}))), "2 open: partition 3 has no leader");
+        assert_eq!(
+            check_summary(&map(json!({"problems": ["partition 3 has no leader", "x"]}))),
+            "2 open: partition 3 has no leader"
+        );
     }
 
     #[test]
@@ -262,6 +300,7 @@ mod tests {
             wall_start: Instant::now(),
             sim_start: chrono::Utc::now(),
             last_saw: "change 12: 3 of 8 operations".into(),
+            baseline: Map::new(),
         };
         let m = loop_message(&w, 45.2, Duration::from_millis(2_260));
         assert_eq!(

@@ -8,8 +8,8 @@ use crate::config::{Config, JournalConfig, ManagementConfig, TransientRetryConfi
 use crate::jobs::{self, StepContext};
 use crate::rehearsal::clock::Clock;
 use crate::rehearsal::engine::{CompletionError, Engine, EngineHandle, EngineOptions, InstanceState, UserTaskView};
-use crate::rehearsal::progress::Progress;
 use crate::rehearsal::lab::{FaultConfig, Lab, LabDurations, LabHandle, LabOptions, RecordEntry};
+use crate::rehearsal::progress::Progress;
 use crate::rehearsal::report::{PhaseReport, RehearsalReport, StepRow};
 use crate::zeebe::worker::{Handler, Worker, WorkerHandle};
 use crate::zeebe::{GatewayClient, Job, JobOutcome};
