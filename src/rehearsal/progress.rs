@@ -172,10 +172,10 @@ impl Progress {
         // only what changed since the loop started: the earlier steps' outputs are not news
         let mut fresh: Map<String, Value> =
             vars.iter().filter(|(k, v)| w.baseline.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
-        if fresh.contains_key("changeProgress") {
-            if let Some(id) = vars.get("changeId") {
-                fresh.insert("changeId".into(), id.clone());
-            }
+        if fresh.contains_key("changeProgress")
+            && let Some(id) = vars.get("changeId")
+        {
+            fresh.insert("changeId".into(), id.clone());
         }
         let saw = check_summary(&fresh);
         let changed = w.last_saw != saw;
@@ -201,10 +201,10 @@ impl Progress {
 
     fn clear_bar_if_idle(&self) {
         let mut inner = self.inner();
-        if inner.loops.is_empty() {
-            if let Some(bar) = inner.bar.take() {
-                bar.finish_and_clear();
-            }
+        if inner.loops.is_empty()
+            && let Some(bar) = inner.bar.take()
+        {
+            bar.finish_and_clear();
         }
     }
 
@@ -258,10 +258,10 @@ pub fn check_summary(vars: &Map<String, Value>) -> String {
             parts.push(format!("{label} {}", s.to_lowercase().replace('_', " ")));
         }
     }
-    if let Some(Value::Array(problems)) = vars.get("problems") {
-        if let Some(first) = problems.first().and_then(Value::as_str) {
-            parts.push(format!("{} open: {first}", problems.len()));
-        }
+    if let Some(Value::Array(problems)) = vars.get("problems")
+        && let Some(first) = problems.first().and_then(Value::as_str)
+    {
+        parts.push(format!("{} open: {first}", problems.len()));
     }
     parts.join("; ")
 }
