@@ -89,8 +89,8 @@ impl Progress {
                     *n += 1;
                     *n
                 };
-                // a verification loop's later checks: the spinner and the loop's end say it
-                (n == 1).then(|| format!("done: {}", name()))
+                // a verification loop's checks: the spinner and the loop's "verified" line say it
+                (n == 1 && !in_loop(engine, e)).then(|| format!("done: {}", name()))
             }
             ("PROCESS_INSTANCE", "ELEMENT_COMPLETED", "SUB_PROCESS") => {
                 let watched = self.inner().loops.remove(&e.key);
@@ -216,6 +216,13 @@ impl Progress {
             bar.finish_and_clear();
         }
     }
+}
+
+/// The element instance of `e` runs inside a verification loop sub-process.
+fn in_loop(engine: &EngineHandle, e: &LogEvent) -> bool {
+    let elements = engine.element_instances(e.process_instance_key);
+    let scope = elements.iter().find(|x| x.key == e.key).and_then(|x| x.flow_scope_key);
+    scope.is_some_and(|k| elements.iter().any(|x| x.key == k && x.element_id.starts_with(LOOP_PREFIX)))
 }
 
 /// `[   12.0 s] text`: the simulated time since the rehearsal started, with its unit.
