@@ -27,6 +27,8 @@ struct Watched {
     last_saw: String,
     /// The instance's variables when the loop was first seen.
     baseline: Map<String, Value>,
+    /// Simulated seconds into the loop of the last plain "waiting" line (no terminal).
+    printed_at: Option<f64>,
 }
 
 /// Progress output on stderr; lines carry the simulated time since the rehearsal started.
@@ -117,6 +119,19 @@ impl Progress {
                     }),
                 }
             }
+            ("PROCESS_INSTANCE", "ELEMENT_TERMINATED", "SUB_PROCESS") => {
+                let watched = self.inner().loops.remove(&e.key);
+                self.clear_bar_if_idle();
+                watched.map(|w| {
+                    let sim = (self.clock.now() - w.sim_start).num_milliseconds() as f64 / 1000.0;
+                    format!(
+                        "stopped waiting: {} after {} simulated ({} wall), not verified",
+                        w.name,
+                        secs(sim, 0),
+                        secs(w.wall_start.elapsed().as_secs_f64(), 1)
+                    )
+                })
+            }
             ("PROCESS_INSTANCE", "ELEMENT_COMPLETED", "PROCESS") => {
                 Some(format!("finished: process {}", e.bpmn_process_id))
             }
@@ -167,6 +182,7 @@ impl Progress {
             sim_start,
             last_saw: String::new(),
             baseline: vars.clone(),
+            printed_at: None,
         });
         w.attempts = attempts;
         // only what changed since the loop started: the earlier steps' outputs are not news
@@ -193,7 +209,8 @@ impl Progress {
                 bar
             });
             bar.set_message(msg);
-        } else if changed {
+        } else if changed || plain_line_due(w.printed_at, sim) {
+            w.printed_at = Some(sim);
             drop(inner);
             self.line(&msg);
         }
@@ -215,6 +232,15 @@ impl Progress {
         if let Some(bar) = inner.bar.take() {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// Without a terminal, a long wait is said every so often (simulated time, so the same at any
+/// clock speed): first after 30 s, then every 60 s.
+fn plain_line_due(printed_at: Option<f64>, sim_seconds: f64) -> bool {
+    match printed_at {
+        None => sim_seconds >= 30.0,
+        Some(at) => sim_seconds - at >= 60.0,
     }
 }
 
@@ -299,6 +325,14 @@ mod tests {
     }
 
     #[test]
+    fn long_waits_are_said_every_minute_without_a_terminal() {
+        assert!(!plain_line_due(None, 10.0));
+        assert!(plain_line_due(None, 30.0));
+        assert!(!plain_line_due(Some(30.0), 80.0));
+        assert!(plain_line_due(Some(30.0), 90.0));
+    }
+
+    #[test]
     fn lines_name_the_unit_and_never_minus_zero() {
         assert_eq!(format_line(-0.01, "x"), "[     0.0 s sim] x");
         let w = Watched {
@@ -308,6 +342,7 @@ mod tests {
             sim_start: chrono::Utc::now(),
             last_saw: "change 12: 3 of 8 operations".into(),
             baseline: Map::new(),
+            printed_at: None,
         };
         let m = loop_message(&w, 45.2, Duration::from_millis(2_260));
         assert_eq!(
