@@ -371,6 +371,9 @@ impl Session<'_> {
                 if !tree.contains(&task.process_instance_key) || !answered.insert(task.key) {
                     continue;
                 }
+                if matches!(opts.approver, Approver::Interactive) {
+                    progress.finish(); // no spinner over the question
+                }
                 let answer = answer_for(&task, opts).await;
                 progress.line(&format!(
                     "answered: {} — {}",
