@@ -337,3 +337,25 @@ async fn four_eyes_waived_lets_the_initiator_approve() {
     assert!(report.restored(), "not restored: {:?} / {:?}", report.final_problems, report.error);
     assert!(report.phases.iter().all(|p| p.denials.is_empty()));
 }
+
+/// What an operator reads when the output goes to a file or a pipe (not a terminal): steps by
+/// their BPMN names, no element ids, no ANSI escape codes, and the loop attempts grouped.
+#[test]
+fn rehearse_output_speaks_the_bpmns_words_and_has_no_ansi_codes_off_a_terminal() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_c8dr"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["rehearse", "--fast", "--speed", "100", "--timeout-secs", "240"])
+        .env_remove("C8DR_CONFIG")
+        .env("NO_COLOR", "")
+        .output()
+        .expect("c8dr rehearse runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Remove lost brokers from the Zeebe cluster"), "a step by its BPMN name: {text}");
+    assert!(text.contains("Await broker removal"), "a verification loop by its BPMN name: {text}");
+    for id in ["AwaitRemovalCheck", "Loop_AwaitRemoval", "element_completed", "service_task", "-0 s", "incident ()"] {
+        assert!(!text.contains(id), "no internal name `{id}`: {text}");
+    }
+    assert!(!text.contains('\u{1b}'), "no ANSI escape codes off a terminal: {text}");
+    assert!(text.contains("answered: Approve failover — approve"), "answers read as decisions: {text}");
+}

@@ -5,5 +5,6 @@ pub mod clock;
 pub mod engine;
 pub mod interactive;
 pub mod lab;
+pub mod progress;
 pub mod report;
 pub mod run;

@@ -9,6 +9,7 @@ use crate::jobs::{self, StepContext};
 use crate::rehearsal::clock::Clock;
 use crate::rehearsal::engine::{CompletionError, Engine, EngineHandle, EngineOptions, InstanceState, UserTaskView};
 use crate::rehearsal::lab::{FaultConfig, Lab, LabDurations, LabHandle, LabOptions, RecordEntry};
+use crate::rehearsal::progress::Progress;
 use crate::rehearsal::report::{PhaseReport, RehearsalReport, StepRow};
 use crate::zeebe::worker::{Handler, Worker, WorkerHandle};
 use crate::zeebe::{GatewayClient, Job, JobOutcome};
@@ -348,7 +349,7 @@ impl Session<'_> {
         let outcome = loop {
             self.supervisor.restart_if_killed(progress).await?;
             for event in engine.event_log().iter().skip(seen_events) {
-                progress.event(event);
+                progress.event(engine, event);
             }
             seen_events = engine.event_log().len();
             match engine.instance_state(key) {
@@ -357,6 +358,7 @@ impl Session<'_> {
                 _ => {}
             }
             let tree = instance_tree(engine, key);
+            progress.watch(engine, &tree);
             if let Some(incident) = engine.incidents().into_iter().find(|i| tree.contains(&i.process_instance_key)) {
                 progress.line(&format!(
                     "INCIDENT at {} ({}): {} — stopping the rehearsal",
@@ -369,12 +371,14 @@ impl Session<'_> {
                 if !tree.contains(&task.process_instance_key) || !answered.insert(task.key) {
                     continue;
                 }
+                if matches!(opts.approver, Approver::Interactive) {
+                    progress.finish(); // no spinner over the question
+                }
                 let answer = answer_for(&task, opts).await;
                 progress.line(&format!(
-                    "user task {} ({}) answered: {}",
-                    task.element_id,
-                    task.form_id.as_deref().unwrap_or("-"),
-                    Value::Object(answer.clone())
+                    "answered: {} — {}",
+                    task.name.as_deref().unwrap_or(&task.element_id),
+                    answer_summary(&answer)
                 ));
                 if !self.complete_as_approvers(&task, answer, &mut denials).await? {
                     if matches!(opts.approver, Approver::Interactive) {
@@ -393,6 +397,7 @@ impl Session<'_> {
             }
             let _ = tokio::time::timeout(Duration::from_millis(25), changes.changed()).await;
         };
+        progress.finish();
         let variables = engine.variables(key);
         let steps = step_rows(engine, key);
         let report = variables.get("report").cloned().unwrap_or(Value::Null);
@@ -492,6 +497,7 @@ fn step_rows(engine: &EngineHandle, root: i64) -> Vec<StepRow> {
             rows.push(StepRow {
                 process_instance_key: pi,
                 element_id: e.element_id.clone(),
+                name: e.name.clone().unwrap_or_else(|| e.element_id.clone()),
                 element_type: e.element_type.clone(),
                 start: e.start,
                 end: e.end,
@@ -501,6 +507,24 @@ fn step_rows(engine: &EngineHandle, root: i64) -> Vec<StepRow> {
     }
     rows.sort_by_key(|r| r.start);
     rows
+}
+
+/// A user task answer in a few words: the decision (the field a form's gateway reads), then the
+/// comment, e.g. `approve ("looks right")`.
+pub fn answer_summary(answer: &Map<String, Value>) -> String {
+    let mut decision = Vec::new();
+    for (k, v) in answer.iter().filter(|(k, _)| k.as_str() != "comment") {
+        decision.push(match v {
+            Value::String(s) => s.clone(),
+            Value::Bool(b) => format!("{} {}", k, if *b { "yes" } else { "no" }),
+            other => format!("{k} {other}"),
+        });
+    }
+    let decision = if decision.is_empty() { "no decision".to_string() } else { decision.join(", ") };
+    match answer.get("comment").and_then(Value::as_str).filter(|c| !c.trim().is_empty()) {
+        Some(c) => format!("{decision} (\"{c}\")"),
+        None => decision,
+    }
 }
 
 async fn answer_for(task: &UserTaskView, opts: &RehearseOptions) -> Map<String, Value> {
@@ -655,53 +679,6 @@ fn kill_after_act(inner: Handler, kill: mpsc::UnboundedSender<String>, once: Arc
     })
 }
 
-/// Progress lines on stderr, with simulated time since the start.
-struct Progress {
-    enabled: bool,
-    clock: Clock,
-}
-
-impl Progress {
-    fn new(enabled: bool, clock: Clock) -> Self {
-        Self { enabled, clock }
-    }
-
-    fn line(&self, text: &str) {
-        if self.enabled {
-            let t = self.clock.elapsed().as_secs_f64();
-            eprintln!("[{:>8.1}s] {text}", t);
-        }
-    }
-
-    fn event(&self, e: &crate::rehearsal::engine::LogEvent) {
-        if !self.enabled {
-            return;
-        }
-        let shown = match (e.value_type, e.intent) {
-            ("PROCESS_INSTANCE", "ELEMENT_COMPLETED") => {
-                matches!(
-                    e.element_type.as_str(),
-                    "SERVICE_TASK" | "USER_TASK" | "CALL_ACTIVITY" | "SUB_PROCESS" | "PROCESS"
-                )
-            }
-            ("JOB", "FAILED") | ("JOB", "ERROR_THROWN") | ("INCIDENT", _) | ("JOB", "TIMED_OUT") => true,
-            ("TIMER", "TRIGGERED") => e.element_type != "INTERMEDIATE_CATCH_EVENT",
-            _ => false,
-        };
-        if shown {
-            let detail = if e.detail.is_empty() { String::new() } else { format!(" — {}", e.detail) };
-            self.line(&format!(
-                "{:<12} {:<18} {} {}{}",
-                e.bpmn_process_id,
-                e.intent.to_lowercase(),
-                e.element_type.to_lowercase(),
-                e.element_id,
-                detail
-            ));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -717,6 +694,15 @@ mod tests {
             path: path.into(),
             status: 200,
         }
+    }
+
+    #[test]
+    fn answers_read_as_decision_and_comment_not_json() {
+        let a = automatic_answer("c8dr-approve-failover");
+        assert_eq!(answer_summary(&a), "approve (\"answered by c8dr rehearse\")");
+        let a = automatic_answer("c8dr-confirm-traffic");
+        assert_eq!(answer_summary(&a), "trafficRerouted yes (\"answered by c8dr rehearse\")");
+        assert_eq!(answer_summary(&Map::new()), "no decision");
     }
 
     #[test]

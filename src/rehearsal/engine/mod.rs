@@ -205,6 +205,10 @@ pub struct ElementInstanceView {
     pub process_instance_key: i64,
     pub element_id: String,
     pub element_type: String,
+    /// The element's `name` in the BPMN (what Operate shows), if it has one.
+    pub name: Option<String>,
+    /// The enclosing scope's element instance (sub-process or process instance).
+    pub flow_scope_key: Option<i64>,
     pub state: InstanceState,
     pub start: chrono::DateTime<chrono::Utc>,
     pub end: Option<chrono::DateTime<chrono::Utc>>,
@@ -217,6 +221,11 @@ pub struct DeployedProcessView {
     pub version: i32,
     pub key: i64,
     pub resource_name: String,
+}
+
+fn element_name_in(s: &State, def_key: i64, element_id: &str) -> Option<String> {
+    let p = s.processes.iter().find(|p| p.key == def_key)?;
+    p.process.elements.get(element_id).and_then(|e| e.name.clone())
 }
 
 pub(crate) fn view_state(s: ElemState) -> InstanceState {
@@ -587,11 +596,22 @@ impl EngineHandle {
                     process_instance_key: e.pi_key,
                     element_id: e.element_id.clone(),
                     element_type: e.element_type.to_string(),
+                    name: element_name_in(s, e.def_key, &e.element_id),
+                    flow_scope_key: e.flow_scope,
                     state: view_state(e.state),
                     start: e.start,
                     end: e.end,
                 })
                 .collect()
+        })
+    }
+
+    /// The BPMN `name` of an element of the latest deployed version of a process (None when
+    /// the element has no name or the process is unknown).
+    pub fn element_name(&self, bpmn_process_id: &str, element_id: &str) -> Option<String> {
+        self.read(|s| {
+            let p = s.processes.iter().filter(|p| p.bpmn_process_id == bpmn_process_id).max_by_key(|p| p.version)?;
+            p.process.elements.get(element_id).and_then(|e| e.name.clone())
         })
     }
 
