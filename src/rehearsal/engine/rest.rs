@@ -110,6 +110,11 @@ fn parse_key(key: &str) -> Result<i64, Rejected> {
 }
 
 /// Parses an optional JSON body (an empty body is `{}`).
+/// The path key and the JSON body of a request, or the 400 that names what is wrong.
+fn key_and_body(key: &str, bytes: &[u8]) -> Result<(i64, Map<String, Json>), Rejected> {
+    Ok((parse_key(key)?, body(bytes)?))
+}
+
 fn body(bytes: &[u8]) -> Result<Map<String, Json>, Rejected> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
@@ -254,9 +259,9 @@ async fn assign_user_task(
     Path(key): Path<String>,
     bytes: axum::body::Bytes,
 ) -> Response {
-    let (key, b) = match (parse_key(&key), body(&bytes)) {
-        (Ok(k), Ok(b)) => (k, b),
-        (Err(r), _) | (_, Err(r)) => return r.into_response(),
+    let (key, b) = match key_and_body(&key, &bytes) {
+        Ok(kb) => kb,
+        Err(r) => return r.into_response(),
     };
     let assignee = b.get("assignee").and_then(|a| a.as_str()).map(str::to_string);
     if assignee.as_deref().is_none_or(|a| a.trim().is_empty()) {
@@ -278,9 +283,9 @@ async fn complete_user_task(
     Path(key): Path<String>,
     bytes: axum::body::Bytes,
 ) -> Response {
-    let (key, b) = match (parse_key(&key), body(&bytes)) {
-        (Ok(k), Ok(b)) => (k, b),
-        (Err(r), _) | (_, Err(r)) => return r.into_response(),
+    let (key, b) = match key_and_body(&key, &bytes) {
+        Ok(kb) => kb,
+        Err(r) => return r.into_response(),
     };
     let vars = match b.get("variables") {
         None | Some(Json::Null) => Map::new(),
@@ -490,9 +495,9 @@ async fn search_user_task_variables(
     Path(key): Path<String>,
     bytes: axum::body::Bytes,
 ) -> Response {
-    let (key, b) = match (parse_key(&key), body(&bytes)) {
-        (Ok(k), Ok(b)) => (k, b),
-        (Err(r), _) | (_, Err(r)) => return r.into_response(),
+    let (key, b) = match key_and_body(&key, &bytes) {
+        Ok(kb) => kb,
+        Err(r) => return r.into_response(),
     };
     let items = h.read(|s| {
         let t = s.user_tasks.get(&key)?;
@@ -544,9 +549,9 @@ async fn search_process_definitions(AxState(h): AxState<EngineHandle>, bytes: ax
 /// `PATCH /v2/jobs/{key}` with `{"changeset": {"retries": n, "timeout": ms}}`: either may be
 /// absent or null (unchanged). The timeout is real milliseconds from now, like the gateway's.
 async fn update_job(AxState(h): AxState<EngineHandle>, Path(key): Path<String>, bytes: axum::body::Bytes) -> Response {
-    let (key, b) = match (parse_key(&key), body(&bytes)) {
-        (Ok(k), Ok(b)) => (k, b),
-        (Err(r), _) | (_, Err(r)) => return r.into_response(),
+    let (key, b) = match key_and_body(&key, &bytes) {
+        Ok(kb) => kb,
+        Err(r) => return r.into_response(),
     };
     let Some(changeset) = b.get("changeset").and_then(Json::as_object) else {
         return problem(StatusCode::BAD_REQUEST, "No changeset provided: send {\"changeset\": {\"retries\": n}}");
