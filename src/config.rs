@@ -273,10 +273,9 @@ pub struct TargetConfig {
     pub helm: HelmConfig,
     /// Exactly two regions; the index is the region id (brokers: even ids region 0, odd region 1).
     pub regions: Vec<RegionConfig>,
-    /// Control API of a simulated installation (the lab): used by drills to simulate a region
-    /// loss and by `helm.mode = "lab"`. Absent for real installations.
+    /// Kubernetes observation and remedies of this target.
     #[serde(default)]
-    pub lab_control_url: Option<String>,
+    pub kubernetes: KubernetesConfig,
     /// Four-eyes approvals (job `c8dr.approval-guard`): the process initiator cannot approve,
     /// and an approver must be known. Default true; a drill target may set false.
     #[serde(default = "defaults::four_eyes")]
@@ -348,9 +347,6 @@ impl HelmConfig {
     /// chart (modes `manual` and `command`): `(key under helm, problem and fix)`.
     pub fn pinning_problems(&self) -> Vec<(&'static str, String)> {
         let mut p = Vec::new();
-        if self.mode == HelmMode::Lab {
-            return p;
-        }
         if self.chart_version.as_deref().is_none_or(|v| v.trim().is_empty()) {
             p.push((
                 "chart_version",
@@ -383,10 +379,38 @@ pub enum HelmMode {
     /// Throw MANUAL_STEP_REQUIRED with the exact command; an operator runs it.
     #[default]
     Manual,
-    /// Run helm (and kubectl for checks) with exact arguments and a timeout.
+    /// Run helm with exact arguments and a timeout; observe through the Kubernetes API.
     Command,
-    /// Ask the lab's control API (rehearsals and drills against the lab).
-    Lab,
+}
+
+/// Kubernetes settings of a target (`[targets.NAME.kubernetes]`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// A broker pod Running but not Ready for this long is shown as stuck (seconds).
+    pub stuck_after_secs: u64,
+    /// How long a restarted pod may take to become Ready again (seconds).
+    pub pod_ready_timeout_secs: u64,
+    /// Timeout of one Kubernetes API request (seconds).
+    pub request_timeout_secs: u64,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        Self { stuck_after_secs: 300, pod_ready_timeout_secs: 600, request_timeout_secs: 30 }
+    }
+}
+
+/// How c8dr reaches a region's management, REST and Elasticsearch APIs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Access {
+    /// The URLs as configured (ingress, load balancer, service mesh).
+    #[default]
+    Direct,
+    /// Through the Kubernetes API: every call opens a short-lived port-forward to a Ready pod
+    /// behind the Service the URL names (`http://<service>:<port>`), closed after the call.
+    PortForward,
 }
 
 /// One region of a target.
@@ -397,8 +421,16 @@ pub struct RegionConfig {
     /// Kubernetes namespace of the Camunda release in this region.
     #[serde(default)]
     pub namespace: String,
+    /// kubeconfig context of this region's cluster; none: the kubeconfig's current context,
+    /// or the in-cluster service account when c8dr runs in a pod and no kubeconfig is given.
     #[serde(default)]
     pub kube_context: Option<String>,
+    /// kubeconfig file (default: `$KUBECONFIG`, then `~/.kube/config`).
+    #[serde(default)]
+    pub kubeconfig: Option<PathBuf>,
+    /// `direct` (default) or `port-forward`.
+    #[serde(default)]
+    pub access: Access,
     /// Zeebe management API, e.g. `http://camunda-zeebe-gateway.ns:9600`.
     pub management_url: String,
     /// Orchestration Cluster REST API, e.g. `http://camunda-zeebe-gateway.ns:8080`.

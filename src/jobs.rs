@@ -4,14 +4,13 @@
 //! target named by the variable `target` (clients built lazily and cached per target), runs the
 //! step (see `procedure`), journals it, and turns the outcome into a [`JobOutcome`].
 use crate::config::{Config, TargetConfig, TransientRetryConfig};
+use crate::platform::{self, Platform, PlatformFactory, RegionControl};
 use crate::procedure::adapter::ClientTarget;
 use crate::procedure::api::{
     ApiError, ApiErrorKind, ApiResult, ClusterView, ExporterStatus, HealthInfo, IndexInfo, Mutation, MutationResult,
     PlannedChange, RecoveryInfo, RepositoryView, SnapshotInfo, TargetApi, TopologyView,
 };
-use crate::procedure::drill::{NoRegionControl, RegionControl};
 use crate::procedure::journal::{EntryKind, Journal, JournalEntry, scrub};
-use crate::procedure::platform::{self, LabControl, Platform};
 use crate::procedure::{StepEnv, StepInput, StepOutcome, Watch, run_step_watching};
 use crate::target::Target;
 use crate::zeebe::{Job, JobOutcome};
@@ -72,6 +71,7 @@ pub struct StepContext {
     pub journal: Journal,
     pub worker_name: String,
     connector: Box<Connector>,
+    platforms: Box<PlatformFactory>,
     targets: Mutex<HashMap<String, Arc<TargetHandles>>>,
 }
 
@@ -191,7 +191,21 @@ impl StepContext {
         worker_name: String,
         connector: Box<Connector>,
     ) -> Self {
-        Self { config, journal, worker_name, connector, targets: Mutex::new(HashMap::new()) }
+        Self {
+            config,
+            journal,
+            worker_name,
+            connector,
+            platforms: Box::new(platform::connect),
+            targets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The same context with another platform (Helm, Kubernetes, region control): a simulation
+    /// injects its own; the production worker's comes from each target's config.
+    pub fn with_platforms(mut self, platforms: Box<PlatformFactory>) -> Self {
+        self.platforms = platforms;
+        self
     }
 
     /// Builds every configured target's clients now rather than at its first job (loading TLS
@@ -212,11 +226,8 @@ impl StepContext {
             return Ok(h.clone());
         }
         let api = (self.connector)(name, config)?;
-        let region_control: Box<dyn RegionControl> = match &config.lab_control_url {
-            Some(url) => Box::new(LabControl::new(url.clone())),
-            None => Box::new(NoRegionControl),
-        };
-        let h = Arc::new(TargetHandles { api, platform: platform::for_target(config), region_control });
+        let p = (self.platforms)(name, config)?;
+        let h = Arc::new(TargetHandles { api, platform: p.platform, region_control: p.region_control });
         map.insert(name.to_string(), h.clone());
         Ok(h)
     }

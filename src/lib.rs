@@ -14,6 +14,7 @@ pub mod config;
 pub mod jobs;
 pub mod notify;
 pub mod observe;
+pub mod platform;
 pub mod procedure;
 #[cfg(feature = "rehearsal")]
 pub mod rehearsal;

@@ -337,9 +337,9 @@ fn targets_take_oauth_client_credentials() {
 }
 
 /// Issue 12.5: in modes manual and command a target must pin the chart version and name its
-/// values files (base and one list per region); the lab needs none.
+/// values files (base and one list per region). Issue 9.1: a configuration cannot select the lab.
 #[test]
-fn an_unpinned_helm_target_is_refused_outside_the_lab() {
+fn an_unpinned_helm_target_is_refused_and_the_lab_cannot_be_selected() {
     let e = env(&[("ES_PASSWORD", "x")]);
     let unpinned = GOOD.replace(
         r#"helm = { chart_version = "13.0.0", base_values = ["values.yml"], region_values = [["r0.yml"], ["r1.yml"]] }"#,
@@ -354,6 +354,6 @@ fn an_unpinned_helm_target_is_refused_outside_the_lab() {
         r#"helm = { chart_version = "13.0.0", base_values = ["values.yml"], region_values = [["r0.yml"], ["r1.yml"]] }"#,
         "helm = { mode = \"lab\" }\nlab_control_url = \"http://127.0.0.1:9\"",
     );
-    let cfg = Config::load_with_env(Some(file(&lab).path()), &e).unwrap();
-    cfg.validate_with_env(&e).unwrap();
+    let err = Config::load_with_env(Some(file(&lab).path()), &e).unwrap_err().to_string();
+    assert!(err.contains("lab"), "{err}");
 }

@@ -366,7 +366,6 @@ async fn legacy_exporters_and_basic_auth_when_configured() {
     let cfg = lab.target_config();
     assert_eq!(cfg.regions.len(), 2);
     assert_eq!(cfg.regions[1].rest_url, lab.region_urls(1).rest);
-    assert_eq!(cfg.lab_control_url.as_deref(), Some(lab.control_url().as_str()));
     assert!(cfg.drill_allowed);
     lab.shutdown().await;
 }

@@ -32,7 +32,8 @@ async fn setup(options: LabOptions) -> T {
         r.timeout_ms = 2_000;
     }
     config.targets.insert("lab".into(), target);
-    let ctx = StepContext::new(Arc::new(config));
+    let ctx =
+        StepContext::new(Arc::new(config)).with_platforms(c8dr::rehearsal::lab_platform::factory(lab.control_url()));
     T { lab, ctx, _dir: dir }
 }
 

@@ -470,6 +470,8 @@ fn region(name: &str, base: &str, rest_auth: HttpAuth) -> RegionConfig {
         name: name.into(),
         namespace: name.into(),
         kube_context: None,
+        kubeconfig: None,
+        access: Default::default(),
         management_url: format!("{base}/m"),
         rest_url: format!("{base}/r"),
         elasticsearch_url: format!("{base}/e"),

@@ -1,5 +1,5 @@
 //! [`Config::validate`]: every problem at once, each naming the field and the fix.
-use super::{AuthConfig, Config, HelmMode, HttpAuth, SecretRef, WebhookKind};
+use super::{AuthConfig, Config, HttpAuth, SecretRef, WebhookKind};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -265,15 +265,6 @@ impl Config {
             }
             if t.snapshot.repository.trim().is_empty() {
                 p.add(f("snapshot.repository"), "is empty; name the Elasticsearch snapshot repository");
-            }
-            if let Some(u) = &t.lab_control_url {
-                p.url(&f("lab_control_url"), u, &["http", "https"], "nothing (the lab takes no credentials)");
-            }
-            if t.helm.mode == HelmMode::Lab && t.lab_control_url.is_none() {
-                p.add(
-                    f("helm.mode"),
-                    "is \"lab\" but lab_control_url is not set; set it or use mode \"manual\"/\"command\"",
-                );
             }
             if t.helm.region_values.len() > 2 {
                 p.add(f("helm.region_values"), "has more than 2 entries; one list per region (index = region id)");

@@ -112,9 +112,10 @@ pub fn approval_guard(env: &StepEnv<'_>) -> StepResult {
 mod tests {
     use super::*;
     use crate::config::TargetConfig;
+    use crate::platform::{self, NoRegionControl};
+    use crate::procedure::StepInput;
     use crate::procedure::fake::FakeTarget;
     use crate::procedure::journal::Journal;
-    use crate::procedure::{StepInput, drill::NoRegionControl, platform};
     use serde_json::json;
 
     fn verdict(element: &str, assignee: Option<&str>, vars: Value, four_eyes: bool) -> Option<String> {
@@ -135,7 +136,7 @@ mod tests {
         };
         let dir = tempfile::tempdir().unwrap();
         let api = FakeTarget::healthy(8, 8, 4);
-        let pf = platform::for_target(&target);
+        let pf = platform::connect("t", &target).unwrap().platform;
         let env = StepEnv {
             input: &input,
             target: &target,

@@ -1,12 +1,9 @@
 //! Drill steps: drill-guard, drill-canaries (create | check), drill-region (lose | recreate).
-//! Region loss is simulated through [`RegionControl`] (the lab's control API today; Kubernetes
-//! later) and refused unless the target sets `drill_allowed = true`.
+//! Region loss goes through [`crate::platform::RegionControl`] and is refused unless the target
+//! sets `drill_allowed = true`.
 use super::api::{Mutation, MutationResult};
-use super::platform::{LabControl, PlatformError};
 use super::{StepEnv, StepOutcome, StepResult, errors, regions, validate, vars};
 use chrono::{SecondsFormat, Utc};
-use futures::FutureExt;
-use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 
 /// BPMN process id of the canary process.
@@ -24,51 +21,6 @@ pub const CANARY_BPMN: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
   </bpmn:process>
 </bpmn:definitions>
 "#;
-
-/// Simulated loss and recreation of a region.
-pub trait RegionControl: Send + Sync {
-    fn lose(&self, region: u8) -> BoxFuture<'_, Result<(), PlatformError>>;
-    fn recreate(&self, region: u8) -> BoxFuture<'_, Result<(), PlatformError>>;
-    /// `Some(true)` when the region is currently lost (endpoints refuse), `None` if unknown.
-    fn is_lost(&self, region: u8) -> BoxFuture<'_, Result<Option<bool>, PlatformError>>;
-}
-
-impl RegionControl for LabControl {
-    fn lose(&self, region: u8) -> BoxFuture<'_, Result<(), PlatformError>> {
-        async move { self.post(&format!("/control/regions/{region}/lose"), json!({})).await.map(|_| ()) }.boxed()
-    }
-    fn recreate(&self, region: u8) -> BoxFuture<'_, Result<(), PlatformError>> {
-        async move { self.post(&format!("/control/regions/{region}/recreate"), json!({})).await.map(|_| ()) }.boxed()
-    }
-    fn is_lost(&self, region: u8) -> BoxFuture<'_, Result<Option<bool>, PlatformError>> {
-        async move {
-            let state = self.get("/control/state").await?;
-            let r = &state["regions"][usize::from(region)];
-            Ok(match (&r["lost"], &r["up"], &r["state"]) {
-                (Value::Bool(b), _, _) => Some(*b),
-                (_, Value::Bool(b), _) => Some(!*b),
-                (_, _, Value::String(s)) => Some(s.eq_ignore_ascii_case("lost")),
-                _ => None,
-            })
-        }
-        .boxed()
-    }
-}
-
-/// No way to simulate a region loss (a real target without a lab): drills refuse.
-pub struct NoRegionControl;
-
-impl RegionControl for NoRegionControl {
-    fn lose(&self, _region: u8) -> BoxFuture<'_, Result<(), PlatformError>> {
-        async { Err(PlatformError::Failed("this target has no region control (lab_control_url)".into())) }.boxed()
-    }
-    fn recreate(&self, region: u8) -> BoxFuture<'_, Result<(), PlatformError>> {
-        self.lose(region)
-    }
-    fn is_lost(&self, _region: u8) -> BoxFuture<'_, Result<Option<bool>, PlatformError>> {
-        async { Ok(None) }.boxed()
-    }
-}
 
 fn guard(env: &StepEnv<'_>) -> Result<(), StepOutcome> {
     if env.target.drill_allowed {

@@ -2,9 +2,8 @@
 //! next observation, snapshots and restores likewise; every mutation is recorded; transient
 //! faults can be injected. (The lab is the faithful simulation; this one is small and instant.)
 use super::api::*;
-use super::drill::RegionControl;
-use super::platform::{HelmAction, Platform, PlatformError, PlatformStatus};
 use crate::config::TargetConfig;
+use crate::platform::{HelmAction, Platform, PlatformError, PlatformStatus, RegionControl};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use std::collections::{BTreeMap, BTreeSet};
@@ -491,6 +490,9 @@ pub struct FakePlatform {
     pub helm_calls: Mutex<Vec<(u8, HelmAction)>>,
     pub lost: Mutex<[bool; 2]>,
     pub control_calls: Mutex<Vec<String>>,
+    /// Behave as mode `manual`: a person observes and runs helm (commands from the real
+    /// [`crate::platform::helm::ManualHelm`]).
+    pub manual: std::sync::atomic::AtomicBool,
 }
 
 impl FakePlatform {
@@ -500,13 +502,26 @@ impl FakePlatform {
             pvcs: 4,
             profiles: Some(vec!["broker".into(), "operate".into(), "tasklist".into()]),
             create_schema: Some(true),
+            ..Default::default()
         };
         Self { status: Mutex::new([on.clone(), on]), ..Default::default() }
     }
 }
 
+impl FakePlatform {
+    fn is_manual(&self) -> bool {
+        self.manual.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 impl Platform for FakePlatform {
+    fn requires_pinned_chart(&self) -> bool {
+        self.is_manual()
+    }
     fn status<'a>(&'a self, _t: &'a TargetConfig, region: u8) -> BoxFuture<'a, Result<PlatformStatus, PlatformError>> {
+        if self.is_manual() {
+            return async { Err(PlatformError::Manual { command: "kubectl get pods".into() }) }.boxed();
+        }
         let s = self.status.lock().unwrap()[usize::from(region)].clone();
         async move { Ok(s) }.boxed()
     }
@@ -516,6 +531,10 @@ impl Platform for FakePlatform {
         region: u8,
         action: HelmAction,
     ) -> BoxFuture<'a, Result<String, PlatformError>> {
+        if self.is_manual() {
+            use crate::platform::HelmRunner;
+            return crate::platform::helm::ManualHelm.apply(_t, region, action);
+        }
         self.helm_calls.lock().unwrap().push((region, action));
         let mut st = self.status.lock().unwrap();
         let s = &mut st[usize::from(region)];

@@ -138,8 +138,8 @@ pub struct StepEnv<'a> {
     pub input: &'a StepInput,
     pub target: &'a TargetConfig,
     pub api: &'a dyn TargetApi,
-    pub platform: &'a dyn platform::Platform,
-    pub drill: &'a dyn drill::RegionControl,
+    pub platform: &'a dyn crate::platform::Platform,
+    pub drill: &'a dyn crate::platform::RegionControl,
     pub journal: &'a Journal,
 }
 

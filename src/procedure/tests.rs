@@ -3,9 +3,9 @@
 //! give INVALID_INPUT before any mutation.
 use super::fake::{FakePlatform, FakeTarget, idx};
 use super::journal::Journal;
-use super::platform::HelmAction;
 use super::{StepEnv, StepInput, StepOutcome, run_step};
-use crate::config::{HelmMode, TargetConfig};
+use crate::config::TargetConfig;
+use crate::platform::HelmAction;
 use serde_json::{Value, json};
 
 struct H {
@@ -22,7 +22,6 @@ impl H {
         let dir = tempfile::tempdir().unwrap();
         let mut target = super::regions::tests_support::target();
         target.drill_allowed = true;
-        target.helm.mode = HelmMode::Lab;
         Self {
             api: FakeTarget::healthy(8, 8, 4),
             plat: FakePlatform::running(),
@@ -380,7 +379,7 @@ async fn manual_mode_asks_for_the_exact_command() {
     .unwrap();
     std::fs::write(&region1, "orchestration:\n  clusterSize: 8\n").unwrap();
     let mut h = H::new();
-    h.target.helm.mode = HelmMode::Manual;
+    h.plat.manual.store(true, std::sync::atomic::Ordering::SeqCst);
     // unpinned: refused naming the key, nothing asked of a person
     let o = h.run("helm", failback_vars(), &[("action", "deploy-recreated"), ("region", "recreated")]).await;
     match &o {

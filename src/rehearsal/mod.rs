@@ -5,6 +5,7 @@ pub mod clock;
 pub mod engine;
 pub mod interactive;
 pub mod lab;
+pub mod lab_platform;
 pub mod progress;
 pub mod report;
 pub mod run;

@@ -159,7 +159,7 @@ pub async fn rehearse(opts: RehearseOptions) -> Result<RehearsalReport, Rehearsa
 
     // Faults apply to the region APIs only from now on: the procedure, not the setup, is tested.
     lab.set_faults(opts.faults.clone());
-    let mut supervisor = WorkerSupervisor::start(config.clone(), opts.kill_worker_at.clone())?;
+    let mut supervisor = WorkerSupervisor::start(config.clone(), lab.control_url(), opts.kill_worker_at.clone())?;
 
     let mut session = Session {
         lab: &lab,
@@ -599,9 +599,11 @@ struct WorkerSupervisor {
 }
 
 impl WorkerSupervisor {
-    fn start(config: Arc<Config>, kill_at: Option<String>) -> Result<Self, RehearsalError> {
+    fn start(config: Arc<Config>, lab_control_url: String, kill_at: Option<String>) -> Result<Self, RehearsalError> {
         let (kill_tx, kill_rx) = mpsc::unbounded_channel();
-        let ctx = Arc::new(StepContext::new(config.clone()));
+        let ctx = Arc::new(
+            StepContext::new(config.clone()).with_platforms(crate::rehearsal::lab_platform::factory(lab_control_url)),
+        );
         ctx.connect_all();
         let mut s = Self {
             config,

@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::config::{HelmConfig, HelmMode, RegionConfig, SnapshotConfig, TargetConfig};
+use crate::config::{HelmConfig, RegionConfig, SnapshotConfig, TargetConfig};
 use crate::rehearsal::clock::Clock;
 pub use state::LabState;
 use world::{World, WorldOptions};
@@ -355,7 +355,8 @@ impl LabHandle {
         format!("http://127.0.0.1:{}", self.shared.control_port)
     }
 
-    /// A target for the worker: two regions with the lab's URLs, Helm in lab mode, drills allowed.
+    /// A target for the worker: two regions with the lab's URLs, drills allowed. Its Helm and
+    /// region control are the lab's: inject [`crate::rehearsal::lab_platform::factory`].
     pub fn target_config(&self) -> TargetConfig {
         let w = self.shared.world();
         let regions = (0..2)
@@ -365,6 +366,8 @@ impl LabHandle {
                     name: format!("region{r}"),
                     namespace: namespace(r),
                     kube_context: None,
+                    kubeconfig: None,
+                    access: Default::default(),
                     management_url: u.management,
                     rest_url: u.rest,
                     elasticsearch_url: u.elasticsearch,
@@ -392,9 +395,9 @@ impl LabHandle {
                 settings,
                 ..Default::default()
             },
-            helm: HelmConfig { mode: HelmMode::Lab, ..Default::default() },
+            helm: HelmConfig::default(),
             regions,
-            lab_control_url: Some(self.control_url()),
+            kubernetes: Default::default(),
             four_eyes: true,
         }
     }
