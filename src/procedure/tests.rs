@@ -236,6 +236,26 @@ async fn bad_variables_are_invalid_input_without_mutations() {
     assert_eq!(h.mutations(), 0);
 }
 
+/// Issue 10.6: a swapped lostRegion used to end in an incident "target unavailable".
+#[tokio::test]
+async fn a_swapped_lost_region_is_named_not_retried_into_an_incident() {
+    let h = H::new();
+    h.api.lose(0); // region 0 is the one that is down, the process was told region 1
+    let o = h.run("assess-failover", failover_vars(), &[]).await;
+    assert_eq!(code(&o), "PRECONDITION_FAILED");
+    assert!(
+        matches!(&o, StepOutcome::Refused { message, .. } if message.contains("is lostRegion right?") && message.contains("lostRegion = 0")),
+        "{o:?}"
+    );
+    assert_eq!(h.mutations(), 0);
+    // both silent: a retry that names the surviving region's management API
+    h.api.lose(1);
+    match h.run("assess-failover", failover_vars(), &[]).await {
+        StepOutcome::Retry { message } => assert!(message.contains("regions[0].management_url"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn split_brain_and_degraded_survivors_are_refused() {
     let h = H::new();
