@@ -51,12 +51,7 @@ fn flow_list(s: &str) -> Vec<String> {
         .strip_prefix('[')
         .and_then(|s| s.strip_suffix(']'))
         .unwrap_or_else(|| panic!("expected a flow list like [\"get\", \"list\"], got {s:?}"));
-    inner
-        .split(',')
-        .map(str::trim)
-        .filter(|x| !x.is_empty())
-        .map(|x| x.trim_matches('"').to_string())
-        .collect()
+    inner.split(',').map(str::trim).filter(|x| !x.is_empty()).map(|x| x.trim_matches('"').to_string()).collect()
 }
 
 /// A `.Values` path of an `if` operand (`.Values.rbac.drills`, `$.Values.rbac.drills`).
@@ -150,7 +145,9 @@ fn parse_rbac(text: &str) -> RbacTemplate {
                     let paths = match rest.as_slice() {
                         ["and", ops @ ..] if !ops.is_empty() => ops.iter().map(|o| values_path(o)).collect(),
                         [single] => vec![values_path(single)],
-                        other => panic!("rbac.yaml: unsupported condition {other:?} (use `if .Values.x` or `if and ...`)"),
+                        other => {
+                            panic!("rbac.yaml: unsupported condition {other:?} (use `if .Values.x` or `if and ...`)")
+                        }
                     };
                     stack.push(paths);
                 }
@@ -260,12 +257,7 @@ fn doc_rows(md: &str) -> Vec<DocRow> {
 }
 
 fn bool_paths(values: &Value) -> impl Fn(&BTreeSet<String>) -> BTreeSet<String> + '_ {
-    move |when| {
-        when.iter()
-            .filter(|p| lookup(values, p).is_some_and(Value::is_bool))
-            .cloned()
-            .collect()
-    }
+    move |when| when.iter().filter(|p| lookup(values, p).is_some_and(Value::is_bool)).cloned().collect()
 }
 
 /// Template and docs agree rule by rule (with the switch each needs), and the rules active with
@@ -281,11 +273,8 @@ fn check_rbac(template: &str, md: &str, values: &Value) -> Result<(), String> {
             }
         }
     }
-    let from_template: BTreeSet<(String, String, String, BTreeSet<String>)> = t
-        .rules
-        .iter()
-        .map(|r| (r.group.clone(), r.resource.clone(), r.verb.clone(), bools(&r.when)))
-        .collect();
+    let from_template: BTreeSet<(String, String, String, BTreeSet<String>)> =
+        t.rules.iter().map(|r| (r.group.clone(), r.resource.clone(), r.verb.clone(), bools(&r.when))).collect();
     let from_docs: BTreeSet<(String, String, String, BTreeSet<String>)> = rows
         .iter()
         .filter(|r| !r.admin)
@@ -351,7 +340,9 @@ fn rbac_template_grants_exactly_the_documented_rules() {
     for off in ["rbac.drills", "rbac.helm"] {
         assert_eq!(lookup(&values, off).and_then(Value::as_bool), Some(false), "{off} must default to false");
     }
-    for on in ["rbac.create", "rbac.namespaceRead", "serviceAccount.create", "serviceAccount.automountServiceAccountToken"] {
+    for on in
+        ["rbac.create", "rbac.namespaceRead", "serviceAccount.create", "serviceAccount.automountServiceAccountToken"]
+    {
         assert_eq!(lookup(&values, on).and_then(Value::as_bool), Some(true), "{on} must default to true");
     }
     assert_eq!(lookup(&values, "serviceMonitor.enabled").and_then(Value::as_bool), Some(false));
@@ -434,15 +425,10 @@ fn every_values_reference_of_the_templates_exists_in_values_yaml() {
         let path = entry.unwrap().path();
         let text = read(&path);
         // block actions and `end`s balance (a cheap guard, since nothing renders the chart here)
-        let actions: Vec<&str> = text
-            .split("{{")
-            .skip(1)
-            .map(|a| a.split("}}").next().unwrap().trim_start_matches('-').trim())
-            .collect();
-        let opens = actions
-            .iter()
-            .filter(|a| ["if ", "range ", "with ", "define "].iter().any(|k| a.starts_with(k)))
-            .count();
+        let actions: Vec<&str> =
+            text.split("{{").skip(1).map(|a| a.split("}}").next().unwrap().trim_start_matches('-').trim()).collect();
+        let opens =
+            actions.iter().filter(|a| ["if ", "range ", "with ", "define "].iter().any(|k| a.starts_with(k))).count();
         let ends = actions.iter().filter(|a| a.trim_end_matches('-').trim() == "end").count();
         assert_eq!(opens, ends, "{}: block actions and `end`s do not balance", path.display());
         assert_eq!(text.matches("{{").count(), text.matches("}}").count(), "{}", path.display());
@@ -471,23 +457,27 @@ fn chart_metadata_and_the_example_values_parse() {
     }
     assert!(lookup(&v, "rbac.regionNamespaces").is_some_and(Value::is_sequence));
     assert!(lookup(&v, "helmCli.repositories").is_some_and(Value::is_sequence));
-    for key in ["serviceMonitor.labels", "serviceMonitor.interval", "serviceMonitor.scrapeTimeout", "kubeconfig.existingSecret"] {
+    for key in [
+        "serviceMonitor.labels",
+        "serviceMonitor.interval",
+        "serviceMonitor.scrapeTimeout",
+        "kubeconfig.existingSecret",
+    ] {
         assert!(lookup(&v, key).is_some(), "values.yaml misses {key}");
     }
 }
 
 /// The value of `ARG name=value` in the Dockerfile.
 fn arg<'a>(dockerfile: &'a str, name: &str) -> Option<&'a str> {
-    dockerfile
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("ARG ")?.strip_prefix(name)?.strip_prefix('='))
-        .map(str::trim)
+    dockerfile.lines().find_map(|l| l.trim().strip_prefix("ARG ")?.strip_prefix(name)?.strip_prefix('=')).map(str::trim)
 }
 
 fn check_dockerfile(d: &str) -> Result<(), String> {
     let version = arg(d, "HELM_VERSION").ok_or("no ARG HELM_VERSION=...")?;
     let semver = version.strip_prefix('v').unwrap_or("");
-    if semver.split('.').count() != 3 || !semver.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+    if semver.split('.').count() != 3
+        || !semver.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    {
         return Err(format!("HELM_VERSION {version:?} is not an exact vX.Y.Z"));
     }
     let mut sums = BTreeSet::new();
