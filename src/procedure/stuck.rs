@@ -134,7 +134,9 @@ pub async fn restart_stuck_brokers(env: &StepEnv<'_>) -> StepResult {
         }
         let request = format!("delete pod {pod}");
         match env.platform.restart_pod(env.target, *region, pod).await {
-            Ok(()) => env.journal_call(*region, RESTART_ACTION, &request, "ok", "pod deleted; its StatefulSet recreates it")?,
+            Ok(()) => {
+                env.journal_call(*region, RESTART_ACTION, &request, "ok", "pod deleted; its StatefulSet recreates it")?
+            }
             Err(PlatformError::Manual { .. }) => return Err(manual_restart(env, *region, pod)),
             Err(PlatformError::Failed(m)) => {
                 env.journal_call(*region, RESTART_ACTION, &request, "error", &m)?;

@@ -867,7 +867,10 @@ async fn stuck_brokers_are_restarted_one_at_a_time_and_healthy_ones_skipped() {
         h.plat.restart_calls.lock().unwrap().as_slice(),
         &[(0, "camunda-zeebe-1".to_string()), (1, "camunda-zeebe-2".to_string())]
     );
-    assert_eq!(r["brokersRestarted"], json!([{"region": 0, "pod": "camunda-zeebe-1"}, {"region": 1, "pod": "camunda-zeebe-2"}]));
+    assert_eq!(
+        r["brokersRestarted"],
+        json!([{"region": 0, "pod": "camunda-zeebe-1"}, {"region": 1, "pod": "camunda-zeebe-2"}])
+    );
     assert_eq!(r["brokersSkipped"], json!([{"region": 0, "pod": "camunda-zeebe-3"}]));
     let journaled: Vec<_> = h
         .journal
@@ -904,11 +907,17 @@ async fn the_journal_prevents_a_second_restart_of_a_pod_after_a_crash() {
     let v = restart_vars(json!(true), &[(0, "camunda-zeebe-1"), (0, "camunda-zeebe-3")]);
     for _ in 0..2 {
         match h.run("restart-stuck-brokers", v.clone(), &[]).await {
-            StepOutcome::Retry { message } => assert!(message.contains("camunda-zeebe-1") && message.contains("not Ready"), "{message}"),
+            StepOutcome::Retry { message } => {
+                assert!(message.contains("camunda-zeebe-1") && message.contains("not Ready"), "{message}")
+            }
             other => panic!("{other:?}"),
         }
     }
-    assert_eq!(h.plat.restart_calls.lock().unwrap().as_slice(), &[(0, "camunda-zeebe-1".to_string())], "one at a time, once");
+    assert_eq!(
+        h.plat.restart_calls.lock().unwrap().as_slice(),
+        &[(0, "camunda-zeebe-1".to_string())],
+        "one at a time, once"
+    );
     // the pod comes back; the retry goes on with the next one
     h.plat.restart_heals.store(true, std::sync::atomic::Ordering::SeqCst);
     {
