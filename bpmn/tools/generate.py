@@ -182,7 +182,7 @@ Errors: INVALID_INPUT from Validate input ends through Report (outcome invalid-i
 MANUAL_STEP_REQUIRED from c8dr.helm / c8dr.verify-profiles leads to the manual-step user task \
 (form c8dr-manual-step, shows manualCommand) and continues only on manualStepDone = true. The \
 verification loops after a Helm action wait for the rollout and the profiles of every pod; when \
-the check lists stuck brokers (stuckBrokers) a person is asked once per loop to restart them \
+such a check (or Await recreated brokers) lists stuck brokers (stuckBrokers) a person is asked once per loop to restart them \
 (form c8dr-stuck-brokers): only restartApproved = true runs c8dr.restart-stuck-brokers (one pod \
 at a time), a no or no answer restarts nothing (stuckRestartReason) and the loop waits on until \
 its timer escalates. Every other BPMN error a step can \
@@ -217,7 +217,7 @@ def failback():
             loop(m, p, "BrokersVisible", "Await recreated brokers",
                  check_task(m, "BrokersVisibleCheck", "Recreated brokers visible?",
                             "c8dr.await-brokers-visible"),
-                 "= brokersVisibleTimeout"),
+                 "= brokersVisibleTimeout", stuck=True),
         ]
 
     def webapps_off(p):

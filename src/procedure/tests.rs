@@ -985,3 +985,21 @@ async fn a_refused_drill_is_drill_not_allowed_without_mutations() {
         .collect();
     assert_eq!(requests, vec!["drill lose region 1".to_string(), "drill recreate region 1".to_string()]);
 }
+
+/// Issue 11.5: the recreated region's brokers that do not join because they are stuck
+/// Running-not-Ready are listed while they are not visible.
+#[tokio::test]
+async fn await_brokers_visible_lists_stuck_recreated_brokers() {
+    let h = H::new();
+    h.api.lose(1);
+    stuck_pod(&h, 1, 0, 15);
+    let r = done(h.run("await-brokers-visible", failback_vars(), &[]).await, "await");
+    assert_eq!(r["verified"], json!(false));
+    let stuck = r["stuckBrokers"].as_array().unwrap();
+    assert_eq!(stuck.len(), 1, "{r:?}");
+    assert_eq!((stuck[0]["region"].clone(), stuck[0]["pod"].clone()), (json!(1), json!("camunda-zeebe-0")));
+    // an unobservable platform lists none (information only, the check itself is unchanged)
+    h.plat.manual.store(true, std::sync::atomic::Ordering::SeqCst);
+    let r = done(h.run("await-brokers-visible", failback_vars(), &[]).await, "manual");
+    assert_eq!(r["stuckBrokers"], json!([]));
+}
