@@ -435,5 +435,22 @@ pub async fn await_brokers_visible(env: &StepEnv<'_>) -> StepResult {
     let mut visible: Vec<u32> = topology.brokers.iter().map(|b| b.node_id).filter(|id| ids.contains(id)).collect();
     visible.sort_unstable();
     let verified = visible == ids;
-    Ok(StepOutcome::done(vars([("verified", json!(verified)), ("visibleBrokers", json!(visible))])))
+    // brokers of the recreated region stuck Running-not-Ready (camunda/camunda#55038) are shown to
+    // a person; the listing is information only: an unobservable platform lists none
+    let stuck = if verified {
+        Vec::new()
+    } else {
+        match env.platform.status(env.target, recreated).await {
+            Ok(s) => super::platform::stuck_brokers(env.target, recreated, &s, chrono::Utc::now()),
+            Err(e) => {
+                tracing::debug!(region = recreated, error = %e, "platform not observed for stuck brokers");
+                Vec::new()
+            }
+        }
+    };
+    Ok(StepOutcome::done(vars([
+        ("verified", json!(verified)),
+        ("visibleBrokers", json!(visible)),
+        ("stuckBrokers", json!(stuck)),
+    ])))
 }
