@@ -2,6 +2,8 @@
 //! (`kube_context`, `kubeconfig`) or, with neither, `$KUBECONFIG` / `~/.kube/config` / the
 //! in-cluster service account (kube's `Config::infer`). Names follow the Camunda 8.8 Helm chart
 //! for release `<release>` (docs/kubernetes.md).
+pub mod forward;
+
 use crate::config::RegionConfig;
 use std::time::Duration;
 
