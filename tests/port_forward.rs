@@ -318,3 +318,21 @@ async fn raw_get(addr: SocketAddr, path: &str) -> String {
     tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer)).await.unwrap().unwrap();
     String::from_utf8_lossy(&answer).into_owned()
 }
+
+#[test]
+fn a_port_forward_url_must_name_a_service() {
+    let config: TargetConfig = toml::from_str(
+        "[[regions]]\nname = \"r0\"\naccess = \"port-forward\"\nmanagement_url = \"http://10.0.0.1:9600\"\n\
+         rest_url = \"\"\nelasticsearch_url = \"\"\n\
+         [[regions]]\nname = \"r1\"\nmanagement_url = \"http://mgmt:9600\"\nrest_url = \"http://rest:8080\"\n\
+         elasticsearch_url = \"http://es:9200\"\n",
+    )
+    .unwrap();
+    let err = Target::from_config("lab", &config).unwrap_err();
+    assert_eq!(err.field(), "targets.lab.regions[0].management_url");
+    assert!(err.to_string().contains("the URL names a Service and its port"), "{err}");
+    // Direct access keeps the URLs as configured; port-forward fills in the chart's Services.
+    let config = TargetConfig { regions: vec![config.regions[1].clone(), config.regions[1].clone()], ..config.clone() };
+    let target = Target::from_config("lab", &config).unwrap();
+    assert_eq!(target.region(0).management.base_url(), "http://mgmt:9600/");
+}

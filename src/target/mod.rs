@@ -112,7 +112,9 @@ impl Target {
             let mut elasticsearch =
                 ElasticsearchClient::new(&es_url, es_auth, timeout).map_err(|e| invalid("elasticsearch_url", e))?;
             if port_forward {
-                let k8s_timeout = Duration::from_secs(config.kubernetes.request_timeout_secs.max(1));
+                // kube's read timeout also bounds the forward's idle time (it stays on the upgraded
+                // connection): never shorter than the time one call may take.
+                let k8s_timeout = Duration::from_secs(config.kubernetes.request_timeout_secs.max(1)).max(timeout);
                 let forwarder = Arc::new(Forwarder::new(name, id, region, k8s_timeout));
                 management =
                     management.with_port_forward(forwarder.clone()).map_err(|e| invalid("management_url", e))?;
