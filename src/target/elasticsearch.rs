@@ -23,6 +23,15 @@ impl ElasticsearchClient {
         Ok(Self { http: HttpCore::new(Api::Elasticsearch, base_url, auth, timeout)? })
     }
 
+    /// Sends every call through its own short-lived Kubernetes port-forward of `forwarder`'s
+    /// region (`access = "port-forward"`): the base URL names the Service and its port.
+    pub fn with_port_forward(
+        self,
+        forwarder: std::sync::Arc<crate::platform::k8s::forward::Forwarder>,
+    ) -> Result<Self, TargetError> {
+        Ok(Self { http: self.http.with_port_forward(forwarder)? })
+    }
+
     pub fn base_url(&self) -> &str {
         self.http.base_url().as_str()
     }

@@ -2,6 +2,7 @@
 //! transport failures and error bodies to [`TargetError`].
 use super::error::{Api, ErrorKind, TargetError};
 use crate::config::{HttpAuth, Secret, SecretError};
+use crate::platform::k8s::forward::{ForwardError, Forwarder};
 use crate::zeebe::ClientError;
 use crate::zeebe::auth::{OAuthProvider, OAuthSettings};
 use bytes::Bytes;
@@ -147,6 +148,25 @@ pub(crate) struct HttpCore {
     client: reqwest::Client,
     auth: HttpAuthResolved,
     timeout: Duration,
+    /// `access = "port-forward"`: every request goes through its own tunnel.
+    forward: Option<PortForward>,
+}
+
+/// Where the requests of a port-forwarded client go: port `port` of Service `service`.
+#[derive(Debug, Clone)]
+struct PortForward {
+    forwarder: Arc<Forwarder>,
+    /// The URL's host: the Service name is its first label.
+    host: String,
+    service: String,
+    port: u16,
+}
+
+fn client_builder(timeout: Duration) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .user_agent(concat!("c8dr/", env!("CARGO_PKG_VERSION")))
 }
 
 impl HttpCore {
@@ -189,13 +209,113 @@ impl HttpCore {
         }
         base.set_query(None);
         base.set_fragment(None);
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("c8dr/", env!("CARGO_PKG_VERSION")))
+        let client = client_builder(timeout)
             .build()
             .map_err(|e| TargetError::new(api, ErrorKind::InvalidRequest, format!("cannot build HTTP client: {e}")))?;
-        Ok(Self { api, base, client, auth, timeout })
+        Ok(Self { api, base, client, auth, timeout, forward: None })
+    }
+
+    /// Sends every request through a short-lived port-forward of `forwarder`'s region: the base
+    /// URL's host names the Service (`http://camunda-zeebe-gateway:9600`; its first label when it
+    /// is a DNS name like `camunda-zeebe-gateway.ns.svc`), its port the service port.
+    pub(crate) fn with_port_forward(mut self, forwarder: Arc<Forwarder>) -> Result<Self, TargetError> {
+        let invalid = |why: String| {
+            TargetError::new(
+                self.api,
+                ErrorKind::InvalidRequest,
+                format!(
+                    "{why}: with access = \"port-forward\" the URL names a Service and its port, e.g. \
+                     http://camunda-zeebe-gateway:9600"
+                ),
+            )
+        };
+        let host = match self.base.host() {
+            Some(url::Host::Domain(d)) => d.to_string(),
+            Some(other) => return Err(invalid(format!("the URL {} has the address {other} as host", self.base))),
+            None => return Err(invalid(format!("the URL {} has no host", self.base))),
+        };
+        let service = host.split('.').next().unwrap_or_default().to_string();
+        let port = self.base.port_or_known_default().unwrap_or(80);
+        self.forward = Some(PortForward { forwarder, host, service, port });
+        Ok(self)
+    }
+
+    /// One request and its whole answer. Port-forwarded: opens a tunnel for this request alone,
+    /// sends it to the tunnel's local port (Host header and TLS name stay the Service's), reads
+    /// the answer and closes the tunnel.
+    async fn round_trip(
+        &self,
+        method: &Method,
+        url: &Url,
+        prepare: impl FnOnce(RequestBuilder) -> RequestBuilder,
+    ) -> Result<(StatusCode, Bytes), TargetError> {
+        let Some(forward) = &self.forward else {
+            return self.exchange(&self.client, method, url, url, prepare).await;
+        };
+        let tunnel = forward
+            .forwarder
+            .open(&forward.service, forward.port)
+            .await
+            .map_err(|e| self.forward_error(method, url, &e))?;
+        let local = tunnel.local_addr();
+        let result = async {
+            // A client of its own: nothing pooled outlives the tunnel, and the Service's host
+            // name resolves to the tunnel (the URL carries the tunnel's port).
+            let client = client_builder(self.timeout)
+                .pool_max_idle_per_host(0)
+                .resolve(&forward.host, std::net::SocketAddr::new(local.ip(), 0))
+                .build()
+                .map_err(|e| {
+                    TargetError::new(self.api, ErrorKind::InvalidRequest, format!("cannot build HTTP client: {e}"))
+                })?;
+            let mut local_url = url.clone();
+            local_url.set_port(Some(local.port())).map_err(|()| {
+                self.error_for(method, url, ErrorKind::InvalidRequest, "the URL cannot take a port".into())
+            })?;
+            let authority = match url.port() {
+                Some(port) => format!("{}:{port}", forward.host),
+                None => forward.host.clone(),
+            };
+            self.exchange(&client, method, url, &local_url, |r| prepare(r).header(reqwest::header::HOST, authority))
+                .await
+        }
+        .await;
+        let result = match result {
+            // The pod's own account of why the connection ended beats "connection closed".
+            Err(e) if matches!(e.kind, ErrorKind::Unreachable | ErrorKind::Timeout) => match tunnel.failure() {
+                Some(failure) => Err(self.forward_error(method, url, &failure)),
+                None => Err(e),
+            },
+            other => other,
+        };
+        tunnel.close().await;
+        result
+    }
+
+    /// Sends to `to` (`url` in errors) with `client` and reads the whole answer.
+    async fn exchange(
+        &self,
+        client: &reqwest::Client,
+        method: &Method,
+        url: &Url,
+        to: &Url,
+        prepare: impl FnOnce(RequestBuilder) -> RequestBuilder,
+    ) -> Result<(StatusCode, Bytes), TargetError> {
+        let request = prepare(self.auth.apply(self.api, client.request(method.clone(), to.clone())).await?);
+        let response = request.send().await.map_err(|e| self.transport_error(method, url, &e))?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| self.transport_error(method, url, &e))?;
+        Ok((status, body))
+    }
+
+    fn error_for(&self, method: &Method, url: &Url, kind: ErrorKind, message: String) -> TargetError {
+        TargetError::new(self.api, kind, message).with_request(method.as_str(), url.as_str())
+    }
+
+    /// A failed port-forward: transient (`Unreachable`) unless the configuration is at fault.
+    fn forward_error(&self, method: &Method, url: &Url, e: &ForwardError) -> TargetError {
+        let kind = if e.is_transient() { ErrorKind::Unreachable } else { ErrorKind::InvalidRequest };
+        self.error_for(method, url, kind, e.to_string())
     }
 
     /// The base URL (without credentials).
@@ -228,21 +348,22 @@ impl HttpCore {
             url.query_pairs_mut().extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
         }
         // A multipart body cannot be sent twice: no token refresh retry for it.
-        let (mut body, mut multipart) = match body {
+        let (body, mut multipart) = match body {
             Body::Multipart(form) => (None, Some(form)),
             other => (Some(other), None),
         };
         let mut refreshed = false;
-        let response = loop {
-            let mut request = self.auth.apply(self.api, self.client.request(method.clone(), url.clone())).await?;
-            request = match (&body, multipart.take()) {
-                (_, Some(form)) => request.multipart(form),
-                (Some(Body::Json(value)), None) => request.json(value),
-                _ => request,
-            };
+        let (status, body) = loop {
+            let form = multipart.take();
             tracing::debug!(api = %self.api, %method, url = %url, "target request");
-            let response = request.send().await.map_err(|e| self.transport_error(&method, &url, &e))?;
-            if response.status() == StatusCode::UNAUTHORIZED
+            let (status, answer) = self
+                .round_trip(&method, &url, |request| match (form, &body) {
+                    (Some(form), _) => request.multipart(form),
+                    (None, Some(Body::Json(value))) => request.json(value),
+                    _ => request,
+                })
+                .await?;
+            if status == StatusCode::UNAUTHORIZED
                 && !refreshed
                 && body.is_some()
                 && let Some(provider) = self.auth.refreshable()
@@ -252,11 +373,8 @@ impl HttpCore {
                 refreshed = true;
                 continue;
             }
-            body.take();
-            break response;
+            break (status, answer);
         };
-        let status = response.status();
-        let body = response.bytes().await.map_err(|e| self.transport_error(&method, &url, &e))?;
         tracing::debug!(api = %self.api, %method, url = %url, status = status.as_u16(), "target response");
         if !status.is_success() {
             return Err(self.status_error(&method, &url, status.as_u16(), &body));
@@ -279,14 +397,10 @@ impl HttpCore {
             url.query_pairs_mut().extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
         }
         let mut refreshed = false;
-        let response = loop {
-            let request = self
-                .auth
-                .apply(self.api, self.client.request(method.clone(), url.clone()))
-                .await?
-                .timeout(self.timeout.saturating_add(server_wait));
-            let response = request.send().await.map_err(|e| self.transport_error(&method, &url, &e))?;
-            if response.status() == StatusCode::UNAUTHORIZED
+        let (status, body) = loop {
+            let timeout = self.timeout.saturating_add(server_wait);
+            let (status, body) = self.round_trip(&method, &url, |request| request.timeout(timeout)).await?;
+            if status == StatusCode::UNAUTHORIZED
                 && !refreshed
                 && let Some(provider) = self.auth.refreshable()
             {
@@ -294,10 +408,8 @@ impl HttpCore {
                 refreshed = true;
                 continue;
             }
-            break response;
+            break (status, body);
         };
-        let status = response.status();
-        let body = response.bytes().await.map_err(|e| self.transport_error(&method, &url, &e))?;
         Ok(Raw { status, body })
     }
 

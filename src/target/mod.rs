@@ -19,7 +19,9 @@ pub use http::HttpAuthResolved;
 pub use management::ManagementClient;
 pub use rest::RestClient;
 
-use crate::config::{SecretError, TargetConfig};
+use crate::config::{Access, SecretError, TargetConfig};
+use crate::platform::k8s::{self, forward::Forwarder};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The three clients of one region.
@@ -92,15 +94,35 @@ impl Target {
                 .map_err(|source| TargetConfigError::Secret { field: field("rest_auth"), source })?;
             let es_auth = HttpAuthResolved::resolve(&region.elasticsearch_auth)
                 .map_err(|source| TargetConfigError::Secret { field: field("elasticsearch_auth"), source })?;
-            Ok(RegionClients {
-                id,
-                name: region.name.clone(),
-                management: ManagementClient::new(&region.management_url, timeout)
-                    .map_err(|e| invalid("management_url", e))?,
-                rest: RestClient::new(&region.rest_url, rest_auth, timeout).map_err(|e| invalid("rest_url", e))?,
-                elasticsearch: ElasticsearchClient::new(&region.elasticsearch_url, es_auth, timeout)
-                    .map_err(|e| invalid("elasticsearch_url", e))?,
-            })
+            let port_forward = region.access == Access::PortForward;
+            // Port-forward: an empty URL means the Service the Camunda 8.8 chart names.
+            let url = |configured: &str, service: String, port: u16| -> String {
+                if port_forward && configured.trim().is_empty() {
+                    format!("http://{service}:{port}")
+                } else {
+                    configured.to_string()
+                }
+            };
+            let management_url = url(&region.management_url, k8s::gateway_service(&config.release), 9600);
+            let rest_url = url(&region.rest_url, k8s::gateway_service(&config.release), 8080);
+            let es_url = url(&region.elasticsearch_url, k8s::elasticsearch_service(&config.release), 9200);
+            let mut management =
+                ManagementClient::new(&management_url, timeout).map_err(|e| invalid("management_url", e))?;
+            let mut rest = RestClient::new(&rest_url, rest_auth, timeout).map_err(|e| invalid("rest_url", e))?;
+            let mut elasticsearch =
+                ElasticsearchClient::new(&es_url, es_auth, timeout).map_err(|e| invalid("elasticsearch_url", e))?;
+            if port_forward {
+                // kube's read timeout also bounds the forward's idle time (it stays on the upgraded
+                // connection): never shorter than the time one call may take.
+                let k8s_timeout = Duration::from_secs(config.kubernetes.request_timeout_secs.max(1)).max(timeout);
+                let forwarder = Arc::new(Forwarder::new(name, id, region, k8s_timeout));
+                management =
+                    management.with_port_forward(forwarder.clone()).map_err(|e| invalid("management_url", e))?;
+                rest = rest.with_port_forward(forwarder.clone()).map_err(|e| invalid("rest_url", e))?;
+                elasticsearch =
+                    elasticsearch.with_port_forward(forwarder).map_err(|e| invalid("elasticsearch_url", e))?;
+            }
+            Ok(RegionClients { id, name: region.name.clone(), management, rest, elasticsearch })
         };
         let regions = [build(0)?, build(1)?];
         Ok(Target { name: name.to_string(), config: config.clone(), regions })

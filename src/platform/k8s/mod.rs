@@ -2,6 +2,8 @@
 //! (`kube_context`, `kubeconfig`) or, with neither, `$KUBECONFIG` / `~/.kube/config` / the
 //! in-cluster service account (kube's `Config::infer`). Names follow the Camunda 8.8 Helm chart
 //! for release `<release>` (docs/kubernetes.md).
+pub mod forward;
+
 use crate::config::RegionConfig;
 use std::time::Duration;
 
@@ -60,6 +62,7 @@ pub async fn client(
     timeout: Duration,
 ) -> Result<kube::Client, K8sError> {
     use kube::config::{Config, KubeConfigOptions, Kubeconfig};
+    forward::install_crypto_provider();
     let field = |f: &str| format!("targets.{target_name}.regions[{index}].{f}");
     let options = KubeConfigOptions { context: region.kube_context.clone(), ..Default::default() };
     let mut config = match (&region.kubeconfig, &region.kube_context) {

@@ -24,6 +24,7 @@ mod faults;
 mod http;
 pub mod jsonorder;
 pub mod net;
+pub mod portforward;
 pub mod state;
 pub mod world;
 
