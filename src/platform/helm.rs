@@ -203,7 +203,7 @@ pub fn uninstall_args(target: &TargetConfig, region: u8) -> Vec<String> {
     a
 }
 
-/// `--namespace` / `--kube-context` of `region`.
+/// `--namespace` / `--kube-context` / `--kubeconfig` of `region`.
 pub fn scope_args(target: &TargetConfig, region: u8) -> Vec<String> {
     let mut a = Vec::new();
     if let Some(rc) = target.regions.get(usize::from(region)) {
@@ -212,6 +212,11 @@ pub fn scope_args(target: &TargetConfig, region: u8) -> Vec<String> {
         }
         if let Some(ctx) = &rc.kube_context {
             a.extend(["--kube-context".into(), ctx.clone()]);
+        }
+        // the kubeconfig c8dr observes the region through: without it helm would look the
+        // context up in $KUBECONFIG and could act on another cluster
+        if let Some(kc) = &rc.kubeconfig {
+            a.extend(["--kubeconfig".into(), kc.display().to_string()]);
         }
     }
     a

@@ -60,6 +60,10 @@ pub async fn client(
     timeout: Duration,
 ) -> Result<kube::Client, K8sError> {
     use kube::config::{Config, KubeConfigOptions, Kubeconfig};
+    // kube builds its rustls config from the process-level CryptoProvider; with both aws-lc-rs
+    // (reqwest) and ring (tonic, kube) linked rustls cannot pick one and kube would panic on the
+    // first client. Installing one is idempotent (an already installed provider stays).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let field = |f: &str| format!("targets.{target_name}.regions[{index}].{f}");
     let options = KubeConfigOptions { context: region.kube_context.clone(), ..Default::default() };
     let mut config = match (&region.kubeconfig, &region.kube_context) {
