@@ -335,7 +335,10 @@ async fn a_rolling_statefulset_is_not_complete_and_disagreeing_pods_are_unknown(
     let h = connect("staging", &env.target).unwrap();
     let s = h.platform.status(&env.target, 1).await.unwrap();
     assert!(!s.rollout_complete());
-    assert_eq!(s.rollout.as_ref().unwrap().describe(), "1/2 updated, 1/2 ready, revision camunda-zeebe-a -> camunda-zeebe-b");
+    assert_eq!(
+        s.rollout.as_ref().unwrap().describe(),
+        "1/2 updated, 1/2 ready, revision camunda-zeebe-a -> camunda-zeebe-b"
+    );
     assert_eq!(s.pods[0].profiles.as_ref().map(Vec::len), Some(5), "the last line of the log");
     assert_eq!(s.pods[1].profiles.as_ref().map(Vec::len), Some(3));
     assert_eq!(s.profiles, None, "pods disagree");
@@ -394,7 +397,10 @@ async fn unreadable_objects_fail_closed_and_a_missing_statefulset_is_no_release(
         f.log_forbidden = true;
     }
     let e = h.platform.status(&env.target, 1).await.unwrap_err();
-    assert!(matches!(&e, PlatformError::Failed(m) if m.contains("pods/log of camunda-zeebe-0") && m.contains("403")), "{e:?}");
+    assert!(
+        matches!(&e, PlatformError::Failed(m) if m.contains("pods/log of camunda-zeebe-0") && m.contains("403")),
+        "{e:?}"
+    );
     {
         let mut f = env.fake.lock().unwrap();
         f.log_forbidden = false;

@@ -33,7 +33,10 @@ pub fn drill_refusal(ns: &Namespace) -> Option<String> {
         .filter(|v| is_prod(v))
         .map(|v| format!("label {ENVIRONMENT_MARKER}={v}"))
         .or_else(|| {
-            annotations.get(ENVIRONMENT_MARKER).filter(|v| is_prod(v)).map(|v| format!("annotation {ENVIRONMENT_MARKER}={v}"))
+            annotations
+                .get(ENVIRONMENT_MARKER)
+                .filter(|v| is_prod(v))
+                .map(|v| format!("annotation {ENVIRONMENT_MARKER}={v}"))
         })
         .or_else(|| {
             ["environment", "env"]

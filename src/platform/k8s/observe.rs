@@ -84,7 +84,7 @@ pub fn configured_profiles(cm: &ConfigMap) -> Result<Option<Vec<String>>, String
                 None => None,
                 Some(Value::String(s)) => Some(split_list(s)),
                 Some(Value::Array(items)) => {
-                    Some(items.iter().filter_map(Value::as_str).flat_map(|s| split_list(s)).collect())
+                    Some(items.iter().filter_map(Value::as_str).flat_map(split_list).collect())
                 }
                 Some(other) => {
                     return Err(format!("its entry {key} sets spring.profiles.active to {other}, not a list"));
@@ -160,9 +160,13 @@ pub fn pod_status_of(pod: &Pod) -> PodStatus {
         name: pod.metadata.name.clone().unwrap_or_default(),
         phase: status.phase.clone().unwrap_or_default(),
         ready,
-        not_ready_since: if ready { None } else { ready_condition.and_then(|c| c.last_transition_time.as_ref()).and_then(|t| {
-            chrono::DateTime::from_timestamp(t.0.as_second(), u32::try_from(t.0.subsec_nanosecond()).unwrap_or(0))
-        }) },
+        not_ready_since: if ready {
+            None
+        } else {
+            ready_condition.and_then(|c| c.last_transition_time.as_ref()).and_then(|t| {
+                chrono::DateTime::from_timestamp(t.0.as_second(), u32::try_from(t.0.subsec_nanosecond()).unwrap_or(0))
+            })
+        },
         profiles: None,
         revision: pod.metadata.labels.as_ref().and_then(|l| l.get(REVISION_LABEL)).cloned(),
         restarts: status.container_statuses.iter().flatten().map(|c| c.restart_count).sum(),
@@ -289,7 +293,10 @@ mod tests {
         assert_eq!(parse_profiles_line(r#"The following 1 profile is active: "broker""#), v(&["broker"]));
         let json = r#"{"severity":"INFO","message":"The following 2 profiles are active: \"broker\", \"operate\"","logger":"x"}"#;
         assert_eq!(parse_profiles_line(json), v(&["broker", "operate"]));
-        assert_eq!(parse_profiles_line("The following profiles are active: broker,identity"), v(&["broker", "identity"]));
+        assert_eq!(
+            parse_profiles_line("The following profiles are active: broker,identity"),
+            v(&["broker", "identity"])
+        );
         // cut short (a log read limit): fewer names than announced is unknown
         assert_eq!(parse_profiles_line(r#"The following 3 profiles are active: "broker", "iden"#), None);
         assert_eq!(parse_profiles_line("The following options are set"), None);
@@ -309,7 +316,8 @@ mod tests {
     fn configmap_profiles() {
         let flat = cm("application.yaml", "spring.profiles.active: \"broker,identity,consolidated-auth\"\n");
         assert_eq!(configured_profiles(&flat).unwrap(), v(&["broker", "identity", "consolidated-auth"]));
-        let nested = cm("application.yaml", "zeebe:\n  broker: {}\nspring:\n  profiles:\n    active: broker, operate\n");
+        let nested =
+            cm("application.yaml", "zeebe:\n  broker: {}\nspring:\n  profiles:\n    active: broker, operate\n");
         assert_eq!(configured_profiles(&nested).unwrap(), v(&["broker", "operate"]));
         let mixed = cm("application.yaml", "spring:\n  profiles.active: [broker, tasklist]\n");
         assert_eq!(configured_profiles(&mixed).unwrap(), v(&["broker", "tasklist"]));
@@ -330,10 +338,17 @@ mod tests {
             .unwrap()
         };
         let e = |v: Value| serde_json::json!([{"name": "X", "value": "1"}, v]);
-        assert_eq!(create_schema_of(&sts(e(serde_json::json!({"name": CREATE_SCHEMA_ENV, "value": "False"})))), Some(false));
-        assert_eq!(create_schema_of(&sts(e(serde_json::json!({"name": CREATE_SCHEMA_ENV, "value": "true"})))), Some(true));
+        assert_eq!(
+            create_schema_of(&sts(e(serde_json::json!({"name": CREATE_SCHEMA_ENV, "value": "False"})))),
+            Some(false)
+        );
+        assert_eq!(
+            create_schema_of(&sts(e(serde_json::json!({"name": CREATE_SCHEMA_ENV, "value": "true"})))),
+            Some(true)
+        );
         assert_eq!(create_schema_of(&sts(serde_json::json!([]))), Some(true));
-        let from_secret = serde_json::json!({"name": CREATE_SCHEMA_ENV, "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}});
+        let from_secret =
+            serde_json::json!({"name": CREATE_SCHEMA_ENV, "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}});
         assert_eq!(create_schema_of(&sts(e(from_secret))), None);
     }
 

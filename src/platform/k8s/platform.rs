@@ -78,10 +78,7 @@ pub fn judge_helm(
         (Some(r), Ok(out)) if r.status == "deployed" => Ok(out),
         (Some(r), Err(e)) if r.status == "deployed" => {
             tracing::warn!(revision = r.revision, error = %e, "helm reported a failure but the release secret shows the new revision deployed");
-            Ok(format!(
-                "warning: helm reported a failure ({e}), but release revision {} is deployed\n",
-                r.revision
-            ))
+            Ok(format!("warning: helm reported a failure ({e}), but release revision {} is deployed\n", r.revision))
         }
         (Some(r), run) => Err(PlatformError::Failed(format!(
             "{what}: release revision {} is {} (not deployed){}",
@@ -273,15 +270,26 @@ mod tests {
                 } else {
                     self.ready_before
                 };
-                let pod = PodStatus { name: "camunda-zeebe-1".into(), phase: "Running".into(), ready, ..Default::default() };
+                let pod =
+                    PodStatus { name: "camunda-zeebe-1".into(), phase: "Running".into(), ready, ..Default::default() };
                 Ok(PlatformStatus { pods: vec![pod], ..Default::default() })
             }
             .boxed()
         }
-        fn helm<'a>(&'a self, _: &'a TargetConfig, _: u8, _: HelmAction) -> BoxFuture<'a, Result<String, PlatformError>> {
+        fn helm<'a>(
+            &'a self,
+            _: &'a TargetConfig,
+            _: u8,
+            _: HelmAction,
+        ) -> BoxFuture<'a, Result<String, PlatformError>> {
             async { Ok(String::new()) }.boxed()
         }
-        fn restart_pod<'a>(&'a self, _: &'a TargetConfig, _: u8, _: &'a str) -> BoxFuture<'a, Result<(), PlatformError>> {
+        fn restart_pod<'a>(
+            &'a self,
+            _: &'a TargetConfig,
+            _: u8,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<(), PlatformError>> {
             *self.deleted.lock().unwrap() += 1;
             async { Ok(()) }.boxed()
         }
