@@ -351,22 +351,30 @@ async fn a_rolling_statefulset_is_not_complete_and_disagreeing_pods_are_unknown(
 #[tokio::test]
 async fn a_log_without_the_line_falls_back_to_the_configmap_only_when_the_rollout_is_complete() {
     let mut f = installed();
+    f.logs.insert("camunda-zeebe-0".into(), "rotated: only recent lines\n".into());
     f.logs.insert("camunda-zeebe-1".into(), "rotated: only recent lines\n".into());
-    // rolling: pod 1 runs the old revision, its profiles cannot be told
-    f.statefulset = Some(statefulset(2, 1, 2, "camunda-zeebe-a", "camunda-zeebe-b"));
-    f.pods[0] = pod(0, true, "camunda-zeebe-b");
+    // rolling: pod 1 runs the old revision, pod 0 the new one but the rollout is not over (pod
+    // 0 is not Ready): neither one's profiles can be told
+    f.statefulset = Some(statefulset(2, 1, 1, "camunda-zeebe-a", "camunda-zeebe-b"));
+    f.pods[0] = pod(0, false, "camunda-zeebe-b");
     let env = start(f).await;
     let h = connect("staging", &env.target).unwrap();
     let s = h.platform.status(&env.target, 1).await.unwrap();
+    assert_eq!((s.pods[0].profiles.clone(), s.pods[1].profiles.clone()), (None, None));
+    assert_eq!(s.profiles, None);
+    // the old revision stays unknown even once the rollout reports complete
+    env.fake.lock().unwrap().statefulset = Some(statefulset(2, 2, 2, "camunda-zeebe-b", "camunda-zeebe-b"));
+    let s = h.platform.status(&env.target, 1).await.unwrap();
     assert_eq!(s.pods[1].profiles, None);
     assert_eq!(s.profiles, None);
-    // complete, and pod 1 runs the update revision: the ConfigMap tells what it runs
+    // complete, and both pods run the update revision: the ConfigMap tells what they run
     {
         let mut f = env.fake.lock().unwrap();
-        f.statefulset = Some(statefulset(2, 2, 2, "camunda-zeebe-b", "camunda-zeebe-b"));
+        f.pods[0] = pod(0, true, "camunda-zeebe-b");
         f.pods[1] = pod(1, true, "camunda-zeebe-b");
     }
     let s = h.platform.status(&env.target, 1).await.unwrap();
+    assert_eq!(s.pods[0].profiles, strings(&["broker", "identity", "consolidated-auth"]));
     assert_eq!(s.pods[1].profiles, strings(&["broker", "identity", "consolidated-auth"]));
     assert_eq!(s.profiles, strings(&["broker", "identity", "consolidated-auth"]));
 }
