@@ -33,6 +33,7 @@ pub const JOB_TYPES: &[&str] = &[
     "c8dr.preflight-recreated",
     "c8dr.helm",
     "c8dr.verify-profiles",
+    "c8dr.restart-stuck-brokers",
     "c8dr.await-brokers-visible",
     "c8dr.pause-exporting",
     "c8dr.resume-exporting",

@@ -33,7 +33,7 @@ pub fn init_tracing_with_default(format: &str, default_filter: &str) -> Result<(
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     // Colour only on a terminal: redirected to a file or a pipe, logs carry no ANSI codes.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| StderrUnlessHeld).with_ansi(ansi);
     let result = match format {
         "human" => builder.try_init(),
         "json" => builder.json().with_current_span(true).with_span_list(false).try_init(),
@@ -44,6 +44,63 @@ pub fn init_tracing_with_default(format: &str, default_filter: &str) -> Result<(
     // Already initialised (tests, or a second call): keep the first subscriber.
     let _ = result;
     Ok(())
+}
+
+/// Log lines written while a [`LogHold`] lives are kept and written when it ends: a question asked
+/// on the terminal (`rehearse --interactive`) is never overwritten by a log line.
+static LOGS_HELD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static HELD_LINES: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+/// At most this much held log output is kept; more is dropped and counted.
+const HELD_MAX: usize = 1 << 20;
+static HELD_DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Holds log output until dropped (see [`hold_logs`]).
+#[must_use = "logs are held only while the guard lives"]
+pub struct LogHold(());
+
+/// Holds every log line until the returned guard is dropped, then writes them in order.
+pub fn hold_logs() -> LogHold {
+    LOGS_HELD.store(true, Ordering::SeqCst);
+    LogHold(())
+}
+
+impl Drop for LogHold {
+    fn drop(&mut self) {
+        use std::io::Write;
+        let mut held = HELD_LINES.lock().unwrap_or_else(|p| p.into_inner());
+        LOGS_HELD.store(false, Ordering::SeqCst);
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(&held);
+        let dropped = HELD_DROPPED.swap(0, Ordering::SeqCst);
+        if dropped > 0 {
+            let _ = writeln!(err, "({dropped} bytes of log output were dropped while a question was open)");
+        }
+        held.clear();
+    }
+}
+
+/// stderr, or the held buffer while a [`LogHold`] lives.
+struct StderrUnlessHeld;
+
+impl std::io::Write for StderrUnlessHeld {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if LOGS_HELD.load(Ordering::SeqCst) {
+            let mut held = HELD_LINES.lock().unwrap_or_else(|p| p.into_inner());
+            // checked again under the lock: a hold ending meanwhile has flushed already
+            if LOGS_HELD.load(Ordering::SeqCst) {
+                if held.len() + buf.len() <= HELD_MAX {
+                    held.extend_from_slice(buf);
+                } else {
+                    HELD_DROPPED.fetch_add(buf.len() as u64, Ordering::SeqCst);
+                }
+                return Ok(buf.len());
+            }
+        }
+        std::io::stderr().write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -238,6 +295,18 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_lines_are_held_while_a_question_is_open_and_written_after() {
+        use std::io::Write;
+        let hold = hold_logs();
+        StderrUnlessHeld.write_all(b"held line c8dr-test-7f3a\n").unwrap();
+        let held = String::from_utf8_lossy(&HELD_LINES.lock().unwrap()).into_owned();
+        assert!(held.contains("held line c8dr-test-7f3a"), "{held}");
+        drop(hold);
+        assert!(!String::from_utf8_lossy(&HELD_LINES.lock().unwrap()).contains("c8dr-test-7f3a"));
+        assert!(!LOGS_HELD.load(Ordering::SeqCst));
+    }
 
     #[test]
     fn metrics_render_names_and_labels() {

@@ -180,7 +180,12 @@ resume exporting (which aborts), a terminate end event ends it after step 6, and
 leaving it runs c8dr.resume-exporting first. Cancelling the instance bypasses all of that.
 Errors: INVALID_INPUT from Validate input ends through Report (outcome invalid-input). \
 MANUAL_STEP_REQUIRED from c8dr.helm / c8dr.verify-profiles leads to the manual-step user task \
-(form c8dr-manual-step, shows manualCommand) and continues only on manualStepDone = true. Every other BPMN error a step can \
+(form c8dr-manual-step, shows manualCommand) and continues only on manualStepDone = true. The \
+verification loops after a Helm action wait for the rollout and the profiles of every pod; when \
+such a check (or Await recreated brokers) lists stuck brokers (stuckBrokers) a person is asked once per loop to restart them \
+(form c8dr-stuck-brokers): only restartApproved = true runs c8dr.restart-stuck-brokers (one pod \
+at a time), a no or no answer restarts nothing (stuckRestartReason) and the loop waits on until \
+its timer escalates. Every other BPMN error a step can \
 throw (preflight: RECREATED_REGION_NOT_CLEAN, PRECONDITION_FAILED; snapshot/restore: \
 REPOSITORY_MISSING, SNAPSHOT_FAILED, SNAPSHOT_MISSING, RESTORE_TARGET_NOT_EMPTY, RESTORE_FAILED; \
 enable exporter / add brokers: PRECONDITION_FAILED, CONCURRENT_CHANGE; await change: \
@@ -212,7 +217,7 @@ def failback():
             loop(m, p, "BrokersVisible", "Await recreated brokers",
                  check_task(m, "BrokersVisibleCheck", "Recreated brokers visible?",
                             "c8dr.await-brokers-visible"),
-                 "= brokersVisibleTimeout"),
+                 "= brokersVisibleTimeout", stuck=True),
         ]
 
     def webapps_off(p):
@@ -224,7 +229,7 @@ def failback():
                  check_task(m, "WebappsOffCheck", "Verify profiles (webapps off)",
                             "c8dr.verify-profiles", {"region": "surviving",
                                                      "expect": "webapps-off"}),
-                 "= changeTimeout", manual_error=MANUAL),
+                 "= changeTimeout", manual_error=MANUAL, stuck=True),
         ]
 
     def pause(p):
@@ -289,7 +294,7 @@ def failback():
             loop(m, p, "WebappsOn", "Verify webapps on",
                  check_task(m, "WebappsOnCheck", "Verify profiles (webapps on)",
                             "c8dr.verify-profiles", {"region": "both", "expect": "webapps-on"}),
-                 "= changeTimeout", manual_error=MANUAL),
+                 "= changeTimeout", manual_error=MANUAL, stuck=True),
         ]
 
     def rethrow(p, base):

@@ -42,13 +42,14 @@ APPROVAL_GUARD = [
 ]
 
 
-def user_task(m, parent, base, name, form, due="approvalDue", outputs=(), doc=None, guard=False):
+def user_task(m, parent, base, name, form, due="approvalDue", outputs=(), doc=None, guard=False,
+              inputs=()):
     ext = [
         "<zeebe:userTask />",
         f'<zeebe:formDefinition formId="{form}" bindingType="deployment" />',
         '<zeebe:assignmentDefinition candidateGroups="= [approverGroup]" />',
         f'<zeebe:taskSchedule dueDate="= now() + duration({due})" />',
-        io((), outputs),
+        io(inputs, outputs),
     ]
     if guard:
         ext.extend(APPROVAL_GUARD)
@@ -214,11 +215,27 @@ def step(m, parent, base, title, build_inner, abort_tail, can_abort_inside, doc=
     )
 
 
-def loop(m, parent, base, title, check, timeout_expr, manual_error=None):
+STUCK_REASON = ('= if restartApproved = true then null else if restartApproved = false then ' +
+                with_comment("the operator declined restarting the stuck brokers; waiting on") +
+                ' else ' +
+                no_answer("Restart stuck brokers?", "restartApproved",
+                          "nothing was restarted; waiting on"))
+
+
+def loop(m, parent, base, title, check, timeout_expr, manual_error=None, stuck=False):
     """The verification loop (DESIGN.md section 5): check -> verified? -> done, else wait
     `verifyInterval` and check again; interrupting timer boundary -> verification-timeout decision.
-    The abort path throws ABORTED (error end event) to the enclosing step."""
-    sp = m.node("subProcess", "Loop_" + base, title, parent,
+    The abort path throws ABORTED (error end event) to the enclosing step.
+
+    With `stuck` (checks that list `stuckBrokers`): when the check finds stuck brokers, a person
+    is asked once per loop whether to restart them (form c8dr-stuck-brokers); only an explicit
+    restartApproved = true runs c8dr.restart-stuck-brokers, then the check runs again; a no or a
+    missing answer records stuckRestartReason and the loop waits on (its timer still escalates)."""
+    loop_io = ""
+    if stuck:
+        # local to this loop: a "no" is not asked again in this loop, and is forgotten after it
+        loop_io = io([("= false", "stuckRestartDeclined"), ("= null", "restartApproved")])
+    sp = m.node("subProcess", "Loop_" + base, title, parent, ext=loop_io,
                 doc=f"Verification loop; gives up after {timeout_expr.lstrip('= ')}.")
     s = start(m, sp.id, "Start_" + base)
     merge = gateway(m, sp.id, "Check_" + base)
@@ -253,7 +270,30 @@ def loop(m, parent, base, title, check, timeout_expr, manual_error=None):
         m.flow(mdone, mend, name="yes", cond=explicit_yes("manualStepDone = true"))
         m.flow(mdone, mabort, name="no", default=True, route="down")
         shapes += [mb, mut, mdone, mend, mabort]
-    inner = Frag(shapes, main.w, max(s.bottom for s in shapes), main.main_y, s, done)
+    if stuck:
+        # verified? -> stuck brokers (not declined in this loop) -> ask -> restart -> check again
+        sut = user_task(
+            m, sp.id, "StuckBrokers_" + base, "Restart stuck brokers?", "c8dr-stuck-brokers",
+            inputs=[("= null", "restartApproved")],
+            outputs=[("= restartApproved", "restartApproved"), ("= comment", "comment"),
+                     ("= if restartApproved = true then false else true", "stuckRestartDeclined"),
+                     (STUCK_REASON, "stuckRestartReason")],
+            doc="Brokers Running but not Ready for kubernetes.stuck_after_secs (stuckBrokers; "
+                "camunda/camunda#55038). Only an explicit yes restarts them, one pod at a time; "
+                "a no or a missing answer restarts nothing and the loop waits on.")
+        sgate = gateway(m, sp.id, "RestartApproved_" + base, "Restart?")
+        restart = service(m, sp.id, "RestartStuck_" + base, "Restart stuck brokers",
+                          "c8dr.restart-stuck-brokers", retries=3)
+        row = max(n.bottom for n in shapes) + 60
+        lower_row(m, [sut, sgate, restart], verified.cx + 40, row)
+        m.flow(verified, sut, name="stuck brokers", route="down",
+               cond=explicit_yes("count(stuckBrokers) > 0 and stuckRestartDeclined = false"))
+        m.flow(sut, sgate)
+        m.flow(sgate, restart, name="yes", cond=explicit_yes("restartApproved = true"))
+        m.flow(sgate, merge, name="no", default=True, route="below25")
+        m.flow(restart, merge, route="below45")
+        shapes += [sut, sgate, restart]
+    inner = Frag(shapes, max(main.w, max(n.right for n in shapes)), max(s.bottom for s in shapes) + (60 if stuck else 0), main.main_y, s, done)
     frag = container(sp, inner)
     ut = user_task(
         m, parent, "Timeout_" + base, "Verification timed out: retry or abort?",

@@ -98,6 +98,13 @@ const formData = {
       step: 'HelmDeployRecreated' },
   },
   'c8dr-verification-timeout': {},
+  'c8dr-stuck-brokers': {
+    stuckBrokers: [
+      { region: 0, pod: 'camunda-zeebe-1', notReadySince: '2026-01-01T10:02:00Z', minutes: 12 },
+      { region: 1, pod: 'camunda-zeebe-3', notReadySince: '2026-01-01T10:05:00Z', minutes: 9 },
+    ],
+    rollout: { 0: '3/4 updated, 3/4 ready, revision camunda-zeebe-7d9 -> camunda-zeebe-5c4' },
+  },
 };
 
 // A new, empty profile (--user-data-dir) every run.

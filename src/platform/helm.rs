@@ -203,7 +203,7 @@ pub fn uninstall_args(target: &TargetConfig, region: u8) -> Vec<String> {
     a
 }
 
-/// `--namespace` / `--kube-context` / `--kubeconfig` of `region`.
+/// `--namespace` / `--kube-context` of `region`.
 pub fn scope_args(target: &TargetConfig, region: u8) -> Vec<String> {
     let mut a = Vec::new();
     if let Some(rc) = target.regions.get(usize::from(region)) {
@@ -213,10 +213,9 @@ pub fn scope_args(target: &TargetConfig, region: u8) -> Vec<String> {
         if let Some(ctx) = &rc.kube_context {
             a.extend(["--kube-context".into(), ctx.clone()]);
         }
-        // the kubeconfig c8dr observes the region through: without it helm would look the
-        // context up in $KUBECONFIG and could act on another cluster
-        if let Some(kc) = &rc.kubeconfig {
-            a.extend(["--kubeconfig".into(), kc.display().to_string()]);
+        // the kubeconfig the region's kube-rs client reads, so helm acts on the same cluster
+        if let Some(path) = &rc.kubeconfig {
+            a.extend(["--kubeconfig".into(), path.display().to_string()]);
         }
     }
     a
@@ -345,6 +344,19 @@ mod tests {
         assert!(!full.contains("--set") && full.ends_with(&format!("-f {d}/base.yaml -f {d}/region0.yaml")), "{full}");
         let off = command_line("helm", &helm_args(&t, 0, HelmAction::DisableWebapps).unwrap());
         assert!(off.contains("operate=false") && !off.contains("env.yaml") && !off.contains("optimize"), "{off}");
+    }
+
+    #[test]
+    fn helm_gets_the_regions_kubeconfig() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = target(dir.path());
+        t.regions[1].kubeconfig = Some("/etc/c8dr-kubeconfig/config".into());
+        let args = uninstall_args(&t, 1);
+        assert_eq!(
+            command_line("helm", &args),
+            "helm uninstall camunda --wait --namespace camunda-b --kube-context ctx-b --kubeconfig /etc/c8dr-kubeconfig/config"
+        );
+        assert!(!command_line("helm", &uninstall_args(&t, 0)).contains("--kubeconfig"));
     }
 
     #[test]

@@ -202,7 +202,11 @@ pub fn topology_from_cluster(cluster: &ClusterView) -> TopologyView {
 pub async fn assess_failover(env: &StepEnv<'_>) -> StepResult {
     let (surviving, lost) = regions::failover(env)?;
     let n = env.target.cluster_size;
-    let cluster = env.api.cluster(surviving).await?;
+    let cluster = match env.api.cluster(surviving).await {
+        Ok(c) => c,
+        Err(e) if e.is_transient() && e.status.is_none() => return Err(surviving_silent(env, surviving, lost, e).await),
+        Err(e) => return Err(e.into()),
+    };
     check_cluster_size(env, &cluster)?;
     let (topology, topology_source, topology_note) = safety_topology(env, surviving, &cluster).await?;
     let to_remove = present(&cluster, &brokers_of(lost, n));
@@ -245,6 +249,32 @@ pub async fn assess_failover(env: &StepEnv<'_>) -> StepResult {
         plan["topologyNote"] = json!(note);
     }
     Ok(StepOutcome::Done { variables: vars([("plan", plan)]), already_done: already })
+}
+
+/// The region given as surviving does not answer. When the region given as lost answers with
+/// brokers, the variables are most likely swapped: a person must start again with the right
+/// `lostRegion` (PRECONDITION_FAILED, nothing changed). Otherwise the surviving region is only
+/// unreachable for now: a retry, saying which region and API.
+async fn surviving_silent(
+    env: &StepEnv<'_>,
+    surviving: u8,
+    lost: u8,
+    e: crate::procedure::api::ApiError,
+) -> StepOutcome {
+    match env.api.cluster(lost).await {
+        Ok(c) if !c.brokers.is_empty() => StepOutcome::refused(
+            errors::PRECONDITION_FAILED,
+            format!(
+                "region {surviving}, given as the surviving region, does not answer ({}), while region {lost}, given as lost, answers with brokers {:?}: is lostRegion right? If region {surviving} is the one that is down, start the failover again with lostRegion = {surviving}; nothing was changed",
+                e.message,
+                c.brokers.iter().map(|b| b.id).collect::<Vec<_>>()
+            ),
+        ),
+        _ => StepOutcome::retry(format!(
+            "target unavailable: the management API of region {surviving} (the surviving region) does not answer: {}; check regions[{surviving}].management_url and that the region runs",
+            e.message
+        )),
+    }
 }
 
 /// `c8dr.remove-brokers`: force-remove the lost region's brokers -> `changeId`.
@@ -405,5 +435,22 @@ pub async fn await_brokers_visible(env: &StepEnv<'_>) -> StepResult {
     let mut visible: Vec<u32> = topology.brokers.iter().map(|b| b.node_id).filter(|id| ids.contains(id)).collect();
     visible.sort_unstable();
     let verified = visible == ids;
-    Ok(StepOutcome::done(vars([("verified", json!(verified)), ("visibleBrokers", json!(visible))])))
+    // brokers of the recreated region stuck Running-not-Ready (camunda/camunda#55038) are shown to
+    // a person; the listing is information only: an unobservable platform lists none
+    let stuck = if verified {
+        Vec::new()
+    } else {
+        match env.platform.status(env.target, recreated).await {
+            Ok(s) => super::platform::stuck_brokers(env.target, recreated, &s, chrono::Utc::now()),
+            Err(e) => {
+                tracing::debug!(region = recreated, error = %e, "platform not observed for stuck brokers");
+                Vec::new()
+            }
+        }
+    };
+    Ok(StepOutcome::done(vars([
+        ("verified", json!(verified)),
+        ("visibleBrokers", json!(visible)),
+        ("stuckBrokers", json!(stuck)),
+    ])))
 }

@@ -3,6 +3,7 @@
 //! sets `drill_allowed = true`.
 use super::api::{Mutation, MutationResult};
 use super::{StepEnv, StepOutcome, StepResult, errors, regions, validate, vars};
+use crate::platform::PlatformError;
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
@@ -66,17 +67,26 @@ pub async fn drill_region(env: &StepEnv<'_>) -> StepResult {
         let at = prev.time.to_rfc3339_opts(SecondsFormat::Millis, true);
         return Ok(StepOutcome::already_done(vars([(out_var, json!(at))])));
     }
-    if action == "lose" && env.drill.is_lost(lost).await.map_err(|e| StepOutcome::retry(e.to_string()))? == Some(true) {
-        return Ok(StepOutcome::already_done(vars([(out_var, json!(now()))])));
+    // a platform that refuses (namespace not labelled for drills, production marker) is a
+    // person's decision, never retried, and nothing was changed
+    let refused = |m: String| StepOutcome::refused(errors::DRILL_NOT_ALLOWED, m);
+    if action == "lose" {
+        match env.drill.is_lost(lost).await {
+            Ok(Some(true)) => return Ok(StepOutcome::already_done(vars([(out_var, json!(now()))]))),
+            Ok(_) => {}
+            Err(PlatformError::Refused(m)) => return Err(refused(m)),
+            Err(e) => return Err(StepOutcome::retry(e.to_string())),
+        }
     }
     let result = if action == "lose" { env.drill.lose(lost).await } else { env.drill.recreate(lost).await };
-    let request = format!("POST /control/regions/{lost}/{action}");
+    let request = format!("drill {action} region {lost}");
     match result {
         Ok(()) => {
             let at = now();
             env.journal_call(lost, call, &request, "ok", &format!("region {lost} {action} at {at}"))?;
             Ok(StepOutcome::done(vars([(out_var, json!(at))])))
         }
+        Err(PlatformError::Refused(m)) => Err(refused(m)),
         Err(e) => {
             env.journal_call(lost, call, &request, "error", &e.to_string())?;
             Err(StepOutcome::retry(e.to_string()))

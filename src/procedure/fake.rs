@@ -493,6 +493,39 @@ pub struct FakePlatform {
     /// Behave as mode `manual`: a person observes and runs helm (commands from the real
     /// [`crate::platform::helm::ManualHelm`]).
     pub manual: std::sync::atomic::AtomicBool,
+    /// Pods deleted through `restart_pod`, in order.
+    pub restart_calls: Mutex<Vec<(u8, String)>>,
+    /// A restarted pod comes back Ready (else it stays not Ready).
+    pub restart_heals: std::sync::atomic::AtomicBool,
+    /// `lose` / `is_lost` refuse with this message (a namespace not labelled for drills).
+    pub refuse_drill: Mutex<Option<String>>,
+}
+
+/// A complete rollout of `n` replicas at revision `rev`.
+pub fn rollout_done(n: i32, rev: &str) -> crate::platform::Rollout {
+    crate::platform::Rollout {
+        generation: 2,
+        observed_generation: 2,
+        replicas: n,
+        updated_replicas: n,
+        ready_replicas: n,
+        current_revision: rev.into(),
+        update_revision: rev.into(),
+    }
+}
+
+/// Four Ready orchestration pods running `profiles`.
+pub fn pods(profiles: &[&str]) -> Vec<crate::platform::PodStatus> {
+    (0..4)
+        .map(|i| crate::platform::PodStatus {
+            name: format!("camunda-zeebe-{i}"),
+            phase: "Running".into(),
+            ready: true,
+            profiles: Some(profiles.iter().map(|p| p.to_string()).collect()),
+            revision: Some("camunda-zeebe-a".into()),
+            ..Default::default()
+        })
+        .collect()
 }
 
 impl FakePlatform {
@@ -502,9 +535,15 @@ impl FakePlatform {
             pvcs: 4,
             profiles: Some(vec!["broker".into(), "operate".into(), "tasklist".into()]),
             create_schema: Some(true),
+            rollout: Some(rollout_done(4, "camunda-zeebe-a")),
+            pods: pods(&["broker", "operate", "tasklist"]),
             ..Default::default()
         };
-        Self { status: Mutex::new([on.clone(), on]), ..Default::default() }
+        Self {
+            status: Mutex::new([on.clone(), on]),
+            restart_heals: std::sync::atomic::AtomicBool::new(true),
+            ..Default::default()
+        }
     }
 }
 
@@ -545,12 +584,44 @@ impl Platform for FakePlatform {
             _ => vec!["broker".into()],
         });
         s.create_schema = Some(action != HelmAction::DeployRecreated);
+        // the fake's rollout is instant
+        s.rollout = Some(rollout_done(4, "camunda-zeebe-a"));
+        let names: Vec<&str> = s.profiles.iter().flatten().map(String::as_str).collect();
+        s.pods = pods(&names);
         async move { Ok(format!("Release \"camunda\" has been upgraded ({action:?})")) }.boxed()
+    }
+    fn restart_pod<'a>(
+        &'a self,
+        t: &'a TargetConfig,
+        region: u8,
+        pod: &'a str,
+    ) -> BoxFuture<'a, Result<(), PlatformError>> {
+        if self.is_manual() {
+            let _ = t;
+            let command = format!("kubectl delete pod {pod}");
+            return async move { Err(PlatformError::Manual { command }) }.boxed();
+        }
+        self.restart_calls.lock().unwrap().push((region, pod.to_string()));
+        let heals = self.restart_heals.load(std::sync::atomic::Ordering::SeqCst);
+        let mut st = self.status.lock().unwrap();
+        if let Some(p) = st[usize::from(region)].pods.iter_mut().find(|p| p.name == pod) {
+            p.restarts += 1;
+            // else it still shows as it was (a pod that does not come back, or an observation
+            // that lags behind the restart)
+            if heals {
+                p.ready = true;
+                p.not_ready_since = None;
+            }
+        }
+        async { Ok(()) }.boxed()
     }
 }
 
 impl RegionControl for FakePlatform {
     fn lose(&self, region: u8) -> BoxFuture<'_, Result<(), PlatformError>> {
+        if let Some(m) = self.refuse_drill.lock().unwrap().clone() {
+            return async move { Err(PlatformError::Refused(m)) }.boxed();
+        }
         self.lost.lock().unwrap()[usize::from(region)] = true;
         self.control_calls.lock().unwrap().push(format!("lose {region}"));
         async { Ok(()) }.boxed()
@@ -560,6 +631,9 @@ impl RegionControl for FakePlatform {
         async { Ok(()) }.boxed()
     }
     fn is_lost(&self, region: u8) -> BoxFuture<'_, Result<Option<bool>, PlatformError>> {
+        if let Some(m) = self.refuse_drill.lock().unwrap().clone() {
+            return async move { Err(PlatformError::Refused(m)) }.boxed();
+        }
         let l = self.lost.lock().unwrap()[usize::from(region)];
         async move { Ok(Some(l)) }.boxed()
     }

@@ -21,6 +21,7 @@ pub mod platform;
 pub mod regions;
 pub mod report;
 pub mod snapshot;
+pub mod stuck;
 pub mod validate;
 pub mod verify;
 
@@ -340,6 +341,7 @@ async fn dispatch(env: &StepEnv<'_>) -> StepResult {
         "c8dr.preflight-recreated" => platform::preflight_recreated(env).await,
         "c8dr.helm" => platform::helm_step(env).await,
         "c8dr.verify-profiles" => platform::verify_profiles(env).await,
+        "c8dr.restart-stuck-brokers" => stuck::restart_stuck_brokers(env).await,
         "c8dr.await-brokers-visible" => brokers::await_brokers_visible(env).await,
         "c8dr.pause-exporting" => exporting::pause_exporting(env).await,
         "c8dr.resume-exporting" => exporting::resume_exporting(env).await,

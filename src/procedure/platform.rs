@@ -3,7 +3,7 @@
 use super::{StepEnv, StepOutcome, StepResult, errors, regions, validate, vars};
 use crate::platform::helm::{HelmInputError, check_pinned, command_line, helm_args, tail};
 use crate::platform::kubectl::profiles_command;
-use crate::platform::{HelmAction, PlatformError};
+use crate::platform::{HelmAction, PlatformError, PlatformStatus};
 use serde_json::{Map, Value, json};
 
 fn manual(env: &StepEnv<'_>, step_id: &str, command: String) -> StepOutcome {
@@ -124,7 +124,72 @@ pub async fn helm_step(env: &StepEnv<'_>) -> StepResult {
     Ok(StepOutcome::Done { variables, already_done: !acted })
 }
 
+/// One stuck broker pod as the process shows it (`stuckBrokers`).
+pub fn stuck_brokers(
+    target: &crate::config::TargetConfig,
+    region: u8,
+    status: &PlatformStatus,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<Value> {
+    let after = chrono::Duration::seconds(i64::try_from(target.kubernetes.stuck_after_secs).unwrap_or(i64::MAX));
+    status
+        .stuck_pods(now, after)
+        .into_iter()
+        .map(|p| {
+            let since = p.not_ready_since.unwrap_or(now);
+            json!({
+                "region": region,
+                "pod": p.name,
+                "notReadySince": since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "minutes": (now - since).num_minutes(),
+            })
+        })
+        .collect()
+}
+
+/// Why the profiles of a region with a complete rollout are unknown: the pods whose profiles
+/// cannot be read, or the pods that disagree.
+fn unknown_profiles_reason(s: &PlatformStatus) -> String {
+    let unreadable: Vec<&str> = s.pods.iter().filter(|p| p.profiles.is_none()).map(|p| p.name.as_str()).collect();
+    if !unreadable.is_empty() {
+        return format!("the active profiles of pod(s) {} cannot be read", unreadable.join(", "));
+    }
+    let disagree = s.pods.windows(2).any(|w| w[0].profiles != w[1].profiles);
+    if !disagree {
+        return "the active profiles cannot be read".into();
+    }
+    let shown: Vec<String> =
+        s.pods.iter().map(|p| format!("{} {:?}", p.name, p.profiles.clone().unwrap_or_default())).collect();
+    format!("the pods run different profiles ({})", shown.join("; "))
+}
+
+/// `kubectl` with the region's namespace and context.
+pub(super) fn kubectl_line(target: &crate::config::TargetConfig, region: u8, args: &[&str]) -> String {
+    let mut a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    if let Some(rc) = target.regions.get(usize::from(region)) {
+        if !rc.namespace.is_empty() {
+            a.extend(["-n".into(), rc.namespace.clone()]);
+        }
+        if let Some(ctx) = &rc.kube_context {
+            a.extend(["--context".into(), ctx.clone()]);
+        }
+    }
+    command_line("kubectl", &a)
+}
+
+/// The command that shows a pod's active profiles (the seed's check: its startup log line).
+fn profiles_log_command(target: &crate::config::TargetConfig, region: u8, s: &PlatformStatus) -> String {
+    let default_pod = format!("{}-zeebe-0", target.release);
+    let pod = s.pods.iter().find(|p| p.profiles.is_none()).map(|p| p.name.as_str()).unwrap_or(&default_pod);
+    format!("{} | grep 'profiles are active'", kubectl_line(target, region, &["logs", pod]))
+}
+
 /// `c8dr.verify-profiles` (headers `region`, `expect: webapps-off|webapps-on`).
+///
+/// Verified only when, in every region, the release exists, the orchestration StatefulSet's
+/// rollout is complete and every pod runs the expected profiles. While the rollout runs the check
+/// reports `verified: false` with `rollout` and `podsNotReady` (the loop observes again); pods
+/// Running but not Ready for `kubernetes.stuck_after_secs` are listed in `stuckBrokers`.
 pub async fn verify_profiles(env: &StepEnv<'_>) -> StepResult {
     let expect = env.header("expect").unwrap_or("");
     let want_on = match expect {
@@ -138,31 +203,57 @@ pub async fn verify_profiles(env: &StepEnv<'_>) -> StepResult {
         }
     };
     let targets = regions::from_header(env, &["surviving", "recreated", "both"])?;
+    let now = chrono::Utc::now();
     // guards docs/target-apis.md §6.18: check the active profiles, not only the helm exit code
     let mut profiles = Map::new();
+    let mut rollouts = Map::new();
+    let mut not_ready = Map::new();
+    let mut stuck = Vec::new();
     let mut ok = true;
     for region in targets {
-        match env.platform.status(env.target, region).await {
-            Ok(s) => {
-                let Some(on) = s.webapps_on() else {
-                    // unknown is never "off" (nor "on"): fail the job; its retries end in an
-                    // incident a person sees
-                    return Err(StepOutcome::retry(format!(
-                        "the active profiles of region {region} cannot be read (ConfigMap {}-zeebe-configuration-unified missing, renamed, not permitted or without spring.profiles.active): c8dr does not assume Operate/Tasklist are {}; check with: {}",
-                        env.target.release,
-                        if want_on { "on" } else { "off" },
-                        profiles_command(env.target, region)
-                    )));
-                };
-                ok &= s.release && on == want_on;
-                profiles.insert(region.to_string(), json!(s.profiles));
-            }
+        let s = match env.platform.status(env.target, region).await {
+            Ok(s) => s,
             Err(PlatformError::Manual { command }) => {
                 return Err(manual(env, &format!("verify-profiles-{expect}"), command));
             }
             Err(PlatformError::Failed(m)) => return Err(StepOutcome::retry(m)),
             Err(PlatformError::Refused(m)) => return Err(StepOutcome::refused(errors::PRECONDITION_FAILED, m)),
+        };
+        let sts = format!("{}-zeebe", env.target.release);
+        stuck.extend(stuck_brokers(env.target, region, &s, now));
+        let pods: Vec<&str> = s.pods.iter().filter(|p| !p.ready).map(|p| p.name.as_str()).collect();
+        not_ready.insert(region.to_string(), json!(pods));
+        profiles.insert(region.to_string(), json!(s.profiles));
+        if !s.release {
+            ok = false;
+            rollouts.insert(region.to_string(), json!("no release"));
+            continue;
         }
+        let Some(rollout) = &s.rollout else {
+            // unknown is never "done": fail the job; its retries end in an incident a person sees
+            return Err(StepOutcome::retry(format!(
+                "the rollout of StatefulSet {sts} in region {region} cannot be read: c8dr does not assume the pods run the new revision; check with: {}",
+                kubectl_line(env.target, region, &["rollout", "status", &format!("statefulset/{sts}")])
+            )));
+        };
+        rollouts.insert(region.to_string(), json!(rollout.describe()));
+        if !rollout.complete() {
+            // pods restart one by one and disagree meanwhile: not yet, observe again
+            ok = false;
+            continue;
+        }
+        let Some(on) = s.webapps_on() else {
+            // a complete rollout whose profiles are unknown is never "off" (nor "on"): fail the
+            // job; its retries end in an incident a person sees
+            return Err(StepOutcome::retry(format!(
+                "region {region}: the rollout of {sts} is complete but {}: c8dr does not assume Operate/Tasklist are {}; check the pod's log line `The following N profiles are active` with `{}` (or the configuration with `{}`), and fix the pod's log access or restart the pod",
+                unknown_profiles_reason(&s),
+                if want_on { "on" } else { "off" },
+                profiles_log_command(env.target, region, &s),
+                profiles_command(env.target, region)
+            )));
+        };
+        ok &= on == want_on;
     }
     // during a failback with Operate/Tasklist off, the helm upgrade restarted the surviving
     // brokers: the recreated region's exporter must still be disabled (re-disabled if not)
@@ -175,6 +266,9 @@ pub async fn verify_profiles(env: &StepEnv<'_>) -> StepResult {
     Ok(StepOutcome::done(vars([
         ("verified", json!(ok)),
         ("profiles", Value::Object(profiles)),
+        ("rollout", Value::Object(rollouts)),
+        ("podsNotReady", Value::Object(not_ready)),
+        ("stuckBrokers", json!(stuck)),
         ("exportersReDisabled", json!(redisabled)),
     ])))
 }

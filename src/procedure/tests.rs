@@ -236,6 +236,26 @@ async fn bad_variables_are_invalid_input_without_mutations() {
     assert_eq!(h.mutations(), 0);
 }
 
+/// Issue 10.6: a swapped lostRegion used to end in an incident "target unavailable".
+#[tokio::test]
+async fn a_swapped_lost_region_is_named_not_retried_into_an_incident() {
+    let h = H::new();
+    h.api.lose(0); // region 0 is the one that is down, the process was told region 1
+    let o = h.run("assess-failover", failover_vars(), &[]).await;
+    assert_eq!(code(&o), "PRECONDITION_FAILED");
+    assert!(
+        matches!(&o, StepOutcome::Refused { message, .. } if message.contains("is lostRegion right?") && message.contains("lostRegion = 0")),
+        "{o:?}"
+    );
+    assert_eq!(h.mutations(), 0);
+    // both silent: a retry that names the surviving region's management API
+    h.api.lose(1);
+    match h.run("assess-failover", failover_vars(), &[]).await {
+        StepOutcome::Retry { message } => assert!(message.contains("regions[0].management_url"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn split_brain_and_degraded_survivors_are_refused() {
     let h = H::new();
@@ -703,4 +723,303 @@ async fn a_broker_version_mismatch_stops_the_addition() {
         other => panic!("{other:?}"),
     }
     assert_eq!(h.mutations(), m);
+}
+
+// ---- issue 11: rollouts, stuck brokers, drills on real targets -------------------------------
+
+fn rolling() -> crate::platform::Rollout {
+    crate::platform::Rollout {
+        generation: 3,
+        observed_generation: 3,
+        replicas: 4,
+        updated_replicas: 2,
+        ready_replicas: 3,
+        current_revision: "camunda-zeebe-a".into(),
+        update_revision: "camunda-zeebe-b".into(),
+    }
+}
+
+/// Issue 11.3: the ConfigMap changes when `helm upgrade` returns; verify-profiles waits for the
+/// StatefulSet's rollout and for every pod's profiles.
+#[tokio::test]
+async fn verify_profiles_waits_for_the_rollout() {
+    let h = H::new();
+    // (no recreated region: the exporter re-disable of a failback is tested elsewhere)
+    let v = json!({"survivingRegion": 0});
+    done(h.run("helm", v.clone(), &[("action", "disable-webapps"), ("region", "surviving")]).await, "helm off");
+    {
+        // the upgrade is applied (ConfigMap, profiles of the updated pods) but pods still roll
+        let mut st = h.plat.status.lock().unwrap();
+        st[0].rollout = Some(rolling());
+        st[0].pods[1].ready = false;
+        st[0].pods[1].phase = "Running".into();
+        st[0].pods[1].not_ready_since = Some(chrono::Utc::now());
+    }
+    let hdr = [("region", "surviving"), ("expect", "webapps-off")];
+    let r = done(h.run("verify-profiles", v.clone(), &hdr).await, "while rolling");
+    assert_eq!(r["verified"], json!(false), "{r:?}");
+    assert_eq!(r["rollout"]["0"], json!("2/4 updated, 3/4 ready, revision camunda-zeebe-a -> camunda-zeebe-b"));
+    assert_eq!(r["podsNotReady"]["0"], json!(["camunda-zeebe-1"]));
+    assert_eq!(r["stuckBrokers"], json!([]), "not ready for seconds is not stuck");
+    // while rolling the pods disagree: unknown profiles are "not yet", not a failure
+    h.plat.status.lock().unwrap()[0].profiles = None;
+    let r = done(h.run("verify-profiles", v.clone(), &hdr).await, "pods disagree while rolling");
+    assert_eq!(r["verified"], json!(false));
+    // the rollout ends
+    {
+        let mut st = h.plat.status.lock().unwrap();
+        st[0].rollout = Some(super::fake::rollout_done(4, "camunda-zeebe-b"));
+        st[0].profiles = Some(vec!["broker".into()]);
+        st[0].pods = super::fake::pods(&["broker"]);
+    }
+    let r = done(h.run("verify-profiles", v.clone(), &hdr).await, "rolled");
+    assert_eq!(r["verified"], json!(true), "{r:?}");
+    assert_eq!(r["rollout"]["0"], json!("4/4 updated, 4/4 ready"));
+    // a rollout that cannot be read is never "done"
+    h.plat.status.lock().unwrap()[0].rollout = None;
+    match h.run("verify-profiles", v.clone(), &hdr).await {
+        StepOutcome::Retry { message } => {
+            assert!(message.contains("rollout of StatefulSet camunda-zeebe in region 0 cannot be read"), "{message}")
+        }
+        other => panic!("unknown rollout must fail the job: {other:?}"),
+    }
+}
+
+/// Issue 11.2: a complete rollout whose pods' profiles cannot be read fails closed (the job fails,
+/// its retries end in an incident) and the message names the pod and the fix.
+#[tokio::test]
+async fn unknown_profiles_with_a_complete_rollout_fail_the_job_naming_the_pod() {
+    let h = H::new();
+    let v = failback_vars();
+    {
+        let mut st = h.plat.status.lock().unwrap();
+        st[0].profiles = None;
+        st[0].pods[2].profiles = None;
+    }
+    match h.run("verify-profiles", v.clone(), &[("region", "surviving"), ("expect", "webapps-on")]).await {
+        StepOutcome::Retry { message } => {
+            assert!(message.contains("pod(s) camunda-zeebe-2 cannot be read"), "{message}");
+            assert!(message.contains("kubectl logs camunda-zeebe-2 -n camunda-a"), "{message}");
+        }
+        other => panic!("unknown profiles must fail the job: {other:?}"),
+    }
+}
+
+/// Issue 11.3: pause and resume never run while a broker restarts (on 8.8 they fail then); the
+/// job fails (retried) with the rollout's progress and makes no call; a manual platform skips
+/// the guard, an unobservable one never acts.
+#[tokio::test]
+async fn pause_and_resume_wait_for_a_rollout_without_calling_the_api() {
+    let h = H::new();
+    let v = failback_vars();
+    h.plat.status.lock().unwrap()[1].rollout = Some(rolling());
+    for step in ["pause-exporting", "resume-exporting"] {
+        match h.run(step, v.clone(), &[]).await {
+            StepOutcome::Retry { message } => assert_eq!(
+                message,
+                format!(
+                    "rollout of camunda-zeebe in region 1 in progress: 2/4 updated, 3/4 ready, revision camunda-zeebe-a -> camunda-zeebe-b; exporting is {} after it",
+                    if step == "pause-exporting" { "paused" } else { "resumed" }
+                )
+            ),
+            other => panic!("{step} during a rollout: {other:?}"),
+        }
+    }
+    assert_eq!(h.mutations(), 0, "no pause/resume call during a rollout");
+    // unknown rollout of a running region: never act
+    h.plat.status.lock().unwrap()[1].rollout = None;
+    assert_eq!(code(&h.run("pause-exporting", v.clone(), &[]).await), "RETRY");
+    assert_eq!(h.mutations(), 0);
+    // a region without a release does not roll
+    h.plat.status.lock().unwrap()[1] = Default::default();
+    h.act_once("pause-exporting", &v, &[]).await;
+    // a manual platform: a person ran the helm step and verified the rollout
+    h.plat.status.lock().unwrap()[0].rollout = Some(rolling());
+    h.plat.manual.store(true, std::sync::atomic::Ordering::SeqCst);
+    h.act_once("resume-exporting", &v, &[]).await;
+}
+
+fn stuck_pod(h: &H, region: usize, pod: usize, minutes: i64) {
+    let mut st = h.plat.status.lock().unwrap();
+    let p = &mut st[region].pods[pod];
+    p.ready = false;
+    p.not_ready_since = Some(chrono::Utc::now() - chrono::Duration::minutes(minutes));
+}
+
+/// Issue 11.5: brokers Running but not Ready for `kubernetes.stuck_after_secs` are listed.
+#[tokio::test]
+async fn verify_profiles_lists_stuck_brokers() {
+    let h = H::new();
+    let v = failback_vars();
+    stuck_pod(&h, 0, 3, 12);
+    stuck_pod(&h, 1, 0, 1); // under the threshold (300 s)
+    {
+        let mut st = h.plat.status.lock().unwrap();
+        st[0].rollout = Some(rolling());
+    }
+    let r = done(h.run("verify-profiles", v, &[("region", "both"), ("expect", "webapps-on")]).await, "verify");
+    assert_eq!(r["verified"], json!(false));
+    let stuck = r["stuckBrokers"].as_array().unwrap();
+    assert_eq!(stuck.len(), 1, "{stuck:?}");
+    assert_eq!(stuck[0]["region"], json!(0));
+    assert_eq!(stuck[0]["pod"], json!("camunda-zeebe-3"));
+    assert_eq!(stuck[0]["minutes"], json!(12));
+    assert!(stuck[0]["notReadySince"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(r["podsNotReady"]["1"], json!(["camunda-zeebe-0"]));
+}
+
+fn restart_vars(approved: Value, pods: &[(u8, &str)]) -> Value {
+    let list: Vec<Value> = pods.iter().map(|(r, p)| json!({"region": r, "pod": p, "minutes": 12})).collect();
+    json!({"recreatedRegion": 1, "survivingRegion": 0, "restartApproved": approved, "stuckBrokers": list})
+}
+
+/// Issue 11.5: one pod at a time, each Ready before the next; healthy pods are skipped; every
+/// restart is journaled; nothing to restart is alreadyDone.
+#[tokio::test]
+async fn stuck_brokers_are_restarted_one_at_a_time_and_healthy_ones_skipped() {
+    let h = H::new();
+    stuck_pod(&h, 0, 1, 20);
+    stuck_pod(&h, 1, 2, 20);
+    // shown as stuck, but it recovered before the restart
+    let v = restart_vars(json!(true), &[(1, "camunda-zeebe-2"), (0, "camunda-zeebe-1"), (0, "camunda-zeebe-3")]);
+    let r = done(h.run("restart-stuck-brokers", v.clone(), &[]).await, "restart");
+    assert_eq!(
+        h.plat.restart_calls.lock().unwrap().as_slice(),
+        &[(0, "camunda-zeebe-1".to_string()), (1, "camunda-zeebe-2".to_string())]
+    );
+    assert_eq!(
+        r["brokersRestarted"],
+        json!([{"region": 0, "pod": "camunda-zeebe-1"}, {"region": 1, "pod": "camunda-zeebe-2"}])
+    );
+    assert_eq!(r["brokersSkipped"], json!([{"region": 0, "pod": "camunda-zeebe-3"}]));
+    let journaled: Vec<_> = h
+        .journal
+        .for_instance(h.pik)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == super::stuck::RESTART_ACTION)
+        .map(|e| (e.region, e.request))
+        .collect();
+    assert_eq!(
+        journaled,
+        vec![(Some(0), "delete pod camunda-zeebe-1".to_string()), (Some(1), "delete pod camunda-zeebe-2".to_string())]
+    );
+    // all healthy now: nothing to do
+    let mut h2_input = v.clone();
+    h2_input["stuckBrokers"] = json!([{"region": 0, "pod": "camunda-zeebe-0"}]);
+    match h.run("restart-stuck-brokers", h2_input, &[]).await {
+        StepOutcome::Done { already_done: true, .. } => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.plat.restart_calls.lock().unwrap().len(), 2);
+}
+
+/// Issue 11.5: the first pod restarted does not become Ready in time: the job fails before the
+/// next pod is touched; its retry (same job, after a crash or the timeout) never deletes the
+/// first pod again, even when the platform still shows it stuck.
+#[tokio::test]
+async fn the_journal_prevents_a_second_restart_of_a_pod_after_a_crash() {
+    let mut h = H::new();
+    h.target.kubernetes.pod_ready_timeout_secs = 0;
+    stuck_pod(&h, 0, 1, 20);
+    stuck_pod(&h, 0, 3, 20);
+    h.plat.restart_heals.store(false, std::sync::atomic::Ordering::SeqCst);
+    let v = restart_vars(json!(true), &[(0, "camunda-zeebe-1"), (0, "camunda-zeebe-3")]);
+    for _ in 0..2 {
+        match h.run("restart-stuck-brokers", v.clone(), &[]).await {
+            StepOutcome::Retry { message } => {
+                assert!(message.contains("camunda-zeebe-1") && message.contains("not Ready"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        h.plat.restart_calls.lock().unwrap().as_slice(),
+        &[(0, "camunda-zeebe-1".to_string())],
+        "one at a time, once"
+    );
+    // the pod comes back; the retry goes on with the next one
+    h.plat.restart_heals.store(true, std::sync::atomic::Ordering::SeqCst);
+    {
+        let mut st = h.plat.status.lock().unwrap();
+        st[0].pods[1].ready = true;
+        st[0].pods[1].not_ready_since = None;
+    }
+    let r = done(h.run("restart-stuck-brokers", v.clone(), &[]).await, "retry");
+    assert_eq!(
+        h.plat.restart_calls.lock().unwrap().as_slice(),
+        &[(0, "camunda-zeebe-1".to_string()), (0, "camunda-zeebe-3".to_string())]
+    );
+    assert_eq!(r["brokersRestarted"].as_array().unwrap().len(), 2);
+}
+
+/// The process's gate decides; the job refuses without an explicit approval (second lock), and
+/// a bad `stuckBrokers` names the field; neither restarts anything.
+#[tokio::test]
+async fn restart_without_approval_or_with_a_bad_list_restarts_nothing() {
+    let h = H::new();
+    stuck_pod(&h, 0, 1, 20);
+    for approved in [json!(false), Value::Null, json!("yes")] {
+        let o = h.run("restart-stuck-brokers", restart_vars(approved, &[(0, "camunda-zeebe-1")]), &[]).await;
+        assert_eq!(code(&o), "PRECONDITION_FAILED");
+    }
+    let mut bad = restart_vars(json!(true), &[(0, "camunda-zeebe-1")]);
+    bad["stuckBrokers"][0]["pod"] = json!("x; rm -rf /");
+    match h.run("restart-stuck-brokers", bad, &[]).await {
+        StepOutcome::Refused { code: "INVALID_INPUT", field, .. } => assert_eq!(field.as_deref(), Some("stuckBrokers")),
+        other => panic!("{other:?}"),
+    }
+    assert!(h.plat.restart_calls.lock().unwrap().is_empty());
+}
+
+/// Issue 11.6: a platform that refuses a drill (namespace not labelled, production marker) is
+/// DRILL_NOT_ALLOWED with its message, without any mutation; a recreate that needs nothing
+/// completes; the journal does not pretend to call a lab URL.
+#[tokio::test]
+async fn a_refused_drill_is_drill_not_allowed_without_mutations() {
+    let h = H::new();
+    let v = json!({"lostRegion": 1});
+    let msg = "namespace camunda-b is not labelled c8dr.io/drill=allowed: label it to allow drills";
+    *h.plat.refuse_drill.lock().unwrap() = Some(msg.into());
+    match h.run("drill-region", v.clone(), &[("action", "lose")]).await {
+        StepOutcome::Refused { code, message, .. } => {
+            assert_eq!(code, "DRILL_NOT_ALLOWED");
+            assert_eq!(message, msg);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(h.plat.control_calls.lock().unwrap().is_empty(), "nothing lost");
+    assert_eq!(h.mutations(), 0);
+    assert!(h.journal.for_instance(h.pik).unwrap().iter().all(|e| e.kind != super::journal::EntryKind::Call));
+    *h.plat.refuse_drill.lock().unwrap() = None;
+    done(h.run("drill-region", v.clone(), &[("action", "lose")]).await, "lose");
+    let r = done(h.run("drill-region", v.clone(), &[("action", "recreate")]).await, "recreate");
+    assert!(r["regionRecreatedAt"].is_string());
+    let requests: Vec<String> = h
+        .journal
+        .for_instance(h.pik)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == super::journal::EntryKind::Call)
+        .map(|e| e.request)
+        .collect();
+    assert_eq!(requests, vec!["drill lose region 1".to_string(), "drill recreate region 1".to_string()]);
+}
+
+/// Issue 11.5: the recreated region's brokers that do not join because they are stuck
+/// Running-not-Ready are listed while they are not visible.
+#[tokio::test]
+async fn await_brokers_visible_lists_stuck_recreated_brokers() {
+    let h = H::new();
+    h.api.lose(1);
+    stuck_pod(&h, 1, 0, 15);
+    let r = done(h.run("await-brokers-visible", failback_vars(), &[]).await, "await");
+    assert_eq!(r["verified"], json!(false));
+    let stuck = r["stuckBrokers"].as_array().unwrap();
+    assert_eq!(stuck.len(), 1, "{r:?}");
+    assert_eq!((stuck[0]["region"].clone(), stuck[0]["pod"].clone()), (json!(1), json!("camunda-zeebe-0")));
+    // an unobservable platform lists none (information only, the check itself is unchanged)
+    h.plat.manual.store(true, std::sync::atomic::Ordering::SeqCst);
+    let r = done(h.run("await-brokers-visible", failback_vars(), &[]).await, "manual");
+    assert_eq!(r["stuckBrokers"], json!([]));
 }

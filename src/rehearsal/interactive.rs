@@ -79,47 +79,111 @@ pub fn answer(form: &str, reply: Reply) -> Map<String, Value> {
     out
 }
 
-/// Shows the task and its evidence, asks the question its form asks, returns the answer.
-pub async fn ask(task: &UserTaskView) -> Map<String, Value> {
+/// Whether a reply needs a reason or takes a comment: every explicit no asks for its reason (it
+/// ends or aborts the procedure, and the report says why); a yes to an approval takes an
+/// optional comment for the audit trail.
+pub fn follow_up(form: &str, reply: Reply) -> Option<(&'static str, bool)> {
+    match reply {
+        Reply::No => Some(("Reason (recorded in the audit trail and the report): ", true)),
+        Reply::Yes if form.starts_with("c8dr-approve-") || form == "c8dr-confirm-restored" => {
+            Some(("Comment (optional, recorded in the audit trail): ", false))
+        }
+        _ => None,
+    }
+}
+
+/// The answer's variables with the operator's reason or comment (`comment`, as the forms name it).
+pub fn with_comment(mut answer: Map<String, Value>, comment: Option<&str>) -> Map<String, Value> {
+    if let Some(c) = comment.map(str::trim).filter(|c| !c.is_empty()) {
+        answer.insert("comment".into(), json!(c));
+    }
+    answer
+}
+
+/// What the terminal shows before the question: the task, then the form's own text with the
+/// task's variables (the plain-language summary Tasklist shows), or the raw evidence when the
+/// form is not known.
+pub fn summary(task: &UserTaskView, form_json: Option<&Value>) -> String {
     let form = task.form_id.clone().unwrap_or_default();
-    let evidence: Vec<(&str, Option<&Value>)> =
-        ["plan", "preflight", "lastError", "manualCommand", "topology", "exporters"]
-            .iter()
-            .map(|k| (*k, task.variables.get(*k)))
-            .collect();
-    let mut text =
-        format!("\n--- user task {} ({form}) ---\n", task.name.clone().unwrap_or_else(|| task.element_id.clone()));
-    for (k, v) in evidence {
-        if let Some(v) = v {
-            text.push_str(&format!("{k}: {}\n", serde_json::to_string_pretty(v).unwrap_or_default()));
+    let title = task.name.clone().unwrap_or_else(|| task.element_id.clone());
+    let mut text = format!("\n=== {title} ===\n");
+    match form_json {
+        Some(f) => {
+            text.push_str(&crate::rehearsal::form_text::render(f, &task.variables));
+            text.push('\n');
+        }
+        None => {
+            for k in ["plan", "preflight", "lastError", "manualCommand", "topology", "exporters"] {
+                if let Some(v) = task.variables.get(k) {
+                    text.push_str(&format!("{k}: {}\n", serde_json::to_string_pretty(v).unwrap_or_default()));
+                }
+            }
+            if form.is_empty() {
+                text.push_str("(no form)\n");
+            }
         }
     }
+    text
+}
+
+fn read_line() -> Option<String> {
+    let mut line = String::new();
+    match std::io::stdin().read_line(&mut line) {
+        Ok(0) | Err(_) => None,
+        Ok(_) => Some(line),
+    }
+}
+
+/// Shows the task's plain-language summary, asks the question its form asks (and, after a no,
+/// the reason), returns the answer. Log lines are held while the question is open.
+pub async fn ask(task: &UserTaskView, form_json: Option<&Value>) -> Map<String, Value> {
+    let form = task.form_id.clone().unwrap_or_default();
+    let mut text = summary(task, form_json);
     let (q, _, _) = question(&form);
     text.push_str(q);
     text.push(' ');
-    let reply = tokio::task::spawn_blocking(move || {
+    let form_for_thread = form.clone();
+    let hold = crate::observe::hold_logs();
+    let (reply, comment) = tokio::task::spawn_blocking(move || {
         use std::io::Write;
         eprint!("{text}");
-        loop {
+        let reply = loop {
             let _ = std::io::stderr().flush();
-            let mut line = String::new();
-            let read = match std::io::stdin().read_line(&mut line) {
-                Ok(0) | Err(_) => None,
-                Ok(_) => Some(line),
-            };
-            match parse_reply(read.as_deref()) {
+            match parse_reply(read_line().as_deref()) {
                 Some(Reply::NoAnswer) => {
                     eprintln!("\nstdin is closed: no answer recorded (the process treats it as no valid answer)");
-                    return Reply::NoAnswer;
+                    return (Reply::NoAnswer, None);
                 }
-                Some(r) => return r,
+                Some(r) => break r,
                 None => eprint!("please answer y or n: "),
             }
+        };
+        let mut comment = None;
+        if let Some((prompt, required)) = follow_up(&form_for_thread, reply) {
+            loop {
+                eprint!("{prompt}");
+                let _ = std::io::stderr().flush();
+                match read_line() {
+                    None => {
+                        if required {
+                            comment = Some("no reason given: stdin was closed".to_string());
+                        }
+                        break;
+                    }
+                    Some(l) if l.trim().is_empty() && required => eprintln!("a reason is needed for a no"),
+                    Some(l) => {
+                        comment = Some(l.trim().to_string());
+                        break;
+                    }
+                }
+            }
         }
+        (reply, comment)
     })
     .await
-    .unwrap_or(Reply::NoAnswer);
-    answer(&form, reply)
+    .unwrap_or((Reply::NoAnswer, None));
+    drop(hold);
+    with_comment(answer(&form, reply), comment.as_deref())
 }
 
 #[cfg(test)]
@@ -153,6 +217,49 @@ mod tests {
         assert_eq!(yes("c8dr-manual-step")["manualStepDone"], json!(true));
         assert_eq!(yes("c8dr-approve-failover")["decision"], json!("approve"));
         assert_eq!(yes("c8dr-paused-window")["pausedDecision"], json!("resume"));
+    }
+
+    #[test]
+    fn a_no_asks_for_its_reason_and_records_it() {
+        assert_eq!(follow_up("c8dr-approve-failover", Reply::No).map(|f| f.1), Some(true));
+        assert_eq!(follow_up("c8dr-step-failed", Reply::No).map(|f| f.1), Some(true));
+        assert_eq!(follow_up("c8dr-approve-failback", Reply::Yes).map(|f| f.1), Some(false));
+        assert_eq!(follow_up("c8dr-step-failed", Reply::Yes), None);
+        assert_eq!(follow_up("c8dr-approve-failover", Reply::NoAnswer), None);
+        let a = with_comment(answer("c8dr-approve-failover", Reply::No), Some(" region is back \n"));
+        assert_eq!(a["decision"], json!("reject"));
+        assert_eq!(a["comment"], json!("region is back"));
+        // an empty optional comment keeps the default
+        let a = with_comment(answer("c8dr-approve-failover", Reply::Yes), Some("  "));
+        assert_eq!(a["comment"], json!("answered interactively in c8dr rehearse"));
+    }
+
+    #[test]
+    fn the_summary_is_the_forms_text_with_the_tasks_variables() {
+        let form: Value = serde_json::from_str(
+            &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/bpmn/forms/c8dr-manual-step.form")).unwrap(),
+        )
+        .unwrap();
+        let task = UserTaskView {
+            key: 1,
+            element_id: "ManualStep".into(),
+            name: Some("Run the manual step".into()),
+            form_id: Some("c8dr-manual-step".into()),
+            process_instance_key: 2,
+            bpmn_process_id: "dr-failback".into(),
+            candidate_groups: vec![],
+            assignee: None,
+            due_date: None,
+            variables: json!({"target": "prod", "manualStepId": "helm-deploy-recreated", "manualCommand": "helm upgrade --install camunda x"})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        };
+        let s = summary(&task, Some(&form));
+        assert!(s.contains("=== Run the manual step ==="), "{s}");
+        assert!(s.contains("Manual step required (prod)"), "{s}");
+        assert!(s.contains("helm upgrade --install camunda x"), "{s}");
+        assert!(!s.contains("{{") && !s.contains('{'), "no raw JSON or template: {s}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use crate::config::TargetConfig;
 use crate::platform::helm::tail;
 use crate::platform::{
-    HelmAction, Platform, PlatformError, PlatformFactory, PlatformHandles, PlatformStatus, RegionControl,
+    HelmAction, HelmRunner, Platform, PlatformError, PlatformFactory, PlatformHandles, PlatformStatus, RegionControl,
 };
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -110,6 +110,29 @@ impl RegionControl for LabControl {
                 (_, _, Value::String(s)) => Some(s.eq_ignore_ascii_case("lost")),
                 _ => None,
             })
+        }
+        .boxed()
+    }
+}
+
+/// The lab's Helm, for a platform that observes through Kubernetes (the lab's Kubernetes API)
+/// and runs Helm in the lab: `helm upgrade --install` becomes the lab's install or upgrade.
+/// The lab has no `helm uninstall`: a drill loses the whole region through [`LabControl`].
+#[derive(Debug, Clone)]
+pub struct LabHelm(pub LabControl);
+
+impl HelmRunner for LabHelm {
+    fn apply<'a>(
+        &'a self,
+        target: &'a TargetConfig,
+        region: u8,
+        action: HelmAction,
+    ) -> BoxFuture<'a, Result<String, PlatformError>> {
+        self.0.helm(target, region, action)
+    }
+    fn uninstall<'a>(&'a self, _target: &'a TargetConfig, _region: u8) -> BoxFuture<'a, Result<String, PlatformError>> {
+        async {
+            Err(PlatformError::Failed("the lab has no helm uninstall; a drill loses the whole region instead".into()))
         }
         .boxed()
     }

@@ -3,6 +3,7 @@
 //! the real worker.
 pub mod clock;
 pub mod engine;
+pub mod form_text;
 pub mod interactive;
 pub mod lab;
 pub mod lab_platform;

@@ -534,8 +534,20 @@ async fn answer_for(task: &UserTaskView, opts: &RehearseOptions) -> Map<String, 
     }
     match opts.approver {
         Approver::Auto => automatic_answer(&form),
-        Approver::Interactive => crate::rehearsal::interactive::ask(task).await,
+        Approver::Interactive => {
+            let form_json = load_form(&opts.bpmn_dir, &form);
+            crate::rehearsal::interactive::ask(task, form_json.as_ref()).await
+        }
     }
+}
+
+/// The form `form_id` from `<bpmn_dir>/forms/<form_id>.form`, if it is there and parses.
+fn load_form(bpmn_dir: &std::path::Path, form_id: &str) -> Option<Value> {
+    if form_id.is_empty() || form_id.contains(['/', '\\']) {
+        return None;
+    }
+    let text = std::fs::read_to_string(bpmn_dir.join("forms").join(format!("{form_id}.form"))).ok()?;
+    serde_json::from_str(&text).ok()
 }
 
 /// What `c8dr rehearse` answers without `--interactive` (docs/jobs.md, "User tasks and forms").

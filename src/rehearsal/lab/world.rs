@@ -695,7 +695,14 @@ impl World {
 
     pub fn platform_json(&self, r: usize) -> Value {
         let reg = &self.regions[r];
-        json!({"release": reg.release, "pvcs": reg.pvcs, "profiles": reg.profiles(), "createSchema": reg.create_schema})
+        // the lab's Helm applies at once: a release's rollout is always complete
+        let rollout = reg.release.then(|| {
+            let n = reg.pvcs as i32;
+            json!({"generation": 1, "observedGeneration": 1, "replicas": n, "updatedReplicas": n,
+                   "readyReplicas": n, "currentRevision": "camunda-zeebe-1", "updateRevision": "camunda-zeebe-1"})
+        });
+        json!({"release": reg.release, "pvcs": reg.pvcs, "profiles": reg.profiles(), "createSchema": reg.create_schema,
+               "rollout": rollout})
     }
 
     // ---- Elasticsearch ---------------------------------------------------------------------------

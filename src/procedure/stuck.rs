@@ -1,0 +1,152 @@
+//! `c8dr.restart-stuck-brokers`: the approved, bounded remedy for brokers stuck Running but not
+//! Ready after a region change (DNS of the lost peers, camunda/camunda#55038).
+//!
+//! Runs only after the process's gate (`restartApproved = true`, checked here again) and only on
+//! the pods the operator was shown (`stuckBrokers`, written by `c8dr.verify-profiles`). It
+//! observes again, restarts ONE pod at a time (`Platform::restart_pod`), waits for it to be Ready
+//! (bounded by `kubernetes.pod_ready_timeout_secs`), journals each restart, then goes on with the
+//! next. Pods no longer stuck are skipped. A retry of the same job (a crash, a readiness timeout)
+//! never restarts a pod it already restarted: the journal says which.
+use super::platform::kubectl_line;
+use super::{StepEnv, StepOutcome, StepResult, errors, vars};
+use crate::platform::{PlatformError, PlatformStatus};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// Journal action of one restart.
+pub const RESTART_ACTION: &str = "restart-stuck-broker";
+
+/// How often a restarted pod's readiness is observed.
+const READY_POLL: Duration = Duration::from_secs(5);
+
+/// The approved pods: `stuckBrokers` as verify-profiles wrote it (`[{region, pod, ...}]`).
+fn approved_pods(env: &StepEnv<'_>) -> Result<Vec<(u8, String)>, StepOutcome> {
+    let bad = |why: &str| {
+        StepOutcome::invalid(
+            "stuckBrokers",
+            format!(
+                "variable `stuckBrokers` must be the list written by c8dr.verify-profiles ([{{\"region\": 0|1, \"pod\": \"<release>-zeebe-N\"}}]): {why}"
+            ),
+        )
+    };
+    let Some(Value::Array(list)) = env.var("stuckBrokers") else {
+        return Err(bad("missing or not a list"));
+    };
+    let mut out = Vec::new();
+    for (i, item) in list.iter().enumerate() {
+        let region = match item.get("region").and_then(Value::as_u64) {
+            Some(r @ 0..=1) => r as u8,
+            _ => return Err(bad(&format!("entry {i} has no region 0 or 1"))),
+        };
+        let pod = item.get("pod").and_then(Value::as_str).unwrap_or("");
+        let valid = !pod.is_empty()
+            && pod.len() <= 253
+            && pod.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+        if !valid {
+            return Err(bad(&format!("entry {i} has no valid pod name")));
+        }
+        if !out.iter().any(|(r, p)| *r == region && p == pod) {
+            out.push((region, pod.to_string()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+async fn observe(env: &StepEnv<'_>, region: u8, pod: &str) -> Result<PlatformStatus, StepOutcome> {
+    match env.platform.status(env.target, region).await {
+        Ok(s) => Ok(s),
+        Err(PlatformError::Manual { .. }) => Err(manual_restart(env, region, pod)),
+        Err(PlatformError::Failed(m)) => Err(StepOutcome::retry(m)),
+        Err(PlatformError::Refused(m)) => Err(StepOutcome::refused(errors::PRECONDITION_FAILED, m)),
+    }
+}
+
+fn manual_restart(env: &StepEnv<'_>, region: u8, pod: &str) -> StepOutcome {
+    let command = kubectl_line(env.target, region, &["delete", "pod", pod]);
+    StepOutcome::Refused {
+        code: errors::MANUAL_STEP_REQUIRED,
+        message: format!("run this command, wait until the pod is Ready, then confirm: {command}"),
+        field: None,
+        variables: vars([
+            ("manualCommand", json!(command)),
+            ("manualStepId", json!(format!("restart-{pod}"))),
+            ("target", json!(env.input.target_name)),
+        ]),
+    }
+}
+
+/// Waits until `pod` of `region` is Ready, observing every [`READY_POLL`], at most
+/// `kubernetes.pod_ready_timeout_secs`; then fails the job (retried: the pod is not restarted
+/// again, its readiness is awaited again).
+async fn await_ready(env: &StepEnv<'_>, region: u8, pod: &str) -> Result<(), StepOutcome> {
+    let timeout = Duration::from_secs(env.target.kubernetes.pod_ready_timeout_secs);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let s = observe(env, region, pod).await?;
+        if s.pods.iter().any(|p| p.name == pod && p.ready) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() + READY_POLL > deadline {
+            return Err(StepOutcome::retry(format!(
+                "pod {pod} in region {region} was restarted but is not Ready after {}s (kubernetes.pod_ready_timeout_secs): it is not restarted again by this job; check with: {}",
+                timeout.as_secs(),
+                kubectl_line(env.target, region, &["describe", "pod", pod])
+            )));
+        }
+        tokio::time::sleep(READY_POLL).await;
+    }
+}
+
+/// `c8dr.restart-stuck-brokers` (variables `restartApproved`, `stuckBrokers`).
+pub async fn restart_stuck_brokers(env: &StepEnv<'_>) -> StepResult {
+    let approved = approved_pods(env)?;
+    if env.var("restartApproved") != Some(&Value::Bool(true)) {
+        // the process's gate decides; this is the second lock
+        return Err(StepOutcome::refused(
+            errors::PRECONDITION_FAILED,
+            "restarting stuck brokers needs the operator's approval (restartApproved = true): nothing was restarted",
+        ));
+    }
+    // restarts this job already made (a crash or a readiness timeout between two attempts)
+    let done: Vec<(u8, String)> = env
+        .journal_calls()?
+        .into_iter()
+        .filter(|e| e.action == RESTART_ACTION && e.status == "ok" && e.job_key == env.input.job_key)
+        .filter_map(|e| Some((e.region?, e.request.strip_prefix("delete pod ")?.to_string())))
+        .collect();
+    let after = chrono::Duration::seconds(i64::try_from(env.target.kubernetes.stuck_after_secs).unwrap_or(i64::MAX));
+    let mut restarted = Vec::new();
+    let mut skipped = Vec::new();
+    for (region, pod) in &approved {
+        if done.contains(&(*region, pod.clone())) {
+            // restarted by an earlier attempt of this job: only its readiness is awaited
+            await_ready(env, *region, pod).await?;
+            restarted.push(json!({"region": region, "pod": pod}));
+            continue;
+        }
+        // observe again: a pod that recovered (or is gone) is not restarted
+        let s = observe(env, *region, pod).await?;
+        let still_stuck = s.pods.iter().any(|p| &p.name == pod && p.stuck(chrono::Utc::now(), after));
+        if !still_stuck {
+            skipped.push(json!({"region": region, "pod": pod}));
+            continue;
+        }
+        let request = format!("delete pod {pod}");
+        match env.platform.restart_pod(env.target, *region, pod).await {
+            Ok(()) => {
+                env.journal_call(*region, RESTART_ACTION, &request, "ok", "pod deleted; its StatefulSet recreates it")?
+            }
+            Err(PlatformError::Manual { .. }) => return Err(manual_restart(env, *region, pod)),
+            Err(PlatformError::Failed(m)) => {
+                env.journal_call(*region, RESTART_ACTION, &request, "error", &m)?;
+                return Err(StepOutcome::retry(m));
+            }
+            Err(PlatformError::Refused(m)) => return Err(StepOutcome::refused(errors::PRECONDITION_FAILED, m)),
+        }
+        await_ready(env, *region, pod).await?;
+        restarted.push(json!({"region": region, "pod": pod}));
+    }
+    let variables = vars([("brokersRestarted", json!(restarted)), ("brokersSkipped", json!(skipped))]);
+    Ok(StepOutcome::Done { variables, already_done: restarted.is_empty() })
+}
