@@ -303,13 +303,27 @@ pub struct PlatformHandles {
 /// injects its own).
 pub type PlatformFactory = dyn Fn(&str, &TargetConfig) -> Result<PlatformHandles, String> + Send + Sync;
 
-/// The platform of a real target, from its `helm.mode`.
-pub fn connect(_name: &str, target: &TargetConfig) -> Result<PlatformHandles, String> {
-    let platform: Box<dyn Platform> = match target.helm.mode {
-        HelmMode::Manual => Box::new(manual::ManualPlatform),
-        HelmMode::Command => Box::new(kubectl::CommandPlatform { kubectl: "kubectl".into() }),
-    };
-    Ok(PlatformHandles { platform, region_control: Box::new(NoRegionControl) })
+/// The platform of a real target, from its `helm.mode`: `command` observes through kube-rs and
+/// runs the `helm` CLI (and drills real targets); `manual` observes through kube-rs when
+/// Kubernetes access is configured (a kube context or kubeconfig, or c8dr runs in a pod) and
+/// hands every Helm command to a person, else a person does both.
+pub fn connect(name: &str, target: &TargetConfig) -> Result<PlatformHandles, String> {
+    Ok(match target.helm.mode {
+        HelmMode::Command => PlatformHandles {
+            platform: Box::new(k8s::KubePlatform::new(name, target, Box::new(helm::CliHelm))),
+            region_control: Box::new(k8s::KubeRegionControl::new(name, target, Box::new(helm::CliHelm))),
+        },
+        HelmMode::Manual => {
+            let kube_access = target.regions.iter().any(|r| r.kube_context.is_some() || r.kubeconfig.is_some())
+                || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+            let platform: Box<dyn Platform> = if kube_access {
+                Box::new(k8s::KubePlatform::new(name, target, Box::new(helm::ManualHelm)))
+            } else {
+                Box::new(manual::ManualPlatform)
+            };
+            PlatformHandles { platform, region_control: Box::new(NoRegionControl) }
+        }
+    })
 }
 
 #[cfg(test)]

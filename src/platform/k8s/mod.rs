@@ -98,3 +98,36 @@ pub async fn client(
         message: format!("a Kubernetes client cannot be built: {e}"),
     })
 }
+
+pub mod drill;
+pub mod observe;
+pub mod platform;
+pub mod release;
+
+pub use drill::KubeRegionControl;
+pub use platform::{KubePlatform, restart_and_wait};
+
+/// A failed Kubernetes call as a [`crate::platform::PlatformError::Failed`] naming the object,
+/// the namespace and the RBAC verb c8dr needs for it. Never "absent": the caller handles
+/// NotFound itself where absence has a meaning.
+pub(crate) fn api_error(e: &kube::Error, verb: &str, what: &str, ns: &str) -> crate::platform::PlatformError {
+    let message = match e {
+        kube::Error::Api(s) if s.is_forbidden() => format!(
+            "cannot {verb} {what} in namespace {ns}: forbidden (HTTP 403): grant c8dr's Kubernetes identity the RBAC verb `{verb}` on it (docs/kubernetes.md)"
+        ),
+        kube::Error::Api(s) if s.code == 401 => format!(
+            "cannot {verb} {what} in namespace {ns}: unauthorized (HTTP 401): the kubeconfig's credentials are not accepted"
+        ),
+        kube::Error::Api(s) => format!(
+            "cannot {verb} {what} in namespace {ns}: the API server answered HTTP {} {} (RBAC verb needed: `{verb}`)",
+            s.code, s.reason
+        ),
+        other => format!("cannot {verb} {what} in namespace {ns}: {other}"),
+    };
+    crate::platform::PlatformError::Failed(message)
+}
+
+/// True when `e` is the API server's 404.
+pub(crate) fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.is_not_found())
+}
