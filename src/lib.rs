@@ -16,6 +16,7 @@ pub mod notify;
 pub mod observe;
 pub mod platform;
 pub mod procedure;
+pub mod report;
 #[cfg(feature = "rehearsal")]
 pub mod rehearsal;
 pub mod target;

@@ -66,6 +66,11 @@ pub struct RehearsalReport {
     /// Why the rehearsal stopped early, if it did.
     pub error: Option<String>,
     pub lab_state: Value,
+    /// The DR report (`rehearse --report FILE.html`), built from the engine's REST API and the
+    /// journal as `c8dr report --instance` builds it, plus what only the rehearsal knows; the
+    /// error when it could not be built.
+    #[serde(skip)]
+    pub dr: Result<crate::report::DrReport, String>,
 }
 
 impl RehearsalReport {
@@ -307,6 +312,7 @@ mod tests {
             incidents: vec![],
             error: None,
             lab_state: Value::Null,
+            dr: Err("not built".into()),
         }
     }
 
