@@ -10,7 +10,7 @@ use crate::rehearsal::clock::Clock;
 use crate::rehearsal::engine::{CompletionError, Engine, EngineHandle, EngineOptions, InstanceState, UserTaskView};
 use crate::rehearsal::lab::{FaultConfig, Lab, LabDurations, LabHandle, LabOptions, RecordEntry};
 use crate::rehearsal::progress::Progress;
-use crate::rehearsal::report::{PhaseReport, RehearsalReport, StepRow};
+use crate::rehearsal::report::{PhaseReport, RehearsalReport, StepRow, TaskAnswer};
 use crate::zeebe::worker::{Handler, Worker, WorkerHandle};
 use crate::zeebe::{GatewayClient, Job, JobOutcome};
 use serde_json::{Map, Value, json};
@@ -81,6 +81,8 @@ pub struct RehearseOptions {
     pub approvers: Vec<String>,
     /// `four_eyes` of the lab target (false waives four-eyes, as a drill target may).
     pub four_eyes: bool,
+    /// Keep the engine serving and the journal after the rehearsal (`RehearsalReport::kept`).
+    pub keep_engine: bool,
 }
 
 impl Default for RehearseOptions {
@@ -105,6 +107,7 @@ impl Default for RehearseOptions {
             initiator: "rehearsal-initiator".into(),
             approvers: vec!["rehearsal-approver".into()],
             four_eyes: true,
+            keep_engine: false,
         }
     }
 }
@@ -205,9 +208,18 @@ pub async fn rehearse(opts: RehearseOptions) -> Result<RehearsalReport, Rehearsa
         error: outcome.err().map(|e| e.to_string()),
         lab_state: serde_json::to_value(&state).unwrap_or(Value::Null),
         dr: Err("not built yet".into()),
+        kept: None,
     };
     report.dr = dr_report(&config, &report, lost_at).await;
-    engine.shutdown();
+    if opts.keep_engine {
+        report.kept = Some(Arc::new(crate::rehearsal::report::KeptEngine {
+            engine: engine.clone(),
+            journal: config.journal.path.clone(),
+            _dir: journal_dir,
+        }));
+    } else {
+        engine.shutdown();
+    }
     lab.shutdown().await;
     Ok(report)
 }
@@ -313,6 +325,12 @@ async fn dr_report(
         dr.rto.total = dr.end.map(|e| crate::report::seconds(lost, e));
     }
     for p in &r.phases {
+        for given in &p.answers {
+            if let Some(a) = dr.approvals.iter_mut().find(|a| a.user_task_key == Some(given.user_task_key)) {
+                a.decision = given.decision.clone();
+                a.reason = given.comment.clone().filter(|c| !c.trim().is_empty());
+            }
+        }
         for d in &p.denials {
             // "<element id> by <who>: <reason>"
             if let Some((id, rest)) = d.split_once(" by ")
@@ -419,6 +437,7 @@ impl Session<'_> {
         let mut seen_events = engine.event_log().len();
         let mut answered = BTreeSet::new();
         let mut denials = Vec::new();
+        let mut answers = Vec::new();
         let outcome = loop {
             self.supervisor.restart_if_killed(progress).await?;
             for event in engine.event_log().iter().skip(seen_events) {
@@ -453,7 +472,15 @@ impl Session<'_> {
                     task.name.as_deref().unwrap_or(&task.element_id),
                     answer_summary(&answer)
                 ));
-                if !self.complete_as_approvers(&task, answer, &mut denials).await? {
+                let given = TaskAnswer {
+                    user_task_key: task.key,
+                    element_id: task.element_id.clone(),
+                    decision: answer_summary(&answer.iter().filter(|(k, _)| k.as_str() != "comment").map(|(k, v)| (k.clone(), v.clone())).collect()),
+                    comment: answer.get("comment").and_then(Value::as_str).map(str::to_string),
+                };
+                if self.complete_as_approvers(&task, answer, &mut denials).await? {
+                    answers.push(given);
+                } else {
                     if matches!(opts.approver, Approver::Interactive) {
                         answered.remove(&task.key); // ask again, the reason was shown
                     } else {
@@ -501,6 +528,7 @@ impl Session<'_> {
             timer_wait_seconds,
             report,
             denials,
+            answers,
         })
     }
 

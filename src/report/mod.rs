@@ -121,6 +121,7 @@ pub struct Step {
 #[serde(rename_all = "camelCase")]
 pub struct Approval {
     pub task: String,
+    pub user_task_key: Option<i64>,
     pub element_id: String,
     pub process_instance_key: i64,
     pub created: Option<DateTime<Utc>>,
@@ -507,12 +508,14 @@ pub fn build(observed: &Observed) -> DrReport {
         let completed = time(t, "completionDate");
         // a later completed task of the same instance that writes the same field overwrote it:
         // the answer that let the procedure go on is all that is known
-        let overwritten = tasks.iter().any(|o| {
+        let later = |o: &&&Value| {
             o.get("processInstanceKey").and_then(key) == Some(pi)
-                && answer_field(s(o, "elementId")) == field
                 && s(o, "state") == "COMPLETED"
                 && time(o, "completionDate") > completed
-        });
+        };
+        let overwritten = tasks.iter().filter(later).any(|o| answer_field(s(o, "elementId")) == field);
+        // every form has a `comment`: any later answer in the instance replaced it
+        let comment_overwritten = tasks.iter().any(|o| later(&o));
         let state = s(t, "state").to_string();
         let (decision, reason) = if state != "COMPLETED" {
             (format!("not answered ({})", state.to_lowercase()), None)
@@ -521,10 +524,14 @@ pub fn build(observed: &Observed) -> DrReport {
         } else {
             (
                 answer_words(vars.get(field).unwrap_or(&Value::Null)),
-                vars.get("comment").and_then(Value::as_str).filter(|c| !c.trim().is_empty()).map(str::to_string),
+                vars.get("comment")
+                    .and_then(Value::as_str)
+                    .filter(|c| !c.trim().is_empty() && !comment_overwritten)
+                    .map(str::to_string),
             )
         };
         approvals.push(Approval {
+            user_task_key: t.get("userTaskKey").and_then(key),
             task: Some(s(t, "name")).filter(|n| !n.is_empty()).unwrap_or(&id).to_string(),
             element_id: id,
             process_instance_key: pi,
