@@ -79,7 +79,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bott
 table{border-collapse:collapse;width:100%;font-size:13px;margin:4px 0 8px}
 th,td{border-bottom:1px solid var(--line);padding:4px 6px;text-align:left;vertical-align:top}
 th{background:#f6f8fa;font-weight:600}
-td.n{text-align:right;white-space:nowrap}
+td.n{text-align:right;white-space:nowrap}td.t{white-space:nowrap}
 tr.phase td{background:#f6f8fa;font-weight:bold}
 code{font-size:12px;background:#f6f8fa;padding:0 3px;border-radius:3px;word-break:break-all}
 svg{width:100%;height:auto;display:block}
@@ -185,11 +185,12 @@ fn summary(o: &mut String, r: &DrReport) {
         let _ = write!(o, "<div class=\"rto\">");
         for (name, v, color) in parts {
             if let Some(v) = v.filter(|v| *v > 0.0) {
+                let share = v / sum * 100.0;
+                // a sliver has no room for its label (the line below names every part)
+                let label = if share >= 8.0 { format!("{name} {}", duration(v)) } else { String::new() };
                 let _ = write!(
                     o,
-                    "<div style=\"width:{:.2}%;background:{color}\" title=\"{name} {}\">{name} {}</div>",
-                    v / sum * 100.0,
-                    duration(v),
+                    "<div style=\"width:{share:.2}%;background:{color}\" title=\"{name} {}\">{label}</div>",
                     duration(v)
                 );
             }
@@ -414,7 +415,7 @@ fn details(o: &mut String, r: &DrReport) {
         let took = p.end.map(|e| duration(seconds(p.start, e))).unwrap_or_else(|| "running".into());
         let _ = writeln!(
             o,
-            "<tr class=\"phase\"><td colspan=\"2\">{}</td><td>{}</td><td>{}</td><td colspan=\"5\">{}</td></tr>",
+            "<tr class=\"phase\"><td colspan=\"2\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td colspan=\"5\">{}</td></tr>",
             escape(&p.name),
             escape(&offset(r, Some(p.start))),
             escape(&took),
@@ -427,7 +428,7 @@ fn details(o: &mut String, r: &DrReport) {
             };
             let _ = writeln!(
                 o,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><span class=\"badge {}\">{}</span></td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td><span class=\"badge {}\">{}</span></td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
                 escape(&name),
                 escape(&s.kind),
                 escape(&offset(r, Some(s.start))),
@@ -521,7 +522,7 @@ fn details(o: &mut String, r: &DrReport) {
         for m in &r.mutations {
             let _ = writeln!(
                 o,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
+                "<tr><td class=\"t\">{}</td><td>{}</td><td>{}</td><td class=\"t\">{}</td><td><code>{}</code></td><td>{}</td></tr>",
                 escape(&stamp(Some(m.time))),
                 escape(&m.step),
                 m.region.map(|r| r.to_string()).unwrap_or_else(|| "—".into()),
