@@ -16,8 +16,8 @@ pub mod notify;
 pub mod observe;
 pub mod platform;
 pub mod procedure;
-pub mod report;
 #[cfg(feature = "rehearsal")]
 pub mod rehearsal;
+pub mod report;
 pub mod target;
 pub mod zeebe;

@@ -16,7 +16,8 @@ const SCRIPT: &str = "<script>alert('owned')</script>";
 fn options() -> RehearseOptions {
     // an approver's comment is a variable a person typed: it must reach the page as text
     let answer = json!({"decision": "approve", "comment": format!("ok {SCRIPT}")});
-    let answers = BTreeMap::from([("c8dr-approve-failover".to_string(), answer.as_object().cloned().unwrap_or_default())]);
+    let answers =
+        BTreeMap::from([("c8dr-approve-failover".to_string(), answer.as_object().cloned().unwrap_or_default())]);
     RehearseOptions {
         speed: 100.0,
         durations: LabDurations { broker_op_ms: 400, exporter_op_ms: 200, snapshot_ms: 4_000, restore_ms: 6_000 },
@@ -58,7 +59,9 @@ async fn the_rehearsal_report_names_every_phase_and_step_and_draws_a_bar_per_ste
     ] {
         assert!(dr.phases.iter().any(|p| p.name == expected), "phase {expected:?} missing");
     }
-    for expected in ["Approve failover", "Remove lost brokers (force)", "Await broker removal", "Confirm service restored"] {
+    for expected in
+        ["Approve failover", "Remove lost brokers (force)", "Await broker removal", "Confirm service restored"]
+    {
         assert!(steps.iter().any(|s| s.name == expected), "step {expected:?} missing");
     }
     for phase in &dr.phases {
@@ -73,8 +76,13 @@ async fn the_rehearsal_report_names_every_phase_and_step_and_draws_a_bar_per_ste
     assert_eq!(dr.outcome, "completed");
     assert!(dr.mutations.len() >= 10, "every mutating call of the journal: {:?}", dr.mutations);
     assert!(dr.verifications.iter().all(|v| v.checks >= 1), "{:?}", dr.verifications);
-    assert!(dr.approvals.iter().any(|a| a.task == "Approve failover" && a.decision == "approve"
-        && a.who.as_deref() == Some("rehearsal-approver")), "{:?}", dr.approvals);
+    assert!(
+        dr.approvals.iter().any(|a| a.task == "Approve failover"
+            && a.decision == "approve"
+            && a.who.as_deref() == Some("rehearsal-approver")),
+        "{:?}",
+        dr.approvals
+    );
     let summary = &html[..html.find("<svg").unwrap_or(html.len())];
     assert!(summary.contains("Left to do:") && summary.contains("Total time"), "summary first");
 
@@ -165,7 +173,11 @@ async fn c8dr_report_for_an_instance_gives_the_same_steps_as_the_rehearsal() {
         let expected = dr
             .mutations
             .iter()
-            .filter(|m| dr.phases.iter().any(|p| p.process_instance_key == phase.instance_key && p.steps.iter().any(|s| s.name == m.step)))
+            .filter(|m| {
+                dr.phases
+                    .iter()
+                    .any(|p| p.process_instance_key == phase.instance_key && p.steps.iter().any(|s| s.name == m.step))
+            })
             .count();
         assert!(calls > 0 && calls >= expected, "{calls} calls, expected {expected}");
         let html = std::fs::read_to_string(&out).unwrap();

@@ -30,7 +30,9 @@ pub async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode>
         && !config.targets.contains_key(t)
     {
         let known: Vec<&String> = config.targets.keys().collect();
-        anyhow::bail!("--target {t:?} is not configured; configured targets: {known:?} (see [targets.NAME] in the config)");
+        anyhow::bail!(
+            "--target {t:?} is not configured; configured targets: {known:?} (see [targets.NAME] in the config)"
+        );
     }
     let journal = Journal::new(config.journal.path.clone());
     let mut entries = journal

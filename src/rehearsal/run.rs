@@ -334,10 +334,8 @@ async fn dr_report(
         for d in &p.denials {
             // "<element id> by <who>: <reason>"
             if let Some((id, rest)) = d.split_once(" by ")
-                && let Some(a) = dr
-                    .approvals
-                    .iter_mut()
-                    .find(|a| a.element_id == id && a.process_instance_key == p.instance_key)
+                && let Some(a) =
+                    dr.approvals.iter_mut().find(|a| a.element_id == id && a.process_instance_key == p.instance_key)
             {
                 a.denied.push(rest.to_string());
             }
@@ -475,7 +473,13 @@ impl Session<'_> {
                 let given = TaskAnswer {
                     user_task_key: task.key,
                     element_id: task.element_id.clone(),
-                    decision: answer_summary(&answer.iter().filter(|(k, _)| k.as_str() != "comment").map(|(k, v)| (k.clone(), v.clone())).collect()),
+                    decision: answer_summary(
+                        &answer
+                            .iter()
+                            .filter(|(k, _)| k.as_str() != "comment")
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                    ),
                     comment: answer.get("comment").and_then(Value::as_str).map(str::to_string),
                 };
                 if self.complete_as_approvers(&task, answer, &mut denials).await? {

@@ -15,9 +15,7 @@ const MAX_DEPTH: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error(
-        "cannot reach the management Camunda's REST API at {at}: {message}; check management.rest_address"
-    )]
+    #[error("cannot reach the management Camunda's REST API at {at}: {message}; check management.rest_address")]
     Unreachable { at: String, message: String },
     #[error(
         "the management Camunda's REST API refused {what} (HTTP {status}): check management.auth (user or client credentials allowed to read process instances)"
@@ -72,10 +70,10 @@ impl CamundaReader {
             req = req.json(&b);
         }
         let what = format!("{method} {path}");
-        let resp = req.send().await.map_err(|e| FetchError::Unreachable {
-            at,
-            message: crate::procedure::journal::scrub(&e.to_string()),
-        })?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| FetchError::Unreachable { at, message: crate::procedure::journal::scrub(&e.to_string()) })?;
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
         match status {

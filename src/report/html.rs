@@ -138,8 +138,12 @@ fn summary(o: &mut String, r: &DrReport) {
     let steps: usize = r.phases.iter().map(|p| p.steps.len()).sum();
     let _ = writeln!(o, "<h2>Summary</h2>");
     let what = match (r.outcome.as_str(), &r.final_state) {
-        ("completed", Some(f)) if f.restored => "The procedure completed and the installation is back to the expected state.".to_string(),
-        ("completed", Some(_)) => "The procedure completed, but the installation is NOT in the expected state (see below).".to_string(),
+        ("completed", Some(f)) if f.restored => {
+            "The procedure completed and the installation is back to the expected state.".to_string()
+        }
+        ("completed", Some(_)) => {
+            "The procedure completed, but the installation is NOT in the expected state (see below).".to_string()
+        }
         ("completed", None) => "The procedure completed.".to_string(),
         ("running", _) => "The procedure is still running.".to_string(),
         ("incident", _) => "The procedure is stopped by an incident and needs a person.".to_string(),
@@ -157,7 +161,12 @@ fn summary(o: &mut String, r: &DrReport) {
         r.incidents.len()
     );
     let card = |o: &mut String, k: &str, v: &str| {
-        let _ = write!(o, "<div class=\"card\"><div class=\"k\">{}</div><div class=\"v\">{}</div></div>", escape(k), escape(v));
+        let _ = write!(
+            o,
+            "<div class=\"card\"><div class=\"k\">{}</div><div class=\"v\">{}</div></div>",
+            escape(k),
+            escape(v)
+        );
     };
     let _ = write!(o, "<div class=\"summary\">");
     card(o, "Total time", &r.rto.total.map(duration).unwrap_or_else(|| "running".into()));
@@ -290,11 +299,8 @@ fn timeline(o: &mut String, r: &DrReport) {
         );
         t += step;
     }
-    let _ = writeln!(
-        o,
-        "<text class=\"axis\" x=\"{label_w}\" y=\"12\">time since the start ({})</text>",
-        escape(&r.clock)
-    );
+    let _ =
+        writeln!(o, "<text class=\"axis\" x=\"{label_w}\" y=\"12\">time since the start ({})</text>", escape(&r.clock));
     let mut y = top;
     for phase in &r.phases {
         let lane_rows = phase.steps.len() as f64;
@@ -333,10 +339,19 @@ fn timeline(o: &mut String, r: &DrReport) {
             );
             for c in &s.checks {
                 let cx = x(*c);
-                let _ = write!(o, "<line class=\"check\" x1=\"{cx:.1}\" y1=\"{:.1}\" x2=\"{cx:.1}\" y2=\"{:.1}\"/>", y + 2.0, y + row_h - 2.0);
+                let _ = write!(
+                    o,
+                    "<line class=\"check\" x1=\"{cx:.1}\" y1=\"{:.1}\" x2=\"{cx:.1}\" y2=\"{:.1}\"/>",
+                    y + 2.0,
+                    y + row_h - 2.0
+                );
             }
             if s.kind == "user task" {
-                for a in r.approvals.iter().filter(|a| a.element_id == s.element_id && a.process_instance_key == phase.process_instance_key) {
+                for a in r
+                    .approvals
+                    .iter()
+                    .filter(|a| a.element_id == s.element_id && a.process_instance_key == phase.process_instance_key)
+                {
                     if let Some(done) = a.completed {
                         let (ax, ay) = (x(done), y + row_h / 2.0);
                         let _ = write!(
@@ -351,7 +366,11 @@ fn timeline(o: &mut String, r: &DrReport) {
                     }
                 }
             }
-            for i in r.incidents.iter().filter(|i| i.element_id == s.element_id && i.process_instance_key == phase.process_instance_key) {
+            for i in r
+                .incidents
+                .iter()
+                .filter(|i| i.element_id == s.element_id && i.process_instance_key == phase.process_instance_key)
+            {
                 if let Some(t) = i.time {
                     let (ix, iy) = (x(t), y + 2.0);
                     let _ = write!(
@@ -476,7 +495,10 @@ fn details(o: &mut String, r: &DrReport) {
     if r.verifications.is_empty() {
         let _ = writeln!(o, "<p>No verification loop ran.</p>");
     } else {
-        let _ = writeln!(o, "<table><tr><th>Verification</th><th>Start</th><th>Took</th><th class=\"n\">Checks</th><th>Outcome</th></tr>");
+        let _ = writeln!(
+            o,
+            "<table><tr><th>Verification</th><th>Start</th><th>Took</th><th class=\"n\">Checks</th><th>Outcome</th></tr>"
+        );
         for v in &r.verifications {
             let _ = writeln!(
                 o,
@@ -575,7 +597,10 @@ mod tests {
 
     #[test]
     fn escapes_markup_and_quotes() {
-        assert_eq!(escape("<script>alert('x')</script> & \"y\""), "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;y&quot;");
+        assert_eq!(
+            escape("<script>alert('x')</script> & \"y\""),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;y&quot;"
+        );
         assert_eq!(escape("a\u{1}b"), "a b");
     }
 

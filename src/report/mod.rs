@@ -420,10 +420,13 @@ pub fn build(observed: &Observed) -> DrReport {
             }),
         };
         let phase = &mut phases[lane];
-        let incidents = incident_items.iter().filter(|i| i.process_instance_key == e.pi && i.element_id == e.id).count();
+        let incidents =
+            incident_items.iter().filter(|i| i.process_instance_key == e.pi && i.element_id == e.id).count();
         let (checks, check_name, check_ids) = if is_loop {
-            let inside: Vec<&Elem> =
-                elems.iter().filter(|c| c.kind == "SERVICE_TASK" && e.encloses(c) && !c.id.starts_with("Notify_")).collect();
+            let inside: Vec<&Elem> = elems
+                .iter()
+                .filter(|c| c.kind == "SERVICE_TASK" && e.encloses(c) && !c.id.starts_with("Notify_"))
+                .collect();
             let mut ids: Vec<String> = inside.iter().map(|c| c.id.clone()).collect();
             ids.dedup();
             (inside.iter().map(|c| c.start).collect(), inside.first().map(|c| c.name.clone()), ids)
@@ -435,9 +438,11 @@ pub fn build(observed: &Observed) -> DrReport {
         let lines: Vec<&JournalEntry> = journal_ids.iter().flat_map(|id| journal_step(e.pi, id)).collect();
         let retries = lines.iter().filter(|j| j.kind == EntryKind::Outcome && j.action == "retry").count() as u32;
         let mutations = lines.iter().filter(|j| j.kind == EntryKind::Call).count() as u32;
-        let journal_outcome = lines.iter().rev().find(|j| j.kind == EntryKind::Outcome).map(|j| {
-            if j.status == "alreadyDone" { "alreadyDone".to_string() } else { j.action.clone() }
-        });
+        let journal_outcome = lines
+            .iter()
+            .rev()
+            .find(|j| j.kind == EntryKind::Outcome)
+            .map(|j| if j.status == "alreadyDone" { "alreadyDone".to_string() } else { j.action.clone() });
         let attempts = lines.iter().filter(|j| j.kind == EntryKind::Attempt).count() as u32;
         // a user task's journal lines are its approval guard's (the task listener), not its own
         let journal_outcome = if e.kind == "USER_TASK" { None } else { journal_outcome };
@@ -607,7 +612,8 @@ pub fn build(observed: &Observed) -> DrReport {
         if outcome.is_empty() || (outcome == "completed" && word != "completed") {
             outcome = word;
             outcome_reason = vars
-                .get("report").and_then(|r| r.get("outcomeReason"))
+                .get("report")
+                .and_then(|r| r.get("outcomeReason"))
                 .filter(|v| !v.is_null())
                 .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
                 .filter(|r| !r.trim().is_empty());
@@ -625,11 +631,8 @@ pub fn build(observed: &Observed) -> DrReport {
 
     // RTO split
     let total = start.zip(end).map(|(a, b)| seconds(a, b));
-    let decide: f64 = approvals
-        .iter()
-        .filter_map(|a| a.created.zip(a.completed.or(end)))
-        .map(|(a, b)| seconds(a, b).max(0.0))
-        .sum();
+    let decide: f64 =
+        approvals.iter().filter_map(|a| a.created.zip(a.completed.or(end))).map(|(a, b)| seconds(a, b).max(0.0)).sum();
     let verify: f64 = verifications.iter().filter_map(|v| v.end.or(end).map(|e| seconds(v.start, e).max(0.0))).sum();
     let rto = Rto {
         detect: None,
@@ -742,8 +745,11 @@ mod tests {
             ..Default::default()
         };
         let r = build(&observed);
-        let names: Vec<(&str, Vec<&str>)> =
-            r.phases.iter().map(|p| (p.name.as_str(), p.steps.iter().map(|s| s.element_id.as_str()).collect())).collect();
+        let names: Vec<(&str, Vec<&str>)> = r
+            .phases
+            .iter()
+            .map(|p| (p.name.as_str(), p.steps.iter().map(|s| s.element_id.as_str()).collect()))
+            .collect();
         assert_eq!(
             names,
             vec![
