@@ -763,4 +763,34 @@ mod tests {
         assert_eq!(r.rto.verify, Some(39.0));
         assert_eq!(r.outcome, "completed");
     }
+
+    /// Every form writes `comment` (and both failback approvals write `decision`): an earlier
+    /// task must not show the later task's answer as its own.
+    #[test]
+    fn an_answer_overwritten_by_a_later_task_is_not_shown_as_the_earlier_ones() {
+        let task = |k: i64, id: &str, done: i64| {
+            json!({"userTaskKey": k.to_string(), "name": id, "elementId": id, "assignee": "bob",
+                   "state": "COMPLETED", "processInstanceKey": "1", "creationDate": t(done - 5), "completionDate": t(done)})
+        };
+        let var = |name: &str, value: Value| json!({"name": name, "value": value.to_string(), "scopeKey": "1", "processInstanceKey": "1"});
+        let observed = Observed {
+            instances: vec![json!({"processInstanceKey": "1", "processDefinitionId": "dr-failback",
+                "state": "COMPLETED", "startDate": t(0), "endDate": t(60)})],
+            user_tasks: vec![task(20, "ApproveFailback", 10), task(21, "ConfirmRestored", 50)],
+            variables: vec![var("decision", json!("confirm")), var("comment", json!("all green"))],
+            ..Default::default()
+        };
+        let r = build(&observed);
+        let a: Vec<(&str, &str, Option<&str>)> =
+            r.approvals.iter().map(|a| (a.task.as_str(), a.decision.as_str(), a.reason.as_deref())).collect();
+        assert_eq!(
+            a,
+            vec![
+                ("ApproveFailback", "went ahead (the answer was overwritten by a later task)", None),
+                ("ConfirmRestored", "confirm", Some("all green")),
+            ]
+        );
+        assert_eq!(r.rto.decide, Some(10.0));
+        assert_eq!(r.left_to_do, Vec::<String>::new(), "a completed failback leaves nothing");
+    }
 }
