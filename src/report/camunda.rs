@@ -104,6 +104,27 @@ impl CamundaReader {
         Ok((items, true))
     }
 
+    /// Searches cut long variable values (`isTruncated`): each is read whole with
+    /// `GET /v2/variables/{variableKey}`; one that cannot be is named in `notes`.
+    async fn untruncate(&self, items: &mut [Value], notes: &mut Vec<String>) {
+        for item in items.iter_mut().filter(|i| i.get("isTruncated").and_then(Value::as_bool) == Some(true)) {
+            let name = item.get("name").and_then(Value::as_str).unwrap_or("?").to_string();
+            let whole = match item.get("variableKey").and_then(key) {
+                Some(k) => self.call(reqwest::Method::GET, &format!("/v2/variables/{k}"), None).await.ok(),
+                None => None,
+            };
+            match whole.as_ref().and_then(|w| w.get("value")).filter(|v| v.is_string()) {
+                Some(v) => {
+                    item["value"] = v.clone();
+                    item["isTruncated"] = Value::Bool(false);
+                }
+                None => {
+                    notes.push(format!("variable {name}: its value was cut by the search and could not be read whole"))
+                }
+            }
+        }
+    }
+
     /// The instance `root`, every process it called (recursively) and what they did.
     pub async fn observe(&self, root: i64, observed: &mut Observed) -> Result<(), FetchError> {
         let pi = match self.call(reqwest::Method::GET, &format!("/v2/process-instances/{root}"), None).await {
@@ -126,11 +147,16 @@ impl CamundaReader {
                 ("/v2/user-tasks/search", &mut observed.user_tasks),
                 ("/v2/incidents/search", &mut observed.incidents),
             ] {
-                let (items, truncated) = self.search(path, filter.clone()).await?;
+                let (mut items, truncated) = self.search(path, filter.clone()).await?;
+                if path == "/v2/variables/search" {
+                    self.untruncate(&mut items, &mut observed.truncated).await;
+                }
                 // the filter is checked here too: a server that ignored it must not mix instances
                 into.extend(items.into_iter().filter(|i| i.get("processInstanceKey").and_then(key) == Some(k)));
                 if truncated {
-                    observed.truncated.push(format!("{path} for instance {k}"));
+                    observed.truncated.push(format!(
+                        "{path} for instance {k}: more items than one search returns; the report may miss some"
+                    ));
                 }
             }
             if depth < MAX_DEPTH {

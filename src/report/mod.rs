@@ -196,7 +196,8 @@ pub struct Observed {
     /// `creationTime`, `state`).
     pub incidents: Vec<Value>,
     pub journal: Vec<JournalEntry>,
-    /// Searches that hit their page limit (the report may miss items).
+    /// What could not be read completely (a search that hit its page limit, a variable value
+    /// cut by the search), in words.
     pub truncated: Vec<String>,
 }
 
@@ -601,7 +602,11 @@ pub fn build(observed: &Observed) -> DrReport {
         }
         procedures.push(procedure_of(s(r, "processDefinitionId")).to_string());
         let has_incident = incident_items.iter().any(|i| i.active && i.process_instance_key == pi);
-        let own = vars.get("report").and_then(|r| r.get("outcome")).and_then(Value::as_str).map(str::to_string);
+        let own = match vars.get("report") {
+            // a report that cannot be read is not "completed": fail closed
+            Some(r) if !r.is_object() => Some("unknown (the process's report variable cannot be read)".to_string()),
+            r => r.and_then(|r| r.get("outcome")).and_then(Value::as_str).map(str::to_string),
+        };
         let word = match (s(r, "state"), own) {
             (_, _) if has_incident => "incident".to_string(),
             ("ACTIVE", _) => "running".to_string(),
@@ -685,9 +690,7 @@ pub fn build(observed: &Observed) -> DrReport {
         );
     }
     let mut notes = Vec::new();
-    for t in &observed.truncated {
-        notes.push(format!("{t}: more items than one search returns; the report may miss some"));
-    }
+    notes.extend(observed.truncated.iter().cloned());
     DrReport {
         target,
         procedure: procedures.join(" + "),
@@ -792,5 +795,21 @@ mod tests {
         );
         assert_eq!(r.rto.decide, Some(10.0));
         assert_eq!(r.left_to_do, Vec::<String>::new(), "a completed failback leaves nothing");
+    }
+
+    /// A `report` variable that cannot be read (cut by the search) does not make a rejected
+    /// run look completed.
+    #[test]
+    fn an_unreadable_report_variable_is_not_a_completed_run() {
+        let observed = Observed {
+            instances: vec![json!({"processInstanceKey": "1", "processDefinitionId": "dr-failover",
+                "state": "COMPLETED", "startDate": t(0), "endDate": t(60)})],
+            variables: vec![json!({"name": "report", "value": "{\"outcome\": \"rejec", "scopeKey": "1",
+                "processInstanceKey": "1", "isTruncated": true})],
+            ..Default::default()
+        };
+        let r = build(&observed);
+        assert!(r.outcome.starts_with("unknown"), "{}", r.outcome);
+        assert!(!r.left_to_do.is_empty(), "an unknown outcome leaves something to check");
     }
 }
