@@ -232,3 +232,41 @@ async fn headless_chromium_renders_the_report() {
     // a blank page compresses to a few kilobytes; the report's text and timeline do not
     assert!(bytes.len() > 30_000, "only {} bytes: the page looks empty", bytes.len());
 }
+
+/// A rejected failover: the summary says so, with the reason, and what is left to do; the
+/// approval shows who said no and why; nothing was mutated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_failover_reads_as_rejected_with_its_reason_and_what_is_left() {
+    let mut opts = options();
+    let answer = json!({"decision": "reject", "comment": "not a real outage: network blip"});
+    opts.answers.insert("c8dr-approve-failover".into(), answer.as_object().cloned().unwrap_or_default());
+    let report = rehearse(opts).await.expect("the rehearsal runs");
+    let dr = report.dr.clone().expect("the DR report is built");
+    assert_eq!(dr.outcome, "rejected");
+    assert!(dr.mutations.is_empty(), "{:?}", dr.mutations);
+    let a = dr.approvals.iter().find(|a| a.task == "Approve failover").expect("the approval");
+    assert_eq!((a.decision.as_str(), a.reason.as_deref()), ("reject", Some("not a real outage: network blip")));
+    assert!(dr.left_to_do.iter().any(|l| l.contains("rejected")), "{:?}", dr.left_to_do);
+    assert!(
+        !dr.left_to_do.iter().any(|l| l.contains("fail back")),
+        "no failback after a rejection: {:?}",
+        dr.left_to_do
+    );
+    let html = render(&dr);
+    let summary = &html[..html.find("<svg").unwrap_or(html.len())];
+    assert!(summary.contains("REJECTED") && !summary.contains("Left to do:</b> nothing"), "the summary says it");
+}
+
+/// Four-eyes: the initiator's approval was denied, a second person approved; both are in the
+/// report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_completion_and_the_second_approver_are_in_the_report() {
+    let opts =
+        RehearseOptions { initiator: "alice".into(), approvers: vec!["alice".into(), "bob".into()], ..options() };
+    let report = rehearse(opts).await.expect("the rehearsal runs");
+    let dr = report.dr.clone().expect("the DR report is built");
+    let a = dr.approvals.iter().find(|a| a.task == "Approve failover").expect("the approval");
+    assert_eq!(a.who.as_deref(), Some("bob"), "{a:?}");
+    assert!(a.denied.iter().any(|d| d.starts_with("alice:")), "{a:?}");
+    assert!(render(&dr).contains("denied before: alice:"));
+}
