@@ -85,6 +85,8 @@ async fn the_rehearsal_report_names_every_phase_and_step_and_draws_a_bar_per_ste
     );
     let summary = &html[..html.find("<svg").unwrap_or(html.len())];
     assert!(summary.contains("Left to do:") && summary.contains("Total time"), "summary first");
+    let (back, total) = (dr.rto.service_back.expect("failover done"), dr.rto.total.expect("ended"));
+    assert!(back > 0.0 && back < total, "service back ({back} s) before the end of the failback ({total} s)");
 
     // the SVG: well-formed XML, one lane per phase, one bar per step
     let svg = svg_part(&html);

@@ -323,6 +323,7 @@ async fn dr_report(
     if let (Some(lost), Some(start)) = (lost_at, dr.start) {
         dr.rto.detect = Some(crate::report::seconds(lost, start).max(0.0));
         dr.rto.total = dr.end.map(|e| crate::report::seconds(lost, e));
+        dr.rto.service_back = dr.rto.service_back.map(|s| s + crate::report::seconds(lost, start));
     }
     for p in &r.phases {
         for given in &p.answers {

@@ -64,7 +64,7 @@ const CSS: &str = r#"
 body{font-family:"DejaVu Sans",Helvetica,Arial,sans-serif;color:var(--ink);margin:24px auto;max-width:1200px;padding:0 16px;font-size:14px;line-height:1.4;-webkit-print-color-adjust:exact;print-color-adjust:exact}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid var(--line);padding-bottom:4px}h3{font-size:14px;margin:14px 0 4px}
 .sub{color:var(--mute);margin:0 0 16px}
-.summary{display:grid;grid-template-columns:repeat(4,1fr);gap:12px;margin:12px 0}
+.summary{display:grid;grid-template-columns:repeat(5,1fr);gap:12px;margin:12px 0}
 .card{border:1px solid var(--line);border-radius:6px;padding:10px 12px}
 .card .k{color:var(--mute);font-size:12px;text-transform:uppercase;letter-spacing:.04em}
 .card .v{font-size:20px;font-weight:bold;margin-top:2px}
@@ -94,7 +94,7 @@ svg .check{stroke:#004d40;stroke-width:1.5}
 svg .approval{fill:#6a1b9a;stroke:#fff;stroke-width:1}
 svg .incident{fill:#b71c1c;stroke:#fff;stroke-width:1}
 footer{color:var(--mute);font-size:12px;margin-top:32px;border-top:1px solid var(--line);padding-top:8px}
-@media print{body{margin:0;max-width:none;font-size:11px}h2{break-after:avoid}table,tr,.card,svg{break-inside:avoid}.summary{grid-template-columns:repeat(4,1fr)}}
+@media print{body{margin:0;max-width:none;font-size:11px}h2{break-after:avoid}table,tr,.card,svg{break-inside:avoid}.summary{grid-template-columns:repeat(5,1fr)}}
 "#;
 
 /// The report as one HTML document.
@@ -170,6 +170,7 @@ fn summary(o: &mut String, r: &DrReport) {
     };
     let _ = write!(o, "<div class=\"summary\">");
     card(o, "Total time", &r.rto.total.map(duration).unwrap_or_else(|| "running".into()));
+    card(o, "Service back after", &r.rto.service_back.map(duration).unwrap_or_else(|| "—".into()));
     card(o, "Waiting on people", &r.rto.decide.map(duration).unwrap_or_else(|| "—".into()));
     card(o, "Verifying", &r.rto.verify.map(duration).unwrap_or_else(|| "—".into()));
     card(

@@ -76,6 +76,9 @@ pub struct Rto {
     pub verify: Option<f64>,
     /// Start of the procedure (or the loss, when known) to its end.
     pub total: Option<f64>,
+    /// Start of the procedure (or the loss, when known) to the end of the failover: the service
+    /// runs again (in one region). `None` without a completed failover.
+    pub service_back: Option<f64>,
 }
 
 /// One lane of the timeline: a numbered step of the procedure (a `Step_` sub-process), or the
@@ -639,7 +642,14 @@ pub fn build(observed: &Observed) -> DrReport {
     let decide: f64 =
         approvals.iter().filter_map(|a| a.created.zip(a.completed.or(end))).map(|(a, b)| seconds(a, b).max(0.0)).sum();
     let verify: f64 = verifications.iter().filter_map(|v| v.end.or(end).map(|e| seconds(v.start, e).max(0.0))).sum();
+    let failover_end = observed
+        .instances
+        .iter()
+        .filter(|i| s(i, "processDefinitionId") == "dr-failover" && s(i, "state") == "COMPLETED")
+        .filter_map(|i| time(i, "endDate"))
+        .min();
     let rto = Rto {
+        service_back: start.zip(failover_end).map(|(a, b)| seconds(a, b)),
         detect: None,
         decide: Some(decide),
         verify: Some(verify),
