@@ -18,5 +18,6 @@ pub mod platform;
 pub mod procedure;
 #[cfg(feature = "rehearsal")]
 pub mod rehearsal;
+pub mod report;
 pub mod target;
 pub mod zeebe;

@@ -14,6 +14,7 @@ pub mod engine;
 pub mod lab;
 #[cfg(feature = "rehearsal")]
 pub mod rehearse;
+pub mod report;
 pub mod start;
 pub mod status;
 pub mod topology;
@@ -53,6 +54,9 @@ pub enum Command {
     /// One screen on a target: regions, brokers, partitions, exporters, pending change, snapshot
     /// repository, paused exporting, the running DR process and the last drill.
     Status(status::Args),
+    /// Write the DR report (one self-contained HTML file) of a failover, failback or drill
+    /// process instance, from the management Camunda's REST API and the audit journal.
+    Report(report::Args),
     /// Show the management Camunda's topology (checks connectivity and credentials).
     Topology(topology::Args),
     /// Configuration tools.
@@ -90,6 +94,7 @@ pub fn main() -> ExitCode {
             Command::Drill(c) => drill::run(c, &g).await,
             Command::Topology(a) => topology::run(a, &g).await,
             Command::Status(a) => status::run(a, &g).await,
+            Command::Report(a) => report::run(a, &g).await,
             Command::Config(c) => config_check::run(c, &g).await,
             #[cfg(feature = "rehearsal")]
             Command::Lab(a) => lab::run(a, &g).await,

@@ -45,6 +45,9 @@ pub struct Args {
     /// Also write the full report as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Also write the DR report (one self-contained HTML file with a timeline) to this file.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
     /// No progress lines, only the report.
     #[arg(long)]
     pub quiet: bool,
@@ -104,6 +107,16 @@ pub async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode>
     if let Some(path) = args.json {
         let text = serde_json::to_string_pretty(&report)?;
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = args.report {
+        match &report.dr {
+            Ok(dr) => {
+                std::fs::write(&path, c8dr::report::html::render(dr))
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                eprintln!("DR report written to {}", path.display());
+            }
+            Err(e) => anyhow::bail!("cannot build the DR report for {}: {e}", path.display()),
+        }
     }
     Ok(if report.restored() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -45,6 +45,19 @@ pub struct PhaseReport {
     pub report: Value,
     /// User task completions the approval guard denied: "<task> by <who>: <reason>".
     pub denials: Vec<String>,
+    /// The answers the rehearsal gave to user tasks (completions that went through).
+    pub answers: Vec<TaskAnswer>,
+}
+
+/// An answer the rehearsal gave to a user task.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskAnswer {
+    pub user_task_key: i64,
+    pub element_id: String,
+    /// The decision in words (`approve`, `trafficRerouted yes`).
+    pub decision: String,
+    pub comment: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -66,6 +79,35 @@ pub struct RehearsalReport {
     /// Why the rehearsal stopped early, if it did.
     pub error: Option<String>,
     pub lab_state: Value,
+    /// The DR report (`rehearse --report FILE.html`), built from the engine's REST API and the
+    /// journal as `c8dr report --instance` builds it, plus what only the rehearsal knows; the
+    /// error when it could not be built.
+    #[serde(skip)]
+    pub dr: Result<crate::report::DrReport, String>,
+    /// The engine and the journal, still serving, with `RehearseOptions::keep_engine`.
+    #[serde(skip)]
+    pub kept: Option<std::sync::Arc<KeptEngine>>,
+}
+
+/// The rehearsal engine (REST and gRPC still served) and the worker's journal after the
+/// rehearsal, to inspect them as a real installation's (`c8dr report --instance`). Dropping the
+/// last reference stops the engine and deletes the journal.
+pub struct KeptEngine {
+    pub engine: crate::rehearsal::engine::EngineHandle,
+    pub journal: std::path::PathBuf,
+    pub _dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for KeptEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeptEngine").field("rest", &self.engine.rest_url()).field("journal", &self.journal).finish()
+    }
+}
+
+impl Drop for KeptEngine {
+    fn drop(&mut self) {
+        self.engine.shutdown();
+    }
 }
 
 impl RehearsalReport {
@@ -290,6 +332,7 @@ mod tests {
             timer_wait_seconds: 0.0,
             report: Value::Null,
             denials: vec![],
+            answers: vec![],
         }
     }
 
@@ -307,6 +350,8 @@ mod tests {
             incidents: vec![],
             error: None,
             lab_state: Value::Null,
+            dr: Err("not built".into()),
+            kept: None,
         }
     }
 

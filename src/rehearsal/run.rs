@@ -10,7 +10,7 @@ use crate::rehearsal::clock::Clock;
 use crate::rehearsal::engine::{CompletionError, Engine, EngineHandle, EngineOptions, InstanceState, UserTaskView};
 use crate::rehearsal::lab::{FaultConfig, Lab, LabDurations, LabHandle, LabOptions, RecordEntry};
 use crate::rehearsal::progress::Progress;
-use crate::rehearsal::report::{PhaseReport, RehearsalReport, StepRow};
+use crate::rehearsal::report::{PhaseReport, RehearsalReport, StepRow, TaskAnswer};
 use crate::zeebe::worker::{Handler, Worker, WorkerHandle};
 use crate::zeebe::{GatewayClient, Job, JobOutcome};
 use serde_json::{Map, Value, json};
@@ -81,6 +81,8 @@ pub struct RehearseOptions {
     pub approvers: Vec<String>,
     /// `four_eyes` of the lab target (false waives four-eyes, as a drill target may).
     pub four_eyes: bool,
+    /// Keep the engine serving and the journal after the rehearsal (`RehearsalReport::kept`).
+    pub keep_engine: bool,
 }
 
 impl Default for RehearseOptions {
@@ -105,6 +107,7 @@ impl Default for RehearseOptions {
             initiator: "rehearsal-initiator".into(),
             approvers: vec!["rehearsal-approver".into()],
             four_eyes: true,
+            keep_engine: false,
         }
     }
 }
@@ -169,12 +172,15 @@ pub async fn rehearse(opts: RehearseOptions) -> Result<RehearsalReport, Rehearsa
         supervisor: &mut supervisor,
         deadline: Instant::now() + opts.real_timeout,
         phases: Vec::new(),
+        clock: clock.clone(),
+        lost_at: None,
     };
     let outcome = match opts.scenario {
         Scenario::FailoverFailback => session.failover_failback().await,
         Scenario::Drill => session.drill().await,
     };
     let phases = session.phases;
+    let lost_at = session.lost_at;
     supervisor.stop().await;
     lab.set_faults(None);
 
@@ -184,7 +190,7 @@ pub async fn rehearse(opts: RehearseOptions) -> Result<RehearsalReport, Rehearsa
         Err(problems) => problems,
     };
     let record = lab.record();
-    let report = RehearsalReport {
+    let mut report = RehearsalReport {
         scenario: format!("{:?}", opts.scenario),
         speed: opts.speed,
         wall_seconds: real_start.elapsed().as_secs_f64(),
@@ -201,8 +207,19 @@ pub async fn rehearse(opts: RehearseOptions) -> Result<RehearsalReport, Rehearsa
             .collect(),
         error: outcome.err().map(|e| e.to_string()),
         lab_state: serde_json::to_value(&state).unwrap_or(Value::Null),
+        dr: Err("not built yet".into()),
+        kept: None,
     };
-    engine.shutdown();
+    report.dr = dr_report(&config, &report, lost_at).await;
+    if opts.keep_engine {
+        report.kept = Some(Arc::new(crate::rehearsal::report::KeptEngine {
+            engine: engine.clone(),
+            journal: config.journal.path.clone(),
+            _dir: journal_dir,
+        }));
+    } else {
+        engine.shutdown();
+    }
     lab.shutdown().await;
     Ok(report)
 }
@@ -282,11 +299,84 @@ struct Session<'a> {
     supervisor: &'a mut WorkerSupervisor,
     deadline: Instant,
     phases: Vec<PhaseReport>,
+    clock: Clock,
+    /// When the region was lost (simulated clock), in the failover-failback scenario.
+    lost_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The DR report of the rehearsal: read back from the engine's REST API and the journal exactly
+/// as `c8dr report --instance` reads a real run, plus what only the rehearsal knows (the
+/// simulated clock, the region loss, the denied completions, the final state of the lab).
+async fn dr_report(
+    config: &Config,
+    r: &RehearsalReport,
+    lost_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<crate::report::DrReport, String> {
+    let roots: Vec<i64> = r.phases.iter().map(|p| p.instance_key).collect();
+    let journal = crate::procedure::journal::Journal::with_fsync(config.journal.path.clone(), false)
+        .entries()
+        .map_err(|e| e.to_string())?;
+    let observed =
+        crate::report::camunda::observe(&config.management, &roots, &journal).await.map_err(|e| e.to_string())?;
+    let mut dr = crate::report::build(&observed);
+    dr.clock = format!("the rehearsal's simulated clock (x{})", r.speed);
+    if let (Some(lost), Some(start)) = (lost_at, dr.start) {
+        dr.rto.detect = Some(crate::report::seconds(lost, start).max(0.0));
+        dr.rto.total = dr.end.map(|e| crate::report::seconds(lost, e));
+        dr.rto.service_back = dr.rto.service_back.map(|s| s + crate::report::seconds(lost, start));
+    }
+    for p in &r.phases {
+        for given in &p.answers {
+            if let Some(a) = dr.approvals.iter_mut().find(|a| a.user_task_key == Some(given.user_task_key)) {
+                a.decision = given.decision.clone();
+                a.reason = given.comment.clone().filter(|c| !c.trim().is_empty());
+            }
+        }
+        for d in &p.denials {
+            // "<element id> by <who>: <reason>"
+            if let Some((id, rest)) = d.split_once(" by ")
+                && let Some(a) =
+                    dr.approvals.iter_mut().find(|a| a.element_id == id && a.process_instance_key == p.instance_key)
+            {
+                a.denied.push(rest.to_string());
+            }
+        }
+    }
+    dr.final_state = Some(crate::report::FinalState {
+        restored: r.final_problems.is_empty(),
+        expected: "8 brokers, replication factor 4, one healthy leader per partition, both exporters enabled, exporting running"
+            .into(),
+        problems: r.final_problems.clone(),
+    });
+    for p in &r.final_problems {
+        dr.left_to_do.push(format!("Fix: {p}"));
+    }
+    if let Some(e) = &r.error {
+        dr.left_to_do.push(format!("The rehearsal stopped early: {e}"));
+    }
+    dr.notes.push(format!(
+        "Step times are on the rehearsal's simulated clock (x{}); the journal's times (mutating calls) are the worker's wall clock.",
+        r.speed
+    ));
+    dr.notes.push(format!(
+        "The simulated installation's APIs saw {} successful mutating calls; the journal lists {}, which also counts Helm and Kubernetes operations. The rehearsal took {:.1} s of real time.",
+        r.mutations,
+        dr.mutations.len(),
+        r.wall_seconds
+    ));
+    for m in &r.mutations_repeated {
+        dr.notes.push(format!("Repeated mutation: {m}"));
+    }
+    if r.worker_restarts > 0 {
+        dr.notes.push(format!("The worker was killed and restarted {} time(s) on purpose.", r.worker_restarts));
+    }
+    Ok(dr)
 }
 
 impl Session<'_> {
     async fn failover_failback(&mut self) -> Result<(), RehearsalError> {
         self.progress.line(&format!("region {LOST_REGION} is lost"));
+        self.lost_at = Some(self.clock.now());
         self.lab.lose_region(LOST_REGION as usize).await.map_err(|e| RehearsalError::Lab(e.to_string()))?;
         let vars = start_variables(
             self.opts,
@@ -346,6 +436,7 @@ impl Session<'_> {
         let mut seen_events = engine.event_log().len();
         let mut answered = BTreeSet::new();
         let mut denials = Vec::new();
+        let mut answers = Vec::new();
         let outcome = loop {
             self.supervisor.restart_if_killed(progress).await?;
             for event in engine.event_log().iter().skip(seen_events) {
@@ -380,7 +471,21 @@ impl Session<'_> {
                     task.name.as_deref().unwrap_or(&task.element_id),
                     answer_summary(&answer)
                 ));
-                if !self.complete_as_approvers(&task, answer, &mut denials).await? {
+                let given = TaskAnswer {
+                    user_task_key: task.key,
+                    element_id: task.element_id.clone(),
+                    decision: answer_summary(
+                        &answer
+                            .iter()
+                            .filter(|(k, _)| k.as_str() != "comment")
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                    ),
+                    comment: answer.get("comment").and_then(Value::as_str).map(str::to_string),
+                };
+                if self.complete_as_approvers(&task, answer, &mut denials).await? {
+                    answers.push(given);
+                } else {
                     if matches!(opts.approver, Approver::Interactive) {
                         answered.remove(&task.key); // ask again, the reason was shown
                     } else {
@@ -428,6 +533,7 @@ impl Session<'_> {
             timer_wait_seconds,
             report,
             denials,
+            answers,
         })
     }
 
