@@ -522,7 +522,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(JOB_TYPES.len(), 26);
+        assert_eq!(JOB_TYPES.len(), 27);
         assert!(JOB_TYPES.iter().all(|t| t.starts_with("c8dr.")));
     }
 
