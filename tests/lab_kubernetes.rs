@@ -52,7 +52,8 @@ fn label<'a>(p: &'a Pod, k: &str) -> Option<&'a str> {
 
 /// Zeebe pods by ordinal: (ready, controller-revision-hash).
 async fn zeebe_pods(pods: &Api<Pod>) -> Vec<(bool, String)> {
-    let lp = ListParams::default().labels("app.kubernetes.io/component=zeebe-broker,app.kubernetes.io/instance=camunda");
+    let lp =
+        ListParams::default().labels("app.kubernetes.io/component=zeebe-broker,app.kubernetes.io/instance=camunda");
     let mut list = pods.list(&lp).await.expect("pods listed").items;
     list.sort_by_key(|p| p.metadata.name.clone());
     list.iter().map(|p| (ready(p), label(p, "controller-revision-hash").unwrap_or("").to_string())).collect()
@@ -112,7 +113,9 @@ async fn objects_are_named_and_shaped_as_the_camunda_chart_and_the_api_server_do
     assert_eq!(cs.restart_count, 0);
     let log = pods.logs("camunda-zeebe-1", &LogParams::default()).await.unwrap();
     assert!(
-        log.contains(r#"The following 5 profiles are active: "broker", "operate", "tasklist", "identity", "consolidated-auth""#),
+        log.contains(
+            r#"The following 5 profiles are active: "broker", "operate", "tasklist", "identity", "consolidated-auth""#
+        ),
         "{log}"
     );
     match pods.get("camunda-zeebe-9").await {
@@ -279,17 +282,24 @@ async fn a_lost_region_refuses_connections_and_a_recreated_one_is_empty_until_in
     let z0 = pods.get("camunda-zeebe-0").await.unwrap();
     let env = z0.spec.unwrap().containers[0].env.clone().unwrap_or_default();
     assert!(
-        env.iter().any(|e| e.name == "CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA" && e.value.as_deref() == Some("false")),
+        env.iter()
+            .any(|e| e.name == "CAMUNDA_DATABASE_SCHEMAMANAGER_CREATESCHEMA" && e.value.as_deref() == Some("false")),
         "{env:?}"
     );
     let rel = secrets.list(&ListParams::default().labels("owner=helm")).await.unwrap().items;
-    assert_eq!(rel.iter().filter_map(|s| s.metadata.name.clone()).collect::<Vec<_>>(), ["sh.helm.release.v1.camunda.v1"]);
+    assert_eq!(
+        rel.iter().filter_map(|s| s.metadata.name.clone()).collect::<Vec<_>>(),
+        ["sh.helm.release.v1.camunda.v1"]
+    );
     clock.advance(Duration::from_millis(RESTART_MS));
     assert!(zeebe_pods(&pods).await.iter().all(|(r, _)| *r));
     // the drill's PVC cleanup: deletecollection by the release label
     lab.lose_region(0).await.unwrap();
     let deleted = pvcs
-        .delete_collection(&DeleteParams::default(), &ListParams::default().labels("app.kubernetes.io/instance=camunda"))
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels("app.kubernetes.io/instance=camunda"),
+        )
         .await
         .unwrap();
     assert_eq!(deleted.left().map(|l| l.items.len()), Some(5));
@@ -373,8 +383,12 @@ async fn kubectl_lists_pods_statefulsets_and_pvcs_and_reads_a_pod_log() {
     };
     let names = |json: &str| -> Vec<String> {
         let v: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
-        let mut n: Vec<String> =
-            v["items"].as_array().unwrap().iter().map(|i| i["metadata"]["name"].as_str().unwrap().to_string()).collect();
+        let mut n: Vec<String> = v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["metadata"]["name"].as_str().unwrap().to_string())
+            .collect();
         n.sort();
         n
     };

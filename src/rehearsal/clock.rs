@@ -45,7 +45,9 @@ impl Clock {
     /// A clock that stands still until [`Clock::advance`] moves it (tests).
     pub fn manual() -> Self {
         let (tx, _) = tokio::sync::watch::channel(0);
-        Self { inner: Arc::new(Inner { speed: 1.0, real_start: Instant::now(), sim_start: Utc::now(), manual: Some(tx) }) }
+        Self {
+            inner: Arc::new(Inner { speed: 1.0, real_start: Instant::now(), sim_start: Utc::now(), manual: Some(tx) }),
+        }
     }
 
     /// Moves a manual clock forward by a simulated duration (no-op on other clocks).

@@ -96,7 +96,9 @@ fn list(kind: &str, api_version: &str, items: Vec<Value>, raw: &Option<String>, 
         Ok(i) => i,
         Err(e) => return e,
     };
-    ok(json!({"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": rv.to_string()}, "items": items}))
+    ok(
+        json!({"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": rv.to_string()}, "items": items}),
+    )
 }
 
 fn filter(items: Vec<Value>, raw: &Option<String>) -> Result<Vec<Value>, Response> {
@@ -224,7 +226,12 @@ async fn delete_pod(State(api): State<KubeApi>, Path((ns, name)): Path<(String, 
         return not_found("pods", &name);
     };
     let Some(o) = ordinal(&name) else {
-        return status(403, "Forbidden", &format!("pods \"{name}\": the lab only restarts zeebe pods"), Some(("pods", &name)));
+        return status(
+            403,
+            "Forbidden",
+            &format!("pods \"{name}\": the lab only restarts zeebe pods"),
+            Some(("pods", &name)),
+        );
     };
     let now = api.shared.now_ms();
     api.shared.world().delete_pod(api.region, o, now);
@@ -232,7 +239,11 @@ async fn delete_pod(State(api): State<KubeApi>, Path((ns, name)): Path<(String, 
     ok(pod)
 }
 
-async fn pod_log(State(api): State<KubeApi>, Path((ns, name)): Path<(String, String)>, RawQuery(q): RawQuery) -> Response {
+async fn pod_log(
+    State(api): State<KubeApi>,
+    Path((ns, name)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> Response {
     if find_pod(&api, &ns, &name).is_none() {
         return not_found("pods", &name);
     }
@@ -242,16 +253,13 @@ async fn pod_log(State(api): State<KubeApi>, Path((ns, name)): Path<(String, Str
             if let Some(c) = param(&q, "container")
                 && c != obj::CONTAINER
             {
-                return status(
-                    400,
-                    "BadRequest",
-                    &format!("container {c} is not valid for pod {name}"),
-                    None,
-                );
+                return status(400, "BadRequest", &format!("container {c} is not valid for pod {name}"), None);
             }
             obj::pod_log(p, &ns, w.pod_clock)
         }
-        None => format!("{}  INFO  started Elasticsearch\n", super::cluster::fmt_ms(w.regions[api.region].installed_ms)),
+        None => {
+            format!("{}  INFO  started Elasticsearch\n", super::cluster::fmt_ms(w.regions[api.region].installed_ms))
+        }
     };
     let text = match param(&q, "tailLines").and_then(|t| t.parse::<usize>().ok()) {
         Some(n) => {
@@ -278,7 +286,12 @@ async fn port_forward(
         .as_array()
         .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
     if !ready {
-        return status(400, "BadRequest", &format!("pod {name} is not ready: the lab forwards only to Ready pods"), None);
+        return status(
+            400,
+            "BadRequest",
+            &format!("pod {name} is not ready: the lab forwards only to Ready pods"),
+            None,
+        );
     }
     let mut ports = Vec::new();
     for (k, v) in query(&q) {
@@ -311,12 +324,20 @@ async fn port_forward(
 // ---- StatefulSets, PVCs, Secrets, ConfigMaps, Services, Endpoints ---------------------------
 
 async fn list_statefulsets(State(api): State<KubeApi>, Path(ns): Path<String>, RawQuery(q): RawQuery) -> Response {
-    let items = if ours(&api, &ns) { obj::statefulset(&api.shared.world(), api.region, &ns).into_iter().collect() } else { vec![] };
+    let items = if ours(&api, &ns) {
+        obj::statefulset(&api.shared.world(), api.region, &ns).into_iter().collect()
+    } else {
+        vec![]
+    };
     list("StatefulSetList", "apps/v1", items, &q, rv(&api))
 }
 
 async fn get_statefulset(State(api): State<KubeApi>, Path((ns, name)): Path<(String, String)>) -> Response {
-    let s = if ours(&api, &ns) && name == obj::STATEFULSET { obj::statefulset(&api.shared.world(), api.region, &ns) } else { None };
+    let s = if ours(&api, &ns) && name == obj::STATEFULSET {
+        obj::statefulset(&api.shared.world(), api.region, &ns)
+    } else {
+        None
+    };
     s.map(ok).unwrap_or_else(|| not_found("statefulsets.apps", &name))
 }
 
@@ -362,7 +383,9 @@ async fn delete_pvcs(State(api): State<KubeApi>, Path(ns): Path<String>, RawQuer
         Err(e) => return e,
     };
     remove_pvcs(&api, &items);
-    ok(json!({"kind": "PersistentVolumeClaimList", "apiVersion": "v1", "metadata": {"resourceVersion": rv(&api).to_string()}, "items": items}))
+    ok(
+        json!({"kind": "PersistentVolumeClaimList", "apiVersion": "v1", "metadata": {"resourceVersion": rv(&api).to_string()}, "items": items}),
+    )
 }
 
 fn all_secrets(api: &KubeApi, ns: &str) -> Vec<Value> {
@@ -386,12 +409,20 @@ async fn get_secret(State(api): State<KubeApi>, Path((ns, name)): Path<(String, 
 }
 
 async fn list_configmaps(State(api): State<KubeApi>, Path(ns): Path<String>, RawQuery(q): RawQuery) -> Response {
-    let items = if ours(&api, &ns) { obj::configmap(&api.shared.world(), api.region, &ns).into_iter().collect() } else { vec![] };
+    let items = if ours(&api, &ns) {
+        obj::configmap(&api.shared.world(), api.region, &ns).into_iter().collect()
+    } else {
+        vec![]
+    };
     list("ConfigMapList", "v1", items, &q, rv(&api))
 }
 
 async fn get_configmap(State(api): State<KubeApi>, Path((ns, name)): Path<(String, String)>) -> Response {
-    let c = if ours(&api, &ns) && name == obj::CONFIGMAP { obj::configmap(&api.shared.world(), api.region, &ns) } else { None };
+    let c = if ours(&api, &ns) && name == obj::CONFIGMAP {
+        obj::configmap(&api.shared.world(), api.region, &ns)
+    } else {
+        None
+    };
     c.map(ok).unwrap_or_else(|| not_found("configmaps", &name))
 }
 

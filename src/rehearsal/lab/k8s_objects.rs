@@ -26,7 +26,14 @@ pub fn uid(region: usize, kind: &str, name: &str, incarnation: u64) -> String {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    format!("{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}", h >> 32, (h >> 16) & 0xffff, h & 0xfff, (h >> 20) & 0xfff, h & 0xffff_ffff_ffff)
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        h >> 32,
+        (h >> 16) & 0xffff,
+        h & 0xfff,
+        (h >> 20) & 0xfff,
+        h & 0xffff_ffff_ffff
+    )
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Value {
@@ -46,9 +53,7 @@ fn metadata(r: usize, ns: &str, kind: &str, name: &str, labels: Value, created_m
 
 /// RFC 3339 with seconds, as Kubernetes writes timestamps.
 pub fn fmt_s(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 pub fn zeebe_selector() -> Value {
@@ -203,9 +208,12 @@ pub fn pods(w: &World, r: usize, ns: &str) -> Vec<Value> {
 
 /// The pod log: Camunda's Spring Boot startup lines as far as the pod got.
 pub fn pod_log(p: &PodSim, ns: &str, now: i64) -> String {
-    let line = |ms: i64, logger: &str, msg: &str| format!("{}  INFO 7 --- [           main] {logger:<40} : {msg}\n", fmt_ms(ms));
+    let line = |ms: i64, logger: &str, msg: &str| {
+        format!("{}  INFO 7 --- [           main] {logger:<40} : {msg}\n", fmt_ms(ms))
+    };
     let app = "io.camunda.application.StandaloneCamunda";
-    let mut out = line(p.started_ms, app, &format!("Starting StandaloneCamunda v{APP_VERSION} using Java 21.0.7 with PID 7"));
+    let mut out =
+        line(p.started_ms, app, &format!("Starting StandaloneCamunda v{APP_VERSION} using Java 21.0.7 with PID 7"));
     if p.started_app(now) {
         let at = p.stuck_since_ms.map_or(p.ready_at_ms, |s| s.min(p.ready_at_ms));
         let profiles = profiles_for(p.webapps);
@@ -433,7 +441,9 @@ pub fn selector_matches(selector: &str, labels: &Value) -> Result<bool, String> 
         } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
             get(k) == Some(v.trim())
         } else if term.contains(' ') || term.contains('(') {
-            return Err(format!("unable to parse requirement: set-based selector {term:?} is not supported by the lab"));
+            return Err(format!(
+                "unable to parse requirement: set-based selector {term:?} is not supported by the lab"
+            ));
         } else if let Some(k) = term.strip_prefix('!') {
             get(k).is_none()
         } else {

@@ -61,7 +61,13 @@ pub struct LabDurations {
 
 impl Default for LabDurations {
     fn default() -> Self {
-        Self { broker_op_ms: 5_000, exporter_op_ms: 2_000, snapshot_ms: 30_000, restore_ms: 60_000, pod_restart_ms: 20_000 }
+        Self {
+            broker_op_ms: 5_000,
+            exporter_op_ms: 2_000,
+            snapshot_ms: 30_000,
+            restore_ms: 60_000,
+            pod_restart_ms: 20_000,
+        }
     }
 }
 

@@ -850,7 +850,8 @@ impl World {
                 if reg.es.is_none() {
                     reg.es = Some(Elasticsearch::new(r, req.create_schema, now_ms));
                 }
-                reg.pods = (0..pod_count).map(|i| PodSim::new(i, req.webapps, req.create_schema, now_ms, restart)).collect();
+                reg.pods =
+                    (0..pod_count).map(|i| PodSim::new(i, req.webapps, req.create_schema, now_ms, restart)).collect();
                 reg.rollout = None;
                 reg.generation = 1;
                 reg.current_revision = reg.update_revision();
@@ -1315,7 +1316,13 @@ mod tests {
                 partition_count: 8,
                 replication_factor: 4,
                 legacy_exporters: false,
-                durations: LabDurations { broker_op_ms: 10, exporter_op_ms: 10, snapshot_ms: 10, restore_ms: 10, pod_restart_ms: 0 },
+                durations: LabDurations {
+                    broker_op_ms: 10,
+                    exporter_op_ms: 10,
+                    snapshot_ms: 10,
+                    restore_ms: 10,
+                    pod_restart_ms: 0,
+                },
                 stuck_adds: false,
                 exporter_flip_on_restart: false,
             },
@@ -1351,6 +1358,45 @@ mod tests {
         w.advance(10_000);
         assert!(w.cluster.pending.is_none());
         assert_eq!(w.exporting("pause", false, 10_000).1["status"], 204);
+    }
+
+    fn exporter_of(w: &World, broker: u32, id: &str) -> Vec<super::super::cluster::ExporterState> {
+        w.cluster.brokers[&broker].partitions.values().filter_map(|pm| pm.exporters.get(id).copied()).collect()
+    }
+
+    /// A template change rolls the pods from the highest ordinal down, one at a time; each
+    /// restarted broker (before 8.8.25) comes back with its exporters enabled, the others not yet.
+    #[test]
+    fn an_upgrade_restarts_one_broker_at_a_time_and_exporters_flip_per_restarted_pod() {
+        use super::super::cluster::ExporterState::{Disabled, Enabled};
+        let mut w = world();
+        w.opts.durations.pod_restart_ms = 100;
+        w.opts.exporter_flip_on_restart = true;
+        assert_eq!(w.exporter_change("camundaregion1", false, None, false, 0).0, 202);
+        w.advance(1_000);
+        assert!(exporter_of(&w, 6, "camundaregion1").iter().all(|s| *s == Disabled));
+        let upgrade = HelmRequest { action: HelmAction::Upgrade, webapps: false, create_schema: true };
+        w.helm(0, &upgrade, 1_000).unwrap();
+        // pod 3 of region 0 = broker 6 restarts first
+        assert!(!w.alive().contains(&6) && w.alive().contains(&4));
+        assert!(exporter_of(&w, 6, "camundaregion1").iter().all(|s| *s == Enabled));
+        assert!(exporter_of(&w, 4, "camundaregion1").iter().all(|s| *s == Disabled));
+        assert_eq!(w.exporting("pause", false, 1_000).1["status"], 500);
+        w.advance(1_100);
+        assert!(w.alive().contains(&6) && !w.alive().contains(&4), "broker 4 next");
+        assert!(exporter_of(&w, 4, "camundaregion1").iter().all(|s| *s == Enabled));
+        assert!(exporter_of(&w, 2, "camundaregion1").iter().all(|s| *s == Disabled));
+        // jumping far ahead replays every step in order
+        w.advance(5_000);
+        assert_eq!(w.alive().len(), 8);
+        let st = w.platform_status(0);
+        assert!(st.rollout_complete(), "{:?}", st.rollout);
+        assert_eq!(st.webapps_on(), Some(false));
+        assert_eq!(st.helm_release.map(|h| (h.revision, h.status)), Some((2, "deployed".to_string())));
+        // an upgrade that changes nothing in the template writes a revision but restarts nothing
+        w.helm(0, &upgrade, 5_000).unwrap();
+        assert_eq!(w.alive().len(), 8);
+        assert_eq!(w.platform_status(0).helm_release.map(|h| h.revision), Some(3));
     }
 
     /// With global state, Elasticsearch restores every feature state (security included) unless
