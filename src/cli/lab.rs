@@ -67,10 +67,10 @@ pub async fn run(args: Args, _global: &super::Global) -> anyhow::Result<ExitCode
     })?;
     println!("c8dr lab running (speed x{}):", args.speed);
     let kube = lab.kube_urls();
-    for r in 0..2 {
+    for (r, kube_url) in kube.iter().enumerate() {
         let u = lab.region_urls(r);
         println!("  region {r}: management {}  rest {}  elasticsearch {}", u.management, u.rest, u.elasticsearch);
-        println!("            kubernetes {} (context lab-region{r})", kube[r]);
+        println!("            kubernetes {kube_url} (context lab-region{r})");
     }
     println!("kubeconfig: {}", kubeconfig.display());
     let control = lab.control_url();

@@ -94,14 +94,15 @@ fn param(raw: &Option<String>, key: &str) -> Option<String> {
 fn list(kind: &str, api_version: &str, items: Vec<Value>, raw: &Option<String>, rv: i64) -> Response {
     let items = match filter(items, raw) {
         Ok(i) => i,
-        Err(e) => return e,
+        Err(e) => return status(400, "BadRequest", &e, None),
     };
     ok(
         json!({"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": rv.to_string()}, "items": items}),
     )
 }
 
-fn filter(items: Vec<Value>, raw: &Option<String>) -> Result<Vec<Value>, Response> {
+/// Items matching the `labelSelector`; an unsupported selector is the message of a 400.
+fn filter(items: Vec<Value>, raw: &Option<String>) -> Result<Vec<Value>, String> {
     let Some(sel) = param(raw, "labelSelector") else {
         return Ok(items);
     };
@@ -110,7 +111,7 @@ fn filter(items: Vec<Value>, raw: &Option<String>) -> Result<Vec<Value>, Respons
         match obj::selector_matches(&sel, &i["metadata"]["labels"]) {
             Ok(true) => out.push(i),
             Ok(false) => {}
-            Err(e) => return Err(status(400, "BadRequest", &e, None)),
+            Err(e) => return Err(e),
         }
     }
     Ok(out)
@@ -380,7 +381,7 @@ async fn delete_pvc(State(api): State<KubeApi>, Path((ns, name)): Path<(String, 
 async fn delete_pvcs(State(api): State<KubeApi>, Path(ns): Path<String>, RawQuery(q): RawQuery) -> Response {
     let items = match filter(all_pvcs(&api, &ns), &q) {
         Ok(i) => i,
-        Err(e) => return e,
+        Err(e) => return status(400, "BadRequest", &e, None),
     };
     remove_pvcs(&api, &items);
     ok(
