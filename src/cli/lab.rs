@@ -62,6 +62,10 @@ pub async fn run(args: Args, _global: &super::Global) -> anyhow::Result<ExitCode
             dir.join("kubeconfig")
         }
     };
+    if let Some(dir) = kubeconfig.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e} (choose another --kubeconfig)", dir.display()))?;
+    }
     lab.write_kubeconfig(&kubeconfig).map_err(|e| {
         anyhow::anyhow!("cannot write the kubeconfig {}: {e} (choose another --kubeconfig)", kubeconfig.display())
     })?;
