@@ -407,3 +407,33 @@ async fn kubectl_lists_pods_statefulsets_and_pvcs_and_reads_a_pod_log() {
     let log = kubectl(&["logs", "camunda-zeebe-0"]).await;
     assert!(log.contains("The following 5 profiles are active:"), "{log}");
 }
+
+/// The port-forward subresource answers as Kubernetes does before any upgrade: 404 for an
+/// unknown pod, 400 for a pod that is not Ready or a request without ports.
+#[tokio::test]
+async fn port_forward_refuses_unknown_and_not_ready_pods() {
+    let lab = Lab::start(LabOptions {
+        clock: Clock::manual(),
+        durations: LabDurations { pod_restart_ms: RESTART_MS, ..LabDurations::fast() },
+        stuck_pods: vec![(0, 1)],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let base = format!("{}/api/v1/namespaces/camunda-region0/pods", lab.kube_urls()[0]);
+    let get = |path: String| async move {
+        let r = reqwest::Client::new().get(path).send().await.unwrap();
+        let code = r.status().as_u16();
+        let v: Value = r.json().await.unwrap();
+        (code, v["kind"].as_str().unwrap_or("").to_string(), v["reason"].as_str().unwrap_or("").to_string())
+    };
+    assert_eq!(
+        get(format!("{base}/camunda-zeebe-9/portforward?ports=9600")).await,
+        (404, "Status".into(), "NotFound".into())
+    );
+    assert_eq!(
+        get(format!("{base}/camunda-zeebe-1/portforward?ports=9600")).await,
+        (400, "Status".into(), "BadRequest".into())
+    );
+    assert_eq!(get(format!("{base}/camunda-zeebe-0/portforward")).await, (400, "Status".into(), "BadRequest".into()));
+}
