@@ -15,5 +15,12 @@ fi
 echo "== bpmnlint (camunda-compat 8.8) =="
 bash scripts/lint-bpmn.sh
 
+# tests/lab_kubernetes.rs checks the lab's Kubernetes API with a real client (kubectl)
+if ! command -v kubectl >/dev/null; then
+  echo "== installing kubectl (Debian package kubernetes-client) =="
+  apt-get install -y --no-install-recommends kubernetes-client \
+    || { apt-get update && apt-get install -y --no-install-recommends kubernetes-client; }
+fi
+
 echo "== cargo test =="
 cargo test --locked --all-targets --no-fail-fast "$@"

@@ -22,7 +22,13 @@ async fn drill_phases_measure_their_own_time_and_say_their_clock() {
     let opts = RehearseOptions {
         scenario: Scenario::Drill,
         speed: 100.0,
-        durations: LabDurations { broker_op_ms: 400, exporter_op_ms: 200, snapshot_ms: 4_000, restore_ms: 6_000 },
+        durations: LabDurations {
+            broker_op_ms: 400,
+            exporter_op_ms: 200,
+            snapshot_ms: 4_000,
+            restore_ms: 6_000,
+            pod_restart_ms: 400,
+        },
         bpmn_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/bpmn").into(),
         real_timeout: Duration::from_secs(240),
         progress: std::env::var_os("C8DR_TEST_PROGRESS").is_some(),

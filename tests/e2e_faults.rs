@@ -11,7 +11,13 @@ use std::time::Duration;
 async fn thirty_percent_faults_end_restored_without_an_incident() {
     let opts = RehearseOptions {
         speed: 100.0,
-        durations: LabDurations { broker_op_ms: 400, exporter_op_ms: 200, snapshot_ms: 4_000, restore_ms: 6_000 },
+        durations: LabDurations {
+            broker_op_ms: 400,
+            exporter_op_ms: 200,
+            snapshot_ms: 4_000,
+            restore_ms: 6_000,
+            pod_restart_ms: 400,
+        },
         faults: Some(FaultConfig { seed: 8, error_rate: 0.3, ..FaultConfig::default() }),
         bpmn_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/bpmn").into(),
         real_timeout: Duration::from_secs(300),
@@ -37,7 +43,13 @@ async fn thirty_percent_faults_end_restored_without_an_incident() {
 async fn a_permanent_rejection_reaches_a_person_instead_of_an_incident() {
     let opts = RehearseOptions {
         speed: 100.0,
-        durations: LabDurations { broker_op_ms: 400, exporter_op_ms: 200, snapshot_ms: 4_000, restore_ms: 6_000 },
+        durations: LabDurations {
+            broker_op_ms: 400,
+            exporter_op_ms: 200,
+            snapshot_ms: 4_000,
+            restore_ms: 6_000,
+            pod_restart_ms: 400,
+        },
         faults: Some(FaultConfig {
             seed: 1,
             reject_rate: 1.0,

@@ -13,7 +13,13 @@ async fn killed_in(scenario: Scenario, job_type: &str) -> c8dr::rehearsal::repor
     let opts = RehearseOptions {
         scenario,
         speed: 100.0,
-        durations: LabDurations { broker_op_ms: 400, exporter_op_ms: 200, snapshot_ms: 4_000, restore_ms: 6_000 },
+        durations: LabDurations {
+            broker_op_ms: 400,
+            exporter_op_ms: 200,
+            snapshot_ms: 4_000,
+            restore_ms: 6_000,
+            pod_restart_ms: 400,
+        },
         bpmn_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/bpmn").into(),
         real_timeout: Duration::from_secs(240),
         kill_worker_at: Some(job_type.to_string()),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// Fast but not instant: every asynchronous change still needs several checks.
 fn durations() -> LabDurations {
-    LabDurations { broker_op_ms: 400, exporter_op_ms: 200, snapshot_ms: 4_000, restore_ms: 6_000 }
+    LabDurations { broker_op_ms: 400, exporter_op_ms: 200, snapshot_ms: 4_000, restore_ms: 6_000, pod_restart_ms: 400 }
 }
 
 fn options() -> RehearseOptions {

@@ -466,7 +466,9 @@ async fn management_and_topology_answers_have_the_contract_shapes() {
             .await;
     conforms("contract_management_409.json", 400, &bad, &[], &[]);
 
-    // Recreated region: its brokers gossip with `partitions: []`.
+    // Recreated region: its brokers gossip with `partitions: []` (pods Ready at once here; the
+    // rollout timing is tests/lab_kubernetes.rs's).
+    lab.set_durations(LabDurations { pod_restart_ms: 0, ..LabDurations::fast() });
     lab.recreate_region(1).await.unwrap();
     lab.helm(1, HelmRequest { action: HelmAction::Install, webapps: false, create_schema: false }).await.unwrap();
     let topo = get(&c, &format!("{}/v2/topology", r0.rest)).await;

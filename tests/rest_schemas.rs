@@ -239,7 +239,13 @@ async fn engine_and_lab_rest_answers_match_the_official_8_8_schemas() {
     let expected = sweep_engine().await;
     let report = rehearse(RehearseOptions {
         speed: 100.0,
-        durations: LabDurations { broker_op_ms: 400, exporter_op_ms: 200, snapshot_ms: 4_000, restore_ms: 6_000 },
+        durations: LabDurations {
+            broker_op_ms: 400,
+            exporter_op_ms: 200,
+            snapshot_ms: 4_000,
+            restore_ms: 6_000,
+            pod_restart_ms: 400,
+        },
         bpmn_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/bpmn").into(),
         real_timeout: Duration::from_secs(240),
         ..RehearseOptions::default()

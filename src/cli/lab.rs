@@ -25,6 +25,10 @@ pub struct Args {
     /// Require HTTP Basic demo:demo on the REST API.
     #[arg(long)]
     pub rest_auth: bool,
+    /// Where to write the kubeconfig of the lab's Kubernetes API (contexts `lab-region0`,
+    /// `lab-region1`). Default: `kubeconfig` in a new directory under the system temp dir.
+    #[arg(long)]
+    pub kubeconfig: Option<std::path::PathBuf>,
 }
 
 pub async fn run(args: Args, _global: &super::Global) -> anyhow::Result<ExitCode> {
@@ -48,11 +52,31 @@ pub async fn run(args: Args, _global: &super::Global) -> anyhow::Result<ExitCode
         ..Default::default()
     })
     .await?;
+    let kubeconfig = match args.kubeconfig {
+        Some(p) => p,
+        None => {
+            let dir = std::env::temp_dir().join(format!("c8dr-lab-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                anyhow::anyhow!("cannot create {}: {e} (choose a path with --kubeconfig)", dir.display())
+            })?;
+            dir.join("kubeconfig")
+        }
+    };
+    if let Some(dir) = kubeconfig.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e} (choose another --kubeconfig)", dir.display()))?;
+    }
+    lab.write_kubeconfig(&kubeconfig).map_err(|e| {
+        anyhow::anyhow!("cannot write the kubeconfig {}: {e} (choose another --kubeconfig)", kubeconfig.display())
+    })?;
     println!("c8dr lab running (speed x{}):", args.speed);
-    for r in 0..2 {
+    let kube = lab.kube_urls();
+    for (r, kube_url) in kube.iter().enumerate() {
         let u = lab.region_urls(r);
         println!("  region {r}: management {}  rest {}  elasticsearch {}", u.management, u.rest, u.elasticsearch);
+        println!("            kubernetes {kube_url} (context lab-region{r})");
     }
+    println!("kubeconfig: {}", kubeconfig.display());
     let control = lab.control_url();
     let m0 = lab.region_urls(0).management;
     let e0 = lab.region_urls(0).elasticsearch;
@@ -69,6 +93,8 @@ pub async fn run(args: Args, _global: &super::Global) -> anyhow::Result<ExitCode
     println!("  curl -s -X POST {m0}/actuator/exporters/camundaregion1/disable");
     println!("  curl -s '{e0}/_cat/indices?v'");
     println!("  curl -s {control}/control/state");
+    println!("  kubectl --kubeconfig {} --context lab-region0 get pods", kubeconfig.display());
+    println!("  kubectl --kubeconfig {} --context lab-region0 logs camunda-zeebe-0", kubeconfig.display());
     println!();
     println!("Ctrl-C to stop.");
     tokio::signal::ctrl_c().await?;

@@ -702,21 +702,19 @@ impl Cluster {
         }
     }
 
-    /// The restart bug #52260: brokers of `region` come back with every configured exporter
-    /// enabled on their partitions.
-    pub fn reenable_exporters_on_restart(&mut self, region: usize, now_ms: i64) {
-        for (b, m) in self.brokers.iter_mut() {
-            if (*b % 2) as usize != region {
-                continue;
+    /// One broker restarted (pods before 8.8.25, #52260): every exporter is enabled again on
+    /// its partitions.
+    pub fn reenable_exporters_of_broker(&mut self, broker: BrokerId, now_ms: i64) {
+        let Some(m) = self.brokers.get_mut(&broker) else {
+            return;
+        };
+        for pm in m.partitions.values_mut() {
+            for state in pm.exporters.values_mut() {
+                *state = ExporterState::Enabled;
             }
-            for pm in m.partitions.values_mut() {
-                for state in pm.exporters.values_mut() {
-                    *state = ExporterState::Enabled;
-                }
-            }
-            m.version += 1;
-            m.last_updated_ms = now_ms;
         }
+        m.version += 1;
+        m.last_updated_ms = now_ms;
         self.version += 1;
     }
 

@@ -757,6 +757,7 @@ pub(crate) fn control_router(lab: LabHandle) -> Router {
         .route("/control/regions/{n}/recreate", post(control_recreate))
         .route("/control/regions/{n}/helm", post(control_helm))
         .route("/control/regions/{n}/platform", get(control_platform))
+        .route("/control/regions/{n}/pods/{ordinal}/stuck", post(control_stuck_pod))
         .route("/control/settings", post(control_settings))
         .fallback(|| async { json(message(404, "Not Found")) })
         .with_state(lab)
@@ -811,6 +812,13 @@ async fn control_helm(State(lab): State<LabHandle>, Path(n): Path<usize>, body: 
             Ok(p) => json((200, p)),
             Err(e) => lab_error(e),
         },
+        Err(e) => lab_error(e),
+    }
+}
+
+async fn control_stuck_pod(State(lab): State<LabHandle>, Path((n, ordinal)): Path<(usize, u32)>) -> Response {
+    match lab.stick_pod(n, ordinal) {
+        Ok(()) => json((200, json!({"region": n, "pod": format!("camunda-zeebe-{ordinal}"), "stuck": true}))),
         Err(e) => lab_error(e),
     }
 }

@@ -1,8 +1,9 @@
 //! The lab: a simulated Camunda 8.8 dual-region installation served on 127.0.0.1, faithful to
 //! docs/target-apis.md (status codes, JSON shapes, error bodies, asynchrony).
 //!
-//! Per region three HTTP servers: the management API (`/actuator/...`), the Orchestration
-//! Cluster REST API (`/v2/...`) and Elasticsearch; plus one control server (docs/jobs.md, "Lab
+//! Per region four HTTP servers: the management API (`/actuator/...`), the Orchestration
+//! Cluster REST API (`/v2/...`), Elasticsearch and the Kubernetes API (`k8s`, the objects of the
+//! Camunda 8.8 chart, pod logs, port-forward); plus one control server (docs/jobs.md, "Lab
 //! control API"). A lost region's servers are closed (connections refused) and re-bound on the
 //! same ports when a release is installed again.
 //!
@@ -23,7 +24,10 @@ pub mod es;
 mod faults;
 mod http;
 pub mod jsonorder;
+mod k8s;
+pub mod k8s_objects;
 pub mod net;
+pub mod pods;
 pub mod portforward;
 pub mod state;
 pub mod world;
@@ -50,18 +54,27 @@ pub struct LabDurations {
     pub snapshot_ms: u64,
     /// Restoring a snapshot (red -> yellow at 60 %, green at 100 %).
     pub restore_ms: u64,
+    /// A zeebe pod (re)starting until Ready: each pod of a `helm upgrade`'s rolling restart,
+    /// the pods of a `helm install`, a deleted pod.
+    pub pod_restart_ms: u64,
 }
 
 impl Default for LabDurations {
     fn default() -> Self {
-        Self { broker_op_ms: 5_000, exporter_op_ms: 2_000, snapshot_ms: 30_000, restore_ms: 60_000 }
+        Self {
+            broker_op_ms: 5_000,
+            exporter_op_ms: 2_000,
+            snapshot_ms: 30_000,
+            restore_ms: 60_000,
+            pod_restart_ms: 20_000,
+        }
     }
 }
 
 impl LabDurations {
     /// Short durations for tests (a full add-back takes about half a second).
     pub fn fast() -> Self {
-        Self { broker_op_ms: 15, exporter_op_ms: 5, snapshot_ms: 150, restore_ms: 250 }
+        Self { broker_op_ms: 15, exporter_op_ms: 5, snapshot_ms: 150, restore_ms: 250, pod_restart_ms: 20 }
     }
 }
 
@@ -140,8 +153,14 @@ pub struct LabOptions {
     /// and exporters disabled through the API come back ENABLED on their partitions.
     pub exporter_flip_on_restart: bool,
     /// Fixed ports: region 0 management/REST/Elasticsearch on base..base+2, region 1 on
-    /// base+3..base+5, control on base+6. `None`: free ports chosen by the OS (tests).
+    /// base+3..base+5, control on base+6, the Kubernetes API of region 0 and 1 on base+7 and
+    /// base+8. `None`: free ports chosen by the OS (tests).
     pub base_port: Option<u16>,
+    /// Labels of both region namespaces (besides `kubernetes.io/metadata.name`); by default
+    /// `c8dr.io/drill=allowed`.
+    pub namespace_labels: BTreeMap<String, String>,
+    /// Zeebe pods Running but never Ready from the start, `(region, ordinal)`, until deleted.
+    pub stuck_pods: Vec<(usize, u32)>,
 }
 
 impl Default for LabOptions {
@@ -158,6 +177,8 @@ impl Default for LabOptions {
             stuck_adds: false,
             exporter_flip_on_restart: false,
             base_port: None,
+            namespace_labels: BTreeMap::from([("c8dr.io/drill".to_string(), "allowed".to_string())]),
+            stuck_pods: Vec::new(),
         }
     }
 }
@@ -228,13 +249,19 @@ pub(crate) struct Shared {
     pub fault_counter: AtomicU64,
     pub rest_auth: Option<(String, String)>,
     servers: tokio::sync::Mutex<Servers>,
-    ports: [[u16; 3]; 2],
+    pub ports: [[u16; 3]; 2],
     control_port: u16,
+    pub kube_ports: [u16; 2],
+    pub namespace_labels: BTreeMap<String, String>,
+    /// Simulated time the lab started (namespaces' creation).
+    pub started_ms: i64,
 }
 
 struct Servers {
     regions: Vec<Vec<net::Server>>,
     control: Option<net::Server>,
+    /// The Kubernetes API of each region.
+    kube: Vec<net::Server>,
 }
 
 impl Shared {
@@ -311,15 +338,35 @@ impl Lab {
         }
         let control_listener = net::bind(next_port())?;
         let control_port = control_listener.local_addr()?.port();
+        let mut kube_ports = [0u16; 2];
+        let mut kube_listeners = Vec::new();
+        for port in kube_ports.iter_mut() {
+            let l = net::bind(next_port())?;
+            *port = l.local_addr()?.port();
+            kube_listeners.push(l);
+        }
+        let mut world = world;
+        for &(r, ordinal) in &opts.stuck_pods {
+            check_region(r)?;
+            if !world.stick_pod(r, ordinal, now) {
+                return Err(LabError::InvalidOptions(format!(
+                    "stuck_pods: region {r} has no pod camunda-zeebe-{ordinal} (pods 0..{})",
+                    opts.cluster_size / 2
+                )));
+            }
+        }
         let shared = Arc::new(Shared {
             clock: opts.clock.clone(),
             world: Mutex::new(world),
             faults: Mutex::new(opts.faults.clone()),
             fault_counter: AtomicU64::new(0),
             rest_auth: opts.rest_basic_auth.clone(),
-            servers: tokio::sync::Mutex::new(Servers { regions: Vec::new(), control: None }),
+            servers: tokio::sync::Mutex::new(Servers { regions: Vec::new(), control: None, kube: Vec::new() }),
             ports,
             control_port,
+            kube_ports,
+            namespace_labels: opts.namespace_labels.clone(),
+            started_ms: now,
         });
         {
             let mut servers = shared.servers.lock().await;
@@ -329,6 +376,9 @@ impl Lab {
                     v.push(net::Server::start(listener, http::region_router(shared.clone(), r, api))?);
                 }
                 servers.regions.push(v);
+            }
+            for (r, listener) in kube_listeners.into_iter().enumerate() {
+                servers.kube.push(net::Server::start(listener, k8s::router(shared.clone(), r))?);
             }
             let control = http::control_router(LabHandle { shared: shared.clone() });
             servers.control = Some(net::Server::start(control_listener, control)?);
@@ -354,6 +404,47 @@ impl LabHandle {
 
     pub fn control_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.shared.control_port)
+    }
+
+    /// The Kubernetes API server URL of each region.
+    pub fn kube_urls(&self) -> [String; 2] {
+        self.shared.kube_ports.map(|p| format!("http://127.0.0.1:{p}"))
+    }
+
+    /// A kubeconfig with one cluster and context per region (`lab-region0`, `lab-region1`,
+    /// namespace set) and a dummy token user; the current context is `lab-region0`.
+    pub fn kubeconfig_yaml(&self) -> String {
+        let urls = self.kube_urls();
+        let mut out = String::from("apiVersion: v1\nkind: Config\npreferences: {}\nclusters:\n");
+        for (r, url) in urls.iter().enumerate() {
+            out.push_str(&format!("- name: lab-region{r}\n  cluster:\n    server: {url}\n"));
+        }
+        out.push_str("users:\n- name: lab-user\n  user:\n    token: c8dr-lab-dummy-token\ncontexts:\n");
+        for r in 0..urls.len() {
+            out.push_str(&format!(
+                "- name: lab-region{r}\n  context:\n    cluster: lab-region{r}\n    user: lab-user\n    namespace: {}\n",
+                namespace(r)
+            ));
+        }
+        out.push_str("current-context: lab-region0\n");
+        out
+    }
+
+    /// Writes [`LabHandle::kubeconfig_yaml`] to `path`.
+    pub fn write_kubeconfig(&self, path: &std::path::Path) -> Result<(), LabError> {
+        std::fs::write(path, self.kubeconfig_yaml())?;
+        Ok(())
+    }
+
+    /// Makes a zeebe pod Running but never Ready (camunda/camunda#55038) until it is deleted.
+    pub fn stick_pod(&self, r: usize, ordinal: u32) -> Result<(), LabError> {
+        check_region(r)?;
+        let now = self.shared.now_ms();
+        if self.shared.world().stick_pod(r, ordinal, now) {
+            Ok(())
+        } else {
+            Err(LabError::Rejected { status: 404, message: format!("region {r} has no pod camunda-zeebe-{ordinal}") })
+        }
     }
 
     /// A target for the worker: two regions with the lab's URLs, drills allowed. Its Helm and
@@ -412,6 +503,7 @@ impl LabHandle {
         for s in servers.regions[r].iter_mut() {
             s.down().await;
         }
+        servers.kube[r].down().await;
         tracing::info!(region = r, "lab: region lost");
         Ok(())
     }
@@ -419,15 +511,18 @@ impl LabHandle {
     /// Region `r`'s Kubernetes is back, empty (no release, no PVCs; endpoints still refused).
     pub async fn recreate_region(&self, r: usize) -> Result<(), LabError> {
         check_region(r)?;
-        let _servers = self.shared.servers.lock().await;
-        let mut w = self.shared.world();
-        if w.regions[r].kubernetes {
-            return Err(LabError::Rejected {
-                status: 409,
-                message: format!("region {r} is not lost; only a lost region can be recreated"),
-            });
+        let mut servers = self.shared.servers.lock().await;
+        {
+            let mut w = self.shared.world();
+            if w.regions[r].kubernetes {
+                return Err(LabError::Rejected {
+                    status: 409,
+                    message: format!("region {r} is not lost; only a lost region can be recreated"),
+                });
+            }
+            w.recreate_region(r);
         }
-        w.recreate_region(r);
+        servers.kube[r].up(k8s::router(self.shared.clone(), r)).await?;
         Ok(())
     }
 
@@ -480,6 +575,9 @@ impl LabHandle {
             for s in region.iter_mut() {
                 s.down().await;
             }
+        }
+        for s in servers.kube.iter_mut() {
+            s.down().await;
         }
         if let Some(c) = servers.control.as_mut() {
             c.down().await;

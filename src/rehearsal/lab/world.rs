@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::cluster::{BrokerId, ChangeEvent, Cluster, Op, PatchRequest, Progress, fmt_ms};
 use super::es::{self, Elasticsearch, Index, RestoreInfo, StoredSnapshot};
+use super::pods::{PodSim, ReleaseRev, RolloutSim, revision_for};
 use super::{HelmAction, HelmRequest, LabDurations, RecordEntry};
 
 pub const CAMUNDA_EXPORTER: &str = "io.camunda.exporter.CamundaExporter";
@@ -59,6 +60,20 @@ pub struct RegionSim {
     pub create_schema: bool,
     #[serde(skip)]
     pub es: Option<Elasticsearch>,
+    /// The zeebe pods `camunda-zeebe-0..` (empty without a release).
+    pub pods: Vec<PodSim>,
+    /// A rolling update of the StatefulSet in progress.
+    pub rollout: Option<RolloutSim>,
+    /// Helm release revisions, oldest first (empty without a release).
+    pub releases: Vec<ReleaseRev>,
+    /// `metadata.generation` of the StatefulSet (the controller observes it at once).
+    pub generation: i64,
+    /// `status.currentRevision` of the StatefulSet.
+    pub current_revision: String,
+    /// When the release (its Elasticsearch pod, Services, PVCs) was installed.
+    pub installed_ms: i64,
+    /// PVCs labelled `app.kubernetes.io/instance=camunda` (`pvcs` is their count).
+    pub pvc_names: BTreeSet<String>,
 }
 
 impl RegionSim {
@@ -67,16 +82,50 @@ impl RegionSim {
         self.kubernetes && self.release
     }
 
+    /// Profiles the release is configured with (the ConfigMap), empty without a release.
     pub fn profiles(&self) -> Vec<String> {
         if !self.release {
             return Vec::new();
         }
-        let mut p = vec!["broker"];
-        if self.webapps {
-            p.extend(["operate", "tasklist"]);
-        }
-        p.extend(["identity", "consolidated-auth"]);
-        p.into_iter().map(String::from).collect()
+        super::pods::profiles_for(self.webapps)
+    }
+
+    /// `status.updateRevision` of the StatefulSet: the revision of the configured template.
+    pub fn update_revision(&self) -> String {
+        revision_for(self.webapps, self.create_schema)
+    }
+
+    /// Empties the namespace: no release, no pods, no PVCs, no Elasticsearch.
+    fn clear(&mut self) {
+        self.release = false;
+        self.pvcs = 0;
+        self.pvc_names.clear();
+        self.es = None;
+        self.pods.clear();
+        self.rollout = None;
+        self.releases.clear();
+        self.generation = 0;
+        self.current_revision.clear();
+    }
+
+    /// The release's PVCs: one per zeebe pod and Elasticsearch's.
+    fn create_pvcs(&mut self, pods: u32) {
+        self.pvc_names = (0..pods).map(|i| format!("data-camunda-zeebe-{i}")).collect();
+        self.pvc_names.insert("data-camunda-elasticsearch-master-0".into());
+        self.pvcs = self.pvc_names.len() as u32;
+    }
+
+    /// Deletes PVCs by name; returns the names deleted.
+    pub fn delete_pvcs(&mut self, names: &[String]) -> Vec<String> {
+        let gone: Vec<String> = names.iter().filter(|n| self.pvc_names.remove(*n)).cloned().collect();
+        self.pvcs = self.pvc_names.len() as u32;
+        gone
+    }
+
+    /// Ordinals whose pod does not run the configured template, highest first.
+    fn outdated(&self) -> Vec<u32> {
+        let want = self.update_revision();
+        self.pods.iter().rev().filter(|p| p.revision() != want).map(|p| p.ordinal).collect()
     }
 }
 
@@ -128,6 +177,8 @@ pub struct World {
     key_counter: i64,
     next_partition: u32,
     pub cluster_id: String,
+    /// The time pod state was last evaluated at (rolling updates, readiness).
+    pub pod_clock: i64,
 }
 
 pub fn region_of(b: BrokerId) -> usize {
@@ -149,6 +200,7 @@ impl World {
         }
         let cluster =
             Cluster::new(opts.cluster_size, opts.partition_count, opts.replication_factor, &exporters, now_ms);
+        let restart = opts.durations.pod_restart_ms;
         let region = |r| RegionSim {
             kubernetes: true,
             release: true,
@@ -156,9 +208,29 @@ impl World {
             webapps: true,
             create_schema: true,
             es: Some(Elasticsearch::new(r, true, now_ms)),
+            // running and Ready when the lab starts
+            pods: (0..opts.cluster_size / 2)
+                .map(|i| PodSim::new(i, true, true, now_ms - restart as i64, restart))
+                .collect(),
+            rollout: None,
+            releases: vec![ReleaseRev {
+                version: 1,
+                status: "deployed".into(),
+                webapps: true,
+                create_schema: true,
+                created_ms: now_ms - restart as i64,
+            }],
+            generation: 1,
+            current_revision: revision_for(true, true),
+            installed_ms: now_ms - restart as i64,
+            pvc_names: BTreeSet::new(),
         };
+        let mut regions = [region(0), region(1)];
+        for reg in regions.iter_mut() {
+            reg.create_pvcs(opts.cluster_size / 2);
+        }
         Self {
-            regions: [region(0), region(1)],
+            regions,
             cluster,
             exporting: Exporting::Running,
             queues: exporters.keys().map(|e| (e.clone(), VecDeque::new())).collect(),
@@ -171,20 +243,125 @@ impl World {
             next_partition: 0,
             cluster_id: "c8dr-lab-cluster".into(),
             opts,
+            pod_clock: now_ms,
         }
     }
 
     // ---- liveness ----------------------------------------------------------------------------
 
-    /// Brokers that run and gossip (members or not).
+    /// Brokers that run and gossip (members or not): their region runs and their pod is Ready
+    /// (a restarting or stuck pod's broker is not).
     pub fn alive(&self) -> BTreeSet<BrokerId> {
         let max = self.cluster.brokers.keys().max().map(|m| m + 1).unwrap_or(0).max(self.opts.cluster_size);
-        (0..max).filter(|b| self.regions[region_of(*b)].running()).collect()
+        (0..max)
+            .filter(|b| {
+                let reg = &self.regions[region_of(*b)];
+                reg.running() && reg.pods.get((b / 2) as usize).is_none_or(|p| p.ready(self.pod_clock))
+            })
+            .collect()
+    }
+
+    // ---- pods --------------------------------------------------------------------------------
+
+    /// Starts every rolling-update step due at `pod_clock`: the next outdated pod is replaced
+    /// once every pod of the StatefulSet is Ready.
+    fn roll_due(&mut self) {
+        let t = self.pod_clock;
+        let restart = self.opts.durations.pod_restart_ms;
+        for r in 0..2 {
+            loop {
+                let reg = &mut self.regions[r];
+                if !reg.running() || reg.rollout.is_none() {
+                    break;
+                }
+                if !reg.pods.iter().all(|p| p.ready(t)) {
+                    break;
+                }
+                let outdated = reg.outdated();
+                let Some(&ordinal) = outdated.first() else {
+                    reg.rollout = None;
+                    reg.current_revision = reg.update_revision();
+                    break;
+                };
+                reg.rollout = Some(RolloutSim { pending: outdated });
+                let (webapps, schema) = (reg.webapps, reg.create_schema);
+                reg.pods[ordinal as usize].recreate(webapps, schema, t, restart);
+                self.broker_restarted(r, ordinal, t);
+            }
+        }
+    }
+
+    /// A broker process started again (new pod): before 8.8.25 it re-enables exporters
+    /// disabled through the API (#52260).
+    fn broker_restarted(&mut self, r: usize, ordinal: u32, now_ms: i64) {
+        if self.opts.exporter_flip_on_restart {
+            self.cluster.reenable_exporters_of_broker(ordinal * 2 + r as u32, now_ms);
+        }
+    }
+
+    /// The next time after `pod_clock` a pod turns Ready.
+    fn next_pod_event(&self) -> Option<i64> {
+        self.regions
+            .iter()
+            .filter(|reg| reg.running())
+            .flat_map(|reg| reg.pods.iter())
+            .filter(|p| p.stuck_since_ms.is_none() && p.ready_at_ms > self.pod_clock)
+            .map(|p| p.ready_at_ms)
+            .min()
+    }
+
+    /// `kubectl delete pod`: the StatefulSet recreates it with the configured template; a stuck
+    /// pod comes back normally.
+    pub fn delete_pod(&mut self, r: usize, ordinal: u32, now_ms: i64) -> bool {
+        let restart = self.opts.durations.pod_restart_ms;
+        let reg = &mut self.regions[r];
+        if !reg.running() {
+            return false;
+        }
+        let (webapps, schema) = (reg.webapps, reg.create_schema);
+        let Some(pod) = reg.pods.get_mut(ordinal as usize) else {
+            return false;
+        };
+        pod.recreate(webapps, schema, now_ms, restart);
+        self.broker_restarted(r, ordinal, now_ms);
+        self.advance(now_ms);
+        true
+    }
+
+    /// The pod stays Running but not Ready until deleted (camunda/camunda#55038).
+    pub fn stick_pod(&mut self, r: usize, ordinal: u32, now_ms: i64) -> bool {
+        match self.regions[r].pods.get_mut(ordinal as usize) {
+            Some(p) => {
+                if p.stuck_since_ms.is_none() {
+                    p.stuck_since_ms = Some(now_ms);
+                }
+                self.advance(now_ms);
+                true
+            }
+            None => false,
+        }
     }
 
     // ---- time --------------------------------------------------------------------------------
 
     pub fn advance(&mut self, now_ms: i64) {
+        // pod events in time order, the cluster advanced to each with the brokers alive before it
+        loop {
+            self.roll_due();
+            match self.next_pod_event().filter(|t| *t <= now_ms) {
+                Some(t) => {
+                    self.advance_cluster(t);
+                    self.pod_clock = t;
+                }
+                None => break,
+            }
+        }
+        self.advance_cluster(now_ms);
+        self.pod_clock = self.pod_clock.max(now_ms);
+        self.roll_due();
+    }
+
+    fn advance_cluster(&mut self, now_ms: i64) {
         let alive = self.alive();
         let progress = Progress {
             alive: &alive,
@@ -634,9 +811,7 @@ impl World {
     pub fn lose_region(&mut self, r: usize, now_ms: i64) {
         let reg = &mut self.regions[r];
         reg.kubernetes = false;
-        reg.release = false;
-        reg.pvcs = 0;
-        reg.es = None;
+        reg.clear();
         // Snapshots the lost cluster was still writing never get finalized in the bucket.
         for snaps in self.bucket.values_mut() {
             snaps.retain(|_, s| s.finished(now_ms) || s.origin_region != r);
@@ -646,13 +821,15 @@ impl World {
     pub fn recreate_region(&mut self, r: usize) {
         let reg = &mut self.regions[r];
         reg.kubernetes = true;
-        reg.release = false;
-        reg.pvcs = 0;
-        reg.es = None;
+        reg.clear();
     }
 
+    /// `helm install|upgrade`: the ConfigMap and a new release secret revision at once; the
+    /// pods follow (install: all start together; upgrade: a rolling update when the pod
+    /// template changed).
     pub fn helm(&mut self, r: usize, req: &HelmRequest, now_ms: i64) -> Result<(), (u16, String)> {
-        let pvcs = self.opts.cluster_size / 2 + 1;
+        let pod_count = self.opts.cluster_size / 2;
+        let restart = self.opts.durations.pod_restart_ms;
         let reg = &mut self.regions[r];
         if !reg.kubernetes {
             return Err((
@@ -666,17 +843,32 @@ impl World {
                     return Err((409, "INSTALLATION FAILED: cannot re-use a name that is still in use".into()));
                 }
                 reg.release = true;
-                reg.pvcs = pvcs;
+                reg.create_pvcs(pod_count);
                 reg.webapps = req.webapps;
                 reg.create_schema = req.create_schema;
+                reg.installed_ms = now_ms;
                 if reg.es.is_none() {
                     reg.es = Some(Elasticsearch::new(r, req.create_schema, now_ms));
                 }
+                reg.pods =
+                    (0..pod_count).map(|i| PodSim::new(i, req.webapps, req.create_schema, now_ms, restart)).collect();
+                reg.rollout = None;
+                reg.generation = 1;
+                reg.current_revision = reg.update_revision();
+                let version = reg.releases.last().map(|x| x.version + 1).unwrap_or(1);
+                reg.releases.push(ReleaseRev {
+                    version,
+                    status: "deployed".into(),
+                    webapps: req.webapps,
+                    create_schema: req.create_schema,
+                    created_ms: now_ms,
+                });
             }
             HelmAction::Upgrade => {
                 if !reg.release {
                     return Err((404, "UPGRADE FAILED: \"camunda\" has no deployed releases".into()));
                 }
+                let before = reg.update_revision();
                 reg.webapps = req.webapps;
                 reg.create_schema = req.create_schema;
                 if req.create_schema
@@ -684,8 +876,23 @@ impl World {
                 {
                     es.create_schema();
                 }
-                if self.opts.exporter_flip_on_restart {
-                    self.cluster.reenable_exporters_on_restart(r, now_ms);
+                for old in reg.releases.iter_mut().filter(|x| x.status == "deployed") {
+                    old.status = "superseded".into();
+                }
+                let version = reg.releases.last().map(|x| x.version + 1).unwrap_or(1);
+                reg.releases.push(ReleaseRev {
+                    version,
+                    status: "deployed".into(),
+                    webapps: req.webapps,
+                    create_schema: req.create_schema,
+                    created_ms: now_ms,
+                });
+                if reg.update_revision() != before {
+                    reg.generation += 1;
+                }
+                let outdated = reg.outdated();
+                if !outdated.is_empty() {
+                    reg.rollout = Some(RolloutSim { pending: outdated });
                 }
             }
         }
@@ -693,16 +900,60 @@ impl World {
         Ok(())
     }
 
-    pub fn platform_json(&self, r: usize) -> Value {
+    /// What the platform shows of region `r` (`crate::platform::PlatformStatus`).
+    pub fn platform_status(&self, r: usize) -> crate::platform::PlatformStatus {
+        use crate::platform::{HelmRelease, PlatformStatus, PodStatus, Rollout};
         let reg = &self.regions[r];
-        // the lab's Helm applies at once: a release's rollout is always complete
-        let rollout = reg.release.then(|| {
-            let n = reg.pvcs as i32;
-            json!({"generation": 1, "observedGeneration": 1, "replicas": n, "updatedReplicas": n,
-                   "readyReplicas": n, "currentRevision": "camunda-zeebe-1", "updateRevision": "camunda-zeebe-1"})
-        });
-        json!({"release": reg.release, "pvcs": reg.pvcs, "profiles": reg.profiles(), "createSchema": reg.create_schema,
-               "rollout": rollout})
+        let now = self.pod_clock;
+        if !reg.running() {
+            return PlatformStatus { release: false, pvcs: reg.pvcs, ..Default::default() };
+        }
+        let pods: Vec<PodStatus> = reg
+            .pods
+            .iter()
+            .map(|p| PodStatus {
+                name: p.name(),
+                phase: "Running".into(),
+                ready: p.ready(now),
+                not_ready_since: (!p.ready(now))
+                    .then(|| chrono::DateTime::from_timestamp_millis(p.ready_transition(now)))
+                    .flatten(),
+                profiles: p.started_app(now).then(|| p.profiles()),
+                revision: Some(p.revision()),
+                restarts: p.restarts,
+            })
+            .collect();
+        let profiles = match pods.first().and_then(|p| p.profiles.clone()) {
+            Some(first) if pods.iter().all(|p| p.profiles.as_ref() == Some(&first)) => Some(first),
+            _ => None,
+        };
+        let update = reg.update_revision();
+        PlatformStatus {
+            release: true,
+            pvcs: reg.pvcs,
+            profiles,
+            configured_profiles: Some(reg.profiles()),
+            create_schema: Some(reg.create_schema),
+            rollout: Some(Rollout {
+                generation: reg.generation,
+                observed_generation: reg.generation,
+                replicas: reg.pods.len() as i32,
+                updated_replicas: reg.pods.iter().filter(|p| p.revision() == update).count() as i32,
+                ready_replicas: reg.pods.iter().filter(|p| p.ready(now)).count() as i32,
+                current_revision: reg.current_revision.clone(),
+                update_revision: update,
+            }),
+            pods,
+            helm_release: reg.releases.last().map(|x| HelmRelease {
+                revision: x.version,
+                status: x.status.clone(),
+                chart_version: Some(super::pods::CHART_VERSION.into()),
+            }),
+        }
+    }
+
+    pub fn platform_json(&self, r: usize) -> Value {
+        serde_json::to_value(self.platform_status(r)).unwrap_or(Value::Null)
     }
 
     // ---- Elasticsearch ---------------------------------------------------------------------------
@@ -1065,7 +1316,13 @@ mod tests {
                 partition_count: 8,
                 replication_factor: 4,
                 legacy_exporters: false,
-                durations: LabDurations { broker_op_ms: 10, exporter_op_ms: 10, snapshot_ms: 10, restore_ms: 10 },
+                durations: LabDurations {
+                    broker_op_ms: 10,
+                    exporter_op_ms: 10,
+                    snapshot_ms: 10,
+                    restore_ms: 10,
+                    pod_restart_ms: 0,
+                },
                 stuck_adds: false,
                 exporter_flip_on_restart: false,
             },
@@ -1101,6 +1358,45 @@ mod tests {
         w.advance(10_000);
         assert!(w.cluster.pending.is_none());
         assert_eq!(w.exporting("pause", false, 10_000).1["status"], 204);
+    }
+
+    fn exporter_of(w: &World, broker: u32, id: &str) -> Vec<super::super::cluster::ExporterState> {
+        w.cluster.brokers[&broker].partitions.values().filter_map(|pm| pm.exporters.get(id).copied()).collect()
+    }
+
+    /// A template change rolls the pods from the highest ordinal down, one at a time; each
+    /// restarted broker (before 8.8.25) comes back with its exporters enabled, the others not yet.
+    #[test]
+    fn an_upgrade_restarts_one_broker_at_a_time_and_exporters_flip_per_restarted_pod() {
+        use super::super::cluster::ExporterState::{Disabled, Enabled};
+        let mut w = world();
+        w.opts.durations.pod_restart_ms = 100;
+        w.opts.exporter_flip_on_restart = true;
+        assert_eq!(w.exporter_change("camundaregion1", false, None, false, 0).0, 202);
+        w.advance(1_000);
+        assert!(exporter_of(&w, 6, "camundaregion1").iter().all(|s| *s == Disabled));
+        let upgrade = HelmRequest { action: HelmAction::Upgrade, webapps: false, create_schema: true };
+        w.helm(0, &upgrade, 1_000).unwrap();
+        // pod 3 of region 0 = broker 6 restarts first
+        assert!(!w.alive().contains(&6) && w.alive().contains(&4));
+        assert!(exporter_of(&w, 6, "camundaregion1").iter().all(|s| *s == Enabled));
+        assert!(exporter_of(&w, 4, "camundaregion1").iter().all(|s| *s == Disabled));
+        assert_eq!(w.exporting("pause", false, 1_000).1["status"], 500);
+        w.advance(1_100);
+        assert!(w.alive().contains(&6) && !w.alive().contains(&4), "broker 4 next");
+        assert!(exporter_of(&w, 4, "camundaregion1").iter().all(|s| *s == Enabled));
+        assert!(exporter_of(&w, 2, "camundaregion1").iter().all(|s| *s == Disabled));
+        // jumping far ahead replays every step in order
+        w.advance(5_000);
+        assert_eq!(w.alive().len(), 8);
+        let st = w.platform_status(0);
+        assert!(st.rollout_complete(), "{:?}", st.rollout);
+        assert_eq!(st.webapps_on(), Some(false));
+        assert_eq!(st.helm_release.map(|h| (h.revision, h.status)), Some((2, "deployed".to_string())));
+        // an upgrade that changes nothing in the template writes a revision but restarts nothing
+        w.helm(0, &upgrade, 5_000).unwrap();
+        assert_eq!(w.alive().len(), 8);
+        assert_eq!(w.platform_status(0).helm_release.map(|h| h.revision), Some(3));
     }
 
     /// With global state, Elasticsearch restores every feature state (security included) unless
