@@ -328,6 +328,16 @@ async fn rejection_without_a_reason_is_denied() {
     assert!(report.phase("dr-failback").is_none());
 }
 
+/// Issue 11.7: the worker reaches every region API through the lab's Kubernetes port-forward
+/// (its URLs name Services, `http://camunda-zeebe-gateway:9600`, which resolve nowhere else) and
+/// reads rollouts, pods and release secrets through the lab's Kubernetes API: restored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rehearsal_through_kubernetes_port_forward_ends_restored() {
+    let report = run(RehearseOptions { access: c8dr::config::Access::PortForward, ..options() }).await;
+    assert!(report.restored(), "not restored: {:?} / {:?}", report.final_problems, report.error);
+    assert!(report.mutations_repeated.is_empty(), "{:?}", report.mutations_repeated);
+}
+
 /// Issue 10.4: a target with four_eyes = false (a drill target) lets the initiator approve.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_eyes_waived_lets_the_initiator_approve() {

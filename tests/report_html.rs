@@ -20,7 +20,13 @@ fn options() -> RehearseOptions {
         BTreeMap::from([("c8dr-approve-failover".to_string(), answer.as_object().cloned().unwrap_or_default())]);
     RehearseOptions {
         speed: 100.0,
-        durations: LabDurations { broker_op_ms: 400, exporter_op_ms: 200, snapshot_ms: 4_000, restore_ms: 6_000, pod_restart_ms: 400 },
+        durations: LabDurations {
+            broker_op_ms: 400,
+            exporter_op_ms: 200,
+            snapshot_ms: 4_000,
+            restore_ms: 6_000,
+            pod_restart_ms: 400,
+        },
         bpmn_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/bpmn").into(),
         real_timeout: Duration::from_secs(240),
         progress: std::env::var_os("C8DR_TEST_PROGRESS").is_some(),

@@ -51,9 +51,21 @@ pub struct Args {
     /// No progress lines, only the report.
     #[arg(long)]
     pub quiet: bool,
+    /// How the worker reaches the lab's region APIs: `direct` (their URLs) or `port-forward`
+    /// (every call through a short-lived port-forward of the lab's Kubernetes API, as c8dr
+    /// reaches an unexposed management API).
+    #[arg(long, value_enum, default_value = "direct")]
+    pub access: AccessArg,
     /// Post the rehearsal's notifications (generic JSON webhook) to this URL.
     #[arg(long, value_name = "URL")]
     pub notify_url: Option<String>,
+}
+
+/// `--access`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AccessArg {
+    Direct,
+    PortForward,
 }
 
 pub async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
@@ -78,7 +90,7 @@ pub async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode>
     }
     // the rehearsal's progress lines are the output; worker logs only when something is wrong
     // (RUST_LOG=info shows them all)
-    c8dr::observe::init_tracing_with_default(&global.log_format, "warn").map_err(anyhow::Error::msg)?;
+    c8dr::observe::init_tracing_with_default(&global.log_format, "warn,kube_client=off").map_err(anyhow::Error::msg)?;
     if let Some(url) = args.notify_url {
         c8dr::notify::install(c8dr::config::NotificationsConfig {
             webhooks: vec![c8dr::notify::generic_webhook("rehearsal", &url)],
@@ -100,6 +112,10 @@ pub async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode>
         bpmn_dir: args.bpmn,
         real_timeout: Duration::from_secs(args.timeout_secs),
         progress: !args.quiet,
+        access: match args.access {
+            AccessArg::Direct => c8dr::config::Access::Direct,
+            AccessArg::PortForward => c8dr::config::Access::PortForward,
+        },
         ..RehearseOptions::default()
     };
     let report = rehearse(opts).await?;

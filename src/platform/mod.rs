@@ -262,6 +262,11 @@ pub trait HelmRunner: Send + Sync {
     ) -> BoxFuture<'a, Result<String, PlatformError>>;
     /// `helm uninstall <release>` in `region` (drills); returns helm's output.
     fn uninstall<'a>(&'a self, target: &'a TargetConfig, region: u8) -> BoxFuture<'a, Result<String, PlatformError>>;
+    /// True when this Helm needs a pinned chart version and values files (every real Helm; a
+    /// simulation has no chart).
+    fn requires_pinned_chart(&self) -> bool {
+        true
+    }
 }
 
 /// Loss and recreation of a region, for drills.

@@ -122,6 +122,9 @@ impl RegionControl for LabControl {
 pub struct LabHelm(pub LabControl);
 
 impl HelmRunner for LabHelm {
+    fn requires_pinned_chart(&self) -> bool {
+        false
+    }
     fn apply<'a>(
         &'a self,
         target: &'a TargetConfig,
@@ -144,6 +147,20 @@ pub fn factory(control_url: String) -> Box<PlatformFactory> {
     Box::new(move |_name: &str, _target: &TargetConfig| {
         Ok(PlatformHandles {
             platform: Box::new(LabControl::new(control_url.clone())),
+            region_control: Box::new(LabControl::new(control_url.clone())),
+        })
+    })
+}
+
+/// The platform factory of a rehearsal that observes through the lab's Kubernetes API: the
+/// production [`KubePlatform`](crate::platform::k8s::KubePlatform) (each region's `kubeconfig`
+/// and `kube_context` name the lab's), with the lab's Helm ([`LabHelm`]); drills lose the region
+/// through the control API.
+pub fn factory_kube(control_url: String) -> Box<PlatformFactory> {
+    Box::new(move |name: &str, target: &TargetConfig| {
+        let helm = LabHelm(LabControl::new(control_url.clone()));
+        Ok(PlatformHandles {
+            platform: Box::new(crate::platform::k8s::KubePlatform::new(name, target, Box::new(helm))),
             region_control: Box::new(LabControl::new(control_url.clone())),
         })
     })

@@ -83,6 +83,9 @@ pub struct RehearseOptions {
     pub four_eyes: bool,
     /// Keep the engine serving and the journal after the rehearsal (`RehearsalReport::kept`).
     pub keep_engine: bool,
+    /// How the worker reaches the region APIs (`direct`, or `port-forward` through the lab's
+    /// Kubernetes API). The platform is observed through the lab's Kubernetes API either way.
+    pub access: crate::config::Access,
 }
 
 impl Default for RehearseOptions {
@@ -108,6 +111,7 @@ impl Default for RehearseOptions {
             approvers: vec!["rehearsal-approver".into()],
             four_eyes: true,
             keep_engine: false,
+            access: crate::config::Access::Direct,
         }
     }
 }
@@ -147,7 +151,10 @@ pub async fn rehearse(opts: RehearseOptions) -> Result<RehearsalReport, Rehearsa
         .prefix("c8dr-rehearse-")
         .tempdir()
         .map_err(|e| RehearsalError::Worker(format!("cannot create a journal directory: {e}")))?;
-    let config = Arc::new(rehearsal_config(&lab, &engine, &opts, journal_dir.path().join("journal.jsonl")));
+    let kubeconfig = journal_dir.path().join("kubeconfig");
+    lab.write_kubeconfig(&kubeconfig).map_err(|e| RehearsalError::Lab(e.to_string()))?;
+    let config =
+        Arc::new(rehearsal_config(&lab, &engine, &opts, journal_dir.path().join("journal.jsonl"), &kubeconfig));
 
     let deployed = engine
         .deploy_dir(&opts.bpmn_dir)
@@ -224,7 +231,13 @@ pub async fn rehearse(opts: RehearseOptions) -> Result<RehearsalReport, Rehearsa
     Ok(report)
 }
 
-fn rehearsal_config(lab: &LabHandle, engine: &EngineHandle, opts: &RehearseOptions, journal: PathBuf) -> Config {
+fn rehearsal_config(
+    lab: &LabHandle,
+    engine: &EngineHandle,
+    opts: &RehearseOptions,
+    journal: PathBuf,
+    kubeconfig: &std::path::Path,
+) -> Config {
     let mut config = Config {
         management: ManagementConfig {
             grpc_address: engine.grpc_url(),
@@ -264,8 +277,25 @@ fn rehearsal_config(lab: &LabHandle, engine: &EngineHandle, opts: &RehearseOptio
     };
     let mut target = lab.target_config();
     target.four_eyes = opts.four_eyes;
+    // the platform (rollouts, pods, profiles, release secrets) is read through the lab's
+    // Kubernetes API by the production kube-rs code; with port-forward, every region call too
+    for (r, region) in target.regions.iter_mut().enumerate() {
+        region.kubeconfig = Some(kubeconfig.to_path_buf());
+        region.kube_context = Some(format!("lab-region{r}"));
+        if opts.access == crate::config::Access::PortForward {
+            region.access = crate::config::Access::PortForward;
+            region.management_url = format!("http://{}:9600", crate::platform::k8s::gateway_service(&target_release()));
+            region.rest_url = format!("http://{}:8080", crate::platform::k8s::gateway_service(&target_release()));
+            region.elasticsearch_url =
+                format!("http://{}:9200", crate::platform::k8s::elasticsearch_service(&target_release()));
+        }
+    }
     config.targets.insert(LAB_TARGET.into(), target);
     config
+}
+
+fn target_release() -> String {
+    crate::config::defaults::release()
 }
 
 /// Real milliseconds that correspond to `simulated_ms` at clock `speed`.
@@ -439,10 +469,13 @@ impl Session<'_> {
         let mut answers = Vec::new();
         let outcome = loop {
             self.supervisor.restart_if_killed(progress).await?;
-            for event in engine.event_log().iter().skip(seen_events) {
+            // one snapshot of the log: events appended between reading and counting would be
+            // skipped (a missed "step done" line under load)
+            let new = engine.event_log_since(seen_events);
+            for event in &new {
                 progress.event(engine, event);
             }
-            seen_events = engine.event_log().len();
+            seen_events += new.len();
             match engine.instance_state(key) {
                 Some(InstanceState::Completed) => break "completed".to_string(),
                 Some(InstanceState::Terminated) => break "terminated".to_string(),
@@ -720,7 +753,8 @@ impl WorkerSupervisor {
     fn start(config: Arc<Config>, lab_control_url: String, kill_at: Option<String>) -> Result<Self, RehearsalError> {
         let (kill_tx, kill_rx) = mpsc::unbounded_channel();
         let ctx = Arc::new(
-            StepContext::new(config.clone()).with_platforms(crate::rehearsal::lab_platform::factory(lab_control_url)),
+            StepContext::new(config.clone())
+                .with_platforms(crate::rehearsal::lab_platform::factory_kube(lab_control_url)),
         );
         ctx.connect_all();
         let mut s = Self {

@@ -101,6 +101,9 @@ pub fn judge_helm(
 }
 
 impl Platform for KubePlatform {
+    fn requires_pinned_chart(&self) -> bool {
+        self.helm.requires_pinned_chart()
+    }
     fn status<'a>(
         &'a self,
         target: &'a TargetConfig,
