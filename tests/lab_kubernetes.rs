@@ -437,3 +437,94 @@ async fn port_forward_refuses_unknown_and_not_ready_pods() {
     );
     assert_eq!(get(format!("{base}/camunda-zeebe-0/portforward")).await, (400, "Status".into(), "BadRequest".into()));
 }
+
+/// The target of the lab, its regions reached through the lab's kubeconfig.
+fn kube_target(lab: &LabHandle, dir: &tempfile::TempDir) -> c8dr::config::TargetConfig {
+    let path = dir.path().join("kubeconfig");
+    lab.write_kubeconfig(&path).expect("kubeconfig written");
+    let mut t = lab.target_config();
+    for (r, region) in t.regions.iter_mut().enumerate() {
+        region.kubeconfig = Some(path.clone());
+        region.kube_context = Some(format!("lab-region{r}"));
+    }
+    t
+}
+
+/// Issue 11.2/11.8: c8dr's production observation (kube-rs, `KubePlatform`) against the lab's
+/// API, through a rolling upgrade on a manual clock: never "done" while the pods roll, the
+/// configured profiles (ConfigMap) at once, the running ones only when every pod runs them.
+#[tokio::test]
+async fn the_production_platform_observes_a_rolling_upgrade_in_the_lab() {
+    use c8dr::platform::{HelmAction as Action, Platform};
+    let clock = Clock::manual();
+    let lab = lab(clock.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = kube_target(&lab, &dir);
+    let platform = c8dr::platform::k8s::KubePlatform::new(
+        "lab",
+        &target,
+        Box::new(c8dr::rehearsal::lab_platform::LabHelm(c8dr::rehearsal::lab_platform::LabControl::new(
+            lab.control_url(),
+        ))),
+    );
+    let before = platform.status(&target, 0).await.expect("observed");
+    assert!(before.release && before.rollout_complete(), "{before:?}");
+    assert_eq!(before.webapps_on(), Some(true));
+    let revision = before.helm_release.as_ref().map(|h| h.revision).expect("release secret read");
+
+    // helm through the platform: judged by the release secret (a new deployed revision)
+    platform.helm(&target, 0, Action::DisableWebapps).await.expect("helm judged by the release secret");
+    let rolling = platform.status(&target, 0).await.expect("observed");
+    assert_eq!(
+        rolling.helm_release.as_ref().map(|h| (h.revision, h.status.as_str())),
+        Some((revision + 1, "deployed"))
+    );
+    assert!(!rolling.rollout_complete(), "the rollout has just begun: {:?}", rolling.rollout);
+    assert!(Action::DisableWebapps.holds(&rolling), "configured as asked: {rolling:?}");
+    assert_ne!(rolling.webapps_on(), Some(false), "the pods do not all run it yet: {:?}", rolling.profiles);
+    let mut seen_incomplete = 0;
+    for _ in 0..8 {
+        let s = platform.status(&target, 0).await.expect("observed");
+        if s.rollout_complete() {
+            assert_eq!(s.webapps_on(), Some(false), "{s:?}");
+            assert!(s.pods.iter().all(|p| p.ready), "{:?}", s.pods);
+            assert!(seen_incomplete >= 3, "one pod at a time: {seen_incomplete} incomplete observations");
+            return;
+        }
+        seen_incomplete += 1;
+        clock.advance(Duration::from_millis(RESTART_MS));
+    }
+    panic!("the rollout never completed");
+}
+
+/// Issue 11.6/11.8: a drill on a namespace without `c8dr.io/drill=allowed` is refused by the
+/// production region control, naming the label, before any mutation (the lab stays whole).
+#[tokio::test]
+async fn a_drill_is_refused_on_a_namespace_not_labelled_for_drills() {
+    use c8dr::platform::{PlatformError, RegionControl};
+    let lab = Lab::start(LabOptions {
+        durations: LabDurations::fast(),
+        namespace_labels: Default::default(),
+        ..Default::default()
+    })
+    .await
+    .expect("lab starts");
+    let dir = tempfile::tempdir().unwrap();
+    let target = kube_target(&lab, &dir);
+    let control = c8dr::platform::k8s::KubeRegionControl::new(
+        "lab",
+        &target,
+        Box::new(c8dr::rehearsal::lab_platform::LabHelm(c8dr::rehearsal::lab_platform::LabControl::new(
+            lab.control_url(),
+        ))),
+    );
+    match control.lose(1).await {
+        Err(PlatformError::Refused(m)) => {
+            assert!(m.contains("c8dr.io/drill=allowed") && m.contains("camunda-region1"), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let state = lab.platform(1).expect("platform");
+    assert_eq!(state["release"], true, "nothing was uninstalled: {state}");
+    assert!(lab.record().is_empty(), "no mutating call: {:?}", lab.record());
+}

@@ -6,8 +6,16 @@ use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
+/// Pods start Ready at once (`pod_restart_ms: 0`): these tests read the region APIs right after a
+/// Helm call and are about the APIs, not about rollouts (tests/lab_kubernetes.rs steps through
+/// those on a manual clock).
 async fn lab() -> LabHandle {
-    Lab::start(LabOptions { durations: LabDurations::fast(), ..Default::default() }).await.expect("lab starts")
+    Lab::start(LabOptions {
+        durations: LabDurations { pod_restart_ms: 0, ..LabDurations::fast() },
+        ..Default::default()
+    })
+    .await
+    .expect("lab starts")
 }
 
 async fn call(c: &Client, method: Method, url: &str, body: Option<Value>) -> (StatusCode, Value) {
