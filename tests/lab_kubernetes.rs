@@ -482,8 +482,7 @@ async fn the_production_platform_observes_a_rolling_upgrade_in_the_lab() {
     assert!(!rolling.rollout_complete(), "the rollout has just begun: {:?}", rolling.rollout);
     assert!(Action::DisableWebapps.holds(&rolling), "configured as asked: {rolling:?}");
     assert_ne!(rolling.webapps_on(), Some(false), "the pods do not all run it yet: {:?}", rolling.profiles);
-    let mut seen_incomplete = 0;
-    for _ in 0..8 {
+    for seen_incomplete in 0..8 {
         let s = platform.status(&target, 0).await.expect("observed");
         if s.rollout_complete() {
             assert_eq!(s.webapps_on(), Some(false), "{s:?}");
@@ -491,7 +490,6 @@ async fn the_production_platform_observes_a_rolling_upgrade_in_the_lab() {
             assert!(seen_incomplete >= 3, "one pod at a time: {seen_incomplete} incomplete observations");
             return;
         }
-        seen_incomplete += 1;
         clock.advance(Duration::from_millis(RESTART_MS));
     }
     panic!("the rollout never completed");
