@@ -178,7 +178,21 @@ impl RehearsalReport {
                 );
             }
         }
-        let _ = writeln!(out, "\nmutating calls to the installation: {}", self.mutations);
+        match &self.dr {
+            // the lab sees the calls to its region APIs; the worker's journal also lists the Helm
+            // actions and Kubernetes operations, which reach the platform, not those APIs
+            Ok(dr) if dr.mutations.len() != self.mutations => {
+                let _ = writeln!(
+                    out,
+                    "\nmutating calls to the installation: {} to its APIs; the journal lists {}, with the Helm and Kubernetes operations",
+                    self.mutations,
+                    dr.mutations.len()
+                );
+            }
+            _ => {
+                let _ = writeln!(out, "\nmutating calls to the installation: {}", self.mutations);
+            }
+        }
         if self.worker_restarts > 0 {
             let _ = writeln!(out, "worker restarts: {}", self.worker_restarts);
         }
