@@ -1,9 +1,7 @@
-//! `c8dr config check`, and the configuration helpers every subcommand uses
-//! ([`load_config`], [`load_valid_config`], [`connect`]).
+//! `c8dr config check`.
 use super::Global;
-use c8dr::config::{AuthConfig, Config, ConfigProblem, DEFAULT_CONFIG_FILE, HttpAuth, SecretRef, redact_url};
-use c8dr::zeebe::GatewayClient;
-use std::path::Path;
+use super::common::load_config;
+use c8dr::config::{AuthConfig, Config, ConfigProblem, HttpAuth, SecretRef, redact_url};
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Subcommand)]
@@ -15,40 +13,6 @@ pub enum Command {
         #[arg(long)]
         online: bool,
     },
-}
-
-/// Which problems a command cares about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    /// Everything (the worker, `config check`).
-    All,
-    /// Only the management connection (deploy, start, drill, topology).
-    Management,
-}
-
-/// Loads the configuration named by `--config`; the default `c8dr.toml` may be absent.
-pub fn load_config(global: &Global) -> anyhow::Result<Config> {
-    let explicit = global.config != Path::new(DEFAULT_CONFIG_FILE);
-    let path = explicit.then_some(global.config.as_path());
-    Ok(Config::load(path)?)
-}
-
-/// Loads and validates; fails listing every problem in `scope`.
-pub fn load_valid_config(global: &Global, scope: Scope) -> anyhow::Result<Config> {
-    let config = load_config(global)?;
-    if let Err(problems) = config.validate() {
-        let relevant: Vec<_> =
-            problems.into_iter().filter(|p| scope == Scope::All || p.field.starts_with("management.")).collect();
-        if !relevant.is_empty() {
-            return Err(c8dr::config::ConfigError::Invalid(relevant).into());
-        }
-    }
-    Ok(config)
-}
-
-/// A client of the management Camunda.
-pub fn connect(config: &Config) -> anyhow::Result<GatewayClient> {
-    Ok(GatewayClient::connect(&config.management)?)
 }
 
 pub async fn run(cmd: Command, global: &Global) -> anyhow::Result<ExitCode> {

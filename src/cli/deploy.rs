@@ -1,5 +1,5 @@
 //! `c8dr deploy [DIR]`: every .bpmn and .form under DIR (recursively) in ONE DeployResource.
-use super::config_check::{Scope, connect, load_valid_config};
+use super::common::{Scope, connect, load_valid_config};
 use anyhow::Context;
 use c8dr::gateway_protocol::deployment::Metadata;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,5 @@
 //! `c8dr drill trigger`: publishes the `c8dr-drill` message that starts `dr-drill`.
-use super::config_check::{Scope, connect, load_valid_config};
+use super::common::{Scope, connect, load_valid_config};
 use super::start::check_target_and_region;
 use c8dr::zeebe::Message;
 use serde_json::{Map, Value};

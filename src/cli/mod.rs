@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 #[cfg(feature = "rehearsal")]
 pub mod bench;
+pub mod common;
 pub mod config_check;
 pub mod deploy;
 pub mod drill;

@@ -1,7 +1,7 @@
 //! `c8dr report --instance KEY --out FILE.html`: the DR report of a real failover, failback or
 //! drill, from the management Camunda's REST API (process instance, element instances,
 //! variables, user tasks, incidents) and the local audit journal (mutating calls).
-use super::config_check::{Scope, load_valid_config};
+use super::common::{Scope, load_valid_config};
 use anyhow::Context;
 use c8dr::procedure::journal::Journal;
 use std::path::PathBuf;

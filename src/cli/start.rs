@@ -1,6 +1,6 @@
 //! `c8dr start failover|failback`: validates locally, then starts the latest version of
 //! `dr-failover` / `dr-failback` and prints the process instance key.
-use super::config_check::{Scope, connect, load_valid_config};
+use super::common::{Scope, connect, load_valid_config};
 use anyhow::Context;
 use c8dr::config::Config;
 use serde_json::{Map, Value};

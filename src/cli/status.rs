@@ -6,7 +6,7 @@
 //! exporting (no API reports it) and the last drill with its recovery time. From the management
 //! Camunda: the running DR process instance and its current step. Anything that cannot be read is
 //! shown as unreachable with the error, never as healthy.
-use super::config_check::load_config;
+use super::common::load_config;
 use anyhow::Context;
 use c8dr::config::{AuthConfig, Config, HttpAuth, redact_url};
 use c8dr::procedure::journal::{EntryKind, Journal, JournalEntry, scrub};

@@ -1,5 +1,5 @@
 //! `c8dr topology`: the management Camunda's brokers and partitions.
-use super::config_check::{Scope, connect, load_valid_config};
+use super::common::{Scope, connect, load_valid_config};
 use c8dr::gateway_protocol as pb;
 use std::process::ExitCode;
 

@@ -1,6 +1,6 @@
 //! `c8dr worker`: loads the configuration, connects to the management Camunda, serves
 //! `/metrics`, `/healthz`, `/readyz` and runs the job worker until SIGTERM / Ctrl-C.
-use super::config_check::{Scope, connect, load_valid_config};
+use super::common::{Scope, connect, load_valid_config};
 use anyhow::Context;
 use c8dr::config::Config;
 use c8dr::observe::{self, Health, Metrics};
