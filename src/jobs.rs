@@ -12,7 +12,7 @@ use crate::procedure::api::{
 };
 use crate::procedure::journal::{EntryKind, Journal, JournalEntry, scrub};
 use crate::procedure::{StepEnv, StepInput, StepOutcome, Watch, run_step_watching};
-use crate::target::Target;
+use crate::region_api::Target;
 use crate::zeebe::{Job, JobOutcome};
 use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};

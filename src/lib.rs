@@ -1,6 +1,6 @@
 //! c8dr: disaster recovery for Camunda 8 dual-region installations, run as BPMN.
 //!
-//! Dependencies point one way: `cli -> jobs -> procedure -> target`; `zeebe` is used by the CLI
+//! Dependencies point one way: `cli -> jobs -> procedure -> region_api`; `zeebe` is used by the CLI
 //! and `jobs`; `rehearsal` uses the public pieces like any user (see docs/DESIGN in ../shared).
 
 /// Code generated from `proto/gateway.proto` (client and server stubs). Only `zeebe` and
@@ -16,8 +16,8 @@ pub mod notify;
 pub mod observe;
 pub mod platform;
 pub mod procedure;
+pub mod region_api;
 #[cfg(feature = "rehearsal")]
 pub mod rehearsal;
 pub mod report;
-pub mod target;
 pub mod zeebe;

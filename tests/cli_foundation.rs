@@ -328,7 +328,7 @@ async fn logs_have_no_ansi_codes_off_a_terminal() {
 async fn target_rest_auth_errors_name_the_key_and_oauth_refreshes_once() {
     use axum::routing::{get, post};
     use c8dr::config::{HttpAuth, SecretRef};
-    use c8dr::target::{HttpAuthResolved, RestClient};
+    use c8dr::region_api::{HttpAuthResolved, RestClient};
     use std::sync::{Arc, Mutex};
     let tokens = Arc::new(Mutex::new(0u32));
     let seen = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -414,7 +414,7 @@ async fn target_rest_auth_errors_name_the_key_and_oauth_refreshes_once() {
     let rest = RestClient::new(&base, HttpAuthResolved::resolve(&refusing).unwrap(), Duration::from_secs(5)).unwrap();
     let e = rest.topology().await.unwrap_err();
     let shown = e.to_string();
-    assert_eq!(e.kind, c8dr::target::ErrorKind::Unauthorized, "{shown}");
+    assert_eq!(e.kind, c8dr::region_api::ErrorKind::Unauthorized, "{shown}");
     assert!(shown.contains("rest_auth") && shown.contains("HTTP 401"), "{shown}");
     assert!(!shown.contains("client-secret-456"), "{shown}");
     assert!(rest.topology().await.is_err());

@@ -5,9 +5,9 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use c8dr::config::{HttpAuth, RegionConfig, SecretRef, TargetConfig};
-use c8dr::target::models::elasticsearch::{HealthStatus, SnapshotState};
-use c8dr::target::models::management::{ClusterPatch, ExporterStatusKind};
-use c8dr::target::{
+use c8dr::region_api::models::elasticsearch::{HealthStatus, SnapshotState};
+use c8dr::region_api::models::management::{ClusterPatch, ExporterStatusKind};
+use c8dr::region_api::{
     Api, ChangeVerdict, ElasticsearchClient, ErrorKind, HttpAuthResolved, ManagementClient, RestClient, Target,
     region_of_broker,
 };

@@ -3,8 +3,8 @@
 //! kind (so the worker retries instead of routing a BPMN error), nothing panics, and the calls
 //! that are not hit still succeed. Deterministic: the lab's faults follow a seed.
 #![cfg(feature = "rehearsal")] // needs the simulator (lab, engine or fake gateway)
+use c8dr::region_api::{Api, ErrorKind, Target, TargetError};
 use c8dr::rehearsal::lab::{FaultConfig, Lab, LabDurations, LabOptions};
-use c8dr::target::{Api, ErrorKind, Target, TargetError};
 use std::collections::BTreeMap;
 
 #[tokio::test]

@@ -3,10 +3,10 @@
 //! asynchronous change is awaited by its `changeId`. Ends with 8 brokers, RF 4, one healthy
 //! leader per partition, both exporters enabled and the data visible in both regions.
 #![cfg(feature = "rehearsal")] // needs the simulator (lab, engine or fake gateway)
+use c8dr::region_api::models::elasticsearch::{HealthStatus, SnapshotState};
+use c8dr::region_api::models::management::{BrokerStatus, ClusterPatch, ExporterStatusKind, OperationKind};
+use c8dr::region_api::{ChangeVerdict, ManagementClient, RegionClients, Target, TargetError};
 use c8dr::rehearsal::lab::{Lab, LabDurations, LabOptions};
-use c8dr::target::models::elasticsearch::{HealthStatus, SnapshotState};
-use c8dr::target::models::management::{BrokerStatus, ClusterPatch, ExporterStatusKind, OperationKind};
-use c8dr::target::{ChangeVerdict, ManagementClient, RegionClients, Target, TargetError};
 use std::future::Future;
 use std::time::Duration;
 

@@ -3,18 +3,18 @@
 //! from seeds/dual-region-operational-procedure.md with the doc's trailing commas removed,
 //! others in Elasticsearch's documented shapes); unknown fields and enum values are kept;
 //! `judge_change` gives every verdict.
-use c8dr::target::models::elasticsearch::{
+use c8dr::region_api::models::elasticsearch::{
     ClusterHealth, HealthStatus, IndexInfo, IndexStatus, RestoreInfo, SnapshotInfo, SnapshotList, SnapshotState,
     is_camunda_index, parse_recoveries,
 };
-use c8dr::target::models::management::{
+use c8dr::region_api::models::management::{
     BrokerStatus, ChangeStatus, ClusterTopology, CompletedChange, ExporterState, ExporterStatus, ExporterStatusKind,
     OperationKind, PartitionStatus, PlannedChange,
 };
-use c8dr::target::models::rest::{
+use c8dr::region_api::models::rest::{
     CreatedInstance, DeploymentResult, Health, ProcessInstance, ProcessInstanceState, RestTopology, Role, SearchPage,
 };
-use c8dr::target::{ChangeVerdict, judge_change};
+use c8dr::region_api::{ChangeVerdict, judge_change};
 use serde::de::DeserializeOwned;
 use std::path::Path;
 
@@ -243,7 +243,7 @@ fn es_recoveries_health_indices_repository() {
     assert_eq!(camunda, vec!["operate-list-view-8.3.0_", "camunda-user-8.8.0_", "zeebe-record_job_8.8.0_2024-08-23"]);
 
     let repo: serde_json::Map<String, serde_json::Value> = fixture("es_repository_get.json");
-    let info: c8dr::target::models::elasticsearch::RepositoryInfo =
+    let info: c8dr::region_api::models::elasticsearch::RepositoryInfo =
         serde_json::from_value(repo["camunda_backup"].clone()).unwrap();
     assert_eq!(info.kind, "s3");
     assert!(info.readonly());

@@ -52,7 +52,7 @@ async fn namespace_problems(name: &str, target: &c8dr::config::TargetConfig) -> 
         // no namespaces, or the same in both clusters: the host check is skipped by design
         return Vec::new();
     }
-    let built = match c8dr::target::Target::from_config(name, target) {
+    let built = match c8dr::region_api::Target::from_config(name, target) {
         Ok(t) => t,
         Err(e) => return vec![ConfigProblem { field: e.field().to_string(), problem: e.to_string() }],
     };

@@ -10,7 +10,7 @@ use super::common::load_config;
 use anyhow::Context;
 use c8dr::config::{AuthConfig, Config, HttpAuth, redact_url};
 use c8dr::procedure::journal::{EntryKind, Journal, JournalEntry, scrub};
-use c8dr::target::{HttpAuthResolved, RestClient, Target, region_of_broker};
+use c8dr::region_api::{HttpAuthResolved, RestClient, Target, region_of_broker};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use std::process::ExitCode;

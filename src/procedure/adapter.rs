@@ -1,7 +1,7 @@
-//! [`TargetApi`] over the typed clients of `crate::target`.
+//! [`TargetApi`] over the typed clients of `crate::region_api`.
 use super::api::*;
-use crate::target::models::management as m;
-use crate::target::{ErrorKind, Target, TargetError};
+use crate::region_api::models::management as m;
+use crate::region_api::{ErrorKind, Target, TargetError};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 

@@ -3,7 +3,7 @@
 //! [`Mutation`]. Steps never call `mutate` directly: they go through
 //! [`super::StepEnv::mutate`], which journals every call (see `journal.rs`).
 //!
-//! The production implementation wraps the typed clients of `crate::target` (`adapter.rs`);
+//! The production implementation wraps the typed clients of `crate::region_api` (`adapter.rs`);
 //! unit tests use an in-memory fake.
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};

@@ -6,7 +6,7 @@ use crate::config::SnapshotConfig;
 use serde_json::{Value, json};
 
 /// Camunda's indices (docs/target-apis.md §6.12): the target model's list, one source of truth.
-pub use crate::target::models::elasticsearch::is_camunda_index;
+pub use crate::region_api::models::elasticsearch::is_camunda_index;
 
 fn repo_missing(e: &ApiError) -> bool {
     e.is_es("repository_missing_exception")

@@ -1,4 +1,9 @@
-//! The dual-region installation: management API, REST v2, Elasticsearch; typed models.
+//! The HTTP APIs of each region of a dual-region installation: management API, REST v2,
+//! Elasticsearch; typed models.
+//!
+//! (Named `region_api`, not `target`: it holds the clients of each region's APIs, while the
+//! Kubernetes/Helm side is `crate::platform`, and `target/` is also Cargo's build folder, which
+//! tools hide and readers confuse.)
 //!
 //! [`Target::from_config`] builds the three clients of both regions from a
 //! [`TargetConfig`](crate::config::TargetConfig) (secrets resolved from env/files); step handlers
