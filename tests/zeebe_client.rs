@@ -71,7 +71,7 @@ async fn typed_calls_reach_the_gateway() {
         .deploy_resources(vec![("dr-failover.bpmn".into(), b"<x/>".to_vec()), ("approve.form".into(), b"{}".to_vec())])
         .await
         .unwrap();
-    assert_eq!(deployed.deployments.len(), 2);
+    assert_eq!(deployed.resources.len(), 2);
     let mut vars = Map::new();
     vars.insert("target".into(), json!("prod"));
     let created = client.create_process_instance("dr-failover", &vars).await.unwrap();

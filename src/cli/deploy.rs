@@ -1,7 +1,7 @@
 //! `c8dr deploy [DIR]`: every .bpmn and .form under DIR (recursively) in ONE DeployResource.
 use super::common::{Scope, connect, load_valid_config};
 use anyhow::Context;
-use c8dr::gateway_protocol::deployment::Metadata;
+use c8dr::zeebe::model::DeployedKind;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -49,27 +49,10 @@ pub async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode>
     let client = connect(&config)?;
     let response = client.deploy_resources(resources).await.context("deployment failed (nothing was deployed)")?;
     println!("deployment {} ({count} resources, from {}):", response.key, args.dir.display());
-    for d in &response.deployments {
-        match &d.metadata {
-            Some(Metadata::Process(p)) => println!(
-                "  process  {:<28} version {:<4} key {:<20} {}",
-                p.bpmn_process_id, p.version, p.process_definition_key, p.resource_name
-            ),
-            Some(Metadata::Form(f)) => {
-                println!(
-                    "  form     {:<28} version {:<4} key {:<20} {}",
-                    f.form_id, f.version, f.form_key, f.resource_name
-                )
-            }
-            Some(Metadata::Decision(x)) => println!(
-                "  decision {:<28} version {:<4} key {:<20} {}",
-                x.dmn_decision_id, x.version, x.decision_key, x.dmn_decision_name
-            ),
-            Some(Metadata::DecisionRequirements(x)) => println!(
-                "  drd      {:<28} version {:<4} key {:<20} {}",
-                x.dmn_decision_requirements_id, x.version, x.decision_requirements_key, x.resource_name
-            ),
-            None => println!("  (deployment without metadata)"),
+    for d in &response.resources {
+        match d.kind {
+            DeployedKind::Unknown => println!("  (deployment without metadata)"),
+            kind => println!("  {:<8} {:<28} version {:<4} key {:<20} {}", kind.word(), d.id, d.version, d.key, d.name),
         }
     }
     Ok(ExitCode::SUCCESS)

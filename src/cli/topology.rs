@@ -1,6 +1,6 @@
 //! `c8dr topology`: the management Camunda's brokers and partitions.
 use super::common::{Scope, connect, load_valid_config};
-use c8dr::gateway_protocol as pb;
+use c8dr::zeebe::model::{Health, Role, Topology};
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
@@ -14,26 +14,26 @@ pub async fn run(_args: Args, global: &super::Global) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-fn role(r: i32) -> &'static str {
-    match pb::partition::PartitionBrokerRole::try_from(r) {
-        Ok(pb::partition::PartitionBrokerRole::Leader) => "L",
-        Ok(pb::partition::PartitionBrokerRole::Follower) => "F",
-        Ok(pb::partition::PartitionBrokerRole::Inactive) => "I",
-        Err(_) => "?",
+fn role(r: Role) -> &'static str {
+    match r {
+        Role::Leader => "L",
+        Role::Follower => "F",
+        Role::Inactive => "I",
+        Role::Unknown => "?",
     }
 }
 
-fn health(h: i32) -> &'static str {
-    match pb::partition::PartitionBrokerHealth::try_from(h) {
-        Ok(pb::partition::PartitionBrokerHealth::Healthy) => "",
-        Ok(pb::partition::PartitionBrokerHealth::Unhealthy) => "!unhealthy",
-        Ok(pb::partition::PartitionBrokerHealth::Dead) => "!dead",
-        Err(_) => "!?",
+fn health(h: Health) -> &'static str {
+    match h {
+        Health::Healthy => "",
+        Health::Unhealthy => "!unhealthy",
+        Health::Dead => "!dead",
+        Health::Unknown => "!?",
     }
 }
 
 /// A readable table of the topology.
-pub fn render(address: &str, t: &pb::TopologyResponse) -> String {
+pub fn render(address: &str, t: &Topology) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let _ = writeln!(

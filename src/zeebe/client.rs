@@ -150,7 +150,7 @@ impl GatewayClient {
         }
     }
 
-    pub async fn topology(&self) -> Result<pb::TopologyResponse, ClientError> {
+    pub async fn topology(&self) -> Result<super::model::Topology, ClientError> {
         self.call(
             "Topology",
             pb::TopologyRequest {},
@@ -158,6 +158,7 @@ impl GatewayClient {
             |mut c, r| async move { c.topology(r).await },
         )
         .await
+        .map(Into::into)
     }
 
     /// Deploys all resources in ONE DeployResource (atomic). The engine picks the resource
@@ -165,13 +166,14 @@ impl GatewayClient {
     pub async fn deploy_resources(
         &self,
         resources: Vec<(String, Vec<u8>)>,
-    ) -> Result<pb::DeployResourceResponse, ClientError> {
+    ) -> Result<super::model::Deployment, ClientError> {
         let msg = pb::DeployResourceRequest {
             resources: resources.into_iter().map(|(name, content)| pb::Resource { name, content }).collect(),
             tenant_id: String::new(),
         };
         self.call("DeployResource", msg, self.request_timeout, |mut c, r| async move { c.deploy_resource(r).await })
             .await
+            .map(Into::into)
     }
 
     /// Starts the latest version of `bpmn_process_id` with `variables`.
@@ -179,18 +181,18 @@ impl GatewayClient {
         &self,
         bpmn_process_id: &str,
         variables: &Map<String, Value>,
-    ) -> Result<pb::CreateProcessInstanceResponse, ClientError> {
+    ) -> Result<super::model::CreatedInstance, ClientError> {
         let msg = pb::CreateProcessInstanceRequest {
             bpmn_process_id: bpmn_process_id.to_string(),
             version: -1,
             variables: Value::Object(variables.clone()).to_string(),
             ..Default::default()
         };
-        self.create_process_instance_raw(msg).await
+        self.create_process_instance_raw(msg).await.map(Into::into)
     }
 
     /// CreateProcessInstance with every field of the request under the caller's control.
-    pub async fn create_process_instance_raw(
+    async fn create_process_instance_raw(
         &self,
         msg: pb::CreateProcessInstanceRequest,
     ) -> Result<pb::CreateProcessInstanceResponse, ClientError> {
@@ -209,7 +211,7 @@ impl GatewayClient {
         .map(|_| ())
     }
 
-    pub async fn publish_message(&self, m: &Message) -> Result<pb::PublishMessageResponse, ClientError> {
+    pub async fn publish_message(&self, m: &Message) -> Result<super::model::PublishedMessage, ClientError> {
         let msg = pb::PublishMessageRequest {
             name: m.name.clone(),
             correlation_key: m.correlation_key.clone(),
@@ -220,6 +222,7 @@ impl GatewayClient {
         };
         self.call("PublishMessage", msg, self.request_timeout, |mut c, r| async move { c.publish_message(r).await })
             .await
+            .map(Into::into)
     }
 
     /// Sets variables on a process or element instance; returns the command key.

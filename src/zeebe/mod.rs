@@ -7,6 +7,7 @@ pub mod error;
 #[cfg(feature = "rehearsal")]
 pub mod fake_gateway;
 pub mod job;
+pub mod model;
 pub mod worker;
 
 pub use client::{GatewayClient, Message};
