@@ -64,13 +64,31 @@ impl std::fmt::Display for ChangeVerdict {
     }
 }
 
-/// Judges change `change_id` from a `GET /actuator/cluster` answer:
-/// `lastChange.id == id` → its status (COMPLETED / FAILED / CANCELLED); `lastChange.id > id` →
-/// superseded; `pendingChange.id == id` → in progress with operation counts; else not started.
+/// Judges change `change_id` from a `GET /actuator/cluster` answer (see [`judge`]).
 pub fn judge_change(topology: &ClusterTopology, change_id: i64) -> ChangeVerdict {
-    if let Some(last) = &topology.last_change {
-        if last.id == change_id {
-            return match &last.status {
+    judge(
+        topology.last_change.as_ref().map(|l| (l.id, &l.status)),
+        topology.pending_change.as_ref().map(|p| (p.id, p.completed.len(), p.pending.len())),
+        change_id,
+    )
+}
+
+/// THE rule (docs/target-apis.md §2.1, §6.5), the one place it lives: `lastChange.id == id` →
+/// its status (COMPLETED / FAILED / CANCELLED; any other status keeps waiting, so an unknown
+/// status times out visibly instead of passing); `lastChange.id > id` → superseded;
+/// `pendingChange.id == id` → in progress with operation counts; else not started.
+///
+/// `last` is `(id, status)` of `lastChange`, `pending` is `(id, completed, pending)` of
+/// `pendingChange`; the steps judge their port's view with it, the clients the API model.
+pub fn judge(
+    last: Option<(i64, &ChangeStatus)>,
+    pending: Option<(i64, usize, usize)>,
+    change_id: i64,
+) -> ChangeVerdict {
+    // guards docs/target-apis.md §6.5: judge by changeId, never by substring
+    if let Some((id, status)) = last {
+        if id == change_id {
+            return match status {
                 ChangeStatus::Completed => ChangeVerdict::Completed,
                 ChangeStatus::Failed => ChangeVerdict::Failed,
                 ChangeStatus::Cancelled => ChangeVerdict::Cancelled,
@@ -79,14 +97,14 @@ pub fn judge_change(topology: &ClusterTopology, change_id: i64) -> ChangeVerdict
                 }
             };
         }
-        if last.id > change_id {
+        if id > change_id {
             return ChangeVerdict::Superseded;
         }
     }
-    if let Some(pending) = &topology.pending_change
-        && pending.id == change_id
+    if let Some((id, completed, pending)) = pending
+        && id == change_id
     {
-        return ChangeVerdict::InProgress { completed: pending.completed.len(), pending: pending.pending.len() };
+        return ChangeVerdict::InProgress { completed, pending };
     }
     ChangeVerdict::NotStarted
 }
