@@ -376,7 +376,7 @@ pub async fn add_brokers(env: &StepEnv<'_>) -> StepResult {
     // of another version (chart or image drift in the recreated region's values) mixes versions
     // in one cluster
     check_versions(&topology, surviving, recreated, env.target.cluster_size)?;
-    let exporter = format!("{}{}", env.target.exporter_prefix, recreated);
+    let exporter = crate::region_api::exporter_id(env.target, recreated);
     let exporters = env.api.exporters(surviving).await?;
     let status = exporters.iter().find(|e| e.exporter_id == exporter).map(|e| e.status.as_str());
     if status != Some("ENABLED") {

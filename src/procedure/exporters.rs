@@ -33,7 +33,7 @@ fn pending(c: &ClusterView) -> Option<&PendingChange> {
 pub async fn disable_exporters(env: &StepEnv<'_>) -> StepResult {
     let (surviving, lost) = regions::failover(env)?;
     let candidates =
-        [format!("{}{lost}", env.target.exporter_prefix), format!("{}{lost}", env.target.legacy_exporter_prefix)];
+        [crate::region_api::exporter_id(env.target, lost), crate::region_api::legacy_exporter_id(env.target, lost)];
     let list = env.api.exporters(surviving).await?;
     // guards docs/target-apis.md §6.11: CONFIG_NOT_FOUND / re-enabled exporters must be disabled explicitly
     let to_disable: Vec<String> = candidates
@@ -77,8 +77,8 @@ fn enabled_by_this_instance(env: &StepEnv<'_>, id: &str) -> Result<bool, StepOut
 /// legacy one of an Optimize installation) is never disabled.
 pub async fn redisable_flipped(env: &StepEnv<'_>, surviving: u8, region: u8) -> Result<Vec<String>, StepOutcome> {
     // guards docs/target-apis.md §6.11: re-check exporters after any helm upgrade / restart
-    let main = format!("{}{region}", env.target.exporter_prefix);
-    let legacy = format!("{}{region}", env.target.legacy_exporter_prefix);
+    let main = crate::region_api::exporter_id(env.target, region);
+    let legacy = crate::region_api::legacy_exporter_id(env.target, region);
     let list = env.api.exporters(surviving).await?;
     let mut flipped = Vec::new();
     for e in &list {
@@ -115,10 +115,10 @@ pub fn failback_pairs(
     recreated: u8,
 ) -> Vec<(String, String)> {
     let mut pairs =
-        vec![(format!("{}{recreated}", target.exporter_prefix), format!("{}{surviving}", target.exporter_prefix))];
-    let legacy_from = format!("{}{surviving}", target.legacy_exporter_prefix);
+        vec![(crate::region_api::exporter_id(target, recreated), crate::region_api::exporter_id(target, surviving))];
+    let legacy_from = crate::region_api::legacy_exporter_id(target, surviving);
     if list.iter().any(|e| e.exporter_id == legacy_from && e.status == "ENABLED") {
-        pairs.push((format!("{}{recreated}", target.legacy_exporter_prefix), legacy_from));
+        pairs.push((crate::region_api::legacy_exporter_id(target, recreated), legacy_from));
     }
     pairs
 }

@@ -6,14 +6,7 @@ use super::validate;
 use super::{StepEnv, StepOutcome, errors};
 use crate::config::TargetConfig;
 
-/// Broker ids of `region` in a cluster of `cluster_size` brokers.
-pub fn brokers_of(region: u8, cluster_size: u32) -> Vec<u32> {
-    (0..cluster_size).filter(|id| id % 2 == u32::from(region)).collect()
-}
-
-pub fn region_of(broker: u32) -> u8 {
-    (broker % 2) as u8
-}
+pub use crate::region_api::{brokers_of_region as brokers_of, region_of_broker as region_of};
 
 /// Surviving and lost region of a failover: `lostRegion` required, `survivingRegion` optional but
 /// must agree.

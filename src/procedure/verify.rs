@@ -46,8 +46,7 @@ pub async fn verify_topology(env: &StepEnv<'_>) -> StepResult {
 /// exporters when the surviving region's legacy exporter is enabled).
 pub fn exporter_problems(
     list: &[ExporterStatus],
-    prefix: &str,
-    legacy_prefix: &str,
+    target: &crate::config::TargetConfig,
     surviving: u8,
     other: u8,
     expect_full: bool,
@@ -60,17 +59,18 @@ pub fn exporter_problems(
         None if required => problems.push(format!("exporter {id} is absent, expected {wanted}")),
         None => {}
     };
-    want(format!("{prefix}{surviving}"), "ENABLED", true);
+    use crate::region_api::{exporter_id, legacy_exporter_id};
+    want(exporter_id(target, surviving), "ENABLED", true);
     if expect_full {
-        want(format!("{prefix}{other}"), "ENABLED", true);
+        want(exporter_id(target, other), "ENABLED", true);
         // seed failback step 5: an 8.7-migrated installation (Optimize) keeps its legacy pair
-        if status(&format!("{legacy_prefix}{surviving}")).as_deref() == Some("ENABLED") {
-            want(format!("{legacy_prefix}{other}"), "ENABLED", true);
+        if status(&legacy_exporter_id(target, surviving)).as_deref() == Some("ENABLED") {
+            want(legacy_exporter_id(target, other), "ENABLED", true);
         }
     } else {
         // guards docs/target-apis.md §6.11: CONFIG_NOT_FOUND or ENABLED after a restart is not disabled
-        want(format!("{prefix}{other}"), "DISABLED", true);
-        want(format!("{legacy_prefix}{other}"), "DISABLED", false);
+        want(exporter_id(target, other), "DISABLED", true);
+        want(legacy_exporter_id(target, other), "DISABLED", false);
     }
     problems
 }
@@ -95,7 +95,7 @@ pub async fn verify_exporters(env: &StepEnv<'_>) -> StepResult {
     let mut issued = Value::Null;
     if full && let Some(recreated) = validate::optional_region(&env.input.variables, "recreatedRegion")? {
         let list = env.api.exporters(surviving).await?;
-        let main = format!("{}{recreated}", env.target.exporter_prefix);
+        let main = crate::region_api::exporter_id(env.target, recreated);
         let main_enabled = list.iter().any(|e| e.exporter_id == main && e.status == "ENABLED");
         if main_enabled && exporters::failback_pairs(env.target, &list, surviving, recreated).len() > 1 {
             let snapshot = match env.var("snapshotName") {
@@ -110,14 +110,7 @@ pub async fn verify_exporters(env: &StepEnv<'_>) -> StepResult {
         }
     }
     let list = env.api.exporters(surviving).await?;
-    let mut problems = exporter_problems(
-        &list,
-        &env.target.exporter_prefix,
-        &env.target.legacy_exporter_prefix,
-        surviving,
-        other,
-        full,
-    );
+    let mut problems = exporter_problems(&list, env.target, surviving, other, full);
     // guards docs/target-apis.md §6.10: after disabling, the surviving exporter must still be able to
     // write: its Elasticsearch answers and is not red; its Camunda document count is reported
     // so successive checks (and the operator) see new data arriving
@@ -158,7 +151,8 @@ mod tests {
 
     #[test]
     fn exporter_expectations() {
-        let p = |l: &[ExporterStatus], full| exporter_problems(l, "camundaregion", "elasticsearchregion", 0, 1, full);
+        let target = crate::procedure::regions::tests_support::target();
+        let p = |l: &[ExporterStatus], full| exporter_problems(l, &target, 0, 1, full);
         assert!(p(&[ex("camundaregion0", "ENABLED"), ex("camundaregion1", "DISABLED")], false).is_empty());
         assert_eq!(p(&[ex("camundaregion0", "ENABLED"), ex("camundaregion1", "CONFIG_NOT_FOUND")], false).len(), 1);
         assert_eq!(

@@ -153,21 +153,40 @@ impl Target {
 
     /// The Camunda exporter writing to region `region`'s Elasticsearch, e.g. `camundaregion1`.
     pub fn exporter_id(&self, region: u8) -> String {
-        format!("{}{region}", self.config.exporter_prefix)
+        exporter_id(&self.config, region)
     }
 
     /// The legacy 8.7 exporter id of region `region`, e.g. `elasticsearchregion1`.
     pub fn legacy_exporter_id(&self, region: u8) -> String {
-        format!("{}{region}", self.config.legacy_exporter_prefix)
+        legacy_exporter_id(&self.config, region)
     }
 
     /// Broker ids living in region `region` (id % 2 == region) for the configured cluster size.
     pub fn brokers_of_region(&self, region: u8) -> Vec<u32> {
-        (0..self.config.cluster_size).filter(|id| region_of_broker(*id) == region).collect()
+        brokers_of_region(region, self.config.cluster_size)
     }
 }
+
+// The dual-region naming and parity rules, each in one place (the steps use them too).
 
 /// The region a broker lives in: even ids region 0, odd ids region 1.
 pub fn region_of_broker(broker_id: u32) -> u8 {
     (broker_id % 2) as u8
+}
+
+/// Broker ids of `region` in a cluster of `cluster_size` brokers.
+pub fn brokers_of_region(region: u8, cluster_size: u32) -> Vec<u32> {
+    (0..cluster_size).filter(|id| region_of_broker(*id) == region).collect()
+}
+
+/// The Camunda exporter of a target writing to region `region`'s Elasticsearch
+/// (`<exporter_prefix><region>`, e.g. `camundaregion1`).
+pub fn exporter_id(target: &TargetConfig, region: u8) -> String {
+    format!("{}{region}", target.exporter_prefix)
+}
+
+/// The legacy 8.7 exporter of a target writing to region `region`
+/// (`<legacy_exporter_prefix><region>`, e.g. `elasticsearchregion1`).
+pub fn legacy_exporter_id(target: &TargetConfig, region: u8) -> String {
+    format!("{}{region}", target.legacy_exporter_prefix)
 }
