@@ -82,9 +82,9 @@ pub async fn drill_region(env: &StepEnv<'_>) -> StepResult {
     let request = format!("drill {action} region {lost}");
     match result {
         Ok(()) => {
-            let at = now();
-            env.journal_call(lost, call, &request, "ok", &format!("region {lost} {action} at {at}"))?;
-            Ok(StepOutcome::done(vars([(out_var, json!(at))])))
+            // the journal entry's own time: a re-run reads it back and reports the same instant
+            let at = env.journal_call_at(lost, call, &request, "ok", &format!("region {lost} {action}"))?;
+            Ok(StepOutcome::done(vars([(out_var, json!(at.to_rfc3339_opts(SecondsFormat::Millis, true)))])))
         }
         Err(PlatformError::Refused(m)) => Err(refused(m)),
         Err(e) => {

@@ -192,11 +192,25 @@ impl StepEnv<'_> {
         status: &str,
         message: &str,
     ) -> Result<(), StepOutcome> {
+        self.journal_call_at(region, action, request, status, message).map(|_| ())
+    }
+
+    /// [`Self::journal_call`], returning the time the entry carries: a step that reports when it
+    /// acted reports this time, so its re-run (which reads the journal) reports the same one.
+    pub fn journal_call_at(
+        &self,
+        region: u8,
+        action: &str,
+        request: &str,
+        status: &str,
+        message: &str,
+    ) -> Result<chrono::DateTime<Utc>, StepOutcome> {
         let mut e = self.entry(EntryKind::Call, Some(region), action);
         e.request = request.to_string();
         e.status = status.to_string();
         e.message = message.to_string();
-        self.journal.append(&e).map_err(|err| StepOutcome::retry(err.to_string()))
+        self.journal.append(&e).map_err(|err| StepOutcome::retry(err.to_string()))?;
+        Ok(e.time)
     }
 
     /// Journals the start of an attempt.
