@@ -1,6 +1,8 @@
 //! The foundation subcommands end to end: the real binary against the fake gateway.
-#![cfg(feature = "rehearsal")] // needs the simulator (lab, engine or fake gateway)
-use c8dr::zeebe::fake_gateway::{Call, FakeGateway, FakeServer};
+#![cfg(feature = "rehearsal")] // the binary's full command set (the fake gateway itself is test support)
+#[path = "support/fake_gateway.rs"]
+mod fake_gateway;
+use fake_gateway::{Call, FakeGateway, FakeServer};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,8 +1,9 @@
 //! The job worker runtime against the in-process fake gateway.
-#![cfg(feature = "rehearsal")] // needs the simulator (lab, engine or fake gateway)
 use c8dr::config::{ManagementConfig, WorkerConfig};
-use c8dr::zeebe::fake_gateway::{Call, FakeGateway, FakeServer, Via};
+#[path = "support/fake_gateway.rs"]
+mod fake_gateway;
 use c8dr::zeebe::{GatewayClient, JobOutcome, Worker, WorkerHandle, handler_fn};
+use fake_gateway::{Call, FakeGateway, FakeServer, Via};
 use serde_json::{Map, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

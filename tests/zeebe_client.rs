@@ -1,11 +1,12 @@
 //! The gateway client: typed RPCs, errors, Basic and OAuth credentials (token fetch, cache,
 //! refresh once on UNAUTHENTICATED) against the fake gateway and a local token endpoint.
-#![cfg(feature = "rehearsal")] // needs the simulator (lab, engine or fake gateway)
 use axum::extract::State;
 use axum::routing::post;
 use c8dr::config::{AuthConfig, ManagementConfig, SecretRef};
-use c8dr::zeebe::fake_gateway::{Call, FakeGateway, FakeServer};
+#[path = "support/fake_gateway.rs"]
+mod fake_gateway;
 use c8dr::zeebe::{ClientError, GatewayClient, Message};
+use fake_gateway::{Call, FakeGateway, FakeServer};
 use serde_json::{Map, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,14 +1,14 @@
 //! `c8dr bench`: measurements on this machine.
 //! - `activation`: job made available → handler running, streaming vs polling, on loopback
-//!   against the in-process fake gateway.
+//!   against the rehearsal engine (the real gateway API; a one-task process per job).
 //! - `idle-rss`: resident memory of an idle `c8dr worker` (the current executable).
 //!
 //! Add a sub-bench by adding a variant to [`Bench`] and a function next to the others.
 use anyhow::Context;
 use c8dr::config::{ManagementConfig, WorkerConfig};
-use c8dr::zeebe::fake_gateway::{Call, FakeGateway};
+use c8dr::rehearsal::engine::{Engine, EngineHandle, EngineOptions};
 use c8dr::zeebe::{GatewayClient, JobOutcome, Worker, handler_fn};
-use serde_json::{Map, json};
+use serde_json::Map;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -39,7 +39,7 @@ pub enum Bench {
         #[arg(long, default_value = "bpmn")]
         bpmn: std::path::PathBuf,
     },
-    /// Resident memory (VmRSS) of an idle `c8dr worker` connected to a fake gateway.
+    /// Resident memory (VmRSS) of an idle `c8dr worker` connected to the rehearsal engine.
     IdleRss {
         /// Seconds to let the worker settle before reading its memory.
         #[arg(long, default_value_t = 3)]
@@ -133,18 +133,61 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-/// Measures activation latency of `jobs` jobs, one at a time, with streaming on or off.
+/// The job type the activation bench's process creates.
+const BENCH_JOB_TYPE: &str = "c8dr.bench";
+/// Its process: start -> one service task of [`BENCH_JOB_TYPE`] -> end.
+const BENCH_PROCESS_ID: &str = "c8dr-bench-activation";
+
+fn bench_bpmn() -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+  xmlns:zeebe="http://camunda.org/schema/zeebe/1.0" id="bench" targetNamespace="http://c8dr">
+<bpmn:process id="{BENCH_PROCESS_ID}" isExecutable="true">
+  <bpmn:startEvent id="start"/>
+  <bpmn:serviceTask id="job"><bpmn:extensionElements><zeebe:taskDefinition type="{BENCH_JOB_TYPE}" retries="3"/></bpmn:extensionElements></bpmn:serviceTask>
+  <bpmn:endEvent id="end"/>
+  <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="job"/>
+  <bpmn:sequenceFlow id="f2" sourceRef="job" targetRef="end"/>
+</bpmn:process>
+</bpmn:definitions>"#
+    )
+}
+
+/// The rehearsal engine on loopback (free ports, real clock) with the bench process deployed.
+async fn bench_engine() -> anyhow::Result<EngineHandle> {
+    let engine = Engine::start(EngineOptions::default()).await.context("starting the rehearsal engine")?;
+    engine
+        .deploy(vec![("c8dr-bench.bpmn".to_string(), bench_bpmn().into_bytes())])
+        .context("deploying the bench process")?;
+    Ok(engine)
+}
+
+/// Waits (bounded) until the engine has an open job stream of `job_type`.
+async fn await_job_stream(engine: &EngineHandle, job_type: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !engine.job_streams().iter().any(|t| t == job_type) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    true
+}
+
+/// Measures activation latency of `jobs` jobs, one at a time, with streaming on or off: from
+/// creating a process instance whose first element is the job (the engine makes the job
+/// available at once) to the handler running in a `c8dr` worker connected over gRPC.
 pub async fn measure_activation(jobs: usize, stream: bool) -> anyhow::Result<Latency> {
-    let fake = FakeGateway::new();
-    let server = fake.serve().await?;
-    let client = GatewayClient::connect(&ManagementConfig { grpc_address: server.url(), ..Default::default() })?;
+    let engine = bench_engine().await?;
+    let client = GatewayClient::connect(&ManagementConfig { grpc_address: engine.grpc_url(), ..Default::default() })?;
     let config = WorkerConfig { stream_enabled: stream, metrics_address: String::new(), ..WorkerConfig::default() };
     let (tx, mut rx) = mpsc::unbounded_channel::<(i64, Instant)>();
     let worker = Worker::builder(client, config)
         .handler(
-            "c8dr.bench",
+            BENCH_JOB_TYPE,
             handler_fn(move |job| {
-                let _ = tx.send((job.key, Instant::now()));
+                let _ = tx.send((job.process_instance_key, Instant::now()));
                 async { JobOutcome::Complete(Map::new()) }
             }),
         )
@@ -154,22 +197,20 @@ pub async fn measure_activation(jobs: usize, stream: bool) -> anyhow::Result<Lat
         let _ = stop_rx.await;
     });
     if stream {
-        let open =
-            fake.wait_for(Duration::from_secs(10), |c| c.iter().any(|c| matches!(c, Call::StreamOpened { .. }))).await;
-        anyhow::ensure!(open, "the worker did not open its job stream");
+        anyhow::ensure!(await_job_stream(&engine, BENCH_JOB_TYPE).await, "the worker did not open its job stream");
     }
     // Let the first long poll reach the gateway.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut samples = Vec::with_capacity(jobs);
     for _ in 0..jobs {
         let t0 = Instant::now();
-        let key = fake.enqueue("c8dr.bench", json!({}));
+        let instance = engine.create_instance(BENCH_PROCESS_ID, Map::new()).context("creating a bench instance")?;
         loop {
             let (k, at) = tokio::time::timeout(Duration::from_secs(30), rx.recv())
                 .await
                 .context("a job was not handled within 30 s")?
                 .context("the worker stopped")?;
-            if k == key {
+            if k == instance {
                 samples.push(at.duration_since(t0).as_secs_f64() * 1000.0);
                 break;
             }
@@ -177,7 +218,7 @@ pub async fn measure_activation(jobs: usize, stream: bool) -> anyhow::Result<Lat
     }
     let _ = stop_tx.send(());
     handle.join().await?;
-    drop(server);
+    engine.shutdown();
     samples.sort_by(|a, b| a.total_cmp(b));
     Ok(Latency {
         p50_ms: percentile(&samples, 0.50),
@@ -190,7 +231,7 @@ async fn activation(jobs: usize) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(jobs > 0, "--jobs must be at least 1");
     let stream = measure_activation(jobs, true).await?;
     let poll = measure_activation(jobs, false).await?;
-    println!("activation latency: job available -> handler running ({jobs} jobs per mode, loopback, fake gateway)");
+    println!("activation latency: job available -> handler running ({jobs} jobs per mode, loopback, rehearsal engine)");
     println!("{:<28} {:>10} {:>10} {:>10}", "mode", "p50 ms", "p99 ms", "mean ms");
     println!(
         "{:<28} {:>10.3} {:>10.3} {:>10.3}",
@@ -221,8 +262,7 @@ async fn idle_rss(
     worker_exe: Option<std::path::PathBuf>,
     global: &super::Global,
 ) -> anyhow::Result<ExitCode> {
-    let fake = FakeGateway::new();
-    let server = fake.serve().await?;
+    let engine = bench_engine().await?;
     let dir = std::env::temp_dir().join(format!("c8dr-bench-{}-{:08x}", std::process::id(), rand::random::<u32>()));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let config_path = dir.join("c8dr.toml");
@@ -230,7 +270,7 @@ async fn idle_rss(
         &config_path,
         format!(
             "[management]\ngrpc_address = \"{}\"\n\n[worker]\nmetrics_address = \"127.0.0.1:0\"\n\n[journal]\npath = \"{}\"\n",
-            server.url(),
+            engine.grpc_url(),
             dir.join("journal.jsonl").display()
         ),
     )?;
@@ -258,15 +298,12 @@ async fn idle_rss(
         anyhow::bail!("the worker exited early ({status}): {}", String::from_utf8_lossy(&out.stderr));
     }
     let rss = vm_rss_kib(pid)?;
-    let topology_calls = fake.calls().iter().filter(|c| matches!(c, Call::Topology)).count();
-    let streams = fake.calls().iter().filter(|c| matches!(c, Call::StreamOpened { .. })).count();
+    let streams = engine.job_streams().len();
     child.start_kill()?;
     let _ = child.wait().await;
     let _ = std::fs::remove_dir_all(&dir);
-    println!(
-        "idle worker {} (pid {pid}, {wait_secs} s after start, {streams} job stream(s) opened, {topology_calls} Topology call(s) answered):",
-        exe.display()
-    );
+    engine.shutdown();
+    println!("idle worker {} (pid {pid}, {wait_secs} s after start, {streams} job stream(s) open):", exe.display());
     println!(
         "VmRSS {:.1} MiB ({rss} KiB); goal (DESIGN §9): at most 10 MiB for the worker-only build",
         rss as f64 / 1024.0

@@ -37,7 +37,7 @@ impl From<TargetError> for ApiError {
 
 fn op(o: &m::Operation) -> Operation {
     Operation {
-        operation: o.operation.as_str().to_string(),
+        operation: o.operation.clone(),
         broker_id: o.broker_id,
         partition_id: o.partition_id,
         brokers: o.brokers.clone(),
@@ -56,28 +56,28 @@ fn cluster(t: m::ClusterTopology) -> ClusterView {
             .iter()
             .map(|b| ClusterBroker {
                 id: b.id,
-                state: b.state.as_str().to_string(),
+                state: b.state.clone(),
                 partitions: b
                     .partitions
                     .iter()
                     .map(|p| ClusterPartition {
                         id: p.id,
-                        state: p.state.as_str().to_string(),
+                        state: p.state.clone(),
                         exporters: p
                             .config
                             .exporting
                             .exporters
                             .iter()
-                            .map(|e| (e.id.clone(), e.state.as_str().to_string()))
+                            .map(|e| (e.id.clone(), e.state.clone()))
                             .collect(),
                     })
                     .collect(),
             })
             .collect(),
-        last_change: t.last_change.map(|c| ChangeRef { id: c.id, status: c.status.as_str().to_string() }),
+        last_change: t.last_change.map(|c| ChangeRef { id: c.id, status: c.status }),
         pending_change: t.pending_change.map(|p| PendingChange {
             id: p.id,
-            status: p.status.as_str().to_string(),
+            status: p.status,
             completed: p.completed.iter().map(op).collect(),
             pending: p.pending.iter().map(op).collect(),
         }),
@@ -115,8 +115,8 @@ impl TargetApi for ClientTarget {
                             .iter()
                             .map(|p| TopologyPartition {
                                 partition_id: p.partition_id,
-                                role: p.role.as_str().to_string(),
-                                health: p.health.as_str().to_string(),
+                                role: p.role.clone(),
+                                health: p.health.clone(),
                             })
                             .collect(),
                         version: b.version.clone(),
@@ -133,10 +133,7 @@ impl TargetApi for ClientTarget {
     fn exporters(&self, region: u8) -> BoxFuture<'_, ApiResult<Vec<ExporterStatus>>> {
         async move {
             let list = self.target.region(region).management.list_exporters().await?;
-            Ok(list
-                .into_iter()
-                .map(|e| ExporterStatus { exporter_id: e.exporter_id, status: e.status.as_str().to_string() })
-                .collect())
+            Ok(list.into_iter().map(|e| ExporterStatus { exporter_id: e.exporter_id, status: e.status }).collect())
         }
         .boxed()
     }
@@ -158,7 +155,7 @@ impl TargetApi for ClientTarget {
             match self.target.region(region).elasticsearch.get_snapshot(&repository, &name).await {
                 Ok(s) => Ok(Some(SnapshotInfo {
                     name: s.snapshot,
-                    state: s.state.as_str().to_string(),
+                    state: s.state,
                     shards: ShardCounts {
                         total: s.shards.total,
                         failed: s.shards.failed,
@@ -197,10 +194,7 @@ impl TargetApi for ClientTarget {
     fn indices(&self, region: u8) -> BoxFuture<'_, ApiResult<Vec<IndexInfo>>> {
         async move {
             let list = self.target.region(region).elasticsearch.indices().await?;
-            Ok(list
-                .into_iter()
-                .map(|i| IndexInfo { name: i.index, status: i.status.as_str().to_string(), docs: i.docs_count })
-                .collect())
+            Ok(list.into_iter().map(|i| IndexInfo { name: i.index, status: i.status, docs: i.docs_count }).collect())
         }
         .boxed()
     }
@@ -208,7 +202,7 @@ impl TargetApi for ClientTarget {
     fn health(&self, region: u8) -> BoxFuture<'_, ApiResult<HealthInfo>> {
         async move {
             let h = self.target.region(region).elasticsearch.cluster_health().await?;
-            Ok(HealthInfo { status: h.status.as_str().to_string(), timed_out: h.timed_out })
+            Ok(HealthInfo { status: h.status, timed_out: h.timed_out })
         }
         .boxed()
     }

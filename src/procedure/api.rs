@@ -8,6 +8,14 @@
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+// The target APIs' open enums cross the port as they are: steps match on variants, and a value
+// this version does not know stays `Unknown(..)`, which no step takes for the goal holding.
+pub use crate::region_api::models::elasticsearch::{HealthStatus, IndexStatus, SnapshotState};
+pub use crate::region_api::models::management::{
+    BrokerStatus, ChangeStatus, ExporterState, ExporterStatusKind, OperationKind, PartitionStatus,
+};
+pub use crate::region_api::models::rest::{Health, Role};
+
 /// Why a call to the target failed, reduced to what a step decides on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -69,35 +77,35 @@ pub struct ClusterView {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClusterBroker {
     pub id: u32,
-    pub state: String,
+    pub state: BrokerStatus,
     pub partitions: Vec<ClusterPartition>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClusterPartition {
     pub id: u32,
-    pub state: String,
+    pub state: PartitionStatus,
     /// (exporter id, state) as the partition's config shows it.
-    pub exporters: Vec<(String, String)>,
+    pub exporters: Vec<(String, ExporterState)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangeRef {
     pub id: i64,
-    pub status: String,
+    pub status: ChangeStatus,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PendingChange {
     pub id: i64,
-    pub status: String,
+    pub status: ChangeStatus,
     pub completed: Vec<Operation>,
     pub pending: Vec<Operation>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Operation {
-    pub operation: String,
+    pub operation: OperationKind,
     pub broker_id: Option<u32>,
     pub partition_id: Option<u32>,
     /// Brokers the operation concerns besides the executor (BROKER_REMOVE: the removed broker;
@@ -107,9 +115,9 @@ pub struct Operation {
 }
 
 impl Operation {
-    /// True when the operation is `name` and concerns one of `ids` (as executor or in `brokers`).
-    pub fn concerns(&self, name: &str, ids: &[u32]) -> bool {
-        self.operation == name
+    /// True when the operation is `kind` and concerns one of `ids` (as executor or in `brokers`).
+    pub fn concerns(&self, kind: &OperationKind, ids: &[u32]) -> bool {
+        self.operation == *kind
             && (self.broker_id.is_some_and(|b| ids.contains(&b)) || self.brokers.iter().any(|b| ids.contains(b)))
     }
 
@@ -118,9 +126,9 @@ impl Operation {
     /// arrives as `{"brokerId":0,"brokers":[1]}` and must not read "remove broker 0".
     pub fn describe(&self) -> String {
         let list = |ids: &[u32]| ids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
-        let mut s = self.operation.clone();
-        match self.operation.as_str() {
-            "BROKER_REMOVE" | "BROKER_ADD" if !self.brokers.is_empty() => {
+        let mut s = self.operation.as_str().to_string();
+        match self.operation {
+            OperationKind::BrokerRemove | OperationKind::BrokerAdd if !self.brokers.is_empty() => {
                 s.push_str(&format!(" broker(s) [{}]", list(&self.brokers)));
             }
             _ => {
@@ -144,19 +152,19 @@ impl Operation {
 
 #[cfg(test)]
 mod describe_tests {
-    use super::Operation;
+    use super::{Operation, OperationKind};
 
     #[test]
     fn plan_lines_name_the_removed_broker_not_the_executor() {
         let remove = Operation {
-            operation: "BROKER_REMOVE".into(),
+            operation: OperationKind::BrokerRemove,
             broker_id: Some(0),
             brokers: vec![1],
             ..Operation::default()
         };
         assert_eq!(remove.describe(), "BROKER_REMOVE broker(s) [1] (on broker 0)");
         let reconfigure = Operation {
-            operation: "PARTITION_FORCE_RECONFIGURE".into(),
+            operation: OperationKind::PartitionForceReconfigure,
             broker_id: Some(0),
             partition_id: Some(1),
             brokers: vec![0, 2],
@@ -167,12 +175,22 @@ mod describe_tests {
             "PARTITION_FORCE_RECONFIGURE partition 1, members after: [0, 2] (on broker 0)"
         );
         let join = Operation {
-            operation: "PARTITION_JOIN".into(),
+            operation: OperationKind::PartitionJoin,
             broker_id: Some(3),
             partition_id: Some(3),
             ..Operation::default()
         };
         assert_eq!(join.describe(), "PARTITION_JOIN partition 3 (on broker 3)");
+        // an operation this version does not know keeps its wire name and concerns no known kind
+        let unknown = Operation {
+            operation: OperationKind::from_wire("BROKER_SWAP"),
+            broker_id: Some(1),
+            brokers: vec![1],
+            ..Operation::default()
+        };
+        assert_eq!(unknown.describe(), "BROKER_SWAP, members after: [1] (on broker 1)");
+        assert!(!unknown.concerns(&OperationKind::BrokerRemove, &[1]));
+        assert!(remove.concerns(&OperationKind::BrokerRemove, &[1]));
     }
 }
 
@@ -205,14 +223,14 @@ pub struct TopologyBroker {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TopologyPartition {
     pub partition_id: u32,
-    pub role: String,
-    pub health: String,
+    pub role: Role,
+    pub health: Health,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExporterStatus {
     pub exporter_id: String,
-    pub status: String,
+    pub status: ExporterStatusKind,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,7 +244,7 @@ pub struct ShardCounts {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotInfo {
     pub name: String,
-    pub state: String,
+    pub state: SnapshotState,
     pub shards: ShardCounts,
 }
 
@@ -275,14 +293,14 @@ impl RecoveryInfo {
 pub struct IndexInfo {
     pub name: String,
     /// `open` or `close`.
-    pub status: String,
+    pub status: IndexStatus,
     /// Documents in the index, when reported.
     pub docs: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthInfo {
-    pub status: String,
+    pub status: HealthStatus,
     pub timed_out: bool,
 }
 

@@ -1,27 +1,28 @@
 //! Broker steps: assess-failover, remove-brokers (force), add-brokers (no force, original RF),
 //! await-brokers-visible.
 use super::api::{
-    ApiErrorKind, ClusterView, Mutation, MutationResult, PendingChange, TopologyBroker, TopologyPartition, TopologyView,
+    ApiErrorKind, ClusterView, ExporterStatusKind, Health, Mutation, MutationResult, OperationKind, PendingChange,
+    Role, TopologyBroker, TopologyPartition, TopologyView,
 };
 use super::regions::{self, brokers_of};
 use super::{StepEnv, StepOutcome, StepResult, errors, exporting, plan, validate, vars};
 use serde_json::{Value, json};
 
 /// True when the pending change contains `operation` concerning one of `brokers`.
-fn touches(p: &PendingChange, operation: &str, brokers: &[u32]) -> bool {
-    p.completed.iter().chain(p.pending.iter()).any(|op| op.concerns(operation, brokers))
+fn touches(p: &PendingChange, operation: OperationKind, brokers: &[u32]) -> bool {
+    p.completed.iter().chain(p.pending.iter()).any(|op| op.concerns(&operation, brokers))
 }
 
 /// Our force removal: BROKER_REMOVE of a lost broker, or a force reconfiguration (only a force
 /// removal makes those, and only one force request runs at a time).
 fn is_our_removal(p: &PendingChange, lost: &[u32]) -> bool {
-    touches(p, "BROKER_REMOVE", lost)
-        || p.completed.iter().chain(p.pending.iter()).any(|op| op.operation == "PARTITION_FORCE_RECONFIGURE")
+    touches(p, OperationKind::BrokerRemove, lost)
+        || p.completed.iter().chain(p.pending.iter()).any(|op| op.operation == OperationKind::PartitionForceReconfigure)
 }
 
 /// Our addition: BROKER_ADD or PARTITION_JOIN of a recreated broker.
 fn is_our_addition(p: &PendingChange, ids: &[u32]) -> bool {
-    touches(p, "BROKER_ADD", ids) || touches(p, "PARTITION_JOIN", ids)
+    touches(p, OperationKind::BrokerAdd, ids) || touches(p, OperationKind::PartitionJoin, ids)
 }
 
 fn present(cluster: &ClusterView, ids: &[u32]) -> Vec<u32> {
@@ -188,7 +189,11 @@ pub fn topology_from_cluster(cluster: &ClusterView) -> TopologyView {
                 partitions: b
                     .partitions
                     .iter()
-                    .map(|p| TopologyPartition { partition_id: p.id, role: "unknown".into(), health: "unknown".into() })
+                    .map(|p| TopologyPartition {
+                        partition_id: p.id,
+                        role: Role::from_wire("unknown"),
+                        health: Health::from_wire("unknown"),
+                    })
                     .collect(),
             })
             .collect(),
@@ -378,26 +383,26 @@ pub async fn add_brokers(env: &StepEnv<'_>) -> StepResult {
     check_versions(&topology, surviving, recreated, env.target.cluster_size)?;
     let exporter = crate::region_api::exporter_id(env.target, recreated);
     let exporters = env.api.exporters(surviving).await?;
-    let status = exporters.iter().find(|e| e.exporter_id == exporter).map(|e| e.status.as_str());
-    if status != Some("ENABLED") {
+    let status = exporters.iter().find(|e| e.exporter_id == exporter).map(|e| &e.status);
+    if status != Some(&ExporterStatusKind::Enabled) {
         return Err(StepOutcome::refused(
             errors::PRECONDITION_FAILED,
             format!(
                 "exporter {exporter} is {} (expected ENABLED): enable it with initializeFrom before adding brokers",
-                status.unwrap_or("absent")
+                status.map_or("absent", ExporterStatusKind::as_str)
             ),
         ));
     }
     // seed failback step 5: on an 8.7-migrated installation (Optimize) the legacy pair too
     let pairs = super::exporters::failback_pairs(env.target, &exporters, surviving, recreated);
     if let Some((legacy, _)) = pairs.get(1) {
-        let status = exporters.iter().find(|e| &e.exporter_id == legacy).map(|e| e.status.as_str());
-        if status != Some("ENABLED") {
+        let status = exporters.iter().find(|e| &e.exporter_id == legacy).map(|e| &e.status);
+        if status != Some(&ExporterStatusKind::Enabled) {
             return Err(StepOutcome::refused(
                 errors::PRECONDITION_FAILED,
                 format!(
                     "legacy exporter {legacy} is {} while the surviving region's is ENABLED: enable it with initializeFrom before adding brokers",
-                    status.unwrap_or("absent")
+                    status.map_or("absent", ExporterStatusKind::as_str)
                 ),
             ));
         }

@@ -18,15 +18,13 @@ pub enum ChangeState {
 /// the port's view, with the next pending operations for the operator.
 pub fn judge(cluster: &ClusterView, id: i64) -> ChangeState {
     use crate::region_api::change::{ChangeVerdict, judge as rule};
-    use crate::region_api::models::management::ChangeStatus;
-    let last_status = cluster.last_change.as_ref().map(|l| ChangeStatus::from_wire(&l.status));
-    let last = cluster.last_change.as_ref().zip(last_status.as_ref()).map(|(l, s)| (l.id, s));
+    let last = cluster.last_change.as_ref().map(|l| (l.id, &l.status));
     let pending = cluster.pending_change.as_ref().map(|p| (p.id, p.completed.len(), p.pending.len()));
     match rule(last, pending, id) {
         ChangeVerdict::Completed => ChangeState::Completed,
         ChangeVerdict::Superseded => ChangeState::Superseded,
         ChangeVerdict::Failed | ChangeVerdict::Cancelled => {
-            ChangeState::Failed(cluster.last_change.as_ref().map(|l| l.status.clone()).unwrap_or_default())
+            ChangeState::Failed(cluster.last_change.as_ref().map(|l| l.status.to_string()).unwrap_or_default())
         }
         ChangeVerdict::InProgress { completed, pending } => ChangeState::InProgress {
             completed,
@@ -74,7 +72,7 @@ pub async fn await_change(env: &StepEnv<'_>) -> StepResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::procedure::api::{ChangeRef, Operation, PendingChange};
+    use crate::procedure::api::{ChangeRef, ChangeStatus, Operation, PendingChange};
 
     #[test]
     fn judges_by_id() {
@@ -82,23 +80,23 @@ mod tests {
         assert_eq!(judge(&c, 3), ChangeState::NotStarted);
         c.pending_change = Some(PendingChange {
             id: 3,
-            status: "IN_PROGRESS".into(),
+            status: ChangeStatus::InProgress,
             completed: vec![Operation::default()],
             pending: vec![Operation::default(), Operation::default()],
         });
         assert!(matches!(judge(&c, 3), ChangeState::InProgress { completed: 1, pending: 2, .. }));
         c.pending_change = None;
-        c.last_change = Some(ChangeRef { id: 3, status: "COMPLETED".into() });
+        c.last_change = Some(ChangeRef { id: 3, status: ChangeStatus::Completed });
         assert_eq!(judge(&c, 3), ChangeState::Completed);
         assert_eq!(judge(&c, 2), ChangeState::Superseded);
         assert_eq!(judge(&c, 4), ChangeState::NotStarted);
-        c.last_change = Some(ChangeRef { id: 3, status: "FAILED".into() });
+        c.last_change = Some(ChangeRef { id: 3, status: ChangeStatus::Failed });
         assert_eq!(judge(&c, 3), ChangeState::Failed("FAILED".into()));
-        c.last_change = Some(ChangeRef { id: 3, status: "CANCELLED".into() });
+        c.last_change = Some(ChangeRef { id: 3, status: ChangeStatus::Cancelled });
         assert_eq!(judge(&c, 3), ChangeState::Failed("CANCELLED".into()));
         // a status this version does not know keeps waiting (the loop times out to a person)
         // rather than passing or failing: the same rule as the clients' judge_change
-        c.last_change = Some(ChangeRef { id: 3, status: "ROLLED_BACK".into() });
+        c.last_change = Some(ChangeRef { id: 3, status: ChangeStatus::from_wire("ROLLED_BACK") });
         assert!(matches!(judge(&c, 3), ChangeState::InProgress { completed: 0, pending: 0, .. }));
     }
 }

@@ -1,19 +1,19 @@
 //! Exporter steps: disable-exporters (one exporter per call; the process loops) and
 //! enable-exporter (with `initializeFrom` the surviving region's exporter).
-use super::api::{ClusterView, Mutation, MutationResult, PendingChange};
+use super::api::{ClusterView, ExporterStatusKind, Mutation, MutationResult, OperationKind, PendingChange};
 use super::{StepEnv, StepOutcome, StepResult, errors, regions, validate, vars};
 use serde_json::{Value, json};
 
-fn exporter_change(p: &PendingChange, operation: &str, ids: &[String]) -> Option<String> {
+fn exporter_change(p: &PendingChange, operation: &OperationKind, ids: &[String]) -> Option<String> {
     p.completed
         .iter()
         .chain(p.pending.iter())
-        .filter(|o| o.operation == operation)
+        .filter(|o| o.operation == *operation)
         .find_map(|o| o.exporter_id.clone().filter(|e| ids.contains(e)))
         .or_else(|| {
             // some versions omit exporterId in the operation list: accept the operation alone
             // when only one exporter is in question
-            let any = p.completed.iter().chain(p.pending.iter()).any(|o| o.operation == operation);
+            let any = p.completed.iter().chain(p.pending.iter()).any(|o| o.operation == *operation);
             (any && ids.len() == 1).then(|| ids[0].clone())
         })
 }
@@ -38,13 +38,13 @@ pub async fn disable_exporters(env: &StepEnv<'_>) -> StepResult {
     // guards docs/target-apis.md §6.11: CONFIG_NOT_FOUND / re-enabled exporters must be disabled explicitly
     let to_disable: Vec<String> = candidates
         .iter()
-        .filter(|id| list.iter().any(|e| &e.exporter_id == *id && e.status != "DISABLED"))
+        .filter(|id| list.iter().any(|e| &e.exporter_id == *id && e.status != ExporterStatusKind::Disabled))
         .cloned()
         .collect();
     let cluster = env.api.cluster(surviving).await?;
     if let Some(p) = pending(&cluster) {
         // guards docs/target-apis.md §6.2 / §6.3: adopt our own pending disable, refuse a foreign change
-        if let Some(id) = exporter_change(p, "PARTITION_DISABLE_EXPORTER", &to_disable) {
+        if let Some(id) = exporter_change(p, &OperationKind::PartitionDisableExporter, &to_disable) {
             let done = to_disable.iter().all(|x| *x == id);
             return Ok(StepOutcome::already_done(vars([("changeId", json!(p.id)), ("exportersDone", json!(done))])));
         }
@@ -83,7 +83,14 @@ pub async fn redisable_flipped(env: &StepEnv<'_>, surviving: u8, region: u8) -> 
     let mut flipped = Vec::new();
     for e in &list {
         if (e.exporter_id == main || e.exporter_id == legacy)
-            && matches!(e.status.as_str(), "ENABLED" | "CONFIG_NOT_FOUND" | "DISABLING")
+            // an unknown status is not "still disabled": reported (never verified), not mutated
+            && matches!(
+                e.status,
+                ExporterStatusKind::Enabled
+                    | ExporterStatusKind::ConfigNotFound
+                    | ExporterStatusKind::Disabling
+                    | ExporterStatusKind::Unknown(_)
+            )
             && !enabled_by_this_instance(env, &e.exporter_id)?
         {
             flipped.push(e.exporter_id.clone());
@@ -93,8 +100,12 @@ pub async fn redisable_flipped(env: &StepEnv<'_>, surviving: u8, region: u8) -> 
         // "this instance never enabled it" must come from a journal that knows this instance
         env.journal_calls_with_history()?;
     }
-    let Some(first) = flipped.iter().find(|id| list.iter().any(|e| &e.exporter_id == *id && e.status != "DISABLING"))
-    else {
+    let Some(first) = flipped.iter().find(|id| {
+        list.iter().any(|e| {
+            &e.exporter_id == *id
+                && matches!(e.status, ExporterStatusKind::Enabled | ExporterStatusKind::ConfigNotFound)
+        })
+    }) else {
         return Ok(flipped);
     };
     let cluster = env.api.cluster(surviving).await?;
@@ -117,7 +128,7 @@ pub fn failback_pairs(
     let mut pairs =
         vec![(crate::region_api::exporter_id(target, recreated), crate::region_api::exporter_id(target, surviving))];
     let legacy_from = crate::region_api::legacy_exporter_id(target, surviving);
-    if list.iter().any(|e| e.exporter_id == legacy_from && e.status == "ENABLED") {
+    if list.iter().any(|e| e.exporter_id == legacy_from && e.status == ExporterStatusKind::Enabled) {
         pairs.push((crate::region_api::legacy_exporter_id(target, recreated), legacy_from));
     }
     pairs
@@ -147,10 +158,10 @@ pub async fn enable_next(
     let ids: Vec<String> = pairs.iter().map(|(id, _)| id.clone()).collect();
     let cluster = env.api.cluster(surviving).await?;
     if let Some(p) = pending(&cluster) {
-        if exporter_change(p, "PARTITION_ENABLE_EXPORTER", &ids).is_some() {
+        if exporter_change(p, &OperationKind::PartitionEnableExporter, &ids).is_some() {
             return Ok(EnableStep::Pending { change_id: p.id });
         }
-        if let Some(id) = exporter_change(p, "PARTITION_DISABLE_EXPORTER", &ids) {
+        if let Some(id) = exporter_change(p, &OperationKind::PartitionDisableExporter, &ids) {
             return Err(StepOutcome::retry(format!(
                 "exporter {id} is being disabled (change {}); the enable follows once it completed",
                 p.id
@@ -163,8 +174,8 @@ pub async fn enable_next(
         ));
     }
     for (id, from) in pairs {
-        let status = list.iter().find(|e| e.exporter_id == id).map(|e| e.status.clone());
-        if status.as_deref() == Some("ENABLED") {
+        let status = list.iter().find(|e| e.exporter_id == id).map(|e| &e.status);
+        if status == Some(&ExporterStatusKind::Enabled) {
             // "we never enabled it" must come from a journal that knows this instance
             env.journal_calls_with_history()?;
             if enabled_by_this_instance(env, &id)? {

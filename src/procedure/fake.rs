@@ -27,7 +27,7 @@ pub struct Es {
     pub repo_settings: serde_json::Map<String, serde_json::Value>,
     pub indices: Vec<IndexInfo>,
     pub recoveries: Vec<RecoveryInfo>,
-    pub health: String,
+    pub health: HealthStatus,
 }
 
 #[derive(Debug)]
@@ -36,7 +36,7 @@ pub struct State {
     pub rf: u32,
     pub members: BTreeSet<u32>,
     pub alive: BTreeSet<u32>,
-    pub exporters: BTreeMap<String, String>,
+    pub exporters: BTreeMap<String, ExporterStatusKind>,
     pub pending: Option<(i64, Kind)>,
     pub last: Option<ChangeRef>,
     pub next_id: i64,
@@ -71,7 +71,7 @@ impl FakeTarget {
             repo_settings: Default::default(),
             indices: vec![idx("operate-list-view-8.3.0_")],
             recoveries: vec![],
-            health: "green".into(),
+            health: HealthStatus::Green,
         };
         Self {
             state: Mutex::new(State {
@@ -80,8 +80,8 @@ impl FakeTarget {
                 members: all.clone(),
                 alive: all,
                 exporters: [
-                    ("camundaregion0".to_string(), "ENABLED".to_string()),
-                    ("camundaregion1".into(), "ENABLED".into()),
+                    ("camundaregion0".to_string(), ExporterStatusKind::Enabled),
+                    ("camundaregion1".into(), ExporterStatusKind::Enabled),
                 ]
                 .into_iter()
                 .collect(),
@@ -110,7 +110,7 @@ impl FakeTarget {
     pub fn lose(&self, r: u8) {
         let mut s = self.lock();
         s.alive.retain(|b| b % 2 != u32::from(r));
-        s.es[usize::from(r)] = Es { health: "green".into(), ..Default::default() };
+        s.es[usize::from(r)] = Es { health: HealthStatus::Green, ..Default::default() };
     }
 
     /// The recreated region's brokers run again (not members).
@@ -127,7 +127,7 @@ impl FakeTarget {
 }
 
 pub fn idx(name: &str) -> IndexInfo {
-    IndexInfo { name: name.into(), status: "open".into(), docs: Some(1) }
+    IndexInfo { name: name.into(), status: IndexStatus::Open, docs: Some(1) }
 }
 
 fn fault(s: &mut State) -> ApiResult<()> {
@@ -143,10 +143,12 @@ fn fault(s: &mut State) -> ApiResult<()> {
 fn member_partitions(s: &State, id: u32) -> Vec<ClusterPartition> {
     let members: Vec<u32> = s.members.iter().copied().collect();
     let rf = s.rf as usize;
-    let exporters: Vec<(String, String)> = s.exporters.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    // the partition config shows the settled state (the fake's map keeps the aggregated status)
+    let exporters: Vec<(String, ExporterState)> =
+        s.exporters.iter().map(|(k, v)| (k.clone(), ExporterState::from_wire(v.as_str()))).collect();
     (1..=s.partitions)
         .filter(|pid| (0..rf.min(members.len())).any(|r| members[(*pid as usize * rf + r) % members.len()] == id))
-        .map(|pid| ClusterPartition { id: pid, state: "ACTIVE".into(), exporters: exporters.clone() })
+        .map(|pid| ClusterPartition { id: pid, state: PartitionStatus::Active, exporters: exporters.clone() })
         .collect()
 }
 
@@ -164,10 +166,10 @@ fn complete_pending(s: &mut State) {
                 s.rf = rf;
             }
             Kind::Exporter(e, on) => {
-                s.exporters.insert(e, if on { "ENABLED".into() } else { "DISABLED".into() });
+                s.exporters.insert(e, if on { ExporterStatusKind::Enabled } else { ExporterStatusKind::Disabled });
             }
         }
-        s.last = Some(ChangeRef { id, status: "COMPLETED".into() });
+        s.last = Some(ChangeRef { id, status: ChangeStatus::Completed });
     }
 }
 
@@ -175,14 +177,18 @@ fn ops(kind: &Kind) -> Vec<Operation> {
     match kind {
         Kind::Remove(ids) => ids
             .iter()
-            .map(|b| Operation { operation: "BROKER_REMOVE".into(), broker_id: Some(*b), ..Default::default() })
+            .map(|b| Operation { operation: OperationKind::BrokerRemove, broker_id: Some(*b), ..Default::default() })
             .collect(),
         Kind::Add(ids, _) => ids
             .iter()
-            .map(|b| Operation { operation: "BROKER_ADD".into(), broker_id: Some(*b), ..Default::default() })
+            .map(|b| Operation { operation: OperationKind::BrokerAdd, broker_id: Some(*b), ..Default::default() })
             .collect(),
         Kind::Exporter(e, on) => vec![Operation {
-            operation: if *on { "PARTITION_ENABLE_EXPORTER" } else { "PARTITION_DISABLE_EXPORTER" }.into(),
+            operation: if *on {
+                OperationKind::PartitionEnableExporter
+            } else {
+                OperationKind::PartitionDisableExporter
+            },
             broker_id: Some(0),
             partition_id: Some(1),
             brokers: vec![],
@@ -217,12 +223,16 @@ impl TargetApi for FakeTarget {
                 brokers: s
                     .members
                     .iter()
-                    .map(|id| ClusterBroker { id: *id, state: "ACTIVE".into(), partitions: member_partitions(&s, *id) })
+                    .map(|id| ClusterBroker {
+                        id: *id,
+                        state: BrokerStatus::Active,
+                        partitions: member_partitions(&s, *id),
+                    })
                     .collect(),
                 last_change: s.last.clone(),
                 pending_change: s.pending.as_ref().map(|(id, k)| PendingChange {
                     id: *id,
-                    status: "IN_PROGRESS".into(),
+                    status: ChangeStatus::InProgress,
                     completed: vec![],
                     pending: ops(k),
                 }),
@@ -270,8 +280,8 @@ impl TargetApi for FakeTarget {
                     if let Some(tb) = brokers.iter_mut().find(|x| x.node_id == b) {
                         tb.partitions.push(TopologyPartition {
                             partition_id: pid,
-                            role: if r == 0 { "leader".into() } else { "follower".into() },
-                            health: "healthy".into(),
+                            role: if r == 0 { Role::Leader } else { Role::Follower },
+                            health: Health::Healthy,
                         });
                     }
                 }
@@ -296,7 +306,11 @@ impl TargetApi for FakeTarget {
                 .map(|(id, st)| {
                     let status = match &pending {
                         Some((_, Kind::Exporter(e, on))) if e == id => {
-                            if *on { "ENABLING" } else { "DISABLING" }.to_string()
+                            if *on {
+                                ExporterStatusKind::Enabling
+                            } else {
+                                ExporterStatusKind::Disabling
+                            }
                         }
                         _ => st.clone(),
                     };
@@ -347,8 +361,8 @@ impl TargetApi for FakeTarget {
             }
             let found = s.bucket.iter().find(|x| x.name == name).cloned();
             for snap in &mut s.bucket {
-                if snap.state == "IN_PROGRESS" {
-                    snap.state = "SUCCESS".into();
+                if snap.state == SnapshotState::InProgress {
+                    snap.state = SnapshotState::Success;
                     snap.shards = ShardCounts { total: 10, failed: 0, successful: 10 };
                 }
             }
@@ -372,7 +386,7 @@ impl TargetApi for FakeTarget {
                 }
             }
             if finished {
-                es.health = if fails { "red".into() } else { "green".into() };
+                es.health = if fails { HealthStatus::Red } else { HealthStatus::Green };
             }
             Ok(list)
         })();
@@ -446,13 +460,14 @@ impl TargetApi for FakeTarget {
                     }
                     s.bucket.push(SnapshotInfo {
                         name: snapshot,
-                        state: "IN_PROGRESS".into(),
+                        state: SnapshotState::InProgress,
                         shards: ShardCounts::default(),
                     });
                     Ok(MutationResult::Ack)
                 }
                 Mutation::RestoreSnapshot { repository, snapshot } => {
-                    if s.es[reg].indices.iter().any(|i| i.status == "open" && i.name.starts_with("operate-")) {
+                    if s.es[reg].indices.iter().any(|i| i.status == IndexStatus::Open && i.name.starts_with("operate-"))
+                    {
                         return Err(ApiError::new(
                             ApiErrorKind::Transient,
                             Some(500),
@@ -468,7 +483,7 @@ impl TargetApi for FakeTarget {
                         repository: Some(repository),
                         snapshot: Some(snapshot),
                     });
-                    s.es[reg].health = "red".into();
+                    s.es[reg].health = HealthStatus::Red;
                     Ok(MutationResult::Ack)
                 }
                 Mutation::DeployProcess { .. } => Ok(MutationResult::Key("1".into())),

@@ -1,7 +1,7 @@
 //! Expected topologies: after failover the surviving half (N/2 brokers, RF/2), after failback
 //! the full cluster (N, RF). And the check of a live `/v2/topology` against them
 //! (docs/target-apis.md §6.16: count only brokers with partitions; one healthy leader per partition).
-use super::api::TopologyView;
+use super::api::{Health, Role, TopologyView};
 use super::regions::brokers_of;
 use crate::config::TargetConfig;
 use serde::Serialize;
@@ -67,7 +67,8 @@ impl ExpectedTopology {
                 .iter()
                 .flat_map(|b| b.partitions.iter().filter(|x| x.partition_id == pid).map(move |x| (b.node_id, x)))
                 .collect();
-            let healthy_leaders = replicas.iter().filter(|(_, x)| x.role == "leader" && x.health == "healthy").count();
+            let healthy_leaders =
+                replicas.iter().filter(|(_, x)| x.role == Role::Leader && x.health == Health::Healthy).count();
             if healthy_leaders != 1 {
                 p.push(format!("partition {pid} has {healthy_leaders} healthy leaders, expected 1"));
             }
@@ -78,7 +79,8 @@ impl ExpectedTopology {
                     self.replication_factor
                 ));
             }
-            let unhealthy: Vec<u32> = replicas.iter().filter(|(_, x)| x.health != "healthy").map(|(b, _)| *b).collect();
+            let unhealthy: Vec<u32> =
+                replicas.iter().filter(|(_, x)| x.health != Health::Healthy).map(|(b, _)| *b).collect();
             if !unhealthy.is_empty() {
                 p.push(format!("partition {pid} is not healthy on brokers {unhealthy:?}"));
             }
@@ -90,7 +92,7 @@ impl ExpectedTopology {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::procedure::api::{TopologyBroker, TopologyPartition};
+    use crate::procedure::api::{Role, TopologyBroker, TopologyPartition};
 
     fn target() -> TargetConfig {
         let mut t = crate::procedure::regions::tests_support::target();
@@ -110,8 +112,8 @@ mod tests {
                 let b = &mut out[(pid as usize * rf as usize + r) % brokers.len()];
                 b.partitions.push(TopologyPartition {
                     partition_id: pid,
-                    role: if r == 0 { "leader".into() } else { "follower".into() },
-                    health: "healthy".into(),
+                    role: if r == 0 { Role::Leader } else { Role::Follower },
+                    health: Health::Healthy,
                 });
             }
         }
@@ -143,7 +145,7 @@ mod tests {
         for b in &mut no_leader.brokers {
             for p in &mut b.partitions {
                 if p.partition_id == 2 {
-                    p.role = "follower".into();
+                    p.role = Role::Follower;
                 }
             }
         }
@@ -161,7 +163,7 @@ mod tests {
         for b in &mut three.brokers {
             for p in &mut b.partitions {
                 if p.partition_id == 3 {
-                    p.role = "follower".into();
+                    p.role = Role::Follower;
                 }
             }
         }

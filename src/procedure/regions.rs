@@ -1,7 +1,7 @@
 //! Regions and broker parity: brokers of region r are the ids with `id % 2 == r`. Resolution of
 //! surviving / lost / recreated regions from variables and the `region` header, and the
 //! cross-check of a planned removal against the live topology (docs/target-apis.md §6.1).
-use super::api::TopologyView;
+use super::api::{Health, TopologyView};
 use super::validate;
 use super::{StepEnv, StepOutcome, errors};
 use crate::config::TargetConfig;
@@ -115,7 +115,7 @@ pub fn check_removal(
                     ),
                 ));
             }
-            if b.partitions.iter().any(|p| p.health == "healthy") {
+            if b.partitions.iter().any(|p| p.health == Health::Healthy) {
                 return Err(StepOutcome::refused(
                     errors::SPLIT_BRAIN_RISK,
                     format!(
@@ -184,7 +184,7 @@ pub(crate) mod tests_support {
 mod tests {
     use super::tests_support::target;
     use super::*;
-    use crate::procedure::api::{TopologyBroker, TopologyPartition};
+    use crate::procedure::api::{Health, Role, TopologyBroker, TopologyPartition};
 
     #[test]
     fn parity() {
@@ -197,7 +197,11 @@ mod tests {
         TopologyBroker {
             node_id: id,
             host: format!("camunda-zeebe-{}.camunda-zeebe.{ns}", id / 2),
-            partitions: vec![TopologyPartition { partition_id: 1, role: "follower".into(), health: health.into() }],
+            partitions: vec![TopologyPartition {
+                partition_id: 1,
+                role: Role::Follower,
+                health: Health::from_wire(health),
+            }],
             version: "8.8.0".into(),
         }
     }

@@ -1,6 +1,8 @@
 //! Elasticsearch snapshot steps: register-snapshot-repo, create-snapshot, await-snapshot,
 //! restore-snapshot, await-restore.
-use super::api::{ApiError, ApiErrorKind, ApiResult, Mutation, RepositoryView, SnapshotInfo};
+use super::api::{
+    ApiError, ApiErrorKind, ApiResult, HealthStatus, IndexStatus, Mutation, RepositoryView, SnapshotInfo, SnapshotState,
+};
 use super::{StepEnv, StepOutcome, StepResult, errors, regions, validate, vars};
 use crate::config::SnapshotConfig;
 use serde_json::{Value, json};
@@ -106,7 +108,7 @@ async fn register_in_recreated(env: &StepEnv<'_>, repo: String) -> StepResult {
     let name = snapshot_name(env)?;
     // guards docs/target-apis.md §6.14: register in the recreated region only once the snapshot exists
     match find_snapshot(env, surviving, &name).await {
-        Ok(Some(s)) if s.state == "SUCCESS" => {}
+        Ok(Some(s)) if s.state == SnapshotState::Success => {}
         Ok(found) => {
             return Err(StepOutcome::refused(
                 errors::SNAPSHOT_MISSING,
@@ -193,6 +195,17 @@ pub async fn create_snapshot(env: &StepEnv<'_>) -> StepResult {
     }
 }
 
+/// A snapshot still being taken: IN_PROGRESS, or the shard-level `STARTED` / `INIT` some
+/// versions report (not values of the snapshot API's state, so they arrive as `Unknown`). Any
+/// other unknown state is not running and not SUCCESS: it ends in SNAPSHOT_FAILED for a person.
+fn running(state: &SnapshotState) -> bool {
+    match state {
+        SnapshotState::InProgress => true,
+        SnapshotState::Unknown(s) => matches!(s.as_str(), "STARTED" | "INIT"),
+        _ => false,
+    }
+}
+
 /// `c8dr.await-snapshot`: SUCCESS with no failed shards, else SNAPSHOT_FAILED.
 pub async fn await_snapshot(env: &StepEnv<'_>) -> StepResult {
     let surviving = regions::surviving(env)?;
@@ -209,13 +222,13 @@ pub async fn await_snapshot(env: &StepEnv<'_>) -> StepResult {
     };
     let shards = json!({"total": s.shards.total, "failed": s.shards.failed, "successful": s.shards.successful});
     // guards docs/target-apis.md §6.15: state SUCCESS and shards.failed == 0, not a substring
-    match s.state.as_str() {
-        "IN_PROGRESS" | "STARTED" | "INIT" => Ok(StepOutcome::done(vars([
+    match &s.state {
+        state if running(state) => Ok(StepOutcome::done(vars([
             ("verified", json!(false)),
             ("snapshotState", json!(s.state)),
             ("snapshotShards", shards),
         ]))),
-        "SUCCESS" if s.shards.failed == 0 => Ok(StepOutcome::done(vars([
+        SnapshotState::Success if s.shards.failed == 0 => Ok(StepOutcome::done(vars([
             ("verified", json!(true)),
             ("snapshotState", json!(s.state)),
             ("snapshotShards", shards),
@@ -286,7 +299,7 @@ pub async fn restore_snapshot(env: &StepEnv<'_>) -> StepResult {
         .indices(recreated)
         .await?
         .into_iter()
-        .filter(|i| i.status == "open" && is_camunda_index(&i.name))
+        .filter(|i| i.status == IndexStatus::Open && is_camunda_index(&i.name))
         .map(|i| i.name)
         .collect();
     if !colliding.is_empty() {
@@ -320,14 +333,14 @@ pub async fn await_restore(env: &StepEnv<'_>) -> StepResult {
     let active = recoveries.iter().filter(|r| r.kind.eq_ignore_ascii_case("snapshot") && r.is_active()).count();
     let health = env.api.health(recreated).await?;
     let progress = json!({"activeRecoveries": active, "health": health.status, "recoveries": ours});
-    if active == 0 && ours > 0 && health.status == "red" {
+    if active == 0 && ours > 0 && health.status == HealthStatus::Red {
         return Err(StepOutcome::refused(
             errors::RESTORE_FAILED,
             format!("restore of {name} finished but region {recreated} is red: shards failed to restore"),
         )
         .with_var("restoreProgress", progress));
     }
-    let verified = active == 0 && ours > 0 && health.status == "green";
+    let verified = active == 0 && ours > 0 && health.status == HealthStatus::Green;
     if verified {
         // the read-only registration served the restore; Camunda's own backups in the recreated
         // region use the same repository: leave it writable (re-registered once, observed first)

@@ -1,6 +1,7 @@
 //! Step tests against the in-memory fake target: happy paths in the seed order, re-runs are
 //! no-ops, precondition violations give their BPMN errors, faults give retries, bad variables
 //! give INVALID_INPUT before any mutation.
+use super::api::ExporterStatusKind;
 use super::fake::{FakePlatform, FakeTarget, idx};
 use super::journal::Journal;
 use super::{StepEnv, StepInput, StepOutcome, run_step};
@@ -330,12 +331,12 @@ async fn snapshot_preconditions() {
     // a taken name after our observation: re-observed, not an error
     h.api.lock().bucket.push(super::api::SnapshotInfo {
         name: "c8dr-failback-2251799813685249".into(),
-        state: "FAILED".into(),
+        state: super::api::SnapshotState::Failed,
         shards: super::api::ShardCounts { total: 3, failed: 1, successful: 2 },
     });
     assert!(matches!(h.run("create-snapshot", v.clone(), &[]).await, StepOutcome::Done { already_done: true, .. }));
     assert_eq!(code(&h.run("await-snapshot", v.clone(), &[]).await), "SNAPSHOT_FAILED");
-    h.api.lock().bucket[0].state = "SUCCESS".into();
+    h.api.lock().bucket[0].state = super::api::SnapshotState::Success;
     h.api.lock().bucket[0].shards.failed = 0;
     assert_eq!(code(&h.run("restore-snapshot", v.clone(), &[]).await), "REPOSITORY_MISSING");
     done(h.run("register-snapshot-repo", v.clone(), &[("region", "recreated")]).await, "repo recreated");
@@ -473,7 +474,7 @@ async fn an_exporter_re_enabled_by_a_restart_is_disabled_then_enabled_with_initi
     done(h.run("restore-snapshot", v.clone(), &[]).await, "restore");
     h.until_verified("await-restore", &v, &[]).await;
     // a broker restart flips the disabled exporter back to ENABLED (#52260)
-    h.api.lock().exporters.insert("camundaregion1".into(), "ENABLED".into());
+    h.api.lock().exporters.insert("camundaregion1".into(), ExporterStatusKind::Enabled);
     let o = h.run("enable-exporter", v.clone(), &[]).await;
     assert!(matches!(&o, StepOutcome::Retry { message } if message.contains("re-enabled")), "{o:?}");
     assert_eq!(h.api.lock().calls.last().unwrap().1, "disable-exporter");
@@ -516,7 +517,7 @@ async fn add_brokers_refuses_a_replication_factor_that_contradicts_the_cluster()
     let mut h = H::new();
     failover(&h).await;
     h.api.start_brokers(1, 8);
-    h.api.lock().exporters.insert("camundaregion1".into(), "ENABLED".into());
+    h.api.lock().exporters.insert("camundaregion1".into(), ExporterStatusKind::Enabled);
     h.target.replication_factor = 6;
     let o = h.run("add-brokers", failback_vars(), &[]).await;
     assert_eq!(code(&o), "INVALID_INPUT", "{o:?}");
@@ -536,7 +537,7 @@ async fn journal_without_this_instance_history_is_not_trusted() {
     failover(&h).await;
     h.api.start_brokers(1, 8);
     h.act_once("pause-exporting", &failback_vars(), &[]).await;
-    h.api.lock().exporters.insert("camundaregion1".into(), "ENABLED".into());
+    h.api.lock().exporters.insert("camundaregion1".into(), ExporterStatusKind::Enabled);
     std::fs::remove_file(h.journal.path()).unwrap();
     let m = h.mutations();
     // exporting is paused (the lost journal said so): adding brokers now would be wrong
@@ -547,7 +548,7 @@ async fn journal_without_this_instance_history_is_not_trusted() {
     let o = h.run("enable-exporter", failback_vars(), &[]).await;
     assert_eq!(code(&o), "RETRY", "{o:?}");
     assert_eq!(h.mutations(), m, "nothing mutated on a journal without history");
-    assert_eq!(h.api.lock().exporters["camundaregion1"], "ENABLED");
+    assert_eq!(h.api.lock().exporters["camundaregion1"].as_str(), "ENABLED");
 }
 
 /// A repository left read-only in the surviving region (it was the recreated region of an
@@ -1022,4 +1023,77 @@ async fn await_brokers_visible_lists_stuck_recreated_brokers() {
     h.plat.manual.store(true, std::sync::atomic::Ordering::SeqCst);
     let r = done(h.run("await-brokers-visible", failback_vars(), &[]).await, "manual");
     assert_eq!(r["stuckBrokers"], json!([]));
+}
+
+/// Issue 9.4: an exporter status or an Elasticsearch health this version does not know arrives
+/// as `Unknown` and never passes a check: verify-exporters and verify-profiles do not verify
+/// (and mutate nothing on it), add-brokers refuses.
+#[tokio::test]
+async fn unknown_exporter_status_or_health_never_verifies() {
+    use super::api::HealthStatus;
+    let h = H::new();
+    failover(&h).await;
+    let v = failover_vars();
+    let unknown = ExporterStatusKind::from_wire("PAUSED_BY_OPERATOR");
+    h.api.lock().exporters.insert("camundaregion1".into(), unknown.clone());
+    let r = done(h.run("verify-exporters", v.clone(), &[("expect", "failover")]).await, "unknown exporter");
+    assert_eq!(r["verified"], json!(false), "{r:?}");
+    // the variable keeps the wire string
+    assert!(
+        r["exporters"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"exporterId": "camundaregion1", "status": "PAUSED_BY_OPERATOR"}))
+    );
+    h.api.lock().exporters.insert("camundaregion1".into(), ExporterStatusKind::Disabled);
+    h.until_verified("verify-exporters", &v, &[("expect", "failover")]).await;
+    // a health colour c8dr does not know is not "the surviving exporter can write"
+    h.api.lock().es[0].health = HealthStatus::from_wire("purple");
+    let r = done(h.run("verify-exporters", v.clone(), &[("expect", "failover")]).await, "unknown health");
+    assert_eq!(r["verified"], json!(false), "{r:?}");
+    assert!(r["exporterProblems"].to_string().contains("purple"), "{r:?}");
+    h.api.lock().es[0].health = HealthStatus::Green;
+
+    // failback, webapps off: an unknown status of the recreated region's exporter is not
+    // "still disabled" (not verified, reported), and nothing is disabled on an unknown status
+    let fb = failback_vars();
+    h.api.start_brokers(1, 8);
+    done(h.run("helm", fb.clone(), &[("action", "disable-webapps"), ("region", "surviving")]).await, "helm off");
+    let hdr = [("region", "surviving"), ("expect", "webapps-off")];
+    h.until_verified("verify-profiles", &fb, &hdr).await;
+    h.api.lock().exporters.insert("camundaregion1".into(), unknown.clone());
+    let m = h.mutations();
+    let r = done(h.run("verify-profiles", fb.clone(), &hdr).await, "profiles");
+    assert_eq!(r["verified"], json!(false), "{r:?}");
+    assert_eq!(r["exportersReDisabled"], json!(["camundaregion1"]));
+    assert_eq!(h.mutations(), m, "no mutation on an unknown exporter status");
+    // add-brokers needs the recreated region's exporter ENABLED: unknown is not ENABLED
+    let o = h.run("add-brokers", fb.clone(), &[]).await;
+    assert_eq!(code(&o), "PRECONDITION_FAILED", "{o:?}");
+    assert_eq!(h.mutations(), m);
+}
+
+/// Issue 9.4: a snapshot state this version does not know is neither running nor SUCCESS: the
+/// snapshot is not registered in the recreated region and await-snapshot ends SNAPSHOT_FAILED
+/// for a person (the shard-level STARTED still counts as running).
+#[tokio::test]
+async fn unknown_snapshot_state_is_not_success() {
+    use super::api::{SnapshotInfo, SnapshotState};
+    let h = H::new();
+    failover(&h).await;
+    let v = failback_vars();
+    done(h.run("register-snapshot-repo", v.clone(), &[("region", "surviving")]).await, "repo");
+    h.api.lock().bucket.push(SnapshotInfo {
+        name: "c8dr-failback-2251799813685249".into(),
+        state: SnapshotState::from_wire("STARTED"),
+        shards: super::api::ShardCounts { total: 3, failed: 0, successful: 0 },
+    });
+    let r = done(h.run("await-snapshot", v.clone(), &[]).await, "started");
+    assert_eq!((r["verified"].clone(), r["snapshotState"].clone()), (json!(false), json!("STARTED")));
+    h.api.lock().bucket[0].state = SnapshotState::from_wire("ABORTED");
+    let m = h.mutations();
+    assert_eq!(code(&h.run("register-snapshot-repo", v.clone(), &[("region", "recreated")]).await), "SNAPSHOT_MISSING");
+    let o = h.run("await-snapshot", v.clone(), &[]).await;
+    assert_eq!(code(&o), "SNAPSHOT_FAILED", "{o:?}");
+    assert_eq!(h.mutations(), m);
 }

@@ -1,6 +1,6 @@
 //! Checks used in verification loops: verify-topology and verify-exporters. They always
 //! complete with `verified: bool` (the process waits and loops).
-use super::api::ExporterStatus;
+use super::api::{ExporterStatus, ExporterStatusKind, HealthStatus};
 use super::exporters::{self, EnableStep};
 use super::{StepEnv, StepOutcome, StepResult, plan, regions, validate, vars};
 use serde_json::{Value, json};
@@ -53,24 +53,34 @@ pub fn exporter_problems(
 ) -> Vec<String> {
     let status = |id: &str| list.iter().find(|e| e.exporter_id == id).map(|e| e.status.clone());
     let mut problems = Vec::new();
-    let mut want = |id: String, wanted: &str, required: bool| match status(&id) {
+    // an unknown status never equals the wanted one: it is a problem, never "verified"
+    let mut want = |id: String, wanted: ExporterStatusKind, required: bool| match status(&id) {
         Some(s) if s == wanted => {}
         Some(s) => problems.push(format!("exporter {id} is {s}, expected {wanted}")),
         None if required => problems.push(format!("exporter {id} is absent, expected {wanted}")),
         None => {}
     };
     use crate::region_api::{exporter_id, legacy_exporter_id};
-    want(exporter_id(target, surviving), "ENABLED", true);
+    want(exporter_id(target, surviving), ExporterStatusKind::Enabled, true);
     if expect_full {
-        want(exporter_id(target, other), "ENABLED", true);
+        want(exporter_id(target, other), ExporterStatusKind::Enabled, true);
         // seed failback step 5: an 8.7-migrated installation (Optimize) keeps its legacy pair
-        if status(&legacy_exporter_id(target, surviving)).as_deref() == Some("ENABLED") {
-            want(legacy_exporter_id(target, other), "ENABLED", true);
+        match status(&legacy_exporter_id(target, surviving)) {
+            Some(ExporterStatusKind::Enabled) => {
+                want(legacy_exporter_id(target, other), ExporterStatusKind::Enabled, true);
+            }
+            // unknown: c8dr cannot tell whether the legacy pair must be enabled
+            Some(ExporterStatusKind::Unknown(s)) => problems.push(format!(
+                "exporter {} is {s}, a status c8dr does not know: cannot tell whether the legacy exporter {} must be enabled",
+                legacy_exporter_id(target, surviving),
+                legacy_exporter_id(target, other)
+            )),
+            _ => {}
         }
     } else {
         // guards docs/target-apis.md §6.11: CONFIG_NOT_FOUND or ENABLED after a restart is not disabled
-        want(exporter_id(target, other), "DISABLED", true);
-        want(legacy_exporter_id(target, other), "DISABLED", false);
+        want(exporter_id(target, other), ExporterStatusKind::Disabled, true);
+        want(legacy_exporter_id(target, other), ExporterStatusKind::Disabled, false);
     }
     problems
 }
@@ -96,7 +106,7 @@ pub async fn verify_exporters(env: &StepEnv<'_>) -> StepResult {
     if full && let Some(recreated) = validate::optional_region(&env.input.variables, "recreatedRegion")? {
         let list = env.api.exporters(surviving).await?;
         let main = crate::region_api::exporter_id(env.target, recreated);
-        let main_enabled = list.iter().any(|e| e.exporter_id == main && e.status == "ENABLED");
+        let main_enabled = list.iter().any(|e| e.exporter_id == main && e.status == ExporterStatusKind::Enabled);
         if main_enabled && exporters::failback_pairs(env.target, &list, surviving, recreated).len() > 1 {
             let snapshot = match env.var("snapshotName") {
                 Some(_) => Some(validate::snapshot_name(&env.input.variables, "snapshotName")?),
@@ -115,10 +125,15 @@ pub async fn verify_exporters(env: &StepEnv<'_>) -> StepResult {
     // write: its Elasticsearch answers and is not red; its Camunda document count is reported
     // so successive checks (and the operator) see new data arriving
     let health = env.api.health(surviving).await?;
-    if health.status == "red" {
-        problems.push(format!(
+    match &health.status {
+        HealthStatus::Green | HealthStatus::Yellow => {}
+        HealthStatus::Red => problems.push(format!(
             "Elasticsearch of the surviving region {surviving} is red: the surviving exporter cannot write"
-        ));
+        )),
+        // unknown is never "can write"
+        HealthStatus::Unknown(s) => problems.push(format!(
+            "Elasticsearch of the surviving region {surviving} reports health {s:?}, which c8dr does not know: the surviving exporter may not be able to write"
+        )),
     }
     let docs: u64 = env
         .api
@@ -146,7 +161,7 @@ mod tests {
     use super::*;
 
     fn ex(id: &str, s: &str) -> ExporterStatus {
-        ExporterStatus { exporter_id: id.into(), status: s.into() }
+        ExporterStatus { exporter_id: id.into(), status: ExporterStatusKind::from_wire(s) }
     }
 
     #[test]
@@ -182,5 +197,24 @@ mod tests {
             [main.to_vec(), vec![ex("elasticsearchregion0", "DISABLED"), ex("elasticsearchregion1", "DISABLED")]]
                 .concat();
         assert!(p(&unused, true).is_empty(), "legacy exporters not in use");
+    }
+
+    /// Issue 9.4: a status this version does not know is never the wanted one.
+    #[test]
+    fn unknown_exporter_statuses_are_problems() {
+        let target = crate::procedure::regions::tests_support::target();
+        let p = |l: &[ExporterStatus], full| exporter_problems(l, &target, 0, 1, full);
+        // failover: the lost region's exporter in an unknown state is not DISABLED
+        assert_eq!(
+            p(&[ex("camundaregion0", "ENABLED"), ex("camundaregion1", "DISABLED_SOMEHOW")], false),
+            vec!["exporter camundaregion1 is DISABLED_SOMEHOW, expected DISABLED"]
+        );
+        // the surviving exporter in an unknown state is not ENABLED
+        assert_eq!(p(&[ex("camundaregion0", "RUNNING"), ex("camundaregion1", "DISABLED")], false).len(), 1);
+        // full: an unknown surviving legacy exporter cannot tell whether the legacy pair is in use
+        let l = [ex("camundaregion0", "ENABLED"), ex("camundaregion1", "ENABLED"), ex("elasticsearchregion0", "NEW")];
+        let problems = p(&l, true);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("elasticsearchregion0 is NEW"), "{problems:?}");
     }
 }

@@ -3,9 +3,6 @@ pub mod auth;
 pub mod backoff;
 pub mod client;
 pub mod error;
-/// An in-process gateway double for benchmarks and tests (not part of the production worker).
-#[cfg(feature = "rehearsal")]
-pub mod fake_gateway;
 pub mod job;
 pub mod model;
 pub mod worker;

@@ -376,6 +376,11 @@ impl EngineHandle {
         }
     }
 
+    /// The job types of the open `StreamActivatedJobs` streams, one entry per stream.
+    pub fn job_streams(&self) -> Vec<String> {
+        self.read(|s| s.streams.iter().map(|x| x.job_type.clone()).collect())
+    }
+
     /// Deploys BPMN (.bpmn/.xml) and form (.form) resources atomically.
     pub fn deploy(&self, resources: Vec<(String, Vec<u8>)>) -> Result<Vec<DeployedProcessView>, EngineError> {
         let d = self.with(|s| s.deploy(&resources))?;

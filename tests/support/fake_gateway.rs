@@ -1,7 +1,8 @@
 //! A minimal in-memory Zeebe gateway: a **test double** for the worker runtime, the client and
-//! the activation benchmark. It is not an engine (no BPMN, no job timeouts): tests enqueue jobs
-//! and read back what the worker sent. The rehearsal engine (src/rehearsal/engine) is the
-//! full simulation.
+//! the CLI tests (test support, not part of the library; include it with
+//! `#[path = "support/fake_gateway.rs"] mod fake_gateway;`). It is not an engine (no BPMN, no
+//! job timeouts): tests enqueue jobs and read back what the worker sent. The rehearsal engine
+//! (src/rehearsal/engine) is the full simulation; `c8dr bench activation` runs against it.
 //!
 //! - [`FakeGateway::enqueue`] makes a job available: it is pushed to an open
 //!   StreamActivatedJobs stream of its type when there is one, otherwise queued for
@@ -10,8 +11,11 @@
 //! - [`FakeGateway::fail_next`] makes the next N calls of some RPCs answer with a gRPC code.
 //! - [`FakeGateway::accept_authorizations`] makes every call require one of the given
 //!   `authorization` metadata values (UNAUTHENTICATED otherwise).
-use crate::gateway_protocol as pb;
-use crate::gateway_protocol::gateway_server::{Gateway, GatewayServer};
+// each test crate uses a part of it
+#![allow(dead_code)]
+
+use c8dr::gateway_protocol as pb;
+use c8dr::gateway_protocol::gateway_server::{Gateway, GatewayServer};
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
