@@ -275,9 +275,10 @@ impl StepEnv<'_> {
         let at = record::now();
         let message = journal::scrub(message);
         record.outcome = Some(record::CallOutcome { status: status.to_string(), message: message.clone(), at: at.clone() });
-        // the audit copy first: a journal that cannot be written fails the step like before
-        self.journal_call(record.region, &record.action, &record.request, status, &message)?;
+        // the record first: it is what the next attempt decides from; then the audit copy (a
+        // journal that cannot be written still fails the step, whose retry finds the record)
         self.set_record(&fact, &record).await?;
+        self.journal_call(record.region, &record.action, &record.request, status, &message)?;
         Ok(at)
     }
 
