@@ -92,7 +92,11 @@ impl GatewayRecorder {
 }
 
 impl InstanceRecorder for GatewayRecorder {
-    fn record(&self, element_instance_key: i64, variables: Map<String, Value>) -> BoxFuture<'_, Result<(), RecordError>> {
+    fn record(
+        &self,
+        element_instance_key: i64,
+        variables: Map<String, Value>,
+    ) -> BoxFuture<'_, Result<(), RecordError>> {
         Box::pin(async move {
             self.client
                 .set_variables(element_instance_key, &variables, false)
@@ -683,31 +687,29 @@ mod tests {
         std::fs::write(&path, "").unwrap();
         let journal = Journal::new(&path);
         let env_input = input("pause-exporting");
-        let env =
-            StepEnv {
-                input: &env_input,
-                target: &target,
-                api: &api,
-                platform: &plat,
-                drill: &plat,
-                journal: &journal,
-                recorder: &recorder,
-            };
+        let env = StepEnv {
+            input: &env_input,
+            target: &target,
+            api: &api,
+            platform: &plat,
+            drill: &plat,
+            journal: &journal,
+            recorder: &recorder,
+        };
         assert!(matches!(run_step(&env).await, StepOutcome::Done { .. }));
         assert_eq!(api.mutations(), 2);
         // moved away while the worker runs: nothing decided, nothing written anywhere
         std::fs::rename(&path, dir.path().join("moved.jsonl")).unwrap();
         let env_input = input("resume-exporting");
-        let env =
-            StepEnv {
-                input: &env_input,
-                target: &target,
-                api: &api,
-                platform: &plat,
-                drill: &plat,
-                journal: &journal,
-                recorder: &recorder,
-            };
+        let env = StepEnv {
+            input: &env_input,
+            target: &target,
+            api: &api,
+            platform: &plat,
+            drill: &plat,
+            journal: &journal,
+            recorder: &recorder,
+        };
         match run_step(&env).await {
             StepOutcome::Retry { message } => assert!(message.contains("moved"), "{message}"),
             other => panic!("called without an audit copy: {other:?}"),

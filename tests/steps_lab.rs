@@ -3,9 +3,9 @@
 //! twice (a crash between act and complete) mutating once, and the end state is the restored
 //! dual-region installation. Plus bad input, unknown targets and injected faults.
 #![cfg(feature = "rehearsal")] // needs the simulator (lab, engine or fake gateway)
-use c8dr::procedure::record::MemoryRecorder;
 use c8dr::config::{Config, TargetConfig};
 use c8dr::jobs::{self, StepContext};
+use c8dr::procedure::record::MemoryRecorder;
 use c8dr::rehearsal::lab::{FaultConfig, Lab, LabDurations, LabHandle, LabOptions};
 use c8dr::zeebe::{Job, JobOutcome};
 use serde_json::{Map, Value, json};

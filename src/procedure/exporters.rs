@@ -69,9 +69,7 @@ pub async fn disable_exporters(env: &StepEnv<'_>) -> StepResult {
 /// before every call, so the absence is knowledge).
 fn enabled_by_this_instance(env: &StepEnv<'_>, id: &str) -> Result<bool, StepOutcome> {
     let fact = super::mutation_fact(0, &super::api::Mutation::DisableExporter { exporter_id: id.to_string() });
-    Ok(env
-        .recorded(&fact)?
-        .is_some_and(|r| r.action == "enable-exporter" && r.possibly_applied()))
+    Ok(env.recorded(&fact)?.is_some_and(|r| r.action == "enable-exporter" && r.possibly_applied()))
 }
 
 /// Exporters of `region` (as seen from `surviving`) that were disabled by the failover but are

@@ -76,9 +76,7 @@ pub fn paused_by_this_instance(env: &StepEnv<'_>, region: u8) -> Result<bool, St
 /// `Some(true)`: the last call recorded is a successful pause; `Some(false)`: a successful
 /// resume; `None`: nothing, or its outcome is not known to be a success.
 fn last_state(env: &StepEnv<'_>, region: u8) -> Result<Option<bool>, StepOutcome> {
-    Ok(last_call(env, region)?
-        .filter(|r| r.succeeded())
-        .map(|r| r.action == Mutation::PauseExporting.action()))
+    Ok(last_call(env, region)?.filter(|r| r.succeeded()).map(|r| r.action == Mutation::PauseExporting.action()))
 }
 
 pub async fn pause_exporting(env: &StepEnv<'_>) -> StepResult {

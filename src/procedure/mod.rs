@@ -274,7 +274,8 @@ impl StepEnv<'_> {
         let Intent { fact, mut record } = intent;
         let at = record::now();
         let message = journal::scrub(message);
-        record.outcome = Some(record::CallOutcome { status: status.to_string(), message: message.clone(), at: at.clone() });
+        record.outcome =
+            Some(record::CallOutcome { status: status.to_string(), message: message.clone(), at: at.clone() });
         // the record first: it is what the next attempt decides from; then the audit copy (a
         // journal that cannot be written still fails the step, whose retry finds the record)
         self.set_record(&fact, &record).await?;

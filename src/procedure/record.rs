@@ -23,7 +23,9 @@ pub const RECORD_PREFIX: &str = "c8drCall_";
 
 /// The intent or outcome could not be set on the process instance.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("cannot record the call on the process instance (SetVariables on element instance {element_instance_key}): {message}")]
+#[error(
+    "cannot record the call on the process instance (SetVariables on element instance {element_instance_key}): {message}"
+)]
 pub struct RecordError {
     pub element_instance_key: i64,
     pub message: String,
@@ -175,9 +177,9 @@ pub fn find(variables: &Map<String, Value>, fact: &str) -> Result<Option<CallRec
     let name = variable_name(fact);
     match variables.get(&name) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => serde_json::from_value(v.clone())
-            .map(Some)
-            .map_err(|e| format!("variable `{name}` is not a call record written by c8dr ({e}): remove it or restore it")),
+        Some(v) => serde_json::from_value(v.clone()).map(Some).map_err(|e| {
+            format!("variable `{name}` is not a call record written by c8dr ({e}): remove it or restore it")
+        }),
     }
 }
 

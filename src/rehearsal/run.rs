@@ -878,9 +878,8 @@ impl WorkerSupervisor {
                 KillPoint::AfterIntent => "between recording its intent and its call",
             };
             if self.replicas.len() == 1 {
-                progress.line(&format!(
-                    "worker killed in {job_type} {when} (before completing); starting a new worker"
-                ));
+                progress
+                    .line(&format!("worker killed in {job_type} {when} (before completing); starting a new worker"));
                 self.restarts += 1;
                 self.spawn(i)?;
             } else {
