@@ -462,6 +462,7 @@ pub async fn handle(ctx: &StepContext, job: Job) -> JobOutcome {
         drill: handles.region_control.as_ref(),
         journal: &ctx.journal,
         recorder: ctx.recorder.as_ref(),
+        written: Default::default(),
     };
     let outcome = run_step_watching(&env, ctx.watch()).instrument(span).await;
     match &outcome {
@@ -675,7 +676,16 @@ mod tests {
         let run = |input: StepInput| {
             let (api, plat, target, journal, recorder) = (&api, &plat, &target, &journal, &recorder);
             async move {
-                let env = StepEnv { input: &input, target, api, platform: plat, drill: plat, journal, recorder };
+                let env = StepEnv {
+                    input: &input,
+                    target,
+                    api,
+                    platform: plat,
+                    drill: plat,
+                    journal,
+                    recorder,
+                    written: Default::default(),
+                };
                 run_step(&env).await
             }
         };
@@ -695,6 +705,7 @@ mod tests {
             drill: &plat,
             journal: &journal,
             recorder: &recorder,
+            written: Default::default(),
         };
         assert!(matches!(run_step(&env).await, StepOutcome::Done { .. }));
         assert_eq!(api.mutations(), 2);
@@ -709,6 +720,7 @@ mod tests {
             drill: &plat,
             journal: &journal,
             recorder: &recorder,
+            written: Default::default(),
         };
         match run_step(&env).await {
             StepOutcome::Retry { message } => assert!(message.contains("moved"), "{message}"),

@@ -145,6 +145,7 @@ mod tests {
             drill: &NoRegionControl,
             journal: &Journal::new(dir.path().join("j.jsonl")),
             recorder: &crate::procedure::record::NoRecorder,
+            written: Default::default(),
         };
         match approval_guard(&env) {
             Ok(StepOutcome::Verdict { deny }) => deny,

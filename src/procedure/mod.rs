@@ -150,6 +150,9 @@ pub struct StepEnv<'a> {
     pub journal: &'a Journal,
     /// Where intents and outcomes of mutating calls are recorded (the process instance).
     pub recorder: &'a dyn record::InstanceRecorder,
+    /// The records this job set so far: the job's variables are a snapshot taken at its
+    /// activation, and a check observed again within one attempt ([`Watch`]) must see them.
+    pub written: record::Written,
 }
 
 /// A recorded intent, waiting for its outcome ([`StepEnv::record_outcome`]).
@@ -236,6 +239,9 @@ impl StepEnv<'_> {
     /// The record of `fact` as activated with this job (`None`: this instance never announced
     /// such a call). A variable that is not a record fails the job: nothing is decided from it.
     pub fn recorded(&self, fact: &str) -> Result<Option<record::CallRecord>, StepOutcome> {
+        if let Some(r) = self.written.get(fact) {
+            return Ok(Some(r));
+        }
         record::find(&self.input.variables, fact).map_err(StepOutcome::retry)
     }
 
@@ -297,7 +303,12 @@ impl StepEnv<'_> {
         let value = serde_json::to_value(record).map_err(|e| StepOutcome::retry(e.to_string()))?;
         let mut vars = Map::new();
         vars.insert(record::variable_name(fact), value);
-        self.recorder.record(self.input.element_instance_key, vars).await.map_err(|e| StepOutcome::retry(e.to_string()))
+        self.recorder
+            .record(self.input.element_instance_key, vars)
+            .await
+            .map_err(|e| StepOutcome::retry(e.to_string()))?;
+        self.written.insert(fact, record.clone());
+        Ok(())
     }
 
     /// Journals a record that is not a mutating call (an accepted override): audit only.

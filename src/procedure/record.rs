@@ -107,6 +107,19 @@ pub const NOT_MADE: &str = "not-made";
 /// Outcome status of an announced call a person is asked to make (manual platform).
 pub const MANUAL: &str = "manual";
 
+/// The records one job set, by fact (see `StepEnv::written`).
+#[derive(Debug, Default)]
+pub struct Written(std::sync::Mutex<std::collections::HashMap<String, CallRecord>>);
+
+impl Written {
+    pub fn get(&self, fact: &str) -> Option<CallRecord> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).get(fact).cloned()
+    }
+    pub fn insert(&self, fact: &str, record: CallRecord) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(fact.to_string(), record);
+    }
+}
+
 /// The outcome of a recorded call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

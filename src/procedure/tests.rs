@@ -59,6 +59,7 @@ impl H {
             drill: &self.plat,
             journal: &self.journal,
             recorder: &self.rec,
+            written: Default::default(),
         };
         run_step(&env).await
     }
@@ -1135,4 +1136,38 @@ async fn await_brokers_visible_lists_stuck_recreated_brokers() {
     h.plat.manual.store(true, std::sync::atomic::Ordering::SeqCst);
     let r = done(h.run("await-brokers-visible", failback_vars(), &[]).await, "manual");
     assert_eq!(r["stuckBrokers"], json!([]));
+}
+
+/// Issue 9.7: a job's variables are a snapshot taken at its activation; a check observed again
+/// within the same attempt (the watch) must still see the records this job set, or it would
+/// take its own enable for a foreign one and undo it (found by the legacy-exporter rehearsal:
+/// verify-exporters enabled the legacy exporter, then disabled and enabled it again).
+#[tokio::test]
+async fn a_record_set_by_this_job_is_seen_by_its_later_observations() {
+    let h = H::new();
+    let input = StepInput {
+        target_name: "lab".into(),
+        step: "c8dr.verify-exporters".into(),
+        element_instance_key: 7,
+        ..Default::default()
+    };
+    let env = StepEnv {
+        input: &input,
+        target: &h.target,
+        api: &h.api,
+        platform: &h.plat,
+        drill: &h.plat,
+        journal: &h.journal,
+        recorder: &h.rec,
+        written: Default::default(),
+    };
+    let fact = "exporter-elasticsearchregion1";
+    assert_eq!(env.recorded(fact).unwrap(), None);
+    let intent = env.record_intent(fact, 0, "enable-exporter", "POST x", None).await.unwrap();
+    assert!(env.recorded(fact).unwrap().is_some_and(|r| r.unknown()));
+    env.record_outcome(intent, "ok", "accepted").await.unwrap();
+    let r = env.recorded(fact).unwrap().expect("seen within the job");
+    assert!(r.succeeded() && r.action == "enable-exporter");
+    assert!(!input.variables.contains_key(&super::record::variable_name(fact)), "the snapshot is unchanged");
+    assert!(h.rec.variables().contains_key(&super::record::variable_name(fact)), "and it is on the instance");
 }
