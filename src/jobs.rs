@@ -11,6 +11,7 @@ use crate::procedure::api::{
     PlannedChange, RecoveryInfo, RepositoryView, SnapshotInfo, TargetApi, TopologyView,
 };
 use crate::procedure::journal::{EntryKind, Journal, JournalEntry, scrub};
+use crate::procedure::record::{InstanceRecorder, NoRecorder, RecordError};
 use crate::procedure::{StepEnv, StepInput, StepOutcome, Watch, run_step_watching};
 use crate::region_api::Target;
 use crate::zeebe::{Job, JobOutcome};
@@ -74,6 +75,36 @@ pub struct StepContext {
     connector: Box<Connector>,
     platforms: Box<PlatformFactory>,
     targets: Mutex<HashMap<String, Arc<TargetHandles>>>,
+    recorder: Arc<dyn InstanceRecorder>,
+}
+
+/// Records call intents and outcomes on the process instance through the gateway:
+/// SetVariables on the job's element instance, propagated (`local = false`), so the variables
+/// land at the process instance unless a scope on the way already has them (docs/jobs.md).
+pub struct GatewayRecorder {
+    client: crate::zeebe::GatewayClient,
+}
+
+impl GatewayRecorder {
+    pub fn new(client: crate::zeebe::GatewayClient) -> Self {
+        Self { client }
+    }
+}
+
+impl InstanceRecorder for GatewayRecorder {
+    fn record(
+        &self,
+        element_instance_key: i64,
+        variables: Map<String, Value>,
+    ) -> BoxFuture<'_, Result<(), RecordError>> {
+        Box::pin(async move {
+            self.client
+                .set_variables(element_instance_key, &variables, false)
+                .await
+                .map(|_| ())
+                .map_err(|e| RecordError { element_instance_key, message: scrub(&e.to_string()) })
+        })
+    }
 }
 
 /// The real clients of a target, their reads retried in place after `read_pause`.
@@ -199,7 +230,15 @@ impl StepContext {
             connector,
             platforms: Box::new(platform::connect),
             targets: Mutex::new(HashMap::new()),
+            recorder: Arc::new(NoRecorder),
         }
+    }
+
+    /// The same context recording call intents and outcomes through `recorder` (the worker's:
+    /// [`GatewayRecorder`]). Without one, every mutating step fails before it calls (fail closed).
+    pub fn with_recorder(mut self, recorder: Arc<dyn InstanceRecorder>) -> Self {
+        self.recorder = recorder;
+        self
     }
 
     /// The same context with another platform (Helm, Kubernetes, region control): a simulation
@@ -257,6 +296,7 @@ fn input_of(ctx: &StepContext, job: Job, target_name: String) -> StepInput {
         job_key: job.key,
         worker: if job.worker.is_empty() { ctx.worker_name.clone() } else { job.worker },
         element_id: job.element_id,
+        element_instance_key: job.element_instance_key,
     }
 }
 
@@ -421,6 +461,8 @@ pub async fn handle(ctx: &StepContext, job: Job) -> JobOutcome {
         platform: handles.platform.as_ref(),
         drill: handles.region_control.as_ref(),
         journal: &ctx.journal,
+        recorder: ctx.recorder.as_ref(),
+        written: Default::default(),
     };
     let outcome = run_step_watching(&env, ctx.watch()).instrument(span).await;
     match &outcome {
@@ -601,12 +643,12 @@ mod tests {
         assert!(!RetryingReads::retry_in_place(&ApiError::new(ApiErrorKind::Rejected, Some(400), "bad")));
     }
 
-    /// Steps never decide from a journal that cannot be trusted: a damaged line that may be this
-    /// instance's mutating call, or a journal moved away while the worker runs, fail the job with
-    /// the reason and nothing is mutated. (Before: the damaged line was skipped, so resume-exporting
-    /// saw no resume and resumed again; the moved journal read as empty.)
+    /// Issue 9.7: steps decide from the call records on the process instance; the journal is an
+    /// audit copy. A damaged line claiming a resume changes no decision (the records say
+    /// nothing was resumed: the resume is made); a journal moved away while the worker runs
+    /// cannot take the audit copy, so the job fails before any call and nothing is mutated.
     #[tokio::test]
-    async fn steps_do_not_decide_from_a_damaged_or_moved_journal() {
+    async fn steps_decide_from_the_records_and_a_moved_journal_stops_the_call() {
         use crate::procedure::fake::{FakePlatform, FakeTarget};
         use crate::procedure::{StepEnv, StepInput, run_step};
         let dir = tempfile::tempdir().unwrap();
@@ -620,6 +662,7 @@ mod tests {
         let api = FakeTarget::healthy(8, 8, 4);
         let plat = FakePlatform::running();
         let target = crate::procedure::regions::tests_support::target();
+        let recorder = crate::procedure::record::MemoryRecorder::default();
         let input = |step: &str| StepInput {
             target_name: "lab".into(),
             step: format!("c8dr.{step}"),
@@ -631,36 +674,59 @@ mod tests {
             ..Default::default()
         };
         let run = |input: StepInput| {
-            let (api, plat, target, journal) = (&api, &plat, &target, &journal);
+            let (api, plat, target, journal, recorder) = (&api, &plat, &target, &journal, &recorder);
             async move {
-                let env = StepEnv { input: &input, target, api, platform: plat, drill: plat, journal };
+                let env = StepEnv {
+                    input: &input,
+                    target,
+                    api,
+                    platform: plat,
+                    drill: plat,
+                    journal,
+                    recorder,
+                    written: Default::default(),
+                };
                 run_step(&env).await
             }
         };
         match run(input("resume-exporting")).await {
-            StepOutcome::Retry { message } => assert!(message.contains("damaged"), "{message}"),
-            other => panic!("decided from a damaged journal: {other:?}"),
+            StepOutcome::Done { already_done: false, .. } => {}
+            other => panic!("the damaged journal line decided: {other:?}"),
         }
-        assert_eq!(api.mutations(), 0);
-
-        // the damaged line is fixed by a person: now the journal is trusted and the step acts
+        assert_eq!(api.mutations(), 1);
         std::fs::write(&path, "").unwrap();
         let journal = Journal::new(&path);
         let env_input = input("pause-exporting");
-        let env =
-            StepEnv { input: &env_input, target: &target, api: &api, platform: &plat, drill: &plat, journal: &journal };
+        let env = StepEnv {
+            input: &env_input,
+            target: &target,
+            api: &api,
+            platform: &plat,
+            drill: &plat,
+            journal: &journal,
+            recorder: &recorder,
+            written: Default::default(),
+        };
         assert!(matches!(run_step(&env).await, StepOutcome::Done { .. }));
-        assert_eq!(api.mutations(), 1);
+        assert_eq!(api.mutations(), 2);
         // moved away while the worker runs: nothing decided, nothing written anywhere
         std::fs::rename(&path, dir.path().join("moved.jsonl")).unwrap();
         let env_input = input("resume-exporting");
-        let env =
-            StepEnv { input: &env_input, target: &target, api: &api, platform: &plat, drill: &plat, journal: &journal };
+        let env = StepEnv {
+            input: &env_input,
+            target: &target,
+            api: &api,
+            platform: &plat,
+            drill: &plat,
+            journal: &journal,
+            recorder: &recorder,
+            written: Default::default(),
+        };
         match run_step(&env).await {
             StepOutcome::Retry { message } => assert!(message.contains("moved"), "{message}"),
-            other => panic!("decided from a moved journal: {other:?}"),
+            other => panic!("called without an audit copy: {other:?}"),
         }
-        assert_eq!(api.mutations(), 1);
+        assert_eq!(api.mutations(), 2);
         assert!(!path.exists());
     }
 

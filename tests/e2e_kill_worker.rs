@@ -72,7 +72,7 @@ macro_rules! kill_tests {
             let covered = [$($job),*];
             // drill job types are covered by drill_kill_tests; c8dr.notify only runs on reminders
             // c8dr.restart-stuck-brokers only runs when brokers are stuck, which the lab does not
-            // simulate: its crash-retry is procedure::tests::the_journal_prevents_a_second_restart_of_a_pod_after_a_crash
+            // simulate: its crash-retry is procedure::tests::the_instance_record_prevents_a_second_restart_of_a_pod_after_a_crash
             let drill_only = [
                 "c8dr.drill-guard",
                 "c8dr.drill-canaries",

@@ -5,6 +5,7 @@
 #![cfg(feature = "rehearsal")] // needs the simulator (lab, engine or fake gateway)
 use c8dr::config::{Config, TargetConfig};
 use c8dr::jobs::{self, StepContext};
+use c8dr::procedure::record::MemoryRecorder;
 use c8dr::rehearsal::lab::{FaultConfig, Lab, LabDurations, LabHandle, LabOptions};
 use c8dr::zeebe::{Job, JobOutcome};
 use serde_json::{Map, Value, json};
@@ -16,6 +17,8 @@ const PIK: i64 = 2251799813685300;
 struct T {
     lab: LabHandle,
     ctx: StepContext,
+    /// The process instance's call records, merged into every job as the engine would.
+    rec: Arc<MemoryRecorder>,
     _dir: tempfile::TempDir,
 }
 
@@ -34,7 +37,9 @@ async fn setup(options: LabOptions) -> T {
     config.targets.insert("lab".into(), target);
     let ctx =
         StepContext::new(Arc::new(config)).with_platforms(c8dr::rehearsal::lab_platform::factory(lab.control_url()));
-    T { lab, ctx, _dir: dir }
+    let rec = Arc::new(MemoryRecorder::default());
+    let ctx = ctx.with_recorder(rec.clone());
+    T { lab, ctx, rec, _dir: dir }
 }
 
 async fn fast_lab() -> T {
@@ -63,7 +68,11 @@ fn job(step: &str, vars: &Value, headers: &[(&str, &str)]) -> Job {
 
 impl T {
     async fn run(&self, step: &str, vars: &Value, headers: &[(&str, &str)]) -> JobOutcome {
-        jobs::handle(&self.ctx, job(step, vars, headers)).await
+        let mut job = job(step, vars, headers);
+        for (k, v) in self.rec.variables() {
+            job.variables.entry(k).or_insert(v);
+        }
+        jobs::handle(&self.ctx, job).await
     }
 
     fn mutations(&self) -> usize {
@@ -471,7 +480,7 @@ async fn manual_helm_mode_hands_the_command_to_a_person() {
     target.helm.base_values = vec![values.clone()];
     target.helm.region_values = vec![vec![values.clone()], vec![values]];
     config.targets.insert("lab".into(), target);
-    let ctx = StepContext::new(Arc::new(config));
+    let ctx = StepContext::new(Arc::new(config)).with_recorder(Arc::new(MemoryRecorder::default()));
     let fb = json!({"recreatedRegion": 1, "survivingRegion": 0});
     match jobs::handle(&ctx, job("helm", &fb, &[("action", "deploy-recreated"), ("region", "recreated")])).await {
         JobOutcome::BpmnError { code, variables, .. } => {

@@ -1,7 +1,7 @@
 //! `c8dr rehearse`: the lab, the rehearsal engine and the worker in one process on loopback.
 use anyhow::Context;
 use c8dr::rehearsal::lab::{FaultConfig, LabDurations};
-use c8dr::rehearsal::run::{Approver, RehearseOptions, Scenario, rehearse};
+use c8dr::rehearsal::run::{Approver, KillPoint, RehearseOptions, Scenario, rehearse};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -23,9 +23,16 @@ pub struct Args {
     #[arg(long, default_value_t = 8)]
     pub faults_seed: u64,
     /// Kill the worker right after this job type acted (e.g. c8dr.remove-brokers), before it
-    /// completes the job; a new worker takes over.
+    /// completes the job; a new worker takes over (with --workers 2 or more, another replica).
     #[arg(long, value_name = "JOB_TYPE")]
     pub kill_worker_at: Option<String>,
+    /// Where --kill-worker-at kills: after the step acted and recorded its outcome, or between
+    /// recording the intent of its first mutating call and the call.
+    #[arg(long, value_enum, default_value_t = KillPoint::AfterAct)]
+    pub kill_point: KillPoint,
+    /// Worker replicas running against the engine, each with its own journal file.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=8))]
+    pub workers: u16,
     /// Answer user tasks in the terminal instead of approving automatically.
     #[arg(long)]
     pub interactive: bool,
@@ -107,6 +114,8 @@ pub async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode>
             ..FaultConfig::default()
         }),
         kill_worker_at: args.kill_worker_at,
+        kill_point: args.kill_point,
+        workers: usize::from(args.workers),
         legacy_exporters: args.legacy_exporters,
         approver: if args.interactive { Approver::Interactive } else { Approver::Auto },
         bpmn_dir: args.bpmn,

@@ -20,9 +20,14 @@ pub struct Args {}
 
 /// Registers the step handlers: every job type of `c8dr::jobs::JOB_TYPES`, all sharing one
 /// step context (target clients, audit journal at `journal.path`).
-fn register_step_handlers(mut builder: WorkerBuilder, config: &Config) -> WorkerBuilder {
+fn register_step_handlers(
+    mut builder: WorkerBuilder,
+    config: &Config,
+    client: &c8dr::zeebe::GatewayClient,
+) -> WorkerBuilder {
     c8dr::notify::install(config.notifications.clone());
-    let ctx = Arc::new(c8dr::jobs::StepContext::new(Arc::new(config.clone())));
+    let recorder = Arc::new(c8dr::jobs::GatewayRecorder::new(client.clone()));
+    let ctx = Arc::new(c8dr::jobs::StepContext::new(Arc::new(config.clone())).with_recorder(recorder));
     ctx.connect_all();
     for job_type in c8dr::jobs::JOB_TYPES {
         builder = builder.handler(*job_type, c8dr::jobs::handler(ctx.clone()));
@@ -77,7 +82,7 @@ pub async fn run(_args: Args, global: &super::Global) -> anyhow::Result<ExitCode
 
     let builder =
         Worker::builder(client.clone(), config.worker.clone()).metrics(metrics).health(health, TOPOLOGY_INTERVAL);
-    let builder = register_step_handlers(builder, &config);
+    let builder = register_step_handlers(builder, &config, &client);
     tracing::info!(gateway = %client.address(), job_types = ?builder.job_types(), "starting the job worker");
     builder.build().run(shutdown).await?;
     if let Some(task) = endpoint {

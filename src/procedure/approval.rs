@@ -144,6 +144,8 @@ mod tests {
             platform: pf.as_ref(),
             drill: &NoRegionControl,
             journal: &Journal::new(dir.path().join("j.jsonl")),
+            recorder: &crate::procedure::record::NoRecorder,
+            written: Default::default(),
         };
         match approval_guard(&env) {
             Ok(StepOutcome::Verdict { deny }) => deny,

@@ -407,7 +407,7 @@ pub async fn add_brokers(env: &StepEnv<'_>) -> StepResult {
             ));
         }
     }
-    if exporting::paused_by_this_instance(env)? {
+    if exporting::paused_by_this_instance(env, surviving)? {
         return Err(StepOutcome::refused(
             errors::PRECONDITION_FAILED,
             "exporting is paused by this process: resume exporting before adding brokers",

@@ -62,33 +62,51 @@ pub async fn drill_region(env: &StepEnv<'_>) -> StepResult {
     };
     let lost = validate::region(&env.input.variables, "lostRegion")?;
     guard(env)?;
-    // idempotency: a successful call of this instance is in the journal
-    if let Some(prev) = env.journal_calls()?.into_iter().find(|e| e.action == call && e.status == "ok") {
-        let at = prev.time.to_rfc3339_opts(SecondsFormat::Millis, true);
+    // idempotency: the call record of this instance (`c8drCall_drill_<action>_region_r<N>`)
+    let fact = format!("drill-{action}-region-r{lost}");
+    let prior = env.recorded(&fact)?;
+    if let Some(at) = prior.as_ref().filter(|r| r.succeeded()).and_then(|r| r.outcome.as_ref()).map(|o| o.at.clone()) {
+        // the recorded time: a re-run reports the same instant
         return Ok(StepOutcome::already_done(vars([(out_var, json!(at))])));
     }
     // a platform that refuses (namespace not labelled for drills, production marker) is a
     // person's decision, never retried, and nothing was changed
     let refused = |m: String| StepOutcome::refused(errors::DRILL_NOT_ALLOWED, m);
-    if action == "lose" {
+    let announced = prior.as_ref().is_some_and(|r| r.possibly_applied());
+    // a loss is observed before acting; a recreation only when an earlier attempt announced it
+    // (before the loss, "not lost" does not mean "recreated")
+    if action == "lose" || announced {
         match env.drill.is_lost(lost).await {
-            Ok(Some(true)) => return Ok(StepOutcome::already_done(vars([(out_var, json!(now()))]))),
+            Ok(Some(is_lost)) if is_lost == (action == "lose") => {
+                return Ok(StepOutcome::already_done(vars([(out_var, json!(now()))])));
+            }
+            // announced, unknown outcome, and the region cannot say: acting again could lose or
+            // recreate twice; fail the job until the region can be observed
+            Ok(None) if announced => {
+                return Err(StepOutcome::retry(format!(
+                    "an earlier attempt announced `drill {action} region {lost}` without recording its outcome, and the region's state cannot be observed: not acting again blindly"
+                )));
+            }
             Ok(_) => {}
             Err(PlatformError::Refused(m)) => return Err(refused(m)),
             Err(e) => return Err(StepOutcome::retry(e.to_string())),
         }
     }
-    let result = if action == "lose" { env.drill.lose(lost).await } else { env.drill.recreate(lost).await };
     let request = format!("drill {action} region {lost}");
+    let intent = env.record_intent(&fact, lost, call, &request, None).await?;
+    let result = if action == "lose" { env.drill.lose(lost).await } else { env.drill.recreate(lost).await };
     match result {
         Ok(()) => {
-            // the journal entry's own time: a re-run reads it back and reports the same instant
-            let at = env.journal_call_at(lost, call, &request, "ok", &format!("region {lost} {action}"))?;
-            Ok(StepOutcome::done(vars([(out_var, json!(at.to_rfc3339_opts(SecondsFormat::Millis, true)))])))
+            // the recorded time: a re-run reads it back and reports the same instant
+            let at = env.record_outcome(intent, "ok", &format!("region {lost} {action}")).await?;
+            Ok(StepOutcome::done(vars([(out_var, json!(at))])))
         }
-        Err(PlatformError::Refused(m)) => Err(refused(m)),
+        Err(PlatformError::Refused(m)) => {
+            env.record_no_call(intent, super::record::NOT_MADE, &m).await?;
+            Err(refused(m))
+        }
         Err(e) => {
-            env.journal_call(lost, call, &request, "error", &e.to_string())?;
+            env.record_outcome(intent, "error", &e.to_string()).await?;
             Err(StepOutcome::retry(e.to_string()))
         }
     }
@@ -127,6 +145,11 @@ pub async fn drill_canaries(env: &StepEnv<'_>) -> StepResult {
     }
 }
 
+/// The record of creating canary `i` in `region`.
+fn canary_fact(region: u8, i: usize) -> String {
+    format!("canary-r{region}-{i}")
+}
+
 async fn create_canaries(env: &StepEnv<'_>) -> StepResult {
     let lost = validate::region(&env.input.variables, "lostRegion")?;
     let count = validate::int_in(&env.input.variables, "canaryCount", 6, 1, 100)? as usize;
@@ -137,22 +160,33 @@ async fn create_canaries(env: &StepEnv<'_>) -> StepResult {
     {
         return Ok(StepOutcome::already_done(vars([("canaryKeys", json!(a))])));
     }
-    // keys created by earlier attempts of this instance (crash between create and complete)
-    let calls = env.journal_calls()?;
-    let mut keys: Vec<String> = calls
-        .iter()
-        .filter(|e| e.action == "create-process-instance" && e.status == "ok")
-        .filter_map(|e| e.message.strip_prefix("key=").map(str::to_string))
-        .collect();
-    let deployed = calls.iter().any(|e| e.action == "deploy-process" && e.status == "ok");
+    // keys created by earlier attempts of this task (a crash between create and complete), from
+    // their call records `c8drCall_canary_r<N>_<i>`. A canary whose intent has no outcome is
+    // created again: a canary is a throwaway test instance, the check looks only for the keys
+    // recorded, so a second one changes nothing the drill judges.
+    let mut keys: Vec<String> = Vec::new();
+    for i in 0..count {
+        let key = env
+            .recorded(&canary_fact(region, i))?
+            .filter(|r| r.succeeded())
+            .and_then(|r| r.outcome.and_then(|o| o.message.strip_prefix("key=").map(str::to_string)));
+        match key {
+            Some(k) => keys.push(k),
+            None => break,
+        }
+    }
+    let deploy = Mutation::DeployProcess { resource_name: "c8dr-canary.bpmn".into(), xml: CANARY_BPMN.into() };
+    let deployed = env.recorded(&super::mutation_fact(region, &deploy))?.is_some_and(|r| r.succeeded());
     let already = keys.len() >= count;
     if !already && !deployed {
-        let m = Mutation::DeployProcess { resource_name: "c8dr-canary.bpmn".into(), xml: CANARY_BPMN.into() };
-        env.mutate(region, m).await??;
+        // an unknown earlier deployment is deployed again: the engine keeps the same version for
+        // an identical resource
+        env.mutate(region, deploy).await??;
     }
     while keys.len() < count {
+        let fact = canary_fact(region, keys.len());
         match env
-            .mutate(region, Mutation::CreateProcessInstance { bpmn_process_id: CANARY_PROCESS_ID.into() })
+            .mutate_as(&fact, region, Mutation::CreateProcessInstance { bpmn_process_id: CANARY_PROCESS_ID.into() })
             .await??
         {
             MutationResult::Key(k) => keys.push(k),

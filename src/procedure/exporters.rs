@@ -60,14 +60,16 @@ pub async fn disable_exporters(env: &StepEnv<'_>) -> StepResult {
     Ok(change_id_of(answer, "the exporter disable")?.with_var("exportersDone", json!(to_disable.len() == 1)))
 }
 
-/// True when this process instance asked to enable exporter `id` (answered, or possibly applied
-/// with an unreadable answer; a 4xx rejection does not count).
+/// True when this process instance asked to enable exporter `id` and that is the last thing
+/// it did to it (the record `c8drCall_exporter_<id>`, shared by enable and disable): answered,
+/// possibly applied with an unreadable answer, or unknown (intent without outcome: the enable
+/// may have been sent; the exporter's ENABLED state alone cannot tell who enabled it, so the
+/// enable is taken as ours rather than disabling an exporter that may be initialized). A 4xx
+/// rejection does not count. No record: this instance never asked (an intent is recorded
+/// before every call, so the absence is knowledge).
 fn enabled_by_this_instance(env: &StepEnv<'_>, id: &str) -> Result<bool, StepOutcome> {
-    let path = format!("/exporters/{id}/enable");
-    Ok(env
-        .journal_calls()?
-        .iter()
-        .any(|e| e.action == "enable-exporter" && !e.status.starts_with('4') && e.request.contains(&path)))
+    let fact = super::mutation_fact(0, &super::api::Mutation::DisableExporter { exporter_id: id.to_string() });
+    Ok(env.recorded(&fact)?.is_some_and(|r| r.action == "enable-exporter" && r.possibly_applied()))
 }
 
 /// Exporters of `region` (as seen from `surviving`) that were disabled by the failover but are
@@ -95,10 +97,6 @@ pub async fn redisable_flipped(env: &StepEnv<'_>, surviving: u8, region: u8) -> 
         {
             flipped.push(e.exporter_id.clone());
         }
-    }
-    if !flipped.is_empty() {
-        // "this instance never enabled it" must come from a journal that knows this instance
-        env.journal_calls_with_history()?;
     }
     let Some(first) = flipped.iter().find(|id| {
         list.iter().any(|e| {
@@ -176,8 +174,6 @@ pub async fn enable_next(
     for (id, from) in pairs {
         let status = list.iter().find(|e| e.exporter_id == id).map(|e| &e.status);
         if status == Some(&ExporterStatusKind::Enabled) {
-            // "we never enabled it" must come from a journal that knows this instance
-            env.journal_calls_with_history()?;
             if enabled_by_this_instance(env, &id)? {
                 continue;
             }

@@ -1,6 +1,7 @@
 //! pause-exporting / resume-exporting. No status endpoint exists, so idempotency comes from the
-//! audit journal (docs/jobs.md): a successful pause (resume) recorded for the same process
-//! instance after the last resume (pause) makes the step a no-op. The body-status quirk of the
+//! call record on the process instance (docs/jobs.md, `c8drCall_exporting_r<N>`): pause and resume
+//! of a region share one record, so it says what this instance did last; a successful pause
+//! (resume) recorded there makes the step a no-op. The body-status quirk of the
 //! exporting API (HTTP 200 with `status: 500`, docs/target-apis.md §6.8) is judged by the target client
 //! and arrives here as an error, so a failed pause is never journaled as `ok`.
 //!
@@ -55,26 +56,35 @@ async fn no_rollout_in_progress(env: &StepEnv<'_>, surviving: u8, what: &str) ->
     Ok(())
 }
 
-/// The last successful pause/resume of this process instance: `Some(true)` paused.
-fn last_state(env: &StepEnv<'_>) -> Result<Option<bool>, StepOutcome> {
-    let calls = env.journal_calls()?;
-    Ok(calls.iter().rev().filter(|e| e.status == "ok").find_map(|e| match e.action.as_str() {
-        "pause-exporting" => Some(true),
-        "resume-exporting" => Some(false),
-        _ => None,
-    }))
+/// The record of this instance's last pause or resume of exporting in `region`.
+fn last_call(env: &StepEnv<'_>, region: u8) -> Result<Option<super::record::CallRecord>, StepOutcome> {
+    env.recorded(&super::mutation_fact(region, &Mutation::PauseExporting))
 }
 
-/// True when this process instance paused exporting and has not resumed it. A journal without
-/// this instance's history cannot say "not paused": the job fails instead.
-pub fn paused_by_this_instance(env: &StepEnv<'_>) -> Result<bool, StepOutcome> {
-    env.journal_calls_with_history()?;
-    Ok(last_state(env)? == Some(true))
+/// True when this process instance may have paused exporting in `region` and has not resumed
+/// it for sure: the last call recorded is a pause that was not rejected (succeeded, failed with
+/// an unreadable answer, or unknown), or a resume that did not succeed. No record: this instance
+/// never paused (an intent is recorded before every call, so absence is knowledge).
+pub fn paused_by_this_instance(env: &StepEnv<'_>, region: u8) -> Result<bool, StepOutcome> {
+    Ok(match last_call(env, region)? {
+        None => false,
+        Some(r) if r.action == Mutation::PauseExporting.action() => r.possibly_applied(),
+        Some(r) => !r.succeeded(),
+    })
+}
+
+/// `Some(true)`: the last call recorded is a successful pause; `Some(false)`: a successful
+/// resume; `None`: nothing, or its outcome is not known to be a success.
+fn last_state(env: &StepEnv<'_>, region: u8) -> Result<Option<bool>, StepOutcome> {
+    Ok(last_call(env, region)?.filter(|r| r.succeeded()).map(|r| r.action == Mutation::PauseExporting.action()))
 }
 
 pub async fn pause_exporting(env: &StepEnv<'_>) -> StepResult {
     let surviving = regions::surviving(env)?;
-    if last_state(env)? == Some(true) {
+    // an intent without outcome (a crash between record and answer) cannot be settled by
+    // observing: there is no status endpoint. Pausing again is the safe choice: on 8.8 a pause of
+    // a paused partition is acknowledged and changes nothing.
+    if last_state(env, surviving)? == Some(true) {
         return Ok(StepOutcome::already_done(vars([("exportingPaused", json!(true))])));
     }
     no_rollout_in_progress(env, surviving, "paused").await?;
@@ -85,7 +95,9 @@ pub async fn pause_exporting(env: &StepEnv<'_>) -> StepResult {
 
 pub async fn resume_exporting(env: &StepEnv<'_>) -> StepResult {
     let surviving = regions::surviving(env)?;
-    if last_state(env)? == Some(false) {
+    // unknown outcome: resuming again is harmless (a running exporter stays running) and the
+    // only safe choice, exporting must not stay paused
+    if last_state(env, surviving)? == Some(false) {
         return Ok(StepOutcome::already_done(vars([("exportingPaused", json!(false))])));
     }
     no_rollout_in_progress(env, surviving, "resumed").await?;

@@ -4,8 +4,11 @@
 //! Every step is a reconciler (DESIGN §3): validate inputs (INVALID_INPUT before any call),
 //! observe, decide (already done / precondition violated / act), act once, complete. Steps never
 //! sleep; only a verification check is observed again, for a bounded window, by
-//! [`run_step_watching`]. Every mutating call goes through [`StepEnv::mutate`] (or [`StepEnv::journal_call`] for
-//! platform calls), which writes it to the audit journal.
+//! [`run_step_watching`]. Every mutating call goes through [`StepEnv::mutate`] (or
+//! [`StepEnv::record_intent`] / [`StepEnv::record_outcome`] for platform calls), which records its
+//! intent on the process instance before the call and its outcome after it (see [`record`]), and
+//! writes it to the audit journal. Steps decide from those records (as activated with the job)
+//! and the target's state, never from the journal.
 pub mod adapter;
 pub mod api;
 pub mod approval;
@@ -18,6 +21,7 @@ pub mod exporting;
 pub mod journal;
 pub mod plan;
 pub mod platform;
+pub mod record;
 pub mod regions;
 pub mod report;
 pub mod snapshot;
@@ -132,6 +136,8 @@ pub struct StepInput {
     pub job_key: i64,
     pub worker: String,
     pub element_id: String,
+    /// The task's element instance: the scope the call records are set from.
+    pub element_instance_key: i64,
 }
 
 /// Everything a step may use. Built by `jobs.rs` per job.
@@ -142,6 +148,43 @@ pub struct StepEnv<'a> {
     pub platform: &'a dyn crate::platform::Platform,
     pub drill: &'a dyn crate::platform::RegionControl,
     pub journal: &'a Journal,
+    /// Where intents and outcomes of mutating calls are recorded (the process instance).
+    pub recorder: &'a dyn record::InstanceRecorder,
+    /// The records this job set so far: the job's variables are a snapshot taken at its
+    /// activation, and a check observed again within one attempt ([`Watch`]) must see them.
+    pub written: record::Written,
+}
+
+/// A recorded intent, waiting for its outcome ([`StepEnv::record_outcome`]).
+#[derive(Debug)]
+#[must_use = "the outcome of the call must be recorded"]
+pub struct Intent {
+    fact: String,
+    record: record::CallRecord,
+}
+
+/// The fact a mutation records by default (one variable per fact, docs/jobs.md): pause and
+/// resume share one (the exporting state of the region), an exporter's disable and enable share
+/// one (the exporter's state as this instance left it).
+pub fn mutation_fact(region: u8, m: &Mutation) -> String {
+    match m {
+        Mutation::PauseExporting | Mutation::ResumeExporting => format!("exporting-r{region}"),
+        Mutation::DisableExporter { exporter_id } | Mutation::EnableExporter { exporter_id, .. } => {
+            format!("exporter-{exporter_id}")
+        }
+        Mutation::ForceRemoveBrokers { .. } | Mutation::AddBrokers { .. } => format!("{}-r{region}", m.action()),
+        Mutation::RegisterRepository { repository, readonly } => {
+            format!("register-repository-r{region}-{repository}-{}", if *readonly { "ro" } else { "rw" })
+        }
+        Mutation::DeleteRepository { repository } => format!("delete-repository-r{region}-{repository}"),
+        Mutation::CreateSnapshot { snapshot, .. } | Mutation::RestoreSnapshot { snapshot, .. } => {
+            format!("{}-r{region}-{snapshot}", m.action())
+        }
+        Mutation::DeployProcess { resource_name, .. } => format!("deploy-process-r{region}-{resource_name}"),
+        Mutation::CreateProcessInstance { bpmn_process_id } => {
+            format!("create-process-instance-r{region}-{bpmn_process_id}")
+        }
+    }
 }
 
 impl StepEnv<'_> {
@@ -163,27 +206,112 @@ impl StepEnv<'_> {
         }
     }
 
-    /// THE way steps change a target: performs `mutation` in `region` and journals the request and
-    /// the answer (synced) before returning. A journal that cannot be written fails the step
-    /// (outer `Err`); the target's answer is the inner result (`env.mutate(..).await??` turns a
-    /// target error into a retry).
+    /// THE way steps change a target: records the intent on the process instance (no record, no
+    /// call), performs `mutation` in `region`, then records the outcome and journals the request
+    /// and the answer. A record or journal that cannot be written fails the step (outer `Err`);
+    /// the target's answer is the inner result (`env.mutate(..).await??` turns a target error
+    /// into a retry). The fact is [`mutation_fact`].
     pub async fn mutate(
         &self,
         region: u8,
         mutation: Mutation,
     ) -> Result<Result<MutationResult, ApiError>, StepOutcome> {
-        let action = mutation.action();
-        let request = mutation.summary();
+        self.mutate_as(&mutation_fact(region, &mutation), region, mutation).await
+    }
+
+    /// [`Self::mutate`], recorded as `fact` (several calls of one kind in one step).
+    pub async fn mutate_as(
+        &self,
+        fact: &str,
+        region: u8,
+        mutation: Mutation,
+    ) -> Result<Result<MutationResult, ApiError>, StepOutcome> {
+        let intent = self.record_intent(fact, region, mutation.action(), &mutation.summary(), None).await?;
         let result = self.api.mutate(region, mutation).await;
         let (status, message) = match &result {
             Ok(r) => ("ok".to_string(), r.describe()),
             Err(e) => (e.status.map(|s| s.to_string()).unwrap_or_else(|| "error".into()), e.message.clone()),
         };
-        self.journal_call(region, action, &request, &status, &message)?;
+        self.record_outcome(intent, &status, &message).await?;
         Ok(result)
     }
 
-    /// Journals a mutating call made outside [`TargetApi`] (helm, lab control, ...).
+    /// The record of `fact` as activated with this job (`None`: this instance never announced
+    /// such a call). A variable that is not a record fails the job: nothing is decided from it.
+    pub fn recorded(&self, fact: &str) -> Result<Option<record::CallRecord>, StepOutcome> {
+        if let Some(r) = self.written.get(fact) {
+            return Ok(Some(r));
+        }
+        record::find(&self.input.variables, fact).map_err(StepOutcome::retry)
+    }
+
+    /// Records on the process instance that this task is about to make a call (`observed`: what
+    /// it saw right before, to judge later whether the call took effect). When the intent cannot
+    /// be recorded the job fails (retried) and the call must not be made.
+    pub async fn record_intent(
+        &self,
+        fact: &str,
+        region: u8,
+        action: &str,
+        request: &str,
+        observed: Option<Value>,
+    ) -> Result<Intent, StepOutcome> {
+        let record = record::CallRecord {
+            action: action.to_string(),
+            region,
+            request: journal::scrub(request),
+            step: self.input.step.clone(),
+            job_key: self.input.job_key,
+            element_instance_key: self.input.element_instance_key,
+            element_id: self.input.element_id.clone(),
+            worker: self.input.worker.clone(),
+            intent_at: record::now(),
+            observed,
+            outcome: None,
+        };
+        self.set_record(fact, &record).await?;
+        Ok(Intent { fact: fact.to_string(), record })
+    }
+
+    /// Records the outcome of the call announced by `intent` on the process instance, and
+    /// journals the call (audit copy). Returns the time recorded: a step that reports when it
+    /// acted reports this time, so its re-run (which reads the record) reports the same one.
+    pub async fn record_outcome(&self, intent: Intent, status: &str, message: &str) -> Result<String, StepOutcome> {
+        let Intent { fact, mut record } = intent;
+        let at = record::now();
+        let message = journal::scrub(message);
+        record.outcome =
+            Some(record::CallOutcome { status: status.to_string(), message: message.clone(), at: at.clone() });
+        // the record first: it is what the next attempt decides from; then the audit copy (a
+        // journal that cannot be written still fails the step, whose retry finds the record)
+        self.set_record(&fact, &record).await?;
+        self.journal_call(record.region, &record.action, &record.request, status, &message)?;
+        Ok(at)
+    }
+
+    /// Records that the call announced by `intent` was not made by c8dr (`status`
+    /// [`record::NOT_MADE`]: the platform refused; [`record::MANUAL`]: a person is asked to make
+    /// it). Nothing is journaled: no call was made.
+    pub async fn record_no_call(&self, intent: Intent, status: &str, message: &str) -> Result<(), StepOutcome> {
+        let Intent { fact, mut record } = intent;
+        let message = journal::scrub(message);
+        record.outcome = Some(record::CallOutcome { status: status.to_string(), message, at: record::now() });
+        self.set_record(&fact, &record).await
+    }
+
+    async fn set_record(&self, fact: &str, record: &record::CallRecord) -> Result<(), StepOutcome> {
+        let value = serde_json::to_value(record).map_err(|e| StepOutcome::retry(e.to_string()))?;
+        let mut vars = Map::new();
+        vars.insert(record::variable_name(fact), value);
+        self.recorder
+            .record(self.input.element_instance_key, vars)
+            .await
+            .map_err(|e| StepOutcome::retry(e.to_string()))?;
+        self.written.insert(fact, record.clone());
+        Ok(())
+    }
+
+    /// Journals a record that is not a mutating call (an accepted override): audit only.
     pub fn journal_call(
         &self,
         region: u8,
@@ -192,25 +320,11 @@ impl StepEnv<'_> {
         status: &str,
         message: &str,
     ) -> Result<(), StepOutcome> {
-        self.journal_call_at(region, action, request, status, message).map(|_| ())
-    }
-
-    /// [`Self::journal_call`], returning the time the entry carries: a step that reports when it
-    /// acted reports this time, so its re-run (which reads the journal) reports the same one.
-    pub fn journal_call_at(
-        &self,
-        region: u8,
-        action: &str,
-        request: &str,
-        status: &str,
-        message: &str,
-    ) -> Result<chrono::DateTime<Utc>, StepOutcome> {
         let mut e = self.entry(EntryKind::Call, Some(region), action);
         e.request = request.to_string();
         e.status = status.to_string();
         e.message = message.to_string();
-        self.journal.append(&e).map_err(|err| StepOutcome::retry(err.to_string()))?;
-        Ok(e.time)
+        self.journal.append(&e).map_err(|err| StepOutcome::retry(err.to_string()))
     }
 
     /// Journals the start of an attempt.
@@ -238,34 +352,6 @@ impl StepEnv<'_> {
             Ok(()) => outcome,
             Err(err) => StepOutcome::retry(err.to_string()),
         }
-    }
-
-    /// Calls of this process instance in the journal (for idempotency decisions).
-    pub fn journal_calls(&self) -> Result<Vec<JournalEntry>, StepOutcome> {
-        self.journal
-            .for_instance(self.input.process_instance_key)
-            .map(|v| v.into_iter().filter(|e| e.kind == EntryKind::Call).collect())
-            .map_err(|err| StepOutcome::retry(err.to_string()))
-    }
-
-    /// Calls of this process instance, for a decision that relies on what the journal does NOT
-    /// contain ("we never paused", "we never enabled it"). Such an absence only means something
-    /// when the journal knows this instance: it must hold lines of an earlier task of it (every
-    /// process starts with validate-input). Otherwise (journal file lost or replaced, a worker
-    /// writing another journal) the job fails instead of acting on a guess.
-    pub fn journal_calls_with_history(&self) -> Result<Vec<JournalEntry>, StepOutcome> {
-        let lines = self
-            .journal
-            .for_instance(self.input.process_instance_key)
-            .map_err(|err| StepOutcome::retry(err.to_string()))?;
-        if !lines.iter().any(|e| e.element_id != self.input.element_id) {
-            return Err(StepOutcome::retry(format!(
-                "the audit journal {} has no record of the earlier tasks of process instance {}: it was lost or this worker writes another journal; this step decides from the journal and will not guess (restore the journal or run the workers on one shared journal)",
-                self.journal.path().display(),
-                self.input.process_instance_key
-            )));
-        }
-        Ok(lines.into_iter().filter(|e| e.kind == EntryKind::Call).collect())
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {

@@ -103,18 +103,28 @@ pub async fn helm_step(env: &StepEnv<'_>) -> StepResult {
             continue;
         }
         let request = request(region)?;
+        // recorded on the process instance for the audit and for the next replica; the decision
+        // itself comes from observing the release (an upgrade of a release already in the
+        // wanted state is skipped above, and a repeated upgrade is idempotent)
+        let intent = env.record_intent(&format!("{step_id}-r{region}"), region, &step_id, &request, None).await?;
         match env.platform.helm(env.target, region, action).await {
             Ok(out) => {
-                env.journal_call(region, &step_id, &request, "ok", &tail(&out, 500))?;
+                env.record_outcome(intent, "ok", &tail(&out, 500)).await?;
                 output.push_str(&out);
                 acted = true;
             }
-            Err(PlatformError::Manual { command }) => manual_commands.push(command),
+            Err(PlatformError::Manual { command }) => {
+                env.record_no_call(intent, super::record::MANUAL, "a person runs the command").await?;
+                manual_commands.push(command)
+            }
             Err(PlatformError::Failed(m)) => {
-                env.journal_call(region, &step_id, &request, "error", &m)?;
+                env.record_outcome(intent, "error", &m).await?;
                 return Err(StepOutcome::retry(m));
             }
-            Err(PlatformError::Refused(m)) => return Err(StepOutcome::refused(errors::PRECONDITION_FAILED, m)),
+            Err(PlatformError::Refused(m)) => {
+                env.record_no_call(intent, super::record::NOT_MADE, &m).await?;
+                return Err(StepOutcome::refused(errors::PRECONDITION_FAILED, m));
+            }
         }
     }
     if !manual_commands.is_empty() {

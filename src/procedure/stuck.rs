@@ -5,8 +5,10 @@
 //! the pods the operator was shown (`stuckBrokers`, written by `c8dr.verify-profiles`). It
 //! observes again, restarts ONE pod at a time (`Platform::restart_pod`), waits for it to be Ready
 //! (bounded by `kubernetes.pod_ready_timeout_secs`), journals each restart, then goes on with the
-//! next. Pods no longer stuck are skipped. A retry of the same job (a crash, a readiness timeout)
-//! never restarts a pod it already restarted: the journal says which.
+//! next. Pods no longer stuck are skipped. A retry of the same job (a crash, a readiness timeout,
+//! another worker replica) never restarts a pod this task already restarted: each restart is
+//! recorded on the process instance before and after the call (`c8drCall_restart_<task>_r<N>_<pod>`,
+//! docs/jobs.md), and an intent without outcome is settled by observing the pod.
 use super::platform::kubectl_line;
 use super::{StepEnv, StepOutcome, StepResult, errors, vars};
 use crate::platform::{PlatformError, PlatformStatus};
@@ -15,6 +17,29 @@ use std::time::Duration;
 
 /// Journal action of one restart.
 pub const RESTART_ACTION: &str = "restart-stuck-broker";
+
+/// The record of restarting `pod` of `region` by this task (its element instance: a later
+/// approval in a loop is another task and may restart the pod again).
+fn restart_fact(env: &StepEnv<'_>, region: u8, pod: &str) -> String {
+    format!("restart-{}-r{region}-{pod}", env.input.element_instance_key)
+}
+
+/// What identifies the pod instance a restart deletes: a recreated pod has a new Ready transition
+/// (`notReadySince`) and starts Pending or not Ready since a later time.
+fn pod_identity(p: &crate::platform::PodStatus) -> Value {
+    json!({"phase": p.phase, "ready": p.ready, "notReadySince": p.not_ready_since})
+}
+
+/// True when `current` is still the pod the intent `r` saw: same phase, still not Ready, and
+/// the same Ready transition time. Then the deletion did not happen (or failed) and may be
+/// made. Anything else (gone, Ready, another transition time, nothing recorded to compare)
+/// counts as restarted: deleting a pod twice is the one thing this step must not do.
+fn same_pod_still_stuck(r: &super::record::CallRecord, current: Option<&crate::platform::PodStatus>) -> bool {
+    let (Some(seen), Some(p)) = (r.observed.as_ref(), current) else {
+        return false;
+    };
+    seen.get("notReadySince").is_some_and(|t| !t.is_null()) && *seen == pod_identity(p)
+}
 
 /// How often a restarted pod's readiness is observed.
 const READY_POLL: Duration = Duration::from_secs(5);
@@ -108,41 +133,54 @@ pub async fn restart_stuck_brokers(env: &StepEnv<'_>) -> StepResult {
             "restarting stuck brokers needs the operator's approval (restartApproved = true): nothing was restarted",
         ));
     }
-    // restarts this job already made (a crash or a readiness timeout between two attempts)
-    let done: Vec<(u8, String)> = env
-        .journal_calls()?
-        .into_iter()
-        .filter(|e| e.action == RESTART_ACTION && e.status == "ok" && e.job_key == env.input.job_key)
-        .filter_map(|e| Some((e.region?, e.request.strip_prefix("delete pod ")?.to_string())))
-        .collect();
     let after = chrono::Duration::seconds(i64::try_from(env.target.kubernetes.stuck_after_secs).unwrap_or(i64::MAX));
     let mut restarted = Vec::new();
     let mut skipped = Vec::new();
     for (region, pod) in &approved {
-        if done.contains(&(*region, pod.clone())) {
-            // restarted by an earlier attempt of this job: only its readiness is awaited
+        let fact = restart_fact(env, *region, pod);
+        let prior = env.recorded(&fact)?;
+        if prior.as_ref().is_some_and(|r| r.succeeded()) {
+            // restarted by an earlier attempt of this task: only its readiness is awaited
             await_ready(env, *region, pod).await?;
             restarted.push(json!({"region": region, "pod": pod}));
             continue;
         }
         // observe again: a pod that recovered (or is gone) is not restarted
         let s = observe(env, *region, pod).await?;
-        let still_stuck = s.pods.iter().any(|p| &p.name == pod && p.stuck(chrono::Utc::now(), after));
+        let current = s.pods.iter().find(|p| &p.name == pod);
+        if let Some(r) = prior.as_ref().filter(|r| r.possibly_applied())
+            && !same_pod_still_stuck(r, current)
+        {
+            // an earlier attempt announced this restart and the pod it saw is gone (deleted, or
+            // recreated with a later Ready transition): the restart happened; never delete twice
+            await_ready(env, *region, pod).await?;
+            restarted.push(json!({"region": region, "pod": pod}));
+            continue;
+        }
+        let still_stuck = current.is_some_and(|p| p.stuck(chrono::Utc::now(), after));
         if !still_stuck {
             skipped.push(json!({"region": region, "pod": pod}));
             continue;
         }
         let request = format!("delete pod {pod}");
+        let seen = current.map(pod_identity);
+        let intent = env.record_intent(&fact, *region, RESTART_ACTION, &request, seen).await?;
         match env.platform.restart_pod(env.target, *region, pod).await {
             Ok(()) => {
-                env.journal_call(*region, RESTART_ACTION, &request, "ok", "pod deleted; its StatefulSet recreates it")?
+                env.record_outcome(intent, "ok", "pod deleted; its StatefulSet recreates it").await?;
             }
-            Err(PlatformError::Manual { .. }) => return Err(manual_restart(env, *region, pod)),
+            Err(PlatformError::Manual { .. }) => {
+                env.record_no_call(intent, super::record::MANUAL, "a person restarts it").await?;
+                return Err(manual_restart(env, *region, pod));
+            }
             Err(PlatformError::Failed(m)) => {
-                env.journal_call(*region, RESTART_ACTION, &request, "error", &m)?;
+                env.record_outcome(intent, "error", &m).await?;
                 return Err(StepOutcome::retry(m));
             }
-            Err(PlatformError::Refused(m)) => return Err(StepOutcome::refused(errors::PRECONDITION_FAILED, m)),
+            Err(PlatformError::Refused(m)) => {
+                env.record_no_call(intent, super::record::NOT_MADE, &m).await?;
+                return Err(StepOutcome::refused(errors::PRECONDITION_FAILED, m));
+            }
         }
         await_ready(env, *region, pod).await?;
         restarted.push(json!({"region": region, "pod": pod}));

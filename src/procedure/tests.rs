@@ -4,6 +4,7 @@
 use super::api::ExporterStatusKind;
 use super::fake::{FakePlatform, FakeTarget, idx};
 use super::journal::Journal;
+use super::record::MemoryRecorder;
 use super::{StepEnv, StepInput, StepOutcome, run_step};
 use crate::config::TargetConfig;
 use crate::platform::HelmAction;
@@ -13,6 +14,8 @@ struct H {
     api: FakeTarget,
     plat: FakePlatform,
     journal: Journal,
+    /// The process instance's variables as the call records left them: merged into every job.
+    rec: MemoryRecorder,
     target: TargetConfig,
     pik: i64,
     _dir: tempfile::TempDir,
@@ -27,6 +30,7 @@ impl H {
             api: FakeTarget::healthy(8, 8, 4),
             plat: FakePlatform::running(),
             journal: Journal::new(dir.path().join("journal.jsonl")),
+            rec: MemoryRecorder::default(),
             target,
             pik: 2251799813685249,
             _dir: dir,
@@ -34,7 +38,8 @@ impl H {
     }
 
     async fn run(&self, step: &str, vars: Value, headers: &[(&str, &str)]) -> StepOutcome {
-        let mut variables = vars.as_object().cloned().unwrap_or_default();
+        let mut variables = self.rec.variables();
+        variables.extend(vars.as_object().cloned().unwrap_or_default());
         variables.entry("target").or_insert(json!("lab"));
         let input = StepInput {
             target_name: "lab".into(),
@@ -45,6 +50,7 @@ impl H {
             job_key: 1,
             worker: "test".into(),
             element_id: step.into(),
+            element_instance_key: 7,
         };
         let env = StepEnv {
             input: &input,
@@ -53,6 +59,8 @@ impl H {
             platform: &self.plat,
             drill: &self.plat,
             journal: &self.journal,
+            recorder: &self.rec,
+            written: Default::default(),
         };
         run_step(&env).await
     }
@@ -528,27 +536,97 @@ async fn add_brokers_refuses_a_replication_factor_that_contradicts_the_cluster()
     assert_eq!(h.mutations(), m + 1);
 }
 
-/// Steps that decide from the journal (is exporting paused? did we enable this exporter?) must
-/// not guess when the journal has no record of this instance's earlier steps (file lost, a
-/// worker with another journal): they fail the job instead of mutating blindly.
+/// Issue 9.7: steps decide from the call records on the process instance, not from the local
+/// journal. A worker that lost its journal (another replica, a lost volume) decides exactly as
+/// the one that paused: add-brokers is refused while this instance's pause stands, a second
+/// pause is alreadyDone, and a failback is not stalled. (Before: the job failed until the
+/// journal was restored.)
 #[tokio::test]
-async fn journal_without_this_instance_history_is_not_trusted() {
-    let h = H::new();
+async fn a_lost_journal_changes_no_decision_the_instance_records_decide() {
+    let mut h = H::new();
     failover(&h).await;
     h.api.start_brokers(1, 8);
     h.act_once("pause-exporting", &failback_vars(), &[]).await;
     h.api.lock().exporters.insert("camundaregion1".into(), ExporterStatusKind::Enabled);
-    std::fs::remove_file(h.journal.path()).unwrap();
+    // another replica, with its own empty journal
+    h.journal = Journal::new(h._dir.path().join("replica-2.jsonl"));
     let m = h.mutations();
-    // exporting is paused (the lost journal said so): adding brokers now would be wrong
     let o = h.run("add-brokers", failback_vars(), &[]).await;
-    assert_eq!(code(&o), "RETRY", "{o:?}");
-    assert!(matches!(&o, StepOutcome::Retry { message } if message.contains("journal")), "{o:?}");
-    // the exporter may well have been enabled by us: do not disable it
-    let o = h.run("enable-exporter", failback_vars(), &[]).await;
-    assert_eq!(code(&o), "RETRY", "{o:?}");
-    assert_eq!(h.mutations(), m, "nothing mutated on a journal without history");
+    assert_eq!(code(&o), "PRECONDITION_FAILED", "{o:?}");
+    assert!(matches!(&o, StepOutcome::Refused { message, .. } if message.contains("paused")), "{o:?}");
+    match h.run("pause-exporting", failback_vars(), &[]).await {
+        StepOutcome::Done { already_done: true, .. } => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.mutations(), m, "nothing mutated");
+    // resumed (recorded): add-brokers goes on
+    done(h.run("resume-exporting", failback_vars(), &[]).await, "resume");
+    assert_eq!(h.mutations(), m + 1);
+    let vars = h.rec.variables();
+    let rec = &vars[&super::record::variable_name("exporting-r0")];
+    assert_eq!(rec["action"], json!("resume-exporting"));
+    assert_eq!(rec["outcome"]["status"], json!("ok"));
+    assert_eq!(rec["step"], json!("c8dr.resume-exporting"));
+    assert!(!h.run("add-brokers", failback_vars(), &[]).await.label().is_empty());
+    assert_ne!(code(&h.run("add-brokers", failback_vars(), &[]).await), "RETRY");
+}
+
+fn intent(action: &str, step: &str, observed: Option<Value>) -> Value {
+    json!({
+        "action": action, "region": 0, "request": "-", "step": step, "jobKey": 1,
+        "elementInstanceKey": 7, "elementId": "x", "worker": "gone", "intentAt": "2026-01-01T00:00:00.000Z",
+        "observed": observed, "outcome": null
+    })
+}
+
+/// Issue 9.7: an intent without outcome (a replica died between the record and the call, or
+/// between the call and its outcome) is "unknown": the step observes or takes the safe action.
+#[tokio::test]
+async fn an_intent_without_outcome_is_settled_by_observation_or_the_safe_action() {
+    use super::record::variable_name;
+    // pause: no status endpoint; pausing again is the safe action (once)
+    let h = H::new();
+    h.rec.set(&variable_name("exporting-r0"), intent("pause-exporting", "c8dr.pause-exporting", None));
+    done(h.run("pause-exporting", json!({"survivingRegion": 0}), &[]).await, "pause");
+    assert_eq!(h.mutations(), 1);
+    // ... and add-brokers counts an unknown pause as a pause
+    let h = H::new();
+    failover(&h).await;
+    h.api.start_brokers(1, 8);
+    h.api.lock().exporters.insert("camundaregion1".into(), ExporterStatusKind::Enabled);
+    h.rec.set(&variable_name("exporting-r0"), intent("pause-exporting", "c8dr.pause-exporting", None));
+    let m = h.mutations();
+    assert_eq!(code(&h.run("add-brokers", failback_vars(), &[]).await), "PRECONDITION_FAILED");
+    // an enable announced by this instance (outcome unknown) of an exporter now ENABLED is ours:
+    // it is not disabled as "re-enabled by a broker restart"
+    h.rec.set(&variable_name("exporter-camundaregion1"), intent("enable-exporter", "c8dr.enable-exporter", None));
+    match h.run("enable-exporter", failback_vars(), &[]).await {
+        StepOutcome::Done { already_done: true, .. } => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.mutations(), m);
     assert_eq!(h.api.lock().exporters["camundaregion1"].as_str(), "ENABLED");
+}
+
+/// Issue 9.7: no record, no call. When the intent cannot be recorded on the process instance
+/// the job fails (retried) and the target is not touched.
+#[tokio::test]
+async fn a_call_whose_intent_cannot_be_recorded_is_not_made() {
+    let h = H::new();
+    h.rec.set_failing(true);
+    let o = h.run("pause-exporting", json!({"survivingRegion": 0}), &[]).await;
+    assert!(matches!(&o, StepOutcome::Retry { message } if message.contains("record")), "{o:?}");
+    assert_eq!(h.mutations(), 0);
+    stuck_pod(&h, 0, 1, 20);
+    let o = h.run("restart-stuck-brokers", restart_vars(json!(true), &[(0, "camunda-zeebe-1")]), &[]).await;
+    assert_eq!(code(&o), "RETRY");
+    assert!(h.plat.restart_calls.lock().unwrap().is_empty());
+    let o = h.run("drill-region", json!({"lostRegion": 1}), &[("action", "lose")]).await;
+    assert_eq!(code(&o), "RETRY");
+    assert!(h.plat.control_calls.lock().unwrap().is_empty());
+    h.rec.set_failing(false);
+    done(h.run("pause-exporting", json!({"survivingRegion": 0}), &[]).await, "pause");
+    assert_eq!(h.mutations(), 1);
 }
 
 /// A repository left read-only in the surviving region (it was the recreated region of an
@@ -874,6 +952,38 @@ fn restart_vars(approved: Value, pods: &[(u8, &str)]) -> Value {
     json!({"recreatedRegion": 1, "survivingRegion": 0, "restartApproved": approved, "stuckBrokers": list})
 }
 
+/// Issue 9.7: a restart announced without outcome: when the pod is still the one the intent saw
+/// (same Ready transition), the deletion did not happen and is made once; when the pod changed,
+/// it was deleted: it is never deleted twice.
+#[tokio::test]
+async fn an_announced_restart_is_made_only_when_the_pod_is_still_the_one_seen() {
+    let fact = super::record::variable_name("restart-7-r0-camunda-zeebe-1");
+    let v = restart_vars(json!(true), &[(0, "camunda-zeebe-1")]);
+    let h = H::new();
+    stuck_pod(&h, 0, 1, 20);
+    let seen = {
+        let st = h.plat.status.lock().unwrap();
+        let p = &st[0].pods[1];
+        json!({"phase": p.phase, "ready": p.ready, "notReadySince": p.not_ready_since})
+    };
+    h.rec.set(&fact, intent(super::stuck::RESTART_ACTION, "c8dr.restart-stuck-brokers", Some(seen.clone())));
+    done(h.run("restart-stuck-brokers", v.clone(), &[]).await, "restart");
+    assert_eq!(h.plat.restart_calls.lock().unwrap().len(), 1, "not deleted before: deleted once");
+    // the pod was deleted (it is another pod now, stuck since later): not deleted again
+    let h = H::new();
+    stuck_pod(&h, 0, 1, 5);
+    let mut old = seen;
+    old["notReadySince"] = json!((chrono::Utc::now() - chrono::Duration::minutes(30)).to_rfc3339());
+    h.rec.set(&fact, intent(super::stuck::RESTART_ACTION, "c8dr.restart-stuck-brokers", Some(old)));
+    {
+        let mut st = h.plat.status.lock().unwrap();
+        st[0].pods[1].ready = true;
+    }
+    let r = done(h.run("restart-stuck-brokers", v, &[]).await, "restart");
+    assert!(h.plat.restart_calls.lock().unwrap().is_empty(), "never deleted twice");
+    assert_eq!(r["brokersRestarted"], json!([{"region": 0, "pod": "camunda-zeebe-1"}]));
+}
+
 /// Issue 11.5: one pod at a time, each Ready before the next; healthy pods are skipped; every
 /// restart is journaled; nothing to restart is alreadyDone.
 #[tokio::test]
@@ -919,14 +1029,18 @@ async fn stuck_brokers_are_restarted_one_at_a_time_and_healthy_ones_skipped() {
 /// next pod is touched; its retry (same job, after a crash or the timeout) never deletes the
 /// first pod again, even when the platform still shows it stuck.
 #[tokio::test]
-async fn the_journal_prevents_a_second_restart_of_a_pod_after_a_crash() {
+async fn the_instance_record_prevents_a_second_restart_of_a_pod_after_a_crash() {
     let mut h = H::new();
     h.target.kubernetes.pod_ready_timeout_secs = 0;
     stuck_pod(&h, 0, 1, 20);
     stuck_pod(&h, 0, 3, 20);
     h.plat.restart_heals.store(false, std::sync::atomic::Ordering::SeqCst);
     let v = restart_vars(json!(true), &[(0, "camunda-zeebe-1"), (0, "camunda-zeebe-3")]);
-    for _ in 0..2 {
+    for i in 0..2 {
+        if i == 1 {
+            // the retry runs on another replica, with its own empty journal: the record decides
+            h.journal = Journal::new(h._dir.path().join("replica-2.jsonl"));
+        }
         match h.run("restart-stuck-brokers", v.clone(), &[]).await {
             StepOutcome::Retry { message } => {
                 assert!(message.contains("camunda-zeebe-1") && message.contains("not Ready"), "{message}")
@@ -1025,75 +1139,36 @@ async fn await_brokers_visible_lists_stuck_recreated_brokers() {
     assert_eq!(r["stuckBrokers"], json!([]));
 }
 
-/// Issue 9.4: an exporter status or an Elasticsearch health this version does not know arrives
-/// as `Unknown` and never passes a check: verify-exporters and verify-profiles do not verify
-/// (and mutate nothing on it), add-brokers refuses.
+/// Issue 9.7: a job's variables are a snapshot taken at its activation; a check observed again
+/// within the same attempt (the watch) must still see the records this job set, or it would
+/// take its own enable for a foreign one and undo it (found by the legacy-exporter rehearsal:
+/// verify-exporters enabled the legacy exporter, then disabled and enabled it again).
 #[tokio::test]
-async fn unknown_exporter_status_or_health_never_verifies() {
-    use super::api::HealthStatus;
+async fn a_record_set_by_this_job_is_seen_by_its_later_observations() {
     let h = H::new();
-    failover(&h).await;
-    let v = failover_vars();
-    let unknown = ExporterStatusKind::from_wire("PAUSED_BY_OPERATOR");
-    h.api.lock().exporters.insert("camundaregion1".into(), unknown.clone());
-    let r = done(h.run("verify-exporters", v.clone(), &[("expect", "failover")]).await, "unknown exporter");
-    assert_eq!(r["verified"], json!(false), "{r:?}");
-    // the variable keeps the wire string
-    assert!(
-        r["exporters"]
-            .as_array()
-            .unwrap()
-            .contains(&json!({"exporterId": "camundaregion1", "status": "PAUSED_BY_OPERATOR"}))
-    );
-    h.api.lock().exporters.insert("camundaregion1".into(), ExporterStatusKind::Disabled);
-    h.until_verified("verify-exporters", &v, &[("expect", "failover")]).await;
-    // a health colour c8dr does not know is not "the surviving exporter can write"
-    h.api.lock().es[0].health = HealthStatus::from_wire("purple");
-    let r = done(h.run("verify-exporters", v.clone(), &[("expect", "failover")]).await, "unknown health");
-    assert_eq!(r["verified"], json!(false), "{r:?}");
-    assert!(r["exporterProblems"].to_string().contains("purple"), "{r:?}");
-    h.api.lock().es[0].health = HealthStatus::Green;
-
-    // failback, webapps off: an unknown status of the recreated region's exporter is not
-    // "still disabled" (not verified, reported), and nothing is disabled on an unknown status
-    let fb = failback_vars();
-    h.api.start_brokers(1, 8);
-    done(h.run("helm", fb.clone(), &[("action", "disable-webapps"), ("region", "surviving")]).await, "helm off");
-    let hdr = [("region", "surviving"), ("expect", "webapps-off")];
-    h.until_verified("verify-profiles", &fb, &hdr).await;
-    h.api.lock().exporters.insert("camundaregion1".into(), unknown.clone());
-    let m = h.mutations();
-    let r = done(h.run("verify-profiles", fb.clone(), &hdr).await, "profiles");
-    assert_eq!(r["verified"], json!(false), "{r:?}");
-    assert_eq!(r["exportersReDisabled"], json!(["camundaregion1"]));
-    assert_eq!(h.mutations(), m, "no mutation on an unknown exporter status");
-    // add-brokers needs the recreated region's exporter ENABLED: unknown is not ENABLED
-    let o = h.run("add-brokers", fb.clone(), &[]).await;
-    assert_eq!(code(&o), "PRECONDITION_FAILED", "{o:?}");
-    assert_eq!(h.mutations(), m);
-}
-
-/// Issue 9.4: a snapshot state this version does not know is neither running nor SUCCESS: the
-/// snapshot is not registered in the recreated region and await-snapshot ends SNAPSHOT_FAILED
-/// for a person (the shard-level STARTED still counts as running).
-#[tokio::test]
-async fn unknown_snapshot_state_is_not_success() {
-    use super::api::{SnapshotInfo, SnapshotState};
-    let h = H::new();
-    failover(&h).await;
-    let v = failback_vars();
-    done(h.run("register-snapshot-repo", v.clone(), &[("region", "surviving")]).await, "repo");
-    h.api.lock().bucket.push(SnapshotInfo {
-        name: "c8dr-failback-2251799813685249".into(),
-        state: SnapshotState::from_wire("STARTED"),
-        shards: super::api::ShardCounts { total: 3, failed: 0, successful: 0 },
-    });
-    let r = done(h.run("await-snapshot", v.clone(), &[]).await, "started");
-    assert_eq!((r["verified"].clone(), r["snapshotState"].clone()), (json!(false), json!("STARTED")));
-    h.api.lock().bucket[0].state = SnapshotState::from_wire("ABORTED");
-    let m = h.mutations();
-    assert_eq!(code(&h.run("register-snapshot-repo", v.clone(), &[("region", "recreated")]).await), "SNAPSHOT_MISSING");
-    let o = h.run("await-snapshot", v.clone(), &[]).await;
-    assert_eq!(code(&o), "SNAPSHOT_FAILED", "{o:?}");
-    assert_eq!(h.mutations(), m);
+    let input = StepInput {
+        target_name: "lab".into(),
+        step: "c8dr.verify-exporters".into(),
+        element_instance_key: 7,
+        ..Default::default()
+    };
+    let env = StepEnv {
+        input: &input,
+        target: &h.target,
+        api: &h.api,
+        platform: &h.plat,
+        drill: &h.plat,
+        journal: &h.journal,
+        recorder: &h.rec,
+        written: Default::default(),
+    };
+    let fact = "exporter-elasticsearchregion1";
+    assert_eq!(env.recorded(fact).unwrap(), None);
+    let intent = env.record_intent(fact, 0, "enable-exporter", "POST x", None).await.unwrap();
+    assert!(env.recorded(fact).unwrap().is_some_and(|r| r.unknown()));
+    env.record_outcome(intent, "ok", "accepted").await.unwrap();
+    let r = env.recorded(fact).unwrap().expect("seen within the job");
+    assert!(r.succeeded() && r.action == "enable-exporter");
+    assert!(!input.variables.contains_key(&super::record::variable_name(fact)), "the snapshot is unchanged");
+    assert!(h.rec.variables().contains_key(&super::record::variable_name(fact)), "and it is on the instance");
 }

@@ -75,6 +75,8 @@ pub struct RehearsalReport {
     /// Successful mutating calls to the lab.
     pub mutations: usize,
     pub worker_restarts: usize,
+    /// Worker replicas killed (`kill_worker_at`); with one replica each is restarted.
+    pub workers_killed: usize,
     pub incidents: Vec<String>,
     /// Why the rehearsal stopped early, if it did.
     pub error: Option<String>,
@@ -361,6 +363,7 @@ mod tests {
             mutations_repeated: vec![],
             mutations: 0,
             worker_restarts: 0,
+            workers_killed: 0,
             incidents: vec![],
             error: None,
             lab_state: Value::Null,

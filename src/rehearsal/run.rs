@@ -6,6 +6,7 @@
 //! engine through [`EngineHandle`] and gRPC, the worker through [`Worker`] and [`jobs`].
 use crate::config::{Config, JournalConfig, ManagementConfig, TransientRetryConfig, WorkerConfig};
 use crate::jobs::{self, StepContext};
+use crate::procedure::record::{InstanceRecorder, RecordError};
 use crate::rehearsal::clock::Clock;
 use crate::rehearsal::engine::{CompletionError, Engine, EngineHandle, EngineOptions, InstanceState, UserTaskView};
 use crate::rehearsal::lab::{FaultConfig, Lab, LabDurations, LabHandle, LabOptions, RecordEntry};
@@ -35,6 +36,16 @@ pub enum Scenario {
     Drill,
 }
 
+/// Where `--kill-worker-at` kills the worker in the step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum KillPoint {
+    /// After the step made its calls and recorded their outcomes, before CompleteJob.
+    #[default]
+    AfterAct,
+    /// Right after the step recorded the intent of its first mutating call, before the call.
+    AfterIntent,
+}
+
 /// How user tasks are answered.
 #[derive(Debug, Clone, Default)]
 pub enum Approver {
@@ -55,8 +66,13 @@ pub struct RehearseOptions {
     pub durations: LabDurations,
     pub faults: Option<FaultConfig>,
     /// Kill the worker right after this job type acted, before it completes; a new worker
-    /// takes over once the engine hands the job out again.
+    /// takes over once the engine hands the job out again. With several `workers`, the replica
+    /// that ran the job is killed and not replaced: another replica takes the job over.
     pub kill_worker_at: Option<String>,
+    /// Where in the step `kill_worker_at` kills.
+    pub kill_point: KillPoint,
+    /// Worker replicas against the engine, each with its own journal file (at least 1).
+    pub workers: usize,
     pub approver: Approver,
     /// Answers by formId that replace the automatic ones (e.g. reject an approval).
     pub answers: BTreeMap<String, Map<String, Value>>,
@@ -96,6 +112,8 @@ impl Default for RehearseOptions {
             durations: LabDurations::default(),
             faults: None,
             kill_worker_at: None,
+            kill_point: KillPoint::AfterAct,
+            workers: 1,
             approver: Approver::Auto,
             answers: BTreeMap::new(),
             extra_variables: Map::new(),
@@ -169,7 +187,7 @@ pub async fn rehearse(opts: RehearseOptions) -> Result<RehearsalReport, Rehearsa
 
     // Faults apply to the region APIs only from now on: the procedure, not the setup, is tested.
     lab.set_faults(opts.faults.clone());
-    let mut supervisor = WorkerSupervisor::start(config.clone(), lab.control_url(), opts.kill_worker_at.clone())?;
+    let mut supervisor = WorkerSupervisor::start(config.clone(), lab.control_url(), &opts)?;
 
     let mut session = Session {
         lab: &lab,
@@ -207,6 +225,7 @@ pub async fn rehearse(opts: RehearseOptions) -> Result<RehearsalReport, Rehearsa
         mutations_repeated: repeated_mutations(&record),
         mutations: record.iter().filter(|r| is_successful_mutation(r)).count(),
         worker_restarts: supervisor.restarts,
+        workers_killed: supervisor.killed,
         incidents: engine
             .incidents()
             .iter()
@@ -217,7 +236,8 @@ pub async fn rehearse(opts: RehearseOptions) -> Result<RehearsalReport, Rehearsa
         dr: Err("not built yet".into()),
         kept: None,
     };
-    report.dr = dr_report(&config, &report, lost_at).await;
+    let journals = supervisor.journals();
+    report.dr = dr_report(&config, &journals, &report, lost_at).await;
     if opts.keep_engine {
         report.kept = Some(Arc::new(crate::rehearsal::report::KeptEngine {
             engine: engine.clone(),
@@ -339,13 +359,19 @@ struct Session<'a> {
 /// simulated clock, the region loss, the denied completions, the final state of the lab).
 async fn dr_report(
     config: &Config,
+    journals: &[PathBuf],
     r: &RehearsalReport,
     lost_at: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<crate::report::DrReport, String> {
     let roots: Vec<i64> = r.phases.iter().map(|p| p.instance_key).collect();
-    let journal = crate::procedure::journal::Journal::with_fsync(config.journal.path.clone(), false)
-        .entries()
-        .map_err(|e| e.to_string())?;
+    // every replica's journal: together they are the audit trail
+    let mut journal = Vec::new();
+    for path in journals {
+        journal.extend(
+            crate::procedure::journal::Journal::with_fsync(path.clone(), false).entries().map_err(|e| e.to_string())?,
+        );
+    }
+    journal.sort_by_key(|e| e.time);
     let observed =
         crate::report::camunda::observe(&config.management, &roots, &journal).await.map_err(|e| e.to_string())?;
     let mut dr = crate::report::build(&observed);
@@ -737,49 +763,96 @@ pub fn repeated_mutations(record: &[RecordEntry]) -> Vec<String> {
     counts.into_iter().filter(|(_, (n, allowed))| n > allowed).map(|(k, (n, _))| format!("{k} ({n} times)")).collect()
 }
 
-/// Runs the worker, restarts it when the kill switch fired.
-struct WorkerSupervisor {
+/// One worker replica: its own step context and journal file.
+struct Replica {
     config: Arc<Config>,
-    ctx: Arc<StepContext>,
     handle: Option<WorkerHandle>,
-    kill_rx: mpsc::UnboundedReceiver<String>,
-    kill_tx: mpsc::UnboundedSender<String>,
+}
+
+/// Runs the worker replicas; when the kill switch fired, kills the replica that ran the job and
+/// (with one replica) starts a new one.
+struct WorkerSupervisor {
+    lab_control_url: String,
+    replicas: Vec<Replica>,
+    kill_rx: mpsc::UnboundedReceiver<(usize, String)>,
+    kill_tx: mpsc::UnboundedSender<(usize, String)>,
     kill_at: Option<String>,
+    kill_point: KillPoint,
     killed_once: Arc<AtomicBool>,
     restarts: usize,
+    killed: usize,
 }
 
 impl WorkerSupervisor {
-    fn start(config: Arc<Config>, lab_control_url: String, kill_at: Option<String>) -> Result<Self, RehearsalError> {
+    fn start(config: Arc<Config>, lab_control_url: String, opts: &RehearseOptions) -> Result<Self, RehearsalError> {
         let (kill_tx, kill_rx) = mpsc::unbounded_channel();
-        let ctx = Arc::new(
-            StepContext::new(config.clone())
-                .with_platforms(crate::rehearsal::lab_platform::factory_kube(lab_control_url)),
-        );
-        ctx.connect_all();
+        let replicas = (0..opts.workers.max(1))
+            .map(|i| {
+                let mut c = (*config).clone();
+                if i > 0 {
+                    // each replica its own journal (as pods with their own volume) and name
+                    c.journal.path = c.journal.path.with_file_name(format!("journal-{i}.jsonl"));
+                    c.worker.name = format!("{}-{i}", c.worker.name);
+                }
+                Replica { config: Arc::new(c), handle: None }
+            })
+            .collect();
         let mut s = Self {
-            config,
-            ctx,
-            handle: None,
+            lab_control_url,
+            replicas,
             kill_rx,
             kill_tx,
-            kill_at,
+            kill_at: opts.kill_worker_at.clone(),
+            kill_point: opts.kill_point,
             killed_once: Arc::new(AtomicBool::new(false)),
             restarts: 0,
+            killed: 0,
         };
-        s.spawn()?;
+        for i in 0..s.replicas.len() {
+            s.spawn(i)?;
+        }
         Ok(s)
     }
 
-    fn spawn(&mut self) -> Result<(), RehearsalError> {
-        let client =
-            GatewayClient::connect(&self.config.management).map_err(|e| RehearsalError::Worker(e.to_string()))?;
-        let mut builder = Worker::builder(client, self.config.worker.clone());
+    /// The journal files of all replicas.
+    fn journals(&self) -> Vec<PathBuf> {
+        self.replicas.iter().map(|r| r.config.journal.path.clone()).collect()
+    }
+
+    fn spawn(&mut self, i: usize) -> Result<(), RehearsalError> {
+        let config = self.replicas[i].config.clone();
+        let client = GatewayClient::connect(&config.management).map_err(|e| RehearsalError::Worker(e.to_string()))?;
+        let kill_intent = match (&self.kill_at, self.kill_point) {
+            (Some(job_type), KillPoint::AfterIntent) if !self.killed_once.load(Ordering::SeqCst) => Some(job_type),
+            _ => None,
+        };
+        let recorder: Arc<dyn InstanceRecorder> = match kill_intent {
+            Some(job_type) => Arc::new(KillAfterIntent {
+                inner: jobs::GatewayRecorder::new(client.clone()),
+                job_type: job_type.clone(),
+                replica: i,
+                kill: self.kill_tx.clone(),
+                once: self.killed_once.clone(),
+            }),
+            None => Arc::new(jobs::GatewayRecorder::new(client.clone())),
+        };
+        // a restarted replica keeps its journal (its volume survived), records go to the engine
+        let ctx = Arc::new(
+            StepContext::new(config.clone())
+                .with_platforms(crate::rehearsal::lab_platform::factory_kube(self.lab_control_url.clone()))
+                .with_recorder(recorder),
+        );
+        ctx.connect_all();
+        let mut builder = Worker::builder(client, config.worker.clone());
         for job_type in jobs::JOB_TYPES {
-            let handler = jobs::handler(self.ctx.clone());
+            let handler = jobs::handler(ctx.clone());
             let handler = match &self.kill_at {
-                Some(kill) if kill == job_type && !self.killed_once.load(Ordering::SeqCst) => {
-                    kill_after_act(handler, self.kill_tx.clone(), self.killed_once.clone())
+                Some(kill)
+                    if kill == job_type
+                        && self.kill_point == KillPoint::AfterAct
+                        && !self.killed_once.load(Ordering::SeqCst) =>
+                {
+                    kill_after_act(handler, i, self.kill_tx.clone(), self.killed_once.clone())
                 }
                 _ => handler,
             };
@@ -787,36 +860,54 @@ impl WorkerSupervisor {
         }
         let (_never_tx, never_rx) = tokio::sync::oneshot::channel::<()>();
         std::mem::forget(_never_tx);
-        self.handle = Some(builder.build().spawn(async move {
+        let replica = &mut self.replicas[i];
+        replica.handle = Some(builder.build().spawn(async move {
             let _ = never_rx.await;
         }));
         Ok(())
     }
 
     async fn restart_if_killed(&mut self, progress: &Progress) -> Result<(), RehearsalError> {
-        if let Ok(job_type) = self.kill_rx.try_recv() {
-            if let Some(h) = self.handle.take() {
+        if let Ok((i, job_type)) = self.kill_rx.try_recv() {
+            if let Some(h) = self.replicas[i].handle.take() {
                 h.abort();
             }
-            progress.line(&format!(
-                "worker killed right after {job_type} acted (before completing); starting a new worker"
-            ));
-            self.restarts += 1;
-            self.spawn()?;
+            self.killed += 1;
+            let when = match self.kill_point {
+                KillPoint::AfterAct => "right after it acted",
+                KillPoint::AfterIntent => "between recording its intent and its call",
+            };
+            if self.replicas.len() == 1 {
+                progress
+                    .line(&format!("worker killed in {job_type} {when} (before completing); starting a new worker"));
+                self.restarts += 1;
+                self.spawn(i)?;
+            } else {
+                progress.line(&format!(
+                    "worker replica {i} killed in {job_type} {when} (before completing); the other replicas take the job over once it times out"
+                ));
+            }
         }
         Ok(())
     }
 
     async fn stop(&mut self) {
-        if let Some(h) = self.handle.take() {
-            h.abort();
+        for r in &mut self.replicas {
+            if let Some(h) = r.handle.take() {
+                h.abort();
+            }
         }
     }
 }
 
 /// Wraps a handler: the first job runs the real step (which acts), then the wrapper reports the
 /// kill and never returns, as if the process died before CompleteJob.
-fn kill_after_act(inner: Handler, kill: mpsc::UnboundedSender<String>, once: Arc<AtomicBool>) -> Handler {
+fn kill_after_act(
+    inner: Handler,
+    replica: usize,
+    kill: mpsc::UnboundedSender<(usize, String)>,
+    once: Arc<AtomicBool>,
+) -> Handler {
     Arc::new(move |job: Job| {
         let inner = inner.clone();
         let kill = kill.clone();
@@ -825,12 +916,43 @@ fn kill_after_act(inner: Handler, kill: mpsc::UnboundedSender<String>, once: Arc
             let job_type = job.job_type.clone();
             let outcome: JobOutcome = inner(job).await;
             if !once.swap(true, Ordering::SeqCst) {
-                let _ = kill.send(job_type);
+                let _ = kill.send((replica, job_type));
                 std::future::pending::<()>().await;
             }
             outcome
         })
     })
+}
+
+/// Wraps the recorder: the first intent of a call of `job_type` is recorded, then the replica
+/// reports the kill and never returns, as if the process died between the record and the call.
+struct KillAfterIntent {
+    inner: jobs::GatewayRecorder,
+    job_type: String,
+    replica: usize,
+    kill: mpsc::UnboundedSender<(usize, String)>,
+    once: Arc<AtomicBool>,
+}
+
+impl InstanceRecorder for KillAfterIntent {
+    fn record(
+        &self,
+        element_instance_key: i64,
+        variables: Map<String, Value>,
+    ) -> futures::future::BoxFuture<'_, Result<(), RecordError>> {
+        Box::pin(async move {
+            let intent_of_ours = variables.values().any(|v| {
+                v.get("step").and_then(Value::as_str) == Some(self.job_type.as_str())
+                    && v.get("outcome").is_some_and(Value::is_null)
+            });
+            self.inner.record(element_instance_key, variables).await?;
+            if intent_of_ours && !self.once.swap(true, Ordering::SeqCst) {
+                let _ = self.kill.send((self.replica, self.job_type.clone()));
+                std::future::pending::<()>().await;
+            }
+            Ok(())
+        })
+    }
 }
 
 #[cfg(test)]
