@@ -351,3 +351,44 @@ async fn set_variables_and_topology() {
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     engine.shutdown();
 }
+
+/// Issue 9.7 relies on Zeebe's SetVariables semantics (call records): from a job's element
+/// instance, `local = false` sets a new variable at the process instance (the outermost scope),
+/// so the next task's job sees it, also when set again after a first value (updated where it
+/// is); `local = true` stays in the task's scope and is gone with it.
+#[tokio::test]
+async fn set_variables_from_a_job_reach_the_next_task_only_when_propagated() {
+    let (engine, mut client) = start(100.0).await;
+    let xml = definitions(&format!(
+        r#"<bpmn:process id="two" isExecutable="true"><bpmn:startEvent id="s"/>{t1}{t2}<bpmn:endEvent id="e"/>{f1}{f2}{f3}</bpmn:process>"#,
+        t1 = task("t1", "t.first", ""),
+        t2 = task("t2", "t.second", ""),
+        f1 = flow("f1", "s", "t1"),
+        f2 = flow("f2", "t1", "t2"),
+        f3 = flow("f3", "t2", "e"),
+    ));
+    deploy(&mut client, "two.bpmn", &xml).await;
+    let pi = create(&mut client, "two", json!({"a": 1})).await;
+    let first = activate_one(&mut client, "t.first").await;
+    for (vars, local) in [
+        (json!({"c8drCall_x": {"outcome": null}}), false),
+        (json!({"c8drCall_x": {"outcome": "ok"}}), false),
+        (json!({"scratch": 1}), true),
+    ] {
+        client
+            .set_variables(pb::SetVariablesRequest {
+                element_instance_key: first.element_instance_key,
+                variables: vars.to_string(),
+                local,
+                operation_reference: None,
+            })
+            .await
+            .unwrap();
+    }
+    complete(&mut client, first.key, json!({})).await;
+    let second = activate_one(&mut client, "t.second").await;
+    assert_eq!(vars_of(&second), json!({"a": 1, "c8drCall_x": {"outcome": "ok"}}));
+    complete(&mut client, second.key, json!({})).await;
+    wait_state(&engine, pi, InstanceState::Completed).await;
+    engine.shutdown();
+}
