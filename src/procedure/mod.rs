@@ -120,6 +120,18 @@ impl From<ApiError> for StepOutcome {
 /// A step's result: `Err` short-circuits with an outcome (refusal or retry).
 pub type StepResult = Result<StepOutcome, StepOutcome>;
 
+// Transitional names for the mechanical rename of the step bodies (the next commit); the commit
+// after it makes them the real types (`Done`, `StepError`).
+pub type Done = StepOutcome;
+pub type StepError = StepOutcome;
+
+impl StepOutcome {
+    /// Complete the job with `variables` (plus `alreadyDone`).
+    pub fn complete(variables: Map<String, Value>, already_done: bool) -> Self {
+        StepOutcome::Done { variables, already_done }
+    }
+}
+
 /// What a step receives.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StepInput {
