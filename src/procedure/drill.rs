@@ -2,7 +2,7 @@
 //! Region loss goes through [`crate::platform::RegionControl`] and is refused unless the target
 //! sets `drill_allowed = true`.
 use super::api::{Mutation, MutationResult};
-use super::{StepEnv, StepOutcome, StepResult, errors, regions, validate, vars};
+use super::{Done, StepEnv, StepError, StepResult, errors, regions, validate, vars};
 use crate::platform::PlatformError;
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
@@ -23,11 +23,11 @@ pub const CANARY_BPMN: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 </bpmn:definitions>
 "#;
 
-fn guard(env: &StepEnv<'_>) -> Result<(), StepOutcome> {
+fn guard(env: &StepEnv<'_>) -> Result<(), StepError> {
     if env.target.drill_allowed {
         Ok(())
     } else {
-        Err(StepOutcome::refused(
+        Err(StepError::refused(
             errors::DRILL_NOT_ALLOWED,
             format!(
                 "target `{}` does not allow drills: set drill_allowed = true in its config to allow them",
@@ -40,7 +40,7 @@ fn guard(env: &StepEnv<'_>) -> Result<(), StepOutcome> {
 /// `c8dr.drill-guard`.
 pub fn drill_guard(env: &StepEnv<'_>) -> StepResult {
     guard(env)?;
-    Ok(StepOutcome::done(vars([("drillAllowed", json!(true))])))
+    Ok(Done::done(vars([("drillAllowed", json!(true))])))
 }
 
 fn now() -> String {
@@ -54,7 +54,7 @@ pub async fn drill_region(env: &StepEnv<'_>) -> StepResult {
         "lose" => ("regionLostAt", "drill-lose-region"),
         "recreate" => ("regionRecreatedAt", "drill-recreate-region"),
         other => {
-            return Err(StepOutcome::invalid(
+            return Err(StepError::invalid(
                 "action",
                 format!("task header `action` must be lose or recreate, got {other:?}: fix the BPMN"),
             ));
@@ -65,17 +65,17 @@ pub async fn drill_region(env: &StepEnv<'_>) -> StepResult {
     // idempotency: a successful call of this instance is in the journal
     if let Some(prev) = env.journal_calls()?.into_iter().find(|e| e.action == call && e.status == "ok") {
         let at = prev.time.to_rfc3339_opts(SecondsFormat::Millis, true);
-        return Ok(StepOutcome::already_done(vars([(out_var, json!(at))])));
+        return Ok(Done::already_done(vars([(out_var, json!(at))])));
     }
     // a platform that refuses (namespace not labelled for drills, production marker) is a
     // person's decision, never retried, and nothing was changed
-    let refused = |m: String| StepOutcome::refused(errors::DRILL_NOT_ALLOWED, m);
+    let refused = |m: String| StepError::refused(errors::DRILL_NOT_ALLOWED, m);
     if action == "lose" {
         match env.drill.is_lost(lost).await {
-            Ok(Some(true)) => return Ok(StepOutcome::already_done(vars([(out_var, json!(now()))]))),
+            Ok(Some(true)) => return Ok(Done::already_done(vars([(out_var, json!(now()))]))),
             Ok(_) => {}
             Err(PlatformError::Refused(m)) => return Err(refused(m)),
-            Err(e) => return Err(StepOutcome::retry(e.to_string())),
+            Err(e) => return Err(StepError::retry(e.to_string())),
         }
     }
     let result = if action == "lose" { env.drill.lose(lost).await } else { env.drill.recreate(lost).await };
@@ -84,19 +84,19 @@ pub async fn drill_region(env: &StepEnv<'_>) -> StepResult {
         Ok(()) => {
             // the journal entry's own time: a re-run reads it back and reports the same instant
             let at = env.journal_call_at(lost, call, &request, "ok", &format!("region {lost} {action}"))?;
-            Ok(StepOutcome::done(vars([(out_var, json!(at.to_rfc3339_opts(SecondsFormat::Millis, true)))])))
+            Ok(Done::done(vars([(out_var, json!(at.to_rfc3339_opts(SecondsFormat::Millis, true)))])))
         }
         Err(PlatformError::Refused(m)) => Err(refused(m)),
         Err(e) => {
             env.journal_call(lost, call, &request, "error", &e.to_string())?;
-            Err(StepOutcome::retry(e.to_string()))
+            Err(StepError::retry(e.to_string()))
         }
     }
 }
 
-fn canary_keys(env: &StepEnv<'_>) -> Result<Vec<String>, StepOutcome> {
+fn canary_keys(env: &StepEnv<'_>) -> Result<Vec<String>, StepError> {
     let bad = || {
-        StepOutcome::invalid(
+        StepError::invalid(
             "canaryKeys",
             "variable `canaryKeys` must be the array of canary process instance keys written by drill-canaries create",
         )
@@ -120,7 +120,7 @@ pub async fn drill_canaries(env: &StepEnv<'_>) -> StepResult {
     match action {
         "create" => create_canaries(env).await,
         "check" => check_canaries(env).await,
-        other => Err(StepOutcome::invalid(
+        other => Err(StepError::invalid(
             "action",
             format!("task header `action` must be create or check, got {other:?}: fix the BPMN"),
         )),
@@ -135,7 +135,7 @@ async fn create_canaries(env: &StepEnv<'_>) -> StepResult {
     if let Some(Value::Array(a)) = env.var("canaryKeys")
         && a.len() >= count
     {
-        return Ok(StepOutcome::already_done(vars([("canaryKeys", json!(a))])));
+        return Ok(Done::already_done(vars([("canaryKeys", json!(a))])));
     }
     // keys created by earlier attempts of this instance (crash between create and complete)
     let calls = env.journal_calls()?;
@@ -157,12 +157,12 @@ async fn create_canaries(env: &StepEnv<'_>) -> StepResult {
         {
             MutationResult::Key(k) => keys.push(k),
             other => {
-                return Err(StepOutcome::retry(format!("unexpected answer creating a canary: {}", other.describe())));
+                return Err(StepError::retry(format!("unexpected answer creating a canary: {}", other.describe())));
             }
         }
     }
     keys.truncate(count);
-    Ok(StepOutcome::Done { variables: vars([("canaryKeys", json!(keys))]), already_done: already })
+    Ok(Done::complete(vars([("canaryKeys", json!(keys))]), already))
 }
 
 async fn check_canaries(env: &StepEnv<'_>) -> StepResult {
@@ -177,5 +177,5 @@ async fn check_canaries(env: &StepEnv<'_>) -> StepResult {
         all &= gone.is_empty();
         missing.insert(region.to_string(), json!(gone));
     }
-    Ok(StepOutcome::done(vars([("verified", json!(all)), ("canariesMissing", Value::Object(missing))])))
+    Ok(Done::done(vars([("verified", json!(all)), ("canariesMissing", Value::Object(missing))])))
 }

@@ -1,7 +1,7 @@
 //! Exporter steps: disable-exporters (one exporter per call; the process loops) and
 //! enable-exporter (with `initializeFrom` the surviving region's exporter).
 use super::api::{ClusterView, Mutation, MutationResult, PendingChange};
-use super::{StepEnv, StepOutcome, StepResult, errors, regions, validate, vars};
+use super::{Done, StepEnv, StepError, StepResult, errors, regions, validate, vars};
 use serde_json::{Value, json};
 
 fn exporter_change(p: &PendingChange, operation: &str, ids: &[String]) -> Option<String> {
@@ -20,8 +20,8 @@ fn exporter_change(p: &PendingChange, operation: &str, ids: &[String]) -> Option
 
 fn change_id_of(r: MutationResult, what: &str) -> StepResult {
     match r {
-        MutationResult::Change(c) => Ok(StepOutcome::done(vars([("changeId", json!(c.change_id))]))),
-        other => Err(StepOutcome::retry(format!("unexpected answer to {what}: {}", other.describe()))),
+        MutationResult::Change(c) => Ok(Done::done(vars([("changeId", json!(c.change_id))]))),
+        other => Err(StepError::retry(format!("unexpected answer to {what}: {}", other.describe()))),
     }
 }
 
@@ -46,15 +46,15 @@ pub async fn disable_exporters(env: &StepEnv<'_>) -> StepResult {
         // guards docs/target-apis.md §6.2 / §6.3: adopt our own pending disable, refuse a foreign change
         if let Some(id) = exporter_change(p, "PARTITION_DISABLE_EXPORTER", &to_disable) {
             let done = to_disable.iter().all(|x| *x == id);
-            return Ok(StepOutcome::already_done(vars([("changeId", json!(p.id)), ("exportersDone", json!(done))])));
+            return Ok(Done::already_done(vars([("changeId", json!(p.id)), ("exportersDone", json!(done))])));
         }
-        return Err(StepOutcome::refused(
+        return Err(StepError::refused(
             errors::CONCURRENT_CHANGE,
             format!("another cluster change (id {}) is pending; exporters can be disabled once it finished", p.id),
         ));
     }
     let Some(first) = to_disable.first().cloned() else {
-        return Ok(StepOutcome::already_done(vars([("changeId", Value::Null), ("exportersDone", json!(true))])));
+        return Ok(Done::already_done(vars([("changeId", Value::Null), ("exportersDone", json!(true))])));
     };
     let answer = env.mutate(surviving, Mutation::DisableExporter { exporter_id: first }).await??;
     Ok(change_id_of(answer, "the exporter disable")?.with_var("exportersDone", json!(to_disable.len() == 1)))
@@ -62,7 +62,7 @@ pub async fn disable_exporters(env: &StepEnv<'_>) -> StepResult {
 
 /// True when this process instance asked to enable exporter `id` (answered, or possibly applied
 /// with an unreadable answer; a 4xx rejection does not count).
-fn enabled_by_this_instance(env: &StepEnv<'_>, id: &str) -> Result<bool, StepOutcome> {
+fn enabled_by_this_instance(env: &StepEnv<'_>, id: &str) -> Result<bool, StepError> {
     let path = format!("/exporters/{id}/enable");
     Ok(env
         .journal_calls()?
@@ -75,7 +75,7 @@ fn enabled_by_this_instance(env: &StepEnv<'_>, id: &str) -> Result<bool, StepOut
 /// helm upgrade re-enabled them (#52260). Starts disabling the first one when no change is
 /// pending. Returns the ids found. An exporter this instance enabled (the main one, or the
 /// legacy one of an Optimize installation) is never disabled.
-pub async fn redisable_flipped(env: &StepEnv<'_>, surviving: u8, region: u8) -> Result<Vec<String>, StepOutcome> {
+pub async fn redisable_flipped(env: &StepEnv<'_>, surviving: u8, region: u8) -> Result<Vec<String>, StepError> {
     // guards docs/target-apis.md §6.11: re-check exporters after any helm upgrade / restart
     let main = crate::region_api::exporter_id(env.target, region);
     let legacy = crate::region_api::legacy_exporter_id(env.target, region);
@@ -141,7 +141,7 @@ pub async fn enable_next(
     surviving: u8,
     recreated: u8,
     snapshot: Option<&str>,
-) -> Result<EnableStep, StepOutcome> {
+) -> Result<EnableStep, StepError> {
     let list = env.api.exporters(surviving).await?;
     let pairs = failback_pairs(env.target, &list, surviving, recreated);
     let ids: Vec<String> = pairs.iter().map(|(id, _)| id.clone()).collect();
@@ -151,13 +151,13 @@ pub async fn enable_next(
             return Ok(EnableStep::Pending { change_id: p.id });
         }
         if let Some(id) = exporter_change(p, "PARTITION_DISABLE_EXPORTER", &ids) {
-            return Err(StepOutcome::retry(format!(
+            return Err(StepError::retry(format!(
                 "exporter {id} is being disabled (change {}); the enable follows once it completed",
                 p.id
             )));
         }
         // guards docs/target-apis.md §6.3
-        return Err(StepOutcome::refused(
+        return Err(StepError::refused(
             errors::CONCURRENT_CHANGE,
             format!("another cluster change (id {}) is pending; enable {} once it finished", p.id, ids.join(", ")),
         ));
@@ -174,7 +174,7 @@ pub async fn enable_next(
             // restart re-enabled it (#52260) without initializeFrom; disable it, enable it
             // properly on the next attempt
             let answer = env.mutate(surviving, Mutation::DisableExporter { exporter_id: id.clone() }).await??;
-            return Err(StepOutcome::retry(format!(
+            return Err(StepError::retry(format!(
                 "exporter {id} was re-enabled by a broker restart without initializeFrom: disabling it first ({}); the enable follows",
                 answer.describe()
             )));
@@ -186,7 +186,7 @@ pub async fn enable_next(
             recoveries.iter().filter(|r| r.kind.eq_ignore_ascii_case("snapshot") && r.is_active()).collect();
         let restored = snapshot.is_none_or(|s| recoveries.iter().any(|r| r.is_from_snapshot(repo, s)));
         if !active.is_empty() || !restored {
-            return Err(StepOutcome::refused(
+            return Err(StepError::refused(
                 errors::PRECONDITION_FAILED,
                 format!(
                     "the restore into region {recreated} is not finished ({} active snapshot recoveries{}): await the restore first",
@@ -201,7 +201,7 @@ pub async fn enable_next(
         let change_id = match answer {
             MutationResult::Change(c) => json!(c.change_id),
             other => {
-                return Err(StepOutcome::retry(format!(
+                return Err(StepError::retry(format!(
                     "unexpected answer to the exporter enable: {}",
                     other.describe()
                 )));
@@ -223,9 +223,9 @@ pub async fn enable_exporter(env: &StepEnv<'_>) -> StepResult {
     };
     match enable_next(env, surviving, recreated, snapshot.as_deref()).await? {
         EnableStep::Issued { exporter_id, change_id } => {
-            Ok(StepOutcome::done(vars([("changeId", change_id), ("exporterEnabled", json!(exporter_id))])))
+            Ok(Done::done(vars([("changeId", change_id), ("exporterEnabled", json!(exporter_id))])))
         }
-        EnableStep::Pending { change_id } => Ok(StepOutcome::already_done(vars([("changeId", json!(change_id))]))),
-        EnableStep::AllEnabled => Ok(StepOutcome::already_done(vars([("changeId", Value::Null)]))),
+        EnableStep::Pending { change_id } => Ok(Done::already_done(vars([("changeId", json!(change_id))]))),
+        EnableStep::AllEnabled => Ok(Done::already_done(vars([("changeId", Value::Null)]))),
     }
 }

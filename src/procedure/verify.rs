@@ -2,7 +2,7 @@
 //! complete with `verified: bool` (the process waits and loops).
 use super::api::ExporterStatus;
 use super::exporters::{self, EnableStep};
-use super::{StepEnv, StepOutcome, StepResult, plan, regions, validate, vars};
+use super::{Done, StepEnv, StepError, StepResult, plan, regions, validate, vars};
 use serde_json::{Value, json};
 
 pub async fn verify_topology(env: &StepEnv<'_>) -> StepResult {
@@ -12,7 +12,7 @@ pub async fn verify_topology(env: &StepEnv<'_>) -> StepResult {
         "degraded" => plan::after_failover(env.target, surviving),
         "full" => plan::after_failback(env.target),
         other => {
-            return Err(StepOutcome::invalid(
+            return Err(StepError::invalid(
                 "expect",
                 format!("task header `expect` must be degraded or full, got {other:?}: fix the BPMN"),
             ));
@@ -31,7 +31,7 @@ pub async fn verify_topology(env: &StepEnv<'_>) -> StepResult {
             })
         })
         .collect();
-    Ok(StepOutcome::done(vars([
+    Ok(Done::done(vars([
         ("verified", json!(problems.is_empty())),
         ("topologyProblems", json!(problems)),
         (
@@ -81,7 +81,7 @@ pub async fn verify_exporters(env: &StepEnv<'_>) -> StepResult {
         "failover" => false,
         "full" => true,
         other => {
-            return Err(StepOutcome::invalid(
+            return Err(StepError::invalid(
                 "expect",
                 format!("task header `expect` must be failover or full, got {other:?}: fix the BPMN"),
             ));
@@ -132,7 +132,7 @@ pub async fn verify_exporters(env: &StepEnv<'_>) -> StepResult {
     if !issued.is_null() {
         problems.push(format!("enabling exporter {} (change {})", issued["exporterId"], issued["changeId"]));
     }
-    Ok(StepOutcome::done(vars([
+    Ok(Done::done(vars([
         ("verified", json!(problems.is_empty())),
         ("exporterEnabled", issued),
         ("exporters", json!(exporters)),
