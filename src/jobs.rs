@@ -21,36 +21,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tracing::Instrument;
 
-/// Every job type this worker handles (docs/jobs.md).
-pub const JOB_TYPES: &[&str] = &[
-    "c8dr.validate-input",
-    "c8dr.assess-failover",
-    "c8dr.remove-brokers",
-    "c8dr.await-change",
-    "c8dr.verify-topology",
-    "c8dr.disable-exporters",
-    "c8dr.verify-exporters",
-    "c8dr.preflight-recreated",
-    "c8dr.helm",
-    "c8dr.verify-profiles",
-    "c8dr.restart-stuck-brokers",
-    "c8dr.await-brokers-visible",
-    "c8dr.pause-exporting",
-    "c8dr.resume-exporting",
-    "c8dr.register-snapshot-repo",
-    "c8dr.create-snapshot",
-    "c8dr.await-snapshot",
-    "c8dr.restore-snapshot",
-    "c8dr.await-restore",
-    "c8dr.enable-exporter",
-    "c8dr.add-brokers",
-    "c8dr.drill-guard",
-    "c8dr.drill-canaries",
-    "c8dr.drill-region",
-    "c8dr.notify",
-    "c8dr.report",
-    "c8dr.approval-guard",
-];
+/// Every job type this worker handles (docs/jobs.md): the job types of the step table,
+/// [`crate::procedure::steps::STEPS`].
+pub use crate::procedure::steps::JOB_TYPES;
 
 pub fn job_types() -> &'static [&'static str] {
     JOB_TYPES

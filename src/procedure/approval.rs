@@ -56,7 +56,7 @@ fn deny(reason: String) -> StepResult {
     Ok(Done::Verdict { deny: Some(reason) })
 }
 
-pub fn approval_guard(env: &StepEnv<'_>) -> StepResult {
+pub async fn approval_guard(env: &StepEnv<'_>, _: ()) -> StepResult {
     let input = env.input;
     let action = env.header(ACTION_HEADER).unwrap_or("complete");
     if action != "complete" {
@@ -145,7 +145,7 @@ mod tests {
             drill: &NoRegionControl,
             journal: &Journal::new(dir.path().join("j.jsonl")),
         };
-        match approval_guard(&env) {
+        match futures::executor::block_on(approval_guard(&env, ())) {
             Ok(Done::Verdict { deny }) => deny,
             other => panic!("{other:?}"),
         }

@@ -3,6 +3,7 @@
 use super::api::{
     ApiErrorKind, ClusterView, Mutation, MutationResult, PendingChange, TopologyBroker, TopologyPartition, TopologyView,
 };
+use super::inputs::{Failback, Failover};
 use super::regions::{self, brokers_of};
 use super::{Done, StepEnv, StepError, StepResult, errors, exporting, plan, validate, vars};
 use serde_json::{Value, json};
@@ -199,8 +200,8 @@ pub fn topology_from_cluster(cluster: &ClusterView) -> TopologyView {
 }
 
 /// `c8dr.assess-failover`: topology of the surviving region, lost brokers by parity, dry run.
-pub async fn assess_failover(env: &StepEnv<'_>) -> StepResult {
-    let (surviving, lost) = regions::failover(env)?;
+pub async fn assess_failover(env: &StepEnv<'_>, input: Failover) -> StepResult {
+    let (surviving, lost) = (input.surviving.index(), input.lost.index());
     let n = env.target.cluster_size;
     let cluster = match env.api.cluster(surviving).await {
         Ok(c) => c,
@@ -273,8 +274,8 @@ async fn surviving_silent(env: &StepEnv<'_>, surviving: u8, lost: u8, e: crate::
 }
 
 /// `c8dr.remove-brokers`: force-remove the lost region's brokers -> `changeId`.
-pub async fn remove_brokers(env: &StepEnv<'_>) -> StepResult {
-    let (surviving, lost) = regions::failover(env)?;
+pub async fn remove_brokers(env: &StepEnv<'_>, input: Failover) -> StepResult {
+    let (surviving, lost) = (input.surviving.index(), input.lost.index());
     let lost_ids = brokers_of(lost, env.target.cluster_size);
     let cluster = env.api.cluster(surviving).await?;
     // guards docs/target-apis.md §6.2: observe first; re-running force-remove after success fails
@@ -341,8 +342,8 @@ fn check_versions(
 }
 
 /// `c8dr.add-brokers`: add the recreated region's brokers with the original replication factor.
-pub async fn add_brokers(env: &StepEnv<'_>) -> StepResult {
-    let (surviving, recreated) = regions::failback(env)?;
+pub async fn add_brokers(env: &StepEnv<'_>, input: Failback) -> StepResult {
+    let (surviving, recreated) = (input.surviving.index(), input.recreated.index());
     let ids = brokers_of(recreated, env.target.cluster_size);
     let cluster = env.api.cluster(surviving).await?;
     if let Some(p) = &cluster.pending_change {
@@ -423,8 +424,8 @@ pub async fn add_brokers(env: &StepEnv<'_>) -> StepResult {
 }
 
 /// `c8dr.await-brokers-visible`: the recreated region's brokers gossip into the topology.
-pub async fn await_brokers_visible(env: &StepEnv<'_>) -> StepResult {
-    let (surviving, recreated) = regions::failback(env)?;
+pub async fn await_brokers_visible(env: &StepEnv<'_>, input: Failback) -> StepResult {
+    let (surviving, recreated) = (input.surviving.index(), input.recreated.index());
     let ids = brokers_of(recreated, env.target.cluster_size);
     let topology = env.api.topology(surviving).await?;
     let mut visible: Vec<u32> = topology.brokers.iter().map(|b| b.node_id).filter(|id| ids.contains(id)).collect();

@@ -1,8 +1,9 @@
 //! `c8dr.await-change`: one check of a cluster change by id, judged by the one rule in
 //! [`crate::region_api::change::judge`] (docs/target-apis.md §6.5, the zeebe-chaos algorithm).
 use super::api::ClusterView;
-use super::{Done, StepEnv, StepError, StepResult, errors, regions, validate, vars};
-use serde_json::{Value, json};
+use super::inputs::{ChangeRef, ChangeVar, Surviving};
+use super::{Done, StepEnv, StepError, StepResult, errors, vars};
+use serde_json::json;
 
 /// The verdict on change `id` given a cluster view.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,17 +43,16 @@ pub fn judge(cluster: &ClusterView, id: i64) -> ChangeState {
     }
 }
 
-pub async fn await_change(env: &StepEnv<'_>) -> StepResult {
-    let surviving = regions::surviving(env)?;
+pub async fn await_change(env: &StepEnv<'_>, (at, change): (Surviving, ChangeVar)) -> StepResult {
+    let surviving = at.surviving.index();
     // a step that changed nothing completes with changeId = null: nothing to wait for
-    if matches!(env.input.variables.get("changeId"), Some(Value::Null)) {
+    let ChangeRef::Id(id) = change.change_id else {
         return Ok(Done::already_done(vars([
             ("verified", json!(true)),
             ("changeStatus", json!("COMPLETED")),
             ("changeProgress", json!({"completed": 0, "pending": 0})),
         ])));
-    }
-    let id = validate::change_id(&env.input.variables, "changeId")?;
+    };
     let cluster = env.api.cluster(surviving).await?;
     let (verified, status, completed, pending, next) = match judge(&cluster, id) {
         ChangeState::Completed => (true, "COMPLETED", 0, 0, vec![]),

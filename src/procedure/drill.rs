@@ -2,7 +2,8 @@
 //! Region loss goes through [`crate::platform::RegionControl`] and is refused unless the target
 //! sets `drill_allowed = true`.
 use super::api::{Mutation, MutationResult};
-use super::{Done, StepEnv, StepError, StepResult, errors, regions, validate, vars};
+use super::inputs::{CanaryVars, Failover, Surviving};
+use super::{Done, StepEnv, StepError, StepResult, errors, regions, vars};
 use crate::platform::PlatformError;
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
@@ -38,7 +39,7 @@ fn guard(env: &StepEnv<'_>) -> Result<(), StepError> {
 }
 
 /// `c8dr.drill-guard`.
-pub fn drill_guard(env: &StepEnv<'_>) -> StepResult {
+pub async fn drill_guard(env: &StepEnv<'_>, _: ()) -> StepResult {
     guard(env)?;
     Ok(Done::done(vars([("drillAllowed", json!(true))])))
 }
@@ -48,7 +49,7 @@ fn now() -> String {
 }
 
 /// `c8dr.drill-region` (header `action: lose|recreate`).
-pub async fn drill_region(env: &StepEnv<'_>) -> StepResult {
+pub async fn drill_region(env: &StepEnv<'_>, input: Failover) -> StepResult {
     let action = env.header("action").unwrap_or("");
     let (out_var, call) = match action {
         "lose" => ("regionLostAt", "drill-lose-region"),
@@ -60,7 +61,7 @@ pub async fn drill_region(env: &StepEnv<'_>) -> StepResult {
             ));
         }
     };
-    let lost = validate::region(&env.input.variables, "lostRegion")?;
+    let lost = input.lost.index();
     guard(env)?;
     // idempotency: a successful call of this instance is in the journal
     if let Some(prev) = env.journal_calls()?.into_iter().find(|e| e.action == call && e.status == "ok") {
@@ -115,11 +116,11 @@ fn canary_keys(env: &StepEnv<'_>) -> Result<Vec<String>, StepError> {
 }
 
 /// `c8dr.drill-canaries` (headers `action: create|check`, `region: surviving|both` for check).
-pub async fn drill_canaries(env: &StepEnv<'_>) -> StepResult {
+pub async fn drill_canaries(env: &StepEnv<'_>, (at, canaries): (Surviving, CanaryVars)) -> StepResult {
     let action = env.header("action").unwrap_or("");
     match action {
-        "create" => create_canaries(env).await,
-        "check" => check_canaries(env).await,
+        "create" => create_canaries(env, at, canaries).await,
+        "check" => check_canaries(env, at).await,
         other => Err(StepError::invalid(
             "action",
             format!("task header `action` must be create or check, got {other:?}: fix the BPMN"),
@@ -127,9 +128,9 @@ pub async fn drill_canaries(env: &StepEnv<'_>) -> StepResult {
     }
 }
 
-async fn create_canaries(env: &StepEnv<'_>) -> StepResult {
-    let lost = validate::region(&env.input.variables, "lostRegion")?;
-    let count = validate::int_in(&env.input.variables, "canaryCount", 6, 1, 100)? as usize;
+async fn create_canaries(env: &StepEnv<'_>, at: Surviving, canaries: CanaryVars) -> StepResult {
+    let lost = at.other().index();
+    let count = canaries.canary_count.0;
     guard(env)?;
     let region = 1 - lost;
     if let Some(Value::Array(a)) = env.var("canaryKeys")
@@ -165,9 +166,9 @@ async fn create_canaries(env: &StepEnv<'_>) -> StepResult {
     Ok(Done::complete(vars([("canaryKeys", json!(keys))]), already))
 }
 
-async fn check_canaries(env: &StepEnv<'_>) -> StepResult {
+async fn check_canaries(env: &StepEnv<'_>, at: Surviving) -> StepResult {
     let keys = canary_keys(env)?;
-    let targets = regions::from_header(env, &["surviving", "both"])?;
+    let targets = regions::from_header(env, &["surviving", "both"], at.surviving)?;
     guard(env)?;
     let mut missing = Map::new();
     let mut all = true;

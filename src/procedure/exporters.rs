@@ -1,7 +1,8 @@
 //! Exporter steps: disable-exporters (one exporter per call; the process loops) and
 //! enable-exporter (with `initializeFrom` the surviving region's exporter).
 use super::api::{ClusterView, Mutation, MutationResult, PendingChange};
-use super::{Done, StepEnv, StepError, StepResult, errors, regions, validate, vars};
+use super::inputs::{Failback, Failover, OptionalSnapshotVar};
+use super::{Done, StepEnv, StepError, StepResult, errors, vars};
 use serde_json::{Value, json};
 
 fn exporter_change(p: &PendingChange, operation: &str, ids: &[String]) -> Option<String> {
@@ -30,8 +31,8 @@ fn pending(c: &ClusterView) -> Option<&PendingChange> {
 }
 
 /// `c8dr.disable-exporters`: the lost region's exporter, and its legacy one when enabled.
-pub async fn disable_exporters(env: &StepEnv<'_>) -> StepResult {
-    let (surviving, lost) = regions::failover(env)?;
+pub async fn disable_exporters(env: &StepEnv<'_>, input: Failover) -> StepResult {
+    let (surviving, lost) = (input.surviving.index(), input.lost.index());
     let candidates =
         [crate::region_api::exporter_id(env.target, lost), crate::region_api::legacy_exporter_id(env.target, lost)];
     let list = env.api.exporters(surviving).await?;
@@ -215,12 +216,9 @@ pub async fn enable_next(
 /// `c8dr.enable-exporter`: the recreated region's exporter (and, on Optimize installations, its
 /// legacy exporter), initialized from the survivor's. One enable per call: the process awaits
 /// the change, and verify-exporters (expect full) enables the legacy exporter next.
-pub async fn enable_exporter(env: &StepEnv<'_>) -> StepResult {
-    let (surviving, recreated) = regions::failback(env)?;
-    let snapshot = match env.var("snapshotName") {
-        Some(_) => Some(validate::snapshot_name(&env.input.variables, "snapshotName")?),
-        None => None,
-    };
+pub async fn enable_exporter(env: &StepEnv<'_>, (at, snapshot): (Failback, OptionalSnapshotVar)) -> StepResult {
+    let (surviving, recreated) = (at.surviving.index(), at.recreated.index());
+    let snapshot = snapshot.snapshot_name.map(|s| s.0);
     match enable_next(env, surviving, recreated, snapshot.as_deref()).await? {
         EnableStep::Issued { exporter_id, change_id } => {
             Ok(Done::done(vars([("changeId", change_id), ("exporterEnabled", json!(exporter_id))])))

@@ -8,7 +8,8 @@
 //! pause or resume fails on a real 8.8 cluster (it needs every broker), so the step observes the
 //! platform of every running region first and fails the job (retried) until the rollout is done.
 use super::api::Mutation;
-use super::{Done, StepEnv, StepError, StepResult, errors, regions, validate, vars};
+use super::inputs::Surviving;
+use super::{Done, StepEnv, StepError, StepResult, errors, validate, vars};
 use crate::platform::PlatformError;
 use serde_json::json;
 
@@ -72,8 +73,8 @@ pub fn paused_by_this_instance(env: &StepEnv<'_>) -> Result<bool, StepError> {
     Ok(last_state(env)? == Some(true))
 }
 
-pub async fn pause_exporting(env: &StepEnv<'_>) -> StepResult {
-    let surviving = regions::surviving(env)?;
+pub async fn pause_exporting(env: &StepEnv<'_>, input: Surviving) -> StepResult {
+    let surviving = input.surviving.index();
     if last_state(env)? == Some(true) {
         return Ok(Done::already_done(vars([("exportingPaused", json!(true))])));
     }
@@ -83,8 +84,8 @@ pub async fn pause_exporting(env: &StepEnv<'_>) -> StepResult {
     Ok(Done::done(vars([("exportingPaused", json!(true))])))
 }
 
-pub async fn resume_exporting(env: &StepEnv<'_>) -> StepResult {
-    let surviving = regions::surviving(env)?;
+pub async fn resume_exporting(env: &StepEnv<'_>, input: Surviving) -> StepResult {
+    let surviving = input.surviving.index();
     if last_state(env)? == Some(false) {
         return Ok(Done::already_done(vars([("exportingPaused", json!(false))])));
     }

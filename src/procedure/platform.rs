@@ -1,6 +1,7 @@
 //! The platform steps: preflight-recreated, helm, verify-profiles. The platform itself (Helm,
 //! Kubernetes) is `crate::platform`, injected through [`StepEnv::platform`].
-use super::{Done, StepEnv, StepError, StepResult, errors, regions, validate, vars};
+use super::inputs::{Failback, Region, Surviving};
+use super::{Done, StepEnv, StepError, StepResult, errors, regions, vars};
 use crate::platform::helm::{HelmInputError, check_pinned, command_line, helm_args, tail};
 use crate::platform::kubectl::profiles_command;
 use crate::platform::{HelmAction, PlatformError, PlatformStatus};
@@ -20,8 +21,8 @@ fn manual(env: &StepEnv<'_>, step_id: &str, command: String) -> StepError {
 }
 
 /// `c8dr.preflight-recreated`: the failover is done and the recreated region is clean.
-pub async fn preflight_recreated(env: &StepEnv<'_>) -> StepResult {
-    let (surviving, recreated) = regions::failback(env)?;
+pub async fn preflight_recreated(env: &StepEnv<'_>, input: Failback) -> StepResult {
+    let (surviving, recreated) = (input.surviving.index(), input.recreated.index());
     let cluster = env.api.cluster(surviving).await?;
     let ids = regions::brokers_of(recreated, env.target.cluster_size);
     let stale: Vec<u32> = cluster.brokers.iter().map(|b| b.id).filter(|id| ids.contains(id)).collect();
@@ -62,7 +63,7 @@ pub async fn preflight_recreated(env: &StepEnv<'_>) -> StepResult {
 }
 
 /// `c8dr.helm` (headers `action`, `region`).
-pub async fn helm_step(env: &StepEnv<'_>) -> StepResult {
+pub async fn helm_step(env: &StepEnv<'_>, input: Surviving) -> StepResult {
     let action_name = env.header("action").unwrap_or("");
     let Some(action) = HelmAction::parse(action_name) else {
         return Err(StepError::invalid(
@@ -72,7 +73,7 @@ pub async fn helm_step(env: &StepEnv<'_>) -> StepResult {
             ),
         ));
     };
-    let targets = regions::from_header(env, &["surviving", "recreated", "both"])?;
+    let targets = regions::from_header(env, &["surviving", "recreated", "both"], input.surviving)?;
     let step_id = format!("helm-{}", action.name());
     let invalid = |e: HelmInputError| StepError::invalid(&e.field, e.message);
     if env.platform.requires_pinned_chart() {
@@ -190,7 +191,7 @@ fn profiles_log_command(target: &crate::config::TargetConfig, region: u8, s: &Pl
 /// rollout is complete and every pod runs the expected profiles. While the rollout runs the check
 /// reports `verified: false` with `rollout` and `podsNotReady` (the loop observes again); pods
 /// Running but not Ready for `kubernetes.stuck_after_secs` are listed in `stuckBrokers`.
-pub async fn verify_profiles(env: &StepEnv<'_>) -> StepResult {
+pub async fn verify_profiles(env: &StepEnv<'_>, input: Surviving) -> StepResult {
     let expect = env.header("expect").unwrap_or("");
     let want_on = match expect {
         "webapps-off" => false,
@@ -202,7 +203,7 @@ pub async fn verify_profiles(env: &StepEnv<'_>) -> StepResult {
             ));
         }
     };
-    let targets = regions::from_header(env, &["surviving", "recreated", "both"])?;
+    let targets = regions::from_header(env, &["surviving", "recreated", "both"], input.surviving)?;
     let now = chrono::Utc::now();
     // guards docs/target-apis.md §6.18: check the active profiles, not only the helm exit code
     let mut profiles = Map::new();
@@ -258,8 +259,8 @@ pub async fn verify_profiles(env: &StepEnv<'_>) -> StepResult {
     // during a failback with Operate/Tasklist off, the helm upgrade restarted the surviving
     // brokers: the recreated region's exporter must still be disabled (re-disabled if not)
     let mut redisabled = Vec::new();
-    if !want_on && let Some(recreated) = validate::optional_region(&env.input.variables, "recreatedRegion")? {
-        let surviving = regions::surviving(env)?;
+    if !want_on && let Some(recreated) = input.recreated.map(Region::index) {
+        let surviving = input.surviving.index();
         redisabled = super::exporters::redisable_flipped(env, surviving, recreated).await?;
         ok &= redisabled.is_empty();
     }

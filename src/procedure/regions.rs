@@ -1,69 +1,16 @@
 //! Regions and broker parity: brokers of region r are the ids with `id % 2 == r`. Resolution of
-//! surviving / lost / recreated regions from variables and the `region` header, and the
+//! the regions the `region` header names (the variables are read by [`super::inputs`]), and the
 //! cross-check of a planned removal against the live topology (docs/target-apis.md §6.1).
 use super::api::TopologyView;
-use super::validate;
+use super::inputs::Region;
 use super::{StepEnv, StepError, errors};
 use crate::config::TargetConfig;
 
 pub use crate::region_api::{brokers_of_region as brokers_of, region_of_broker as region_of};
 
-/// Surviving and lost region of a failover: `lostRegion` required, `survivingRegion` optional but
-/// must agree.
-pub fn failover(env: &StepEnv<'_>) -> Result<(u8, u8), StepError> {
-    let lost = validate::region(&env.input.variables, "lostRegion")?;
-    let surviving = check_surviving(env, 1 - lost)?;
-    Ok((surviving, lost))
-}
-
-/// Surviving and recreated region of a failback: `recreatedRegion` (in a drill the validated
-/// inputs set it = lostRegion); `survivingRegion` optional but must agree.
-pub fn failback(env: &StepEnv<'_>) -> Result<(u8, u8), StepError> {
-    let recreated = validate::region(&env.input.variables, "recreatedRegion")?;
-    let surviving = check_surviving(env, 1 - recreated)?;
-    Ok((surviving, recreated))
-}
-
-/// The surviving region: `survivingRegion`, else derived from `lostRegion` / `recreatedRegion`.
-pub fn surviving(env: &StepEnv<'_>) -> Result<u8, StepError> {
-    let v = &env.input.variables;
-    let other = match validate::optional_region(v, "recreatedRegion")? {
-        Some(r) => Some(r),
-        None => validate::optional_region(v, "lostRegion")?,
-    };
-    match (validate::optional_region(v, "survivingRegion")?, other) {
-        (Some(s), Some(o)) if s == o => Err(StepError::invalid(
-            "survivingRegion",
-            format!("variable `survivingRegion` = {s} equals the lost/recreated region: it must be {}", 1 - o),
-        )),
-        (Some(s), _) => Ok(s),
-        (None, Some(o)) => Ok(1 - o),
-        (None, None) => Err(StepError::invalid(
-            "survivingRegion",
-            "variable `survivingRegion` is required (or `lostRegion` / `recreatedRegion` to derive it): 0 or 1",
-        )),
-    }
-}
-
-/// The other region (lost or recreated): `recreatedRegion`, else `lostRegion`, else 1 - surviving.
-pub fn other(env: &StepEnv<'_>) -> Result<u8, StepError> {
-    let s = surviving(env)?;
-    Ok(1 - s)
-}
-
-fn check_surviving(env: &StepEnv<'_>, expected: u8) -> Result<u8, StepError> {
-    match validate::optional_region(&env.input.variables, "survivingRegion")? {
-        Some(s) if s != expected => Err(StepError::invalid(
-            "survivingRegion",
-            format!("variable `survivingRegion` = {s} contradicts the lost/recreated region: it must be {expected}"),
-        )),
-        _ => Ok(expected),
-    }
-}
-
 /// The regions named by the `region` header (`surviving`, `lost`, `recreated`, `both`), limited
 /// to the values in `allowed`.
-pub fn from_header(env: &StepEnv<'_>, allowed: &[&str]) -> Result<Vec<u8>, StepError> {
+pub fn from_header(env: &StepEnv<'_>, allowed: &[&str], surviving: Region) -> Result<Vec<u8>, StepError> {
     let h = env.header("region").unwrap_or("");
     if !allowed.contains(&h) {
         return Err(StepError::invalid(
@@ -71,7 +18,7 @@ pub fn from_header(env: &StepEnv<'_>, allowed: &[&str]) -> Result<Vec<u8>, StepE
             format!("task header `region` must be one of {allowed:?}, got {h:?}: fix the BPMN"),
         ));
     }
-    let s = surviving(env)?;
+    let s = surviving.index();
     Ok(match h {
         "surviving" => vec![s],
         "both" => vec![0, 1],

@@ -62,7 +62,7 @@ fn seconds(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
 }
 
 /// `c8dr.report` (header `process`).
-pub async fn report(env: &StepEnv<'_>) -> StepResult {
+pub async fn report(env: &StepEnv<'_>, _: ()) -> StepResult {
     let process = env.header("process").unwrap_or("");
     if !matches!(process, "failover" | "failback" | "drill") {
         return Err(StepError::invalid(
@@ -166,7 +166,7 @@ async fn notify_outcome(env: &StepEnv<'_>, report: &Value) -> Value {
 
 /// `c8dr.notify` (header `event`): logged, and posted to the webhooks of `[notifications]`
 /// that want the event (see `crate::notify`).
-pub async fn notify(env: &StepEnv<'_>) -> StepResult {
+pub async fn notify(env: &StepEnv<'_>, _: ()) -> StepResult {
     crate::notify::notify_step(crate::notify::installed().as_deref(), env.input).await
 }
 

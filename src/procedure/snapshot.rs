@@ -1,7 +1,8 @@
 //! Elasticsearch snapshot steps: register-snapshot-repo, create-snapshot, await-snapshot,
 //! restore-snapshot, await-restore.
 use super::api::{ApiError, ApiErrorKind, ApiResult, Mutation, RepositoryView, SnapshotInfo};
-use super::{Done, StepEnv, StepError, StepResult, errors, regions, validate, vars};
+use super::inputs::{Failback, OptionalSnapshotVar, SnapshotVar, Surviving};
+use super::{Done, StepEnv, StepError, StepResult, errors, vars};
 use crate::config::SnapshotConfig;
 use serde_json::{Value, json};
 
@@ -52,17 +53,13 @@ pub fn repository_mismatch(cfg: &SnapshotConfig, r: &RepositoryView) -> Vec<Stri
     diff
 }
 
-fn snapshot_name(env: &StepEnv<'_>) -> Result<String, StepError> {
-    validate::snapshot_name(&env.input.variables, "snapshotName")
-}
-
 /// `c8dr.register-snapshot-repo` (header `region: surviving|recreated`).
-pub async fn register_snapshot_repo(env: &StepEnv<'_>) -> StepResult {
+pub async fn register_snapshot_repo(env: &StepEnv<'_>, (at, snapshot): (Surviving, OptionalSnapshotVar)) -> StepResult {
     let which = env.header("region").unwrap_or("");
     let repo = env.target.snapshot.repository.clone();
     match which {
         "surviving" => {
-            let region = regions::surviving(env)?;
+            let region = at.surviving.index();
             // an existing registration is adopted only when it is the configured repository and
             // writable: the 8.8 reference values register `camunda_backup` for Camunda's own
             // backups, possibly elsewhere (another base_path), and the snapshot would land where
@@ -84,7 +81,7 @@ pub async fn register_snapshot_repo(env: &StepEnv<'_>) -> StepResult {
             env.mutate(region, Mutation::RegisterRepository { repository: repo, readonly: false }).await??;
             Ok(Done::done(vars([("repositoryRegistered", json!(true)), ("repositoryReRegistered", reason)])))
         }
-        "recreated" => register_in_recreated(env, repo).await,
+        "recreated" => register_in_recreated(env, repo, at, snapshot).await,
         other => Err(StepError::invalid(
             "region",
             format!("task header `region` must be surviving or recreated, got {other:?}: fix the BPMN"),
@@ -101,9 +98,14 @@ async fn visible(env: &StepEnv<'_>, region: u8, name: &str) -> ApiResult<bool> {
     }
 }
 
-async fn register_in_recreated(env: &StepEnv<'_>, repo: String) -> StepResult {
-    let (surviving, recreated) = regions::failback(env)?;
-    let name = snapshot_name(env)?;
+async fn register_in_recreated(
+    env: &StepEnv<'_>,
+    repo: String,
+    at: Surviving,
+    snapshot: OptionalSnapshotVar,
+) -> StepResult {
+    let (surviving, recreated) = (at.surviving.index(), at.recreated()?.index());
+    let name = snapshot.required()?.0;
     // guards docs/target-apis.md §6.14: register in the recreated region only once the snapshot exists
     match find_snapshot(env, surviving, &name).await {
         Ok(Some(s)) if s.state == "SUCCESS" => {}
@@ -152,9 +154,9 @@ async fn register_in_recreated(env: &StepEnv<'_>, repo: String) -> StepResult {
 }
 
 /// `c8dr.create-snapshot`: snapshot of the surviving Elasticsearch, name unique per instance.
-pub async fn create_snapshot(env: &StepEnv<'_>) -> StepResult {
-    let surviving = regions::surviving(env)?;
-    let name = snapshot_name(env)?;
+pub async fn create_snapshot(env: &StepEnv<'_>, (at, snapshot): (Surviving, SnapshotVar)) -> StepResult {
+    let surviving = at.surviving.index();
+    let name = snapshot.snapshot_name.0;
     let repo = env.target.snapshot.repository.clone();
     let done = || vars([("snapshotName", json!(name.clone()))]);
     let missing_repo = || {
@@ -194,9 +196,9 @@ pub async fn create_snapshot(env: &StepEnv<'_>) -> StepResult {
 }
 
 /// `c8dr.await-snapshot`: SUCCESS with no failed shards, else SNAPSHOT_FAILED.
-pub async fn await_snapshot(env: &StepEnv<'_>) -> StepResult {
-    let surviving = regions::surviving(env)?;
-    let name = snapshot_name(env)?;
+pub async fn await_snapshot(env: &StepEnv<'_>, (at, snapshot): (Surviving, SnapshotVar)) -> StepResult {
+    let surviving = at.surviving.index();
+    let name = snapshot.snapshot_name.0;
     let s = match find_snapshot(env, surviving, &name).await {
         Ok(Some(s)) => s,
         Ok(None) | Err(None) => {
@@ -254,9 +256,9 @@ pub fn collision_hint(recreated: u8, colliding: &[String]) -> String {
 }
 
 /// `c8dr.restore-snapshot`: restore into the recreated Elasticsearch (not waiting).
-pub async fn restore_snapshot(env: &StepEnv<'_>) -> StepResult {
-    let (_, recreated) = regions::failback(env)?;
-    let name = snapshot_name(env)?;
+pub async fn restore_snapshot(env: &StepEnv<'_>, (at, snapshot): (Failback, SnapshotVar)) -> StepResult {
+    let recreated = at.recreated.index();
+    let name = snapshot.snapshot_name.0;
     let repo = env.target.snapshot.repository.clone();
     let started = || vars([("restoreStarted", json!(true))]);
     // guards docs/target-apis.md §6.13: observe recoveries first; never re-issue a restore blindly
@@ -309,9 +311,9 @@ pub async fn restore_snapshot(env: &StepEnv<'_>) -> StepResult {
 }
 
 /// `c8dr.await-restore`: no active snapshot recoveries and green.
-pub async fn await_restore(env: &StepEnv<'_>) -> StepResult {
-    let (_, recreated) = regions::failback(env)?;
-    let name = snapshot_name(env)?;
+pub async fn await_restore(env: &StepEnv<'_>, (at, snapshot): (Failback, SnapshotVar)) -> StepResult {
+    let recreated = at.recreated.index();
+    let name = snapshot.snapshot_name.0;
     let repo = &env.target.snapshot.repository;
     let recoveries = env.api.recoveries(recreated).await?;
     let ours = recoveries.iter().filter(|r| r.is_from_snapshot(repo, &name)).count();

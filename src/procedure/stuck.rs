@@ -99,7 +99,7 @@ async fn await_ready(env: &StepEnv<'_>, region: u8, pod: &str) -> Result<(), Ste
 }
 
 /// `c8dr.restart-stuck-brokers` (variables `restartApproved`, `stuckBrokers`).
-pub async fn restart_stuck_brokers(env: &StepEnv<'_>) -> StepResult {
+pub async fn restart_stuck_brokers(env: &StepEnv<'_>, _: ()) -> StepResult {
     let approved = approved_pods(env)?;
     if env.var("restartApproved") != Some(&Value::Bool(true)) {
         // the process's gate decides; this is the second lock

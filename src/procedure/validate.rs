@@ -1,16 +1,12 @@
 //! Variables -> typed inputs. Every error is INVALID_INPUT naming the field and the fix.
 //! Also the `c8dr.validate-input` step, which normalizes the process inputs.
+use super::inputs::{Region, show};
 use super::{Done, StepEnv, StepError, StepResult};
 use chrono::{SecondsFormat, Utc};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 type Vars = Map<String, Value>;
-
-fn show(v: &Value) -> String {
-    let s = v.to_string();
-    // truncate on a char boundary: slicing bytes panics inside a multi-byte character
-    if s.chars().count() > 60 { format!("{}...", s.chars().take(60).collect::<String>()) } else { s }
-}
 
 /// A region variable: the number 0 or 1 (a JSON string "0"/"1" is accepted too).
 pub fn region(vars: &Vars, field: &str) -> Result<u8, StepError> {
@@ -20,23 +16,14 @@ pub fn region(vars: &Vars, field: &str) -> Result<u8, StepError> {
     }
 }
 
+/// An optional region variable; the rule is [`Region`]'s.
 pub fn optional_region(vars: &Vars, field: &str) -> Result<Option<u8>, StepError> {
     let Some(v) = vars.get(field).filter(|v| !v.is_null()) else {
         return Ok(None);
     };
-    let n = match v {
-        Value::Number(n) => n.as_i64().filter(|_| n.is_i64() || n.is_u64()),
-        Value::String(s) => s.trim().parse::<i64>().ok(),
-        _ => None,
-    };
-    match n {
-        Some(0) => Ok(Some(0)),
-        Some(1) => Ok(Some(1)),
-        _ => Err(StepError::invalid(
-            field,
-            format!("variable `{field}` must be the region number 0 or 1, got {}", show(v)),
-        )),
-    }
+    Region::deserialize(v)
+        .map(|r| Some(r.index()))
+        .map_err(|e| StepError::invalid(field, format!("variable `{field}` {e}")))
 }
 
 pub fn string(vars: &Vars, field: &str) -> Result<String, StepError> {
@@ -79,44 +66,6 @@ pub fn int_in(vars: &Vars, field: &str, default: i64, min: i64, max: i64) -> Res
             format!("variable `{field}` must be an integer {min}..{max}, got {}", show(v)),
         )),
     }
-}
-
-/// The change id written by a previous step (an integer; a numeric string is accepted).
-pub fn change_id(vars: &Vars, field: &str) -> Result<i64, StepError> {
-    let v = vars.get(field).filter(|v| !v.is_null());
-    let n = v.and_then(|v| match v {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
-    });
-    match (v, n) {
-        (_, Some(n)) if n >= 0 => Ok(n),
-        (None, _) => Err(StepError::invalid(
-            field,
-            format!("variable `{field}` is required: the change id returned by the step that started the change"),
-        )),
-        (Some(v), _) => Err(StepError::invalid(
-            field,
-            format!("variable `{field}` must be a non-negative integer, got {}", show(v)),
-        )),
-    }
-}
-
-/// Snapshot names: Elasticsearch rules (lower case, no spaces, none of `\/*?"<>|,#`).
-pub fn snapshot_name(vars: &Vars, field: &str) -> Result<String, StepError> {
-    let name = string(vars, field)?;
-    let bad = name.chars().any(|c| c.is_ascii_uppercase() || c.is_whitespace() || "\\/*?\"<>|,#".contains(c))
-        || name.starts_with('_')
-        || name.starts_with('-');
-    if bad {
-        return Err(StepError::invalid(
-            field,
-            format!(
-                "variable `{field}` = {name:?} is not a valid snapshot name: lower case, no spaces or \\/*?\"<>|,#, not starting with _ or -"
-            ),
-        ));
-    }
-    Ok(name)
 }
 
 /// ISO-8601 durations as FEEL takes them: `PnDTnHnMnS` (seconds may be fractional), e.g. `PT5S`.
@@ -216,7 +165,7 @@ pub fn duration(vars: &Vars, field: &str, default: &str) -> Result<String, StepE
 }
 
 /// `c8dr.validate-input` (header `process: failover|failback|drill`).
-pub fn validate_input(env: &StepEnv<'_>) -> StepResult {
+pub async fn validate_input(env: &StepEnv<'_>, _: ()) -> StepResult {
     let v = &env.input.variables;
     let process = env.header("process").unwrap_or("");
     let mut out = Map::new();
@@ -345,13 +294,7 @@ mod tests {
     }
 
     #[test]
-    fn snapshot_names_and_change_ids() {
-        assert!(snapshot_name(&vars(json!({"s": "c8dr-failback-1"})), "s").is_ok());
-        assert!(snapshot_name(&vars(json!({"s": "Bad Name"})), "s").is_err());
-        assert_eq!(change_id(&vars(json!({"c": 7})), "c").unwrap(), 7);
-        assert_eq!(change_id(&vars(json!({"c": "7"})), "c").unwrap(), 7);
-        assert!(change_id(&vars(json!({})), "c").is_err());
-        assert!(change_id(&vars(json!({"c": -3})), "c").is_err());
+    fn ints_in_a_range() {
         assert_eq!(int_in(&vars(json!({})), "n", 6, 1, 100).unwrap(), 6);
         assert!(int_in(&vars(json!({"n": 101})), "n", 6, 1, 100).is_err());
     }

@@ -2,12 +2,13 @@
 //! complete with `verified: bool` (the process waits and loops).
 use super::api::ExporterStatus;
 use super::exporters::{self, EnableStep};
-use super::{Done, StepEnv, StepError, StepResult, plan, regions, validate, vars};
+use super::inputs::{OptionalSnapshotVar, Region, Surviving};
+use super::{Done, StepEnv, StepError, StepResult, plan, vars};
 use serde_json::{Value, json};
 
-pub async fn verify_topology(env: &StepEnv<'_>) -> StepResult {
+pub async fn verify_topology(env: &StepEnv<'_>, input: Surviving) -> StepResult {
     let expect = env.header("expect").unwrap_or("");
-    let surviving = regions::surviving(env)?;
+    let surviving = input.surviving.index();
     let expected = match expect {
         "degraded" => plan::after_failover(env.target, surviving),
         "full" => plan::after_failback(env.target),
@@ -75,7 +76,7 @@ pub fn exporter_problems(
     problems
 }
 
-pub async fn verify_exporters(env: &StepEnv<'_>) -> StepResult {
+pub async fn verify_exporters(env: &StepEnv<'_>, (at, snapshot): (Surviving, OptionalSnapshotVar)) -> StepResult {
     let expect = env.header("expect").unwrap_or("");
     let full = match expect {
         "failover" => false,
@@ -87,21 +88,18 @@ pub async fn verify_exporters(env: &StepEnv<'_>) -> StepResult {
             ));
         }
     };
-    let surviving = regions::surviving(env)?;
-    let other = regions::other(env)?;
+    let surviving = at.surviving.index();
+    let other = at.other().index();
     // during a failback, once the main exporter of the recreated region is enabled (by this
     // instance, after the restore), the legacy one follows here: one change at a time, the
     // process loops on this check until both pairs are enabled
     let mut issued = Value::Null;
-    if full && let Some(recreated) = validate::optional_region(&env.input.variables, "recreatedRegion")? {
+    if full && let Some(recreated) = at.recreated.map(Region::index) {
         let list = env.api.exporters(surviving).await?;
         let main = crate::region_api::exporter_id(env.target, recreated);
         let main_enabled = list.iter().any(|e| e.exporter_id == main && e.status == "ENABLED");
         if main_enabled && exporters::failback_pairs(env.target, &list, surviving, recreated).len() > 1 {
-            let snapshot = match env.var("snapshotName") {
-                Some(_) => Some(validate::snapshot_name(&env.input.variables, "snapshotName")?),
-                None => None,
-            };
+            let snapshot = snapshot.snapshot_name.map(|s| s.0);
             if let EnableStep::Issued { exporter_id, change_id } =
                 exporters::enable_next(env, surviving, recreated, snapshot.as_deref()).await?
             {
