@@ -2,7 +2,7 @@
 //! Region loss goes through [`crate::platform::RegionControl`] and is refused unless the target
 //! sets `drill_allowed = true`.
 use super::api::{Mutation, MutationResult};
-use super::inputs::{CanaryVars, Failover, Surviving};
+use super::inputs::{CanaryVars, DrillAction, Failover, Header, Surviving};
 use super::{Done, StepEnv, StepError, StepResult, errors, regions, vars};
 use crate::platform::PlatformError;
 use chrono::{SecondsFormat, Utc};
@@ -49,18 +49,12 @@ fn now() -> String {
 }
 
 /// `c8dr.drill-region` (header `action: lose|recreate`).
-pub async fn drill_region(env: &StepEnv<'_>, input: Failover) -> StepResult {
-    let action = env.header("action").unwrap_or("");
+pub async fn drill_region(env: &StepEnv<'_>, (Header(action), input): (Header<DrillAction>, Failover)) -> StepResult {
     let (out_var, call) = match action {
-        "lose" => ("regionLostAt", "drill-lose-region"),
-        "recreate" => ("regionRecreatedAt", "drill-recreate-region"),
-        other => {
-            return Err(StepError::invalid(
-                "action",
-                format!("task header `action` must be lose or recreate, got {other:?}: fix the BPMN"),
-            ));
-        }
+        DrillAction::Lose => ("regionLostAt", "drill-lose-region"),
+        DrillAction::Recreate => ("regionRecreatedAt", "drill-recreate-region"),
     };
+    let action = action.as_str();
     let lost = input.lost.index();
     guard(env)?;
     // idempotency: a successful call of this instance is in the journal

@@ -367,6 +367,74 @@ pub struct CanaryVars {
 
 from_vars_only!(ChangeVar, SnapshotVar, OptionalSnapshotVar, CanaryVars);
 
+/// A task header with a closed set of values, set in the BPMN (the element templates list them).
+pub trait HeaderValue: Sized + Copy + 'static {
+    /// The header's name.
+    const NAME: &'static str;
+    /// The values, as the BPMN spells them.
+    const VALUES: &'static [(&'static str, Self)];
+}
+
+/// The task header `T::NAME`, parsed: a missing or unknown value is INVALID_INPUT naming the
+/// header ("fix the BPMN").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header<T>(pub T);
+
+impl<T: HeaderValue> FromJob for Header<T> {
+    fn from_job(job: &StepInput) -> Result<Self, StepError> {
+        let got = job.headers.get(T::NAME).map(String::as_str).unwrap_or("");
+        if let Some((_, v)) = T::VALUES.iter().find(|(name, _)| *name == got) {
+            return Ok(Header(*v));
+        }
+        let names: Vec<&str> = T::VALUES.iter().map(|(n, _)| *n).collect();
+        let expected = match names.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => names.join(""),
+        };
+        Err(StepError::invalid(
+            T::NAME,
+            format!("task header `{}` must be {expected}, got {got:?}: fix the BPMN", T::NAME),
+        ))
+    }
+}
+
+macro_rules! header_values {
+    ($(#[$doc:meta])* $name:ident, $header:literal, { $($variant:ident = $value:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name { $($variant),+ }
+
+        impl HeaderValue for $name {
+            const NAME: &'static str = $header;
+            const VALUES: &'static [(&'static str, Self)] = &[$(($value, $name::$variant)),+];
+        }
+
+        impl $name {
+            /// The value as the BPMN spells it.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $value),+ }
+            }
+        }
+    };
+}
+
+header_values!(
+    /// `expect` of `c8dr.verify-topology`.
+    TopologyExpect, "expect", { Degraded = "degraded", Full = "full" }
+);
+header_values!(
+    /// `expect` of `c8dr.verify-exporters`.
+    ExportersExpect, "expect", { Failover = "failover", Full = "full" }
+);
+header_values!(
+    /// `expect` of `c8dr.verify-profiles`.
+    ProfilesExpect, "expect", { WebappsOff = "webapps-off", WebappsOn = "webapps-on" }
+);
+header_values!(
+    /// `action` of `c8dr.drill-region`.
+    DrillAction, "action", { Lose = "lose", Recreate = "recreate" }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,6 +493,19 @@ mod tests {
         );
         // a bad region is named even where it is optional
         assert_eq!(refusal(Surviving::from_job(&job(json!({"recreatedRegion": 9}))).unwrap_err()).0, "recreatedRegion");
+    }
+
+    #[test]
+    fn headers_are_one_of_their_values() {
+        let with =
+            |k: &str, v: &str| StepInput { headers: [(k.to_string(), v.to_string())].into(), ..Default::default() };
+        assert_eq!(Header::<TopologyExpect>::from_job(&with("expect", "full")).unwrap().0, TopologyExpect::Full);
+        assert_eq!(ProfilesExpect::WebappsOff.as_str(), "webapps-off");
+        let (field, message) = refusal(Header::<TopologyExpect>::from_job(&with("expect", "fully")).unwrap_err());
+        assert_eq!(field, "expect");
+        assert_eq!(message, "task header `expect` must be degraded or full, got \"fully\": fix the BPMN");
+        let (field, _) = refusal(Header::<DrillAction>::from_job(&StepInput::default()).unwrap_err());
+        assert_eq!(field, "action");
     }
 
     #[test]

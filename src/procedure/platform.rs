@@ -1,6 +1,6 @@
 //! The platform steps: preflight-recreated, helm, verify-profiles. The platform itself (Helm,
 //! Kubernetes) is `crate::platform`, injected through [`StepEnv::platform`].
-use super::inputs::{Failback, Region, Surviving};
+use super::inputs::{Failback, Header, ProfilesExpect, Region, Surviving};
 use super::{Done, StepEnv, StepError, StepResult, errors, regions, vars};
 use crate::platform::helm::{HelmInputError, check_pinned, command_line, helm_args, tail};
 use crate::platform::kubectl::profiles_command;
@@ -191,18 +191,12 @@ fn profiles_log_command(target: &crate::config::TargetConfig, region: u8, s: &Pl
 /// rollout is complete and every pod runs the expected profiles. While the rollout runs the check
 /// reports `verified: false` with `rollout` and `podsNotReady` (the loop observes again); pods
 /// Running but not Ready for `kubernetes.stuck_after_secs` are listed in `stuckBrokers`.
-pub async fn verify_profiles(env: &StepEnv<'_>, input: Surviving) -> StepResult {
-    let expect = env.header("expect").unwrap_or("");
-    let want_on = match expect {
-        "webapps-off" => false,
-        "webapps-on" => true,
-        other => {
-            return Err(StepError::invalid(
-                "expect",
-                format!("task header `expect` must be webapps-off or webapps-on, got {other:?}: fix the BPMN"),
-            ));
-        }
-    };
+pub async fn verify_profiles(
+    env: &StepEnv<'_>,
+    (Header(expect), input): (Header<ProfilesExpect>, Surviving),
+) -> StepResult {
+    let want_on = expect == ProfilesExpect::WebappsOn;
+    let expect = expect.as_str();
     let targets = regions::from_header(env, &["surviving", "recreated", "both"], input.surviving)?;
     let now = chrono::Utc::now();
     // guards docs/target-apis.md §6.18: check the active profiles, not only the helm exit code

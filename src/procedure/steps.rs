@@ -6,7 +6,10 @@
 //! naming the variable before the step runs) and calls the step, which returns
 //! `Result<Done, StepError>`; `jobs::handle` is the one place that maps that to complete / fail /
 //! BPMN error.
-use super::inputs::{CanaryVars, ChangeVar, Failback, Failover, FromJob, OptionalSnapshotVar, SnapshotVar, Surviving};
+use super::inputs::{
+    CanaryVars, ChangeVar, DrillAction, ExportersExpect, Failback, Failover, FromJob, Header, OptionalSnapshotVar,
+    ProfilesExpect, SnapshotVar, Surviving, TopologyExpect,
+};
 use super::{StepEnv, StepError, StepResult};
 use super::{
     approval, brokers, change, drill, exporters, exporting, platform, report, snapshot, stuck, validate, verify,
@@ -71,17 +74,17 @@ steps! {
         "Force-removes the lost region's brokers from the cluster.";
     "c8dr.await-change", Service, (Surviving, ChangeVar), change::await_change,
         "Checks whether a cluster change has completed.";
-    "c8dr.verify-topology", Service, Surviving, verify::verify_topology,
+    "c8dr.verify-topology", Service, (Header<TopologyExpect>, Surviving), verify::verify_topology,
         "Checks the topology is the expected degraded or full one.";
     "c8dr.disable-exporters", Service, Failover, exporters::disable_exporters,
         "Disables the lost region's Elasticsearch exporters, one change at a time.";
-    "c8dr.verify-exporters", Service, (Surviving, OptionalSnapshotVar), verify::verify_exporters,
+    "c8dr.verify-exporters", Service, (Header<ExportersExpect>, (Surviving, OptionalSnapshotVar)), verify::verify_exporters,
         "Checks the exporters' states (and enables the legacy exporter next in a failback).";
     "c8dr.preflight-recreated", Service, Failback, platform::preflight_recreated,
         "Checks the recreated region is clean before it is deployed.";
     "c8dr.helm", Service, Surviving, platform::helm_step,
         "Runs a Helm action in a region (deploy the recreated region, turn the web apps off or on).";
-    "c8dr.verify-profiles", Service, Surviving, platform::verify_profiles,
+    "c8dr.verify-profiles", Service, (Header<ProfilesExpect>, Surviving), platform::verify_profiles,
         "Checks the rollout finished and the pods run the expected profiles.";
     "c8dr.restart-stuck-brokers", Service, (), stuck::restart_stuck_brokers,
         "Restarts the broker pods an operator approved as stuck.";
@@ -109,7 +112,7 @@ steps! {
         "Refuses a drill on a target that does not allow drills.";
     "c8dr.drill-canaries", Service, (Surviving, CanaryVars), drill::drill_canaries,
         "Creates the drill's canary process instances, or checks they survived.";
-    "c8dr.drill-region", Service, Failover, drill::drill_region,
+    "c8dr.drill-region", Service, (Header<DrillAction>, Failover), drill::drill_region,
         "Loses or recreates a region in a drill.";
     "c8dr.notify", Service, (), report::notify,
         "Logs an event and posts it to the configured webhooks.";

@@ -2,22 +2,18 @@
 //! complete with `verified: bool` (the process waits and loops).
 use super::api::ExporterStatus;
 use super::exporters::{self, EnableStep};
-use super::inputs::{OptionalSnapshotVar, Region, Surviving};
-use super::{Done, StepEnv, StepError, StepResult, plan, vars};
+use super::inputs::{ExportersExpect, Header, OptionalSnapshotVar, Region, Surviving, TopologyExpect};
+use super::{Done, StepEnv, StepResult, plan, vars};
 use serde_json::{Value, json};
 
-pub async fn verify_topology(env: &StepEnv<'_>, input: Surviving) -> StepResult {
-    let expect = env.header("expect").unwrap_or("");
+pub async fn verify_topology(
+    env: &StepEnv<'_>,
+    (Header(expect), input): (Header<TopologyExpect>, Surviving),
+) -> StepResult {
     let surviving = input.surviving.index();
     let expected = match expect {
-        "degraded" => plan::after_failover(env.target, surviving),
-        "full" => plan::after_failback(env.target),
-        other => {
-            return Err(StepError::invalid(
-                "expect",
-                format!("task header `expect` must be degraded or full, got {other:?}: fix the BPMN"),
-            ));
-        }
+        TopologyExpect::Degraded => plan::after_failover(env.target, surviving),
+        TopologyExpect::Full => plan::after_failback(env.target),
     };
     let t = env.api.topology(surviving).await?;
     let problems = expected.problems(&t);
@@ -76,18 +72,11 @@ pub fn exporter_problems(
     problems
 }
 
-pub async fn verify_exporters(env: &StepEnv<'_>, (at, snapshot): (Surviving, OptionalSnapshotVar)) -> StepResult {
-    let expect = env.header("expect").unwrap_or("");
-    let full = match expect {
-        "failover" => false,
-        "full" => true,
-        other => {
-            return Err(StepError::invalid(
-                "expect",
-                format!("task header `expect` must be failover or full, got {other:?}: fix the BPMN"),
-            ));
-        }
-    };
+pub async fn verify_exporters(
+    env: &StepEnv<'_>,
+    (Header(expect), (at, snapshot)): (Header<ExportersExpect>, (Surviving, OptionalSnapshotVar)),
+) -> StepResult {
+    let full = expect == ExportersExpect::Full;
     let surviving = at.surviving.index();
     let other = at.other().index();
     // during a failback, once the main exporter of the recreated region is enabled (by this
