@@ -2,8 +2,8 @@
 //! Region loss goes through [`crate::platform::RegionControl`] and is refused unless the target
 //! sets `drill_allowed = true`.
 use super::api::{Mutation, MutationResult};
-use super::inputs::{CanaryVars, DrillAction, Failover, Header, Surviving};
-use super::{Done, StepEnv, StepError, StepResult, errors, regions, vars};
+use super::inputs::{CanaryAction, CanaryVars, CheckRegions, DrillAction, Failover, Header, Surviving, named_regions};
+use super::{Done, StepEnv, StepError, StepResult, errors, vars};
 use crate::platform::PlatformError;
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
@@ -110,15 +110,13 @@ fn canary_keys(env: &StepEnv<'_>) -> Result<Vec<String>, StepError> {
 }
 
 /// `c8dr.drill-canaries` (headers `action: create|check`, `region: surviving|both` for check).
-pub async fn drill_canaries(env: &StepEnv<'_>, (at, canaries): (Surviving, CanaryVars)) -> StepResult {
-    let action = env.header("action").unwrap_or("");
+pub async fn drill_canaries(
+    env: &StepEnv<'_>,
+    (Header(action), region, at, canaries): (Header<CanaryAction>, Option<Header<CheckRegions>>, Surviving, CanaryVars),
+) -> StepResult {
     match action {
-        "create" => create_canaries(env, at, canaries).await,
-        "check" => check_canaries(env, at).await,
-        other => Err(StepError::invalid(
-            "action",
-            format!("task header `action` must be create or check, got {other:?}: fix the BPMN"),
-        )),
+        CanaryAction::Create => create_canaries(env, at, canaries).await,
+        CanaryAction::Check => check_canaries(env, at, region).await,
     }
 }
 
@@ -160,9 +158,9 @@ async fn create_canaries(env: &StepEnv<'_>, at: Surviving, canaries: CanaryVars)
     Ok(Done::complete(vars([("canaryKeys", json!(keys))]), already))
 }
 
-async fn check_canaries(env: &StepEnv<'_>, at: Surviving) -> StepResult {
+async fn check_canaries(env: &StepEnv<'_>, at: Surviving, region: Option<Header<CheckRegions>>) -> StepResult {
     let keys = canary_keys(env)?;
-    let targets = regions::from_header(env, &["surviving", "both"], at.surviving)?;
+    let targets = named_regions(Header::required(region)?.as_str(), at.surviving);
     guard(env)?;
     let mut missing = Map::new();
     let mut all = true;

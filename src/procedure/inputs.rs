@@ -102,6 +102,18 @@ impl<A: FromJob, B: FromJob> FromJob for (A, B) {
     }
 }
 
+impl<A: FromJob, B: FromJob, C: FromJob> FromJob for (A, B, C) {
+    fn from_job(job: &StepInput) -> Result<Self, StepError> {
+        Ok((A::from_job(job)?, B::from_job(job)?, C::from_job(job)?))
+    }
+}
+
+impl<A: FromJob, B: FromJob, C: FromJob, D: FromJob> FromJob for (A, B, C, D) {
+    fn from_job(job: &StepInput) -> Result<Self, StepError> {
+        Ok((A::from_job(job)?, B::from_job(job)?, C::from_job(job)?, D::from_job(job)?))
+    }
+}
+
 /// The fix for a missing required variable, appended to "variable `x` is required".
 fn required_hint(field: &str) -> &'static str {
     match field {
@@ -380,9 +392,8 @@ pub trait HeaderValue: Sized + Copy + 'static {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header<T>(pub T);
 
-impl<T: HeaderValue> FromJob for Header<T> {
-    fn from_job(job: &StepInput) -> Result<Self, StepError> {
-        let got = job.headers.get(T::NAME).map(String::as_str).unwrap_or("");
+impl<T: HeaderValue> Header<T> {
+    fn parse(got: &str) -> Result<Self, StepError> {
         if let Some((_, v)) = T::VALUES.iter().find(|(name, _)| *name == got) {
             return Ok(Header(*v));
         }
@@ -395,6 +406,27 @@ impl<T: HeaderValue> FromJob for Header<T> {
             T::NAME,
             format!("task header `{}` must be {expected}, got {got:?}: fix the BPMN", T::NAME),
         ))
+    }
+
+    /// The header, for a branch that needs it: an absent one is INVALID_INPUT as a bad one is.
+    pub fn required(header: Option<Header<T>>) -> Result<T, StepError> {
+        match header {
+            Some(Header(v)) => Ok(v),
+            None => Self::parse("").map(|h| h.0),
+        }
+    }
+}
+
+impl<T: HeaderValue> FromJob for Header<T> {
+    fn from_job(job: &StepInput) -> Result<Self, StepError> {
+        Self::parse(job.headers.get(T::NAME).map(String::as_str).unwrap_or(""))
+    }
+}
+
+/// A header only some branches of a step read: absent is None, present must be valid.
+impl<T: HeaderValue> FromJob for Option<Header<T>> {
+    fn from_job(job: &StepInput) -> Result<Self, StepError> {
+        job.headers.get(T::NAME).map(|v| Header::parse(v)).transpose()
     }
 }
 
@@ -434,6 +466,42 @@ header_values!(
     /// `action` of `c8dr.drill-region`.
     DrillAction, "action", { Lose = "lose", Recreate = "recreate" }
 );
+header_values!(
+    /// `action` of `c8dr.drill-canaries`.
+    CanaryAction, "action", { Create = "create", Check = "check" }
+);
+header_values!(
+    /// `region` of `c8dr.helm` and `c8dr.verify-profiles`.
+    TargetRegions, "region", { Surviving = "surviving", Recreated = "recreated", Both = "both" }
+);
+header_values!(
+    /// `region` of `c8dr.drill-canaries` (action check).
+    CheckRegions, "region", { Surviving = "surviving", Both = "both" }
+);
+header_values!(
+    /// `region` of `c8dr.register-snapshot-repo`.
+    SnapshotRegion, "region", { Surviving = "surviving", Recreated = "recreated" }
+);
+
+/// `action` of `c8dr.helm`.
+impl HeaderValue for crate::platform::HelmAction {
+    const NAME: &'static str = "action";
+    const VALUES: &'static [(&'static str, Self)] = &[
+        ("deploy-recreated", Self::DeployRecreated),
+        ("disable-webapps", Self::DisableWebapps),
+        ("enable-webapps", Self::EnableWebapps),
+    ];
+}
+
+/// The regions a `region` header value names (`surviving`, `lost` / `recreated` = the other
+/// one, `both`), as indexes.
+pub fn named_regions(value: &str, surviving: Region) -> Vec<u8> {
+    match value {
+        "surviving" => vec![surviving.index()],
+        "both" => vec![0, 1],
+        _ => vec![surviving.other().index()],
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -506,6 +574,15 @@ mod tests {
         assert_eq!(message, "task header `expect` must be degraded or full, got \"fully\": fix the BPMN");
         let (field, _) = refusal(Header::<DrillAction>::from_job(&StepInput::default()).unwrap_err());
         assert_eq!(field, "action");
+        // a header only one branch reads: absent is fine, bad is not, and the branch requires it
+        assert_eq!(Option::<Header<CheckRegions>>::from_job(&StepInput::default()).unwrap(), None);
+        assert_eq!(
+            refusal(Option::<Header<CheckRegions>>::from_job(&with("region", "recreated")).unwrap_err()).0,
+            "region"
+        );
+        assert_eq!(refusal(Header::<CheckRegions>::required(None).unwrap_err()).0, "region");
+        assert_eq!(named_regions(TargetRegions::Recreated.as_str(), Region::One), vec![0]);
+        assert_eq!(named_regions(TargetRegions::Both.as_str(), Region::One), vec![0, 1]);
     }
 
     #[test]

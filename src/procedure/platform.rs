@@ -1,6 +1,6 @@
 //! The platform steps: preflight-recreated, helm, verify-profiles. The platform itself (Helm,
 //! Kubernetes) is `crate::platform`, injected through [`StepEnv::platform`].
-use super::inputs::{Failback, Header, ProfilesExpect, Region, Surviving};
+use super::inputs::{Failback, Header, ProfilesExpect, Region, Surviving, TargetRegions, named_regions};
 use super::{Done, StepEnv, StepError, StepResult, errors, regions, vars};
 use crate::platform::helm::{HelmInputError, check_pinned, command_line, helm_args, tail};
 use crate::platform::kubectl::profiles_command;
@@ -63,17 +63,11 @@ pub async fn preflight_recreated(env: &StepEnv<'_>, input: Failback) -> StepResu
 }
 
 /// `c8dr.helm` (headers `action`, `region`).
-pub async fn helm_step(env: &StepEnv<'_>, input: Surviving) -> StepResult {
-    let action_name = env.header("action").unwrap_or("");
-    let Some(action) = HelmAction::parse(action_name) else {
-        return Err(StepError::invalid(
-            "action",
-            format!(
-                "task header `action` must be deploy-recreated, disable-webapps or enable-webapps, got {action_name:?}: fix the BPMN"
-            ),
-        ));
-    };
-    let targets = regions::from_header(env, &["surviving", "recreated", "both"], input.surviving)?;
+pub async fn helm_step(
+    env: &StepEnv<'_>,
+    (Header(action), Header(region), input): (Header<HelmAction>, Header<TargetRegions>, Surviving),
+) -> StepResult {
+    let targets = named_regions(region.as_str(), input.surviving);
     let step_id = format!("helm-{}", action.name());
     let invalid = |e: HelmInputError| StepError::invalid(&e.field, e.message);
     if env.platform.requires_pinned_chart() {
@@ -193,11 +187,11 @@ fn profiles_log_command(target: &crate::config::TargetConfig, region: u8, s: &Pl
 /// Running but not Ready for `kubernetes.stuck_after_secs` are listed in `stuckBrokers`.
 pub async fn verify_profiles(
     env: &StepEnv<'_>,
-    (Header(expect), input): (Header<ProfilesExpect>, Surviving),
+    (Header(expect), Header(region), input): (Header<ProfilesExpect>, Header<TargetRegions>, Surviving),
 ) -> StepResult {
     let want_on = expect == ProfilesExpect::WebappsOn;
     let expect = expect.as_str();
-    let targets = regions::from_header(env, &["surviving", "recreated", "both"], input.surviving)?;
+    let targets = named_regions(region.as_str(), input.surviving);
     let now = chrono::Utc::now();
     // guards docs/target-apis.md §6.18: check the active profiles, not only the helm exit code
     let mut profiles = Map::new();

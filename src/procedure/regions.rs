@@ -1,30 +1,10 @@
-//! Regions and broker parity: brokers of region r are the ids with `id % 2 == r`. Resolution of
-//! the regions the `region` header names (the variables are read by [`super::inputs`]), and the
+//! Regions and broker parity: brokers of region r are the ids with `id % 2 == r`, and the
 //! cross-check of a planned removal against the live topology (docs/target-apis.md §6.1).
 use super::api::TopologyView;
-use super::inputs::Region;
-use super::{StepEnv, StepError, errors};
+use super::{StepError, errors};
 use crate::config::TargetConfig;
 
 pub use crate::region_api::{brokers_of_region as brokers_of, region_of_broker as region_of};
-
-/// The regions named by the `region` header (`surviving`, `lost`, `recreated`, `both`), limited
-/// to the values in `allowed`.
-pub fn from_header(env: &StepEnv<'_>, allowed: &[&str], surviving: Region) -> Result<Vec<u8>, StepError> {
-    let h = env.header("region").unwrap_or("");
-    if !allowed.contains(&h) {
-        return Err(StepError::invalid(
-            "region",
-            format!("task header `region` must be one of {allowed:?}, got {h:?}: fix the BPMN"),
-        ));
-    }
-    let s = surviving.index();
-    Ok(match h {
-        "surviving" => vec![s],
-        "both" => vec![0, 1],
-        _ => vec![1 - s],
-    })
-}
 
 /// Problems that make removing `to_remove` unsafe (docs/target-apis.md §6.1), judged on the surviving
 /// region's `/v2/topology`: a broker to remove that still shows healthy partitions (the lost

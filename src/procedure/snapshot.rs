@@ -1,7 +1,7 @@
 //! Elasticsearch snapshot steps: register-snapshot-repo, create-snapshot, await-snapshot,
 //! restore-snapshot, await-restore.
 use super::api::{ApiError, ApiErrorKind, ApiResult, Mutation, RepositoryView, SnapshotInfo};
-use super::inputs::{Failback, OptionalSnapshotVar, SnapshotVar, Surviving};
+use super::inputs::{Failback, Header, OptionalSnapshotVar, SnapshotRegion, SnapshotVar, Surviving};
 use super::{Done, StepEnv, StepError, StepResult, errors, vars};
 use crate::config::SnapshotConfig;
 use serde_json::{Value, json};
@@ -54,11 +54,13 @@ pub fn repository_mismatch(cfg: &SnapshotConfig, r: &RepositoryView) -> Vec<Stri
 }
 
 /// `c8dr.register-snapshot-repo` (header `region: surviving|recreated`).
-pub async fn register_snapshot_repo(env: &StepEnv<'_>, (at, snapshot): (Surviving, OptionalSnapshotVar)) -> StepResult {
-    let which = env.header("region").unwrap_or("");
+pub async fn register_snapshot_repo(
+    env: &StepEnv<'_>,
+    (Header(which), at, snapshot): (Header<SnapshotRegion>, Surviving, OptionalSnapshotVar),
+) -> StepResult {
     let repo = env.target.snapshot.repository.clone();
     match which {
-        "surviving" => {
+        SnapshotRegion::Surviving => {
             let region = at.surviving.index();
             // an existing registration is adopted only when it is the configured repository and
             // writable: the 8.8 reference values register `camunda_backup` for Camunda's own
@@ -81,11 +83,7 @@ pub async fn register_snapshot_repo(env: &StepEnv<'_>, (at, snapshot): (Survivin
             env.mutate(region, Mutation::RegisterRepository { repository: repo, readonly: false }).await??;
             Ok(Done::done(vars([("repositoryRegistered", json!(true)), ("repositoryReRegistered", reason)])))
         }
-        "recreated" => register_in_recreated(env, repo, at, snapshot).await,
-        other => Err(StepError::invalid(
-            "region",
-            format!("task header `region` must be surviving or recreated, got {other:?}: fix the BPMN"),
-        )),
+        SnapshotRegion::Recreated => register_in_recreated(env, repo, at, snapshot).await,
     }
 }
 

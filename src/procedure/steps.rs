@@ -7,13 +7,14 @@
 //! `Result<Done, StepError>`; `jobs::handle` is the one place that maps that to complete / fail /
 //! BPMN error.
 use super::inputs::{
-    CanaryVars, ChangeVar, DrillAction, ExportersExpect, Failback, Failover, FromJob, Header, OptionalSnapshotVar,
-    ProfilesExpect, SnapshotVar, Surviving, TopologyExpect,
+    CanaryAction, CanaryVars, ChangeVar, CheckRegions, DrillAction, ExportersExpect, Failback, Failover, FromJob,
+    Header, OptionalSnapshotVar, ProfilesExpect, SnapshotRegion, SnapshotVar, Surviving, TargetRegions, TopologyExpect,
 };
 use super::{StepEnv, StepError, StepResult};
 use super::{
     approval, brokers, change, drill, exporters, exporting, platform, report, snapshot, stuck, validate, verify,
 };
+use crate::platform::HelmAction;
 use futures::future::BoxFuture;
 
 /// How the engine calls a job type.
@@ -82,9 +83,9 @@ steps! {
         "Checks the exporters' states (and enables the legacy exporter next in a failback).";
     "c8dr.preflight-recreated", Service, Failback, platform::preflight_recreated,
         "Checks the recreated region is clean before it is deployed.";
-    "c8dr.helm", Service, Surviving, platform::helm_step,
+    "c8dr.helm", Service, (Header<HelmAction>, Header<TargetRegions>, Surviving), platform::helm_step,
         "Runs a Helm action in a region (deploy the recreated region, turn the web apps off or on).";
-    "c8dr.verify-profiles", Service, (Header<ProfilesExpect>, Surviving), platform::verify_profiles,
+    "c8dr.verify-profiles", Service, (Header<ProfilesExpect>, Header<TargetRegions>, Surviving), platform::verify_profiles,
         "Checks the rollout finished and the pods run the expected profiles.";
     "c8dr.restart-stuck-brokers", Service, (), stuck::restart_stuck_brokers,
         "Restarts the broker pods an operator approved as stuck.";
@@ -94,7 +95,7 @@ steps! {
         "Pauses exporting in the surviving region.";
     "c8dr.resume-exporting", Service, Surviving, exporting::resume_exporting,
         "Resumes exporting in the surviving region.";
-    "c8dr.register-snapshot-repo", Service, (Surviving, OptionalSnapshotVar), snapshot::register_snapshot_repo,
+    "c8dr.register-snapshot-repo", Service, (Header<SnapshotRegion>, Surviving, OptionalSnapshotVar), snapshot::register_snapshot_repo,
         "Registers the snapshot repository in the surviving or the recreated region.";
     "c8dr.create-snapshot", Service, (Surviving, SnapshotVar), snapshot::create_snapshot,
         "Starts the Elasticsearch snapshot in the surviving region.";
@@ -110,7 +111,7 @@ steps! {
         "Adds the recreated region's brokers back to the cluster.";
     "c8dr.drill-guard", Service, (), drill::drill_guard,
         "Refuses a drill on a target that does not allow drills.";
-    "c8dr.drill-canaries", Service, (Surviving, CanaryVars), drill::drill_canaries,
+    "c8dr.drill-canaries", Service, (Header<CanaryAction>, Option<Header<CheckRegions>>, Surviving, CanaryVars), drill::drill_canaries,
         "Creates the drill's canary process instances, or checks they survived.";
     "c8dr.drill-region", Service, (Header<DrillAction>, Failover), drill::drill_region,
         "Loses or recreates a region in a drill.";

@@ -1035,8 +1035,14 @@ async fn the_step_table_parses_typed_inputs_before_any_step_runs() {
     let mut no_regions = Vec::new();
     for spec in STEPS {
         let step = spec.job_type.trim_start_matches("c8dr.");
+        // valid headers, so that only the variables are wrong
         let expect = if step == "verify-profiles" { "webapps-off" } else { "full" };
-        let headers = [("action", "lose"), ("region", "surviving"), ("expect", expect), ("process", "failover")];
+        let action = match step {
+            "helm" => "disable-webapps",
+            "drill-canaries" => "check",
+            _ => "lose",
+        };
+        let headers = [("action", action), ("region", "surviving"), ("expect", expect), ("process", "failover")];
         match h.run(step, bad.clone(), &headers).await {
             StepOutcome::Refused { code: "INVALID_INPUT", field: Some(f), message, .. } if f.ends_with("Region") => {
                 assert!(message.contains("must be the region number 0 or 1, got 7"), "{step}: {message}");
