@@ -50,6 +50,8 @@ impl Done {
     pub fn complete(variables: Map<String, Value>, already_done: bool) -> Self {
         Done::Complete { variables, already_done }
     }
+    /// `Done::done(vars)`, next to `Done::already_done(vars)`: the names steps have always used.
+    #[allow(clippy::self_named_constructors)]
     pub fn done(variables: Map<String, Value>) -> Self {
         Done::Complete { variables, already_done: false }
     }
