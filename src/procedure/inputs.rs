@@ -451,6 +451,10 @@ macro_rules! header_values {
 }
 
 header_values!(
+    /// `process` of `c8dr.validate-input` and `c8dr.report`.
+    ProcessKind, "process", { Failover = "failover", Failback = "failback", Drill = "drill" }
+);
+header_values!(
     /// `expect` of `c8dr.verify-topology`.
     TopologyExpect, "expect", { Degraded = "degraded", Full = "full" }
 );

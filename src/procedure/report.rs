@@ -1,5 +1,6 @@
 //! The run report, computed from the audit journal (steps with start, end, attempts, mutations;
 //! recovery time), and the notify step.
+use super::inputs::{Header, ProcessKind};
 use super::journal::{EntryKind, JournalEntry};
 use super::{Done, StepEnv, StepError, StepResult, vars};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -62,14 +63,8 @@ fn seconds(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
 }
 
 /// `c8dr.report` (header `process`).
-pub async fn report(env: &StepEnv<'_>, _: ()) -> StepResult {
-    let process = env.header("process").unwrap_or("");
-    if !matches!(process, "failover" | "failback" | "drill") {
-        return Err(StepError::invalid(
-            "process",
-            format!("task header `process` must be failover, failback or drill, got {process:?}: fix the BPMN"),
-        ));
-    }
+pub async fn report(env: &StepEnv<'_>, Header(process): Header<ProcessKind>) -> StepResult {
+    let process = process.as_str();
     let entries =
         env.journal.for_instance(env.input.process_instance_key).map_err(|e| StepError::retry(e.to_string()))?;
     let report = build_report(

@@ -8,7 +8,8 @@
 //! BPMN error.
 use super::inputs::{
     CanaryAction, CanaryVars, ChangeVar, CheckRegions, DrillAction, ExportersExpect, Failback, Failover, FromJob,
-    Header, OptionalSnapshotVar, ProfilesExpect, SnapshotRegion, SnapshotVar, Surviving, TargetRegions, TopologyExpect,
+    Header, OptionalSnapshotVar, ProcessKind, ProfilesExpect, SnapshotRegion, SnapshotVar, Surviving, TargetRegions,
+    TopologyExpect,
 };
 use super::{StepEnv, StepError, StepResult};
 use super::{
@@ -67,7 +68,7 @@ macro_rules! steps {
 }
 
 steps! {
-    "c8dr.validate-input", Service, (), validate::validate_input,
+    "c8dr.validate-input", Service, Header<ProcessKind>, validate::validate_input,
         "Validates and normalizes the process inputs (defaults, surviving region, start time).";
     "c8dr.assess-failover", Service, Failover, brokers::assess_failover,
         "Plans the failover: which brokers to remove, after checking the lost region is gone.";
@@ -117,7 +118,7 @@ steps! {
         "Loses or recreates a region in a drill.";
     "c8dr.notify", Service, (), report::notify,
         "Logs an event and posts it to the configured webhooks.";
-    "c8dr.report", Service, (), report::report,
+    "c8dr.report", Service, Header<ProcessKind>, report::report,
         "Builds the run's report from the audit journal and posts its outcome.";
     "c8dr.approval-guard", Listener, (), approval::approval_guard,
         "Denies an approval that breaks the four-eyes rule or lacks an answer.";

@@ -1,6 +1,6 @@
 //! Variables -> typed inputs. Every error is INVALID_INPUT naming the field and the fix.
 //! Also the `c8dr.validate-input` step, which normalizes the process inputs.
-use super::inputs::{Region, show};
+use super::inputs::{Header, ProcessKind, Region, show};
 use super::{Done, StepEnv, StepError, StepResult};
 use chrono::{SecondsFormat, Utc};
 use serde::Deserialize;
@@ -165,16 +165,15 @@ pub fn duration(vars: &Vars, field: &str, default: &str) -> Result<String, StepE
 }
 
 /// `c8dr.validate-input` (header `process: failover|failback|drill`).
-pub async fn validate_input(env: &StepEnv<'_>, _: ()) -> StepResult {
+pub async fn validate_input(env: &StepEnv<'_>, Header(process): Header<ProcessKind>) -> StepResult {
     let v = &env.input.variables;
-    let process = env.header("process").unwrap_or("");
     let mut out = Map::new();
     out.insert("target".into(), json!(env.input.target_name));
     let surviving = match process {
-        "failover" | "drill" => {
+        ProcessKind::Failover | ProcessKind::Drill => {
             let lost = region(v, "lostRegion")?;
             out.insert("lostRegion".into(), json!(lost));
-            if process == "failover" {
+            if process == ProcessKind::Failover {
                 out.insert("reason".into(), json!(optional_string(v, "reason", "")?));
                 if let Some(o) = lost_region_override(v)? {
                     out.insert(
@@ -189,7 +188,7 @@ pub async fn validate_input(env: &StepEnv<'_>, _: ()) -> StepResult {
             }
             1 - lost
         }
-        "failback" => {
+        ProcessKind::Failback => {
             let recreated = region(v, "recreatedRegion")?;
             out.insert("recreatedRegion".into(), json!(recreated));
             out.insert(
@@ -205,12 +204,6 @@ pub async fn validate_input(env: &StepEnv<'_>, _: ()) -> StepResult {
                 out.insert(f.into(), json!(duration(v, f, d)?));
             }
             1 - recreated
-        }
-        other => {
-            return Err(StepError::invalid(
-                "process",
-                format!("task header `process` must be failover, failback or drill, got {other:?}: fix the BPMN"),
-            ));
         }
     };
     if let Some(s) = optional_region(v, "survivingRegion")?
