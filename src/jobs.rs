@@ -1,8 +1,10 @@
-//! Job type -> step; variables in/out; step outcome -> complete / fail / BPMN error.
+//! Job -> step -> complete / fail / BPMN error.
 //!
-//! [`handle`] is what the worker runtime calls for every activated `c8dr.*` job. It resolves the
+//! [`handle`] is what the worker runtime calls for every activated `c8dr.*` job (registered under
+//! each of [`JOB_TYPES`], the job types of the step table `procedure::steps`). It resolves the
 //! target named by the variable `target` (clients built lazily and cached per target), runs the
-//! step (see `procedure`), journals it, and turns the outcome into a [`JobOutcome`].
+//! step with its typed input, journals it, and [`job_outcome`] turns what it decided into a
+//! [`JobOutcome`].
 use crate::config::{Config, TargetConfig, TransientRetryConfig};
 use crate::platform::{self, Platform, PlatformFactory, RegionControl};
 use crate::procedure::adapter::ClientTarget;
@@ -22,36 +24,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tracing::Instrument;
 
-/// Every job type this worker handles (docs/jobs.md).
-pub const JOB_TYPES: &[&str] = &[
-    "c8dr.validate-input",
-    "c8dr.assess-failover",
-    "c8dr.remove-brokers",
-    "c8dr.await-change",
-    "c8dr.verify-topology",
-    "c8dr.disable-exporters",
-    "c8dr.verify-exporters",
-    "c8dr.preflight-recreated",
-    "c8dr.helm",
-    "c8dr.verify-profiles",
-    "c8dr.restart-stuck-brokers",
-    "c8dr.await-brokers-visible",
-    "c8dr.pause-exporting",
-    "c8dr.resume-exporting",
-    "c8dr.register-snapshot-repo",
-    "c8dr.create-snapshot",
-    "c8dr.await-snapshot",
-    "c8dr.restore-snapshot",
-    "c8dr.await-restore",
-    "c8dr.enable-exporter",
-    "c8dr.add-brokers",
-    "c8dr.drill-guard",
-    "c8dr.drill-canaries",
-    "c8dr.drill-region",
-    "c8dr.notify",
-    "c8dr.report",
-    "c8dr.approval-guard",
-];
+/// Every job type this worker handles (docs/jobs.md): the job types of the step table,
+/// [`crate::procedure::steps::STEPS`].
+pub use crate::procedure::steps::JOB_TYPES;
 
 pub fn job_types() -> &'static [&'static str] {
     JOB_TYPES
@@ -419,11 +394,20 @@ fn journal_refusal(ctx: &StepContext, job: &Job, target: &str, outcome: StepOutc
     }
 }
 
-/// Handles one activated job.
+/// Handles one activated job: runs its step ([`run_job`]) and maps what it decided to the
+/// command the worker sends ([`job_outcome`]), all in one `job` span.
 pub async fn handle(ctx: &StepContext, job: Job) -> JobOutcome {
-    let step = job.job_type.clone();
-    let span = tracing::info_span!("job", job_type = %step, job_key = job.key, process_instance_key = job.process_instance_key, element_id = %job.element_id);
-    let label = if job.element_id.is_empty() { step.clone() } else { job.element_id.clone() };
+    let span = tracing::info_span!("job", job_type = %job.job_type, job_key = job.key, process_instance_key = job.process_instance_key, element_id = %job.element_id);
+    let job_type = job.job_type.clone();
+    let label = if job.element_id.is_empty() { job.job_type.clone() } else { job.element_id.clone() };
+    let (job_retries, retry_state) = (job.retries, job.variables.get(TRANSIENT_RETRY_VAR).cloned());
+    let outcome = run_job(ctx, job).instrument(span.clone()).await;
+    span.in_scope(|| job_outcome(ctx, &job_type, &label, job_retries, retry_state.as_ref(), outcome))
+}
+
+/// Resolves the job's target and runs its step (see `procedure::steps`). A job whose target
+/// cannot be resolved is refused (INVALID_INPUT naming `target`) and journaled.
+async fn run_job(ctx: &StepContext, job: Job) -> StepOutcome {
     let known: Vec<&String> = ctx.config.targets.keys().collect();
     let target_name = match job.variables.get("target") {
         Some(Value::String(s)) if ctx.config.targets.contains_key(s) => s.clone(),
@@ -439,8 +423,7 @@ pub async fn handle(ctx: &StepContext, job: Job) -> JobOutcome {
                 Some(Value::String(s)) => s.clone(),
                 _ => got,
             };
-            let outcome = journal_refusal(ctx, &job, &named, outcome);
-            return to_job_outcome(outcome, &label, ctx.backoff());
+            return journal_refusal(ctx, &job, &named, outcome);
         }
     };
     let target = &ctx.config.targets[&target_name];
@@ -448,11 +431,9 @@ pub async fn handle(ctx: &StepContext, job: Job) -> JobOutcome {
         Ok(h) => h,
         Err(e) => {
             let outcome = StepOutcome::invalid("target", format!("target `{target_name}` is misconfigured: {e}"));
-            let outcome = journal_refusal(ctx, &job, &target_name, outcome);
-            return to_job_outcome(outcome, &label, ctx.backoff());
+            return journal_refusal(ctx, &job, &target_name, outcome);
         }
     };
-    let (job_retries, retry_state) = (job.retries, job.variables.get(TRANSIENT_RETRY_VAR).cloned());
     let input = input_of(ctx, job, target_name);
     let env = StepEnv {
         input: &input,
@@ -464,31 +445,41 @@ pub async fn handle(ctx: &StepContext, job: Job) -> JobOutcome {
         recorder: ctx.recorder.as_ref(),
         written: Default::default(),
     };
-    let outcome = run_step_watching(&env, ctx.watch()).instrument(span).await;
+    run_step_watching(&env, ctx.watch()).await
+}
+
+/// THE place where what a step decided becomes what the worker sends (kube-runtime's
+/// `error_policy`): done -> complete (with `alreadyDone`), refused -> BPMN error (with
+/// `lastError`), retry -> fail within the transient-retry budget, verdict -> complete the
+/// listener. Logs the outcome once; messages are scrubbed of credentials.
+fn job_outcome(
+    ctx: &StepContext,
+    job_type: &str,
+    label: &str,
+    job_retries: i32,
+    retry_state: Option<&Value>,
+    outcome: StepOutcome,
+) -> JobOutcome {
     match &outcome {
         StepOutcome::Done { already_done, .. } => {
-            tracing::info!(job_type = %step, already_done, "step done")
+            tracing::info!(job_type, already_done, "step done")
         }
         StepOutcome::Refused { code, message, .. } => {
-            tracing::warn!(job_type = %step, code, message = %scrub(message), "step refused")
+            tracing::warn!(job_type, code, message = %scrub(message), "step refused")
         }
         StepOutcome::Retry { message } => {
-            tracing::warn!(job_type = %step, message = %scrub(message), "step failed, will be retried")
+            tracing::warn!(job_type, message = %scrub(message), "step failed, will be retried")
         }
-        StepOutcome::Verdict { deny: None } => tracing::info!(job_type = %step, "transition allowed"),
+        StepOutcome::Verdict { deny: None } => tracing::info!(job_type, "transition allowed"),
         StepOutcome::Verdict { deny: Some(reason) } => {
-            tracing::warn!(job_type = %step, reason = %scrub(reason), "transition denied")
+            tracing::warn!(job_type, reason = %scrub(reason), "transition denied")
         }
     }
     match outcome {
-        StepOutcome::Retry { message } => transient_failure(
-            &ctx.config.worker.transient_retry,
-            job_retries,
-            retry_state.as_ref(),
-            &message,
-            ctx.backoff(),
-        ),
-        other => to_job_outcome(other, &label, ctx.backoff()),
+        StepOutcome::Retry { message } => {
+            transient_failure(&ctx.config.worker.transient_retry, job_retries, retry_state, &message, ctx.backoff())
+        }
+        other => to_job_outcome(other, label, ctx.backoff()),
     }
 }
 
@@ -747,14 +738,25 @@ mod tests {
         assert!(matches!(StepOutcome::from(transient), StepOutcome::Retry { .. }));
     }
 
+    /// docs/jobs.md has one row per row of the step table, with the table's description.
     #[test]
     fn every_documented_job_type_is_registered() {
+        use crate::procedure::steps::{STEPS, find};
         let doc = include_str!("../docs/jobs.md");
-        let documented: Vec<&str> =
-            doc.lines().filter_map(|l| l.strip_prefix("| `c8dr.")).filter_map(|l| l.split('`').next()).collect();
-        assert_eq!(documented.len(), JOB_TYPES.len());
-        for t in documented {
-            assert!(JOB_TYPES.contains(&format!("c8dr.{t}").as_str()), "c8dr.{t} is documented but not registered");
+        let rows: Vec<(String, &str)> = doc
+            .lines()
+            .filter(|l| l.starts_with("| `c8dr."))
+            .map(|l| {
+                let cells: Vec<&str> = l.split(" | ").collect();
+                (cells[0].trim_start_matches("| ").trim_matches('`').to_string(), cells[1].trim())
+            })
+            .collect();
+        assert_eq!(rows.len(), STEPS.len(), "docs/jobs.md rows vs the step table");
+        for (t, description) in rows {
+            let spec = find(&t).unwrap_or_else(|| panic!("{t} is documented but not registered"));
+            assert_eq!(description, spec.description, "{t}: docs/jobs.md says what src/procedure/steps.rs does not");
         }
+        assert_eq!(JOB_TYPES, STEPS.iter().map(|s| s.job_type).collect::<Vec<_>>());
+        assert_eq!(job_types(), JOB_TYPES);
     }
 }

@@ -10,7 +10,7 @@
 //! send time and never written to logs, errors or variables; payloads carry no configured secret,
 //! except PagerDuty's `routing_key`, which the Events API takes in the body.
 use crate::config::{NotificationsConfig, Secret, SecretRef, WebhookConfig, WebhookKind};
-use crate::procedure::{StepInput, StepOutcome, StepResult, vars};
+use crate::procedure::{Done, StepError, StepInput, StepResult, vars};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 use std::sync::{Arc, RwLock};
@@ -446,7 +446,7 @@ pub fn installed() -> Option<Arc<Notifier>> {
 /// Sends `event` and describes the result as step variables: `notified` (true when at least one
 /// webhook got it, false when none is configured or all failed) and `notifications` (one entry
 /// per webhook). Fails (`Err`, a job retry) only when a `required` webhook failed.
-pub async fn deliver(notifier: Option<&Notifier>, event: &Event) -> Result<Map<String, Value>, StepOutcome> {
+pub async fn deliver(notifier: Option<&Notifier>, event: &Event) -> Result<Map<String, Value>, StepError> {
     // the log line is as loud as the event: an outcome that completed is not a warning
     macro_rules! log_event {
         ($level:ident) => {
@@ -479,7 +479,7 @@ pub async fn deliver(notifier: Option<&Notifier>, event: &Event) -> Result<Map<S
         );
     }
     if let Some(d) = deliveries.iter().find(|d| d.required && !d.delivered) {
-        return Err(StepOutcome::retry(format!(
+        return Err(StepError::retry(format!(
             "required webhook {} did not take the {} notification after {} attempt(s): {}",
             d.webhook,
             event.event,
@@ -497,7 +497,7 @@ pub async fn deliver(notifier: Option<&Notifier>, event: &Event) -> Result<Map<S
 /// `c8dr.notify` with an explicit notifier (the step uses [`installed`]).
 pub async fn notify_step(notifier: Option<&Notifier>, input: &StepInput) -> StepResult {
     let event = Event::from_step(input);
-    deliver(notifier, &event).await.map(StepOutcome::done)
+    deliver(notifier, &event).await.map(Done::done)
 }
 
 #[cfg(test)]

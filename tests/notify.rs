@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use c8dr::config::{NotificationsConfig, SecretRef, WebhookConfig, WebhookKind};
 use c8dr::notify::{Event, Notifier, notify_step};
-use c8dr::procedure::{StepInput, StepOutcome};
+use c8dr::procedure::{Done, StepError, StepInput};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 
@@ -62,9 +62,9 @@ fn step_failed_input() -> StepInput {
     input
 }
 
-fn vars_of(o: StepOutcome) -> serde_json::Map<String, Value> {
+fn vars_of(o: Done) -> serde_json::Map<String, Value> {
     match o {
-        StepOutcome::Done { variables, .. } => variables,
+        Done::Complete { variables, .. } => variables,
         other => panic!("expected done, got {other:?}"),
     }
 }
@@ -167,7 +167,7 @@ async fn a_required_webhook_that_keeps_failing_fails_the_job_without_its_secrets
     w.headers.insert("X-Api-Key".into(), set_env("C8DR_TEST_NOTIFY_AUTH_2", "k3y-value"));
     let n = Notifier::new(config(vec![w], 2));
     match notify_step(Some(&n), &step_failed_input()).await {
-        Err(StepOutcome::Retry { message }) => {
+        Err(StepError::Retry { message }) => {
             assert!(message.contains("pager") && message.contains("2 attempt"), "{message}");
             assert!(!message.contains("k3y") && !message.contains("127.0.0.1"), "{message}");
         }

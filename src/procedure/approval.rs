@@ -11,7 +11,7 @@
 //!
 //! Stopping is always safe, so the initiator may reject (with a reason). The guard reads only
 //! the job: it calls nothing and mutates nothing.
-use super::{StepEnv, StepOutcome, StepResult};
+use super::{Done, StepEnv, StepResult};
 use serde_json::Value;
 
 /// Header Camunda 8.8 puts the user task's assignee in, on task listener jobs.
@@ -53,10 +53,10 @@ fn text(v: Option<&Value>) -> Option<&str> {
 }
 
 fn deny(reason: String) -> StepResult {
-    Ok(StepOutcome::Verdict { deny: Some(reason) })
+    Ok(Done::Verdict { deny: Some(reason) })
 }
 
-pub fn approval_guard(env: &StepEnv<'_>) -> StepResult {
+pub async fn approval_guard(env: &StepEnv<'_>, _: ()) -> StepResult {
     let input = env.input;
     let action = env.header(ACTION_HEADER).unwrap_or("complete");
     if action != "complete" {
@@ -80,12 +80,12 @@ pub fn approval_guard(env: &StepEnv<'_>) -> StepResult {
                 answer.map_or("missing".to_string(), Value::to_string)
             ))
         } else {
-            Ok(StepOutcome::Verdict { deny: None })
+            Ok(Done::Verdict { deny: None })
         };
     }
     if !env.target.four_eyes {
         tracing::info!(target = %input.target_name, element = %input.element_id, "four-eyes waived for this target (four_eyes = false)");
-        return Ok(StepOutcome::Verdict { deny: None });
+        return Ok(Done::Verdict { deny: None });
     }
     let Some(approver) = env.header(ASSIGNEE_HEADER).map(str::trim).filter(|a| !a.is_empty()) else {
         return deny(
@@ -105,7 +105,7 @@ pub fn approval_guard(env: &StepEnv<'_>) -> StepResult {
             "Four-eyes: {approver} started this process and cannot also approve it; another member of {group} must decide. (You may still reject, with a reason.)"
         ));
     }
-    Ok(StepOutcome::Verdict { deny: None })
+    Ok(Done::Verdict { deny: None })
 }
 
 #[cfg(test)]
@@ -147,8 +147,8 @@ mod tests {
             recorder: &crate::procedure::record::NoRecorder,
             written: Default::default(),
         };
-        match approval_guard(&env) {
-            Ok(StepOutcome::Verdict { deny }) => deny,
+        match futures::executor::block_on(approval_guard(&env, ())) {
+            Ok(Done::Verdict { deny }) => deny,
             other => panic!("{other:?}"),
         }
     }

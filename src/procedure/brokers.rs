@@ -4,8 +4,9 @@ use super::api::{
     ApiErrorKind, ClusterView, ExporterStatusKind, Health, Mutation, MutationResult, OperationKind, PendingChange,
     Role, TopologyBroker, TopologyPartition, TopologyView,
 };
+use super::inputs::{Failback, Failover};
 use super::regions::{self, brokers_of};
-use super::{StepEnv, StepOutcome, StepResult, errors, exporting, plan, validate, vars};
+use super::{Done, StepEnv, StepError, StepResult, errors, exporting, plan, validate, vars};
 use serde_json::{Value, json};
 
 /// True when the pending change contains `operation` concerning one of `brokers`.
@@ -36,10 +37,10 @@ fn last_change_id(cluster: &ClusterView) -> Value {
 }
 
 /// A pending change that is not ours: refuse (docs/target-apis.md §6.3: a new change would get 409).
-fn concurrent(p: &PendingChange) -> StepOutcome {
+fn concurrent(p: &PendingChange) -> StepError {
     // guards docs/target-apis.md §6.3
     let ops: Vec<String> = p.pending.iter().take(5).map(|o| o.describe()).collect();
-    StepOutcome::refused(
+    StepError::refused(
         errors::CONCURRENT_CHANGE,
         format!(
             "another cluster change (id {}, {}) is pending: {ops:?}; wait for it or resolve it first",
@@ -58,12 +59,12 @@ fn concurrent(p: &PendingChange) -> StepOutcome {
 /// with the start variable `lostRegionOverride = {"acceptAnswer": "HTTP 404", "reason": ".."}`.
 /// The acceptance is journaled and shown in the plan. A management API that lists brokers is
 /// never overridable. Returns the evidence (`lostRegionCheck`).
-async fn lost_region_silent(env: &StepEnv<'_>, lost: u8) -> Result<Value, StepOutcome> {
+async fn lost_region_silent(env: &StepEnv<'_>, lost: u8) -> Result<Value, StepError> {
     // guards docs/target-apis.md §6.1: force-remove only when the lost region is confirmed gone
     let answer = match env.api.cluster(lost).await {
         Ok(view) => {
             let evidence = json!({"silent": false, "answer": "cluster view", "brokersListed": view.brokers.len(), "overridable": false});
-            return Err(StepOutcome::refused(
+            return Err(StepError::refused(
                 errors::SPLIT_BRAIN_RISK,
                 format!(
                     "the management API of lost region {lost} still answers ({} brokers listed): the region is not gone; fence it before removing its brokers",
@@ -109,7 +110,7 @@ async fn lost_region_silent(env: &StepEnv<'_>, lost: u8) -> Result<Value, StepOu
         ),
         (None, _) => String::new(),
     };
-    Err(StepOutcome::refused(
+    Err(StepError::refused(
         errors::SPLIT_BRAIN_RISK,
         format!(
             "the management API of lost region {lost} still answers ({shown}): the region is not gone; fence it before removing its brokers{hint}"
@@ -120,14 +121,14 @@ async fn lost_region_silent(env: &StepEnv<'_>, lost: u8) -> Result<Value, StepOu
 
 /// The configured cluster size must cover every member of the live cluster: a broker id beyond
 /// it would be neither removed nor expected, so a force removal would leave dead members behind.
-fn check_cluster_size(env: &StepEnv<'_>, cluster: &ClusterView) -> Result<(), StepOutcome> {
+fn check_cluster_size(env: &StepEnv<'_>, cluster: &ClusterView) -> Result<(), StepError> {
     let n = env.target.cluster_size;
     let mut beyond: Vec<u32> = cluster.brokers.iter().map(|b| b.id).filter(|id| *id >= n).collect();
     if beyond.is_empty() {
         return Ok(());
     }
     beyond.sort_unstable();
-    Err(StepOutcome::invalid(
+    Err(StepError::invalid(
         "cluster_size",
         format!(
             "the cluster has members {beyond:?} but the target config says cluster_size = {n}: set cluster_size (and replication_factor, partition_count) to the cluster's real layout"
@@ -149,7 +150,7 @@ async fn safety_topology(
     env: &StepEnv<'_>,
     region: u8,
     cluster: &ClusterView,
-) -> Result<(TopologyView, &'static str, Option<String>), StepOutcome> {
+) -> Result<(TopologyView, &'static str, Option<String>), StepError> {
     match env.api.topology(region).await {
         Ok(t) => Ok((t, TOPOLOGY_FROM_REST, None)),
         Err(e) if matches!(e.kind, ApiErrorKind::Rejected | ApiErrorKind::NotFound) => {
@@ -204,8 +205,8 @@ pub fn topology_from_cluster(cluster: &ClusterView) -> TopologyView {
 }
 
 /// `c8dr.assess-failover`: topology of the surviving region, lost brokers by parity, dry run.
-pub async fn assess_failover(env: &StepEnv<'_>) -> StepResult {
-    let (surviving, lost) = regions::failover(env)?;
+pub async fn assess_failover(env: &StepEnv<'_>, input: Failover) -> StepResult {
+    let (surviving, lost) = (input.surviving.index(), input.lost.index());
     let n = env.target.cluster_size;
     let cluster = match env.api.cluster(surviving).await {
         Ok(c) => c,
@@ -253,21 +254,16 @@ pub async fn assess_failover(env: &StepEnv<'_>) -> StepResult {
     if let Some(note) = topology_note {
         plan["topologyNote"] = json!(note);
     }
-    Ok(StepOutcome::Done { variables: vars([("plan", plan)]), already_done: already })
+    Ok(Done::complete(vars([("plan", plan)]), already))
 }
 
 /// The region given as surviving does not answer. When the region given as lost answers with
 /// brokers, the variables are most likely swapped: a person must start again with the right
 /// `lostRegion` (PRECONDITION_FAILED, nothing changed). Otherwise the surviving region is only
 /// unreachable for now: a retry, saying which region and API.
-async fn surviving_silent(
-    env: &StepEnv<'_>,
-    surviving: u8,
-    lost: u8,
-    e: crate::procedure::api::ApiError,
-) -> StepOutcome {
+async fn surviving_silent(env: &StepEnv<'_>, surviving: u8, lost: u8, e: crate::procedure::api::ApiError) -> StepError {
     match env.api.cluster(lost).await {
-        Ok(c) if !c.brokers.is_empty() => StepOutcome::refused(
+        Ok(c) if !c.brokers.is_empty() => StepError::refused(
             errors::PRECONDITION_FAILED,
             format!(
                 "region {surviving}, given as the surviving region, does not answer ({}), while region {lost}, given as lost, answers with brokers {:?}: is lostRegion right? If region {surviving} is the one that is down, start the failover again with lostRegion = {surviving}; nothing was changed",
@@ -275,7 +271,7 @@ async fn surviving_silent(
                 c.brokers.iter().map(|b| b.id).collect::<Vec<_>>()
             ),
         ),
-        _ => StepOutcome::retry(format!(
+        _ => StepError::retry(format!(
             "target unavailable: the management API of region {surviving} (the surviving region) does not answer: {}; check regions[{surviving}].management_url and that the region runs",
             e.message
         )),
@@ -283,21 +279,21 @@ async fn surviving_silent(
 }
 
 /// `c8dr.remove-brokers`: force-remove the lost region's brokers -> `changeId`.
-pub async fn remove_brokers(env: &StepEnv<'_>) -> StepResult {
-    let (surviving, lost) = regions::failover(env)?;
+pub async fn remove_brokers(env: &StepEnv<'_>, input: Failover) -> StepResult {
+    let (surviving, lost) = (input.surviving.index(), input.lost.index());
     let lost_ids = brokers_of(lost, env.target.cluster_size);
     let cluster = env.api.cluster(surviving).await?;
     // guards docs/target-apis.md §6.2: observe first; re-running force-remove after success fails
     if let Some(p) = &cluster.pending_change {
         if is_our_removal(p, &lost_ids) {
-            return Ok(StepOutcome::already_done(vars([("changeId", json!(p.id))])));
+            return Ok(Done::already_done(vars([("changeId", json!(p.id))])));
         }
         return Err(concurrent(p));
     }
     check_cluster_size(env, &cluster)?;
     let to_remove = present(&cluster, &lost_ids);
     if to_remove.is_empty() {
-        return Ok(StepOutcome::already_done(vars([("changeId", last_change_id(&cluster))])));
+        return Ok(Done::already_done(vars([("changeId", last_change_id(&cluster))])));
     }
     // guards docs/target-apis.md §6.1: cross-check ids against the live topology before forcing
     let (topology, _, _) = safety_topology(env, surviving, &cluster).await?;
@@ -305,9 +301,9 @@ pub async fn remove_brokers(env: &StepEnv<'_>) -> StepResult {
     let lost_check = lost_region_silent(env, lost).await?;
     match env.mutate(surviving, Mutation::ForceRemoveBrokers { ids: to_remove }).await?? {
         MutationResult::Change(c) => {
-            Ok(StepOutcome::done(vars([("changeId", json!(c.change_id)), ("lostRegionCheck", lost_check)])))
+            Ok(Done::done(vars([("changeId", json!(c.change_id)), ("lostRegionCheck", lost_check)])))
         }
-        other => Err(StepOutcome::retry(format!("unexpected answer to the removal: {}", other.describe()))),
+        other => Err(StepError::retry(format!("unexpected answer to the removal: {}", other.describe()))),
     }
 }
 
@@ -318,7 +314,7 @@ fn check_versions(
     surviving: u8,
     recreated: u8,
     cluster_size: u32,
-) -> Result<(), StepOutcome> {
+) -> Result<(), StepError> {
     let versions = |region: u8| -> std::collections::BTreeMap<String, Vec<u32>> {
         let ids = brokers_of(region, cluster_size);
         let mut m: std::collections::BTreeMap<String, Vec<u32>> = Default::default();
@@ -339,7 +335,7 @@ fn check_versions(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    Err(StepOutcome::refused(
+    Err(StepError::refused(
         errors::PRECONDITION_FAILED,
         format!(
             "broker versions differ: surviving region {surviving} runs {}, recreated region {recreated} runs {}: deploy the recreated region with the surviving region's chart version and values (helm.chart_version) before adding its brokers",
@@ -351,26 +347,26 @@ fn check_versions(
 }
 
 /// `c8dr.add-brokers`: add the recreated region's brokers with the original replication factor.
-pub async fn add_brokers(env: &StepEnv<'_>) -> StepResult {
-    let (surviving, recreated) = regions::failback(env)?;
+pub async fn add_brokers(env: &StepEnv<'_>, input: Failback) -> StepResult {
+    let (surviving, recreated) = (input.surviving.index(), input.recreated.index());
     let ids = brokers_of(recreated, env.target.cluster_size);
     let cluster = env.api.cluster(surviving).await?;
     if let Some(p) = &cluster.pending_change {
         if is_our_addition(p, &ids) {
-            return Ok(StepOutcome::already_done(vars([("changeId", json!(p.id))])));
+            return Ok(Done::already_done(vars([("changeId", json!(p.id))])));
         }
         return Err(concurrent(p));
     }
     let missing: Vec<u32> = ids.iter().copied().filter(|id| !cluster.brokers.iter().any(|b| b.id == *id)).collect();
     if missing.is_empty() {
-        return Ok(StepOutcome::already_done(vars([("changeId", last_change_id(&cluster))])));
+        return Ok(Done::already_done(vars([("changeId", last_change_id(&cluster))])));
     }
     // guards docs/target-apis.md §6.7: only after the brokers run, the exporter is enabled and exporting resumed
     let topology = env.api.topology(surviving).await?;
     let invisible: Vec<u32> =
         missing.iter().copied().filter(|id| !topology.brokers.iter().any(|b| b.node_id == *id)).collect();
     if !invisible.is_empty() {
-        return Err(StepOutcome::refused(
+        return Err(StepError::refused(
             errors::PRECONDITION_FAILED,
             format!(
                 "brokers {invisible:?} of the recreated region are not visible in the topology yet: deploy the region and await them first"
@@ -385,7 +381,7 @@ pub async fn add_brokers(env: &StepEnv<'_>) -> StepResult {
     let exporters = env.api.exporters(surviving).await?;
     let status = exporters.iter().find(|e| e.exporter_id == exporter).map(|e| &e.status);
     if status != Some(&ExporterStatusKind::Enabled) {
-        return Err(StepOutcome::refused(
+        return Err(StepError::refused(
             errors::PRECONDITION_FAILED,
             format!(
                 "exporter {exporter} is {} (expected ENABLED): enable it with initializeFrom before adding brokers",
@@ -398,7 +394,7 @@ pub async fn add_brokers(env: &StepEnv<'_>) -> StepResult {
     if let Some((legacy, _)) = pairs.get(1) {
         let status = exporters.iter().find(|e| &e.exporter_id == legacy).map(|e| &e.status);
         if status != Some(&ExporterStatusKind::Enabled) {
-            return Err(StepOutcome::refused(
+            return Err(StepError::refused(
                 errors::PRECONDITION_FAILED,
                 format!(
                     "legacy exporter {legacy} is {} while the surviving region's is ENABLED: enable it with initializeFrom before adding brokers",
@@ -408,7 +404,7 @@ pub async fn add_brokers(env: &StepEnv<'_>) -> StepResult {
         }
     }
     if exporting::paused_by_this_instance(env, surviving)? {
-        return Err(StepOutcome::refused(
+        return Err(StepError::refused(
             errors::PRECONDITION_FAILED,
             "exporting is paused by this process: resume exporting before adding brokers",
         ));
@@ -416,7 +412,7 @@ pub async fn add_brokers(env: &StepEnv<'_>) -> StepResult {
     // the replication factor comes from the config: it must be the one the failover halved
     let halved = (env.target.replication_factor / 2).max(1);
     if topology.replication_factor != halved {
-        return Err(StepOutcome::invalid(
+        return Err(StepError::invalid(
             "replication_factor",
             format!(
                 "the cluster runs with replication factor {} but the target config says replication_factor = {} (halved by the failover: {halved}): set replication_factor to the cluster's original factor",
@@ -427,14 +423,14 @@ pub async fn add_brokers(env: &StepEnv<'_>) -> StepResult {
     // guards docs/target-apis.md §6.6: no force on add; include the original replication factor
     let m = Mutation::AddBrokers { ids: missing, replication_factor: env.target.replication_factor };
     match env.mutate(surviving, m).await?? {
-        MutationResult::Change(c) => Ok(StepOutcome::done(vars([("changeId", json!(c.change_id))]))),
-        other => Err(StepOutcome::retry(format!("unexpected answer to the addition: {}", other.describe()))),
+        MutationResult::Change(c) => Ok(Done::done(vars([("changeId", json!(c.change_id))]))),
+        other => Err(StepError::retry(format!("unexpected answer to the addition: {}", other.describe()))),
     }
 }
 
 /// `c8dr.await-brokers-visible`: the recreated region's brokers gossip into the topology.
-pub async fn await_brokers_visible(env: &StepEnv<'_>) -> StepResult {
-    let (surviving, recreated) = regions::failback(env)?;
+pub async fn await_brokers_visible(env: &StepEnv<'_>, input: Failback) -> StepResult {
+    let (surviving, recreated) = (input.surviving.index(), input.recreated.index());
     let ids = brokers_of(recreated, env.target.cluster_size);
     let topology = env.api.topology(surviving).await?;
     let mut visible: Vec<u32> = topology.brokers.iter().map(|b| b.node_id).filter(|id| ids.contains(id)).collect();
@@ -453,7 +449,7 @@ pub async fn await_brokers_visible(env: &StepEnv<'_>) -> StepResult {
             }
         }
     };
-    Ok(StepOutcome::done(vars([
+    Ok(Done::done(vars([
         ("verified", json!(verified)),
         ("visibleBrokers", json!(visible)),
         ("stuckBrokers", json!(stuck)),

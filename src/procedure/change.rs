@@ -1,8 +1,9 @@
 //! `c8dr.await-change`: one check of a cluster change by id, judged by the one rule in
 //! [`crate::region_api::change::judge`] (docs/target-apis.md §6.5, the zeebe-chaos algorithm).
 use super::api::ClusterView;
-use super::{StepEnv, StepOutcome, StepResult, errors, regions, validate, vars};
-use serde_json::{Value, json};
+use super::inputs::{ChangeRef, ChangeVar, Surviving};
+use super::{Done, StepEnv, StepError, StepResult, errors, vars};
+use serde_json::json;
 
 /// The verdict on change `id` given a cluster view.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,17 +41,16 @@ pub fn judge(cluster: &ClusterView, id: i64) -> ChangeState {
     }
 }
 
-pub async fn await_change(env: &StepEnv<'_>) -> StepResult {
-    let surviving = regions::surviving(env)?;
+pub async fn await_change(env: &StepEnv<'_>, (at, change): (Surviving, ChangeVar)) -> StepResult {
+    let surviving = at.surviving.index();
     // a step that changed nothing completes with changeId = null: nothing to wait for
-    if matches!(env.input.variables.get("changeId"), Some(Value::Null)) {
-        return Ok(StepOutcome::already_done(vars([
+    let ChangeRef::Id(id) = change.change_id else {
+        return Ok(Done::already_done(vars([
             ("verified", json!(true)),
             ("changeStatus", json!("COMPLETED")),
             ("changeProgress", json!({"completed": 0, "pending": 0})),
         ])));
-    }
-    let id = validate::change_id(&env.input.variables, "changeId")?;
+    };
     let cluster = env.api.cluster(surviving).await?;
     let (verified, status, completed, pending, next) = match judge(&cluster, id) {
         ChangeState::Completed => (true, "COMPLETED", 0, 0, vec![]),
@@ -58,11 +58,11 @@ pub async fn await_change(env: &StepEnv<'_>) -> StepResult {
         ChangeState::InProgress { completed, pending, next } => (false, "IN_PROGRESS", completed, pending, next),
         ChangeState::NotStarted => (false, "NOT_STARTED", 0, 0, vec![]),
         ChangeState::Failed(s) => {
-            return Err(StepOutcome::refused(errors::CHANGE_FAILED, format!("cluster change {id} ended {s}")));
+            return Err(StepError::refused(errors::CHANGE_FAILED, format!("cluster change {id} ended {s}")));
         }
     };
     // guards docs/target-apis.md §6.4: surface what a stuck change still waits for
-    Ok(StepOutcome::done(vars([
+    Ok(Done::done(vars([
         ("verified", json!(verified)),
         ("changeStatus", json!(status)),
         ("changeProgress", json!({"completed": completed, "pending": pending, "nextOperations": next})),

@@ -2,7 +2,8 @@
 //! Region loss goes through [`crate::platform::RegionControl`] and is refused unless the target
 //! sets `drill_allowed = true`.
 use super::api::{Mutation, MutationResult};
-use super::{StepEnv, StepOutcome, StepResult, errors, regions, validate, vars};
+use super::inputs::{CanaryAction, CanaryVars, CheckRegions, DrillAction, Failover, Header, Surviving, named_regions};
+use super::{Done, StepEnv, StepError, StepResult, errors, vars};
 use crate::platform::PlatformError;
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
@@ -23,11 +24,11 @@ pub const CANARY_BPMN: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 </bpmn:definitions>
 "#;
 
-fn guard(env: &StepEnv<'_>) -> Result<(), StepOutcome> {
+fn guard(env: &StepEnv<'_>) -> Result<(), StepError> {
     if env.target.drill_allowed {
         Ok(())
     } else {
-        Err(StepOutcome::refused(
+        Err(StepError::refused(
             errors::DRILL_NOT_ALLOWED,
             format!(
                 "target `{}` does not allow drills: set drill_allowed = true in its config to allow them",
@@ -38,9 +39,9 @@ fn guard(env: &StepEnv<'_>) -> Result<(), StepOutcome> {
 }
 
 /// `c8dr.drill-guard`.
-pub fn drill_guard(env: &StepEnv<'_>) -> StepResult {
+pub async fn drill_guard(env: &StepEnv<'_>, _: ()) -> StepResult {
     guard(env)?;
-    Ok(StepOutcome::done(vars([("drillAllowed", json!(true))])))
+    Ok(Done::done(vars([("drillAllowed", json!(true))])))
 }
 
 fn now() -> String {
@@ -48,48 +49,42 @@ fn now() -> String {
 }
 
 /// `c8dr.drill-region` (header `action: lose|recreate`).
-pub async fn drill_region(env: &StepEnv<'_>) -> StepResult {
-    let action = env.header("action").unwrap_or("");
+pub async fn drill_region(env: &StepEnv<'_>, (Header(action), input): (Header<DrillAction>, Failover)) -> StepResult {
     let (out_var, call) = match action {
-        "lose" => ("regionLostAt", "drill-lose-region"),
-        "recreate" => ("regionRecreatedAt", "drill-recreate-region"),
-        other => {
-            return Err(StepOutcome::invalid(
-                "action",
-                format!("task header `action` must be lose or recreate, got {other:?}: fix the BPMN"),
-            ));
-        }
+        DrillAction::Lose => ("regionLostAt", "drill-lose-region"),
+        DrillAction::Recreate => ("regionRecreatedAt", "drill-recreate-region"),
     };
-    let lost = validate::region(&env.input.variables, "lostRegion")?;
+    let action = action.as_str();
+    let lost = input.lost.index();
     guard(env)?;
     // idempotency: the call record of this instance (`c8drCall_drill_<action>_region_r<N>`)
     let fact = format!("drill-{action}-region-r{lost}");
     let prior = env.recorded(&fact)?;
     if let Some(at) = prior.as_ref().filter(|r| r.succeeded()).and_then(|r| r.outcome.as_ref()).map(|o| o.at.clone()) {
         // the recorded time: a re-run reports the same instant
-        return Ok(StepOutcome::already_done(vars([(out_var, json!(at))])));
+        return Ok(Done::already_done(vars([(out_var, json!(at))])));
     }
     // a platform that refuses (namespace not labelled for drills, production marker) is a
     // person's decision, never retried, and nothing was changed
-    let refused = |m: String| StepOutcome::refused(errors::DRILL_NOT_ALLOWED, m);
+    let refused = |m: String| StepError::refused(errors::DRILL_NOT_ALLOWED, m);
     let announced = prior.as_ref().is_some_and(|r| r.possibly_applied());
     // a loss is observed before acting; a recreation only when an earlier attempt announced it
     // (before the loss, "not lost" does not mean "recreated")
     if action == "lose" || announced {
         match env.drill.is_lost(lost).await {
             Ok(Some(is_lost)) if is_lost == (action == "lose") => {
-                return Ok(StepOutcome::already_done(vars([(out_var, json!(now()))])));
+                return Ok(Done::already_done(vars([(out_var, json!(now()))])));
             }
             // announced, unknown outcome, and the region cannot say: acting again could lose or
             // recreate twice; fail the job until the region can be observed
             Ok(None) if announced => {
-                return Err(StepOutcome::retry(format!(
+                return Err(StepError::retry(format!(
                     "an earlier attempt announced `drill {action} region {lost}` without recording its outcome, and the region's state cannot be observed: not acting again blindly"
                 )));
             }
             Ok(_) => {}
             Err(PlatformError::Refused(m)) => return Err(refused(m)),
-            Err(e) => return Err(StepOutcome::retry(e.to_string())),
+            Err(e) => return Err(StepError::retry(e.to_string())),
         }
     }
     let request = format!("drill {action} region {lost}");
@@ -99,7 +94,7 @@ pub async fn drill_region(env: &StepEnv<'_>) -> StepResult {
         Ok(()) => {
             // the recorded time: a re-run reads it back and reports the same instant
             let at = env.record_outcome(intent, "ok", &format!("region {lost} {action}")).await?;
-            Ok(StepOutcome::done(vars([(out_var, json!(at))])))
+            Ok(Done::done(vars([(out_var, json!(at))])))
         }
         Err(PlatformError::Refused(m)) => {
             env.record_no_call(intent, super::record::NOT_MADE, &m).await?;
@@ -107,14 +102,14 @@ pub async fn drill_region(env: &StepEnv<'_>) -> StepResult {
         }
         Err(e) => {
             env.record_outcome(intent, "error", &e.to_string()).await?;
-            Err(StepOutcome::retry(e.to_string()))
+            Err(StepError::retry(e.to_string()))
         }
     }
 }
 
-fn canary_keys(env: &StepEnv<'_>) -> Result<Vec<String>, StepOutcome> {
+fn canary_keys(env: &StepEnv<'_>) -> Result<Vec<String>, StepError> {
     let bad = || {
-        StepOutcome::invalid(
+        StepError::invalid(
             "canaryKeys",
             "variable `canaryKeys` must be the array of canary process instance keys written by drill-canaries create",
         )
@@ -133,15 +128,13 @@ fn canary_keys(env: &StepEnv<'_>) -> Result<Vec<String>, StepOutcome> {
 }
 
 /// `c8dr.drill-canaries` (headers `action: create|check`, `region: surviving|both` for check).
-pub async fn drill_canaries(env: &StepEnv<'_>) -> StepResult {
-    let action = env.header("action").unwrap_or("");
+pub async fn drill_canaries(
+    env: &StepEnv<'_>,
+    (Header(action), region, at, canaries): (Header<CanaryAction>, Option<Header<CheckRegions>>, Surviving, CanaryVars),
+) -> StepResult {
     match action {
-        "create" => create_canaries(env).await,
-        "check" => check_canaries(env).await,
-        other => Err(StepOutcome::invalid(
-            "action",
-            format!("task header `action` must be create or check, got {other:?}: fix the BPMN"),
-        )),
+        CanaryAction::Create => create_canaries(env, at, canaries).await,
+        CanaryAction::Check => check_canaries(env, at, region).await,
     }
 }
 
@@ -150,15 +143,15 @@ fn canary_fact(region: u8, i: usize) -> String {
     format!("canary-r{region}-{i}")
 }
 
-async fn create_canaries(env: &StepEnv<'_>) -> StepResult {
-    let lost = validate::region(&env.input.variables, "lostRegion")?;
-    let count = validate::int_in(&env.input.variables, "canaryCount", 6, 1, 100)? as usize;
+async fn create_canaries(env: &StepEnv<'_>, at: Surviving, canaries: CanaryVars) -> StepResult {
+    let lost = at.other().index();
+    let count = canaries.canary_count.0;
     guard(env)?;
     let region = 1 - lost;
     if let Some(Value::Array(a)) = env.var("canaryKeys")
         && a.len() >= count
     {
-        return Ok(StepOutcome::already_done(vars([("canaryKeys", json!(a))])));
+        return Ok(Done::already_done(vars([("canaryKeys", json!(a))])));
     }
     // keys created by earlier attempts of this task (a crash between create and complete), from
     // their call records `c8drCall_canary_r<N>_<i>`. A canary whose intent has no outcome is
@@ -191,17 +184,17 @@ async fn create_canaries(env: &StepEnv<'_>) -> StepResult {
         {
             MutationResult::Key(k) => keys.push(k),
             other => {
-                return Err(StepOutcome::retry(format!("unexpected answer creating a canary: {}", other.describe())));
+                return Err(StepError::retry(format!("unexpected answer creating a canary: {}", other.describe())));
             }
         }
     }
     keys.truncate(count);
-    Ok(StepOutcome::Done { variables: vars([("canaryKeys", json!(keys))]), already_done: already })
+    Ok(Done::complete(vars([("canaryKeys", json!(keys))]), already))
 }
 
-async fn check_canaries(env: &StepEnv<'_>) -> StepResult {
+async fn check_canaries(env: &StepEnv<'_>, at: Surviving, region: Option<Header<CheckRegions>>) -> StepResult {
     let keys = canary_keys(env)?;
-    let targets = regions::from_header(env, &["surviving", "both"])?;
+    let targets = named_regions(Header::required(region)?.as_str(), at.surviving);
     guard(env)?;
     let mut missing = Map::new();
     let mut all = true;
@@ -211,5 +204,5 @@ async fn check_canaries(env: &StepEnv<'_>) -> StepResult {
         all &= gone.is_empty();
         missing.insert(region.to_string(), json!(gone));
     }
-    Ok(StepOutcome::done(vars([("verified", json!(all)), ("canariesMissing", Value::Object(missing))])))
+    Ok(Done::done(vars([("verified", json!(all)), ("canariesMissing", Value::Object(missing))])))
 }

@@ -1,7 +1,8 @@
 //! Exporter steps: disable-exporters (one exporter per call; the process loops) and
 //! enable-exporter (with `initializeFrom` the surviving region's exporter).
 use super::api::{ClusterView, ExporterStatusKind, Mutation, MutationResult, OperationKind, PendingChange};
-use super::{StepEnv, StepOutcome, StepResult, errors, regions, validate, vars};
+use super::inputs::{Failback, Failover, OptionalSnapshotVar};
+use super::{Done, StepEnv, StepError, StepResult, errors, vars};
 use serde_json::{Value, json};
 
 fn exporter_change(p: &PendingChange, operation: &OperationKind, ids: &[String]) -> Option<String> {
@@ -20,8 +21,8 @@ fn exporter_change(p: &PendingChange, operation: &OperationKind, ids: &[String])
 
 fn change_id_of(r: MutationResult, what: &str) -> StepResult {
     match r {
-        MutationResult::Change(c) => Ok(StepOutcome::done(vars([("changeId", json!(c.change_id))]))),
-        other => Err(StepOutcome::retry(format!("unexpected answer to {what}: {}", other.describe()))),
+        MutationResult::Change(c) => Ok(Done::done(vars([("changeId", json!(c.change_id))]))),
+        other => Err(StepError::retry(format!("unexpected answer to {what}: {}", other.describe()))),
     }
 }
 
@@ -30,8 +31,8 @@ fn pending(c: &ClusterView) -> Option<&PendingChange> {
 }
 
 /// `c8dr.disable-exporters`: the lost region's exporter, and its legacy one when enabled.
-pub async fn disable_exporters(env: &StepEnv<'_>) -> StepResult {
-    let (surviving, lost) = regions::failover(env)?;
+pub async fn disable_exporters(env: &StepEnv<'_>, input: Failover) -> StepResult {
+    let (surviving, lost) = (input.surviving.index(), input.lost.index());
     let candidates =
         [crate::region_api::exporter_id(env.target, lost), crate::region_api::legacy_exporter_id(env.target, lost)];
     let list = env.api.exporters(surviving).await?;
@@ -46,15 +47,15 @@ pub async fn disable_exporters(env: &StepEnv<'_>) -> StepResult {
         // guards docs/target-apis.md §6.2 / §6.3: adopt our own pending disable, refuse a foreign change
         if let Some(id) = exporter_change(p, &OperationKind::PartitionDisableExporter, &to_disable) {
             let done = to_disable.iter().all(|x| *x == id);
-            return Ok(StepOutcome::already_done(vars([("changeId", json!(p.id)), ("exportersDone", json!(done))])));
+            return Ok(Done::already_done(vars([("changeId", json!(p.id)), ("exportersDone", json!(done))])));
         }
-        return Err(StepOutcome::refused(
+        return Err(StepError::refused(
             errors::CONCURRENT_CHANGE,
             format!("another cluster change (id {}) is pending; exporters can be disabled once it finished", p.id),
         ));
     }
     let Some(first) = to_disable.first().cloned() else {
-        return Ok(StepOutcome::already_done(vars([("changeId", Value::Null), ("exportersDone", json!(true))])));
+        return Ok(Done::already_done(vars([("changeId", Value::Null), ("exportersDone", json!(true))])));
     };
     let answer = env.mutate(surviving, Mutation::DisableExporter { exporter_id: first }).await??;
     Ok(change_id_of(answer, "the exporter disable")?.with_var("exportersDone", json!(to_disable.len() == 1)))
@@ -67,7 +68,7 @@ pub async fn disable_exporters(env: &StepEnv<'_>) -> StepResult {
 /// enable is taken as ours rather than disabling an exporter that may be initialized). A 4xx
 /// rejection does not count. No record: this instance never asked (an intent is recorded
 /// before every call, so the absence is knowledge).
-fn enabled_by_this_instance(env: &StepEnv<'_>, id: &str) -> Result<bool, StepOutcome> {
+fn enabled_by_this_instance(env: &StepEnv<'_>, id: &str) -> Result<bool, StepError> {
     let fact = super::mutation_fact(0, &super::api::Mutation::DisableExporter { exporter_id: id.to_string() });
     Ok(env.recorded(&fact)?.is_some_and(|r| r.action == "enable-exporter" && r.possibly_applied()))
 }
@@ -77,7 +78,7 @@ fn enabled_by_this_instance(env: &StepEnv<'_>, id: &str) -> Result<bool, StepOut
 /// helm upgrade re-enabled them (#52260). Starts disabling the first one when no change is
 /// pending. Returns the ids found. An exporter this instance enabled (the main one, or the
 /// legacy one of an Optimize installation) is never disabled.
-pub async fn redisable_flipped(env: &StepEnv<'_>, surviving: u8, region: u8) -> Result<Vec<String>, StepOutcome> {
+pub async fn redisable_flipped(env: &StepEnv<'_>, surviving: u8, region: u8) -> Result<Vec<String>, StepError> {
     // guards docs/target-apis.md §6.11: re-check exporters after any helm upgrade / restart
     let main = crate::region_api::exporter_id(env.target, region);
     let legacy = crate::region_api::legacy_exporter_id(env.target, region);
@@ -150,7 +151,7 @@ pub async fn enable_next(
     surviving: u8,
     recreated: u8,
     snapshot: Option<&str>,
-) -> Result<EnableStep, StepOutcome> {
+) -> Result<EnableStep, StepError> {
     let list = env.api.exporters(surviving).await?;
     let pairs = failback_pairs(env.target, &list, surviving, recreated);
     let ids: Vec<String> = pairs.iter().map(|(id, _)| id.clone()).collect();
@@ -160,13 +161,13 @@ pub async fn enable_next(
             return Ok(EnableStep::Pending { change_id: p.id });
         }
         if let Some(id) = exporter_change(p, &OperationKind::PartitionDisableExporter, &ids) {
-            return Err(StepOutcome::retry(format!(
+            return Err(StepError::retry(format!(
                 "exporter {id} is being disabled (change {}); the enable follows once it completed",
                 p.id
             )));
         }
         // guards docs/target-apis.md §6.3
-        return Err(StepOutcome::refused(
+        return Err(StepError::refused(
             errors::CONCURRENT_CHANGE,
             format!("another cluster change (id {}) is pending; enable {} once it finished", p.id, ids.join(", ")),
         ));
@@ -181,7 +182,7 @@ pub async fn enable_next(
             // restart re-enabled it (#52260) without initializeFrom; disable it, enable it
             // properly on the next attempt
             let answer = env.mutate(surviving, Mutation::DisableExporter { exporter_id: id.clone() }).await??;
-            return Err(StepOutcome::retry(format!(
+            return Err(StepError::retry(format!(
                 "exporter {id} was re-enabled by a broker restart without initializeFrom: disabling it first ({}); the enable follows",
                 answer.describe()
             )));
@@ -193,7 +194,7 @@ pub async fn enable_next(
             recoveries.iter().filter(|r| r.kind.eq_ignore_ascii_case("snapshot") && r.is_active()).collect();
         let restored = snapshot.is_none_or(|s| recoveries.iter().any(|r| r.is_from_snapshot(repo, s)));
         if !active.is_empty() || !restored {
-            return Err(StepOutcome::refused(
+            return Err(StepError::refused(
                 errors::PRECONDITION_FAILED,
                 format!(
                     "the restore into region {recreated} is not finished ({} active snapshot recoveries{}): await the restore first",
@@ -208,7 +209,7 @@ pub async fn enable_next(
         let change_id = match answer {
             MutationResult::Change(c) => json!(c.change_id),
             other => {
-                return Err(StepOutcome::retry(format!(
+                return Err(StepError::retry(format!(
                     "unexpected answer to the exporter enable: {}",
                     other.describe()
                 )));
@@ -222,17 +223,14 @@ pub async fn enable_next(
 /// `c8dr.enable-exporter`: the recreated region's exporter (and, on Optimize installations, its
 /// legacy exporter), initialized from the survivor's. One enable per call: the process awaits
 /// the change, and verify-exporters (expect full) enables the legacy exporter next.
-pub async fn enable_exporter(env: &StepEnv<'_>) -> StepResult {
-    let (surviving, recreated) = regions::failback(env)?;
-    let snapshot = match env.var("snapshotName") {
-        Some(_) => Some(validate::snapshot_name(&env.input.variables, "snapshotName")?),
-        None => None,
-    };
+pub async fn enable_exporter(env: &StepEnv<'_>, (at, snapshot): (Failback, OptionalSnapshotVar)) -> StepResult {
+    let (surviving, recreated) = (at.surviving.index(), at.recreated.index());
+    let snapshot = snapshot.snapshot_name.map(|s| s.0);
     match enable_next(env, surviving, recreated, snapshot.as_deref()).await? {
         EnableStep::Issued { exporter_id, change_id } => {
-            Ok(StepOutcome::done(vars([("changeId", change_id), ("exporterEnabled", json!(exporter_id))])))
+            Ok(Done::done(vars([("changeId", change_id), ("exporterEnabled", json!(exporter_id))])))
         }
-        EnableStep::Pending { change_id } => Ok(StepOutcome::already_done(vars([("changeId", json!(change_id))]))),
-        EnableStep::AllEnabled => Ok(StepOutcome::already_done(vars([("changeId", Value::Null)]))),
+        EnableStep::Pending { change_id } => Ok(Done::already_done(vars([("changeId", json!(change_id))]))),
+        EnableStep::AllEnabled => Ok(Done::already_done(vars([("changeId", Value::Null)]))),
     }
 }

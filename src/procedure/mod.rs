@@ -18,6 +18,7 @@ pub mod drill;
 pub mod errors;
 pub mod exporters;
 pub mod exporting;
+pub mod inputs;
 pub mod journal;
 pub mod plan;
 pub mod platform;
@@ -25,6 +26,7 @@ pub mod record;
 pub mod regions;
 pub mod report;
 pub mod snapshot;
+pub mod steps;
 pub mod stuck;
 pub mod validate;
 pub mod verify;
@@ -37,7 +39,73 @@ use std::collections::BTreeMap;
 
 use crate::config::TargetConfig;
 
-/// What a step decided.
+/// What a step that went through decided: complete the job, or (a user task listener) give a
+/// verdict on the lifecycle transition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Done {
+    /// Complete the job with these variables (plus `alreadyDone`).
+    Complete { variables: Map<String, Value>, already_done: bool },
+    /// A user task listener's verdict: let the lifecycle transition go ahead (`deny` None) or
+    /// deny it with the reason Tasklist shows. Completes the listener job without variables.
+    Verdict { deny: Option<String> },
+}
+
+impl Done {
+    pub fn complete(variables: Map<String, Value>, already_done: bool) -> Self {
+        Done::Complete { variables, already_done }
+    }
+    /// `Done::done(vars)`, next to `Done::already_done(vars)`: the names steps have always used.
+    #[allow(clippy::self_named_constructors)]
+    pub fn done(variables: Map<String, Value>) -> Self {
+        Done::Complete { variables, already_done: false }
+    }
+    pub fn already_done(variables: Map<String, Value>) -> Self {
+        Done::Complete { variables, already_done: true }
+    }
+    pub fn with_var(mut self, key: &str, value: Value) -> Self {
+        if let Done::Complete { variables, .. } = &mut self {
+            variables.insert(key.to_string(), value);
+        }
+        self
+    }
+}
+
+/// Why a step did not go through: a BPMN error the process routes to a person, or a failure the
+/// engine retries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepError {
+    /// Throw a BPMN error (`code` from [`errors`]); the process routes it to a person.
+    Refused { code: &'static str, message: String, field: Option<String>, variables: Map<String, Value> },
+    /// Fail the job: the engine retries it after a back-off.
+    Retry { message: String },
+}
+
+impl StepError {
+    pub fn refused(code: &'static str, message: impl Into<String>) -> Self {
+        StepError::Refused { code, message: message.into(), field: None, variables: Map::new() }
+    }
+    /// INVALID_INPUT naming the field.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        StepError::Refused {
+            code: errors::INVALID_INPUT,
+            message: message.into(),
+            field: Some(field.to_string()),
+            variables: Map::new(),
+        }
+    }
+    pub fn retry(message: impl Into<String>) -> Self {
+        StepError::Retry { message: message.into() }
+    }
+    pub fn with_var(mut self, key: &str, value: Value) -> Self {
+        if let StepError::Refused { variables, .. } = &mut self {
+            variables.insert(key.to_string(), value);
+        }
+        self
+    }
+}
+
+/// What a job's step decided, whichever way: what [`run_step`] returns and the one thing
+/// `jobs::handle` maps to complete / fail / BPMN error.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepOutcome {
     /// Complete the job with these variables (plus `alreadyDone`).
@@ -46,32 +114,55 @@ pub enum StepOutcome {
     Refused { code: &'static str, message: String, field: Option<String>, variables: Map<String, Value> },
     /// Fail the job: the engine retries it after a back-off.
     Retry { message: String },
-    /// A user task listener's verdict: let the lifecycle transition go ahead (`deny` None) or
-    /// deny it with the reason Tasklist shows. Completes the listener job without variables.
+    /// A user task listener's verdict (see [`Done::Verdict`]).
     Verdict { deny: Option<String> },
+}
+
+impl From<Done> for StepOutcome {
+    fn from(d: Done) -> Self {
+        match d {
+            Done::Complete { variables, already_done } => StepOutcome::Done { variables, already_done },
+            Done::Verdict { deny } => StepOutcome::Verdict { deny },
+        }
+    }
+}
+
+impl From<StepError> for StepOutcome {
+    fn from(e: StepError) -> Self {
+        match e {
+            StepError::Refused { code, message, field, variables } => {
+                StepOutcome::Refused { code, message, field, variables }
+            }
+            StepError::Retry { message } => StepOutcome::Retry { message },
+        }
+    }
+}
+
+impl From<StepResult> for StepOutcome {
+    fn from(r: StepResult) -> Self {
+        match r {
+            Ok(d) => d.into(),
+            Err(e) => e.into(),
+        }
+    }
 }
 
 impl StepOutcome {
     pub fn done(variables: Map<String, Value>) -> Self {
-        StepOutcome::Done { variables, already_done: false }
+        Done::done(variables).into()
     }
     pub fn already_done(variables: Map<String, Value>) -> Self {
-        StepOutcome::Done { variables, already_done: true }
+        Done::already_done(variables).into()
     }
     pub fn refused(code: &'static str, message: impl Into<String>) -> Self {
-        StepOutcome::Refused { code, message: message.into(), field: None, variables: Map::new() }
+        StepError::refused(code, message).into()
     }
     /// INVALID_INPUT naming the field.
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
-        StepOutcome::Refused {
-            code: errors::INVALID_INPUT,
-            message: message.into(),
-            field: Some(field.to_string()),
-            variables: Map::new(),
-        }
+        StepError::invalid(field, message).into()
     }
     pub fn retry(message: impl Into<String>) -> Self {
-        StepOutcome::Retry { message: message.into() }
+        StepError::retry(message).into()
     }
     /// Short label for the journal: `done`, `refused`, `retry`.
     pub fn label(&self) -> &'static str {
@@ -83,27 +174,18 @@ impl StepOutcome {
             StepOutcome::Verdict { deny: Some(_) } => "denied",
         }
     }
-    pub fn with_var(mut self, key: &str, value: Value) -> Self {
-        match &mut self {
-            StepOutcome::Done { variables, .. } | StepOutcome::Refused { variables, .. } => {
-                variables.insert(key.to_string(), value);
-            }
-            StepOutcome::Retry { .. } | StepOutcome::Verdict { .. } => {}
-        }
-        self
-    }
 }
 
 /// Any target error not handled by the step itself: a permanent rejection (4xx other than 404 and
 /// 409) is the BPMN error TARGET_REJECTED with the answer; the others (unreachable, 5xx,
 /// malformed, 404, 409) fail the job, retried with back-off within `worker.transient_retry`.
-impl From<ApiError> for StepOutcome {
+impl From<ApiError> for StepError {
     fn from(e: ApiError) -> Self {
         // a permanent answer (400, 401, 403, 422, ...) does not get better by retrying: it goes to
         // a person (the step's catch-all "Step failed") with the target's answer
         if e.kind == ApiErrorKind::Rejected {
             let status = e.status.map(|s| format!(" (HTTP {s})")).unwrap_or_default();
-            return StepOutcome::refused(
+            return StepError::refused(
                 errors::TARGET_REJECTED,
                 format!("target rejected the request{status}: {}; fix the cause, then retry the step", e.message),
             );
@@ -117,12 +199,18 @@ impl From<ApiError> for StepOutcome {
             ApiErrorKind::NotFound => "not found on target",
             ApiErrorKind::Rejected => "target rejected the request",
         };
-        StepOutcome::Retry { message: format!("{what}: {}", e.message) }
+        StepError::Retry { message: format!("{what}: {}", e.message) }
     }
 }
 
-/// A step's result: `Err` short-circuits with an outcome (refusal or retry).
-pub type StepResult = Result<StepOutcome, StepOutcome>;
+impl From<ApiError> for StepOutcome {
+    fn from(e: ApiError) -> Self {
+        StepError::from(e).into()
+    }
+}
+
+/// A step's result: what it decided, or why it did not go through.
+pub type StepResult = Result<Done, StepError>;
 
 /// What a step receives.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -211,11 +299,7 @@ impl StepEnv<'_> {
     /// and the answer. A record or journal that cannot be written fails the step (outer `Err`);
     /// the target's answer is the inner result (`env.mutate(..).await??` turns a target error
     /// into a retry). The fact is [`mutation_fact`].
-    pub async fn mutate(
-        &self,
-        region: u8,
-        mutation: Mutation,
-    ) -> Result<Result<MutationResult, ApiError>, StepOutcome> {
+    pub async fn mutate(&self, region: u8, mutation: Mutation) -> Result<Result<MutationResult, ApiError>, StepError> {
         self.mutate_as(&mutation_fact(region, &mutation), region, mutation).await
     }
 
@@ -225,7 +309,7 @@ impl StepEnv<'_> {
         fact: &str,
         region: u8,
         mutation: Mutation,
-    ) -> Result<Result<MutationResult, ApiError>, StepOutcome> {
+    ) -> Result<Result<MutationResult, ApiError>, StepError> {
         let intent = self.record_intent(fact, region, mutation.action(), &mutation.summary(), None).await?;
         let result = self.api.mutate(region, mutation).await;
         let (status, message) = match &result {
@@ -238,11 +322,11 @@ impl StepEnv<'_> {
 
     /// The record of `fact` as activated with this job (`None`: this instance never announced
     /// such a call). A variable that is not a record fails the job: nothing is decided from it.
-    pub fn recorded(&self, fact: &str) -> Result<Option<record::CallRecord>, StepOutcome> {
+    pub fn recorded(&self, fact: &str) -> Result<Option<record::CallRecord>, StepError> {
         if let Some(r) = self.written.get(fact) {
             return Ok(Some(r));
         }
-        record::find(&self.input.variables, fact).map_err(StepOutcome::retry)
+        record::find(&self.input.variables, fact).map_err(StepError::retry)
     }
 
     /// Records on the process instance that this task is about to make a call (`observed`: what
@@ -255,7 +339,7 @@ impl StepEnv<'_> {
         action: &str,
         request: &str,
         observed: Option<Value>,
-    ) -> Result<Intent, StepOutcome> {
+    ) -> Result<Intent, StepError> {
         let record = record::CallRecord {
             action: action.to_string(),
             region,
@@ -276,7 +360,7 @@ impl StepEnv<'_> {
     /// Records the outcome of the call announced by `intent` on the process instance, and
     /// journals the call (audit copy). Returns the time recorded: a step that reports when it
     /// acted reports this time, so its re-run (which reads the record) reports the same one.
-    pub async fn record_outcome(&self, intent: Intent, status: &str, message: &str) -> Result<String, StepOutcome> {
+    pub async fn record_outcome(&self, intent: Intent, status: &str, message: &str) -> Result<String, StepError> {
         let Intent { fact, mut record } = intent;
         let at = record::now();
         let message = journal::scrub(message);
@@ -292,21 +376,21 @@ impl StepEnv<'_> {
     /// Records that the call announced by `intent` was not made by c8dr (`status`
     /// [`record::NOT_MADE`]: the platform refused; [`record::MANUAL`]: a person is asked to make
     /// it). Nothing is journaled: no call was made.
-    pub async fn record_no_call(&self, intent: Intent, status: &str, message: &str) -> Result<(), StepOutcome> {
+    pub async fn record_no_call(&self, intent: Intent, status: &str, message: &str) -> Result<(), StepError> {
         let Intent { fact, mut record } = intent;
         let message = journal::scrub(message);
         record.outcome = Some(record::CallOutcome { status: status.to_string(), message, at: record::now() });
         self.set_record(&fact, &record).await
     }
 
-    async fn set_record(&self, fact: &str, record: &record::CallRecord) -> Result<(), StepOutcome> {
-        let value = serde_json::to_value(record).map_err(|e| StepOutcome::retry(e.to_string()))?;
+    async fn set_record(&self, fact: &str, record: &record::CallRecord) -> Result<(), StepError> {
+        let value = serde_json::to_value(record).map_err(|e| StepError::retry(e.to_string()))?;
         let mut vars = Map::new();
         vars.insert(record::variable_name(fact), value);
         self.recorder
             .record(self.input.element_instance_key, vars)
             .await
-            .map_err(|e| StepOutcome::retry(e.to_string()))?;
+            .map_err(|e| StepError::retry(e.to_string()))?;
         self.written.insert(fact, record.clone());
         Ok(())
     }
@@ -319,18 +403,18 @@ impl StepEnv<'_> {
         request: &str,
         status: &str,
         message: &str,
-    ) -> Result<(), StepOutcome> {
+    ) -> Result<(), StepError> {
         let mut e = self.entry(EntryKind::Call, Some(region), action);
         e.request = request.to_string();
         e.status = status.to_string();
         e.message = message.to_string();
-        self.journal.append(&e).map_err(|err| StepOutcome::retry(err.to_string()))
+        self.journal.append(&e).map_err(|err| StepError::retry(err.to_string()))
     }
 
     /// Journals the start of an attempt.
-    pub fn journal_attempt(&self) -> Result<(), StepOutcome> {
+    pub fn journal_attempt(&self) -> Result<(), StepError> {
         let e = self.entry(EntryKind::Attempt, None, "attempt");
-        self.journal.append(&e).map_err(|err| StepOutcome::retry(err.to_string()))
+        self.journal.append(&e).map_err(|err| StepError::retry(err.to_string()))
     }
 
     /// Journals the outcome; when the journal cannot be written the job fails (retried) instead
@@ -396,11 +480,11 @@ fn not_yet_verified(outcome: &StepOutcome) -> bool {
 /// [`Watch`] says. A transient failure while watching ends the watch with the last observation
 /// (the loop's next attempt observes again); a refusal is reported as it is.
 pub async fn run_step_watching(env: &StepEnv<'_>, watch: Option<Watch>) -> StepOutcome {
-    if let Err(o) = env.journal_attempt() {
-        return o;
+    if let Err(e) = env.journal_attempt() {
+        return e.into();
     }
-    let first = dispatch(env).await.unwrap_or_else(|o| o);
-    let outcome = watch_check(first, watch, || async { dispatch(env).await.unwrap_or_else(|o| o) }).await;
+    let first = StepOutcome::from(steps::run(env).await);
+    let outcome = watch_check(first, watch, || async { StepOutcome::from(steps::run(env).await) }).await;
     env.journal_outcome(outcome)
 }
 
@@ -427,42 +511,6 @@ where
         }
     }
     outcome
-}
-
-async fn dispatch(env: &StepEnv<'_>) -> StepResult {
-    match env.input.step.as_str() {
-        "c8dr.validate-input" => validate::validate_input(env),
-        "c8dr.assess-failover" => brokers::assess_failover(env).await,
-        "c8dr.remove-brokers" => brokers::remove_brokers(env).await,
-        "c8dr.await-change" => change::await_change(env).await,
-        "c8dr.verify-topology" => verify::verify_topology(env).await,
-        "c8dr.disable-exporters" => exporters::disable_exporters(env).await,
-        "c8dr.verify-exporters" => verify::verify_exporters(env).await,
-        "c8dr.preflight-recreated" => platform::preflight_recreated(env).await,
-        "c8dr.helm" => platform::helm_step(env).await,
-        "c8dr.verify-profiles" => platform::verify_profiles(env).await,
-        "c8dr.restart-stuck-brokers" => stuck::restart_stuck_brokers(env).await,
-        "c8dr.await-brokers-visible" => brokers::await_brokers_visible(env).await,
-        "c8dr.pause-exporting" => exporting::pause_exporting(env).await,
-        "c8dr.resume-exporting" => exporting::resume_exporting(env).await,
-        "c8dr.register-snapshot-repo" => snapshot::register_snapshot_repo(env).await,
-        "c8dr.create-snapshot" => snapshot::create_snapshot(env).await,
-        "c8dr.await-snapshot" => snapshot::await_snapshot(env).await,
-        "c8dr.restore-snapshot" => snapshot::restore_snapshot(env).await,
-        "c8dr.await-restore" => snapshot::await_restore(env).await,
-        "c8dr.enable-exporter" => exporters::enable_exporter(env).await,
-        "c8dr.add-brokers" => brokers::add_brokers(env).await,
-        "c8dr.drill-guard" => drill::drill_guard(env),
-        "c8dr.drill-canaries" => drill::drill_canaries(env).await,
-        "c8dr.drill-region" => drill::drill_region(env).await,
-        "c8dr.notify" => report::notify(env).await,
-        "c8dr.report" => report::report(env).await,
-        "c8dr.approval-guard" => approval::approval_guard(env),
-        other => Err(StepOutcome::invalid(
-            "jobType",
-            format!("unknown job type `{other}`: this worker handles c8dr.* types only"),
-        )),
-    }
 }
 
 #[cfg(test)]

@@ -1,13 +1,14 @@
 //! The platform steps: preflight-recreated, helm, verify-profiles. The platform itself (Helm,
 //! Kubernetes) is `crate::platform`, injected through [`StepEnv::platform`].
-use super::{StepEnv, StepOutcome, StepResult, errors, regions, validate, vars};
+use super::inputs::{Failback, Header, ProfilesExpect, Region, Surviving, TargetRegions, named_regions};
+use super::{Done, StepEnv, StepError, StepResult, errors, regions, vars};
 use crate::platform::helm::{HelmInputError, check_pinned, command_line, helm_args, tail};
 use crate::platform::kubectl::profiles_command;
 use crate::platform::{HelmAction, PlatformError, PlatformStatus};
 use serde_json::{Map, Value, json};
 
-fn manual(env: &StepEnv<'_>, step_id: &str, command: String) -> StepOutcome {
-    StepOutcome::Refused {
+fn manual(env: &StepEnv<'_>, step_id: &str, command: String) -> StepError {
+    StepError::Refused {
         code: errors::MANUAL_STEP_REQUIRED,
         message: format!("run this command, then confirm: {command}"),
         field: None,
@@ -20,13 +21,13 @@ fn manual(env: &StepEnv<'_>, step_id: &str, command: String) -> StepOutcome {
 }
 
 /// `c8dr.preflight-recreated`: the failover is done and the recreated region is clean.
-pub async fn preflight_recreated(env: &StepEnv<'_>) -> StepResult {
-    let (surviving, recreated) = regions::failback(env)?;
+pub async fn preflight_recreated(env: &StepEnv<'_>, input: Failback) -> StepResult {
+    let (surviving, recreated) = (input.surviving.index(), input.recreated.index());
     let cluster = env.api.cluster(surviving).await?;
     let ids = regions::brokers_of(recreated, env.target.cluster_size);
     let stale: Vec<u32> = cluster.brokers.iter().map(|b| b.id).filter(|id| ids.contains(id)).collect();
     if !stale.is_empty() || cluster.pending_change.is_some() {
-        return Err(StepOutcome::refused(
+        return Err(StepError::refused(
             errors::PRECONDITION_FAILED,
             format!(
                 "failover is not done: brokers {stale:?} of region {recreated} are still cluster members{}",
@@ -39,8 +40,8 @@ pub async fn preflight_recreated(env: &StepEnv<'_>) -> StepResult {
     let (release, pvcs) = match env.platform.status(env.target, recreated).await {
         Ok(s) => (json!(s.release), json!(s.pvcs)),
         Err(PlatformError::Manual { .. }) => (Value::Null, Value::Null), // shown to the approver
-        Err(PlatformError::Failed(m)) => return Err(StepOutcome::retry(m)),
-        Err(PlatformError::Refused(m)) => return Err(StepOutcome::refused(errors::PRECONDITION_FAILED, m)),
+        Err(PlatformError::Failed(m)) => return Err(StepError::retry(m)),
+        Err(PlatformError::Refused(m)) => return Err(StepError::refused(errors::PRECONDITION_FAILED, m)),
     };
     let indices: Vec<String> = match env.api.indices(recreated).await {
         Ok(list) => list.into_iter().map(|i| i.name).filter(|n| super::snapshot::is_camunda_index(n)).collect(),
@@ -52,35 +53,29 @@ pub async fn preflight_recreated(env: &StepEnv<'_>) -> StepResult {
     let preflight =
         json!({"camundaIndices": indices, "releasePresent": release, "pvcCount": pvcs, "clusterBrokers": brokers});
     if release == json!(true) || pvcs.as_u64().is_some_and(|n| n > 0) || !indices.is_empty() {
-        return Err(StepOutcome::refused(
+        return Err(StepError::refused(
             errors::RECREATED_REGION_NOT_CLEAN,
             format!("region {recreated} is not clean (release {release}, {pvcs} PVCs, Camunda indices {indices:?}): uninstall and delete the PVCs first"),
         )
         .with_var("preflight", preflight));
     }
-    Ok(StepOutcome::done(vars([("preflight", preflight)])))
+    Ok(Done::done(vars([("preflight", preflight)])))
 }
 
 /// `c8dr.helm` (headers `action`, `region`).
-pub async fn helm_step(env: &StepEnv<'_>) -> StepResult {
-    let action_name = env.header("action").unwrap_or("");
-    let Some(action) = HelmAction::parse(action_name) else {
-        return Err(StepOutcome::invalid(
-            "action",
-            format!(
-                "task header `action` must be deploy-recreated, disable-webapps or enable-webapps, got {action_name:?}: fix the BPMN"
-            ),
-        ));
-    };
-    let targets = regions::from_header(env, &["surviving", "recreated", "both"])?;
+pub async fn helm_step(
+    env: &StepEnv<'_>,
+    (Header(action), Header(region), input): (Header<HelmAction>, Header<TargetRegions>, Surviving),
+) -> StepResult {
+    let targets = named_regions(region.as_str(), input.surviving);
     let step_id = format!("helm-{}", action.name());
-    let invalid = |e: HelmInputError| StepOutcome::invalid(&e.field, e.message);
+    let invalid = |e: HelmInputError| StepError::invalid(&e.field, e.message);
     if env.platform.requires_pinned_chart() {
         check_pinned(&env.input.target_name, env.target).map_err(invalid)?;
     }
     // the exact command (and the generated env values file), or the action's name on a
     // simulated platform (no chart)
-    let request = |region: u8| -> Result<String, StepOutcome> {
+    let request = |region: u8| -> Result<String, StepError> {
         if !env.platform.requires_pinned_chart() {
             return Ok(format!("helm {} region {region}", action.name()));
         }
@@ -94,8 +89,8 @@ pub async fn helm_step(env: &StepEnv<'_>) -> StepResult {
             Ok(s) => Some(s),
             // a person observes: the helm command is theirs to run
             Err(PlatformError::Manual { .. }) => None,
-            Err(PlatformError::Failed(m)) => return Err(StepOutcome::retry(m)),
-            Err(PlatformError::Refused(m)) => return Err(StepOutcome::refused(errors::PRECONDITION_FAILED, m)),
+            Err(PlatformError::Failed(m)) => return Err(StepError::retry(m)),
+            Err(PlatformError::Refused(m)) => return Err(StepError::refused(errors::PRECONDITION_FAILED, m)),
         };
         // unknown profiles or schema flag never hold: the (idempotent) upgrade runs and
         // verify-profiles must then read them
@@ -119,11 +114,11 @@ pub async fn helm_step(env: &StepEnv<'_>) -> StepResult {
             }
             Err(PlatformError::Failed(m)) => {
                 env.record_outcome(intent, "error", &m).await?;
-                return Err(StepOutcome::retry(m));
+                return Err(StepError::retry(m));
             }
             Err(PlatformError::Refused(m)) => {
                 env.record_no_call(intent, super::record::NOT_MADE, &m).await?;
-                return Err(StepOutcome::refused(errors::PRECONDITION_FAILED, m));
+                return Err(StepError::refused(errors::PRECONDITION_FAILED, m));
             }
         }
     }
@@ -131,7 +126,7 @@ pub async fn helm_step(env: &StepEnv<'_>) -> StepResult {
         return Err(manual(env, &step_id, manual_commands.join("\n")));
     }
     let variables: Map<String, Value> = vars([("helmOutput", json!(tail(&output, 2000)))]);
-    Ok(StepOutcome::Done { variables, already_done: !acted })
+    Ok(Done::complete(variables, !acted))
 }
 
 /// One stuck broker pod as the process shows it (`stuckBrokers`).
@@ -200,19 +195,13 @@ fn profiles_log_command(target: &crate::config::TargetConfig, region: u8, s: &Pl
 /// rollout is complete and every pod runs the expected profiles. While the rollout runs the check
 /// reports `verified: false` with `rollout` and `podsNotReady` (the loop observes again); pods
 /// Running but not Ready for `kubernetes.stuck_after_secs` are listed in `stuckBrokers`.
-pub async fn verify_profiles(env: &StepEnv<'_>) -> StepResult {
-    let expect = env.header("expect").unwrap_or("");
-    let want_on = match expect {
-        "webapps-off" => false,
-        "webapps-on" => true,
-        other => {
-            return Err(StepOutcome::invalid(
-                "expect",
-                format!("task header `expect` must be webapps-off or webapps-on, got {other:?}: fix the BPMN"),
-            ));
-        }
-    };
-    let targets = regions::from_header(env, &["surviving", "recreated", "both"])?;
+pub async fn verify_profiles(
+    env: &StepEnv<'_>,
+    (Header(expect), Header(region), input): (Header<ProfilesExpect>, Header<TargetRegions>, Surviving),
+) -> StepResult {
+    let want_on = expect == ProfilesExpect::WebappsOn;
+    let expect = expect.as_str();
+    let targets = named_regions(region.as_str(), input.surviving);
     let now = chrono::Utc::now();
     // guards docs/target-apis.md §6.18: check the active profiles, not only the helm exit code
     let mut profiles = Map::new();
@@ -226,8 +215,8 @@ pub async fn verify_profiles(env: &StepEnv<'_>) -> StepResult {
             Err(PlatformError::Manual { command }) => {
                 return Err(manual(env, &format!("verify-profiles-{expect}"), command));
             }
-            Err(PlatformError::Failed(m)) => return Err(StepOutcome::retry(m)),
-            Err(PlatformError::Refused(m)) => return Err(StepOutcome::refused(errors::PRECONDITION_FAILED, m)),
+            Err(PlatformError::Failed(m)) => return Err(StepError::retry(m)),
+            Err(PlatformError::Refused(m)) => return Err(StepError::refused(errors::PRECONDITION_FAILED, m)),
         };
         let sts = format!("{}-zeebe", env.target.release);
         stuck.extend(stuck_brokers(env.target, region, &s, now));
@@ -241,7 +230,7 @@ pub async fn verify_profiles(env: &StepEnv<'_>) -> StepResult {
         }
         let Some(rollout) = &s.rollout else {
             // unknown is never "done": fail the job; its retries end in an incident a person sees
-            return Err(StepOutcome::retry(format!(
+            return Err(StepError::retry(format!(
                 "the rollout of StatefulSet {sts} in region {region} cannot be read: c8dr does not assume the pods run the new revision; check with: {}",
                 kubectl_line(env.target, region, &["rollout", "status", &format!("statefulset/{sts}")])
             )));
@@ -255,7 +244,7 @@ pub async fn verify_profiles(env: &StepEnv<'_>) -> StepResult {
         let Some(on) = s.webapps_on() else {
             // a complete rollout whose profiles are unknown is never "off" (nor "on"): fail the
             // job; its retries end in an incident a person sees
-            return Err(StepOutcome::retry(format!(
+            return Err(StepError::retry(format!(
                 "region {region}: the rollout of {sts} is complete but {}: c8dr does not assume Operate/Tasklist are {}; check the pod's log line `The following N profiles are active` with `{}` (or the configuration with `{}`), and fix the pod's log access or restart the pod",
                 unknown_profiles_reason(&s),
                 if want_on { "on" } else { "off" },
@@ -268,12 +257,12 @@ pub async fn verify_profiles(env: &StepEnv<'_>) -> StepResult {
     // during a failback with Operate/Tasklist off, the helm upgrade restarted the surviving
     // brokers: the recreated region's exporter must still be disabled (re-disabled if not)
     let mut redisabled = Vec::new();
-    if !want_on && let Some(recreated) = validate::optional_region(&env.input.variables, "recreatedRegion")? {
-        let surviving = regions::surviving(env)?;
+    if !want_on && let Some(recreated) = input.recreated.map(Region::index) {
+        let surviving = input.surviving.index();
         redisabled = super::exporters::redisable_flipped(env, surviving, recreated).await?;
         ok &= redisabled.is_empty();
     }
-    Ok(StepOutcome::done(vars([
+    Ok(Done::done(vars([
         ("verified", json!(ok)),
         ("profiles", Value::Object(profiles)),
         ("rollout", Value::Object(rollouts)),

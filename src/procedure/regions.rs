@@ -1,83 +1,10 @@
-//! Regions and broker parity: brokers of region r are the ids with `id % 2 == r`. Resolution of
-//! surviving / lost / recreated regions from variables and the `region` header, and the
+//! Regions and broker parity: brokers of region r are the ids with `id % 2 == r`, and the
 //! cross-check of a planned removal against the live topology (docs/target-apis.md §6.1).
 use super::api::{Health, TopologyView};
-use super::validate;
-use super::{StepEnv, StepOutcome, errors};
+use super::{StepError, errors};
 use crate::config::TargetConfig;
 
 pub use crate::region_api::{brokers_of_region as brokers_of, region_of_broker as region_of};
-
-/// Surviving and lost region of a failover: `lostRegion` required, `survivingRegion` optional but
-/// must agree.
-pub fn failover(env: &StepEnv<'_>) -> Result<(u8, u8), StepOutcome> {
-    let lost = validate::region(&env.input.variables, "lostRegion")?;
-    let surviving = check_surviving(env, 1 - lost)?;
-    Ok((surviving, lost))
-}
-
-/// Surviving and recreated region of a failback: `recreatedRegion` (in a drill the validated
-/// inputs set it = lostRegion); `survivingRegion` optional but must agree.
-pub fn failback(env: &StepEnv<'_>) -> Result<(u8, u8), StepOutcome> {
-    let recreated = validate::region(&env.input.variables, "recreatedRegion")?;
-    let surviving = check_surviving(env, 1 - recreated)?;
-    Ok((surviving, recreated))
-}
-
-/// The surviving region: `survivingRegion`, else derived from `lostRegion` / `recreatedRegion`.
-pub fn surviving(env: &StepEnv<'_>) -> Result<u8, StepOutcome> {
-    let v = &env.input.variables;
-    let other = match validate::optional_region(v, "recreatedRegion")? {
-        Some(r) => Some(r),
-        None => validate::optional_region(v, "lostRegion")?,
-    };
-    match (validate::optional_region(v, "survivingRegion")?, other) {
-        (Some(s), Some(o)) if s == o => Err(StepOutcome::invalid(
-            "survivingRegion",
-            format!("variable `survivingRegion` = {s} equals the lost/recreated region: it must be {}", 1 - o),
-        )),
-        (Some(s), _) => Ok(s),
-        (None, Some(o)) => Ok(1 - o),
-        (None, None) => Err(StepOutcome::invalid(
-            "survivingRegion",
-            "variable `survivingRegion` is required (or `lostRegion` / `recreatedRegion` to derive it): 0 or 1",
-        )),
-    }
-}
-
-/// The other region (lost or recreated): `recreatedRegion`, else `lostRegion`, else 1 - surviving.
-pub fn other(env: &StepEnv<'_>) -> Result<u8, StepOutcome> {
-    let s = surviving(env)?;
-    Ok(1 - s)
-}
-
-fn check_surviving(env: &StepEnv<'_>, expected: u8) -> Result<u8, StepOutcome> {
-    match validate::optional_region(&env.input.variables, "survivingRegion")? {
-        Some(s) if s != expected => Err(StepOutcome::invalid(
-            "survivingRegion",
-            format!("variable `survivingRegion` = {s} contradicts the lost/recreated region: it must be {expected}"),
-        )),
-        _ => Ok(expected),
-    }
-}
-
-/// The regions named by the `region` header (`surviving`, `lost`, `recreated`, `both`), limited
-/// to the values in `allowed`.
-pub fn from_header(env: &StepEnv<'_>, allowed: &[&str]) -> Result<Vec<u8>, StepOutcome> {
-    let h = env.header("region").unwrap_or("");
-    if !allowed.contains(&h) {
-        return Err(StepOutcome::invalid(
-            "region",
-            format!("task header `region` must be one of {allowed:?}, got {h:?}: fix the BPMN"),
-        ));
-    }
-    let s = surviving(env)?;
-    Ok(match h {
-        "surviving" => vec![s],
-        "both" => vec![0, 1],
-        _ => vec![1 - s],
-    })
-}
 
 /// Problems that make removing `to_remove` unsafe (docs/target-apis.md §6.1), judged on the surviving
 /// region's `/v2/topology`: a broker to remove that still shows healthy partitions (the lost
@@ -89,10 +16,10 @@ pub fn check_removal(
     topology: &TopologyView,
     surviving: u8,
     to_remove: &[u32],
-) -> Result<(), StepOutcome> {
+) -> Result<(), StepError> {
     // guards docs/target-apis.md §6.1: never remove a broker of the surviving region
     if let Some(id) = to_remove.iter().find(|id| region_of(**id) == surviving) {
-        return Err(StepOutcome::refused(
+        return Err(StepError::refused(
             errors::SPLIT_BRAIN_RISK,
             format!("refusing to remove broker {id}: it belongs to the surviving region {surviving} by parity"),
         ));
@@ -107,7 +34,7 @@ pub fn check_removal(
     for b in &topology.brokers {
         if to_remove.contains(&b.node_id) {
             if in_ns(&b.host, surviving) {
-                return Err(StepOutcome::refused(
+                return Err(StepError::refused(
                     errors::SURVIVING_REGION_DEGRADED,
                     format!(
                         "broker {} (host {}) is in the surviving region's namespace but has the lost region's parity: node ids contradict the region layout",
@@ -116,7 +43,7 @@ pub fn check_removal(
                 ));
             }
             if b.partitions.iter().any(|p| p.health == Health::Healthy) {
-                return Err(StepOutcome::refused(
+                return Err(StepError::refused(
                     errors::SPLIT_BRAIN_RISK,
                     format!(
                         "broker {} of the lost region still reports healthy partitions: the region may not be gone; fence it before removing",
@@ -133,7 +60,7 @@ pub fn check_removal(
             None => missing.push(*id),
             Some(b) if b.partitions.is_empty() => missing.push(*id),
             Some(b) if in_ns(&b.host, 1 - surviving) => {
-                return Err(StepOutcome::refused(
+                return Err(StepError::refused(
                     errors::SURVIVING_REGION_DEGRADED,
                     format!(
                         "broker {} (host {}) has the surviving region's parity but runs in the lost region's namespace",
@@ -145,7 +72,7 @@ pub fn check_removal(
         }
     }
     if !missing.is_empty() {
-        return Err(StepOutcome::refused(
+        return Err(StepError::refused(
             errors::SURVIVING_REGION_DEGRADED,
             format!(
                 "surviving region {surviving} is missing brokers {missing:?} (expected {expected:?} with partitions)"
@@ -210,9 +137,9 @@ mod tests {
         TopologyView { brokers, cluster_size: 8, partitions_count: 8, replication_factor: 4 }
     }
 
-    fn code(r: Result<(), StepOutcome>) -> &'static str {
+    fn code(r: Result<(), StepError>) -> &'static str {
         match r {
-            Err(StepOutcome::Refused { code, .. }) => code,
+            Err(StepError::Refused { code, .. }) => code,
             Ok(()) => "ok",
             Err(o) => panic!("{o:?}"),
         }

@@ -1,7 +1,8 @@
 //! The run report, computed from the audit journal (steps with start, end, attempts, mutations;
 //! recovery time), and the notify step.
+use super::inputs::{Header, ProcessKind};
 use super::journal::{EntryKind, JournalEntry};
-use super::{StepEnv, StepOutcome, StepResult, vars};
+use super::{Done, StepEnv, StepError, StepResult, vars};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
@@ -62,16 +63,10 @@ fn seconds(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
 }
 
 /// `c8dr.report` (header `process`).
-pub async fn report(env: &StepEnv<'_>) -> StepResult {
-    let process = env.header("process").unwrap_or("");
-    if !matches!(process, "failover" | "failback" | "drill") {
-        return Err(StepOutcome::invalid(
-            "process",
-            format!("task header `process` must be failover, failback or drill, got {process:?}: fix the BPMN"),
-        ));
-    }
+pub async fn report(env: &StepEnv<'_>, Header(process): Header<ProcessKind>) -> StepResult {
+    let process = process.as_str();
     let entries =
-        env.journal.for_instance(env.input.process_instance_key).map_err(|e| StepOutcome::retry(e.to_string()))?;
+        env.journal.for_instance(env.input.process_instance_key).map_err(|e| StepError::retry(e.to_string()))?;
     let report = build_report(
         process,
         &env.input.target_name,
@@ -81,7 +76,7 @@ pub async fn report(env: &StepEnv<'_>) -> StepResult {
         Utc::now(),
     );
     let notified = notify_outcome(env, &report).await;
-    Ok(StepOutcome::done(vars([("report", report), ("outcomeNotified", notified)])))
+    Ok(Done::done(vars([("report", report), ("outcomeNotified", notified)])))
 }
 
 /// The report of one process instance from its own journal lines, completed at `completed`.
@@ -166,7 +161,7 @@ async fn notify_outcome(env: &StepEnv<'_>, report: &Value) -> Value {
 
 /// `c8dr.notify` (header `event`): logged, and posted to the webhooks of `[notifications]`
 /// that want the event (see `crate::notify`).
-pub async fn notify(env: &StepEnv<'_>) -> StepResult {
+pub async fn notify(env: &StepEnv<'_>, _: ()) -> StepResult {
     crate::notify::notify_step(crate::notify::installed().as_deref(), env.input).await
 }
 

@@ -3,7 +3,8 @@
 use super::api::{
     ApiError, ApiErrorKind, ApiResult, HealthStatus, IndexStatus, Mutation, RepositoryView, SnapshotInfo, SnapshotState,
 };
-use super::{StepEnv, StepOutcome, StepResult, errors, regions, validate, vars};
+use super::inputs::{Failback, Header, OptionalSnapshotVar, SnapshotRegion, SnapshotVar, Surviving};
+use super::{Done, StepEnv, StepError, StepResult, errors, vars};
 use crate::config::SnapshotConfig;
 use serde_json::{Value, json};
 
@@ -54,17 +55,15 @@ pub fn repository_mismatch(cfg: &SnapshotConfig, r: &RepositoryView) -> Vec<Stri
     diff
 }
 
-fn snapshot_name(env: &StepEnv<'_>) -> Result<String, StepOutcome> {
-    validate::snapshot_name(&env.input.variables, "snapshotName")
-}
-
 /// `c8dr.register-snapshot-repo` (header `region: surviving|recreated`).
-pub async fn register_snapshot_repo(env: &StepEnv<'_>) -> StepResult {
-    let which = env.header("region").unwrap_or("");
+pub async fn register_snapshot_repo(
+    env: &StepEnv<'_>,
+    (Header(which), at, snapshot): (Header<SnapshotRegion>, Surviving, OptionalSnapshotVar),
+) -> StepResult {
     let repo = env.target.snapshot.repository.clone();
     match which {
-        "surviving" => {
-            let region = regions::surviving(env)?;
+        SnapshotRegion::Surviving => {
+            let region = at.surviving.index();
             // an existing registration is adopted only when it is the configured repository and
             // writable: the 8.8 reference values register `camunda_backup` for Camunda's own
             // backups, possibly elsewhere (another base_path), and the snapshot would land where
@@ -77,20 +76,16 @@ pub async fn register_snapshot_repo(env: &StepEnv<'_>) -> StepResult {
                         diff.push("registered read-only".into());
                     }
                     if diff.is_empty() {
-                        return Ok(StepOutcome::already_done(vars([("repositoryRegistered", json!(true))])));
+                        return Ok(Done::already_done(vars([("repositoryRegistered", json!(true))])));
                     }
                     json!(diff)
                 }
                 None => Value::Null,
             };
             env.mutate(region, Mutation::RegisterRepository { repository: repo, readonly: false }).await??;
-            Ok(StepOutcome::done(vars([("repositoryRegistered", json!(true)), ("repositoryReRegistered", reason)])))
+            Ok(Done::done(vars([("repositoryRegistered", json!(true)), ("repositoryReRegistered", reason)])))
         }
-        "recreated" => register_in_recreated(env, repo).await,
-        other => Err(StepOutcome::invalid(
-            "region",
-            format!("task header `region` must be surviving or recreated, got {other:?}: fix the BPMN"),
-        )),
+        SnapshotRegion::Recreated => register_in_recreated(env, repo, at, snapshot).await,
     }
 }
 
@@ -103,14 +98,19 @@ async fn visible(env: &StepEnv<'_>, region: u8, name: &str) -> ApiResult<bool> {
     }
 }
 
-async fn register_in_recreated(env: &StepEnv<'_>, repo: String) -> StepResult {
-    let (surviving, recreated) = regions::failback(env)?;
-    let name = snapshot_name(env)?;
+async fn register_in_recreated(
+    env: &StepEnv<'_>,
+    repo: String,
+    at: Surviving,
+    snapshot: OptionalSnapshotVar,
+) -> StepResult {
+    let (surviving, recreated) = (at.surviving.index(), at.recreated()?.index());
+    let name = snapshot.required()?.0;
     // guards docs/target-apis.md §6.14: register in the recreated region only once the snapshot exists
     match find_snapshot(env, surviving, &name).await {
         Ok(Some(s)) if s.state == SnapshotState::Success => {}
         Ok(found) => {
-            return Err(StepOutcome::refused(
+            return Err(StepError::refused(
                 errors::SNAPSHOT_MISSING,
                 format!(
                     "snapshot {name} is not in the bucket yet (surviving region sees {}): create and await it first",
@@ -119,7 +119,7 @@ async fn register_in_recreated(env: &StepEnv<'_>, repo: String) -> StepResult {
             ));
         }
         Err(None) => {
-            return Err(StepOutcome::refused(
+            return Err(StepError::refused(
                 errors::SNAPSHOT_MISSING,
                 format!("repository {repo} is not registered in the surviving region: snapshot {name} cannot exist"),
             ));
@@ -130,7 +130,7 @@ async fn register_in_recreated(env: &StepEnv<'_>, repo: String) -> StepResult {
     let exists = registered.is_some();
     let matches = registered.as_ref().is_some_and(|r| repository_mismatch(&env.target.snapshot, r).is_empty());
     if matches && visible(env, recreated, &name).await? {
-        return Ok(StepOutcome::already_done(vars([("repositoryRegistered", json!(true))])));
+        return Ok(Done::already_done(vars([("repositoryRegistered", json!(true))])));
     }
     if exists {
         // registered elsewhere, or the snapshot is not visible: delete and re-register once (§6.14)
@@ -139,28 +139,28 @@ async fn register_in_recreated(env: &StepEnv<'_>, repo: String) -> StepResult {
     // guards docs/target-apis.md §6.14: the recreated region only reads: readonly
     env.mutate(recreated, Mutation::RegisterRepository { repository: repo.clone(), readonly: true }).await??;
     if visible(env, recreated, &name).await? {
-        return Ok(StepOutcome::done(vars([("repositoryRegistered", json!(true))])));
+        return Ok(Done::done(vars([("repositoryRegistered", json!(true))])));
     }
     if !exists {
         env.mutate(recreated, Mutation::DeleteRepository { repository: repo.clone() }).await??;
         env.mutate(recreated, Mutation::RegisterRepository { repository: repo.clone(), readonly: true }).await??;
         if visible(env, recreated, &name).await? {
-            return Ok(StepOutcome::done(vars([("repositoryRegistered", json!(true))])));
+            return Ok(Done::done(vars([("repositoryRegistered", json!(true))])));
         }
     }
-    Err(StepOutcome::retry(format!(
+    Err(StepError::retry(format!(
         "repository {repo} is registered in region {recreated} but snapshot {name} is not visible there yet"
     )))
 }
 
 /// `c8dr.create-snapshot`: snapshot of the surviving Elasticsearch, name unique per instance.
-pub async fn create_snapshot(env: &StepEnv<'_>) -> StepResult {
-    let surviving = regions::surviving(env)?;
-    let name = snapshot_name(env)?;
+pub async fn create_snapshot(env: &StepEnv<'_>, (at, snapshot): (Surviving, SnapshotVar)) -> StepResult {
+    let surviving = at.surviving.index();
+    let name = snapshot.snapshot_name.0;
     let repo = env.target.snapshot.repository.clone();
     let done = || vars([("snapshotName", json!(name.clone()))]);
     let missing_repo = || {
-        StepOutcome::refused(
+        StepError::refused(
             errors::REPOSITORY_MISSING,
             format!(
                 "snapshot repository {} is not registered in region {surviving}: register it first",
@@ -170,21 +170,21 @@ pub async fn create_snapshot(env: &StepEnv<'_>) -> StepResult {
     };
     // guards docs/target-apis.md §6.2: observe first; a taken name answers 400
     match find_snapshot(env, surviving, &name).await {
-        Ok(Some(_)) => return Ok(StepOutcome::already_done(done())),
+        Ok(Some(_)) => return Ok(Done::already_done(done())),
         Ok(None) => {}
         Err(None) => return Err(missing_repo()),
         Err(Some(e)) => return Err(e.into()),
     }
     match env.mutate(surviving, Mutation::CreateSnapshot { repository: repo, snapshot: name.clone() }).await? {
-        Ok(_) => Ok(StepOutcome::done(done())),
+        Ok(_) => Ok(Done::done(done())),
         Err(e)
             if e.is_es("invalid_snapshot_name_exception")
                 || (e.status == Some(400) && e.message.contains("already")) =>
         {
             // taken after our GET: a previous attempt of ours created it; re-observe
             match find_snapshot(env, surviving, &name).await {
-                Ok(Some(_)) => Ok(StepOutcome::already_done(done())),
-                _ => Err(StepOutcome::retry(format!(
+                Ok(Some(_)) => Ok(Done::already_done(done())),
+                _ => Err(StepError::retry(format!(
                     "snapshot name {name} reported taken but not listed yet: {}",
                     e.message
                 ))),
@@ -207,13 +207,13 @@ fn running(state: &SnapshotState) -> bool {
 }
 
 /// `c8dr.await-snapshot`: SUCCESS with no failed shards, else SNAPSHOT_FAILED.
-pub async fn await_snapshot(env: &StepEnv<'_>) -> StepResult {
-    let surviving = regions::surviving(env)?;
-    let name = snapshot_name(env)?;
+pub async fn await_snapshot(env: &StepEnv<'_>, (at, snapshot): (Surviving, SnapshotVar)) -> StepResult {
+    let surviving = at.surviving.index();
+    let name = snapshot.snapshot_name.0;
     let s = match find_snapshot(env, surviving, &name).await {
         Ok(Some(s)) => s,
         Ok(None) | Err(None) => {
-            return Err(StepOutcome::refused(
+            return Err(StepError::refused(
                 errors::SNAPSHOT_MISSING,
                 format!("snapshot {name} does not exist in region {surviving}"),
             ));
@@ -223,17 +223,17 @@ pub async fn await_snapshot(env: &StepEnv<'_>) -> StepResult {
     let shards = json!({"total": s.shards.total, "failed": s.shards.failed, "successful": s.shards.successful});
     // guards docs/target-apis.md §6.15: state SUCCESS and shards.failed == 0, not a substring
     match &s.state {
-        state if running(state) => Ok(StepOutcome::done(vars([
+        state if running(state) => Ok(Done::done(vars([
             ("verified", json!(false)),
             ("snapshotState", json!(s.state)),
             ("snapshotShards", shards),
         ]))),
-        SnapshotState::Success if s.shards.failed == 0 => Ok(StepOutcome::done(vars([
+        SnapshotState::Success if s.shards.failed == 0 => Ok(Done::done(vars([
             ("verified", json!(true)),
             ("snapshotState", json!(s.state)),
             ("snapshotShards", shards),
         ]))),
-        other => Err(StepOutcome::refused(
+        other => Err(StepError::refused(
             errors::SNAPSHOT_FAILED,
             format!("snapshot {name} ended {other} with {} of {} shards failed", s.shards.failed, s.shards.total),
         )
@@ -267,18 +267,18 @@ pub fn collision_hint(recreated: u8, colliding: &[String]) -> String {
 }
 
 /// `c8dr.restore-snapshot`: restore into the recreated Elasticsearch (not waiting).
-pub async fn restore_snapshot(env: &StepEnv<'_>) -> StepResult {
-    let (_, recreated) = regions::failback(env)?;
-    let name = snapshot_name(env)?;
+pub async fn restore_snapshot(env: &StepEnv<'_>, (at, snapshot): (Failback, SnapshotVar)) -> StepResult {
+    let recreated = at.recreated.index();
+    let name = snapshot.snapshot_name.0;
     let repo = env.target.snapshot.repository.clone();
     let started = || vars([("restoreStarted", json!(true))]);
     // guards docs/target-apis.md §6.13: observe recoveries first; never re-issue a restore blindly
     let ours = |list: &[super::api::RecoveryInfo]| list.iter().any(|r| r.is_from_snapshot(&repo, &name));
     if ours(&env.api.recoveries(recreated).await?) {
-        return Ok(StepOutcome::already_done(started()));
+        return Ok(Done::already_done(started()));
     }
     if env.api.repository(recreated, repo.clone()).await?.is_none() {
-        return Err(StepOutcome::refused(
+        return Err(StepError::refused(
             errors::REPOSITORY_MISSING,
             format!("repository {repo} is not registered in region {recreated}: register it (region recreated) first"),
         ));
@@ -286,7 +286,7 @@ pub async fn restore_snapshot(env: &StepEnv<'_>) -> StepResult {
     match find_snapshot(env, recreated, &name).await {
         Ok(Some(_)) => {}
         Ok(None) | Err(None) => {
-            return Err(StepOutcome::refused(
+            return Err(StepError::refused(
                 errors::SNAPSHOT_MISSING,
                 format!("snapshot {name} is not visible in region {recreated}"),
             ));
@@ -303,30 +303,28 @@ pub async fn restore_snapshot(env: &StepEnv<'_>) -> StepResult {
         .map(|i| i.name)
         .collect();
     if !colliding.is_empty() {
-        return Err(StepOutcome::refused(errors::RESTORE_TARGET_NOT_EMPTY, collision_hint(recreated, &colliding)));
+        return Err(StepError::refused(errors::RESTORE_TARGET_NOT_EMPTY, collision_hint(recreated, &colliding)));
     }
     match env.mutate(recreated, Mutation::RestoreSnapshot { repository: repo.clone(), snapshot: name.clone() }).await? {
-        Ok(_) => Ok(StepOutcome::done(started())),
+        Ok(_) => Ok(Done::done(started())),
         Err(e) if e.is_es("snapshot_restore_exception") || e.message.contains("open index with same name") => {
             // a restore of ours may already be running (§6.13): re-observe, do not re-issue
             if ours(&env.api.recoveries(recreated).await?) {
-                Ok(StepOutcome::already_done(started()))
+                Ok(Done::already_done(started()))
             } else {
-                Err(StepOutcome::refused(errors::RESTORE_TARGET_NOT_EMPTY, format!("restore refused: {}", e.message)))
+                Err(StepError::refused(errors::RESTORE_TARGET_NOT_EMPTY, format!("restore refused: {}", e.message)))
             }
         }
-        Err(e) if repo_missing(&e) => Err(StepOutcome::refused(errors::REPOSITORY_MISSING, e.message)),
-        Err(e) if e.is_es("snapshot_missing_exception") => {
-            Err(StepOutcome::refused(errors::SNAPSHOT_MISSING, e.message))
-        }
+        Err(e) if repo_missing(&e) => Err(StepError::refused(errors::REPOSITORY_MISSING, e.message)),
+        Err(e) if e.is_es("snapshot_missing_exception") => Err(StepError::refused(errors::SNAPSHOT_MISSING, e.message)),
         Err(e) => Err(e.into()),
     }
 }
 
 /// `c8dr.await-restore`: no active snapshot recoveries and green.
-pub async fn await_restore(env: &StepEnv<'_>) -> StepResult {
-    let (_, recreated) = regions::failback(env)?;
-    let name = snapshot_name(env)?;
+pub async fn await_restore(env: &StepEnv<'_>, (at, snapshot): (Failback, SnapshotVar)) -> StepResult {
+    let recreated = at.recreated.index();
+    let name = snapshot.snapshot_name.0;
     let repo = &env.target.snapshot.repository;
     let recoveries = env.api.recoveries(recreated).await?;
     let ours = recoveries.iter().filter(|r| r.is_from_snapshot(repo, &name)).count();
@@ -334,7 +332,7 @@ pub async fn await_restore(env: &StepEnv<'_>) -> StepResult {
     let health = env.api.health(recreated).await?;
     let progress = json!({"activeRecoveries": active, "health": health.status, "recoveries": ours});
     if active == 0 && ours > 0 && health.status == HealthStatus::Red {
-        return Err(StepOutcome::refused(
+        return Err(StepError::refused(
             errors::RESTORE_FAILED,
             format!("restore of {name} finished but region {recreated} is red: shards failed to restore"),
         )
@@ -350,7 +348,7 @@ pub async fn await_restore(env: &StepEnv<'_>) -> StepResult {
             env.mutate(recreated, Mutation::RegisterRepository { repository: repo.clone(), readonly: false }).await??;
         }
     }
-    Ok(StepOutcome::done(vars([
+    Ok(Done::done(vars([
         ("verified", json!(verified)),
         ("restoreProgress", progress),
         ("repositoryWritable", json!(verified)),

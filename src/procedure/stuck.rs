@@ -10,7 +10,7 @@
 //! recorded on the process instance before and after the call (`c8drCall_restart_<task>_r<N>_<pod>`,
 //! docs/jobs.md), and an intent without outcome is settled by observing the pod.
 use super::platform::kubectl_line;
-use super::{StepEnv, StepOutcome, StepResult, errors, vars};
+use super::{Done, StepEnv, StepError, StepResult, errors, vars};
 use crate::platform::{PlatformError, PlatformStatus};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -45,9 +45,9 @@ fn same_pod_still_stuck(r: &super::record::CallRecord, current: Option<&crate::p
 const READY_POLL: Duration = Duration::from_secs(5);
 
 /// The approved pods: `stuckBrokers` as verify-profiles wrote it (`[{region, pod, ...}]`).
-fn approved_pods(env: &StepEnv<'_>) -> Result<Vec<(u8, String)>, StepOutcome> {
+fn approved_pods(env: &StepEnv<'_>) -> Result<Vec<(u8, String)>, StepError> {
     let bad = |why: &str| {
-        StepOutcome::invalid(
+        StepError::invalid(
             "stuckBrokers",
             format!(
                 "variable `stuckBrokers` must be the list written by c8dr.verify-profiles ([{{\"region\": 0|1, \"pod\": \"<release>-zeebe-N\"}}]): {why}"
@@ -78,18 +78,18 @@ fn approved_pods(env: &StepEnv<'_>) -> Result<Vec<(u8, String)>, StepOutcome> {
     Ok(out)
 }
 
-async fn observe(env: &StepEnv<'_>, region: u8, pod: &str) -> Result<PlatformStatus, StepOutcome> {
+async fn observe(env: &StepEnv<'_>, region: u8, pod: &str) -> Result<PlatformStatus, StepError> {
     match env.platform.status(env.target, region).await {
         Ok(s) => Ok(s),
         Err(PlatformError::Manual { .. }) => Err(manual_restart(env, region, pod)),
-        Err(PlatformError::Failed(m)) => Err(StepOutcome::retry(m)),
-        Err(PlatformError::Refused(m)) => Err(StepOutcome::refused(errors::PRECONDITION_FAILED, m)),
+        Err(PlatformError::Failed(m)) => Err(StepError::retry(m)),
+        Err(PlatformError::Refused(m)) => Err(StepError::refused(errors::PRECONDITION_FAILED, m)),
     }
 }
 
-fn manual_restart(env: &StepEnv<'_>, region: u8, pod: &str) -> StepOutcome {
+fn manual_restart(env: &StepEnv<'_>, region: u8, pod: &str) -> StepError {
     let command = kubectl_line(env.target, region, &["delete", "pod", pod]);
-    StepOutcome::Refused {
+    StepError::Refused {
         code: errors::MANUAL_STEP_REQUIRED,
         message: format!("run this command, wait until the pod is Ready, then confirm: {command}"),
         field: None,
@@ -104,7 +104,7 @@ fn manual_restart(env: &StepEnv<'_>, region: u8, pod: &str) -> StepOutcome {
 /// Waits until `pod` of `region` is Ready, observing every [`READY_POLL`], at most
 /// `kubernetes.pod_ready_timeout_secs`; then fails the job (retried: the pod is not restarted
 /// again, its readiness is awaited again).
-async fn await_ready(env: &StepEnv<'_>, region: u8, pod: &str) -> Result<(), StepOutcome> {
+async fn await_ready(env: &StepEnv<'_>, region: u8, pod: &str) -> Result<(), StepError> {
     let timeout = Duration::from_secs(env.target.kubernetes.pod_ready_timeout_secs);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
@@ -113,7 +113,7 @@ async fn await_ready(env: &StepEnv<'_>, region: u8, pod: &str) -> Result<(), Ste
             return Ok(());
         }
         if tokio::time::Instant::now() + READY_POLL > deadline {
-            return Err(StepOutcome::retry(format!(
+            return Err(StepError::retry(format!(
                 "pod {pod} in region {region} was restarted but is not Ready after {}s (kubernetes.pod_ready_timeout_secs): it is not restarted again by this job; check with: {}",
                 timeout.as_secs(),
                 kubectl_line(env.target, region, &["describe", "pod", pod])
@@ -124,11 +124,11 @@ async fn await_ready(env: &StepEnv<'_>, region: u8, pod: &str) -> Result<(), Ste
 }
 
 /// `c8dr.restart-stuck-brokers` (variables `restartApproved`, `stuckBrokers`).
-pub async fn restart_stuck_brokers(env: &StepEnv<'_>) -> StepResult {
+pub async fn restart_stuck_brokers(env: &StepEnv<'_>, _: ()) -> StepResult {
     let approved = approved_pods(env)?;
     if env.var("restartApproved") != Some(&Value::Bool(true)) {
         // the process's gate decides; this is the second lock
-        return Err(StepOutcome::refused(
+        return Err(StepError::refused(
             errors::PRECONDITION_FAILED,
             "restarting stuck brokers needs the operator's approval (restartApproved = true): nothing was restarted",
         ));
@@ -175,16 +175,16 @@ pub async fn restart_stuck_brokers(env: &StepEnv<'_>) -> StepResult {
             }
             Err(PlatformError::Failed(m)) => {
                 env.record_outcome(intent, "error", &m).await?;
-                return Err(StepOutcome::retry(m));
+                return Err(StepError::retry(m));
             }
             Err(PlatformError::Refused(m)) => {
                 env.record_no_call(intent, super::record::NOT_MADE, &m).await?;
-                return Err(StepOutcome::refused(errors::PRECONDITION_FAILED, m));
+                return Err(StepError::refused(errors::PRECONDITION_FAILED, m));
             }
         }
         await_ready(env, *region, pod).await?;
         restarted.push(json!({"region": region, "pod": pod}));
     }
     let variables = vars([("brokersRestarted", json!(restarted)), ("brokersSkipped", json!(skipped))]);
-    Ok(StepOutcome::Done { variables, already_done: restarted.is_empty() })
+    Ok(Done::complete(variables, restarted.is_empty()))
 }

@@ -1172,3 +1172,40 @@ async fn a_record_set_by_this_job_is_seen_by_its_later_observations() {
     assert!(!input.variables.contains_key(&super::record::variable_name(fact)), "the snapshot is unchanged");
     assert!(h.rec.variables().contains_key(&super::record::variable_name(fact)), "and it is on the instance");
 }
+
+/// The step table runs every job type it lists, and only those: a region variable that is not 0
+/// or 1 is INVALID_INPUT naming it, before the step runs (nothing mutated), for every step whose
+/// typed input reads regions; an unknown job type is refused naming `jobType`.
+#[tokio::test]
+async fn the_step_table_parses_typed_inputs_before_any_step_runs() {
+    use super::steps::STEPS;
+    let h = H::new();
+    let bad = json!({"lostRegion": 7, "recreatedRegion": 7, "survivingRegion": 7, "changeId": 1, "snapshotName": "s"});
+    let mut no_regions = Vec::new();
+    for spec in STEPS {
+        let step = spec.job_type.trim_start_matches("c8dr.");
+        // valid headers, so that only the variables are wrong
+        let expect = if step == "verify-profiles" { "webapps-off" } else { "full" };
+        let action = match step {
+            "helm" => "disable-webapps",
+            "drill-canaries" => "check",
+            _ => "lose",
+        };
+        let headers = [("action", action), ("region", "surviving"), ("expect", expect), ("process", "failover")];
+        match h.run(step, bad.clone(), &headers).await {
+            StepOutcome::Refused { code: "INVALID_INPUT", field: Some(f), message, .. } if f.ends_with("Region") => {
+                assert!(message.contains("must be the region number 0 or 1, got 7"), "{step}: {message}");
+            }
+            StepOutcome::Refused { code: "INVALID_INPUT", field: Some(f), .. } if f == "jobType" => {
+                panic!("{step} is in the table but does not run")
+            }
+            _ => no_regions.push(step),
+        }
+    }
+    assert_eq!(no_regions, ["restart-stuck-brokers", "drill-guard", "notify", "report", "approval-guard"]);
+    assert_eq!(h.mutations(), 0);
+    match h.run("no-such-step", json!({}), &[]).await {
+        StepOutcome::Refused { code: "INVALID_INPUT", field: Some(f), .. } => assert_eq!(f, "jobType"),
+        other => panic!("{other:?}"),
+    }
+}

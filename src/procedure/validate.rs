@@ -1,124 +1,71 @@
 //! Variables -> typed inputs. Every error is INVALID_INPUT naming the field and the fix.
 //! Also the `c8dr.validate-input` step, which normalizes the process inputs.
-use super::{StepEnv, StepOutcome, StepResult};
+use super::inputs::{Header, ProcessKind, Region, show};
+use super::{Done, StepEnv, StepError, StepResult};
 use chrono::{SecondsFormat, Utc};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 type Vars = Map<String, Value>;
 
-fn show(v: &Value) -> String {
-    let s = v.to_string();
-    // truncate on a char boundary: slicing bytes panics inside a multi-byte character
-    if s.chars().count() > 60 { format!("{}...", s.chars().take(60).collect::<String>()) } else { s }
-}
-
 /// A region variable: the number 0 or 1 (a JSON string "0"/"1" is accepted too).
-pub fn region(vars: &Vars, field: &str) -> Result<u8, StepOutcome> {
+pub fn region(vars: &Vars, field: &str) -> Result<u8, StepError> {
     match optional_region(vars, field)? {
         Some(r) => Ok(r),
-        None => Err(StepOutcome::invalid(field, format!("variable `{field}` is required: set it to 0 or 1"))),
+        None => Err(StepError::invalid(field, format!("variable `{field}` is required: set it to 0 or 1"))),
     }
 }
 
-pub fn optional_region(vars: &Vars, field: &str) -> Result<Option<u8>, StepOutcome> {
+/// An optional region variable; the rule is [`Region`]'s.
+pub fn optional_region(vars: &Vars, field: &str) -> Result<Option<u8>, StepError> {
     let Some(v) = vars.get(field).filter(|v| !v.is_null()) else {
         return Ok(None);
     };
-    let n = match v {
-        Value::Number(n) => n.as_i64().filter(|_| n.is_i64() || n.is_u64()),
-        Value::String(s) => s.trim().parse::<i64>().ok(),
-        _ => None,
-    };
-    match n {
-        Some(0) => Ok(Some(0)),
-        Some(1) => Ok(Some(1)),
-        _ => Err(StepOutcome::invalid(
-            field,
-            format!("variable `{field}` must be the region number 0 or 1, got {}", show(v)),
-        )),
-    }
+    Region::deserialize(v)
+        .map(|r| Some(r.index()))
+        .map_err(|e| StepError::invalid(field, format!("variable `{field}` {e}")))
 }
 
-pub fn string(vars: &Vars, field: &str) -> Result<String, StepOutcome> {
+pub fn string(vars: &Vars, field: &str) -> Result<String, StepError> {
     match vars.get(field) {
         Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
         None | Some(Value::Null) => {
-            Err(StepOutcome::invalid(field, format!("variable `{field}` is required (a non-empty string)")))
+            Err(StepError::invalid(field, format!("variable `{field}` is required (a non-empty string)")))
         }
         Some(v) => {
-            Err(StepOutcome::invalid(field, format!("variable `{field}` must be a non-empty string, got {}", show(v))))
+            Err(StepError::invalid(field, format!("variable `{field}` must be a non-empty string, got {}", show(v))))
         }
     }
 }
 
-pub fn optional_string(vars: &Vars, field: &str, default: &str) -> Result<String, StepOutcome> {
+pub fn optional_string(vars: &Vars, field: &str, default: &str) -> Result<String, StepError> {
     match vars.get(field) {
         None | Some(Value::Null) => Ok(default.to_string()),
         Some(Value::String(s)) => Ok(s.clone()),
-        Some(v) => Err(StepOutcome::invalid(field, format!("variable `{field}` must be a string, got {}", show(v)))),
+        Some(v) => Err(StepError::invalid(field, format!("variable `{field}` must be a string, got {}", show(v)))),
     }
 }
 
-pub fn optional_bool(vars: &Vars, field: &str, default: bool) -> Result<bool, StepOutcome> {
+pub fn optional_bool(vars: &Vars, field: &str, default: bool) -> Result<bool, StepError> {
     match vars.get(field) {
         None | Some(Value::Null) => Ok(default),
         Some(Value::Bool(b)) => Ok(*b),
-        Some(v) => {
-            Err(StepOutcome::invalid(field, format!("variable `{field}` must be true or false, got {}", show(v))))
-        }
+        Some(v) => Err(StepError::invalid(field, format!("variable `{field}` must be true or false, got {}", show(v)))),
     }
 }
 
-pub fn int_in(vars: &Vars, field: &str, default: i64, min: i64, max: i64) -> Result<i64, StepOutcome> {
+pub fn int_in(vars: &Vars, field: &str, default: i64, min: i64, max: i64) -> Result<i64, StepError> {
     let v = match vars.get(field) {
         None | Some(Value::Null) => return Ok(default),
         Some(v) => v,
     };
     match v.as_i64() {
         Some(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(StepOutcome::invalid(
+        _ => Err(StepError::invalid(
             field,
             format!("variable `{field}` must be an integer {min}..{max}, got {}", show(v)),
         )),
     }
-}
-
-/// The change id written by a previous step (an integer; a numeric string is accepted).
-pub fn change_id(vars: &Vars, field: &str) -> Result<i64, StepOutcome> {
-    let v = vars.get(field).filter(|v| !v.is_null());
-    let n = v.and_then(|v| match v {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
-    });
-    match (v, n) {
-        (_, Some(n)) if n >= 0 => Ok(n),
-        (None, _) => Err(StepOutcome::invalid(
-            field,
-            format!("variable `{field}` is required: the change id returned by the step that started the change"),
-        )),
-        (Some(v), _) => Err(StepOutcome::invalid(
-            field,
-            format!("variable `{field}` must be a non-negative integer, got {}", show(v)),
-        )),
-    }
-}
-
-/// Snapshot names: Elasticsearch rules (lower case, no spaces, none of `\/*?"<>|,#`).
-pub fn snapshot_name(vars: &Vars, field: &str) -> Result<String, StepOutcome> {
-    let name = string(vars, field)?;
-    let bad = name.chars().any(|c| c.is_ascii_uppercase() || c.is_whitespace() || "\\/*?\"<>|,#".contains(c))
-        || name.starts_with('_')
-        || name.starts_with('-');
-    if bad {
-        return Err(StepOutcome::invalid(
-            field,
-            format!(
-                "variable `{field}` = {name:?} is not a valid snapshot name: lower case, no spaces or \\/*?\"<>|,#, not starting with _ or -"
-            ),
-        ));
-    }
-    Ok(name)
 }
 
 /// ISO-8601 durations as FEEL takes them: `PnDTnHnMnS` (seconds may be fractional), e.g. `PT5S`.
@@ -133,13 +80,13 @@ pub struct LostRegionOverride {
 }
 
 /// The optional `lostRegionOverride` variable, validated.
-pub fn lost_region_override(vars: &Vars) -> Result<Option<LostRegionOverride>, StepOutcome> {
+pub fn lost_region_override(vars: &Vars) -> Result<Option<LostRegionOverride>, StepError> {
     const FIELD: &str = "lostRegionOverride";
     let Some(v) = vars.get(FIELD).filter(|v| !v.is_null()) else {
         return Ok(None);
     };
     let bad = |why: &str| {
-        StepOutcome::invalid(
+        StepError::invalid(
             FIELD,
             format!(
                 "lostRegionOverride {why}: give {{\"acceptAnswer\": \"HTTP 404\", \"reason\": \"who confirmed the region is gone and how\"}}"
@@ -206,11 +153,11 @@ pub fn is_iso_duration(s: &str) -> bool {
     parts(date, "YMWD") && time.is_none_or(|t| parts(t, "HMS"))
 }
 
-pub fn duration(vars: &Vars, field: &str, default: &str) -> Result<String, StepOutcome> {
+pub fn duration(vars: &Vars, field: &str, default: &str) -> Result<String, StepError> {
     match vars.get(field) {
         None | Some(Value::Null) => Ok(default.to_string()),
         Some(Value::String(s)) if is_iso_duration(s) => Ok(s.clone()),
-        Some(v) => Err(StepOutcome::invalid(
+        Some(v) => Err(StepError::invalid(
             field,
             format!("variable `{field}` must be an ISO-8601 duration such as PT5S or PT15M, got {}", show(v)),
         )),
@@ -218,16 +165,15 @@ pub fn duration(vars: &Vars, field: &str, default: &str) -> Result<String, StepO
 }
 
 /// `c8dr.validate-input` (header `process: failover|failback|drill`).
-pub fn validate_input(env: &StepEnv<'_>) -> StepResult {
+pub async fn validate_input(env: &StepEnv<'_>, Header(process): Header<ProcessKind>) -> StepResult {
     let v = &env.input.variables;
-    let process = env.header("process").unwrap_or("");
     let mut out = Map::new();
     out.insert("target".into(), json!(env.input.target_name));
     let surviving = match process {
-        "failover" | "drill" => {
+        ProcessKind::Failover | ProcessKind::Drill => {
             let lost = region(v, "lostRegion")?;
             out.insert("lostRegion".into(), json!(lost));
-            if process == "failover" {
+            if process == ProcessKind::Failover {
                 out.insert("reason".into(), json!(optional_string(v, "reason", "")?));
                 if let Some(o) = lost_region_override(v)? {
                     out.insert(
@@ -242,7 +188,7 @@ pub fn validate_input(env: &StepEnv<'_>) -> StepResult {
             }
             1 - lost
         }
-        "failback" => {
+        ProcessKind::Failback => {
             let recreated = region(v, "recreatedRegion")?;
             out.insert("recreatedRegion".into(), json!(recreated));
             out.insert(
@@ -259,17 +205,11 @@ pub fn validate_input(env: &StepEnv<'_>) -> StepResult {
             }
             1 - recreated
         }
-        other => {
-            return Err(StepOutcome::invalid(
-                "process",
-                format!("task header `process` must be failover, failback or drill, got {other:?}: fix the BPMN"),
-            ));
-        }
     };
     if let Some(s) = optional_region(v, "survivingRegion")?
         && s != surviving
     {
-        return Err(StepOutcome::invalid(
+        return Err(StepError::invalid(
             "survivingRegion",
             format!(
                 "variable `survivingRegion` = {s} contradicts the lost/recreated region: it must be {surviving} (or be left out)"
@@ -279,7 +219,7 @@ pub fn validate_input(env: &StepEnv<'_>) -> StepResult {
     out.insert("survivingRegion".into(), json!(surviving));
     let auto = optional_bool(v, "autoApprove", false)?;
     if auto && !env.target.drill_allowed {
-        return Err(StepOutcome::invalid(
+        return Err(StepError::invalid(
             "autoApprove",
             format!(
                 "autoApprove is only allowed on targets with drill_allowed = true; target `{}` is not",
@@ -299,7 +239,7 @@ pub fn validate_input(env: &StepEnv<'_>) -> StepResult {
         _ => Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
     };
     out.insert("startedAt".into(), json!(started));
-    Ok(StepOutcome::done(out))
+    Ok(Done::done(out))
 }
 
 #[cfg(test)]
@@ -310,9 +250,9 @@ mod tests {
         v.as_object().unwrap().clone()
     }
 
-    fn field_of(o: StepOutcome) -> (String, Option<String>) {
+    fn field_of(o: StepError) -> (String, Option<String>) {
         match o {
-            StepOutcome::Refused { code, field, .. } => (code.to_string(), field),
+            StepError::Refused { code, field, .. } => (code.to_string(), field),
             other => panic!("expected a refusal, got {other:?}"),
         }
     }
@@ -347,13 +287,7 @@ mod tests {
     }
 
     #[test]
-    fn snapshot_names_and_change_ids() {
-        assert!(snapshot_name(&vars(json!({"s": "c8dr-failback-1"})), "s").is_ok());
-        assert!(snapshot_name(&vars(json!({"s": "Bad Name"})), "s").is_err());
-        assert_eq!(change_id(&vars(json!({"c": 7})), "c").unwrap(), 7);
-        assert_eq!(change_id(&vars(json!({"c": "7"})), "c").unwrap(), 7);
-        assert!(change_id(&vars(json!({})), "c").is_err());
-        assert!(change_id(&vars(json!({"c": -3})), "c").is_err());
+    fn ints_in_a_range() {
         assert_eq!(int_in(&vars(json!({})), "n", 6, 1, 100).unwrap(), 6);
         assert!(int_in(&vars(json!({"n": 101})), "n", 6, 1, 100).is_err());
     }

@@ -2,21 +2,18 @@
 //! complete with `verified: bool` (the process waits and loops).
 use super::api::{ExporterStatus, ExporterStatusKind, HealthStatus};
 use super::exporters::{self, EnableStep};
-use super::{StepEnv, StepOutcome, StepResult, plan, regions, validate, vars};
+use super::inputs::{ExportersExpect, Header, OptionalSnapshotVar, Region, Surviving, TopologyExpect};
+use super::{Done, StepEnv, StepResult, plan, vars};
 use serde_json::{Value, json};
 
-pub async fn verify_topology(env: &StepEnv<'_>) -> StepResult {
-    let expect = env.header("expect").unwrap_or("");
-    let surviving = regions::surviving(env)?;
+pub async fn verify_topology(
+    env: &StepEnv<'_>,
+    (Header(expect), input): (Header<TopologyExpect>, Surviving),
+) -> StepResult {
+    let surviving = input.surviving.index();
     let expected = match expect {
-        "degraded" => plan::after_failover(env.target, surviving),
-        "full" => plan::after_failback(env.target),
-        other => {
-            return Err(StepOutcome::invalid(
-                "expect",
-                format!("task header `expect` must be degraded or full, got {other:?}: fix the BPMN"),
-            ));
-        }
+        TopologyExpect::Degraded => plan::after_failover(env.target, surviving),
+        TopologyExpect::Full => plan::after_failback(env.target),
     };
     let t = env.api.topology(surviving).await?;
     let problems = expected.problems(&t);
@@ -31,7 +28,7 @@ pub async fn verify_topology(env: &StepEnv<'_>) -> StepResult {
             })
         })
         .collect();
-    Ok(StepOutcome::done(vars([
+    Ok(Done::done(vars([
         ("verified", json!(problems.is_empty())),
         ("topologyProblems", json!(problems)),
         (
@@ -85,33 +82,23 @@ pub fn exporter_problems(
     problems
 }
 
-pub async fn verify_exporters(env: &StepEnv<'_>) -> StepResult {
-    let expect = env.header("expect").unwrap_or("");
-    let full = match expect {
-        "failover" => false,
-        "full" => true,
-        other => {
-            return Err(StepOutcome::invalid(
-                "expect",
-                format!("task header `expect` must be failover or full, got {other:?}: fix the BPMN"),
-            ));
-        }
-    };
-    let surviving = regions::surviving(env)?;
-    let other = regions::other(env)?;
+pub async fn verify_exporters(
+    env: &StepEnv<'_>,
+    (Header(expect), (at, snapshot)): (Header<ExportersExpect>, (Surviving, OptionalSnapshotVar)),
+) -> StepResult {
+    let full = expect == ExportersExpect::Full;
+    let surviving = at.surviving.index();
+    let other = at.other().index();
     // during a failback, once the main exporter of the recreated region is enabled (by this
     // instance, after the restore), the legacy one follows here: one change at a time, the
     // process loops on this check until both pairs are enabled
     let mut issued = Value::Null;
-    if full && let Some(recreated) = validate::optional_region(&env.input.variables, "recreatedRegion")? {
+    if full && let Some(recreated) = at.recreated.map(Region::index) {
         let list = env.api.exporters(surviving).await?;
         let main = crate::region_api::exporter_id(env.target, recreated);
         let main_enabled = list.iter().any(|e| e.exporter_id == main && e.status == ExporterStatusKind::Enabled);
         if main_enabled && exporters::failback_pairs(env.target, &list, surviving, recreated).len() > 1 {
-            let snapshot = match env.var("snapshotName") {
-                Some(_) => Some(validate::snapshot_name(&env.input.variables, "snapshotName")?),
-                None => None,
-            };
+            let snapshot = snapshot.snapshot_name.map(|s| s.0);
             if let EnableStep::Issued { exporter_id, change_id } =
                 exporters::enable_next(env, surviving, recreated, snapshot.as_deref()).await?
             {
@@ -147,7 +134,7 @@ pub async fn verify_exporters(env: &StepEnv<'_>) -> StepResult {
     if !issued.is_null() {
         problems.push(format!("enabling exporter {} (change {})", issued["exporterId"], issued["changeId"]));
     }
-    Ok(StepOutcome::done(vars([
+    Ok(Done::done(vars([
         ("verified", json!(problems.is_empty())),
         ("exporterEnabled", issued),
         ("exporters", json!(exporters)),
