@@ -28,7 +28,8 @@ pub enum Bench {
         jobs: usize,
     },
     /// Rehearsal overhead: simulated time of failover and failback against the installation's own
-    /// work (the lab's configured durations), per phase; realistic lab durations.
+    /// work (the union of the lab's busy intervals: cluster operations, snapshots, restores, pod
+    /// starts), per phase; realistic lab durations.
     Rehearsal {
         /// Simulated seconds per real second.
         #[arg(long, default_value_t = 50.0)]
@@ -111,7 +112,12 @@ async fn rehearsal(speed: f64, runs: usize, bpmn: std::path::PathBuf) -> anyhow:
             (sim - waits) / n
         );
     }
-    println!("sim = simulated time of the phase; lab work = the installation's own work at its configured durations;");
+    println!(
+        "sim = simulated time of the phase; lab work = the installation's own work: the time during which at least"
+    );
+    println!(
+        "  one cluster operation, snapshot, restore or pod start (rollouts) runs, at the lab's configured durations;"
+    );
     println!("sim/work = orchestration overhead (the limit is 1.000, the goal at most 1.020);");
     println!("waits = BPMN timer waits (verifyInterval); active = sim - waits (steps, worker, engine, HTTP)");
     Ok(ExitCode::SUCCESS)

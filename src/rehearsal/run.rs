@@ -486,7 +486,6 @@ impl Session<'_> {
     /// stops it, or time runs out), then builds the phase report.
     async fn drive(&mut self, key: i64, process: &str) -> Result<PhaseReport, RehearsalError> {
         let (engine, opts, progress, deadline) = (self.engine, self.opts, self.progress, self.deadline);
-        let work_before = self.lab.state().work_ms;
         let real_start = Instant::now();
         let mut changes = engine.changes();
         let mut seen_events = engine.event_log().len();
@@ -588,7 +587,13 @@ impl Session<'_> {
             wall_seconds: real_start.elapsed().as_secs_f64(),
             simulated_seconds: sim(start, end),
             steps,
-            lab_work_seconds: (self.lab.state().work_ms - work_before) as f64 / 1000.0,
+            lab_work_seconds: match (start, end) {
+                // the installation's own work between the phase's first step and its last
+                (Some(a), Some(b)) => {
+                    self.lab.state().work_ms_within(a.timestamp_millis(), b.timestamp_millis()) as f64 / 1000.0
+                }
+                _ => 0.0,
+            },
             timer_wait_seconds,
             report,
             denials,

@@ -176,8 +176,11 @@ pub struct PendingChange {
 /// What happened while advancing a pending change.
 #[derive(Debug, Clone)]
 pub enum ChangeEvent {
-    Applied(Op),
-    Completed { id: i64 },
+    /// An operation applied, and when (simulated ms; it ran for its duration before that).
+    Applied(Op, i64),
+    Completed {
+        id: i64,
+    },
 }
 
 /// Everything needed to decide whether an operation can progress and how long it takes.
@@ -605,7 +608,7 @@ impl Cluster {
             pc.completed.push((op.clone(), due));
             pc.head_started_ms = due;
             self.apply(&op, due);
-            events.push(ChangeEvent::Applied(op));
+            events.push(ChangeEvent::Applied(op, due));
         }
         events
     }

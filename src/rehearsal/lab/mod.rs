@@ -19,6 +19,7 @@
 //!
 //! Not modelled: `DELETE /actuator/exporters/{id}`,
 //! partition scaling, the backup API.
+pub mod busy;
 pub mod cluster;
 pub mod es;
 mod faults;

@@ -3,6 +3,7 @@
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+use super::busy::BusyTime;
 use super::cluster::LastChange;
 use super::es;
 use super::world::{Exporting, World, region_of};
@@ -22,9 +23,13 @@ pub struct LabState {
     pub export_queues: BTreeMap<String, usize>,
     /// Process instances created through any region's REST API.
     pub process_instances: u64,
-    /// Simulated milliseconds of work the installation performed (cluster operations,
-    /// snapshots, restores at their configured durations).
+    /// Simulated milliseconds during which the installation performed its own work (cluster
+    /// operations, snapshots, restores, zeebe pod starts at their configured durations), the
+    /// union of those intervals: concurrent activities count once.
     pub work_ms: u64,
+    /// The intervals behind `work_ms`; [`LabState::work_ms_within`] clips them to a window.
+    #[serde(skip)]
+    pub busy: BusyTime,
     /// Snapshot bucket: repository location -> snapshot names.
     pub bucket: BTreeMap<String, Vec<String>>,
 }
@@ -225,9 +230,16 @@ impl LabState {
             exporting_paused: w.exporting != Exporting::Running,
             export_queues: w.queues.iter().map(|(k, q)| (k.clone(), q.len())).collect(),
             process_instances: w.instance_count,
-            work_ms: w.work_ms,
+            work_ms: w.busy.total(),
+            busy: w.busy.clone(),
             bucket: w.bucket.iter().map(|(k, m)| (k.clone(), m.keys().cloned().collect())).collect(),
         }
+    }
+
+    /// Simulated milliseconds within `[from_ms, to_ms)` during which the installation performed
+    /// its own work (the union of its busy intervals, clipped to the window).
+    pub fn work_ms_within(&self, from_ms: i64, to_ms: i64) -> u64 {
+        self.busy.within(from_ms, to_ms)
     }
 
     pub fn region(&self, r: usize) -> &RegionState {

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use super::busy::BusyTime;
 use super::cluster::{BrokerId, ChangeEvent, Cluster, Op, PatchRequest, Progress, fmt_ms};
 use super::es::{self, Elasticsearch, Index, RestoreInfo, StoredSnapshot};
 use super::pods::{PodSim, ReleaseRev, RolloutSim, revision_for};
@@ -170,10 +171,10 @@ pub struct World {
     /// Shared snapshot storage: repository location -> snapshot name -> snapshot.
     pub bucket: BTreeMap<String, BTreeMap<String, StoredSnapshot>>,
     pub record: Vec<RecordEntry>,
-    /// Simulated milliseconds of work the installation performed: every applied cluster
-    /// operation, every snapshot and every restore at its configured duration (benchmarks
-    /// compare a rehearsal's time with this).
-    pub work_ms: u64,
+    /// When the installation performs its own work (simulated ms): every applied cluster
+    /// operation, snapshot, restore and zeebe pod start (until Ready) at its configured
+    /// duration. Benchmarks compare a rehearsal's time with the union of these intervals.
+    pub busy: BusyTime,
     key_counter: i64,
     next_partition: u32,
     pub cluster_id: String,
@@ -238,7 +239,7 @@ impl World {
             instance_count: 0,
             bucket: BTreeMap::new(),
             record: Vec::new(),
-            work_ms: 0,
+            busy: BusyTime::new(),
             key_counter: 0,
             next_partition: 0,
             cluster_id: "c8dr-lab-cluster".into(),
@@ -310,6 +311,17 @@ impl World {
             .min()
     }
 
+    /// Records the start of every pod that turned Ready at `t` as the installation's work:
+    /// `[started, Ready)`. A start that never completes (the pod was stuck, deleted or its
+    /// region lost before Ready) is not recorded.
+    fn record_pod_starts(&mut self, t: i64) {
+        for reg in self.regions.iter().filter(|reg| reg.running()) {
+            for p in reg.pods.iter().filter(|p| p.stuck_since_ms.is_none() && p.ready_at_ms == t) {
+                self.busy.record(p.started_ms, p.ready_at_ms);
+            }
+        }
+    }
+
     /// `kubectl delete pod`: the StatefulSet recreates it with the configured template; a stuck
     /// pod comes back normally.
     pub fn delete_pod(&mut self, r: usize, ordinal: u32, now_ms: i64) -> bool {
@@ -352,6 +364,7 @@ impl World {
                 Some(t) => {
                     self.advance_cluster(t);
                     self.pod_clock = t;
+                    self.record_pod_starts(t);
                 }
                 None => break,
             }
@@ -371,22 +384,23 @@ impl World {
         };
         let events = self.cluster.advance(now_ms, &progress);
         for ev in &events {
-            if let ChangeEvent::Applied(op) = ev {
-                self.work_ms += if op.is_exporter_op() {
+            if let ChangeEvent::Applied(op, at_ms) = ev {
+                let dur = if op.is_exporter_op() {
                     self.opts.durations.exporter_op_ms
                 } else {
                     self.opts.durations.broker_op_ms
                 };
+                self.busy.record(at_ms - dur as i64, *at_ms);
             }
         }
         for ev in events {
             match ev {
-                ChangeEvent::Applied(Op::PartitionEnableExporter { exporter, initialize_from: Some(src), .. }) => {
+                ChangeEvent::Applied(Op::PartitionEnableExporter { exporter, initialize_from: Some(src), .. }, _) => {
                     // The exporter continues from the source exporter's position.
                     let q = self.queues.get(&src).cloned().unwrap_or_default();
                     self.queues.insert(exporter, q);
                 }
-                ChangeEvent::Applied(Op::PartitionDisableExporter { exporter, .. }) => {
+                ChangeEvent::Applied(Op::PartitionDisableExporter { exporter, .. }, _) => {
                     let any_enabled =
                         (1..=self.cluster.partition_count).any(|p| self.cluster.exporter_enabled_on(&exporter, p));
                     if !any_enabled {
@@ -1145,7 +1159,7 @@ impl World {
             end_ms: now_ms + self.opts.durations.snapshot_ms as i64,
         };
         self.bucket.entry(location).or_default().insert(snap.to_string(), stored.clone());
-        self.work_ms += self.opts.durations.snapshot_ms;
+        self.busy.record(stored.start_ms, stored.end_ms);
         Ok(stored)
     }
 
@@ -1247,7 +1261,7 @@ impl World {
         if global && !no_features {
             es.security_of_region = s.origin_region;
         }
-        self.work_ms += restore_ms as u64;
+        self.busy.record(now_ms, now_ms + restore_ms);
         Ok((wanted, primary_done))
     }
 
@@ -1397,6 +1411,80 @@ mod tests {
         w.helm(0, &upgrade, 5_000).unwrap();
         assert_eq!(w.alive().len(), 8);
         assert_eq!(w.platform_status(0).helm_release.map(|h| h.revision), Some(3));
+    }
+
+    /// The installation's own work includes every pod start of a rolling upgrade, and counts
+    /// concurrent activities once: two regions rolling at once, a snapshot during a rollout.
+    #[test]
+    fn rollouts_are_work_and_concurrent_work_counts_once() {
+        let mut w = world();
+        w.opts.durations.pod_restart_ms = 100;
+        w.opts.durations.snapshot_ms = 100;
+        let no_webapps = HelmRequest { action: HelmAction::Upgrade, webapps: false, create_schema: true };
+        w.advance(1_000); // the lab advances the world before every action
+        w.helm(0, &no_webapps, 1_000).unwrap();
+        w.advance(2_000);
+        // four pods, one after the other: [1000, 1400)
+        assert_eq!(w.busy.within(0, 2_000), 400, "{:?}", w.busy);
+        assert_eq!(w.busy.within(1_100, 1_250), 150, "a window cuts the rollout");
+        // both regions roll at once: 400 ms of work, not 800
+        let webapps = HelmRequest { action: HelmAction::Upgrade, webapps: true, create_schema: true };
+        w.advance(3_000);
+        w.helm(0, &webapps, 3_000).unwrap();
+        w.helm(1, &no_webapps, 3_000).unwrap();
+        w.advance(4_000);
+        assert_eq!(w.busy.within(2_000, 4_000), 400, "{:?}", w.busy);
+        // a snapshot from 5350 to 5450 during a rollout from 5000 to 5400 adds 50 ms
+        w.advance(5_000);
+        w.helm(0, &no_webapps, 5_000).unwrap();
+        let repo = json!({"type": "fs", "settings": {"location": "/backups"}});
+        assert_eq!(w.put_repository(0, "camunda_backup", &repo).0, 200);
+        w.advance(5_350);
+        w.create_snapshot(0, "camunda_backup", "s1", &json!({}), 5_350).unwrap();
+        w.advance(6_000);
+        assert_eq!(w.busy.within(4_000, 6_000), 450, "{:?}", w.busy);
+        assert_eq!(w.busy.total(), 1_250);
+    }
+
+    /// A cluster change's operations are work at their configured durations, merged with a
+    /// rollout they overlap; an install's pods start together.
+    #[test]
+    fn cluster_operations_and_installs_are_work() {
+        let mut w = world();
+        w.opts.durations.pod_restart_ms = 100;
+        assert_eq!(w.exporter_change("camundaregion1", false, None, false, 0).0, 202);
+        w.advance(1_000);
+        let ops = w.busy.total();
+        assert!(ops > 0 && ops.is_multiple_of(10), "each operation takes 10 ms: {:?}", w.busy);
+        assert_eq!(w.busy.intervals().len(), 1, "operations run back to back: {:?}", w.busy);
+        w.lose_region(1, 1_000);
+        w.recreate_region(1);
+        let install = HelmRequest { action: HelmAction::Install, webapps: false, create_schema: false };
+        w.advance(2_000);
+        w.helm(1, &install, 2_000).unwrap();
+        w.advance(3_000);
+        assert_eq!(w.busy.within(2_000, 3_000), 100, "four pods start together: {:?}", w.busy);
+    }
+
+    /// A pod start that never completes (stuck pod, region lost during a rollout) is not work.
+    #[test]
+    fn unfinished_pod_starts_are_not_work() {
+        let mut w = world();
+        w.opts.durations.pod_restart_ms = 100;
+        let no_webapps = HelmRequest { action: HelmAction::Upgrade, webapps: false, create_schema: true };
+        w.advance(1_000); // the lab advances the world before every action
+        w.helm(0, &no_webapps, 1_000).unwrap();
+        w.advance(1_050);
+        w.stick_pod(0, 3, 1_050);
+        w.advance(2_000);
+        assert_eq!(w.busy.total(), 0, "{:?}", w.busy);
+        // deleted, the pod starts again and the rollout goes on: [2000, 2400)
+        w.advance(2_000);
+        assert!(w.delete_pod(0, 3, 2_000));
+        w.advance(2_150);
+        w.lose_region(0, 2_150);
+        w.advance(3_000);
+        assert_eq!(w.busy.intervals(), &[(2_000, 2_100)], "only pod 3 became Ready");
     }
 
     /// With global state, Elasticsearch restores every feature state (security included) unless
