@@ -6,6 +6,7 @@
 use c8dr::config::{Config, TargetConfig};
 use c8dr::jobs::{self, StepContext};
 use c8dr::procedure::record::MemoryRecorder;
+use c8dr::rehearsal::clock::Clock;
 use c8dr::rehearsal::lab::{FaultConfig, Lab, LabDurations, LabHandle, LabOptions};
 use c8dr::zeebe::{Job, JobOutcome};
 use serde_json::{Map, Value, json};
@@ -13,12 +14,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const PIK: i64 = 2251799813685300;
+/// Attempts of a check before `until_verified` gives up (20 ms of simulated time each on a
+/// manual clock: the slowest fast-lab operation, the restore, takes 250 ms).
+const MAX_CHECKS: usize = 1_000;
 
 struct T {
     lab: LabHandle,
     ctx: StepContext,
     /// The process instance's call records, merged into every job as the engine would.
     rec: Arc<MemoryRecorder>,
+    /// The lab runs on a manual clock: simulated time moves only when `until_verified` moves it.
+    manual: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -39,11 +45,20 @@ async fn setup(options: LabOptions) -> T {
         StepContext::new(Arc::new(config)).with_platforms(c8dr::rehearsal::lab_platform::factory(lab.control_url()));
     let rec = Arc::new(MemoryRecorder::default());
     let ctx = ctx.with_recorder(rec.clone());
-    T { lab, ctx, rec, _dir: dir }
+    T { lab, ctx, rec, manual: false, _dir: dir }
 }
 
 async fn fast_lab() -> T {
     setup(LabOptions { durations: LabDurations::fast(), ..Default::default() }).await
+}
+
+/// The whole procedure on a lab whose time stands still between two calls of a step (issue
+/// 13.4): on the real clock, a lab change of a few milliseconds could finish between the two
+/// runs of `act_once` on a loaded machine, and the re-run then saw another state (the
+/// enable-exporter re-run enabled the legacy exporter instead of finding its change pending).
+async fn manual_lab(options: LabOptions) -> T {
+    let t = setup(LabOptions { clock: Clock::manual(), durations: LabDurations::fast(), ..options }).await;
+    T { manual: true, ..t }
 }
 
 fn job(step: &str, vars: &Value, headers: &[(&str, &str)]) -> Job {
@@ -99,18 +114,24 @@ impl T {
         first
     }
 
-    /// Polls a check step (steps never sleep; the test does) until `verified`.
+    /// Polls a check step (steps never sleep; the test does) until `verified`. On a manual
+    /// clock each attempt moves the lab's time 20 ms (simulated) forward instead of sleeping.
     async fn until_verified(&self, step: &str, vars: &Value, headers: &[(&str, &str)]) -> Map<String, Value> {
         let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
+        for _ in 0..MAX_CHECKS {
             match self.run(step, vars, headers).await {
                 JobOutcome::Complete(v) if v["verified"] == json!(true) => return v,
                 JobOutcome::Complete(_) | JobOutcome::Fail { .. } => {}
                 other => panic!("{step}: {other:?}"),
             }
-            assert!(Instant::now() < deadline, "{step} never verified");
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            if self.manual {
+                self.lab.clock().advance(Duration::from_millis(20));
+            } else {
+                assert!(Instant::now() < deadline, "{step} never verified");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
+        panic!("{step} never verified in {MAX_CHECKS} checks");
     }
 }
 
@@ -125,16 +146,15 @@ fn code(o: &JobOutcome) -> &str {
 
 #[tokio::test]
 async fn all_steps_failover_then_failback_restore_the_dual_region_state() {
-    all_steps(&fast_lab().await).await;
+    all_steps(&manual_lab(LabOptions::default()).await, Rerun::AtOnce).await;
 }
 
 /// Camunda before 8.8.25 (#52260): the helm upgrade of the surviving region re-enables the
 /// disabled exporter; verify-profiles disables it again and the enable uses initializeFrom.
 #[tokio::test]
 async fn all_steps_with_exporters_re_enabled_by_restarts() {
-    let t = setup(LabOptions { durations: LabDurations::fast(), exporter_flip_on_restart: true, ..Default::default() })
-        .await;
-    let lab_record = all_steps(&t).await;
+    let t = manual_lab(LabOptions { exporter_flip_on_restart: true, ..Default::default() }).await;
+    let lab_record = all_steps(&t, Rerun::AtOnce).await;
     let enables: Vec<_> = lab_record
         .iter()
         .filter(|r| r.path.contains("/actuator/exporters/camundaregion1/") && (200..300).contains(&r.status))
@@ -148,8 +168,21 @@ async fn all_steps_with_exporters_re_enabled_by_restarts() {
 /// before exporting resumes, and the end state has both legacy exporters enabled.
 #[tokio::test]
 async fn all_steps_with_legacy_exporters_enable_the_legacy_pair() {
-    let t = setup(LabOptions { durations: LabDurations::fast(), legacy_exporters: true, ..Default::default() }).await;
-    let record = all_steps(&t).await;
+    legacy_pair_enabled_once(Rerun::AtOnce).await;
+}
+
+/// Issue 13.4, the ordering that made the test above flaky on a loaded machine: the
+/// enable-exporter job is retried (a crash between act and complete) after its change finished.
+/// The retry does not enable the main exporter again; it enables the next of the pairs, the
+/// legacy exporter (with initializeFrom), once.
+#[tokio::test]
+async fn enable_exporter_retried_after_its_change_finished_enables_the_legacy_exporter_once() {
+    legacy_pair_enabled_once(Rerun::AfterTheChange).await;
+}
+
+async fn legacy_pair_enabled_once(rerun: Rerun) {
+    let t = manual_lab(LabOptions { legacy_exporters: true, ..Default::default() }).await;
+    let record = all_steps(&t, rerun).await;
     let ok = |r: &&c8dr::rehearsal::lab::RecordEntry| (200..300).contains(&r.status);
     let legacy: Vec<_> = record
         .iter()
@@ -169,7 +202,16 @@ async fn all_steps_with_legacy_exporters_enable_the_legacy_pair() {
     );
 }
 
-async fn all_steps(t: &T) -> Vec<c8dr::rehearsal::lab::RecordEntry> {
+/// When `all_steps` re-runs the enable-exporter job.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Rerun {
+    /// At once, while its change is pending (`act_once`).
+    AtOnce,
+    /// After its change finished (legacy exporters configured).
+    AfterTheChange,
+}
+
+async fn all_steps(t: &T, rerun: Rerun) -> Vec<c8dr::rehearsal::lab::RecordEntry> {
     let input =
         t.complete("validate-input", &json!({"lostRegion": 1, "autoApprove": true}), &[("process", "drill")]).await;
     assert_eq!(input["survivingRegion"], json!(0));
@@ -232,7 +274,27 @@ async fn all_steps(t: &T) -> Vec<c8dr::rehearsal::lab::RecordEntry> {
     t.act_once("register-snapshot-repo", &fb, &[("region", "recreated")]).await;
     t.act_once("restore-snapshot", &fb, &[]).await;
     t.until_verified("await-restore", &fb, &[]).await;
-    let enabled = t.act_once("enable-exporter", &fb, &[]).await;
+    let enabled = match rerun {
+        Rerun::AtOnce => t.act_once("enable-exporter", &fb, &[]).await,
+        Rerun::AfterTheChange => {
+            let first = t.complete("enable-exporter", &fb, &[]).await;
+            assert_eq!(first["alreadyDone"], json!(false), "{first:?}");
+            let cv = json!({"recreatedRegion": 1, "survivingRegion": 0, "changeId": first["changeId"]});
+            t.until_verified("await-change", &cv, &[]).await;
+            let m = t.mutations();
+            let retry = t.complete("enable-exporter", &fb, &[]).await;
+            assert_eq!(
+                (retry["alreadyDone"].clone(), retry["exporterEnabled"].clone()),
+                (json!(false), json!("elasticsearchregion1")),
+                "the retry enables the legacy exporter, not the main one again: {retry:?}"
+            );
+            assert_eq!(t.mutations(), m + 1, "one enable");
+            let again = t.complete("enable-exporter", &fb, &[]).await;
+            assert_eq!(again["alreadyDone"], json!(true), "{again:?}");
+            assert_eq!(t.mutations(), m + 1, "the third run mutates nothing");
+            retry
+        }
+    };
     let cv = json!({"recreatedRegion": 1, "survivingRegion": 0, "changeId": enabled["changeId"]});
     t.until_verified("await-change", &cv, &[]).await;
     // the BPMN verifies the exporters before it resumes exporting (and this check enables the

@@ -304,6 +304,13 @@ async fn idle_rss(
         anyhow::bail!("the worker exited early ({status}): {}", String::from_utf8_lossy(&out.stderr));
     }
     let rss = vm_rss_kib(pid)?;
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let threads = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Threads:")).map(|l| l[8..].trim().to_string()))
+        .unwrap_or_else(|| "?".into());
+    let exe_path = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_else(|_| exe.clone());
+    let parts = rss_breakdown(&smaps, &exe_path.to_string_lossy());
     let streams = engine.job_streams().len();
     child.start_kill()?;
     let _ = child.wait().await;
@@ -314,5 +321,82 @@ async fn idle_rss(
         "VmRSS {:.1} MiB ({rss} KiB); goal (DESIGN §9): at most 10 MiB for the worker-only build",
         rss as f64 / 1024.0
     );
+    println!("where it is (Rss from /proc/{pid}/smaps, {threads} threads):");
+    for (what, kib) in &parts {
+        println!("  {what:<52} {:>6.2} MiB", *kib as f64 / 1024.0);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Resident KiB of a process by kind of mapping, from its `/proc/PID/smaps` text: the
+/// executable's code, read-only data and writable data, shared libraries, the heap, the main
+/// stack, and anonymous mappings (thread stacks and malloc arenas).
+fn rss_breakdown(smaps: &str, exe: &str) -> Vec<(&'static str, u64)> {
+    const KINDS: [&str; 7] = [
+        "executable: code (r-x)",
+        "executable: read-only data, relocations (r--)",
+        "executable: writable data (rw-)",
+        "shared libraries (libc, libm, ld.so, libgcc_s)",
+        "[heap] (main malloc arena)",
+        "anonymous (thread stacks, other malloc arenas)",
+        "[stack] and kernel ([vdso], [vvar])",
+    ];
+    let mut kib = [0u64; 7];
+    let mut current: Option<usize> = None;
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let first = fields.next().unwrap_or("");
+        if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            let perms = fields.next().unwrap_or("");
+            let path = fields.nth(3).unwrap_or("");
+            current = Some(if path == exe {
+                if perms.contains('x') {
+                    0
+                } else if perms.contains('w') {
+                    2
+                } else {
+                    1
+                }
+            } else if path.starts_with('/') {
+                3
+            } else if path == "[heap]" {
+                4
+            } else if path.is_empty() {
+                5
+            } else {
+                6
+            });
+        } else if first == "Rss:"
+            && let Some(k) = current
+        {
+            kib[k] += fields.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        }
+    }
+    KINDS.into_iter().zip(kib).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rss_breakdown_sorts_the_mappings_by_kind() {
+        let smaps = "\
+55e0a0000000-55e0a0100000 r--p 00000000 fd:01 1234 /opt/c8dr
+Size:               1024 kB
+Rss:                 100 kB
+55e0a0100000-55e0a0900000 r-xp 00100000 fd:01 1234 /opt/c8dr
+Rss:                5000 kB
+55e0a0900000-55e0a0a00000 rw-p 00900000 fd:01 1234 /opt/c8dr
+Rss:                  20 kB
+55e0a0a00000-55e0a0b00000 rw-p 00000000 00:00 0                  [heap]
+Rss:                 300 kB
+7f0000000000-7f0000100000 rw-p 00000000 00:00 0
+Rss:                  40 kB
+7f0000100000-7f0000200000 r-xp 00028000 fd:01 99 /usr/lib/x86_64-linux-gnu/libc.so.6
+Rss:                 900 kB
+7ffc00000000-7ffc00021000 rw-p 00000000 00:00 0                  [stack]
+Rss:                  30 kB
+";
+        let parts: Vec<u64> = super::rss_breakdown(smaps, "/opt/c8dr").into_iter().map(|(_, k)| k).collect();
+        assert_eq!(parts, [5000, 100, 20, 900, 300, 40, 30]);
+    }
 }

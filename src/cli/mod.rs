@@ -77,9 +77,19 @@ pub enum Command {
     Bench(bench::Args),
 }
 
+/// Runtime threads of `c8dr worker` at most (fewer on a machine with fewer cores).
+const WORKER_RUNTIME_THREADS: usize = 2;
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if matches!(cli.command, Command::Worker(_)) {
+        // The worker waits on the network: two runtime threads serve it on any node, where one
+        // per core (tokio's default) costs a stack and a malloc arena each on a large node.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        builder.worker_threads(cores.min(WORKER_RUNTIME_THREADS));
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
