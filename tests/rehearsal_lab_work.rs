@@ -1,5 +1,6 @@
 //! The installation's own work a rehearsal reports per phase (issue 13.1): the union of the
 //! lab's busy intervals within the phase, pod rollouts included.
+#![cfg(feature = "rehearsal")]
 use c8dr::rehearsal::lab::LabDurations;
 use c8dr::rehearsal::run::{RehearseOptions, rehearse};
 use std::time::Duration;
