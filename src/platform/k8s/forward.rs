@@ -220,9 +220,10 @@ async fn endpoint_pods(
 }
 
 /// Installs rustls's `ring` provider as the process default unless one is installed already.
-/// kube's rustls client asks for the process default, and with both `ring` (kube) and
-/// `aws-lc-rs` (reqwest) in the build rustls cannot choose one: building a kube client
-/// without this panics.
+/// kube's rustls client asks for the process default. The shipped binary has only `ring`
+/// (reqwest is built with `rustls-no-provider`, and `c8dr` installs ring at start), but test
+/// builds also link reqwest's `aws-lc-rs`, and with two providers rustls cannot choose one:
+/// building a kube client without this panics there.
 pub fn install_crypto_provider() {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         // Err: another thread installed one meanwhile, which serves as well.
