@@ -10,6 +10,7 @@ use super::common::load_config;
 use anyhow::Context;
 use c8dr::config::{AuthConfig, Config, HttpAuth, redact_url};
 use c8dr::procedure::journal::{EntryKind, Journal, JournalEntry, scrub};
+use c8dr::region_api::models::rest::{Health, ProcessInstanceState, Role};
 use c8dr::region_api::{HttpAuthResolved, RestClient, Target, region_of_broker};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
@@ -102,10 +103,10 @@ async fn region_status(target: &Target, id: u8) -> Value {
                 for p in &b.partitions {
                     let e = partitions.entry(p.partition_id).or_default();
                     e.0 += 1;
-                    if p.role.to_string() == "leader" {
+                    if p.role == Role::Leader {
                         e.1 += 1;
                     }
-                    if p.health.to_string() != "healthy" {
+                    if p.health != Health::Healthy {
                         e.2.push(format!("broker {} {}", b.node_id, p.health));
                     }
                 }
@@ -261,7 +262,9 @@ async fn process_status(config: &Config) -> Value {
                 Err(e) => return json!({"reachable": false, "at": where_, "error": scrub(&e.to_string())}),
             };
         // the filter is checked again here: a server that ignored it must not invent a running failover
-        for pi in page.items.into_iter().filter(|p| p.process_definition_id == *id && p.state.to_string() == "ACTIVE") {
+        for pi in
+            page.items.into_iter().filter(|p| p.process_definition_id == *id && p.state == ProcessInstanceState::Active)
+        {
             let steps = match client
                 .search_element_instances(json!({"processInstanceKey": pi.process_instance_key, "state": "ACTIVE"}), 50)
                 .await
