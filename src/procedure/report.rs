@@ -122,6 +122,7 @@ pub fn build_report(
         "durationSeconds": duration,
         "steps": step_json,
         "mutations": lines.iter().map(|s| s.mutations).sum::<u32>(),
+        "callRecords": call_records(variables),
         "recoveryTimeSeconds": duration,
         "outcome": outcome,
         "outcomeReason": outcome_reason,
@@ -146,6 +147,31 @@ pub fn build_report(
         report["failbackReport"] = fb;
     }
     report
+}
+
+/// The call records of this instance (docs/jobs.md "Call records"), as the report job sees them:
+/// the last call of each fact, whichever worker replica made it. The step lines and `mutations`
+/// come from this worker's journal, which holds only what this replica did; these records cover
+/// every replica. Sorted by the time of the intent; a record that cannot be read is listed as such.
+pub fn call_records(variables: &serde_json::Map<String, Value>) -> Value {
+    let mut out: Vec<(String, Value)> = variables
+        .iter()
+        .filter_map(|(name, v)| name.strip_prefix(super::record::RECORD_PREFIX).map(|fact| (fact, v)))
+        .map(|(fact, v)| match serde_json::from_value::<super::record::CallRecord>(v.clone()) {
+            Ok(r) => (
+                r.intent_at.clone(),
+                json!({
+                    "fact": fact, "action": r.action, "region": r.region, "step": r.step, "elementId": r.element_id,
+                    "worker": r.worker, "intentAt": r.intent_at,
+                    "status": r.outcome.as_ref().map_or("unknown", |o| o.status.as_str()),
+                    "at": r.outcome.as_ref().map(|o| o.at.clone()),
+                }),
+            ),
+            Err(_) => (String::new(), json!({"fact": fact, "status": "unreadable"})),
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Value::Array(out.into_iter().map(|(_, v)| v).collect())
 }
 
 /// The final outcome to the webhooks (event `outcome`). Never fails the report: a receiver that
@@ -245,5 +271,40 @@ mod tests {
         assert_eq!(r["recoveryTimeSeconds"], json!(30.0));
         assert_eq!(r["fullRecoveryTimeSeconds"], json!(90.0));
         assert_eq!(r["durationSeconds"], json!(101.0));
+    }
+
+    /// Issue 9.7: with several worker replicas each journal holds only its replica's calls; the
+    /// report lists the instance's call records, whoever made them, in the order of their
+    /// intents, with an unknown outcome shown as such.
+    #[test]
+    fn the_report_lists_the_call_records_of_every_replica() {
+        let rec = |worker: &str, action: &str, at: &str, outcome: Value| {
+            json!({"action": action, "region": 0, "request": "-", "step": format!("c8dr.{action}"), "jobKey": 1,
+                   "elementInstanceKey": 2, "elementId": action, "worker": worker, "intentAt": at,
+                   "observed": null, "outcome": outcome})
+        };
+        let v = crate::procedure::vars([
+            (
+                "c8drCall_exporting_r0",
+                rec(
+                    "w2",
+                    "resume-exporting",
+                    "2026-01-01T00:00:05.000Z",
+                    json!({"status": "ok", "message": "", "at": "2026-01-01T00:00:06.000Z"}),
+                ),
+            ),
+            ("c8drCall_cluster_r0", rec("w1", "remove-brokers", "2026-01-01T00:00:01.000Z", Value::Null)),
+            ("c8drCall_broken", json!("not a record")),
+            ("changeId", json!(3)),
+        ]);
+        let r = build_report("failover", "t", 1, &[], &v, DateTime::from_timestamp(1_767_225_610, 0).unwrap());
+        let calls = r["callRecords"].as_array().unwrap();
+        assert_eq!(calls.len(), 3, "{r}");
+        assert_eq!(calls[0]["status"], json!("unreadable"));
+        assert_eq!(calls[1]["worker"], json!("w1"));
+        assert_eq!(calls[1]["status"], json!("unknown"));
+        assert_eq!(calls[2]["worker"], json!("w2"));
+        assert_eq!(calls[2]["status"], json!("ok"));
+        assert_eq!(calls[2]["fact"], json!("exporting_r0"));
     }
 }
