@@ -77,18 +77,18 @@ pub enum Command {
     Bench(bench::Args),
 }
 
-/// Runtime threads of `c8dr worker` at most (fewer on a machine with fewer cores).
-const WORKER_RUNTIME_THREADS: usize = 2;
-
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if matches!(cli.command, Command::Worker(_)) {
-        // The worker waits on the network: two runtime threads serve it on any node, where one
-        // per core (tokio's default) costs a stack and a malloc arena each on a large node.
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        builder.worker_threads(cores.min(WORKER_RUNTIME_THREADS));
-    }
+    // `c8dr worker` waits on the network and runs a handful of jobs at a time: one runtime thread
+    // serves it (DNS lookups go to tokio's blocking pool; the journal's fsync holds the thread
+    // for milliseconds), where one thread per core (tokio's default) costs a stack and a malloc
+    // arena each (idle RSS, issue 13.3). The other commands (the rehearsal runs a lab, an engine
+    // and workers in one process) keep all cores.
+    let mut builder = if matches!(cli.command, Command::Worker(_)) {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
