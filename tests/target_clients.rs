@@ -301,6 +301,11 @@ async fn elasticsearch_requests_and_answers() {
         reply(404, r#"{"error":{"type":"repository_missing_exception","reason":"[other] missing"},"status":404}"#),
     );
     assert!(es.get_repository("other").await.unwrap().is_none());
+    // a 404 whose body is cut off (or a proxy's page) says nothing about the repository: an
+    // error, never "not registered" (a restore would be refused as REPOSITORY_MISSING)
+    mock.route("GET", "/_snapshot/cut", reply(404, r#"{"error":{"type":"reposi"#));
+    let e = es.get_repository("cut").await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Malformed, "{e}");
 
     mock.route("DELETE", "/_snapshot/camunda_backup", reply(200, fixture("contract_es_acknowledged.json")));
     es.delete_repository("camunda_backup").await.unwrap();

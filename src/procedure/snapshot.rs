@@ -1,7 +1,7 @@
 //! Elasticsearch snapshot steps: register-snapshot-repo, create-snapshot, await-snapshot,
 //! restore-snapshot, await-restore.
 use super::api::{
-    ApiError, ApiErrorKind, ApiResult, HealthStatus, IndexStatus, Mutation, RepositoryView, SnapshotInfo, SnapshotState,
+    ApiError, ApiResult, HealthStatus, IndexStatus, Mutation, RepositoryView, SnapshotInfo, SnapshotState,
 };
 use super::inputs::{Failback, Header, OptionalSnapshotVar, SnapshotRegion, SnapshotVar, Surviving};
 use super::{Done, StepEnv, StepError, StepResult, errors, vars};
@@ -12,8 +12,9 @@ use serde_json::{Value, json};
 pub use crate::region_api::models::elasticsearch::is_camunda_index;
 
 fn repo_missing(e: &ApiError) -> bool {
+    // only Elasticsearch's own word: a 404 whose body cannot be read (cut off, or a proxy's page)
+    // says nothing about the repository; it is an error the step retries, never a refusal
     e.is_es("repository_missing_exception")
-        || (e.kind == ApiErrorKind::NotFound && !e.is_es("snapshot_missing_exception"))
 }
 
 /// The snapshot `name` in `region` (read by name), `Ok(None)` when the repository has no such
@@ -358,6 +359,25 @@ pub async fn await_restore(env: &StepEnv<'_>, (at, snapshot): (Failback, Snapsho
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only Elasticsearch's `repository_missing_exception` means "no repository": a 404 whose
+    /// body was cut off (seen under injected faults: create-snapshot refused REPOSITORY_MISSING
+    /// right after the repository was registered) is an error the step retries.
+    #[test]
+    fn only_elasticsearch_says_a_repository_is_missing() {
+        use super::super::api::ApiErrorKind;
+        let cut = ApiError::new(ApiErrorKind::NotFound, Some(404), "HTTP 404: {\"error\":{\"type\":\"repo");
+        assert!(!repo_missing(&cut));
+        assert!(matches!(StepError::from(cut), StepError::Retry { .. }));
+        let proxy = ApiError::new(ApiErrorKind::NotFound, Some(404), "<html>404 Not Found</html>");
+        assert!(!repo_missing(&proxy));
+        let es = ApiError::new(ApiErrorKind::NotFound, Some(404), "[camunda_backup] missing")
+            .with_type("repository_missing_exception");
+        assert!(repo_missing(&es));
+        let snap = ApiError::new(ApiErrorKind::NotFound, Some(404), "[r:s] is missing")
+            .with_type("snapshot_missing_exception");
+        assert!(!repo_missing(&snap));
+    }
 
     #[test]
     fn the_collision_hint_names_the_cause() {

@@ -56,12 +56,27 @@ impl ElasticsearchClient {
     /// `GET /_snapshot/{repo}`; `None` when the repository is not registered (404).
     pub async fn get_repository(&self, repo: &str) -> Result<Option<RepositoryInfo>, TargetError> {
         let segments = ["_snapshot", repo];
-        let map: serde_json::Map<String, serde_json::Value> =
-            match self.http.send_json(Method::GET, &segments, &[], Body::None).await {
-                Ok(map) => map,
-                Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(e),
-            };
+        let map: serde_json::Map<String, serde_json::Value> = match self
+            .http
+            .send_json(Method::GET, &segments, &[], Body::None)
+            .await
+        {
+            Ok(map) => map,
+            Err(e) if e.kind == ErrorKind::NotFound && e.es_type.as_deref() == Some("repository_missing_exception") => {
+                return Ok(None);
+            }
+            // a 404 without Elasticsearch's error type (a body cut off, a proxy's page) says
+            // nothing about the repository: unknown, not "not registered"
+            Err(e) if e.kind == ErrorKind::NotFound => {
+                return Err(self.http.error(
+                    &Method::GET,
+                    &segments,
+                    ErrorKind::Malformed,
+                    format!("HTTP 404 without repository_missing_exception: {}", e.message),
+                ));
+            }
+            Err(e) => return Err(e),
+        };
         let Some(value) = map.get(repo) else {
             return Ok(None);
         };
