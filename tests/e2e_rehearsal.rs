@@ -278,7 +278,14 @@ async fn paused_window_keep_waiting_still_restores() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_then_failback_with_legacy_exporters_enables_them_in_both_regions() {
     let report = run(RehearseOptions { legacy_exporters: true, ..options() }).await;
-    assert!(report.restored(), "not restored: {:?} / {:?}", report.final_problems, report.error);
+    assert!(
+        report.restored(),
+        "not restored: {:?} / {:?} / repeated {:?} / phases {:?}",
+        report.final_problems,
+        report.error,
+        report.mutations_repeated,
+        report.phases.iter().map(|p| (&p.process, &p.outcome)).collect::<Vec<_>>()
+    );
     assert!(report.incidents.is_empty(), "{:?}", report.incidents);
     for r in 0..2 {
         let id = format!("elasticsearchregion{r}");

@@ -24,6 +24,14 @@ pub fn bind(port: u16) -> io::Result<TcpListener> {
     socket.listen(1024)
 }
 
+/// A socket bound to `127.0.0.1:port` that does not listen: connecting to it is refused.
+fn reserve(port: u16) -> io::Result<TcpSocket> {
+    let socket = TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
+    Ok(socket)
+}
+
 /// Cuts one connection (used by the `drop` fault).
 #[derive(Clone)]
 pub struct ConnHandle {
@@ -137,12 +145,17 @@ impl Connected<IncomingStream<'_, KillListener>> for ConnHandle {
 pub struct Server {
     pub port: u16,
     running: Option<(JoinHandle<()>, watch::Sender<bool>)>,
+    /// While down: a socket bound to the port but not listening. Connections are refused (RST,
+    /// as for a closed port), and the port stays ours: neither another server's `bind(0)` nor an
+    /// outgoing connection's ephemeral port can take it before [`Server::up`] listens on it again
+    /// (the cause of "cannot bind a port: Address already in use" in parallel rehearsal tests).
+    reserved: Option<TcpSocket>,
 }
 
 impl Server {
     /// Serves on an already bound listener (no window in which another process takes the port).
     pub fn start(listener: TcpListener, router: Router) -> io::Result<Self> {
-        let mut s = Self { port: listener.local_addr()?.port(), running: None };
+        let mut s = Self { port: listener.local_addr()?.port(), running: None, reserved: None };
         s.serve(listener, router);
         Ok(s)
     }
@@ -154,7 +167,10 @@ impl Server {
     /// Re-binds the same port and serves again (no-op when running).
     pub async fn up(&mut self, router: Router) -> io::Result<()> {
         if self.running.is_none() {
-            let listener = bind(self.port)?;
+            let listener = match self.reserved.take() {
+                Some(socket) => socket.listen(1024)?,
+                None => bind(self.port)?,
+            };
             self.serve(listener, router);
         }
         Ok(())
@@ -177,6 +193,11 @@ impl Server {
             kill.send_replace(true);
             task.abort();
             let _ = task.await;
+            // the listener is closed: keep the port bound (not listening) until `up`
+            match reserve(self.port) {
+                Ok(socket) => self.reserved = Some(socket),
+                Err(e) => tracing::warn!(port = self.port, error = %e, "lab: cannot keep the port of a stopped server"),
+            }
         }
     }
 }
