@@ -30,6 +30,21 @@ fn pending(c: &ClusterView) -> Option<&PendingChange> {
     c.pending_change.as_ref()
 }
 
+/// Fails (retried) when one of `ids` is ENABLING or DISABLING although the cluster, read after
+/// the exporter list, has no pending change: the change ended between the two reads, and the
+/// list shows the state from before its end. Acting on it would repeat the change.
+fn settled(list: &[super::api::ExporterStatus], ids: &[String]) -> Result<(), StepError> {
+    for e in list.iter().filter(|e| ids.contains(&e.exporter_id)) {
+        if matches!(e.status, ExporterStatusKind::Enabling | ExporterStatusKind::Disabling) {
+            return Err(StepError::retry(format!(
+                "exporter {} was {} while no cluster change is pending: the change ended while c8dr read the state; observing again",
+                e.exporter_id, e.status
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// `c8dr.disable-exporters`: the lost region's exporter, and its legacy one when enabled.
 pub async fn disable_exporters(env: &StepEnv<'_>, input: Failover) -> StepResult {
     let (surviving, lost) = (input.surviving.index(), input.lost.index());
@@ -54,6 +69,9 @@ pub async fn disable_exporters(env: &StepEnv<'_>, input: Failover) -> StepResult
             format!("another cluster change (id {}) is pending; exporters can be disabled once it finished", p.id),
         ));
     }
+    // the list was read before the cluster: a change that ended in between leaves a
+    // transitional status without a pending change; act only on a settled one
+    settled(&list, &to_disable)?;
     let Some(first) = to_disable.first().cloned() else {
         return Ok(Done::already_done(vars([("changeId", Value::Null), ("exportersDone", json!(true))])));
     };
@@ -172,8 +190,27 @@ pub async fn enable_next(
             format!("another cluster change (id {}) is pending; enable {} once it finished", p.id, ids.join(", ")),
         ));
     }
+    settled(&list, &ids)?;
     for (id, from) in pairs {
         let status = list.iter().find(|e| e.exporter_id == id).map(|e| &e.status);
+        match status {
+            Some(ExporterStatusKind::Enabled | ExporterStatusKind::Disabled) => {}
+            // fail closed: enable only an exporter that is known to be disabled
+            Some(ExporterStatusKind::ConfigNotFound) | None => {
+                return Err(StepError::refused(
+                    errors::PRECONDITION_FAILED,
+                    format!(
+                        "exporter {id} is {}: the surviving region's brokers do not have it configured; configure it (Helm values of region {surviving}) before the failback enables it",
+                        status.map_or("absent from /actuator/exporters".to_string(), |s| s.to_string())
+                    ),
+                ));
+            }
+            Some(other) => {
+                return Err(StepError::retry(format!(
+                    "exporter {id} is {other}, a state c8dr does not enable from; observing again"
+                )));
+            }
+        }
         if status == Some(&ExporterStatusKind::Enabled) {
             if enabled_by_this_instance(env, &id)? {
                 continue;

@@ -464,7 +464,9 @@ pub async fn run_step(env: &StepEnv<'_>) -> StepOutcome {
 /// attempt is still an element instance in Operate; the watch only lets an attempt notice the end
 /// of a change, snapshot or restore when it happens instead of at the next attempt, and cuts the
 /// number of attempts. The window must stay well under the job timeout (the worker extends the
-/// job at half of it anyway). Checks only read, so observing again is always safe.
+/// job at half of it anyway). Observing again is safe because a check mostly only reads; the
+/// one that may act (verify-exporters enables a failback's legacy exporter) ends the watch with
+/// the observation that made the call, so the loop's next attempt, not the watch, sees its effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Watch {
     pub window: std::time::Duration,
@@ -484,13 +486,21 @@ pub async fn run_step_watching(env: &StepEnv<'_>, watch: Option<Watch>) -> StepO
         return e.into();
     }
     let first = StepOutcome::from(steps::run(env).await);
-    let outcome = watch_check(first, watch, || async { StepOutcome::from(steps::run(env).await) }).await;
+    let acted = || env.written.count() > 0;
+    let outcome = watch_check(first, watch, acted, || async { StepOutcome::from(steps::run(env).await) }).await;
     env.journal_outcome(outcome)
 }
 
 /// The watch of [`run_step_watching`]: observes again with `observe` while `first` (and each
-/// later observation) is a check not verified yet, within the window.
-async fn watch_check<F, Fut>(first: StepOutcome, watch: Option<Watch>, mut observe: F) -> StepOutcome
+/// later observation) is a check not verified yet that has not `acted` (recorded a call: its
+/// outcome carries what it did, and a state read right after a call may still show the state
+/// before it, so the effect is for the loop's next attempt to see), within the window.
+async fn watch_check<F, Fut>(
+    first: StepOutcome,
+    watch: Option<Watch>,
+    acted: impl Fn() -> bool,
+    mut observe: F,
+) -> StepOutcome
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = StepOutcome>,
@@ -500,7 +510,7 @@ where
         return outcome;
     };
     let deadline = tokio::time::Instant::now() + w.window;
-    while not_yet_verified(&outcome) && tokio::time::Instant::now() + w.poll <= deadline {
+    while not_yet_verified(&outcome) && !acted() && tokio::time::Instant::now() + w.poll <= deadline {
         tokio::time::sleep(w.poll).await;
         match observe().await {
             StepOutcome::Retry { message } => {
@@ -538,11 +548,16 @@ mod watch_tests {
     #[tokio::test(start_paused = true)]
     async fn a_check_that_becomes_verified_within_the_window_reports_verified() {
         let calls = Cell::new(0);
-        let out = watch_check(check(false), W, || {
-            calls.set(calls.get() + 1);
-            let n = calls.get();
-            async move { check(n >= 3) }
-        })
+        let out = watch_check(
+            check(false),
+            W,
+            || false,
+            || {
+                calls.set(calls.get() + 1);
+                let n = calls.get();
+                async move { check(n >= 3) }
+            },
+        )
         .await;
         assert_eq!(verified(&out), Some(true));
         assert_eq!(calls.get(), 3, "stops observing once verified");
@@ -551,10 +566,15 @@ mod watch_tests {
     #[tokio::test(start_paused = true)]
     async fn the_watch_is_bounded_by_its_window() {
         let calls = Cell::new(0);
-        let out = watch_check(check(false), W, || {
-            calls.set(calls.get() + 1);
-            async { check(false) }
-        })
+        let out = watch_check(
+            check(false),
+            W,
+            || false,
+            || {
+                calls.set(calls.get() + 1);
+                async { check(false) }
+            },
+        )
         .await;
         assert_eq!(verified(&out), Some(false));
         assert_eq!(calls.get(), 10, "one observation per poll within the 10 s window");
@@ -562,13 +582,13 @@ mod watch_tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_transient_failure_while_watching_reports_the_last_observation() {
-        let out = watch_check(check(false), W, || async { StepOutcome::retry("503") }).await;
+        let out = watch_check(check(false), W, || false, || async { StepOutcome::retry("503") }).await;
         assert_eq!(verified(&out), Some(false));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_refusal_while_watching_is_reported() {
-        let out = watch_check(check(false), W, || async { StepOutcome::refused("X", "gone") }).await;
+        let out = watch_check(check(false), W, || false, || async { StepOutcome::refused("X", "gone") }).await;
         assert!(matches!(out, StepOutcome::Refused { code: "X", .. }));
     }
 
@@ -579,10 +599,33 @@ mod watch_tests {
             calls.set(calls.get() + 1);
             async { check(true) }
         };
-        watch_check(check(false), None, &mut observe).await;
-        watch_check(check(true), W, &mut observe).await;
-        watch_check(StepOutcome::done(Map::new()), W, &mut observe).await;
+        watch_check(check(false), None, || false, &mut observe).await;
+        watch_check(check(true), W, || false, &mut observe).await;
+        watch_check(StepOutcome::done(Map::new()), W, || false, &mut observe).await;
         assert_eq!(calls.get(), 0);
+    }
+
+    /// A check that made a call (verify-exporters enabling a legacy exporter) reports that
+    /// observation: observing again right away could see the state from before the call and
+    /// make it a second time.
+    #[tokio::test(start_paused = true)]
+    async fn an_observation_that_acted_ends_the_watch() {
+        let calls = Cell::new(0);
+        let acted_in_first = || true;
+        watch_check(check(false), W, acted_in_first, || {
+            calls.set(calls.get() + 1);
+            async { check(false) }
+        })
+        .await;
+        assert_eq!(calls.get(), 0, "the first observation acted");
+        let acted_in_second = || calls.get() >= 2;
+        let out = watch_check(check(false), W, acted_in_second, || {
+            calls.set(calls.get() + 1);
+            async { check(false) }
+        })
+        .await;
+        assert_eq!(calls.get(), 2, "stops after the observation that acted");
+        assert_eq!(verified(&out), Some(false));
     }
 }
 

@@ -109,14 +109,21 @@ pub const MANUAL: &str = "manual";
 
 /// The records one job set, by fact (see `StepEnv::written`).
 #[derive(Debug, Default)]
-pub struct Written(std::sync::Mutex<std::collections::HashMap<String, CallRecord>>);
+pub struct Written(std::sync::Mutex<(std::collections::HashMap<String, CallRecord>, usize)>);
 
 impl Written {
     pub fn get(&self, fact: &str) -> Option<CallRecord> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).get(fact).cloned()
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).0.get(fact).cloned()
     }
     pub fn insert(&self, fact: &str, record: CallRecord) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(fact.to_string(), record);
+        let mut w = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        w.0.insert(fact.to_string(), record);
+        w.1 += 1;
+    }
+    /// How many records (intents and outcomes) this job has set so far: grows with every call
+    /// the job announces, so a caller can tell whether a step run acted.
+    pub fn count(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).1
     }
 }
 

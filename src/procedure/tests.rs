@@ -499,6 +499,48 @@ async fn an_exporter_re_enabled_by_a_restart_is_disabled_then_enabled_with_initi
     assert_eq!(h.mutations(), m);
 }
 
+/// The exporter list is read before the cluster: when a change ends between the two reads the
+/// list still says ENABLING/DISABLING while no change is pending. Neither step acts on that
+/// (it would make the change a second time); an exporter the surviving brokers do not have
+/// configured is a precondition for a person, never an enable.
+#[tokio::test]
+async fn exporter_steps_act_only_on_a_settled_exporter_state() {
+    let h = H::new();
+    failover(&h).await;
+    let v = failback_vars();
+    h.api.start_brokers(1, 8);
+    done(h.run("register-snapshot-repo", v.clone(), &[("region", "surviving")]).await, "repo");
+    done(h.run("create-snapshot", v.clone(), &[]).await, "snap");
+    h.until_verified("await-snapshot", &v, &[]).await;
+    done(h.run("register-snapshot-repo", v.clone(), &[("region", "recreated")]).await, "repo2");
+    done(h.run("restore-snapshot", v.clone(), &[]).await, "restore");
+    h.until_verified("await-restore", &v, &[]).await;
+    let m = h.mutations();
+    for transitional in [ExporterStatusKind::Enabling, ExporterStatusKind::Disabling] {
+        h.api.lock().exporters.insert("camundaregion1".into(), transitional.clone());
+        let o = h.run("enable-exporter", v.clone(), &[]).await;
+        assert!(matches!(&o, StepOutcome::Retry { message } if message.contains("observing again")), "{o:?}");
+    }
+    h.api.lock().exporters.insert("camundaregion1".into(), ExporterStatusKind::ConfigNotFound);
+    let o = h.run("enable-exporter", v.clone(), &[]).await;
+    assert_eq!(code(&o), "PRECONDITION_FAILED", "{o:?}");
+    h.api.lock().exporters.remove("camundaregion1");
+    assert_eq!(code(&h.run("enable-exporter", v.clone(), &[]).await), "PRECONDITION_FAILED");
+    assert_eq!(h.mutations(), m, "nothing enabled from an unsettled or unconfigured state");
+    // settled: enabled once
+    h.api.lock().exporters.insert("camundaregion1".into(), ExporterStatusKind::Disabled);
+    done(h.run("enable-exporter", v.clone(), &[]).await, "enable");
+    assert_eq!(h.mutations(), m + 1);
+
+    // failover side: a DISABLING without a pending change is observed again, not disabled again
+    let h = H::new();
+    h.api.lose(1);
+    h.api.lock().exporters.insert("camundaregion1".into(), ExporterStatusKind::Disabling);
+    let o = h.run("disable-exporters", failover_vars(), &[]).await;
+    assert!(matches!(&o, StepOutcome::Retry { message } if message.contains("observing again")), "{o:?}");
+    assert_eq!(h.mutations(), 0);
+}
+
 /// The configured layout must match the live cluster before anything is forced: with
 /// `cluster_size = 4` (or left at the default 8) on a cluster of 8 (10) brokers, the removal
 /// would force-remove only part of the lost region and leave dead members behind.
