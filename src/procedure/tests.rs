@@ -469,10 +469,10 @@ async fn pause_and_resume_follow_the_journal() {
     assert!(matches!(h2.run("pause-exporting", v.clone(), &[]).await, StepOutcome::Done { already_done: false, .. }));
 }
 
-#[tokio::test]
-async fn an_exporter_re_enabled_by_a_restart_is_disabled_then_enabled_with_initialize_from() {
-    let h = H::new();
-    failover(&h).await;
+/// Fails over, then runs the failback up to the finished restore (exporters still disabled).
+/// Returns the failback's variables.
+async fn failed_over_and_restored(h: &H) -> Value {
+    failover(h).await;
     let v = failback_vars();
     h.api.start_brokers(1, 8);
     done(h.run("register-snapshot-repo", v.clone(), &[("region", "surviving")]).await, "repo");
@@ -481,6 +481,13 @@ async fn an_exporter_re_enabled_by_a_restart_is_disabled_then_enabled_with_initi
     done(h.run("register-snapshot-repo", v.clone(), &[("region", "recreated")]).await, "repo2");
     done(h.run("restore-snapshot", v.clone(), &[]).await, "restore");
     h.until_verified("await-restore", &v, &[]).await;
+    v
+}
+
+#[tokio::test]
+async fn an_exporter_re_enabled_by_a_restart_is_disabled_then_enabled_with_initialize_from() {
+    let h = H::new();
+    let v = failed_over_and_restored(&h).await;
     // a broker restart flips the disabled exporter back to ENABLED (#52260)
     h.api.lock().exporters.insert("camundaregion1".into(), ExporterStatusKind::Enabled);
     let o = h.run("enable-exporter", v.clone(), &[]).await;
@@ -506,15 +513,7 @@ async fn an_exporter_re_enabled_by_a_restart_is_disabled_then_enabled_with_initi
 #[tokio::test]
 async fn exporter_steps_act_only_on_a_settled_exporter_state() {
     let h = H::new();
-    failover(&h).await;
-    let v = failback_vars();
-    h.api.start_brokers(1, 8);
-    done(h.run("register-snapshot-repo", v.clone(), &[("region", "surviving")]).await, "repo");
-    done(h.run("create-snapshot", v.clone(), &[]).await, "snap");
-    h.until_verified("await-snapshot", &v, &[]).await;
-    done(h.run("register-snapshot-repo", v.clone(), &[("region", "recreated")]).await, "repo2");
-    done(h.run("restore-snapshot", v.clone(), &[]).await, "restore");
-    h.until_verified("await-restore", &v, &[]).await;
+    let v = failed_over_and_restored(&h).await;
     let m = h.mutations();
     for transitional in [ExporterStatusKind::Enabling, ExporterStatusKind::Disabling] {
         h.api.lock().exporters.insert("camundaregion1".into(), transitional.clone());
