@@ -2,11 +2,11 @@
 //! measures its own time. The failover and failback are called by the drill and inherit its
 //! `startedAt` variable; their reports must not count the drill's earlier time as their own.
 #![cfg(feature = "rehearsal")] // needs the simulator (lab, engine)
-use c8dr::rehearsal::lab::LabDurations;
+#[path = "support/rehearsal.rs"]
+mod rehearsal_support;
 use c8dr::rehearsal::run::{RehearseOptions, Scenario, rehearse};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use std::time::Duration;
 
 fn time(v: &Value, pointer: &str) -> DateTime<Utc> {
     let s = v.pointer(pointer).and_then(Value::as_str).unwrap_or_else(|| panic!("{pointer} missing in {v}"));
@@ -19,21 +19,7 @@ fn secs(v: &Value, pointer: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drill_phases_measure_their_own_time_and_say_their_clock() {
-    let opts = RehearseOptions {
-        scenario: Scenario::Drill,
-        speed: 100.0,
-        durations: LabDurations {
-            broker_op_ms: 400,
-            exporter_op_ms: 200,
-            snapshot_ms: 4_000,
-            restore_ms: 6_000,
-            pod_restart_ms: 400,
-        },
-        bpmn_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/bpmn").into(),
-        real_timeout: Duration::from_secs(240),
-        progress: std::env::var_os("C8DR_TEST_PROGRESS").is_some(),
-        ..RehearseOptions::default()
-    };
+    let opts = RehearseOptions { scenario: Scenario::Drill, ..rehearsal_support::options() };
     let report = rehearse(opts).await.expect("the rehearsal runs");
     assert!(report.restored(), "{}", report.render());
     let drill = &report.phase("dr-drill").expect("drill phase").report;

@@ -3,26 +3,18 @@
 //! every run). Transient failures must be retried with back-off (worker.transient_retry) instead
 //! of spending the BPMN's few job retries in seconds and ending in an incident.
 #![cfg(feature = "rehearsal")] // needs the simulator (lab, engine)
-use c8dr::rehearsal::lab::{Api, FaultConfig, LabDurations};
+#[path = "support/rehearsal.rs"]
+mod rehearsal_support;
+use c8dr::rehearsal::lab::{Api, FaultConfig};
 use c8dr::rehearsal::run::{RehearseOptions, rehearse};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_percent_faults_end_restored_without_an_incident() {
     let opts = RehearseOptions {
-        speed: 100.0,
-        durations: LabDurations {
-            broker_op_ms: 400,
-            exporter_op_ms: 200,
-            snapshot_ms: 4_000,
-            restore_ms: 6_000,
-            pod_restart_ms: 400,
-        },
         faults: Some(FaultConfig { seed: 8, error_rate: 0.3, ..FaultConfig::default() }),
-        bpmn_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/bpmn").into(),
         real_timeout: Duration::from_secs(300),
-        progress: std::env::var_os("C8DR_TEST_PROGRESS").is_some(),
-        ..RehearseOptions::default()
+        ..rehearsal_support::options()
     };
     let report = rehearse(opts).await.expect("the rehearsal runs");
     if !report.restored() || !report.incidents.is_empty() {
@@ -42,14 +34,6 @@ async fn thirty_percent_faults_end_restored_without_an_incident() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_permanent_rejection_reaches_a_person_instead_of_an_incident() {
     let opts = RehearseOptions {
-        speed: 100.0,
-        durations: LabDurations {
-            broker_op_ms: 400,
-            exporter_op_ms: 200,
-            snapshot_ms: 4_000,
-            restore_ms: 6_000,
-            pod_restart_ms: 400,
-        },
         faults: Some(FaultConfig {
             seed: 1,
             reject_rate: 1.0,
@@ -57,10 +41,8 @@ async fn a_permanent_rejection_reaches_a_person_instead_of_an_incident() {
             paths: vec!["/_snapshot".into()],
             ..FaultConfig::default()
         }),
-        bpmn_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/bpmn").into(),
         real_timeout: Duration::from_secs(300),
-        progress: std::env::var_os("C8DR_TEST_PROGRESS").is_some(),
-        ..RehearseOptions::default()
+        ..rehearsal_support::options()
     };
     let report = rehearse(opts).await.expect("the rehearsal runs");
     if !report.incidents.is_empty() {

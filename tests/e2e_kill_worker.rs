@@ -1,7 +1,8 @@
 //! End-to-end: the worker is killed right after a step acted and before it completed the job, at
 //! every job type in turn. Every run must end restored with no mutation done twice.
 #![cfg(feature = "rehearsal")] // needs the simulator (lab, engine or fake gateway)
-use c8dr::rehearsal::lab::LabDurations;
+#[path = "support/rehearsal.rs"]
+mod rehearsal_support;
 use c8dr::rehearsal::run::{RehearseOptions, Scenario, rehearse};
 use std::time::Duration;
 
@@ -12,20 +13,9 @@ async fn killed_at(job_type: &str) {
 async fn killed_in(scenario: Scenario, job_type: &str) -> c8dr::rehearsal::report::RehearsalReport {
     let opts = RehearseOptions {
         scenario,
-        speed: 100.0,
-        durations: LabDurations {
-            broker_op_ms: 400,
-            exporter_op_ms: 200,
-            snapshot_ms: 4_000,
-            restore_ms: 6_000,
-            pod_restart_ms: 400,
-        },
-        bpmn_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/bpmn").into(),
-        real_timeout: Duration::from_secs(240),
         kill_worker_at: Some(job_type.to_string()),
         job_timeout: Duration::from_secs(2),
-        progress: std::env::var_os("C8DR_TEST_PROGRESS").is_some(),
-        ..RehearseOptions::default()
+        ..rehearsal_support::options()
     };
     let report = rehearse(opts).await.expect("the rehearsal runs");
     if !report.restored() {

@@ -1,27 +1,13 @@
 //! End-to-end: the real BPMN (bpmn/) on the rehearsal engine, the real worker and step handlers,
 //! against the lab, on an accelerated clock. Each test is one rehearsal.
 #![cfg(feature = "rehearsal")] // needs the simulator (lab, engine or fake gateway)
+#[path = "support/rehearsal.rs"]
+mod rehearsal_support;
 use c8dr::rehearsal::lab::{FaultConfig, LabDurations};
 use c8dr::rehearsal::report::RehearsalReport;
 use c8dr::rehearsal::run::{RehearseOptions, Scenario, rehearse};
+use rehearsal_support::{durations, options};
 use serde_json::{Map, Value, json};
-use std::time::Duration;
-
-/// Fast but not instant: every asynchronous change still needs several checks.
-fn durations() -> LabDurations {
-    LabDurations { broker_op_ms: 400, exporter_op_ms: 200, snapshot_ms: 4_000, restore_ms: 6_000, pod_restart_ms: 400 }
-}
-
-fn options() -> RehearseOptions {
-    RehearseOptions {
-        speed: 100.0,
-        durations: durations(),
-        bpmn_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/bpmn").into(),
-        real_timeout: Duration::from_secs(240),
-        progress: std::env::var_os("C8DR_TEST_PROGRESS").is_some(),
-        ..RehearseOptions::default()
-    }
-}
 
 async fn run(opts: RehearseOptions) -> RehearsalReport {
     let report = rehearse(opts).await.expect("the rehearsal runs");

@@ -5,7 +5,8 @@
 //! the other replica picks it up and decides from the call records on the process instance.
 //! Every run must end restored with no mutation done twice.
 #![cfg(feature = "rehearsal")] // needs the simulator (lab and engine)
-use c8dr::rehearsal::lab::LabDurations;
+#[path = "support/rehearsal.rs"]
+mod rehearsal_support;
 use c8dr::rehearsal::report::RehearsalReport;
 use c8dr::rehearsal::run::{KillPoint, RehearseOptions, Scenario, rehearse};
 use std::time::Duration;
@@ -13,22 +14,11 @@ use std::time::Duration;
 async fn two_replicas_one_killed(scenario: Scenario, job_type: &str, kill_point: KillPoint) -> RehearsalReport {
     let opts = RehearseOptions {
         scenario,
-        speed: 100.0,
-        durations: LabDurations {
-            broker_op_ms: 400,
-            exporter_op_ms: 200,
-            snapshot_ms: 4_000,
-            restore_ms: 6_000,
-            pod_restart_ms: 400,
-        },
-        bpmn_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/bpmn").into(),
-        real_timeout: Duration::from_secs(240),
         kill_worker_at: Some(job_type.to_string()),
         kill_point,
         workers: 2,
         job_timeout: Duration::from_secs(2),
-        progress: std::env::var_os("C8DR_TEST_PROGRESS").is_some(),
-        ..RehearseOptions::default()
+        ..rehearsal_support::options()
     };
     let report = rehearse(opts).await.expect("the rehearsal runs");
     if !report.restored() {

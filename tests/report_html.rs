@@ -2,7 +2,8 @@
 //! report built by `c8dr report --instance` from the rehearsal engine's REST API, and a render
 //! in headless Chromium.
 #![cfg(feature = "rehearsal")] // needs the simulator (lab, engine)
-use c8dr::rehearsal::lab::LabDurations;
+#[path = "support/rehearsal.rs"]
+mod rehearsal_support;
 use c8dr::rehearsal::report::RehearsalReport;
 use c8dr::rehearsal::run::{RehearseOptions, rehearse};
 use c8dr::report::DrReport;
@@ -18,21 +19,7 @@ fn options() -> RehearseOptions {
     let answer = json!({"decision": "approve", "comment": format!("ok {SCRIPT}")});
     let answers =
         BTreeMap::from([("c8dr-approve-failover".to_string(), answer.as_object().cloned().unwrap_or_default())]);
-    RehearseOptions {
-        speed: 100.0,
-        durations: LabDurations {
-            broker_op_ms: 400,
-            exporter_op_ms: 200,
-            snapshot_ms: 4_000,
-            restore_ms: 6_000,
-            pod_restart_ms: 400,
-        },
-        bpmn_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/bpmn").into(),
-        real_timeout: Duration::from_secs(240),
-        progress: std::env::var_os("C8DR_TEST_PROGRESS").is_some(),
-        answers,
-        ..RehearseOptions::default()
-    }
+    RehearseOptions { answers, ..rehearsal_support::options() }
 }
 
 async fn rehearsal(keep_engine: bool) -> (RehearsalReport, DrReport) {

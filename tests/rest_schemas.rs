@@ -6,6 +6,8 @@
 #![cfg(feature = "rehearsal")] // needs the simulator (lab, engine or fake gateway)
 #[path = "node_support/mod.rs"]
 mod node_support;
+#[path = "support/rehearsal.rs"]
+mod rehearsal_support;
 #[path = "engine_support/mod.rs"]
 mod support;
 
@@ -237,21 +239,7 @@ fn route_of(x: &RestExchange) -> String {
 async fn engine_and_lab_rest_answers_match_the_official_8_8_schemas() {
     record_rest_exchanges();
     let expected = sweep_engine().await;
-    let report = rehearse(RehearseOptions {
-        speed: 100.0,
-        durations: LabDurations {
-            broker_op_ms: 400,
-            exporter_op_ms: 200,
-            snapshot_ms: 4_000,
-            restore_ms: 6_000,
-            pod_restart_ms: 400,
-        },
-        bpmn_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/bpmn").into(),
-        real_timeout: Duration::from_secs(240),
-        ..RehearseOptions::default()
-    })
-    .await
-    .expect("the rehearsal runs");
+    let report = rehearse(RehearseOptions { ..rehearsal_support::options() }).await.expect("the rehearsal runs");
     assert!(report.restored(), "{}", report.render());
     // the lab's search answers with items and on an empty page
     let lab = Lab::start(LabOptions { durations: LabDurations::fast(), ..Default::default() }).await.unwrap();
