@@ -28,7 +28,27 @@ async fn two_replicas_one_killed(scenario: Scenario, job_type: &str, kill_point:
     assert_eq!(report.worker_restarts, 0, "{job_type}: the other replica took over, none was restarted");
     assert!(report.mutations_repeated.is_empty(), "{job_type}: repeated {:?}", report.mutations_repeated);
     assert!(report.restored(), "{job_type}: not restored: {:?} {:?}", report.final_problems, report.error);
+    for phase in &report.phases {
+        started_before_every_call(job_type, &phase.report);
+    }
     report
+}
+
+/// The `c8dr.report` of a phase counts from the instance's own start, whichever replica ran which
+/// step: its `startedAt` is not later than any call either replica recorded (before, it was the
+/// first line of the reporting replica's journal, which may have missed the first steps).
+fn started_before_every_call(job_type: &str, report: &serde_json::Value) {
+    let time = |v: &serde_json::Value| {
+        v.as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()).unwrap_or_else(|| panic!("{v}"))
+    };
+    let started = time(&report["startedAt"]);
+    for call in report["callRecords"].as_array().into_iter().flatten() {
+        assert!(
+            started <= time(&call["intentAt"]),
+            "{job_type}: the report starts at {started} after a call recorded at {}: {report}",
+            call["intentAt"]
+        );
+    }
 }
 
 macro_rules! replica_tests {

@@ -58,6 +58,15 @@ fn time_var(v: Option<&Value>) -> Option<DateTime<Utc>> {
     v.and_then(Value::as_str).and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|t| t.with_timezone(&Utc))
 }
 
+/// The start of instance `process_instance_key` as its validation recorded it
+/// (`instanceStartedAt`); `None` when absent, unreadable, or inherited from a calling instance.
+pub fn instance_start(variables: &serde_json::Map<String, Value>, process_instance_key: i64) -> Option<DateTime<Utc>> {
+    let v = variables.get("instanceStartedAt")?;
+    (v.get("processInstanceKey").and_then(crate::report::key) == Some(process_instance_key))
+        .then(|| time_var(v.get("at")))
+        .flatten()
+}
+
 fn seconds(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
     (to - from).num_milliseconds() as f64 / 1000.0
 }
@@ -70,6 +79,7 @@ pub async fn report(env: &StepEnv<'_>, Header(process): Header<ProcessKind>) -> 
     let report = build_report(
         process,
         &env.input.target_name,
+        &env.input.worker,
         env.input.process_instance_key,
         &entries,
         &env.input.variables,
@@ -81,13 +91,17 @@ pub async fn report(env: &StepEnv<'_>, Header(process): Header<ProcessKind>) -> 
 
 /// The report of one process instance from its own journal lines, completed at `completed`.
 ///
-/// Every figure is measured by this worker's clock (`"clock": "wall"`, the journal's times). The
-/// instance's own start is its first journal line: a `startedAt` variable is not used for that
-/// when the journal has lines, because a called process (failover / failback in a drill) inherits
-/// the caller's `startedAt` and would count the caller's time as its own.
+/// Every figure is measured by the workers' clocks (`"clock": "wall"`). The instance's own start
+/// is `instanceStartedAt` (set by its validation, whichever replica ran it), else its first line
+/// in this worker's journal; a `startedAt` variable is used only when neither is there, because a
+/// called process (failover / failback in a drill) inherits the caller's `startedAt` and would
+/// count the caller's time as its own. The step lines come from this worker's journal: with
+/// several replicas (or a journal volume lost with its pod) they list only what this worker ran,
+/// which `stepsFrom` says; Operate (and `c8dr report --instance`) has every step.
 pub fn build_report(
     process: &str,
     target: &str,
+    worker: &str,
     process_instance_key: i64,
     entries: &[JournalEntry],
     variables: &serde_json::Map<String, Value>,
@@ -95,7 +109,10 @@ pub fn build_report(
 ) -> Value {
     let var = |name: &str| variables.get(name).filter(|v| !v.is_null());
     let lines = steps(entries);
-    let started = lines.first().map(|s| s.start).or_else(|| time_var(var("startedAt"))).unwrap_or(completed);
+    let started = instance_start(variables, process_instance_key)
+        .or_else(|| lines.first().map(|s| s.start))
+        .or_else(|| time_var(var("startedAt")))
+        .unwrap_or(completed);
     let duration = seconds(started, completed);
     // The process says how it ended (input mapping `outcome` on each report task: completed,
     // rejected, not-confirmed, aborted, invalid-input, refused, ...); a retried step's old
@@ -121,6 +138,7 @@ pub fn build_report(
         "completedAt": rfc(completed),
         "durationSeconds": duration,
         "steps": step_json,
+        "stepsFrom": format!("the journal of worker {}", worker),
         "mutations": lines.iter().map(|s| s.mutations).sum::<u32>(),
         "callRecords": call_records(variables),
         "recoveryTimeSeconds": duration,
@@ -245,15 +263,45 @@ mod tests {
             e(EntryKind::Attempt, "add", 110, "attempt"),
             e(EntryKind::Outcome, "add", 124, "done"),
         ];
-        let r = build_report("failback", "t", 1, &j, &inherited, t0 + chrono::Duration::seconds(125));
+        let r = build_report("failback", "t", "w", 1, &j, &inherited, t0 + chrono::Duration::seconds(125));
         assert_eq!(r["durationSeconds"], json!(25.0), "{r}");
         assert_eq!(r["recoveryTimeSeconds"], json!(25.0));
         assert_eq!(r["startedAt"], json!(rfc(t0 + chrono::Duration::seconds(100))));
         assert_eq!(r["clock"], json!("wall"));
         assert_eq!(r["steps"][1]["seconds"], json!(14.0));
         // no journal lines (nothing ran): the variable is the only start there is
-        let r = build_report("failback", "t", 1, &[], &inherited, t0 + chrono::Duration::seconds(5));
+        let r = build_report("failback", "t", "w", 1, &[], &inherited, t0 + chrono::Duration::seconds(5));
         assert_eq!(r["durationSeconds"], json!(5.0));
+    }
+
+    /// With two worker replicas the one that runs the report may have run none of the first
+    /// steps: the start is the instance's own `instanceStartedAt`, whoever validated it; one
+    /// inherited from a calling instance (another key) is not this instance's start.
+    #[test]
+    fn the_start_is_the_instances_own_whichever_replica_validated_it() {
+        let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        // this replica ran only the later steps
+        let j = vec![e(EntryKind::Attempt, "add", 110, "attempt"), e(EntryKind::Outcome, "add", 124, "done")];
+        let own = crate::procedure::vars([
+            ("startedAt", json!(rfc(t0))),
+            ("instanceStartedAt", json!({"processInstanceKey": "7", "at": rfc(t0 + chrono::Duration::seconds(100))})),
+        ]);
+        let r = build_report("failback", "t", "replica-2", 7, &j, &own, t0 + chrono::Duration::seconds(125));
+        assert_eq!(r["durationSeconds"], json!(25.0), "{r}");
+        assert_eq!(r["stepsFrom"], json!("the journal of worker replica-2"));
+        // inherited from the drill (key 3): not this instance's start; the journal's first line is
+        let inherited = crate::procedure::vars([(
+            "instanceStartedAt",
+            json!({"processInstanceKey": "3", "at": rfc(t0 + chrono::Duration::seconds(1))}),
+        )]);
+        let r = build_report("failback", "t", "w", 7, &j, &inherited, t0 + chrono::Duration::seconds(125));
+        assert_eq!(r["durationSeconds"], json!(15.0), "{r}");
+        // the validation keeps the instance's own value on a re-run and replaces an inherited one
+        let again = crate::procedure::validate::instance_started_at(&own, 7);
+        assert_eq!(again["at"], own["instanceStartedAt"]["at"]);
+        assert_eq!(again["processInstanceKey"], json!("7"));
+        let fresh = crate::procedure::validate::instance_started_at(&inherited, 7);
+        assert_ne!(fresh["at"], inherited["instanceStartedAt"]["at"]);
     }
 
     /// The drill's recovery times come from its phases' own completion times.
@@ -267,7 +315,7 @@ mod tests {
             ("failbackReport", json!({"completedAt": at(100), "durationSeconds": 24.0})),
         ]);
         let j = vec![e(EntryKind::Attempt, "guard", 0, "attempt"), e(EntryKind::Outcome, "guard", 1, "done")];
-        let r = build_report("drill", "t", 1, &j, &v, t0 + chrono::Duration::seconds(101));
+        let r = build_report("drill", "t", "w", 1, &j, &v, t0 + chrono::Duration::seconds(101));
         assert_eq!(r["recoveryTimeSeconds"], json!(30.0));
         assert_eq!(r["fullRecoveryTimeSeconds"], json!(90.0));
         assert_eq!(r["durationSeconds"], json!(101.0));
@@ -297,7 +345,7 @@ mod tests {
             ("c8drCall_broken", json!("not a record")),
             ("changeId", json!(3)),
         ]);
-        let r = build_report("failover", "t", 1, &[], &v, DateTime::from_timestamp(1_767_225_610, 0).unwrap());
+        let r = build_report("failover", "t", "w", 1, &[], &v, DateTime::from_timestamp(1_767_225_610, 0).unwrap());
         let calls = r["callRecords"].as_array().unwrap();
         assert_eq!(calls.len(), 3, "{r}");
         assert_eq!(calls[0]["status"], json!("unreadable"));

@@ -239,7 +239,20 @@ pub async fn validate_input(env: &StepEnv<'_>, Header(process): Header<ProcessKi
         _ => Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
     };
     out.insert("startedAt".into(), json!(started));
+    out.insert("instanceStartedAt".into(), instance_started_at(v, env.input.process_instance_key));
     Ok(Done::done(out))
+}
+
+/// `instanceStartedAt`: when this process instance started (its validation), with the instance's
+/// key. Unlike `startedAt`, which a called failover/failback inherits from the drill, the key
+/// tells the instance's own start from an inherited one; the report measures the recovery time
+/// from it whichever worker replica ran which step. A re-run of the validation keeps the value.
+pub fn instance_started_at(v: &Map<String, Value>, process_instance_key: i64) -> Value {
+    let at = super::report::instance_start(v, process_instance_key).map_or_else(
+        || Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        |t| t.to_rfc3339_opts(SecondsFormat::Millis, true),
+    );
+    json!({"processInstanceKey": process_instance_key.to_string(), "at": at})
 }
 
 #[cfg(test)]
