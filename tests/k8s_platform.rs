@@ -229,7 +229,8 @@ fn pod(n: u32, ready: bool, revision: &str) -> Value {
     labels["controller-revision-hash"] = json!(revision);
     json!({
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": format!("camunda-zeebe-{n}"), "namespace": NS, "labels": labels},
+        "metadata": {"name": format!("camunda-zeebe-{n}"), "namespace": NS, "labels": labels,
+                     "uid": format!("0000000{n}-aaaa-4bbb-8ccc-{revision:0>12}")},
         "spec": {"containers": [{"name": "orchestration", "image": "camunda/camunda:8.8.0"}]},
         "status": {
             "phase": "Running",
@@ -346,6 +347,9 @@ async fn a_rolling_statefulset_is_not_complete_and_disagreeing_pods_are_unknown(
     assert_eq!(s.webapps_on(), None);
     let stuck = s.stuck_pods(chrono::Utc::now(), chrono::Duration::seconds(300));
     assert_eq!(stuck.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), vec!["camunda-zeebe-0"]);
+    // the pod instance (a restart of a stuck broker compares it) and whether it is being deleted
+    assert_eq!(s.pods[0].uid.as_deref(), Some("00000000-aaaa-4bbb-8ccc-camunda-zeebe-b"));
+    assert!(!s.pods[0].terminating);
 }
 
 #[tokio::test]

@@ -136,13 +136,22 @@ pub struct PodStatus {
     #[serde(default)]
     pub revision: Option<String>,
     pub restarts: i32,
+    /// `metadata.uid`: this pod instance (a pod recreated under the same name has another).
+    #[serde(default)]
+    pub uid: Option<String>,
+    /// `metadata.deletionTimestamp` is set: the pod is being deleted (terminating).
+    #[serde(default)]
+    pub terminating: bool,
 }
 
 impl PodStatus {
     /// Running but not Ready for longer than `after` (a known Camunda problem after a region
     /// change: DNS of the lost peers, camunda/camunda#55038).
     pub fn stuck(&self, now: DateTime<Utc>, after: chrono::Duration) -> bool {
-        self.phase == "Running" && !self.ready && self.not_ready_since.is_some_and(|t| now - t >= after)
+        self.phase == "Running"
+            && !self.ready
+            && !self.terminating
+            && self.not_ready_since.is_some_and(|t| now - t >= after)
     }
 }
 

@@ -538,6 +538,7 @@ pub fn pods(profiles: &[&str]) -> Vec<crate::platform::PodStatus> {
             ready: true,
             profiles: Some(profiles.iter().map(|p| p.to_string()).collect()),
             revision: Some("camunda-zeebe-a".into()),
+            uid: Some(format!("uid-camunda-zeebe-{i}-0")),
             ..Default::default()
         })
         .collect()
@@ -621,6 +622,8 @@ impl Platform for FakePlatform {
         let mut st = self.status.lock().unwrap();
         if let Some(p) = st[usize::from(region)].pods.iter_mut().find(|p| p.name == pod) {
             p.restarts += 1;
+            // the StatefulSet recreates the pod under the same name: another instance
+            p.uid = Some(format!("uid-{pod}-{}", p.restarts));
             // else it still shows as it was (a pod that does not come back, or an observation
             // that lags behind the restart)
             if heals {

@@ -24,21 +24,24 @@ fn restart_fact(env: &StepEnv<'_>, region: u8, pod: &str) -> String {
     format!("restart-{}-r{region}-{pod}", env.input.element_instance_key)
 }
 
-/// What identifies the pod instance a restart deletes: a recreated pod has a new Ready transition
-/// (`notReadySince`) and starts Pending or not Ready since a later time.
+/// What identifies the pod instance a restart deletes: its `uid` (a pod the StatefulSet recreates
+/// under the same name has another), and its state: a recreated pod also has a new Ready
+/// transition (`notReadySince`) and starts Pending or not Ready since a later time.
 fn pod_identity(p: &crate::platform::PodStatus) -> Value {
-    json!({"phase": p.phase, "ready": p.ready, "notReadySince": p.not_ready_since})
+    json!({"uid": p.uid, "phase": p.phase, "ready": p.ready, "notReadySince": p.not_ready_since})
 }
 
-/// True when `current` is still the pod the intent `r` saw: same phase, still not Ready, and
-/// the same Ready transition time. Then the deletion did not happen (or failed) and may be
-/// made. Anything else (gone, Ready, another transition time, nothing recorded to compare)
-/// counts as restarted: deleting a pod twice is the one thing this step must not do.
+/// True when `current` is still the pod the intent `r` saw: the same uid, same phase, still not
+/// Ready, the same Ready transition time, and not being deleted. Then the deletion did not
+/// happen (or failed) and may be made. Anything else (gone, terminating, Ready, another uid or
+/// transition time, nothing recorded to compare, a record without a uid) counts as restarted:
+/// deleting a pod twice is the one thing this step must not do.
 fn same_pod_still_stuck(r: &super::record::CallRecord, current: Option<&crate::platform::PodStatus>) -> bool {
     let (Some(seen), Some(p)) = (r.observed.as_ref(), current) else {
         return false;
     };
-    seen.get("notReadySince").is_some_and(|t| !t.is_null()) && *seen == pod_identity(p)
+    let known = |k: &str| seen.get(k).is_some_and(|t| !t.is_null());
+    known("notReadySince") && known("uid") && !p.terminating && *seen == pod_identity(p)
 }
 
 /// How often a restarted pod's readiness is observed.

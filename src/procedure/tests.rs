@@ -1005,11 +1005,34 @@ async fn an_announced_restart_is_made_only_when_the_pod_is_still_the_one_seen() 
     let seen = {
         let st = h.plat.status.lock().unwrap();
         let p = &st[0].pods[1];
-        json!({"phase": p.phase, "ready": p.ready, "notReadySince": p.not_ready_since})
+        json!({"uid": p.uid, "phase": p.phase, "ready": p.ready, "notReadySince": p.not_ready_since})
     };
     h.rec.set(&fact, intent(super::stuck::RESTART_ACTION, "c8dr.restart-stuck-brokers", Some(seen.clone())));
     done(h.run("restart-stuck-brokers", v.clone(), &[]).await, "restart");
     assert_eq!(h.plat.restart_calls.lock().unwrap().len(), 1, "not deleted before: deleted once");
+    // the same name and state but another pod instance (uid), or the pod seen being deleted
+    // (terminating): the deletion happened; not deleted again
+    for (uid, terminating) in [(json!("uid-camunda-zeebe-1-9"), false), (seen["uid"].clone(), true)] {
+        let mut h = H::new();
+        // the step awaits the restarted pod's readiness once, then fails the job (retried)
+        h.target.kubernetes.pod_ready_timeout_secs = 0;
+        stuck_pod(&h, 0, 1, 20);
+        let mut recorded = seen.clone();
+        {
+            let mut st = h.plat.status.lock().unwrap();
+            let p = &mut st[0].pods[1];
+            p.terminating = terminating;
+            recorded["notReadySince"] = json!(p.not_ready_since);
+        }
+        recorded["uid"] = uid.clone();
+        h.rec.set(&fact, intent(super::stuck::RESTART_ACTION, "c8dr.restart-stuck-brokers", Some(recorded)));
+        let o = h.run("restart-stuck-brokers", v.clone(), &[]).await;
+        assert!(
+            matches!(&o, StepOutcome::Retry { message } if message.contains("not restarted again")),
+            "uid {uid}, terminating {terminating}: {o:?}"
+        );
+        assert!(h.plat.restart_calls.lock().unwrap().is_empty(), "uid {uid}, terminating {terminating}: deleted twice");
+    }
     // the pod was deleted (it is another pod now, stuck since later): not deleted again
     let h = H::new();
     stuck_pod(&h, 0, 1, 5);

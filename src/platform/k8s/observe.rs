@@ -170,6 +170,8 @@ pub fn pod_status_of(pod: &Pod) -> PodStatus {
         profiles: None,
         revision: pod.metadata.labels.as_ref().and_then(|l| l.get(REVISION_LABEL)).cloned(),
         restarts: status.container_statuses.iter().flatten().map(|c| c.restart_count).sum(),
+        uid: pod.metadata.uid.clone(),
+        terminating: pod.metadata.deletion_timestamp.is_some(),
     }
 }
 

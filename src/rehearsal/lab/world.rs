@@ -935,6 +935,8 @@ impl World {
                 profiles: p.started_app(now).then(|| p.profiles()),
                 revision: Some(p.revision()),
                 restarts: p.restarts,
+                uid: Some(super::k8s_objects::uid(r, "Pod", &p.name(), p.incarnation)),
+                terminating: false,
             })
             .collect();
         let profiles = match pods.first().and_then(|p| p.profiles.clone()) {
