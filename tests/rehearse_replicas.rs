@@ -21,17 +21,36 @@ async fn two_replicas_one_killed(scenario: Scenario, job_type: &str, kill_point:
         ..rehearsal_support::options()
     };
     let report = rehearse(opts).await.expect("the rehearsal runs");
-    if !report.restored() {
+    let designed = designed_repeat(job_type, kill_point);
+    let ended_restored = report.error.is_none()
+        && report.final_problems.is_empty()
+        && report.phases.iter().all(|p| p.outcome == "completed");
+    if !ended_restored || report.mutations_repeated != designed {
         eprintln!("{}", report.render());
     }
     assert_eq!(report.workers_killed, 1, "{job_type}: one replica was killed");
     assert_eq!(report.worker_restarts, 0, "{job_type}: the other replica took over, none was restarted");
-    assert!(report.mutations_repeated.is_empty(), "{job_type}: repeated {:?}", report.mutations_repeated);
-    assert!(report.restored(), "{job_type}: not restored: {:?} {:?}", report.final_problems, report.error);
+    assert_eq!(report.mutations_repeated, designed, "{job_type}: repeated mutations");
+    assert!(ended_restored, "{job_type}: not restored: {:?} {:?}", report.final_problems, report.error);
     for phase in &report.phases {
         started_before_every_call(job_type, &phase.report);
     }
     report
+}
+
+/// The one repetition a step makes by design when it died between a call and the record of the
+/// call's outcome, because the target cannot tell whether the call took effect (docs/jobs.md,
+/// "Call records"): pause and resume have no status endpoint and are issued again (harmless on
+/// 8.8); the canary process is deployed again (the engine keeps the version of an identical
+/// resource). Every other step observes the target and makes no call twice.
+fn designed_repeat(job_type: &str, kill_point: KillPoint) -> Vec<String> {
+    let repeated = |call: &str| vec![format!("region 0 {call} (2 times)")];
+    match (kill_point, job_type) {
+        (KillPoint::AfterCall, "c8dr.pause-exporting") => repeated("management POST /actuator/exporting/pause"),
+        (KillPoint::AfterCall, "c8dr.resume-exporting") => repeated("management POST /actuator/exporting/resume"),
+        (KillPoint::AfterCall, "c8dr.drill-canaries") => repeated("rest POST /v2/deployments"),
+        _ => vec![],
+    }
 }
 
 /// The `c8dr.report` of a phase counts from the instance's own start, whichever replica ran which
@@ -128,4 +147,18 @@ replica_tests! {
     replicas_kill_after_intent_at_add_brokers => (FailoverFailback, "c8dr.add-brokers", AfterIntent),
     replicas_kill_after_intent_at_drill_canaries => (Drill, "c8dr.drill-canaries", AfterIntent),
     replicas_kill_after_intent_at_drill_region => (Drill, "c8dr.drill-region", AfterIntent),
+    // between the call and the record of its outcome: an intent without outcome for a call made
+    replicas_kill_after_call_at_remove_brokers => (FailoverFailback, "c8dr.remove-brokers", AfterCall),
+    replicas_kill_after_call_at_disable_exporters => (FailoverFailback, "c8dr.disable-exporters", AfterCall),
+    replicas_kill_after_call_at_helm => (FailoverFailback, "c8dr.helm", AfterCall),
+    replicas_kill_after_call_at_pause_exporting => (FailoverFailback, "c8dr.pause-exporting", AfterCall),
+    replicas_kill_after_call_at_resume_exporting => (FailoverFailback, "c8dr.resume-exporting", AfterCall),
+    replicas_kill_after_call_at_register_snapshot_repo => (FailoverFailback, "c8dr.register-snapshot-repo", AfterCall),
+    replicas_kill_after_call_at_create_snapshot => (FailoverFailback, "c8dr.create-snapshot", AfterCall),
+    replicas_kill_after_call_at_restore_snapshot => (FailoverFailback, "c8dr.restore-snapshot", AfterCall),
+    replicas_kill_after_call_at_await_restore => (FailoverFailback, "c8dr.await-restore", AfterCall),
+    replicas_kill_after_call_at_enable_exporter => (FailoverFailback, "c8dr.enable-exporter", AfterCall),
+    replicas_kill_after_call_at_add_brokers => (FailoverFailback, "c8dr.add-brokers", AfterCall),
+    replicas_kill_after_call_at_drill_canaries => (Drill, "c8dr.drill-canaries", AfterCall),
+    replicas_kill_after_call_at_drill_region => (Drill, "c8dr.drill-region", AfterCall),
 }

@@ -26,8 +26,9 @@ pub struct Args {
     /// completes the job; a new worker takes over (with --workers 2 or more, another replica).
     #[arg(long, value_name = "JOB_TYPE")]
     pub kill_worker_at: Option<String>,
-    /// Where --kill-worker-at kills: after the step acted and recorded its outcome, or between
-    /// recording the intent of its first mutating call and the call.
+    /// Where --kill-worker-at kills: after the step acted and recorded its outcome, between
+    /// recording the intent of its first mutating call and the call, or between that call and
+    /// recording its outcome.
     #[arg(long, value_enum, default_value_t = KillPoint::AfterAct)]
     pub kill_point: KillPoint,
     /// Worker replicas running against the engine, each with its own journal file.

@@ -44,6 +44,9 @@ pub enum KillPoint {
     AfterAct,
     /// Right after the step recorded the intent of its first mutating call, before the call.
     AfterIntent,
+    /// Right after the step's first mutating call was answered, before its outcome was recorded:
+    /// the instance holds an intent without outcome for a call that was made.
+    AfterCall,
 }
 
 /// How user tasks are answered.
@@ -827,13 +830,18 @@ impl WorkerSupervisor {
     fn spawn(&mut self, i: usize) -> Result<(), RehearsalError> {
         let config = self.replicas[i].config.clone();
         let client = GatewayClient::connect(&config.management).map_err(|e| RehearsalError::Worker(e.to_string()))?;
-        let kill_intent = match (&self.kill_at, self.kill_point) {
-            (Some(job_type), KillPoint::AfterIntent) if !self.killed_once.load(Ordering::SeqCst) => Some(job_type),
+        let kill_at_record = match (&self.kill_at, self.kill_point) {
+            (Some(job_type), KillPoint::AfterIntent | KillPoint::AfterCall)
+                if !self.killed_once.load(Ordering::SeqCst) =>
+            {
+                Some(job_type)
+            }
             _ => None,
         };
-        let recorder: Arc<dyn InstanceRecorder> = match kill_intent {
-            Some(job_type) => Arc::new(KillAfterIntent {
+        let recorder: Arc<dyn InstanceRecorder> = match kill_at_record {
+            Some(job_type) => Arc::new(KillAtRecord {
                 inner: jobs::GatewayRecorder::new(client.clone()),
+                point: self.kill_point,
                 job_type: job_type.clone(),
                 replica: i,
                 kill: self.kill_tx.clone(),
@@ -881,6 +889,7 @@ impl WorkerSupervisor {
             let when = match self.kill_point {
                 KillPoint::AfterAct => "right after it acted",
                 KillPoint::AfterIntent => "between recording its intent and its call",
+                KillPoint::AfterCall => "between its call and recording the call's outcome",
             };
             if self.replicas.len() == 1 {
                 progress
@@ -929,29 +938,44 @@ fn kill_after_act(
     })
 }
 
-/// Wraps the recorder: the first intent of a call of `job_type` is recorded, then the replica
-/// reports the kill and never returns, as if the process died between the record and the call.
-struct KillAfterIntent {
+/// Wraps the recorder. [`KillPoint::AfterIntent`]: the first intent of a call of `job_type` is
+/// recorded, then the replica reports the kill and never returns, as if the process died between
+/// the record and the call. [`KillPoint::AfterCall`]: the first outcome of a call of `job_type`
+/// is not recorded: the replica dies after the call was answered and before the record says so.
+struct KillAtRecord {
     inner: jobs::GatewayRecorder,
+    point: KillPoint,
     job_type: String,
     replica: usize,
     kill: mpsc::UnboundedSender<(usize, String)>,
     once: Arc<AtomicBool>,
 }
 
-impl InstanceRecorder for KillAfterIntent {
+impl InstanceRecorder for KillAtRecord {
     fn record(
         &self,
         element_instance_key: i64,
         variables: Map<String, Value>,
     ) -> futures::future::BoxFuture<'_, Result<(), RecordError>> {
         Box::pin(async move {
-            let intent_of_ours = variables.values().any(|v| {
-                v.get("step").and_then(Value::as_str) == Some(self.job_type.as_str())
-                    && v.get("outcome").is_some_and(Value::is_null)
-            });
+            // a record of ours: an intent (outcome null) or an outcome
+            let ours = |outcome_recorded: bool| {
+                variables.values().any(|v| {
+                    v.get("step").and_then(Value::as_str) == Some(self.job_type.as_str())
+                        && v.get("outcome").is_some_and(|o| o.is_null() != outcome_recorded)
+                })
+            };
+            let (kill_before, kill_after) = match self.point {
+                KillPoint::AfterCall => (ours(true), false),
+                KillPoint::AfterIntent => (false, ours(false)),
+                KillPoint::AfterAct => (false, false),
+            };
+            if kill_before && !self.once.swap(true, Ordering::SeqCst) {
+                let _ = self.kill.send((self.replica, self.job_type.clone()));
+                std::future::pending::<()>().await;
+            }
             self.inner.record(element_instance_key, variables).await?;
-            if intent_of_ours && !self.once.swap(true, Ordering::SeqCst) {
+            if kill_after && !self.once.swap(true, Ordering::SeqCst) {
                 let _ = self.kill.send((self.replica, self.job_type.clone()));
                 std::future::pending::<()>().await;
             }
