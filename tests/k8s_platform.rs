@@ -383,6 +383,27 @@ async fn a_log_without_the_line_falls_back_to_the_configmap_only_when_the_rollou
     assert_eq!(s.profiles, strings(&["broker", "identity", "consolidated-auth"]));
 }
 
+/// A kubeconfig or context that cannot be used does not heal by retrying: the platform refuses
+/// (a BPMN error for a person, naming the setting), instead of failing the job into an incident.
+#[tokio::test]
+async fn an_unusable_kubeconfig_is_refused_naming_the_setting() {
+    let env = start(installed()).await;
+    let mut target = env.target.clone();
+    target.regions[1].kubeconfig = Some(env.dir.path().join("no-such-kubeconfig"));
+    let h = connect("staging", &target).unwrap();
+    let e = h.platform.status(&target, 1).await.unwrap_err();
+    let PlatformError::Refused(m) = e else { panic!("{e:?}") };
+    assert!(m.contains("targets.staging.regions[1].kubeconfig") && m.contains("nothing was changed"), "{m}");
+    // a context the kubeconfig does not have
+    let mut target = env.target.clone();
+    target.regions[1].kube_context = Some("region-z".into());
+    let h = connect("staging", &target).unwrap();
+    let e = h.platform.status(&target, 1).await.unwrap_err();
+    let PlatformError::Refused(m) = e else { panic!("{e:?}") };
+    assert!(m.contains("targets.staging.regions[1].kube_context"), "{m}");
+    assert!(env.mutations().is_empty());
+}
+
 #[tokio::test]
 async fn unreadable_objects_fail_closed_and_a_missing_statefulset_is_no_release() {
     let mut f = installed();

@@ -2,7 +2,7 @@
 //! Helm through a [`HelmRunner`] (the CLI, or a person) whose result is read from the release
 //! secret, and the restart of one pod.
 use super::observe::{namespace_of, observe};
-use super::{api_error, client, is_not_found, pod_name, release};
+use super::{K8sError, api_error, client, is_not_found, pod_name, release};
 use crate::config::TargetConfig;
 use crate::platform::{HelmAction, HelmRelease, HelmRunner, Platform, PlatformError, PlatformStatus};
 use futures::FutureExt;
@@ -44,10 +44,12 @@ impl Clients {
             )));
         };
         let timeout = Duration::from_secs(self.target.kubernetes.request_timeout_secs.max(1));
-        let c = cell
-            .get_or_try_init(|| client(&self.target_name, region, rc, timeout))
-            .await
-            .map_err(|e| PlatformError::Failed(e.to_string()))?;
+        let c = cell.get_or_try_init(|| client(&self.target_name, region, rc, timeout)).await.map_err(|e| match e {
+            // a kubeconfig or context that cannot be used does not heal by retrying: a person
+            // fixes the named setting (the step asks, with nothing changed), then retries
+            K8sError::Config { .. } => PlatformError::Refused(format!("{e}; nothing was changed in region {region}")),
+            K8sError::Api(_) => PlatformError::Failed(e.to_string()),
+        })?;
         Ok((c.clone(), namespace_of(c, &rc.namespace)))
     }
 }
