@@ -177,6 +177,9 @@ impl TargetApi for RetryingReads {
     fn process_instances(&self, region: u8, bpmn_process_id: String) -> BoxFuture<'_, ApiResult<Vec<String>>> {
         self.read("process_instances", move || self.inner.process_instances(region, bpmn_process_id.clone()))
     }
+    fn process_definitions(&self, region: u8, bpmn_process_id: String) -> BoxFuture<'_, ApiResult<Vec<String>>> {
+        self.read("process_definitions", move || self.inner.process_definitions(region, bpmn_process_id.clone()))
+    }
     fn mutate(&self, region: u8, mutation: Mutation) -> BoxFuture<'_, ApiResult<MutationResult>> {
         self.inner.mutate(region, mutation)
     }

@@ -41,14 +41,13 @@ async fn two_replicas_one_killed(scenario: Scenario, job_type: &str, kill_point:
 /// The one repetition a step makes by design when it died between a call and the record of the
 /// call's outcome, because the target cannot tell whether the call took effect (docs/jobs.md,
 /// "Call records"): pause and resume have no status endpoint and are issued again (harmless on
-/// 8.8); the canary process is deployed again (the engine keeps the version of an identical
-/// resource). Every other step observes the target and makes no call twice.
+/// 8.8). Every other step observes the target (the canary deployment: the definition search)
+/// and makes no call twice.
 fn designed_repeat(job_type: &str, kill_point: KillPoint) -> Vec<String> {
     let repeated = |call: &str| vec![format!("region 0 {call} (2 times)")];
     match (kill_point, job_type) {
         (KillPoint::AfterCall, "c8dr.pause-exporting") => repeated("management POST /actuator/exporting/pause"),
         (KillPoint::AfterCall, "c8dr.resume-exporting") => repeated("management POST /actuator/exporting/resume"),
-        (KillPoint::AfterCall, "c8dr.drill-canaries") => repeated("rest POST /v2/deployments"),
         _ => vec![],
     }
 }

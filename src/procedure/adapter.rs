@@ -216,6 +216,15 @@ impl TargetApi for ClientTarget {
         .boxed()
     }
 
+    fn process_definitions(&self, region: u8, bpmn_process_id: String) -> BoxFuture<'_, ApiResult<Vec<String>>> {
+        async move {
+            let filter = serde_json::json!({ "processDefinitionId": bpmn_process_id });
+            let page = self.target.region(region).rest.search_process_definitions(filter, 100).await?;
+            Ok(page.items.into_iter().map(|d| d.process_definition_key).collect())
+        }
+        .boxed()
+    }
+
     fn mutate(&self, region: u8, mutation: Mutation) -> BoxFuture<'_, ApiResult<MutationResult>> {
         async move {
             let r = self.target.region(region);

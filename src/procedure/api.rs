@@ -458,6 +458,8 @@ pub trait TargetApi: Send + Sync {
     fn health(&self, region: u8) -> BoxFuture<'_, ApiResult<HealthInfo>>;
     /// Keys of the instances of `bpmn_process_id` that `POST /v2/process-instances/search` finds.
     fn process_instances(&self, region: u8, bpmn_process_id: String) -> BoxFuture<'_, ApiResult<Vec<String>>>;
+    /// Keys of the definitions of `bpmn_process_id` that `POST /v2/process-definitions/search` finds.
+    fn process_definitions(&self, region: u8, bpmn_process_id: String) -> BoxFuture<'_, ApiResult<Vec<String>>>;
     /// The one mutating call. Use [`super::StepEnv::mutate`], which journals it.
     fn mutate(&self, region: u8, mutation: Mutation) -> BoxFuture<'_, ApiResult<MutationResult>>;
 }

@@ -169,11 +169,19 @@ async fn create_canaries(env: &StepEnv<'_>, at: Surviving, canaries: CanaryVars)
         }
     }
     let deploy = Mutation::DeployProcess { resource_name: "c8dr-canary.bpmn".into(), xml: CANARY_BPMN.into() };
-    let deployed = env.recorded(&super::mutation_fact(region, &deploy))?.is_some_and(|r| r.succeeded());
     let already = keys.len() >= count;
+    let deployed = match env.recorded(&super::mutation_fact(region, &deploy))? {
+        Some(r) if r.succeeded() => true,
+        // an earlier attempt announced the deployment and died before its answer was recorded:
+        // the definition tells whether it was made; a search that does not show it yet (the
+        // secondary storage lags a little) deploys again, which the engine answers with the same
+        // version for an identical resource
+        Some(r) if r.unknown() && !already => {
+            !env.api.process_definitions(region, CANARY_PROCESS_ID.to_string()).await?.is_empty()
+        }
+        _ => false,
+    };
     if !already && !deployed {
-        // an unknown earlier deployment is deployed again: the engine keeps the same version for
-        // an identical resource
         env.mutate(region, deploy).await??;
     }
     while keys.len() < count {

@@ -45,6 +45,8 @@ pub struct State {
     pub calls: Vec<(u8, String)>,
     pub fail_next: u32,
     pub instances: Vec<String>,
+    /// Keys of the deployed process definitions (the canary's).
+    pub definitions: Vec<String>,
     pub restore_fails: bool,
     /// A lost region's gateway still answers (a partition, not a loss).
     pub lost_gateway_answers: bool,
@@ -93,6 +95,7 @@ impl FakeTarget {
                 calls: vec![],
                 fail_next: 0,
                 instances: vec![],
+                definitions: vec![],
                 restore_fails: false,
                 lost_gateway_answers: false,
                 lost_gateway_error: None,
@@ -420,6 +423,15 @@ impl TargetApi for FakeTarget {
         async move { r }.boxed()
     }
 
+    fn process_definitions(&self, _region: u8, _id: String) -> BoxFuture<'_, ApiResult<Vec<String>>> {
+        let r = (|| {
+            let mut s = self.lock();
+            fault(&mut s)?;
+            Ok(s.definitions.clone())
+        })();
+        async move { r }.boxed()
+    }
+
     fn mutate(&self, region: u8, mutation: Mutation) -> BoxFuture<'_, ApiResult<MutationResult>> {
         let r = (|| {
             let mut s = self.lock();
@@ -486,7 +498,10 @@ impl TargetApi for FakeTarget {
                     s.es[reg].health = HealthStatus::Red;
                     Ok(MutationResult::Ack)
                 }
-                Mutation::DeployProcess { .. } => Ok(MutationResult::Key("1".into())),
+                Mutation::DeployProcess { .. } => {
+                    s.definitions = vec!["1".into()];
+                    Ok(MutationResult::Key("1".into()))
+                }
                 Mutation::CreateProcessInstance { .. } => {
                     let k = format!("22517998{}", s.instances.len());
                     s.instances.push(k.clone());

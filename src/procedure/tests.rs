@@ -620,6 +620,30 @@ fn intent(action: &str, step: &str, observed: Option<Value>) -> Value {
     })
 }
 
+/// A replica died between deploying the canary process and recording the answer: the
+/// definition search tells whether the deployment was made; it is made again only when the
+/// search does not show it.
+#[tokio::test]
+async fn an_unknown_canary_deployment_is_settled_by_the_definition_search() {
+    let deploy = super::api::Mutation::DeployProcess {
+        resource_name: "c8dr-canary.bpmn".into(),
+        xml: super::drill::CANARY_BPMN.into(),
+    };
+    let var = super::record::variable_name(&super::mutation_fact(0, &deploy));
+    let v = json!({"lostRegion": 1, "canaryCount": 2});
+    let deploys = |h: &H| h.api.lock().calls.iter().filter(|(_, a)| a == "deploy-process").count();
+    for shown in [true, false] {
+        let h = H::new();
+        if shown {
+            h.api.lock().definitions = vec!["2251799813685300".into()];
+        }
+        h.rec.set(&var, intent("deploy-process", "c8dr.drill-canaries", None));
+        let c = done(h.run("drill-canaries", v.clone(), &[("action", "create")]).await, "create");
+        assert_eq!(c["canaryKeys"].as_array().map(Vec::len), Some(2));
+        assert_eq!(deploys(&h), usize::from(!shown), "definition shown: {shown}");
+    }
+}
+
 /// Issue 9.7: an intent without outcome (a replica died between the record and the call, or
 /// between the call and its outcome) is "unknown": the step observes or takes the safe action.
 #[tokio::test]
