@@ -667,56 +667,31 @@ mod tests {
             element_id: step.into(),
             ..Default::default()
         };
-        let run = |input: StepInput| {
-            let (api, plat, target, journal, recorder) = (&api, &plat, &target, &journal, &recorder);
-            async move {
-                let env = StepEnv {
-                    input: &input,
-                    target,
-                    api,
-                    platform: plat,
-                    drill: plat,
-                    journal,
-                    recorder,
-                    written: Default::default(),
-                };
-                run_step(&env).await
-            }
+        let run = async |input: StepInput, journal: &Journal| {
+            let env = StepEnv {
+                input: &input,
+                target: &target,
+                api: &api,
+                platform: &plat,
+                drill: &plat,
+                journal,
+                recorder: &recorder,
+                written: Default::default(),
+            };
+            run_step(&env).await
         };
-        match run(input("resume-exporting")).await {
+        match run(input("resume-exporting"), &journal).await {
             StepOutcome::Done { already_done: false, .. } => {}
             other => panic!("the damaged journal line decided: {other:?}"),
         }
         assert_eq!(api.mutations(), 1);
         std::fs::write(&path, "").unwrap();
         let journal = Journal::new(&path);
-        let env_input = input("pause-exporting");
-        let env = StepEnv {
-            input: &env_input,
-            target: &target,
-            api: &api,
-            platform: &plat,
-            drill: &plat,
-            journal: &journal,
-            recorder: &recorder,
-            written: Default::default(),
-        };
-        assert!(matches!(run_step(&env).await, StepOutcome::Done { .. }));
+        assert!(matches!(run(input("pause-exporting"), &journal).await, StepOutcome::Done { .. }));
         assert_eq!(api.mutations(), 2);
         // moved away while the worker runs: nothing decided, nothing written anywhere
         std::fs::rename(&path, dir.path().join("moved.jsonl")).unwrap();
-        let env_input = input("resume-exporting");
-        let env = StepEnv {
-            input: &env_input,
-            target: &target,
-            api: &api,
-            platform: &plat,
-            drill: &plat,
-            journal: &journal,
-            recorder: &recorder,
-            written: Default::default(),
-        };
-        match run_step(&env).await {
+        match run(input("resume-exporting"), &journal).await {
             StepOutcome::Retry { message } => assert!(message.contains("moved"), "{message}"),
             other => panic!("called without an audit copy: {other:?}"),
         }
